@@ -1,0 +1,43 @@
+"""intsim: a bit-exact emulator of integer machine-learning hardware.
+
+>>> import numpy as np, intsim
+>>> r = intsim.matmul(np.array([[1, -2]]), np.array([[3], [4]]))
+>>> int(r.values[0, 0]), r.n_overflow
+(-5, 0)
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .datapath import OVERFLOW_POLICIES, Datapath, overflow_policy
+from .errors import (
+    AccumulatorOverflow,
+    ConfigError,
+    DTypeError,
+    FileFormatError,
+    IntsimError,
+    ModelNotInstalledError,
+    OperandRangeError,
+    RegisterOverflow,
+    ShapeError,
+)
+from .gemm import GemmResult, gemm_ops, matmul, trace_output
+from .inttype import IntType
+from .opcounts import OP_KINDS, OpCounts
+from .rounding import ROUNDING_MODES, div_round, round_float, rounding_mode, shift_right
+
+try:
+    __version__ = version("intsim")
+except PackageNotFoundError:  # running from a source tree without installing
+    __version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "AccumulatorOverflow", "ConfigError", "DTypeError", "FileFormatError", "IntsimError",
+    "ModelNotInstalledError", "OperandRangeError", "RegisterOverflow", "ShapeError",
+    "IntType", "ROUNDING_MODES", "rounding_mode", "shift_right", "div_round", "round_float",
+    "Datapath", "OVERFLOW_POLICIES", "overflow_policy",
+    "GemmResult", "matmul", "gemm_ops", "trace_output",
+    "OpCounts", "OP_KINDS",
+]

@@ -1,0 +1,219 @@
+"""numba kernels of the GEMM datapath (internal).
+
+All kernels take int64 operands. ``_scan_narrow`` emulates the ordered
+accumulation in plain int64 arithmetic and is used only when the caller has
+proved that no product, tree sum or register add can leave int64.
+``_scan_wide`` carries tree sums and register adds in 128 bits (a signed high
+word and an unsigned low word stored in int64), so it is exact for every
+configuration the Datapath accepts (32-bit operands, 64-bit accumulators).
+numba's int64 arithmetic wraps modulo 2**64, which the 128-bit code relies on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+WRAP, SATURATE, RAISE = 0, 1, 2
+POLICY_CODES = {"wrap": WRAP, "saturate": SATURATE, "raise": RAISE}
+
+_MIN64 = np.int64(-(2**63))
+
+
+@njit(cache=True, inline="always")
+def _lims(w):
+    one = np.int64(1)
+    hi = (one << np.int64(w - 1)) - one if w < 64 else np.int64(2**63 - 1)
+    return -hi - one, hi
+
+
+@njit(cache=True, inline="always")
+def _wrap64(v, w):
+    s = np.int64(64 - w)
+    return (v << s) >> s
+
+
+@njit(cache=True, inline="always")
+def _ult(a, b):
+    return (a ^ _MIN64) < (b ^ _MIN64)
+
+
+@njit(cache=True, inline="always")
+def _add128(hi, lo, bhi, blo):
+    nlo = lo + blo
+    carry = np.int64(1) if _ult(nlo, lo) else np.int64(0)
+    return hi + bhi + carry, nlo
+
+
+@njit(cache=True, inline="always")
+def _fits128(hi, lo, lo_lim, hi_lim):
+    if hi == 0 and lo >= 0:
+        return lo <= hi_lim
+    if hi == -1 and lo < 0:
+        return lo >= lo_lim
+    return False
+
+
+@njit(cache=True, parallel=True)
+def _scan_wide(A, BT, bias, rows, cols, k_chunk, chunk_bits, chunk_pol, acc_bits, acc_pol,
+               out_val, out_flag, out_k, out_hi, out_lo, out_stage, out_rk):
+    K = A.shape[1]
+    acc_lo_lim, acc_hi_lim = _lims(acc_bits)
+    ch_lo_lim, ch_hi_lim = _lims(chunk_bits if chunk_bits > 0 else 64)
+    for s in prange(rows.size):
+        i = rows[s]
+        j = cols[s]
+        acc = bias[j]
+        first = -1
+        stage = 0
+        vhi = np.int64(0)
+        vlo = np.int64(0)
+        rk = -1
+        for k0 in range(0, K, k_chunk):
+            k1 = min(k0 + k_chunk, K)
+            hi = np.int64(0)
+            lo = np.int64(0)
+            for k in range(k0, k1):
+                a = A[i, k]
+                b = BT[j, k]
+                p = a * b
+                phi = np.int64(-1) if ((a < 0) != (b < 0)) and a != 0 and b != 0 else np.int64(0)
+                hi, lo = _add128(hi, lo, phi, p)
+            if chunk_bits > 0:
+                if not _fits128(hi, lo, ch_lo_lim, ch_hi_lim):
+                    if first < 0:
+                        first = k1 - 1
+                    if chunk_pol == RAISE:
+                        stage = 1
+                        vhi = hi
+                        vlo = lo
+                        rk = k1 - 1
+                        break
+                    if chunk_pol == WRAP:
+                        lo = _wrap64(lo, chunk_bits)
+                    else:
+                        lo = ch_lo_lim if hi < 0 else ch_hi_lim
+                hi = np.int64(-1) if lo < 0 else np.int64(0)
+            ahi = np.int64(-1) if acc < 0 else np.int64(0)
+            hi, lo = _add128(hi, lo, ahi, acc)
+            if _fits128(hi, lo, acc_lo_lim, acc_hi_lim):
+                acc = lo
+            else:
+                if first < 0:
+                    first = k1 - 1
+                if acc_pol == RAISE:
+                    stage = 2
+                    vhi = hi
+                    vlo = lo
+                    rk = k1 - 1
+                    break
+                if acc_pol == WRAP:
+                    acc = _wrap64(lo, acc_bits)
+                else:
+                    acc = acc_lo_lim if hi < 0 else acc_hi_lim
+        out_val[s] = acc
+        out_flag[s] = first >= 0
+        out_k[s] = first
+        out_hi[s] = vhi
+        out_lo[s] = vlo
+        out_stage[s] = stage
+        out_rk[s] = rk
+
+
+@njit(cache=True, parallel=True)
+def _scan_narrow(A, BT, bias, rows, cols, k_chunk, chunk_bits, chunk_pol, acc_bits, acc_pol,
+                 out_val, out_flag, out_k, out_hi, out_lo, out_stage, out_rk):
+    K = A.shape[1]
+    acc_lo_lim, acc_hi_lim = _lims(acc_bits)
+    ch_lo_lim, ch_hi_lim = _lims(chunk_bits if chunk_bits > 0 else 64)
+    for s in prange(rows.size):
+        i = rows[s]
+        j = cols[s]
+        acc = bias[j]
+        first = -1
+        stage = 0
+        val = np.int64(0)
+        rk = -1
+        for k0 in range(0, K, k_chunk):
+            k1 = min(k0 + k_chunk, K)
+            t = np.int64(0)
+            for k in range(k0, k1):
+                t += A[i, k] * BT[j, k]
+            if chunk_bits > 0 and (t < ch_lo_lim or t > ch_hi_lim):
+                if first < 0:
+                    first = k1 - 1
+                if chunk_pol == RAISE:
+                    stage = 1
+                    val = t
+                    rk = k1 - 1
+                    break
+                if chunk_pol == WRAP:
+                    t = _wrap64(t, chunk_bits)
+                else:
+                    t = ch_lo_lim if t < 0 else ch_hi_lim
+            t += acc
+            if t < acc_lo_lim or t > acc_hi_lim:
+                if first < 0:
+                    first = k1 - 1
+                if acc_pol == RAISE:
+                    stage = 2
+                    val = t
+                    rk = k1 - 1
+                    break
+                if acc_pol == WRAP:
+                    t = _wrap64(t, acc_bits)
+                else:
+                    t = acc_lo_lim if t < 0 else acc_hi_lim
+            acc = t
+        out_val[s] = acc
+        out_flag[s] = first >= 0
+        out_k[s] = first
+        out_hi[s] = np.int64(-1) if val < 0 else np.int64(0)
+        out_lo[s] = val
+        out_stage[s] = stage
+        out_rk[s] = rk
+
+
+@njit(cache=True, parallel=True)
+def _gemm_int64(A, B, out):
+    """out += A @ B in int64 arithmetic (wrapping modulo 2**64)."""
+    M, K = A.shape
+    N = B.shape[1]
+    for i in prange(M):
+        for k in range(K):
+            a = A[i, k]
+            if a != 0:
+                for j in range(N):
+                    out[i, j] += a * B[k, j]
+
+
+def scan(A, BT, bias, rows, cols, k_chunk, chunk_bits, chunk_pol, acc_bits, acc_pol, wide):
+    """Run the ordered accumulation for the outputs (rows[s], cols[s]).
+
+    Returns (values, flags, first_k, raise value high and low words, raise stage, raise k):
+    an overflow in a stage whose policy is raise stops that output and records the
+    stage (1 adder-tree output, 2 accumulator register; 0 none), its k and the value.
+    """
+    S = rows.size
+    val = np.empty(S, np.int64)
+    flag = np.empty(S, np.bool_)
+    firstk = np.empty(S, np.int64)
+    vhi = np.empty(S, np.int64)
+    vlo = np.empty(S, np.int64)
+    stage = np.empty(S, np.int8)
+    raise_k = np.empty(S, np.int64)
+    kern = _scan_wide if wide else _scan_narrow
+    kern(A, BT, bias, rows, cols, np.int64(k_chunk), np.int64(chunk_bits), np.int64(chunk_pol),
+         np.int64(acc_bits), np.int64(acc_pol), val, flag, firstk, vhi, vlo, stage, raise_k)
+    return val, flag, firstk, vhi, vlo, stage, raise_k
+
+
+def gemm_int64(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    out = np.zeros((A.shape[0], B.shape[1]), np.int64)
+    _gemm_int64(A, B, out)
+    return out
+
+
+def value128(hi: int, lo: int) -> int:
+    """The Python int of a (signed high, unsigned low) 128-bit pair stored as int64s."""
+    return (int(hi) << 64) | (int(lo) & 0xFFFFFFFFFFFFFFFF)

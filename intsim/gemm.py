@@ -1,0 +1,375 @@
+"""Exact GEMM on the emulated datapath: :func:`matmul` and :class:`GemmResult`.
+
+The result never depends on float rounding. Per call, intsim proves which
+outputs cannot overflow and computes those by the fastest exact method; only
+the outputs the proof cannot clear are emulated add by add, in order.
+
+* The proof: every partial sum of output (i, j), and every adder-tree sum, is
+  bounded in magnitude by ``|bias_j| + sum_k |A[i,k]| * |B[k,j]|``. A global
+  bound (``max|A| * max|B| * K``) clears most calls at once; otherwise per-output
+  bounds (``max_k |A[i,k]| * sum_k |B[k,j]|`` and its transpose, then the exact
+  ``|A| @ |B|`` for the outputs still in doubt) pick the outputs to emulate.
+* The exact product of the cleared outputs: float32 BLAS when every partial sum
+  is an integer of magnitude at most 2**24 (taken in K-blocks when needed, block
+  results summed in float64, exact below 2**53), float64 BLAS below 2**53,
+  otherwise an int64 numba kernel. Integers of that size and their sums are
+  represented exactly, so any summation order, with or without FMA, gives the
+  exact sum. (BLAS libraries compute each output as a sum of its products;
+  intsim also checks a few outputs per call against int64 arithmetic.)
+* The outputs in doubt: an ordered numba scan implementing the datapath
+  definition literally (in 128-bit arithmetic when 64 bits might not hold a
+  sum), with provenance: the first overflowing k and the value that did not fit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import _kernels as kern
+from ._arrays import as_int_array, as_int_matrix, to_int64
+from .datapath import Datapath
+from .errors import AccumulatorOverflow, OperandRangeError, ShapeError
+from .inttype import IntType
+from .opcounts import OpCounts
+
+__all__ = ["GemmResult", "matmul", "gemm_ops", "trace_output"]
+
+_F32_EXACT = 1 << 24
+_F64_EXACT = 1 << 53
+_MIN_F32_BLOCK = 256
+_SPOT_CHECKS = 8
+
+
+@dataclass(frozen=True)
+class GemmResult:
+    """The outcome of :func:`matmul`.
+
+    Attributes
+    ----------
+    values:
+        int64 (M, N): each accumulator register after its last add.
+    overflow:
+        bool (M, N): some add (adder tree or accumulator) overflowed for this output.
+    first_overflow_k:
+        int64 (M, N): the k of the last product in the first overflowing add, -1 where none.
+    ops:
+        :class:`~intsim.OpCounts` of the GEMM.
+    datapath:
+        the :class:`~intsim.Datapath` it ran on.
+    method:
+        how the cleared outputs were computed (``"float32-blas"``, ``"float64-blas"``,
+        ``"int64"``, ``"none"``); ``n_scanned`` outputs were emulated in order.
+    """
+
+    values: np.ndarray
+    overflow: np.ndarray
+    first_overflow_k: np.ndarray
+    ops: OpCounts
+    datapath: Datapath
+    method: str = "none"
+    n_scanned: int = 0
+
+    @property
+    def n_overflow(self) -> int:
+        """Number of outputs with at least one overflow."""
+        return int(np.count_nonzero(self.overflow))
+
+
+def gemm_ops(M: int, K: int, N: int, dp: Datapath) -> OpCounts:
+    """Exact op counts of an (M, K) @ (K, N) GEMM on ``dp``.
+
+    With ``k_chunk == 1``: ``M*N*K`` MACs ``(a_bits, b_bits, acc_bits)``. With
+    ``k_chunk > 1``: ``M*N*K`` multiplies, ``M*N*(K - G)`` adder-tree adds at the tree
+    width and ``M*N*G`` accumulator adds, G = ceil(K / k_chunk) groups per output.
+    Memory: each A and B element read once, each output written once at acc_bits.
+    """
+    ops = OpCounts()
+    if M * N * K:
+        if dp.k_chunk == 1:
+            ops.add("mac", (dp.a.bits, dp.b.bits, dp.acc_bits), M * N * K)
+        else:
+            groups = -(-K // dp.k_chunk)
+            ops.add("mul", (dp.a.bits, dp.b.bits), M * N * K)
+            ops.add("add", (dp.tree_bits(),), M * N * (K - groups))
+            ops.add("add", (dp.acc_bits,), M * N * groups)
+    ops.add("read", (dp.a.bits,), M * K)
+    ops.add("read", (dp.b.bits,), K * N)
+    ops.add("write", (dp.acc_bits,), M * N)
+    return ops
+
+
+def _abs_max(x: np.ndarray) -> int:
+    if x.size == 0:
+        return 0
+    return max(abs(int(x.min())), abs(int(x.max())))
+
+
+def _exact_product(A: np.ndarray, B: np.ndarray, pmax: int) -> tuple[np.ndarray, str]:
+    """Exact int64 A @ B for operands whose partial sums all fit the method used.
+
+    ``pmax`` bounds every |A[i,k] * B[k,j]|; the caller guarantees that every
+    partial sum of every output fits int64.
+    """
+    M, K = A.shape
+    N = B.shape[1]
+    if pmax == 0 or K == 0:
+        return np.zeros((M, N), np.int64), "none"
+    kb32 = _F32_EXACT // pmax
+    if kb32 >= min(K, _MIN_F32_BLOCK):
+        a32 = A.astype(np.float32)
+        b32 = B.astype(np.float32)
+        if kb32 >= K:
+            return (a32 @ b32).astype(np.int64), "float32-blas"
+        if pmax * K < _F64_EXACT:
+            total = np.zeros((M, N), np.float64)
+            for k0 in range(0, K, kb32):
+                total += a32[:, k0:k0 + kb32] @ b32[k0:k0 + kb32]
+            return total.astype(np.int64), "float32-blas"
+    kb64 = _F64_EXACT // pmax
+    if kb64 >= min(K, _MIN_F32_BLOCK):
+        a64 = A.astype(np.float64)
+        b64 = B.astype(np.float64)
+        if kb64 >= K:
+            return (a64 @ b64).astype(np.int64), "float64-blas"
+        total_i = np.zeros((M, N), np.int64)
+        for k0 in range(0, K, kb64):
+            total_i += (a64[:, k0:k0 + kb64] @ b64[k0:k0 + kb64]).astype(np.int64)
+        return total_i, "float64-blas"
+    return kern.gemm_int64(to_int64(A, "A"), to_int64(B, "B")), "int64"
+
+
+def _abs_product(A: np.ndarray, B: np.ndarray, pmax: int) -> np.ndarray | None:
+    """Exact |A| @ |B| as int64 where it is exactly computable in float64; else None."""
+    K = A.shape[1]
+    if pmax * K >= _F64_EXACT:
+        return None
+    absA = np.abs(A.astype(np.int64))
+    absB = np.abs(B.astype(np.int64))
+    return _exact_product(absA, absB, pmax)[0]
+
+
+def _spot_check(A: np.ndarray, B: np.ndarray, values: np.ndarray, cleared: np.ndarray,
+                bias64: np.ndarray, method: str) -> None:
+    """Recompute a few cleared outputs in int64; a mismatch means the BLAS is not exact."""
+    idx = np.flatnonzero(cleared.reshape(-1))
+    if idx.size == 0 or method in ("none", "int64"):
+        return
+    picks = idx[np.linspace(0, idx.size - 1, min(_SPOT_CHECKS, idx.size)).astype(np.int64)]
+    N = values.shape[1]
+    for p in picks:
+        i, j = divmod(int(p), N)
+        want = int(np.dot(A[i].astype(np.int64), B[:, j].astype(np.int64))) + int(bias64[j])
+        if want != int(values[i, j]):  # pragma: no cover - would mean a non-exact BLAS
+            raise RuntimeError(f"internal check failed: {method} gave {int(values[i, j])} for output "
+                               f"({i}, {j}), exact value {want}; please report this with your BLAS build")
+
+
+def matmul(A: Any, B: Any, datapath: Datapath | None = None, bias: Any = None) -> GemmResult:
+    """Run ``A @ B`` on the emulated datapath, bit-exactly.
+
+    Parameters
+    ----------
+    A, B:
+        Integer arrays of shapes (M, K) and (K, N), any numpy integer dtype (or nested
+        lists of ints). Entries must lie in ``datapath.a`` and ``datapath.b``.
+    datapath:
+        The hardware (default ``Datapath()``: int8 x int8 into a 32-bit accumulator,
+        overflow raises).
+    bias:
+        Optional per-output-column initial register values, shape (N,), each in the
+        accumulator's range.
+
+    Returns
+    -------
+    GemmResult
+        ``values`` (int64 registers), ``overflow`` flags, ``first_overflow_k`` and ``ops``.
+
+    Raises
+    ------
+    DTypeError
+        float, bool or object operands.
+    ShapeError
+        operands that are not 2-D or whose inner dimensions differ.
+    OperandRangeError
+        an entry outside its operand type, or a bias outside the accumulator range.
+    AccumulatorOverflow
+        with ``overflow="raise"``: names the first overflowing output in row-major
+        order, its k step, the value that did not fit and how many outputs overflowed.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> from intsim import Datapath, IntType, matmul
+    >>> A = np.array([[7, 7], [-8, 1]]); B = np.array([[7], [7]])
+    >>> r = matmul(A, B, Datapath(a=IntType(4), b=IntType(4), acc_bits=7, overflow="saturate"))
+    >>> r.values.ravel().tolist(), r.first_overflow_k.ravel().tolist()
+    [[63, -49], [1, -1]]
+    """
+    dp = datapath if datapath is not None else Datapath()
+    if not isinstance(dp, Datapath):
+        raise TypeError(f"datapath must be an intsim.Datapath, got {type(dp).__name__}")
+    A = as_int_matrix(A, "A")
+    B = as_int_matrix(B, "B")
+    M, K = A.shape
+    K2, N = B.shape
+    if K != K2:
+        raise ShapeError(f"inner dimensions differ: A is {M}x{K} (M x K) but B is {K2}x{N} (K x N)")
+    dp.a.check(A, "A")
+    dp.b.check(B, "B")
+    acc = dp.acc
+    if bias is None:
+        bias64 = np.zeros(N, np.int64)
+    else:
+        barr = as_int_array(bias, "bias")
+        if barr.shape != (N,):
+            raise ShapeError(f"bias must have shape ({N},) (one value per output column), got {barr.shape}")
+        try:
+            acc.check(barr, "bias")
+        except OperandRangeError as exc:
+            raise OperandRangeError(f"{exc} (the accumulator register is {acc.name})", count=exc.count,
+                                    index=exc.index, value=exc.value) from None
+        bias64 = to_int64(barr, "bias")
+    ops = gemm_ops(M, K, N, dp)
+    overflow = np.zeros((M, N), bool)
+    first_k = np.full((M, N), -1, np.int64)
+    if M == 0 or N == 0 or K == 0:
+        values = np.broadcast_to(bias64, (M, N)).copy()
+        return GemmResult(values, overflow, first_k, ops, dp)
+
+    amax, bmax = _abs_max(A), _abs_max(B)
+    pmax = amax * bmax
+    acc_lim = acc.max
+    chunk_lim = (1 << (dp.chunk_bits - 1)) - 1 if dp.chunk_bits is not None else None
+    group = min(dp.k_chunk, K)
+    bias_max = _abs_max(bias64)
+
+    globally_safe = bias_max + pmax * K <= acc_lim and (chunk_lim is None or group * pmax <= chunk_lim)
+    if globally_safe:
+        suspect = None
+    else:
+        suspect = _suspects(A, B, bias64, pmax, acc_lim, chunk_lim, group)
+
+    n_suspect = 0 if suspect is None else int(np.count_nonzero(suspect))
+    if n_suspect == M * N:
+        values = np.empty((M, N), np.int64)
+        method = "none"
+    else:
+        values, method = _exact_product(A, B, pmax)
+        values += bias64
+    if n_suspect:
+        rows, cols = np.nonzero(suspect)
+        A64 = to_int64(A, "A")
+        BT64 = np.ascontiguousarray(to_int64(B, "B").T)
+        wide = _needs_wide(dp, pmax, group)
+        val, flag, fk, vhi, vlo, stage, rk = kern.scan(
+            A64, BT64, bias64, rows.astype(np.int64), cols.astype(np.int64), dp.k_chunk,
+            dp.chunk_bits or 0, kern.POLICY_CODES[dp.chunk_policy], dp.acc_bits,
+            kern.POLICY_CODES[dp.overflow], wide)
+        values[rows, cols] = val
+        overflow[rows, cols] = flag
+        first_k[rows, cols] = fk
+        if (stage != 0).any():
+            _raise_first(dp, rows, cols, rk, vhi, vlo, stage)
+    if method != "none":
+        cleared = np.ones((M, N), bool) if suspect is None else ~suspect
+        _spot_check(A, B, values, cleared, bias64, method)
+    return GemmResult(values, overflow, first_k, ops, dp, method, n_suspect)
+
+
+def _needs_wide(dp: Datapath, pmax: int, group: int) -> bool:
+    """True unless every tree sum and register add provably stays inside int64."""
+    tree = group * pmax
+    if dp.chunk_bits is not None:
+        tree_after = min(tree, 1 << (dp.chunk_bits - 1))
+    else:
+        tree_after = tree
+    return not (tree < 2**62 and tree_after + (1 << (dp.acc_bits - 1)) < 2**62)
+
+
+def _suspects(A: np.ndarray, B: np.ndarray, bias64: np.ndarray, pmax: int, acc_lim: int,
+              chunk_lim: int | None, group: int) -> np.ndarray:
+    """Outputs whose overflow-freedom cannot be proved (bool M x N)."""
+    absA = np.abs(A.astype(np.float64))
+    absB = np.abs(B.astype(np.float64))
+    row_max = absA.max(axis=1)
+    row_sum = absA.sum(axis=1)
+    col_max = absB.max(axis=0)
+    col_sum = absB.sum(axis=0)
+    # Rank-one bounds, computed in float64 with a relative safety margin (they are only bounds).
+    margin = 1.0 + 1e-9
+    bound = np.minimum(np.outer(row_max, col_sum), np.outer(row_sum, col_max)) * margin
+    bound += np.abs(bias64.astype(np.float64))
+    suspect = bound > acc_lim
+    if chunk_lim is not None:
+        chunk_bound = np.outer(row_max, col_max) * (group * margin)
+        chunk_suspect = chunk_bound > chunk_lim
+    else:
+        chunk_suspect = None
+    candidates = suspect if chunk_suspect is None else (suspect | chunk_suspect)
+    if not candidates.any():
+        return candidates
+    # Refine with the exact |A| @ |B| over the rows and columns that hold candidates.
+    r_idx = np.flatnonzero(candidates.any(axis=1))
+    c_idx = np.flatnonzero(candidates.any(axis=0))
+    exact = _abs_product(A[r_idx], B[:, c_idx], pmax)
+    if exact is None:
+        return candidates
+    if acc_lim < 2**62:
+        room = acc_lim - np.abs(bias64[c_idx])
+        sub = exact > room[None, :]
+    else:  # 64-bit registers: |bias| may be 2**63, so compare in Python ints
+        room_o = np.array([acc_lim - abs(int(b)) for b in bias64[c_idx]], dtype=object)
+        sub = (exact.astype(object) > room_o[None, :]).astype(bool)
+    if chunk_suspect is not None:
+        sub |= chunk_suspect[np.ix_(r_idx, c_idx)] & (exact > chunk_lim)
+    refined = np.zeros_like(candidates)
+    refined[np.ix_(r_idx, c_idx)] = sub & candidates[np.ix_(r_idx, c_idx)]
+    return refined
+
+
+def _raise_first(dp: Datapath, rows, cols, rk, vhi, vlo, stage) -> None:
+    raised = np.flatnonzero(stage != 0)
+    s = int(raised[0])  # suspects are listed in row-major order
+    i, j, k = int(rows[s]), int(cols[s]), int(rk[s])
+    value = kern.value128(vhi[s], vlo[s])
+    if stage[s] == 1:
+        bits = dp.chunk_bits or 0
+        where = f"the {bits}-bit adder-tree output"
+    else:
+        bits = dp.acc_bits
+        where = f"the {bits}-bit accumulator"
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    raise AccumulatorOverflow(
+        f"{where} overflowed at output ({i}, {j}), k step {k}: {value} is outside [{lo}, {hi}]; "
+        f"{raised.size} output(s) overflow (the first in row-major order is shown). "
+        "Use overflow='wrap' or 'saturate' to emulate past it, or a wider acc_bits.",
+        index=(i, j), k=k, value=value, bits=bits)
+
+
+def trace_output(A: Any, B: Any, datapath: Datapath, i: int, j: int, bias: Any = None) -> list[int]:
+    """The accumulator register of output (i, j) after each add, in order (Python ints).
+
+    A slow, literal emulation for golden-vector taps and debugging; the policy
+    ``raise`` is treated as ``wrap`` here so the whole trace is returned.
+    """
+    A = as_int_matrix(A, "A")
+    B = as_int_matrix(B, "B")
+    dp = datapath
+    acc = dp.acc
+    reg = 0 if bias is None else int(as_int_array(bias, "bias")[j])
+    out = []
+    K = A.shape[1]
+    for k0 in range(0, K, dp.k_chunk):
+        t = sum(int(A[i, k]) * int(B[k, j]) for k in range(k0, min(k0 + dp.k_chunk, K)))
+        if dp.chunk_bits is not None:
+            ct = IntType(dp.chunk_bits)
+            if not ct.contains(t):
+                t = ct.saturate(t) if dp.chunk_policy == "saturate" else ct.wrap(t)
+        reg += t
+        if not acc.contains(reg):
+            reg = acc.saturate(reg) if dp.overflow == "saturate" else acc.wrap(reg)
+        out.append(reg)
+    return out
