@@ -187,21 +187,115 @@ def _gemm_int64(A, B, out):
                     out[i, j] += a * B[k, j]
 
 
-def scan(A, BT, bias, rows, cols, k_chunk, chunk_bits, chunk_pol, acc_bits, acc_pol, wide):
-    """Run the ordered accumulation for the outputs (rows[s], cols[s]).
+@njit(cache=True, parallel=True)
+def _scan_rows(A, Bc, bias, row_ptr, col, acc_bits, acc_pol, out_val, out_flag, out_k, out_v):
+    """k_chunk = 1, exact tree, narrow arithmetic: all suspects of one row advance together
+    over k, branch-free, so the inner loop vectorizes. Under raise the first overflow is
+    recorded and the row goes on wrapping (the caller raises; the values are not returned)."""
+    R, K = A.shape
+    lo, hi = _lims(acc_bits)
+    sh = np.int64(64 - acc_bits)
+    sat = acc_pol == SATURATE
+    for r in prange(R):
+        s0 = row_ptr[r]
+        n = row_ptr[r + 1] - s0
+        cc = col[s0:s0 + n]
+        acc = np.empty(n, np.int64)
+        first = np.full(n, -1, np.int64)
+        val = np.zeros(n, np.int64)
+        for t in range(n):
+            acc[t] = bias[cc[t]]
+        for k in range(K):
+            a = A[r, k]
+            brow = Bc[k]
+            for t in range(n):
+                v = acc[t] + a * brow[cc[t]]
+                fresh = ((v < lo) | (v > hi)) & (first[t] < 0)
+                first[t] = k if fresh else first[t]
+                val[t] = v if fresh else val[t]
+                if sat:
+                    acc[t] = min(max(v, lo), hi)
+                else:
+                    acc[t] = (v << sh) >> sh
+        for t in range(n):
+            out_val[s0 + t] = acc[t]
+            out_flag[s0 + t] = first[t] >= 0
+            out_k[s0 + t] = first[t]
+            out_v[s0 + t] = val[t]
 
-    Returns (values, flags, first_k, raise value high and low words, raise stage, raise k):
-    an overflow in a stage whose policy is raise stops that output and records the
-    stage (1 adder-tree output, 2 accumulator register; 0 none), its k and the value.
+
+@njit(cache=True, parallel=True)
+def _scan_dense(A, Bc, bias, acc_bits, acc_pol, out_val, out_k, out_v):
+    """As _scan_rows, for every output of the block A (R x K) @ Bc (K x C): contiguous rows of
+    Bc, no gather. Used when most outputs of the block are in doubt."""
+    R, K = A.shape
+    C = Bc.shape[1]
+    lo, hi = _lims(acc_bits)
+    sh = np.int64(64 - acc_bits)
+    sat = acc_pol == SATURATE
+    for r in prange(R):
+        acc = bias.copy()
+        first = np.full(C, -1, np.int64)
+        val = np.zeros(C, np.int64)
+        for k in range(K):
+            a = A[r, k]
+            brow = Bc[k]
+            if sat:
+                for t in range(C):
+                    v = acc[t] + a * brow[t]
+                    fresh = ((v < lo) | (v > hi)) & (first[t] < 0)
+                    first[t] = k if fresh else first[t]
+                    val[t] = v if fresh else val[t]
+                    acc[t] = min(max(v, lo), hi)
+            else:
+                for t in range(C):
+                    v = acc[t] + a * brow[t]
+                    fresh = ((v < lo) | (v > hi)) & (first[t] < 0)
+                    first[t] = k if fresh else first[t]
+                    val[t] = v if fresh else val[t]
+                    acc[t] = (v << sh) >> sh
+        out_val[r] = acc
+        out_k[r] = first
+        out_v[r] = val
+
+
+def scan(A, Bc, bias, rows, cols, k_chunk, chunk_bits, chunk_pol, acc_bits, acc_pol, wide):
+    """Run the ordered accumulation for the outputs (rows[s], cols[s]) of A (R x K) @ Bc (K x C).
+
+    ``rows`` must be sorted (row-major order of the outputs). Returns (values, flags,
+    first_k, raise value high and low words, raise stage, raise k): an overflow in a
+    stage whose policy is raise stops that output and records the stage (1 adder-tree
+    output, 2 accumulator register; 0 none), its k and the value.
     """
     S = rows.size
     val = np.empty(S, np.int64)
     flag = np.empty(S, np.bool_)
     firstk = np.empty(S, np.int64)
-    vhi = np.empty(S, np.int64)
-    vlo = np.empty(S, np.int64)
-    stage = np.empty(S, np.int8)
-    raise_k = np.empty(S, np.int64)
+    vhi = np.zeros(S, np.int64)
+    vlo = np.zeros(S, np.int64)
+    stage = np.zeros(S, np.int8)
+    raise_k = np.full(S, -1, np.int64)
+    if k_chunk == 1 and chunk_bits == 0 and not wide and 2 * S >= A.shape[0] * Bc.shape[1]:
+        R, C = A.shape[0], Bc.shape[1]
+        dv = np.empty((R, C), np.int64)
+        dk = np.empty((R, C), np.int64)
+        dval = np.empty((R, C), np.int64)
+        _scan_dense(A, Bc, bias, np.int64(acc_bits), np.int64(acc_pol), dv, dk, dval)
+        val[:] = dv[rows, cols]
+        firstk[:] = dk[rows, cols]
+        flag[:] = firstk >= 0
+        vlo[:] = dval[rows, cols]
+    elif k_chunk == 1 and chunk_bits == 0 and not wide:
+        row_ptr = np.zeros(A.shape[0] + 1, np.int64)
+        np.cumsum(np.bincount(rows, minlength=A.shape[0]), out=row_ptr[1:])
+        _scan_rows(A, Bc, bias, row_ptr, cols, np.int64(acc_bits), np.int64(acc_pol), val, flag, firstk, vlo)
+    if k_chunk == 1 and chunk_bits == 0 and not wide:
+        if acc_pol == RAISE:
+            stage[flag] = 2
+            raise_k[flag] = firstk[flag]
+            vhi[flag] = np.where(vlo[flag] < 0, -1, 0)
+        return val, flag, firstk, vhi, vlo, stage, raise_k
+    BT = np.ascontiguousarray(Bc.T)
     kern = _scan_wide if wide else _scan_narrow
     kern(A, BT, bias, rows, cols, np.int64(k_chunk), np.int64(chunk_bits), np.int64(chunk_pol),
          np.int64(acc_bits), np.int64(acc_pol), val, flag, firstk, vhi, vlo, stage, raise_k)
@@ -217,3 +311,20 @@ def gemm_int64(A: np.ndarray, B: np.ndarray) -> np.ndarray:
 def value128(hi: int, lo: int) -> int:
     """The Python int of a (signed high, unsigned low) 128-bit pair stored as int64s."""
     return (int(hi) << 64) | (int(lo) & 0xFFFFFFFFFFFFFFFF)
+
+
+def warm_up() -> None:
+    """Compile (or load from the on-disk cache) every GEMM kernel on tiny inputs."""
+    A = np.array([[1, -2], [3, 4]], np.int64)
+    B = np.array([[5, 6], [-7, 8]], np.int64)
+    bias = np.zeros(2, np.int64)
+    rows = np.array([0, 0, 1], np.int64)
+    cols = np.array([0, 1, 0], np.int64)
+    scan(A, B, bias, rows, cols, 1, 0, WRAP, 8, SATURATE, False)  # dense block
+    scan(A, B, bias, np.array([0], np.int64), np.array([1], np.int64), 1, 0, WRAP, 8, WRAP, False)  # rows
+    scan(A, B, bias, rows, cols, 2, 6, SATURATE, 8, WRAP, False)  # narrow, adder tree
+    scan(A, B, bias, rows, cols, 2, 6, SATURATE, 8, WRAP, True)  # wide
+    gemm_int64(A, B)
+
+
+KERNELS = (_scan_wide, _scan_narrow, _scan_rows, _scan_dense, _gemm_int64)

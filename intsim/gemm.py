@@ -146,19 +146,24 @@ def _abs_product(A: np.ndarray, B: np.ndarray, pmax: int) -> np.ndarray | None:
     K = A.shape[1]
     if pmax * K >= _F64_EXACT:
         return None
-    absA = np.abs(A.astype(np.int64))
-    absB = np.abs(B.astype(np.int64))
-    return _exact_product(absA, absB, pmax)[0]
+    return _exact_product(_abs_narrow(A), _abs_narrow(B), pmax)[0]
 
 
-def _spot_check(A: np.ndarray, B: np.ndarray, values: np.ndarray, cleared: np.ndarray,
+def _abs_narrow(X: np.ndarray) -> np.ndarray:
+    """|X| in the narrowest signed dtype that holds it (int16 for 8-bit data)."""
+    wide = np.int16 if X.dtype.itemsize == 1 else np.int32 if X.dtype.itemsize == 2 else np.int64
+    return np.abs(X.astype(wide))
+
+
+def _spot_check(A: np.ndarray, B: np.ndarray, values: np.ndarray, suspect: np.ndarray | None,
                 bias64: np.ndarray, method: str) -> None:
     """Recompute a few cleared outputs in int64; a mismatch means the BLAS is not exact."""
-    idx = np.flatnonzero(cleared.reshape(-1))
-    if idx.size == 0 or method in ("none", "int64"):
-        return
-    picks = idx[np.linspace(0, idx.size - 1, min(_SPOT_CHECKS, idx.size)).astype(np.int64)]
-    N = values.shape[1]
+    M, N = values.shape
+    if suspect is None:
+        picks = np.linspace(0, M * N - 1, min(_SPOT_CHECKS, M * N)).astype(np.int64)
+    else:
+        idx = np.flatnonzero(~suspect.reshape(-1))
+        picks = idx[np.linspace(0, idx.size - 1, min(_SPOT_CHECKS, idx.size)).astype(np.int64)]
     for p in picks:
         i, j = divmod(int(p), N)
         want = int(np.dot(A[i].astype(np.int64), B[:, j].astype(np.int64))) + int(bias64[j])
@@ -206,7 +211,7 @@ def matmul(A: Any, B: Any, datapath: Datapath | None = None, bias: Any = None) -
     >>> A = np.array([[7, 7], [-8, 1]]); B = np.array([[7], [7]])
     >>> r = matmul(A, B, Datapath(a=IntType(4), b=IntType(4), acc_bits=7, overflow="saturate"))
     >>> r.values.ravel().tolist(), r.first_overflow_k.ravel().tolist()
-    [[63, -49], [1, -1]]
+    ([63, -49], [1, -1])
     """
     dp = datapath if datapath is not None else Datapath()
     if not isinstance(dp, Datapath):
@@ -258,14 +263,18 @@ def matmul(A: Any, B: Any, datapath: Datapath | None = None, bias: Any = None) -
         method = "none"
     else:
         values, method = _exact_product(A, B, pmax)
-        values += bias64
+        if bias is not None:
+            values += bias64
     if n_suspect:
         rows, cols = np.nonzero(suspect)
-        A64 = to_int64(A, "A")
-        BT64 = np.ascontiguousarray(to_int64(B, "B").T)
+        # Compact operands: only the rows of A and columns of B that hold suspects, in int64.
+        rows_u, r_map = np.unique(rows, return_inverse=True)
+        cols_u, c_map = np.unique(cols, return_inverse=True)
+        A_c = to_int64(A[rows_u], "A")
+        B_c = np.ascontiguousarray(to_int64(B[:, cols_u], "B"))
         wide = _needs_wide(dp, pmax, group)
         val, flag, fk, vhi, vlo, stage, rk = kern.scan(
-            A64, BT64, bias64, rows.astype(np.int64), cols.astype(np.int64), dp.k_chunk,
+            A_c, B_c, bias64[cols_u], r_map.astype(np.int64), c_map.astype(np.int64), dp.k_chunk,
             dp.chunk_bits or 0, kern.POLICY_CODES[dp.chunk_policy], dp.acc_bits,
             kern.POLICY_CODES[dp.overflow], wide)
         values[rows, cols] = val
@@ -274,8 +283,7 @@ def matmul(A: Any, B: Any, datapath: Datapath | None = None, bias: Any = None) -
         if (stage != 0).any():
             _raise_first(dp, rows, cols, rk, vhi, vlo, stage)
     if method != "none":
-        cleared = np.ones((M, N), bool) if suspect is None else ~suspect
-        _spot_check(A, B, values, cleared, bias64, method)
+        _spot_check(A, B, values, suspect, bias64, method)
     return GemmResult(values, overflow, first_k, ops, dp, method, n_suspect)
 
 
@@ -289,45 +297,61 @@ def _needs_wide(dp: Datapath, pmax: int, group: int) -> bool:
     return not (tree < 2**62 and tree_after + (1 << (dp.acc_bits - 1)) < 2**62)
 
 
+def _row_col_abs(X: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Max and sum of |X| along ``axis`` as int64 (exact: operands have at most 32 bits).
+
+    |X| is formed in the narrowest signed dtype that holds it (int16 for 8-bit data), and
+    summed in int64."""
+    ax = _abs_narrow(X)
+    return ax.max(axis=axis).astype(np.int64), ax.sum(axis=axis, dtype=np.int64)
+
+
 def _suspects(A: np.ndarray, B: np.ndarray, bias64: np.ndarray, pmax: int, acc_lim: int,
               chunk_lim: int | None, group: int) -> np.ndarray:
-    """Outputs whose overflow-freedom cannot be proved (bool M x N)."""
-    absA = np.abs(A.astype(np.float64))
-    absB = np.abs(B.astype(np.float64))
-    row_max = absA.max(axis=1)
-    row_sum = absA.sum(axis=1)
-    col_max = absB.max(axis=0)
-    col_sum = absB.sum(axis=0)
-    # Rank-one bounds, computed in float64 with a relative safety margin (they are only bounds).
-    margin = 1.0 + 1e-9
-    bound = np.minimum(np.outer(row_max, col_sum), np.outer(row_sum, col_max)) * margin
-    bound += np.abs(bias64.astype(np.float64))
-    suspect = bound > acc_lim
+    """Outputs whose overflow-freedom cannot be proved (bool M x N).
+
+    Every partial sum of output (i, j) is bounded by |bias_j| + S_ij with
+    S_ij = sum_k |A[i,k]| |B[k,j]| <= min(rmax_i * csum_j, rsum_i * cmax_j), and every
+    adder-tree sum by min(group * rmax_i * cmax_j, S_ij). Stage 1 clears whole rows and
+    columns with these bounds; stage 2 takes the exact S on the rows x columns left.
+    Python ints / int64 only: no rounding in any bound.
+    """
+    M, N = A.shape[0], B.shape[1]
+    rmax, rsum = _row_col_abs(A, 1)
+    cmax, csum = _row_col_abs(B, 0)
+    amax, bmax = int(rmax.max()), int(cmax.max())
+    babs = np.abs(bias64.astype(object))  # Python ints: exact even for -2**63
+    bias_max = int(babs.max()) if N else 0
+    # Stage 1: a column is safe if amax * csum_j + |bias_j| fits; a row if rsum_i * bmax + max|bias| fits.
+    col_bad = (amax * csum.astype(object) + babs > acc_lim).astype(bool)
+    row_bad = (rsum.astype(object) * bmax + bias_max > acc_lim).astype(bool)
     if chunk_lim is not None:
-        chunk_bound = np.outer(row_max, col_max) * (group * margin)
-        chunk_suspect = chunk_bound > chunk_lim
-    else:
-        chunk_suspect = None
-    candidates = suspect if chunk_suspect is None else (suspect | chunk_suspect)
-    if not candidates.any():
-        return candidates
-    # Refine with the exact |A| @ |B| over the rows and columns that hold candidates.
-    r_idx = np.flatnonzero(candidates.any(axis=1))
-    c_idx = np.flatnonzero(candidates.any(axis=0))
+        col_bad |= group * amax * cmax.astype(object) > chunk_lim
+        row_bad |= group * rmax.astype(object) * bmax > chunk_lim
+    suspect = np.zeros((M, N), bool)
+    r_idx = np.flatnonzero(row_bad)
+    c_idx = np.flatnonzero(col_bad)
+    if r_idx.size == 0 or c_idx.size == 0:
+        return suspect
+    # Stage 2: exact S on the submatrix where it can be computed exactly, else rank-one bounds.
+    sub_b = babs[c_idx]
     exact = _abs_product(A[r_idx], B[:, c_idx], pmax)
     if exact is None:
-        return candidates
-    if acc_lim < 2**62:
-        room = acc_lim - np.abs(bias64[c_idx])
-        sub = exact > room[None, :]
-    else:  # 64-bit registers: |bias| may be 2**63, so compare in Python ints
-        room_o = np.array([acc_lim - abs(int(b)) for b in bias64[c_idx]], dtype=object)
-        sub = (exact.astype(object) > room_o[None, :]).astype(bool)
-    if chunk_suspect is not None:
-        sub |= chunk_suspect[np.ix_(r_idx, c_idx)] & (exact > chunk_lim)
-    refined = np.zeros_like(candidates)
-    refined[np.ix_(r_idx, c_idx)] = sub & candidates[np.ix_(r_idx, c_idx)]
-    return refined
+        r_o, c_o = rmax[r_idx].astype(object), cmax[c_idx].astype(object)
+        bound = np.minimum(np.outer(r_o, csum[c_idx].astype(object)), np.outer(rsum[r_idx].astype(object), c_o))
+        sub = (bound + sub_b[None, :] > acc_lim).astype(bool)
+        if chunk_lim is not None:
+            sub |= (np.minimum(group * np.outer(r_o, c_o), bound) > chunk_lim).astype(bool)
+    else:
+        if acc_lim >= 2**62:
+            sub = (exact.astype(object) + sub_b[None, :] > acc_lim).astype(bool)
+        else:
+            sub = exact > (acc_lim - sub_b.astype(np.int64))[None, :]
+        if chunk_lim is not None:
+            rank1 = group * np.outer(rmax[r_idx], cmax[c_idx])  # < 2**62 here (exact path taken)
+            sub |= np.minimum(rank1, exact) > chunk_lim
+    suspect[np.ix_(r_idx, c_idx)] = sub
+    return suspect
 
 
 def _raise_first(dp: Datapath, rows, cols, rk, vhi, vlo, stage) -> None:

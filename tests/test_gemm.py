@@ -290,3 +290,23 @@ def test_exact_paths_agree_with_int64(seed):
         r = matmul(A, B, Datapath(a=t, b=t, acc_bits=64))
         assert np.array_equal(r.values, A @ B)
     assume(True)
+
+
+@given(st.integers(0, 2**32 - 1), st.sampled_from(POLICIES), st.integers(0, 2))
+def test_sparse_and_dense_suspects(seed, policy, layout):
+    """Outputs in doubt scattered (gathered per row), in a block (dense) or everywhere."""
+    rng = np.random.default_rng(seed)
+    M, K, N = 24, 20, 18
+    A = rng.integers(-3, 4, (M, K))
+    B = rng.integers(-3, 4, (K, N))
+    if layout == 0:  # a few scattered heavy outputs
+        for _ in range(4):
+            i, j = rng.integers(0, M), rng.integers(0, N)
+            A[i] = 7
+            B[:, j] = rng.choice([-8, 7])
+    elif layout == 1:  # a heavy block
+        A[:6] = 7
+        B[:, :5] = -8
+    bias = rng.integers(-200, 200, N)
+    dp = Datapath(a=IntType(4), b=IntType(4), acc_bits=10, overflow=policy)
+    check_against_oracle(dp, A, B, bias)
