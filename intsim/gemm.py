@@ -155,21 +155,30 @@ def _abs_narrow(X: np.ndarray) -> np.ndarray:
     return np.abs(X.astype(wide))
 
 
-def _spot_check(A: np.ndarray, B: np.ndarray, values: np.ndarray, suspect: np.ndarray | None,
+def _spot_check(A: np.ndarray, B: np.ndarray, values: np.ndarray, suspect: tuple | None,
                 bias64: np.ndarray, method: str) -> None:
     """Recompute a few cleared outputs in int64; a mismatch means the BLAS is not exact."""
     M, N = values.shape
-    if suspect is None:
-        picks = np.linspace(0, M * N - 1, min(_SPOT_CHECKS, M * N)).astype(np.int64)
-    else:
-        idx = np.flatnonzero(~suspect.reshape(-1))
-        picks = idx[np.linspace(0, idx.size - 1, min(_SPOT_CHECKS, idx.size)).astype(np.int64)]
+    picks = np.linspace(0, M * N - 1, min(4 * _SPOT_CHECKS, M * N)).astype(np.int64)
+    checked = 0
     for p in picks:
         i, j = divmod(int(p), N)
+        if suspect is not None and _is_suspect(suspect, i, j):
+            continue
+        checked += 1
+        if checked > _SPOT_CHECKS:
+            break
         want = int(np.dot(A[i].astype(np.int64), B[:, j].astype(np.int64))) + int(bias64[j])
         if want != int(values[i, j]):  # pragma: no cover - would mean a non-exact BLAS
             raise RuntimeError(f"internal check failed: {method} gave {int(values[i, j])} for output "
                                f"({i}, {j}), exact value {want}; please report this with your BLAS build")
+
+
+def _is_suspect(suspect: tuple, i: int, j: int) -> bool:
+    r_idx, c_idx, sub = suspect
+    a = int(np.searchsorted(r_idx, i))
+    b = int(np.searchsorted(c_idx, j))
+    return a < r_idx.size and r_idx[a] == i and b < c_idx.size and c_idx[b] == j and bool(sub[a, b])
 
 
 def matmul(A: Any, B: Any, datapath: Datapath | None = None, bias: Any = None) -> GemmResult:
@@ -254,10 +263,10 @@ def matmul(A: Any, B: Any, datapath: Datapath | None = None, bias: Any = None) -
     globally_safe = bias_max + pmax * K <= acc_lim and (chunk_lim is None or group * pmax <= chunk_lim)
     if globally_safe:
         suspect = None
+        n_suspect = 0
     else:
         suspect = _suspects(A, B, bias64, pmax, acc_lim, chunk_lim, group)
-
-    n_suspect = 0 if suspect is None else int(np.count_nonzero(suspect))
+        n_suspect = int(np.count_nonzero(suspect[2]))
     if n_suspect == M * N:
         values = np.empty((M, N), np.int64)
         method = "none"
@@ -266,10 +275,14 @@ def matmul(A: Any, B: Any, datapath: Datapath | None = None, bias: Any = None) -
         if bias is not None:
             values += bias64
     if n_suspect:
-        rows, cols = np.nonzero(suspect)
+        r_idx, c_idx, sub = suspect
+        sr, sc = np.nonzero(sub)
+        rows, cols = r_idx[sr], c_idx[sc]  # row-major order
         # Compact operands: only the rows of A and columns of B that hold suspects, in int64.
-        rows_u, r_map = np.unique(rows, return_inverse=True)
-        cols_u, c_map = np.unique(cols, return_inverse=True)
+        keep_r, keep_c = np.unique(sr), np.unique(sc)
+        rows_u, cols_u = r_idx[keep_r], c_idx[keep_c]
+        r_map = np.searchsorted(rows_u, rows)
+        c_map = np.searchsorted(cols_u, cols)
         A_c = to_int64(A[rows_u], "A")
         B_c = np.ascontiguousarray(to_int64(B[:, cols_u], "B"))
         wide = _needs_wide(dp, pmax, group)
@@ -307,8 +320,9 @@ def _row_col_abs(X: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _suspects(A: np.ndarray, B: np.ndarray, bias64: np.ndarray, pmax: int, acc_lim: int,
-              chunk_lim: int | None, group: int) -> np.ndarray:
-    """Outputs whose overflow-freedom cannot be proved (bool M x N).
+              chunk_lim: int | None, group: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Outputs whose overflow-freedom cannot be proved: ``(r_idx, c_idx, sub)``, the outputs
+    ``(r_idx[a], c_idx[b])`` where ``sub[a, b]`` (sorted row and column indices).
 
     Every partial sum of output (i, j) is bounded by |bias_j| + S_ij with
     S_ij = sum_k |A[i,k]| |B[k,j]| <= min(rmax_i * csum_j, rsum_i * cmax_j), and every
@@ -316,7 +330,7 @@ def _suspects(A: np.ndarray, B: np.ndarray, bias64: np.ndarray, pmax: int, acc_l
     columns with these bounds; stage 2 takes the exact S on the rows x columns left.
     Python ints / int64 only: no rounding in any bound.
     """
-    M, N = A.shape[0], B.shape[1]
+    N = B.shape[1]
     rmax, rsum = _row_col_abs(A, 1)
     cmax, csum = _row_col_abs(B, 0)
     amax, bmax = int(rmax.max()), int(cmax.max())
@@ -328,11 +342,10 @@ def _suspects(A: np.ndarray, B: np.ndarray, bias64: np.ndarray, pmax: int, acc_l
     if chunk_lim is not None:
         col_bad |= group * amax * cmax.astype(object) > chunk_lim
         row_bad |= group * rmax.astype(object) * bmax > chunk_lim
-    suspect = np.zeros((M, N), bool)
     r_idx = np.flatnonzero(row_bad)
     c_idx = np.flatnonzero(col_bad)
     if r_idx.size == 0 or c_idx.size == 0:
-        return suspect
+        return r_idx, c_idx, np.zeros((r_idx.size, c_idx.size), bool)
     # Stage 2: exact S on the submatrix where it can be computed exactly, else rank-one bounds.
     sub_b = babs[c_idx]
     exact = _abs_product(A[r_idx], B[:, c_idx], pmax)
@@ -350,8 +363,7 @@ def _suspects(A: np.ndarray, B: np.ndarray, bias64: np.ndarray, pmax: int, acc_l
         if chunk_lim is not None:
             rank1 = group * np.outer(rmax[r_idx], cmax[c_idx])  # < 2**62 here (exact path taken)
             sub |= np.minimum(rank1, exact) > chunk_lim
-    suspect[np.ix_(r_idx, c_idx)] = sub
-    return suspect
+    return r_idx, c_idx, sub
 
 
 def _raise_first(dp: Datapath, rows, cols, rk, vhi, vlo, stage) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from oracle import gemm_oracle
 
@@ -79,6 +79,7 @@ def check_against_oracle(dp, A, B, bias):
     assert r.first_overflow_k.tolist() == firstk
 
 
+@settings(max_examples=800)
 @given(gemm_cases())
 def test_matmul_matches_oracle(case):
     check_against_oracle(*case)
