@@ -24,8 +24,11 @@ from .errors import (
 )
 from .gemm import GemmResult, gemm_ops, matmul, trace_output
 from .inttype import IntType
+from .llmint8 import LLMInt8Result, llm_int8_matmul
 from .opcounts import OP_KINDS, OpCounts
+from .quant import quantize_per_token, quantize_rtn
 from .rounding import ROUNDING_MODES, div_round, round_float, rounding_mode, shift_right
+from .unpack import STRATEGIES, UnpackResult, compare_strategies, unpack_matmul, unpack_stats
 
 try:
     __version__ = version("intsim")
@@ -40,4 +43,6 @@ __all__ = [
     "Datapath", "OVERFLOW_POLICIES", "overflow_policy",
     "GemmResult", "matmul", "gemm_ops", "trace_output",
     "OpCounts", "OP_KINDS",
+    "unpack_matmul", "UnpackResult", "unpack_stats", "compare_strategies", "STRATEGIES",
+    "quantize_rtn", "quantize_per_token", "llm_int8_matmul", "LLMInt8Result",
 ]

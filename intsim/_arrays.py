@@ -35,7 +35,7 @@ def as_int_array(x: Any, name: str = "x") -> np.ndarray:
     :class:`~intsim.errors.OperandRangeError`.
     """
     if isinstance(x, np.ndarray):
-        arr = x
+        arr = _object_to_int(x, name) if x.dtype == object else x
     elif isinstance(x, (bool, np.bool_)):
         raise DTypeError(f"{name}: got a bool where an integer is due; convert it explicitly with int()")
     elif isinstance(x, (int, np.integer)):

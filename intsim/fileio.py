@@ -60,6 +60,7 @@ def atomic_directory(target: str | os.PathLike, force: bool = False) -> Iterator
         raise ConfigError(f"{target} already exists; pass --force (force=True) to replace it")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a finished suite or report is an ordinary directory
     try:
         yield tmp
         if target.exists():

@@ -177,3 +177,13 @@ def test_round_float_refuses_nan_inf():
         round_float(np.array([1.0, np.nan]))
     with pytest.raises(OperandRangeError):
         round_float(np.array([1e300]))
+
+
+def test_object_arrays_of_python_ints():
+    t = IntType(64, signed=False)
+    arr = np.array([1, 2**64 - 1], dtype=object)
+    assert t.check(arr).dtype == np.uint64
+    with pytest.raises(OperandRangeError, match="int64"):
+        IntType(8).check(np.array([2**70], dtype=object))
+    with pytest.raises(DTypeError):
+        IntType(8).check(np.array([1.5], dtype=object))
