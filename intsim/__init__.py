@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from . import gemmlowp
 from .datapath import OVERFLOW_POLICIES, Datapath, overflow_policy
+from .dyadic import Dyadic, ibert_frexp, quantize_multiplier
 from .errors import (
     AccumulatorOverflow,
     ConfigError,
@@ -27,6 +29,13 @@ from .inttype import IntType
 from .llmint8 import LLMInt8Result, llm_int8_matmul
 from .opcounts import OP_KINDS, OpCounts
 from .quant import quantize_per_token, quantize_rtn
+from .requant import (
+    REQUANT_MODES,
+    multiply_by_quantized_multiplier,
+    requantize,
+    rounding_divide_by_pot,
+    saturating_rounding_doubling_high_mul,
+)
 from .rounding import ROUNDING_MODES, div_round, round_float, rounding_mode, shift_right
 from .unpack import STRATEGIES, UnpackResult, compare_strategies, unpack_matmul, unpack_stats
 
@@ -45,4 +54,7 @@ __all__ = [
     "OpCounts", "OP_KINDS",
     "unpack_matmul", "UnpackResult", "unpack_stats", "compare_strategies", "STRATEGIES",
     "quantize_rtn", "quantize_per_token", "llm_int8_matmul", "LLMInt8Result",
+    "Dyadic", "quantize_multiplier", "ibert_frexp", "REQUANT_MODES", "requantize",
+    "saturating_rounding_doubling_high_mul", "rounding_divide_by_pot", "multiply_by_quantized_multiplier",
+    "gemmlowp",
 ]

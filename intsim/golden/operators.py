@@ -1,0 +1,644 @@
+"""The operators a golden suite can hold: a registry of small adapters.
+
+An adapter (:class:`GoldenOperator`) does three things for one intsim operator:
+
+* ``resolve(spec)``: validate a case's ``shape``, ``config`` and ``inputs`` tables,
+  fill in every default and return a :class:`Case` (what the manifest records);
+* ``input_decls``: declare each input tensor's shape and word type (in the Case);
+* ``run(case, inputs)``: call intsim and return an :class:`OpRun`: the output
+  tensors, the taps (named intermediate registers) and, for policy ``raise``, the
+  error the operator raised.
+
+Built in:
+
+``matmul``
+    :func:`intsim.matmul`. shape ``M, K, N``; config ``a``, ``b`` (type names,
+    default ``int8``), ``acc_bits`` (32), ``overflow`` (``raise``), ``k_chunk`` (1),
+    ``chunk_bits``, ``chunk_overflow`` (absent: exact adder tree), ``bias`` (false),
+    ``trace_samples`` (4); inputs ``A`` (M x K), ``B`` (K x N), ``bias`` (N, at
+    ``acc_bits``). Output ``C`` (M x N, ``acc_bits``). Taps: ``overflow`` (uint1 flag
+    per output), ``first_overflow_k`` (the k of the first overflowing add, -1 if
+    none), ``trace_ij`` (the sampled outputs (i, j)) and ``acc_trace`` (the
+    accumulator of each sampled output after each ``k_chunk`` add,
+    :func:`intsim.trace_output`). The samples are (0, 0), the first overflowing
+    output in row-major order, (M-1, N-1), then seeded random outputs. Under
+    ``overflow = "raise"`` (accumulator or adder tree) ``C`` and the taps hold what
+    the registers hold when they wrap, and the case records the
+    :class:`~intsim.errors.AccumulatorOverflow` matmul raises (``raises``): the
+    design must flag that overflow.
+``requantize``
+    :func:`intsim.requant.requantize`. shape ``x = [dims...]``; config ``mode``,
+    ``scale`` (a float, ``{m = .., k = ..}`` for a Dyadic, or a list of either for
+    per-channel scales along the last axis), ``rounding``, ``out`` (int8),
+    ``in_type`` (int32), ``zero_point`` (0), ``order``, ``allow_negative``,
+    ``overflow``; input ``x`` (``in_type``). Output ``y`` (``out``); taps: the
+    operator's ``OpResult.taps`` (declared register widths, else 64 bits).
+
+``unpack_matmul``
+    :func:`intsim.unpack.unpack_matmul` (registered when :mod:`intsim.unpack` exists): see
+    :mod:`intsim.golden.unpack_op`; its taps are the unpacked operand streams, index maps,
+    shifts and the low-bit GEMM accumulators.
+``<module>.<name>``
+    every entry of the ``OPERATORS`` dicts of :mod:`intsim.ibert`, :mod:`intsim.ivit`,
+    :mod:`intsim.illm` (and ``intsim.gemmlowp`` once it has one), through
+    :class:`OpResultOperator`: every register of ``OpResult.taps`` becomes a tap.
+
+Adding an operator is one entry: subclass :class:`GoldenOperator` (or use
+:class:`OpResultOperator` for any callable returning an
+:class:`~intsim.opresult.OpResult`) and pass an instance to :func:`register`.
+Modules with an ``OPERATORS`` dict (``intsim.gemmlowp``, ``intsim.ibert``,
+``intsim.ivit``, ``intsim.illm``) are picked up automatically as
+``<module>.<key>`` through :class:`OpResultOperator`.
+
+>>> sorted(k for k in available_operators() if "." not in k)[:2]
+['matmul', 'requantize']
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from ..datapath import Datapath
+from ..dyadic import Dyadic
+from ..errors import AccumulatorOverflow, ConfigError, IntsimError, RegisterOverflow
+from ..gemm import matmul, trace_output
+from ..inttype import IntType
+from .datagen import normalize_dist, stream, uniform_ints
+from .spec import CaseSpec, check_name
+
+__all__ = [
+    "TensorDecl", "Case", "OpRun", "GoldenOperator", "MatmulOperator", "RequantizeOperator",
+    "OpResultOperator", "OPERATORS", "register", "get_operator", "available_operators",
+]
+
+_MAX_ELEMENTS = 1 << 24
+_MAX_DIM = 1 << 20
+
+
+@dataclass(frozen=True)
+class TensorDecl:
+    """A tensor of a case: its name, role (``input``, ``output`` or ``tap``), shape and word type."""
+
+    name: str
+    role: str
+    shape: tuple[int, ...]
+    type: IntType
+
+
+@dataclass(frozen=True)
+class Case:
+    """A validated case, every default filled in. ``record()`` is what the manifest stores."""
+
+    name: str
+    operator: str
+    seed: int
+    shape: dict[str, Any]
+    config: dict[str, Any]
+    inputs: dict[str, dict[str, Any]]
+    input_decls: tuple[TensorDecl, ...]
+    description: str = ""
+
+    def record(self) -> dict[str, Any]:
+        """The case as plain JSON data (the manifest's case fields, without results)."""
+        return {"name": self.name, "operator": self.operator, "seed": self.seed, "description": self.description,
+                "shape": _plain(self.shape), "config": _plain(self.config), "inputs": _plain(self.inputs)}
+
+
+@dataclass
+class OpRun:
+    """What one operator call produced: outputs and taps (declaration, array) and the raised error, if any."""
+
+    outputs: list[tuple[TensorDecl, np.ndarray]]
+    taps: list[tuple[TensorDecl, np.ndarray]] = field(default_factory=list)
+    raises: dict[str, Any] | None = None
+
+
+def _plain(v: Any) -> Any:
+    """JSON-ready copy: tuples become lists, mapping keys strings."""
+    if isinstance(v, Mapping):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
+
+
+def _check_keys(table: Mapping[str, Any], allowed: Mapping[str, Any] | set[str], where: str) -> None:
+    unknown = sorted(set(table) - set(allowed))
+    if unknown:
+        raise ConfigError(f"{where}.{unknown[0]}: unknown key; valid: {', '.join(sorted(allowed)) or '(none)'}")
+
+
+def _int_key(table: Mapping[str, Any], key: str, where: str, lo: int, hi: int) -> int:
+    if key not in table:
+        raise ConfigError(f"{where}.{key}: missing (an integer from {lo} to {hi})")
+    v = table[key]
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise ConfigError(f"{where}.{key}: must be an integer from {lo} to {hi}, got {v!r}")
+    return v
+
+
+def _type_key(v: Any, where: str) -> IntType:
+    if not isinstance(v, str):
+        raise ConfigError(f"{where}: must be a type name such as 'int8' or 'uint4', got {v!r}")
+    try:
+        return IntType.parse(v)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _bool_key(v: Any, where: str) -> bool:
+    if not isinstance(v, bool):
+        raise ConfigError(f"{where}: must be true or false, got {v!r}")
+    return v
+
+
+class GoldenOperator:
+    """Base class of the adapters. Subclasses set ``name`` and implement ``resolve`` and ``run``."""
+
+    name: str = ""
+    summary: str = ""
+
+    def resolve(self, spec: CaseSpec) -> Case:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def run(self, case: Case, inputs: Mapping[str, np.ndarray]) -> OpRun:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # helpers for subclasses
+    def _inputs(self, spec: CaseSpec, decls: list[TensorDecl], overflow_as: Mapping[str, str] | None = None
+                ) -> dict[str, dict[str, Any]]:
+        where = f"{spec.where}: inputs"
+        _check_keys(spec.inputs, {d.name for d in decls}, where)
+        dists = {}
+        for d in decls:
+            dist = normalize_dist(spec.inputs.get(d.name, "uniform"), d.type, f"{where}.{d.name}")
+            if dist["dist"] == "overflow" and dist["as"] is None:
+                if not overflow_as or d.name not in overflow_as:
+                    raise ConfigError(f"{where}.{d.name}: operator {self.name!r} has no overflow pattern for "
+                                      f"this input; give one with as = 'most_negative' (or another corner set)")
+                dist["as"] = overflow_as[d.name]
+            dists[d.name] = dist
+        return dists
+
+
+# --------------------------------------------------------------------------------------------------
+# matmul
+# --------------------------------------------------------------------------------------------------
+
+
+class MatmulOperator(GoldenOperator):
+    """``intsim.matmul`` on a :class:`~intsim.Datapath` (see the module docs)."""
+
+    name = "matmul"
+    summary = "A (M x K) @ B (K x N) on a b-bit multiplier / accumulator datapath"
+    CONFIG = {"a": "int8", "b": "int8", "acc_bits": 32, "overflow": "raise", "k_chunk": 1, "chunk_bits": None,
+              "chunk_overflow": None, "bias": False, "trace_samples": 4}
+
+    @staticmethod
+    def datapath(case: Case) -> Datapath:
+        c = case.config
+        return Datapath(a=IntType.parse(c["a"]), b=IntType.parse(c["b"]), acc_bits=c["acc_bits"],
+                        overflow=c["overflow"], k_chunk=c["k_chunk"], chunk_bits=c["chunk_bits"],
+                        chunk_overflow=c["chunk_overflow"])
+
+    def resolve(self, spec: CaseSpec) -> Case:
+        where = spec.where
+        _check_keys(spec.shape, {"M", "K", "N"}, f"{where}: shape")
+        M = _int_key(spec.shape, "M", f"{where}: shape", 1, _MAX_DIM)
+        K = _int_key(spec.shape, "K", f"{where}: shape", 1, _MAX_DIM)
+        N = _int_key(spec.shape, "N", f"{where}: shape", 1, _MAX_DIM)
+        for label, n in (("M*K", M * K), ("K*N", K * N), ("M*N", M * N)):
+            if n > _MAX_ELEMENTS:
+                raise ConfigError(f"{where}: shape: {label} = {n} elements is more than a golden case should "
+                                  f"hold ({_MAX_ELEMENTS})")
+        _check_keys(spec.config, self.CONFIG, f"{where}: config")
+        cfg = dict(self.CONFIG)
+        cfg.update(spec.config)
+        a = _type_key(cfg["a"], f"{where}: config.a")
+        b = _type_key(cfg["b"], f"{where}: config.b")
+        for key in ("acc_bits", "k_chunk", "chunk_bits"):
+            v = cfg[key]
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+                raise ConfigError(f"{where}: config.{key}: must be an integer, got {v!r}")
+        for key in ("overflow", "chunk_overflow"):
+            if cfg[key] is not None and not isinstance(cfg[key], str):
+                raise ConfigError(f"{where}: config.{key}: must be a policy name, got {cfg[key]!r}")
+        try:
+            dp = Datapath(a=a, b=b, acc_bits=cfg["acc_bits"], overflow=cfg["overflow"], k_chunk=cfg["k_chunk"],
+                          chunk_bits=cfg["chunk_bits"], chunk_overflow=cfg["chunk_overflow"])
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: config: {exc}") from None
+        bias = _bool_key(cfg["bias"], f"{where}: config.bias")
+        ts = _int_key(cfg, "trace_samples", f"{where}: config", 0, 4096)
+        config = {"a": dp.a.name, "b": dp.b.name, "acc_bits": dp.acc_bits, "overflow": dp.overflow,
+                  "k_chunk": dp.k_chunk, "chunk_bits": dp.chunk_bits, "chunk_overflow": dp.chunk_overflow,
+                  "bias": bias, "trace_samples": ts}
+        decls = [TensorDecl("A", "input", (M, K), dp.a), TensorDecl("B", "input", (K, N), dp.b)]
+        if bias:
+            decls.append(TensorDecl("bias", "input", (N,), dp.acc))
+        elif "bias" in spec.inputs:
+            raise ConfigError(f"{where}: inputs.bias: given, but config.bias is false")
+        overflow_as = {"A": "alternating_rows" if dp.a.signed else "most_positive",
+                       "B": "most_negative" if dp.b.signed else "most_positive",
+                       "bias": "most_positive"}
+        inputs = self._inputs(spec, decls, overflow_as)
+        if any(d["dist"] == "overflow" for d in inputs.values()):
+            pmax = max(abs(dp.a.min), dp.a.max) * max(abs(dp.b.min), dp.b.max)
+            group = min(dp.k_chunk, K)
+            bias_max = dp.acc.max + 1 if bias else 0
+            acc_can = bias_max + pmax * K > dp.acc.max
+            chunk_can = dp.chunk_bits is not None and group * pmax > (1 << (dp.chunk_bits - 1)) - 1
+            if not (acc_can or chunk_can):
+                need = dp.acc.max // pmax + 1
+                raise ConfigError(f"{where}: inputs: distribution 'overflow' cannot overflow this datapath: "
+                                  f"K * max|a*b| = {K} * {pmax} fits the {dp.acc_bits}-bit accumulator; "
+                                  f"use K >= {need} or a narrower acc_bits")
+        return Case(spec.name, self.name, spec.seed, {"M": M, "K": K, "N": N}, config, inputs, tuple(decls),
+                    spec.description)
+
+    def run(self, case: Case, inputs: Mapping[str, np.ndarray]) -> OpRun:
+        dp = self.datapath(case)
+        A, B = inputs["A"], inputs["B"]
+        bias = inputs.get("bias")
+        raises = None
+        run_dp = dp
+        if dp.overflow == "raise" or (dp.chunk_bits is not None and dp.chunk_policy == "raise"):
+            try:
+                matmul(A, B, dp, bias)
+            except AccumulatorOverflow as exc:
+                raises = {"error": type(exc).__name__, "index": list(exc.index), "k": exc.k,
+                          "value": exc.value, "bits": exc.bits}
+            run_dp = replace(dp, overflow="wrap" if dp.overflow == "raise" else dp.overflow,
+                             chunk_overflow=("wrap" if dp.chunk_bits is not None and dp.chunk_policy == "raise"
+                                             else dp.chunk_overflow))
+        r = matmul(A, B, run_dp, bias)
+        M, N = r.values.shape
+        K = A.shape[1]
+        if r.n_overflow == 0 and any(d["dist"] == "overflow" for d in case.inputs.values()):
+            raise ConfigError(f"case {case.name!r}: inputs use distribution 'overflow' but no output overflowed")
+        picks = self._samples(case, r.overflow)
+        trace = self._traces(A, B, bias, run_dp, r.values, r.overflow, picks, case.name)
+        kt = IntType(max(2, K.bit_length() + 1))
+        acc = dp.acc
+        outputs = [(TensorDecl("C", "output", (M, N), acc), r.values.astype(acc.dtype))]
+        taps = [
+            (TensorDecl("overflow", "tap", (M, N), IntType(1, signed=False)), r.overflow.astype(np.uint8)),
+            (TensorDecl("first_overflow_k", "tap", (M, N), kt), r.first_overflow_k.astype(kt.dtype)),
+            (TensorDecl("trace_ij", "tap", (len(picks), 2), IntType(32, signed=False)),
+             np.array(picks, dtype=np.uint32).reshape(len(picks), 2)),
+            (TensorDecl("acc_trace", "tap", (len(picks), -(-K // dp.k_chunk)), acc), trace.astype(acc.dtype)),
+        ]
+        return OpRun(outputs, taps, raises)
+
+    @staticmethod
+    def _traces(A: np.ndarray, B: np.ndarray, bias: np.ndarray | None, dp: Datapath, values: np.ndarray,
+                overflow: np.ndarray, picks: list[tuple[int, int]], name: str) -> np.ndarray:
+        """The accumulator after each add for the sampled outputs.
+
+        An output without any overflow holds its exact partial sums (bias plus the cumulative
+        sums of the k_chunk groups), computed in int64; an output with an overflow is traced
+        add by add by :func:`intsim.trace_output`. Each trace must end at the output's value.
+        """
+        K = A.shape[1]
+        groups = -(-K // dp.k_chunk)
+        trace = np.zeros((len(picks), groups), dtype=np.int64)
+        for s, (i, j) in enumerate(picks):
+            if not overflow[i, j]:
+                prods = A[i].astype(np.int64) * B[:, j].astype(np.int64)
+                sums = np.add.reduceat(prods, np.arange(0, K, dp.k_chunk))
+                trace[s] = np.cumsum(sums) + (int(bias[j]) if bias is not None else 0)
+            if overflow[i, j] or int(trace[s, -1]) != int(values[i, j]):  # int64 group sums may not hold
+                trace[s] = trace_output(A, B, dp, i, j, bias)
+            if int(trace[s, -1]) != int(values[i, j]):  # pragma: no cover - would be an intsim bug
+                raise RuntimeError(f"case {name!r}: the accumulator trace and matmul disagree at ({i}, {j})")
+        return trace
+
+    @staticmethod
+    def _samples(case: Case, overflow: np.ndarray) -> list[tuple[int, int]]:
+        """(0, 0), the first overflowing output, (M-1, N-1), then outputs drawn from the case's
+        ``trace`` stream (uniform, repeats skipped), up to ``trace_samples``; sorted row-major."""
+        M, N = overflow.shape
+        total = M * N
+        want = min(case.config["trace_samples"], total)
+        if want == 0:
+            return []
+        ov = np.flatnonzero(overflow.reshape(-1))
+        picks: dict[int, None] = dict.fromkeys([0] + ([int(ov[0])] if ov.size else []) + [total - 1])
+        bitgen = stream(case.seed, "trace")
+        while len(picks) < want:
+            draws = uniform_ints(bitgen.random_raw(4 * want), 0, total - 1, IntType(64))
+            for p in draws.tolist():
+                picks.setdefault(p, None)
+                if len(picks) == want:
+                    break
+        return [divmod(p, N) for p in sorted(list(picks)[:want])]
+
+
+# --------------------------------------------------------------------------------------------------
+# operators returning an OpResult
+# --------------------------------------------------------------------------------------------------
+
+
+def _scale_from_config(v: Any, where: str) -> Any:
+    """A TOML scale: a float, ``{m, k}`` (a Dyadic) or a list of either."""
+    if isinstance(v, list):
+        if not v:
+            raise ConfigError(f"{where}: an empty list")
+        return [_scale_from_config(x, f"{where}[{n}]") for n, x in enumerate(v)]
+    if isinstance(v, Mapping):
+        _check_keys(v, {"m", "k"}, where)
+        if "m" not in v or "k" not in v:
+            raise ConfigError(f"{where}: a Dyadic needs both m and k")
+        try:
+            return Dyadic(v["m"], v["k"])
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ConfigError(f"{where}: must be a finite number, a table {{m = .., k = ..}} or a list, got {v!r}")
+    return float(v)
+
+
+def _taps_from_opresult(res: Any, where: str) -> list[tuple[TensorDecl, np.ndarray]]:
+    regs = getattr(res, "registers", None)
+    declared = dict(regs.widths) if regs is not None else {}
+    taps = []
+    for tname, arr in (res.taps or {}).items():
+        check_name(tname, f"{where}: tap name")
+        a = np.asarray(arr)
+        if a.dtype.kind not in "iu":
+            raise ConfigError(f"{where}: tap {tname!r} is a {a.dtype} array; golden taps must be integers")
+        t = declared.get(tname, IntType(64))
+        if a.size and not bool(np.all(t.contains(a))):
+            t = IntType(64)
+        taps.append((TensorDecl(tname, "tap", tuple(a.shape), t), np.ascontiguousarray(a).astype(t.dtype)))
+    return taps
+
+
+class RequantizeOperator(GoldenOperator):
+    """:func:`intsim.requant.requantize` (see the module docs)."""
+
+    name = "requantize"
+    summary = "integer requantization by a scale, as TFLite / ONNX / onnxruntime / Gemmini / exact dyadic do it"
+    CONFIG = {"mode": "dyadic", "scale": None, "rounding": None, "out": "int8", "in_type": "int32",
+              "zero_point": 0, "order": "round_then_saturate", "allow_negative": False, "overflow": "raise"}
+
+    def resolve(self, spec: CaseSpec) -> Case:
+        where = spec.where
+        _check_keys(spec.shape, {"x"}, f"{where}: shape")
+        dims = spec.shape.get("x")
+        if not isinstance(dims, list) or not 1 <= len(dims) <= 4 or not all(
+                isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= _MAX_DIM for d in dims):
+            raise ConfigError(f"{where}: shape.x: must be a list of 1 to 4 dimensions from 1 to {_MAX_DIM}, "
+                              f"got {dims!r}")
+        if math.prod(dims) > _MAX_ELEMENTS:
+            raise ConfigError(f"{where}: shape.x: {math.prod(dims)} elements is too many for a golden case")
+        _check_keys(spec.config, self.CONFIG, f"{where}: config")
+        cfg = dict(self.CONFIG)
+        cfg.update(spec.config)
+        if cfg["scale"] is None:
+            raise ConfigError(f"{where}: config.scale: missing (a float, {{m = .., k = ..}} or a list)")
+        _scale_from_config(cfg["scale"], f"{where}: config.scale")
+        in_t = _type_key(cfg["in_type"], f"{where}: config.in_type")
+        out_t = _type_key(cfg["out"], f"{where}: config.out")
+        cfg["in_type"], cfg["out"] = in_t.name, out_t.name
+        for key in ("mode", "order", "overflow") + (("rounding",) if cfg["rounding"] is not None else ()):
+            if not isinstance(cfg[key], str):
+                raise ConfigError(f"{where}: config.{key}: must be a string, got {cfg[key]!r}")
+        _bool_key(cfg["allow_negative"], f"{where}: config.allow_negative")
+        decls = [TensorDecl("x", "input", tuple(dims), in_t)]
+        inputs = self._inputs(spec, decls, {"x": "alternating"})
+        case = Case(spec.name, self.name, spec.seed, {"x": list(dims)}, cfg, inputs, tuple(decls),
+                    spec.description)
+        # validate the remaining options (mode, rounding, zero point, ...) by a dry run on one zero
+        try:
+            self._call(case, np.zeros((1,) * len(dims), dtype=np.int64))
+        except (ConfigError, RegisterOverflow) as exc:
+            if isinstance(exc, ConfigError):
+                raise ConfigError(f"{where}: config: {exc}") from None
+        return case
+
+    @staticmethod
+    def _call(case: Case, x: np.ndarray) -> Any:
+        from ..requant import requantize
+
+        c = case.config
+        return requantize(x, _scale_from_config(c["scale"], "scale"), c["rounding"], c["out"], mode=c["mode"],
+                          in_type=c["in_type"], zero_point=c["zero_point"], order=c["order"],
+                          allow_negative=c["allow_negative"], overflow=c["overflow"])
+
+    def run(self, case: Case, inputs: Mapping[str, np.ndarray]) -> OpRun:
+        out_t = IntType.parse(case.config["out"])
+        x = inputs["x"]
+        raises = None
+        try:
+            res = self._call(case, x)
+        except RegisterOverflow as exc:
+            raises = {"error": type(exc).__name__, "op": exc.op, "step": exc.step, "value": exc.value,
+                      "bits": exc.bits}
+            res = self._call(replace(case, config={**case.config, "overflow": "wrap"}), x)
+        where = f"case {case.name!r}"
+        outputs = [(TensorDecl("y", "output", tuple(x.shape), out_t), np.asarray(res.values).astype(out_t.dtype))]
+        return OpRun(outputs, _taps_from_opresult(res, where), raises)
+
+
+class OpResultOperator(GoldenOperator):
+    """Any callable ``fn(<tensors>, **config) -> OpResult`` on integer input tensors.
+
+    This is the adapter of every operator in the ``OPERATORS`` registries of
+    :mod:`intsim.ibert`, :mod:`intsim.ivit`, :mod:`intsim.illm` (and ``gemmlowp`` when it
+    has one), whose operators share the convention
+    ``fn(x, scale, *, in_type, widths, overflow, taps, profile, ...)``.
+
+    Spec: ``shape`` names the tensor inputs and their dimensions, by the callable's
+    parameter names (``shape = { x = [4, 16] }``; ``{ gate = [..], up = [..] }`` for a
+    two-tensor operator). ``config`` holds the keyword arguments, passed through
+    (``in_type`` is also the word type of every input tensor; lists become numpy arrays,
+    ``{m = .., k = ..}`` tables Dyadics), plus two reserved keys: ``input_types``
+    (``{name = "int8"}``, per-tensor types overriding ``in_type``) and ``out_type`` (the
+    output word type, default ``int32``; the outputs must fit it). ``taps=True`` is passed
+    when the callable takes it. Output ``y``; taps: ``OpResult.taps`` at their registers'
+    declared widths (64 bits when undeclared). A RegisterOverflow under the default
+    ``overflow="raise"`` is recorded in ``raises`` and the outputs are those of
+    ``overflow="wrap"``.
+    """
+
+    RESERVED = ("out_type", "input_types")
+
+    def __init__(self, name: str, fn: Callable[..., Any], summary: str = ""):
+        self.name = name
+        self.fn = fn
+        self.summary = summary or ((getattr(fn, "__doc__", "") or "").strip().splitlines() or [""])[0]
+        try:
+            params = inspect.signature(fn).parameters
+        except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+            params = {}
+        self._params = {k for k, p in params.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+        self._varkw = any(p.kind == p.VAR_KEYWORD for p in params.values())
+
+    def _takes(self, name: str) -> bool:
+        return name in self._params or self._varkw
+
+    def _kwargs(self, config: Mapping[str, Any], where: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in config.items():
+            if k in self.RESERVED:
+                continue
+            if isinstance(v, Mapping) and set(v) == {"m", "k"}:
+                out[k] = _scale_from_config(v, f"{where}.{k}")
+            elif isinstance(v, list) and v and all(isinstance(x, Mapping) for x in v):
+                out[k] = _scale_from_config(v, f"{where}.{k}")
+            elif isinstance(v, list):
+                arr = np.asarray(v)
+                if arr.dtype.kind not in "iuf":
+                    raise ConfigError(f"{where}.{k}: a list must hold numbers only, got {v!r}")
+                out[k] = arr
+            else:
+                out[k] = v
+        if self._takes("taps"):
+            out["taps"] = True
+        return out
+
+    def resolve(self, spec: CaseSpec) -> Case:
+        where = spec.where
+        if not spec.shape:
+            raise ConfigError(f"{where}: shape: missing; name each tensor input with its dimensions, "
+                              "e.g. shape = { x = [4, 16] }")
+        cfg = dict(spec.config)
+        if "taps" in cfg:
+            raise ConfigError(f"{where}: config.taps: reserved (golden cases always record the taps)")
+        types = cfg.get("input_types", {})
+        if not isinstance(types, Mapping):
+            raise ConfigError(f"{where}: config.input_types: must be a table of type names")
+        _check_keys(types, set(spec.shape), f"{where}: config.input_types")
+        decls = []
+        for tname, dims in spec.shape.items():
+            if self._params and tname not in self._params:
+                raise ConfigError(f"{where}: shape.{tname}: not an input of {self.name} (its parameters: "
+                                  f"{', '.join(sorted(self._params))})")
+            if tname in cfg:
+                raise ConfigError(f"{where}: config.{tname}: {tname} is a tensor input (given in shape)")
+            if not isinstance(dims, list) or not 1 <= len(dims) <= 4 or not all(
+                    isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= _MAX_DIM for d in dims):
+                raise ConfigError(f"{where}: shape.{tname}: must be a list of 1 to 4 dimensions, got {dims!r}")
+            if math.prod(dims) > _MAX_ELEMENTS:
+                raise ConfigError(f"{where}: shape.{tname}: {math.prod(dims)} elements is too many for a golden case")
+            if tname not in types and "in_type" not in cfg:
+                raise ConfigError(f"{where}: config.in_type: missing (the word type of the inputs, e.g. 'int8')")
+            t = _type_key(types.get(tname, cfg.get("in_type")), f"{where}: type of {tname}")
+            decls.append(TensorDecl(check_name(tname, f"{where}: shape key"), "input", tuple(dims), t))
+        if "in_type" in cfg:
+            cfg["in_type"] = _type_key(cfg["in_type"], f"{where}: config.in_type").name
+        if types:
+            cfg["input_types"] = {k: _type_key(v, f"{where}: config.input_types.{k}").name for k, v in types.items()}
+        cfg["out_type"] = _type_key(cfg.get("out_type", "int32"), f"{where}: config.out_type").name
+        kwargs = self._kwargs(cfg, f"{where}: config")
+        inputs = self._inputs(spec, decls, {d.name: "alternating" for d in decls})
+        try:  # validate the keyword arguments by a dry run on zeros
+            self.fn(**{d.name: np.zeros(d.shape, dtype=np.int64) for d in decls}, **kwargs)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: config: {exc}") from None
+        except TypeError as exc:
+            raise ConfigError(f"{where}: config: {self.name}: {exc}") from None
+        except IntsimError:  # data-dependent (overflow on zeros, ...): decided when the case runs
+            pass
+        shape = {d.name: list(d.shape) for d in decls}
+        return Case(spec.name, self.name, spec.seed, shape, cfg, inputs, tuple(decls), spec.description)
+
+    def run(self, case: Case, inputs: Mapping[str, np.ndarray]) -> OpRun:
+        where = f"case {case.name!r}"
+        out_t = IntType.parse(case.config["out_type"])
+        tensors = {d.name: inputs[d.name] for d in case.input_decls}
+        kwargs = self._kwargs(case.config, f"{where}: config")
+        raises = None
+        try:
+            res = self.fn(**tensors, **kwargs)
+        except RegisterOverflow as exc:
+            if not self._takes("overflow") or kwargs.get("overflow", "raise") != "raise":
+                raise
+            raises = {"error": type(exc).__name__, "op": exc.op, "step": exc.step, "value": exc.value,
+                      "bits": exc.bits}
+            res = self.fn(**tensors, **{**kwargs, "overflow": "wrap"})
+        values = np.asarray(res.values)
+        if values.dtype.kind not in "iu":
+            raise ConfigError(f"{where}: {self.name} returned {values.dtype} values; golden outputs are integers")
+        if values.size and (int(values.min()) < out_t.min or int(values.max()) > out_t.max):
+            raise ConfigError(f"{where}: output values [{int(values.min())}, {int(values.max())}] do not fit "
+                              f"out_type {out_t.name}; set config.out_type")
+        outputs = [(TensorDecl("y", "output", tuple(values.shape), out_t), values.astype(out_t.dtype))]
+        return OpRun(outputs, _taps_from_opresult(res, where), raises)
+
+
+# --------------------------------------------------------------------------------------------------
+# registry
+# --------------------------------------------------------------------------------------------------
+
+OPERATORS: dict[str, GoldenOperator] = {}
+
+#: modules whose ``OPERATORS`` dict is wrapped as ``<module>.<key>`` (when the module exists)
+OPERATOR_MODULES: tuple[str, ...] = ("gemmlowp", "ibert", "ivit", "illm")
+
+
+def register(op: GoldenOperator) -> GoldenOperator:
+    """Add an adapter to :data:`OPERATORS` under ``op.name`` (refuses a duplicate name)."""
+    if not op.name or op.name in OPERATORS:
+        raise ConfigError(f"cannot register golden operator {op.name!r}: empty or already registered")
+    OPERATORS[op.name] = op
+    return op
+
+
+def _discover() -> dict[str, str]:
+    """Wrap the OPERATORS registries of the optional modules; returns module -> why it is absent."""
+    missing = {}
+    for mod in OPERATOR_MODULES:
+        try:
+            m = importlib.import_module(f"intsim.{mod}")
+        except ModuleNotFoundError as exc:
+            if exc.name and f"intsim.{mod}".startswith(exc.name):
+                missing[mod] = "not part of this build"
+                continue
+            raise
+        for key, fn in (getattr(m, "OPERATORS", None) or {}).items():
+            name = f"{mod}.{key}"
+            if name not in OPERATORS and callable(fn):
+                OPERATORS[name] = OpResultOperator(name, fn)
+    return missing
+
+
+def available_operators() -> dict[str, str]:
+    """Operator name -> one-line summary, for every operator this build can put in a suite."""
+    _discover()
+    return {k: OPERATORS[k].summary for k in sorted(OPERATORS)}
+
+
+def get_operator(name: Any, where: str = "operator") -> GoldenOperator:
+    """The adapter registered as ``name``; ConfigError naming ``where`` and listing the valid names."""
+    if isinstance(name, str) and name in OPERATORS:
+        return OPERATORS[name]
+    missing = _discover()
+    if isinstance(name, str) and name in OPERATORS:
+        return OPERATORS[name]
+    hint = ""
+    if isinstance(name, str) and name.split(".")[0] in missing:
+        hint = f" (intsim.{name.split('.')[0]} is {missing[name.split('.')[0]]})"
+    raise ConfigError(f"{where}: unknown operator {name!r}{hint}; available: {', '.join(sorted(OPERATORS))}")
+
+
+def _optional_unpack() -> None:
+    if importlib.util.find_spec("intsim.unpack") is None:  # not part of this build
+        return
+    from . import unpack_op
+
+    register(unpack_op.UnpackMatmulOperator())
+
+
+register(MatmulOperator())
+register(RequantizeOperator())
+_optional_unpack()

@@ -1,0 +1,572 @@
+"""Golden suites on disk: generate, load (with every integrity check) and verify.
+
+Layout of a suite directory::
+
+    manifest.json               what everything is (see below)
+    spec.toml                   the spec it was generated from (when generated from a file)
+    <case>/<tensor>.npy         inputs and outputs, NPY 1.0, little-endian, C order
+    <case>/<tensor>.hex         the same values as $readmemh text (intsim.golden.hexfmt)
+    <case>/taps/<tap>.npy|.hex  intermediate registers (accumulator traces, flags, ...)
+
+``manifest.json`` (JSON, sorted keys, one-space indent, ``\\n`` line ends, ASCII, no
+timestamps or host names) holds: ``format`` (``"intsim-golden"``), ``format_version``
+(1), ``generator`` (intsim's version), ``suite`` (name, seed, description), ``spec``
+(the copied spec's path or null), ``hex_format`` (the word format in words),
+``cases`` (per case: name, operator, seed, shape, full config with every default,
+input distributions, ``raises`` and the ``tensors``: name, role
+input/output/tap, shape, dtype, type, bits, signed, digits per hex word, and the
+two file paths), ``files`` (path -> sha256 and byte size, for every file) and
+``content_sha256`` (SHA-256 of the manifest serialized the same way without that
+field). Everything is derived from the spec and intsim's arithmetic, so generating
+a spec twice, on any machine, gives byte-identical suites.
+
+Reading refuses paths that leave the suite (absolute, ``..``, symbolic links), and
+any missing, truncated or modified file raises
+:class:`~intsim.errors.FileFormatError` naming the file and the problem.
+
+>>> import tempfile, pathlib
+>>> from intsim.golden.spec import parse_spec
+>>> spec = parse_spec('''
+... [[case]]
+... name = "tiny"
+... operator = "matmul"
+... shape = { M = 2, K = 3, N = 2 }
+... config = { overflow = "wrap" }
+... ''')
+>>> out = pathlib.Path(tempfile.mkdtemp()) / "suite"
+>>> generate_suite(spec, out).cases
+1
+>>> verify_suite(out).ok
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, FileFormatError, IntsimError
+from ..fileio import atomic_directory
+from ..inttype import IntType
+from .datagen import generate
+from .hexfmt import format_memh, hex_digits, parse_memh
+from .npyio import npy_bytes, npy_from_bytes
+from .operators import Case, OpRun, TensorDecl, get_operator
+from .spec import CaseSpec, SuiteSpec, check_name, load_spec
+
+__all__ = [
+    "FORMAT", "FORMAT_VERSION", "MANIFEST", "generate_suite", "GenerateReport", "load_suite", "Suite",
+    "SuiteCase", "verify_suite", "VerifyReport", "CaseCheck", "manifest_bytes",
+]
+
+FORMAT = "intsim-golden"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+SPEC_COPY = "spec.toml"
+HEX_FORMAT = ("$readmemh text: one word per line, row-major (C) order, each word the value in two's complement "
+              "masked to its type's bits, written as exactly ceil(bits/4) lower-case hex digits, zero-padded, "
+              "no 0x prefix, no comments, no @address lines, \\n line endings; line n holds element n-1")
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return str(__version__)
+
+
+def manifest_bytes(obj: Mapping[str, Any]) -> bytes:
+    """The canonical serialization: sorted keys, one-space indent, ASCII, a final newline."""
+    return (json.dumps(obj, sort_keys=True, indent=1, ensure_ascii=True, allow_nan=False) + "\n").encode("ascii")
+
+
+def _content_hash(manifest: Mapping[str, Any]) -> str:
+    body = {k: v for k, v in manifest.items() if k != "content_sha256"}
+    return hashlib.sha256(manifest_bytes(body)).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------------
+# generate
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GenerateReport:
+    """What :func:`generate_suite` wrote: the directory, number of cases and files, total bytes."""
+
+    out: Path
+    cases: int
+    files: int
+    bytes: int
+
+
+def _write(root: Path, rel: str, data: bytes, files: dict[str, dict[str, Any]]) -> None:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "xb") as fh:  # the directory is renamed into place only when complete
+        fh.write(data)
+    files[rel] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _is_suite_dir(path: Path) -> bool:
+    try:
+        doc = json.loads((path / MANIFEST).read_text("utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and doc.get("format") == FORMAT
+
+
+def _check_target(out: Path, force: bool) -> None:
+    if not os.path.lexists(out):
+        return
+    if not force:
+        raise ConfigError(f"{out} already exists; pass --force (force=True) to replace it")
+    if out.is_symlink() or not out.is_dir():
+        raise ConfigError(f"refusing to replace {out}: it is not a directory")
+    if any(out.iterdir()) and not _is_suite_dir(out):
+        raise ConfigError(f"refusing to replace {out}: it is neither empty nor an intsim golden suite "
+                          f"(no valid {MANIFEST}); remove it yourself or choose another output directory")
+
+
+def _tensor_files(case: Case, decl: TensorDecl, arr: np.ndarray, root: Path,
+                  files: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    where = f"case {case.name!r}: {decl.role} {decl.name!r}"
+    check_name(decl.name, f"{where}: name")
+    arr = np.asarray(arr)
+    if tuple(arr.shape) != tuple(decl.shape) or arr.dtype != decl.type.dtype:
+        raise RuntimeError(f"{where}: operator returned {arr.dtype} {arr.shape}, declared "
+                           f"{decl.type.dtype} {decl.shape}")  # an adapter bug, not a user error
+    if arr.size and (int(arr.min()) < decl.type.min or int(arr.max()) > decl.type.max):
+        raise ConfigError(f"{where}: values do not fit the declared word type {decl.type.name}")
+    base = f"{case.name}/taps/{decl.name}" if decl.role == "tap" else f"{case.name}/{decl.name}"
+    _write(root, base + ".npy", npy_bytes(arr), files)
+    _write(root, base + ".hex", format_memh(arr, decl.type), files)
+    return {"name": decl.name, "role": decl.role, "shape": list(decl.shape), "dtype": arr.dtype.name,
+            "type": decl.type.name, "bits": decl.type.bits, "signed": decl.type.signed,
+            "hex_digits": hex_digits(decl.type), "layout": "row-major", "npy": base + ".npy", "hex": base + ".hex"}
+
+
+def make_inputs(case: Case) -> dict[str, np.ndarray]:
+    """The input tensors of a case, drawn from their distributions with the case seed."""
+    return {d.name: generate(d.type, d.shape, case.inputs[d.name], case.seed, d.name) for d in case.input_decls}
+
+
+def _in_case(case: Case, exc: IntsimError) -> IntsimError:
+    """The same error, its message prefixed with the case (unless it already names it)."""
+    tag = f"case {case.name!r}"
+    if tag in str(exc):
+        return exc
+    new = type(exc).__new__(type(exc))
+    new.__dict__.update(exc.__dict__)
+    new.args = (f"{tag} (operator {case.operator}): {exc}",)
+    return new
+
+
+def _run(case: Case, inputs: Mapping[str, np.ndarray]) -> OpRun:
+    try:
+        run = get_operator(case.operator).run(case, inputs)
+    except IntsimError as exc:
+        raise _in_case(case, exc) from exc
+    names = [d.name for d in case.input_decls] + [d.name for d, _ in run.outputs]
+    taps = [d.name for d, _ in run.taps]
+    if len(set(names)) != len(names) or len(set(taps)) != len(taps):
+        raise RuntimeError(f"case {case.name!r}: operator {case.operator!r} returned duplicate tensor names")
+    return run
+
+
+def generate_suite(spec: SuiteSpec | str | os.PathLike, out: str | os.PathLike, *, force: bool = False,
+                   progress: Callable[[str], object] | None = None) -> GenerateReport:
+    """Compute every case of ``spec`` and write the suite to ``out`` atomically.
+
+    ``spec`` is a :class:`~intsim.golden.spec.SuiteSpec` or the path of a TOML spec. The
+    suite is built in a temporary sibling of ``out`` and renamed into place only when
+    complete; on any error nothing is left behind and an existing ``out`` is untouched.
+    An existing ``out`` is refused unless ``force``, and even then only if it is empty or
+    an intsim golden suite. ``progress``, if given, is called with each case name.
+    """
+    if not isinstance(spec, SuiteSpec):
+        spec = load_spec(spec)
+    out = Path(out)
+    _check_target(out, force)
+    files: dict[str, dict[str, Any]] = {}
+    cases = []
+    with atomic_directory(out, force=force) as tmp:
+        if spec.text is not None:
+            _write(tmp, SPEC_COPY, spec.text, files)
+        for case in spec.cases:
+            if progress is not None:
+                progress(case.name)
+            inputs = make_inputs(case)
+            run = _run(case, inputs)
+            tensors = [_tensor_files(case, d, inputs[d.name], tmp, files) for d in case.input_decls]
+            tensors += [_tensor_files(case, d, a, tmp, files) for d, a in run.outputs]
+            tensors += [_tensor_files(case, d, a, tmp, files) for d, a in run.taps]
+            rec = case.record()
+            rec["raises"] = run.raises
+            rec["tensors"] = tensors
+            cases.append(rec)
+        manifest: dict[str, Any] = {
+            "format": FORMAT, "format_version": FORMAT_VERSION,
+            "generator": {"name": "intsim", "version": _version()},
+            "suite": {"name": spec.name, "seed": spec.seed, "description": spec.description},
+            "spec": SPEC_COPY if spec.text is not None else None,
+            "hex_format": HEX_FORMAT, "cases": cases, "files": files,
+        }
+        manifest["content_sha256"] = _content_hash(manifest)
+        data = manifest_bytes(manifest)
+        with open(tmp / MANIFEST, "xb") as fh:
+            fh.write(data)
+    total = sum(f["bytes"] for f in files.values()) + len(data)
+    return GenerateReport(out, len(cases), len(files) + 1, total)
+
+
+# --------------------------------------------------------------------------------------------------
+# load
+# --------------------------------------------------------------------------------------------------
+
+
+def _fail(where: str, problem: str) -> FileFormatError:
+    return FileFormatError(f"{where}: {problem}")
+
+
+def safe_path(root: Path, rel: Any, where: str) -> Path:
+    """``root / rel`` if ``rel`` is a plain relative path inside ``root``; FileFormatError otherwise.
+
+    Refused: non-strings, empty paths, absolute paths, drive letters, backslashes, NUL,
+    ``.``/``..`` components, and any component that is a symbolic link.
+    """
+    if not isinstance(rel, str) or not rel or "\x00" in rel or "\\" in rel:
+        raise _fail(where, f"invalid file path {rel!r}")
+    p = PurePosixPath(rel)
+    if p.is_absolute() or PureWindowsPath(rel).drive or any(part in ("", ".", "..") for part in rel.split("/")):
+        raise _fail(where, f"file path {rel!r} leaves the suite directory (absolute or with '.'/'..'); refused")
+    cur = root
+    for part in p.parts:
+        cur = cur / part
+        if cur.is_symlink():
+            raise _fail(where, f"file path {rel!r} goes through a symbolic link ({cur}); refused")
+    try:
+        cur.resolve().relative_to(root.resolve())
+    except ValueError:
+        raise _fail(where, f"file path {rel!r} resolves outside the suite directory; refused") from None
+    return cur
+
+
+def _get(obj: Any, key: str, kind: type, where: str) -> Any:
+    if not isinstance(obj, dict) or key not in obj:
+        raise _fail(where, f"missing key {key!r}")
+    v = obj[key]
+    if not isinstance(v, kind) or (isinstance(v, bool) and kind is not bool):
+        raise _fail(where, f"key {key!r} has the wrong type ({type(v).__name__})")
+    return v
+
+
+@dataclass
+class SuiteCase:
+    """One case of a loaded suite: its manifest record and tensor declarations with file paths."""
+
+    record: dict[str, Any]
+    tensors: list[tuple[TensorDecl, str, str]]  # (declaration, npy path, hex path)
+
+    @property
+    def name(self) -> str:
+        return self.record["name"]
+
+    def of_role(self, role: str) -> list[tuple[TensorDecl, str, str]]:
+        return [t for t in self.tensors if t[0].role == role]
+
+
+@dataclass
+class Suite:
+    """A loaded suite whose manifest and file hashes have been checked."""
+
+    root: Path
+    manifest: dict[str, Any]
+    cases: list[SuiteCase]
+
+    @property
+    def name(self) -> str:
+        return self.manifest["suite"]["name"]
+
+    def read(self, rel: str) -> bytes:
+        """The bytes of a listed file, re-checked against its SHA-256."""
+        where = str(self.root / rel)
+        path = safe_path(self.root, rel, str(self.root / MANIFEST))
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise _fail(where, "missing (listed in the manifest)") from None
+        except OSError as exc:
+            raise _fail(where, f"cannot be read ({exc.strerror or exc})") from None
+        _check_file(where, data, self.manifest["files"][rel])
+        return data
+
+    def tensor(self, decl: TensorDecl, npy: str, hex_path: str) -> np.ndarray:
+        """A tensor's values from its ``.npy`` file, checked against its declaration and its hex twin."""
+        arr = npy_from_bytes(self.read(npy), self.root / npy)
+        if arr.dtype != decl.type.dtype or tuple(arr.shape) != decl.shape:
+            raise _fail(str(self.root / npy), f"holds {arr.dtype} {tuple(arr.shape)}, the manifest declares "
+                        f"{decl.type.dtype} {decl.shape}")
+        words = parse_memh(self.read(hex_path), decl.type, int(arr.size), self.root / hex_path)
+        if not np.array_equal(words.reshape(arr.shape), arr.astype(words.dtype)):
+            bad = int(np.flatnonzero(words != arr.reshape(-1).astype(words.dtype))[0])
+            raise _fail(str(self.root / hex_path), f"line {bad + 1} differs from {npy}: the two files disagree")
+        return arr
+
+    def select(self, patterns: Sequence[str] | None) -> list[SuiteCase]:
+        """The cases whose names match any of the glob ``patterns`` (all cases for None)."""
+        if not patterns:
+            return list(self.cases)
+        for pat in patterns:
+            if not any(fnmatchcase(c.name, pat) for c in self.cases):
+                raise ConfigError(f"--case {pat!r} matches no case of suite {self.name!r}; cases: "
+                                  + ", ".join(c.name for c in self.cases))
+        return [c for c in self.cases if any(fnmatchcase(c.name, p) for p in patterns)]
+
+
+def _check_file(where: str, data: bytes, meta: Mapping[str, Any]) -> None:
+    size = meta["bytes"]
+    if len(data) != size:
+        what = "truncated" if len(data) < size else "longer than listed"
+        raise _fail(where, f"{what}: {len(data)} bytes, the manifest lists {size}")
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != meta["sha256"]:
+        raise _fail(where, f"SHA-256 mismatch (the file was modified or corrupted): {digest}, "
+                    f"the manifest lists {meta['sha256']}")
+
+
+def _parse_type(t: Mapping[str, Any], where: str) -> IntType:
+    try:
+        it = IntType.parse(_get(t, "type", str, where))
+    except ConfigError as exc:
+        raise _fail(where, str(exc)) from None
+    if it.bits != t.get("bits") or it.signed != t.get("signed") or it.dtype.name != t.get("dtype") \
+            or hex_digits(it) != t.get("hex_digits"):
+        raise _fail(where, f"type {it.name} disagrees with bits/signed/dtype/hex_digits")
+    return it
+
+
+def load_suite(root: str | os.PathLike, *, check_files: bool = True) -> Suite:
+    """Read and check a suite directory's manifest and (with ``check_files``) every file's size and hash.
+
+    Raises :class:`~intsim.errors.FileFormatError` naming the file and the problem: a missing or
+    invalid manifest, an unsupported format version, a manifest whose content hash does not
+    match, a path leaving the suite, or missing, truncated or modified files (all of them are
+    listed).
+    """
+    root = Path(root)
+    mpath = root / MANIFEST
+    where = str(mpath)
+    if not root.is_dir():
+        raise _fail(str(root), "not a directory (expected a golden suite)")
+    if mpath.is_symlink():
+        raise _fail(where, "is a symbolic link; refused")
+    try:
+        raw = mpath.read_bytes()
+    except FileNotFoundError:
+        raise _fail(where, "missing: not an intsim golden suite (or an incomplete copy)") from None
+    except OSError as exc:
+        raise _fail(where, f"cannot be read ({exc.strerror or exc})") from None
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise _fail(where, f"not UTF-8 ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise _fail(where, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg} "
+                    "(truncated or corrupted?)") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise _fail(where, f"not an intsim golden manifest (format is not {FORMAT!r})")
+    version = doc.get("format_version")
+    if version != FORMAT_VERSION:
+        raise _fail(where, f"format_version {version!r} is not supported by this intsim (expects {FORMAT_VERSION})")
+    stored = _get(doc, "content_sha256", str, where)
+    if _content_hash(doc) != stored:
+        raise _fail(where, "content hash mismatch: the manifest was modified or corrupted")
+    _get(doc, "suite", dict, where)
+    files = _get(doc, "files", dict, where)
+    for rel, meta in files.items():
+        safe_path(root, rel, where)
+        _get(meta, "sha256", str, f"{where}: files[{rel!r}]")
+        _get(meta, "bytes", int, f"{where}: files[{rel!r}]")
+    cases = []
+    for pos, rec in enumerate(_get(doc, "cases", list, where)):
+        cw = f"{where}: cases[{pos}]"
+        name = _get(rec, "name", str, cw)
+        try:
+            check_name(name, f"{cw}.name")
+        except ConfigError as exc:
+            raise _fail(where, str(exc)) from None
+        cw = f"{where}: case {name!r}"
+        for key, kind in (("operator", str), ("seed", int), ("shape", dict), ("config", dict), ("inputs", dict),
+                          ("tensors", list)):
+            _get(rec, key, kind, cw)
+        tensors = []
+        for tpos, t in enumerate(rec["tensors"]):
+            tw = f"{cw}: tensors[{tpos}]"
+            tname = _get(t, "name", str, tw)
+            role = _get(t, "role", str, tw)
+            if role not in ("input", "output", "tap"):
+                raise _fail(tw, f"unknown role {role!r}")
+            shape = _get(t, "shape", list, tw)
+            if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
+                raise _fail(tw, f"invalid shape {shape!r}")
+            decl = TensorDecl(tname, role, tuple(shape), _parse_type(t, tw))
+            paths = []
+            for key in ("npy", "hex"):
+                rel = _get(t, key, str, tw)
+                safe_path(root, rel, tw)
+                if rel not in files:
+                    raise _fail(tw, f"file {rel!r} is not listed in 'files'")
+                paths.append(rel)
+            tensors.append((decl, paths[0], paths[1]))
+        cases.append(SuiteCase(rec, tensors))
+    if check_files:
+        problems = []
+        for rel, meta in sorted(files.items()):
+            path = root / rel
+            try:
+                data = path.read_bytes()
+                _check_file(str(path), data, meta)
+            except FileNotFoundError:
+                problems.append(f"{path}: missing (listed in the manifest)")
+            except FileFormatError as exc:
+                problems.append(str(exc))
+            except OSError as exc:
+                problems.append(f"{path}: cannot be read ({exc.strerror or exc})")
+        if problems:
+            shown = "\n  ".join(problems[:10])
+            more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
+            raise FileFormatError(f"{root}: {len(problems)} damaged file(s):\n  {shown}{more}")
+    return Suite(root, doc, cases)
+
+
+# --------------------------------------------------------------------------------------------------
+# verify
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CaseCheck:
+    """The verification of one case: ``problems`` is empty when it passed."""
+
+    name: str
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass
+class VerifyReport:
+    """The result of :func:`verify_suite`: one :class:`CaseCheck` per case."""
+
+    root: Path
+    cases: list[CaseCheck]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.cases)
+
+    @property
+    def failed(self) -> list[CaseCheck]:
+        return [c for c in self.cases if not c.ok]
+
+
+def _fmt(v: int, t: IntType) -> str:
+    digits = hex_digits(t)
+    return f"0x{v & ((1 << t.bits) - 1):0{digits}x} ({v})"
+
+
+def _diff(label: str, decl: TensorDecl, expected: np.ndarray, actual: np.ndarray) -> str | None:
+    if expected.shape != actual.shape:
+        return f"{label}: shape {tuple(actual.shape)}, the suite has {tuple(expected.shape)}"
+    bad = np.flatnonzero(expected.reshape(-1) != actual.reshape(-1))
+    if not bad.size:
+        return None
+    p = int(bad[0])
+    idx = tuple(int(i) for i in np.unravel_index(p, expected.shape))
+    e, a = int(expected.reshape(-1)[p]), int(actual.reshape(-1)[p])
+    return (f"{label}: {bad.size} of {expected.size} values differ; first at {idx}: suite {_fmt(e, decl.type)}, "
+            f"recomputed {_fmt(a, decl.type)}")
+
+
+def _check_case(suite: Suite, sc: SuiteCase) -> CaseCheck:
+    rec = sc.record
+    check = CaseCheck(sc.name)
+    where = f"{suite.root / MANIFEST}: case {sc.name!r}"
+    op = get_operator(rec["operator"], where=f"{where}: operator")
+    cs = CaseSpec(name=sc.name, operator=rec["operator"], seed=rec["seed"], shape=rec["shape"],
+                  config={k: v for k, v in rec["config"].items() if v is not None}, inputs=rec["inputs"],
+                  description=rec.get("description", ""), where=where)
+    try:
+        case = op.resolve(cs)
+    except ConfigError as exc:
+        raise FileFormatError(f"{exc} (the manifest's configuration is not valid for this intsim)") from None
+    stored = {k: rec.get(k) for k in ("name", "operator", "seed", "description", "shape", "config", "inputs")}
+    if case.record() != stored:
+        check.problems.append("configuration: re-validating the manifest's case gives a different full "
+                              f"configuration: {json.dumps(case.record(), sort_keys=True)}")
+        return check
+    declared = {d.name: (d, n, h) for d, n, h in sc.of_role("input")}
+    if [d.name for d in case.input_decls] != [d.name for d, _, _ in sc.of_role("input")]:
+        check.problems.append(f"inputs: the manifest lists {sorted(declared)}, the operator expects "
+                              f"{[d.name for d in case.input_decls]}")
+        return check
+    inputs = {}
+    for d in case.input_decls:
+        md, npy, hx = declared[d.name]
+        if (md.shape, md.type) != (d.shape, d.type):
+            check.problems.append(f"input {d.name}: the manifest declares {md.type} {md.shape}, the operator "
+                                  f"expects {d.type} {d.shape}")
+            return check
+        inputs[d.name] = suite.tensor(md, npy, hx)
+        regen = generate(d.type, d.shape, case.inputs[d.name], case.seed, d.name)
+        msg = _diff(f"input {d.name} (regenerated from its seed and distribution)", d, inputs[d.name], regen)
+        if msg:
+            check.problems.append(msg)
+    try:
+        run = _run(case, inputs)
+    except IntsimError as exc:
+        check.problems.append(f"recomputation failed: {type(exc).__name__}: {exc}")
+        return check
+    for role, produced in (("output", run.outputs), ("tap", run.taps)):
+        stored_t = {d.name: (d, n, h) for d, n, h in sc.of_role(role)}
+        names = [d.name for d, _ in produced]
+        if sorted(names) != sorted(stored_t):
+            check.problems.append(f"{role}s: the suite has {sorted(stored_t)}, recomputation gives {sorted(names)}")
+            continue
+        for d, arr in produced:
+            md, npy, hx = stored_t[d.name]
+            if (md.shape, md.type) != (d.shape, d.type):
+                check.problems.append(f"{role} {d.name}: the suite declares {md.type} {md.shape}, recomputation "
+                                      f"gives {d.type} {d.shape}")
+                continue
+            msg = _diff(f"{role} {d.name}", d, suite.tensor(md, npy, hx), np.asarray(arr))
+            if msg:
+                check.problems.append(msg)
+    if run.raises != rec.get("raises"):
+        check.problems.append(f"raises: the suite records {json.dumps(rec.get('raises'), sort_keys=True)}, "
+                              f"recomputation gives {json.dumps(run.raises, sort_keys=True)}")
+    return check
+
+
+def verify_suite(root: str | os.PathLike, cases: Sequence[str] | None = None) -> VerifyReport:
+    """Check a suite bit for bit: file hashes, then every case recomputed from its manifest entry and inputs.
+
+    For each selected case (glob ``cases``; all by default): the configuration re-validates
+    to the same full record; every input equals both its hex twin and a fresh draw from its
+    seed and distribution; the operator, run on the stored inputs, reproduces every output
+    and tap exactly and raises (or not) exactly as recorded. Corrupt or missing files raise
+    :class:`~intsim.errors.FileFormatError`; differences are returned as per-case problems.
+    """
+    suite = load_suite(root)
+    return VerifyReport(Path(root), [_check_case(suite, sc) for sc in suite.select(cases)])
+

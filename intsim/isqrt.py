@@ -1,0 +1,447 @@
+"""Integer square roots: exact floor sqrt (I-BERT's Newton iteration), I-ViT's
+fixed 10-step variant as published, and a corrected fixed-iteration variant.
+
+Three methods, all on non-negative integers:
+
+==============  =================================================================  =========================
+method          iteration                                                          result
+==============  =================================================================  =========================
+``"newton"``    I-BERT (Kim et al. 2021, i-sqrt): ``x = 2**ceil(bits(n)/2)``;       exact ``floor(sqrt(n))``
+                repeat ``x' = (x + n // x) // 2`` until ``x' >= x``; return ``x``;  for every n < 2**64
+                ``n == 0`` returns 0 without iterating
+``"ivit"``      I-ViT (Li & Gu 2023, I-LayerNorm): ``k = 2**16``; exactly 10 times  the published quirk:
+                ``k = (k + n // k) // 2``; return ``k``                              wrong for small and huge n
+``"fixed"``     corrected fixed count: ``x = 2**ceil(bits(n)/2)``; ``steps`` times   exact for n < 2**64 with
+                ``x = min(x, (x + n // x) // 2)``; ``n == 0`` gives 0                ``steps >= 6`` (the default)
+==============  =================================================================  =========================
+
+``bits(n)`` is the bit length of ``n`` (``int.bit_length``). All divisions are floor
+divisions of non-negative integers; all intermediates fit 64-bit unsigned registers.
+
+**Why "newton" is exact and terminates** (for any ``n >= 1``). Let ``s = floor(sqrt(n))``
+and ``g(x) = (x + n // x) // 2``. Since ``x`` is an integer, ``g(x) = floor((x + n/x) / 2)``,
+and by the AM-GM inequality ``(x + n/x)/2 >= sqrt(n)``, so ``g(x) >= s``: every iterate is
+``>= s``. The seed is ``2**ceil(b/2) > sqrt(2**b) > sqrt(n)`` (``b = bits(n)``), so it is
+``>= s`` too. While ``x > s`` we have ``x >= s + 1 > sqrt(n)``, so ``n/x < x`` and
+``g(x) < x``: the iterates decrease strictly, hence reach ``s`` after finitely many
+steps. At ``x = s``, ``n // s >= s`` gives ``g(s) >= s``, so the stopping test fires and
+``s`` is returned. It never returns early: the test fires only when ``g(x) >= x``, which
+for ``x > s`` is impossible.
+
+**Why 6 fixed steps suffice** for ``n < 2**64`` (5 for ``n < 2**32``). With ``rho`` the
+ratio of the real Newton iterate ``y_k`` (``y_0 = x_0``, ``y_{k+1} = (y_k + n/y_k)/2``) to
+``sqrt(n)``: the seed has ``rho_0 <= 2``, and ``rho' = (rho + 1/rho)/2`` gives 1.25, 1.025,
+1 + 3.05e-4, 1 + 4.65e-8, 1 + 1.1e-15. ``g`` is increasing for ``x >= sqrt(n)``, so
+induction gives ``x_k <= y_k`` (while ``x_k > s``). After 5 steps
+``y_5 - sqrt(n) < 1.1e-15 * 2**32 < 1e-5``, so ``x_5 <= floor(y_5)`` is ``s`` or ``s + 1``
+(the latter only when ``sqrt(n)`` is within 1e-5 below ``s + 1``). From ``x = s + 1``:
+``n < (s+1)**2`` gives ``n // (s+1) <= s``, so ``g(s+1) <= s``. Hence ``x_6 = s``; the
+``min`` keeps ``x = s`` afterwards. For ``n < 2**32`` the same bound is reached one step
+earlier (``4.65e-8 * 2**16 < 1e-2``). The tests check these counts at the worst cases.
+
+**The I-ViT quirk.** Ten steps from ``2**16`` without the stopping test: for ``n = 0`` the
+iterate halves ten times (result 64); small ``n`` have not converged (``n = 10**4`` gives
+108, not 100); near a perfect square minus one the iteration can oscillate between ``s``
+and ``s + 1`` (so ``s + 1`` is returned); above about ``2**48`` ten steps are too few.
+
+>>> from intsim.isqrt import isqrt, isqrt_ivit, isqrt_fixed
+>>> isqrt(99), isqrt(2**64 - 1), isqrt(10**4)
+(9, 4294967295, 100)
+>>> isqrt_ivit(0), isqrt_ivit(10**4), isqrt_fixed(10**4)
+(64, 108, 100)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numba import njit, prange
+
+from ._arrays import as_int_array
+from .errors import ConfigError, DTypeError, OperandRangeError
+from .inttype import IntType
+from .opcounts import OpCounts
+from .opresult import OpResult
+
+__all__ = [
+    "isqrt", "isqrt_ivit", "isqrt_fixed", "isqrt_op", "newton_steps",
+    "METHODS", "FIXED_STEPS_64", "FIXED_STEPS_32", "OPERATORS", "PROFILES", "INPUTS",
+]
+
+METHODS: tuple[str, ...] = ("newton", "ivit", "fixed")
+FIXED_STEPS_64 = 6  #: fixed Newton steps that make "fixed" exact for every n < 2**64
+FIXED_STEPS_32 = 5  #: ... and for every n < 2**32
+IVIT_STEPS = 10
+IVIT_SEED = 1 << 16
+
+_U64_MAX = (1 << 64) - 1
+_U64 = IntType(64, signed=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# numba kernels (uint64 throughout: mixing int64 and uint64 would promote to float64)
+# ---------------------------------------------------------------------------------------------
+@njit(cache=True, inline="always")
+def _bitlen_u64(n):
+    """Bit length of a uint64 (0 for 0): a priority encoder."""
+    b = np.uint64(0)
+    v = n
+    one = np.uint64(1)
+    for sh in (32, 16, 8, 4, 2, 1):
+        s = np.uint64(sh)
+        if (v >> s) != np.uint64(0):
+            v = v >> s
+            b += s
+    if v != np.uint64(0):
+        b += one
+    return b
+
+
+@njit(cache=True, inline="always")
+def isqrt_newton_u64(n):
+    """I-BERT's Newton floor sqrt of a uint64; returns (root, number of updates + final check)."""
+    zero = np.uint64(0)
+    one = np.uint64(1)
+    if n == zero:
+        return zero, np.int64(0)
+    b = _bitlen_u64(n)
+    x = one << ((b + one) >> one)
+    it = np.int64(0)
+    while True:
+        it += 1
+        y = (x + n // x) >> one
+        if y >= x:
+            return x, it
+        x = y
+
+
+@njit(cache=True, inline="always")
+def isqrt_fixed_u64(n, steps):
+    """Fixed-count Newton from the normalized seed, with the min() that makes it monotone."""
+    zero = np.uint64(0)
+    one = np.uint64(1)
+    if n == zero:
+        return zero
+    b = _bitlen_u64(n)
+    x = one << ((b + one) >> one)
+    for _ in range(steps):
+        y = (x + n // x) >> one
+        if y < x:
+            x = y
+    return x
+
+
+@njit(cache=True, inline="always")
+def isqrt_ivit_u64(n, steps, seed):
+    """I-ViT's fixed iteration: k = (k + n // k) // 2, ``steps`` times from ``seed``.
+
+    Returns (k, max intermediate k + n // k seen) so callers can check the register.
+    A k of 0 (impossible from a positive seed with the published 10 steps) yields 0.
+    """
+    one = np.uint64(1)
+    k = seed
+    peak = seed
+    for _ in range(steps):
+        if k == np.uint64(0):
+            return k, peak
+        t = k + n // k
+        if t > peak:
+            peak = t
+        k = t >> one
+    return k, peak
+
+
+@njit(cache=True, inline="always")
+def _first_numerator(n):
+    """The largest Newton numerator x + n // x of "newton" and "fixed": the first one (the
+    seed is a power of two, so n // seed is a shift)."""
+    if n == np.uint64(0):
+        return np.uint64(0)
+    one = np.uint64(1)
+    c = (_bitlen_u64(n) + one) >> one
+    return (one << c) + (n >> c)
+
+
+@njit(cache=True, inline="always")
+def isqrt_float_u64(n):
+    """floor(sqrt(n)) from the float64 square root, corrected exactly (the same value as the
+    Newton iterations, which are proven to return the floor square root)."""
+    top = np.uint64(4294967295)
+    s = np.uint64(np.sqrt(np.float64(n)))
+    if s > top:
+        s = top
+    while s * s > n:
+        s -= np.uint64(1)
+    while s < top and (s + np.uint64(1)) * (s + np.uint64(1)) <= n:
+        s += np.uint64(1)
+    return s
+
+
+@njit(cache=True, parallel=True)
+def _kernel(n, method, steps, seed, out, iters, peak):
+    """method 0: I-BERT's Newton, simulated (its iteration count is data dependent);
+    1: I-ViT's fixed iteration, simulated; 2: "fixed" with at least 6 steps, whose result is
+    proven to be the floor square root (computed from the float square root); 3: "fixed" with
+    fewer steps, simulated."""
+    for i in prange(n.shape[0]):
+        v = np.uint64(n[i])
+        if method == 0:
+            r, it = isqrt_newton_u64(v)
+            out[i] = r
+            iters[i] = it
+            peak[i] = _first_numerator(v)
+        elif method == 1:
+            r, p = isqrt_ivit_u64(v, steps, np.uint64(seed))
+            out[i] = r
+            iters[i] = steps
+            peak[i] = p
+        elif method == 2:
+            out[i] = isqrt_float_u64(v)
+            iters[i] = steps if v != np.uint64(0) else 0
+            peak[i] = _first_numerator(v)
+        else:
+            out[i] = isqrt_fixed_u64(v, steps)
+            iters[i] = steps if v != np.uint64(0) else 0
+            peak[i] = _first_numerator(v)
+
+
+@njit(cache=True, parallel=True)
+def _kernel_values(n, out):
+    for i in prange(n.shape[0]):
+        out[i] = isqrt_float_u64(np.uint64(n[i]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Python-int paths (exact at any size) and array plumbing
+# ---------------------------------------------------------------------------------------------
+def newton_steps(n: int) -> int:
+    """Number of Newton updates plus the final check I-BERT's iteration makes for ``n``.
+
+    >>> [newton_steps(v) for v in (0, 1, 2**32 - 1, 2**64 - 1)]
+    [0, 2, 6, 7]
+    """
+    n = _py_nonneg(n, "n")
+    if n == 0:
+        return 0
+    x = 1 << ((n.bit_length() + 1) >> 1)
+    it = 0
+    while True:
+        it += 1
+        y = (x + n // x) >> 1
+        if y >= x:
+            return it
+        x = y
+
+
+def _py_nonneg(n: Any, name: str) -> int:
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
+        raise DTypeError(f"{name}: an integer is due, got {type(n).__name__} ({n!r})")
+    v = int(n)
+    if v < 0:
+        raise OperandRangeError(f"{name}: square root of a negative number ({v})", count=1, index=(), value=v)
+    return v
+
+
+def _py_newton(n: int) -> int:
+    if n == 0:
+        return 0
+    x = 1 << ((n.bit_length() + 1) >> 1)
+    while True:
+        y = (x + n // x) >> 1
+        if y >= x:
+            return x
+        x = y
+
+
+def _py_fixed(n: int, steps: int) -> int:
+    if n == 0:
+        return 0
+    x = 1 << ((n.bit_length() + 1) >> 1)
+    for _ in range(steps):
+        x = min(x, (x + n // x) >> 1)
+    return x
+
+
+def _py_ivit(n: int, steps: int, seed: int) -> int:
+    k = seed
+    for _ in range(steps):
+        if k == 0:
+            return 0
+        k = (k + n // k) >> 1
+    return k
+
+
+def _as_u64(n: Any, name: str) -> tuple[np.ndarray, tuple]:
+    arr = as_int_array(n, name)
+    if arr.dtype.kind == "i" and arr.size and int(arr.min()) < 0:
+        flat = np.flatnonzero(arr.reshape(-1) < 0)
+        idx = tuple(int(i) for i in np.unravel_index(int(flat[0]), arr.shape))
+        raise OperandRangeError(
+            f"{name}: {flat.size} entries are negative (no integer square root); first at index {idx}: "
+            f"{int(arr[idx])}", count=int(flat.size), index=idx, value=int(arr[idx]))
+    return np.ascontiguousarray(arr).astype(np.uint64).reshape(-1), arr.shape
+
+
+def _check_steps(steps: Any, name: str = "steps") -> int:
+    if isinstance(steps, (bool, np.bool_)) or not isinstance(steps, (int, np.integer)) or not 0 <= int(steps) <= 4096:
+        raise ConfigError(f"{name} must be an integer from 0 to 4096, got {steps!r}")
+    return int(steps)
+
+
+def _run(n: Any, method: int, steps: int, seed: int, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple]:
+    flat, shape = _as_u64(n, name)
+    out = np.empty(flat.shape, dtype=np.uint64)
+    iters = np.empty(flat.shape, dtype=np.int64)
+    peak = np.empty(flat.shape, dtype=np.uint64)
+    if flat.size:
+        _kernel(flat, method, steps, seed, out, iters, peak)
+    return out, iters, peak, shape
+
+
+def _result(out: np.ndarray, shape: tuple) -> np.ndarray:
+    """int64 when every root fits (always: roots of uint64 values are < 2**32)."""
+    return out.astype(np.int64).reshape(shape)
+
+
+def isqrt(n: Any) -> Any:
+    """Exact ``floor(sqrt(n))``: the value of I-BERT's Newton iteration (see the module docstring).
+
+    Python ints run the iteration itself. Arrays take a faster route to the same values (the
+    iteration is proven to return the floor square root): the float64 square root, corrected
+    exactly with integer squares; :func:`isqrt_op` with ``profile="newton"`` runs the iteration
+    element by element to count its operations.
+
+    ``n`` is a non-negative Python int (any size; returns a Python int) or an integer
+    array with values in [0, 2**64 - 1] (int64 or uint64; returns int64 of the same shape).
+    Negative values raise :class:`~intsim.errors.OperandRangeError`, floats
+    :class:`~intsim.errors.DTypeError`.
+
+    >>> isqrt(np.array([0, 1, 15, 16, 2**62])).tolist()
+    [0, 1, 3, 4, 2147483648]
+    """
+    if isinstance(n, (int, np.integer)) and not isinstance(n, (bool, np.bool_)):
+        return _py_newton(_py_nonneg(n, "n"))
+    flat, shape = _as_u64(n, "n")
+    out = np.empty(flat.shape, dtype=np.uint64)
+    if flat.size:
+        _kernel_values(flat, out)  # the same values as the iteration (proven), much faster
+    return _result(out, shape)
+
+
+def isqrt_ivit(n: Any, steps: int = IVIT_STEPS, seed: int = IVIT_SEED) -> Any:
+    """I-ViT's published square root: ``steps`` (10) iterations ``k = (k + n // k) // 2`` from
+    ``seed`` (``2**16``), with no convergence test. Reproduces the published quirk exactly
+    (``isqrt_ivit(0) == 64``); inputs and outputs as :func:`isqrt` (n < 2**64).
+
+    >>> isqrt_ivit(np.array([0, 34596, 2**40])).tolist()
+    [64, 186, 1048576]
+    """
+    steps = _check_steps(steps)
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or not 1 <= int(seed) < 2**32:
+        raise ConfigError(f"seed must be an integer from 1 to 2**32 - 1, got {seed!r}")
+    if isinstance(n, (int, np.integer)) and not isinstance(n, (bool, np.bool_)):
+        v = _py_nonneg(n, "n")
+        if v > _U64_MAX:
+            raise OperandRangeError(f"n: {v} exceeds the 64-bit range of this iteration", count=1, value=v)
+        return _py_ivit(v, steps, int(seed))
+    out, _, _, shape = _run(n, 1, steps, int(seed), "n")
+    return _result(out, shape)
+
+
+def isqrt_fixed(n: Any, steps: int = FIXED_STEPS_64) -> Any:
+    """Corrected fixed-iteration square root: seed ``2**ceil(bits(n)/2)``, then ``steps``
+    Newton updates ``x = min(x, (x + n // x) // 2)``. Exact (``floor(sqrt(n))``) for every
+    n < 2**64 when ``steps >= 6`` and for n < 2**32 when ``steps >= 5`` (proof in the module
+    docstring); fewer steps can return a value above the floor sqrt, never below it.
+
+    >>> isqrt_fixed(2**64 - 1), isqrt_fixed(2**64 - 1, steps=4)
+    (4294967295, 4295032831)
+    """
+    steps = _check_steps(steps)
+    if isinstance(n, (int, np.integer)) and not isinstance(n, (bool, np.bool_)):
+        v = _py_nonneg(n, "n")
+        if v > _U64_MAX:
+            raise OperandRangeError(f"n: {v} exceeds the 64-bit range of this iteration", count=1, value=v)
+        return _py_fixed(v, steps)
+    out, _, _, shape = _run(n, 2 if steps >= FIXED_STEPS_64 else 3, steps, 0, "n")
+    return _result(out, shape)
+
+
+# ---------------------------------------------------------------------------------------------
+# the operator form: OpResult with op counts and registers
+# ---------------------------------------------------------------------------------------------
+_METHOD_CODE = {"newton": 0, "ivit": 1, "fixed": 2}
+
+
+def isqrt_op(n: Any, scale: float = 1.0, *, profile: str = "newton", steps: int | None = None,
+             in_type: IntType | str = _U64, widths: dict | None = None, overflow: str = "raise",
+             taps: bool = False) -> OpResult:
+    """Integer square root as an operator returning :class:`~intsim.opresult.OpResult`.
+
+    ``profile`` is a method of the module table: ``"newton"`` (I-BERT, exact),
+    ``"ivit"`` (published 10 steps from 2**16; ``steps`` overrides 10) or ``"fixed"``
+    (corrected; ``steps`` defaults to 6). ``scale`` is the real value of one input step;
+    the output scale is ``sqrt(scale)`` (a float; exact when ``scale`` is a power of 4).
+    ``in_type`` (default uint64) is the declared input type; negative inputs raise.
+
+    Registers (declared widths, overridable through ``widths``):
+
+    * ``"iter"``: the largest Newton numerator ``x + n // x`` of each element (the first one
+      for "newton"/"fixed"), unsigned 33 bits: the seed is at most ``2**32`` and
+      ``n // x <= 2**32``, so it never overflows for 64-bit inputs;
+    * ``"root"``: the result, unsigned 32 bits (every root of a 64-bit value fits).
+
+    Op counts (exact, per call): "newton"/"fixed" count per element one ``compare`` for the
+    ``n == 0`` test and, for ``n > 0``, one ``compare`` (the leading-zero count of the seed, a
+    priority encoder) and one ``shift``; per Newton update one ``div``, ``add``, ``shift`` and
+    ``compare`` (the stopping test or the ``min``). "newton" counts the updates it actually
+    made (data dependent), "fixed" ``steps`` per nonzero element, "ivit" ``steps`` updates of
+    one ``div``, ``add`` and ``shift`` per element.
+
+    >>> r = isqrt_op(np.array([0, 10**4]), profile="ivit")
+    >>> r.values.tolist(), r.ops.total("div")
+    ([64, 108], 20)
+    """
+    from .dyadic import check_scale
+    from .ibert import _input, _make_regs, _raise_or_record  # shared helpers (imported late: no cycle)
+
+    op = "isqrt"
+    if profile not in _METHOD_CODE:
+        raise ConfigError(f"{op}: unknown profile {profile!r}; valid: {', '.join(METHODS)}")
+    try:
+        s = check_scale(scale, "scale")
+    except ConfigError as exc:
+        raise ConfigError(f"{op}: {exc}") from None
+    steps = _check_steps(IVIT_STEPS if profile == "ivit" else FIXED_STEPS_64) if steps is None else _check_steps(steps)
+    in_t = IntType.parse(in_type)
+    arr = _input(n, in_t, op, "n", min_ndim=0)
+    regs = _make_regs(op, {"iter": IntType(33, signed=False), "root": IntType(32, signed=False)}, widths, overflow)
+    code = _METHOD_CODE[profile]
+    if code == 2 and steps < FIXED_STEPS_64:
+        code = 3
+    out, iters, peak, shape = _run(arr, code, steps, IVIT_SEED, "n")
+    taps_d: dict[str, np.ndarray] = {}
+    it_vals = _raise_or_record(regs, "iter", peak.reshape(shape))
+    if taps:
+        taps_d["iter"] = it_vals.copy()
+    root = regs.check("root", out.astype(np.int64).reshape(shape))
+    if taps:
+        taps_d["root"] = root.copy()
+    total = int(iters.sum())
+    size = int(out.size)
+    b = regs.type_of("iter").bits
+    ops = OpCounts()
+    if profile == "ivit":
+        ops.add("div", (64,), total).add("add", (b,), total).add("shift", (b,), total)
+    elif size:
+        nz = size - int(np.count_nonzero(np.asarray(arr).reshape(-1) == 0))
+        ops.add("compare", (64,), size + nz).add("shift", (64,), nz)
+        ops.add("div", (64,), total).add("add", (b,), total).add("shift", (b,), total).add("compare", (b,), total)
+    return OpResult(values=root, scale=math.sqrt(s), ops=ops, registers=regs, taps=taps_d)
+
+
+OPERATORS: dict[str, Any] = {"isqrt": isqrt_op}
+PROFILES: dict[str, tuple[str, ...]] = {"isqrt": METHODS}
+INPUTS: dict[str, tuple[str, ...]] = {"isqrt": ("n", "scale")}

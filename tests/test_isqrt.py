@@ -1,0 +1,167 @@
+"""Integer square roots against Python's math.isqrt and literal Python-int oracles."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from intsim.errors import ConfigError, DTypeError, OperandRangeError, RegisterOverflow
+from intsim.isqrt import (
+    FIXED_STEPS_32,
+    FIXED_STEPS_64,
+    OPERATORS,
+    PROFILES,
+    isqrt,
+    isqrt_fixed,
+    isqrt_ivit,
+    isqrt_op,
+    newton_steps,
+)
+
+U64_MAX = 2**64 - 1
+
+
+def ivit_oracle(n: int, steps: int = 10, k: int = 2**16) -> int:
+    """I-ViT's loop, literally: k = floor((k + floor(var / k)) / 2), ten times."""
+    for _ in range(steps):
+        k = (k + n // k) // 2
+    return k
+
+
+def edge_values(limit: int) -> list[int]:
+    """Perfect squares, their neighbours, powers of two and their neighbours, range edges."""
+    vals = {0, 1, 2, 3, limit, limit - 1}
+    for b in range(1, limit.bit_length() + 1):
+        for d in (-1, 0, 1):
+            v = (1 << b) + d
+            if 0 <= v <= limit:
+                vals.add(v)
+    s = math.isqrt(limit)
+    for r in [2, 3, 255, 256, 65535, 65536, 3037000499, 3037000500, 2**32 - 1, s - 1, s]:
+        for d in (-1, 0, 1):
+            v = r * r + d
+            if 0 <= v <= limit:
+                vals.add(v)
+    return sorted(vals)
+
+
+u64 = st.one_of(st.integers(0, U64_MAX), st.sampled_from(edge_values(U64_MAX)),
+                st.integers(1, 2**32 - 1).map(lambda r: r * r - 1), st.integers(1, 2**32 - 1).map(lambda r: r * r))
+
+
+@given(st.lists(u64, min_size=1, max_size=64))
+def test_isqrt_exact_over_uint64(vals):
+    arr = np.array(vals, dtype=np.uint64)
+    got = isqrt(arr)
+    assert got.dtype == np.int64
+    assert got.tolist() == [math.isqrt(v) for v in vals]
+    assert isqrt_fixed(arr).tolist() == [math.isqrt(v) for v in vals]
+
+
+@given(st.lists(st.integers(0, 2**63 - 1), min_size=1, max_size=32))
+def test_isqrt_int64_input(vals):
+    arr = np.array(vals, dtype=np.int64)
+    assert isqrt(arr).tolist() == [math.isqrt(v) for v in vals]
+
+
+def test_isqrt_edges_and_step_counts():
+    vals = edge_values(U64_MAX)
+    arr = np.array(vals, dtype=np.uint64)
+    assert isqrt(arr).tolist() == [math.isqrt(v) for v in vals]
+    # the proven fixed-step counts: 6 for 64-bit inputs, 5 below 2**32
+    assert isqrt_fixed(arr, steps=FIXED_STEPS_64).tolist() == [math.isqrt(v) for v in vals]
+    small = [v for v in vals if v < 2**32]
+    assert isqrt_fixed(np.array(small, dtype=np.uint64), steps=FIXED_STEPS_32).tolist() == \
+        [math.isqrt(v) for v in small]
+    # and fewer steps are not enough somewhere (the bound is not vacuous), never below the floor
+    short = isqrt_fixed(arr, steps=4)
+    assert any(g != math.isqrt(v) for g, v in zip(short.tolist(), vals, strict=True))
+    assert all(g >= math.isqrt(v) for g, v in zip(short.tolist(), vals, strict=True))
+    # I-BERT's iteration: at most 6 updates + 1 check on 64-bit values, 5 + 1 below 2**32
+    assert max(newton_steps(v) for v in vals) <= 7
+    assert max(newton_steps(v) for v in small) <= 6
+    assert newton_steps(0) == 0
+
+
+def test_python_ints_any_size():
+    assert isqrt(10**40) == 10**20
+    assert isqrt(2**200 - 1) == 2**100 - 1
+    assert isqrt(np.int64(15)) == 3
+
+
+def test_ivit_quirk_published_values():
+    # the design note's figures: var = 0 gives 64, var = 10**4 gives 108
+    assert isqrt_ivit(0) == 64
+    assert isqrt_ivit(10**4) == 108
+    vals = [0, 1, 100, 10**4, 34596, 2**22, 2**30, 2**40, 2**48, 2**56, 2**62]
+    got = isqrt_ivit(np.array(vals, dtype=np.int64)).tolist()
+    assert got == [ivit_oracle(v) for v in vals]
+    # badly wrong for small variances, fine in the middle, too few steps at the top
+    assert got[2] != 10
+    assert got[vals.index(2**30)] == 2**15
+    assert got[vals.index(2**62)] > 2**31 + 1
+
+
+def test_ivit_off_by_one_oscillation():
+    # near a perfect square minus one the fixed iteration can end one above the floor
+    hits = [v for v in range(35000, 200000, 7) if isqrt_ivit(v) != math.isqrt(v)]
+    assert hits and all(isqrt_ivit(v) == math.isqrt(v) + 1 for v in hits)
+
+
+@given(st.lists(st.integers(0, 2**63 - 1), min_size=1, max_size=16))
+def test_ivit_matches_oracle(vals):
+    assert isqrt_ivit(np.array(vals, dtype=np.int64)).tolist() == [ivit_oracle(v) for v in vals]
+
+
+def test_operator_form():
+    assert OPERATORS["isqrt"] is isqrt_op and PROFILES["isqrt"] == ("newton", "ivit", "fixed")
+    n = np.array([[0, 1, 2, 99], [2**40, 2**40 - 1, 7, 8]], dtype=np.int64)
+    r = isqrt_op(n, scale=0.25, in_type="int64")
+    assert r.values.tolist() == [[math.isqrt(int(v)) for v in row] for row in n.tolist()]
+    assert r.scale == 0.5
+    iters = sum(newton_steps(int(v)) for v in n.reshape(-1))
+    assert r.ops.total("div") == iters
+    assert r.ops["compare", (64,)] == 8 + 7  # zero tests + seeds of the nonzero entries
+    rf = isqrt_op(n, profile="fixed", in_type="int64", taps=True)
+    assert rf.values.tolist() == r.values.tolist()
+    assert rf.ops.total("div") == 6 * 7
+    assert rf.taps["root"].tolist() == r.values.tolist()
+    # the first Newton numerator tap: seed + n // seed
+    assert rf.taps["iter"][1, 0] == 2**21 + 2**40 // 2**21  # bitlen(2**40) = 41: seed 2**21
+    ri = isqrt_op(np.array([0, 10**4]), profile="ivit", steps=12)
+    assert ri.values.tolist() == [ivit_oracle(0, 12), ivit_oracle(10**4, 12)]
+    assert ri.ops.total("div") == 24
+
+
+def test_operator_registers():
+    with pytest.raises(RegisterOverflow) as ei:
+        isqrt_op(np.array([4, 2**20]), widths={"root": 8})
+    assert ei.value.step == "root" and ei.value.value == 1024 and "isqrt" in str(ei.value)
+    r = isqrt_op(np.array([4, 2**20]), widths={"root": 8}, overflow="record")
+    assert r.values.tolist() == [2, 1024] and r.registers.events[0].step == "root"
+
+
+def test_bad_inputs():
+    with pytest.raises(OperandRangeError, match="negative"):
+        isqrt(np.array([4, -1]))
+    with pytest.raises(OperandRangeError):
+        isqrt(-4)
+    with pytest.raises(DTypeError):
+        isqrt(np.array([4.0]))
+    with pytest.raises(DTypeError):
+        isqrt(4.0)
+    with pytest.raises(ConfigError):
+        isqrt_ivit(4, steps=-1)
+    with pytest.raises(ConfigError):
+        isqrt_op(np.array([4]), profile="nope")
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ConfigError):
+            isqrt_op(np.array([4]), scale=bad)
+    with pytest.raises(OperandRangeError):
+        isqrt_op(np.array([300]), in_type="uint8")
+    with pytest.raises(OperandRangeError):
+        isqrt_op(np.array([-1]), in_type="int8")

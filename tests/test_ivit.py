@@ -1,0 +1,334 @@
+"""I-ViT operators (PyTorch and TVM parameter sets, corrected variants) against literal
+Python-int oracles, the design note's Shiftmax vectors, accuracy figures and registers."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from intsim import ivit
+from intsim.errors import ConfigError, DTypeError, OperandRangeError, RegisterOverflow
+from intsim.inttype import IntType
+
+I31 = 2**31 - 1
+
+
+# ---------------------------------------------------------------------------------------------
+# oracles (the published code on Python ints)
+# ---------------------------------------------------------------------------------------------
+def rne(q: Fraction) -> int:
+    fl = q.numerator // q.denominator
+    rem = q - fl
+    return fl + 1 if rem > Fraction(1, 2) or (rem == Fraction(1, 2) and fl % 2) else fl
+
+
+def tdiv(a: int, b: int) -> int:
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b >= 0) else -q
+
+
+def x0_oracle(S: float, tvm: bool) -> int:
+    return int(-1.0 / S - 1) if tvm else math.floor(-1.0 / S)
+
+
+def sexp_oracle(x: int, S: float, n: int, tvm: bool) -> int:
+    t = x + math.floor(x / 2) - math.floor(x / 16)
+    x0 = x0_oracle(S, tvm)
+    t = max(t, n * x0)
+    if tvm:
+        q = tdiv(t, x0)
+        r = t - q * x0
+        base = (r >> 1) - x0
+        return base << (n - q) if n >= q else base >> (q - n)
+    q = t // x0
+    r = t - x0 * q
+    return max(math.floor((Fraction(r, 2) - x0) * Fraction(2) ** (n - q)), 0)
+
+
+def shiftmax_oracle(row: list[int], S: float, profile: str = "pytorch", out_bit: int = 8) -> list[int]:
+    tvm = profile == "tvm"
+    n = 16 if tvm else 15
+    mx = max(row)
+    e = [sexp_oracle(v - mx, S, n, tvm) for v in row]
+    s = sum(e)
+    if profile == "pytorch":
+        s = min(s, I31)
+        f = I31 // s
+        return [(v * f) // 2 ** (32 - out_bit) for v in e]
+    if tvm:
+        f = tdiv(I31, s)
+        return [(f * v) >> 24 for v in e]
+    L = s.bit_length()
+    k = max(L - 32, 0)
+    f = 2 ** (30 + L - k) // (s >> k)
+    sh = 30 + L - k - (out_bit - 1)
+    return [min(((v >> k) * f + 2 ** (sh - 1)) >> sh, 2 ** (out_bit - 1) - 1) for v in e]
+
+
+def shiftgelu_oracle(row: list[int], S: float, profile: str = "pytorch", out_bit: int = 8) -> list[int]:
+    tvm = profile == "tvm"
+    Ss = S * 1.702
+    m = max(row)
+    if profile == "corrected":
+        m = max(m, 0)
+    em = sexp_oracle(-m, Ss, 23, tvm)
+    out = []
+    for v in row:
+        e = sexp_oracle(v - m, Ss, 23, tvm)
+        s = e + em
+        if profile == "pytorch":
+            sig = (e * (I31 // min(s, I31))) // 2 ** (32 - out_bit)
+        elif tvm:
+            sig = (tdiv(I31, s) * e) >> 24
+        else:
+            sig = (e << (out_bit - 1)) // s
+        out.append(v * sig)
+    return out
+
+
+def ln_oracle(row: list[int], profile: str = "pytorch", steps: int = 10) -> list[int]:
+    D = len(row)
+    if profile == "tvm":
+        mean = tdiv(sum(row), D)
+    else:
+        mean = rne(Fraction(sum(row), D))
+    y = [v - mean for v in row]
+    var = sum(v * v for v in y)
+    if profile == "corrected":
+        g = max(0, (62 - var.bit_length()) // 2)
+        std = math.isqrt(var << (2 * g))
+        f = 0 if std == 0 else 2 ** (31 + g) // std
+        return [(v * f) // 2 for v in y]
+    k = 2**16
+    for _ in range(steps):
+        k = (k + var // k) // 2
+    if profile == "tvm":
+        f = tdiv(I31, k)
+        return [tdiv(f * v, 2) for v in y]
+    f = I31 // k
+    return [(v * f) // 2 for v in y]
+
+
+int8_rows = st.integers(1, 3).flatmap(lambda R: st.integers(1, 12).flatmap(
+    lambda N: st.lists(st.lists(st.integers(-128, 127), min_size=N, max_size=N), min_size=R, max_size=R)))
+
+
+# ---------------------------------------------------------------------------------------------
+# the design note's vectors
+# ---------------------------------------------------------------------------------------------
+def test_shiftmax_note_vectors():
+    x = np.array([[10, 20, 30, 40, 50]])
+    pt = ivit.shiftmax(x, 0.1)
+    tv = ivit.shiftmax(x, 0.1, profile="tvm")
+    assert pt.values.tolist() == [[1, 4, 11, 31, 78]] and pt.scale == 1 / 128
+    assert tv.values.tolist() == [[2, 5, 13, 31, 75]] and tv.scale == 1 / 128
+    assert (ivit.x0_int(0.1), ivit.x0_int(0.1, "tvm")) == (-10, -11)
+    # the released ViT models use IntSoftmax(16): scale 2**-15
+    r16 = ivit.shiftmax(x, 0.1, out_bit=16)
+    assert r16.values.tolist() == [shiftmax_oracle([10, 20, 30, 40, 50], 0.1, "pytorch", 16)]
+    assert r16.scale == 2.0**-15
+
+
+# ---------------------------------------------------------------------------------------------
+# property tests
+# ---------------------------------------------------------------------------------------------
+@given(st.lists(st.integers(-3000, 0), min_size=1, max_size=20), st.floats(0.02, 1.5),
+       st.sampled_from(["pytorch", "tvm"]))
+def test_shift_exp_oracle(x, S, profile):
+    r = ivit.shift_exp(np.array(x), S, profile=profile)
+    n = 16 if profile == "tvm" else 15
+    assert r.values.tolist() == [sexp_oracle(v, S, n, profile == "tvm") for v in x]
+    assert r.scale == S / 2**n
+
+
+def test_shift_exp_lut_path():
+    x = np.arange(-2047, 1).reshape(2, -1)
+    for profile in ("pytorch", "tvm"):
+        n = 16 if profile == "tvm" else 15
+        r = ivit.shift_exp(x, 0.07, profile=profile)
+        assert r.values.reshape(-1).tolist() == [sexp_oracle(int(v), 0.07, n, profile == "tvm")
+                                                 for v in x.reshape(-1)]
+
+
+@given(int8_rows, st.floats(0.03, 0.5), st.sampled_from(["pytorch", "tvm", "corrected"]))
+def test_shiftmax_oracle(x, S, profile):
+    r = ivit.shiftmax(np.array(x), S, profile=profile)
+    assert r.values.tolist() == [shiftmax_oracle(row, S, profile) for row in x]
+
+
+def test_shiftmax_table_path():
+    rng = np.random.default_rng(5)
+    x = rng.integers(-128, 128, size=(16, 197))
+    for profile in ("pytorch", "tvm", "corrected"):
+        r = ivit.shiftmax(x, 10 / 127, profile=profile)
+        assert r.values.tolist() == [shiftmax_oracle(list(map(int, row)), 10 / 127, profile) for row in x]
+
+
+@given(int8_rows, st.floats(0.01, 0.2), st.sampled_from(["pytorch", "tvm", "corrected"]))
+def test_shiftgelu_oracle(x, S, profile):
+    # keep the row maximum >= 0 for the published profiles (see test_shiftgelu_negative_max)
+    x = [row if profile == "corrected" else [*row[:-1], min(abs(row[-1]), 127)] for row in x]
+    r = ivit.shiftgelu(np.array(x), S, profile=profile)
+    assert r.values.tolist() == [shiftgelu_oracle(row, S, profile) for row in x]
+    assert r.scale == S / 128
+
+
+@given(st.integers(1, 3).flatmap(lambda R: st.integers(1, 10).flatmap(
+    lambda N: st.lists(st.lists(st.integers(-(2**15), 2**15 - 1), min_size=N, max_size=N), min_size=R,
+                       max_size=R))), st.sampled_from(["pytorch", "tvm", "corrected"]))
+def test_layernorm_oracle(x, profile):
+    w = {"var": 64, "y_sq": 64, "sqrt_iter": 64, "prod": 64, "sum": 64} if profile == "tvm" else None
+    r = ivit.layernorm(np.array(x), 0.05, profile=profile, widths=w)
+    assert r.values.tolist() == [ln_oracle(row, profile) for row in x]
+
+
+# ---------------------------------------------------------------------------------------------
+# quirks, corrections, accuracy
+# ---------------------------------------------------------------------------------------------
+def _gelu(x):
+    from reference.nonlinear import gelu_erf
+    return gelu_erf(x)
+
+
+def test_layernorm_sqrt_quirk_small_variance():
+    x = np.array([[-1, 1, -1, 1, 0, 0, 0, 0]])  # var = 4: the 10-step sqrt gives 64, not 2
+    pub = ivit.layernorm(x, 0.1, taps=True)
+    assert pub.taps["std"].tolist() == [64]
+    cor = ivit.layernorm(x, 0.1, profile="corrected")
+    ref = (x - x.mean()) / x.std()
+    assert np.abs(cor.dequantize() - ref).max() < 1e-6
+    assert np.abs(pub.dequantize() - ref).max() > 1.0
+
+
+def test_layernorm_tvm_var_wraps():
+    # the 16-bit residual: sum(y**2) exceeds the TVM kernel's uint32 accumulator
+    x = np.array([[-32000, 32000, -32000, 32000, -32000, 32000]])  # sum(y**2) = 6.1e9
+    with pytest.raises(RegisterOverflow) as ei:
+        ivit.layernorm(x, 0.01, profile="tvm")
+    assert ei.value.step == "var" and ei.value.op == "ivit.layernorm"
+    assert ivit.layernorm(x, 0.01).values.tolist() == [ln_oracle(list(map(int, x[0])))]
+
+
+def test_shiftmax_tvm_long_row_wraps():
+    x = np.zeros((1, 3000), dtype=np.int64)  # 3000 * 11 * 2**16 > 2**31
+    with pytest.raises(RegisterOverflow) as ei:
+        ivit.shiftmax(x, 0.1, profile="tvm")
+    assert ei.value.step == "sum"
+    # overflow="wrap" reproduces the TVM kernel's int32 arithmetic exactly
+    r = ivit.shiftmax(x, 0.1, profile="tvm", overflow="wrap")
+    s = IntType(32).wrap(3000 * 11 * 2**16)
+    assert r.values[0, 0] == IntType(32).wrap(tdiv(I31, s) * 11 * 2**16) >> 24
+    assert [e.step for e in r.registers.events] == ["sum"]
+    c = ivit.shiftmax(np.zeros((1, 5000), dtype=np.int64), 0.1, profile="corrected")
+    assert c.values.tolist() == [shiftmax_oracle([0] * 5000, 0.1, "corrected")]
+
+
+def test_shiftgelu_negative_max():
+    # a negative row maximum makes -max positive: the published em overflows (beyond int64)
+    x = np.array([[-2000, -2500]])
+    for pol in ("raise", "record"):
+        with pytest.raises(RegisterOverflow) as ei:
+            ivit.shiftgelu(x, 0.01, profile="pytorch", in_type="int16", overflow=pol)
+        assert ei.value.step.startswith("max_") and ei.value.value is None and "beyond" in str(ei.value)
+    r = ivit.shiftgelu(x, 0.01, profile="corrected", in_type="int16")
+    assert r.values.tolist() == [shiftgelu_oracle([-2000, -2500], 0.01, "corrected")]
+
+
+def test_shiftmax_accuracy():
+    rng = np.random.default_rng(11)
+    S = 10 / 127
+    x = np.clip(np.round(rng.normal(0, 3, size=(64, 197)) / S), -128, 127).astype(np.int64)
+    p = np.exp(x * S - (x * S).max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    err = np.abs(ivit.shiftmax(x, S).dequantize() - p)
+    assert err.max() < 0.05 and err.mean() < 1.5e-3  # the note: 0.048, 8.8e-4
+    xe = np.arange(-127, 1)
+    assert np.abs(ivit.shift_exp(xe, S).dequantize() - np.exp(xe * S)).max() < 0.1  # the note: <= 0.097
+
+
+def test_shiftgelu_accuracy():
+    x = np.arange(-127, 128)[None, :]
+    S = 4 / 127
+    pub = np.abs(ivit.shiftgelu(x, S).dequantize() - _gelu(x * S)).max()
+    assert 0.2 < pub < 0.27  # the note: 0.25
+    x = np.arange(-400, 401)[None, :]
+    pub = np.abs(ivit.shiftgelu(x, 0.01, in_type="int16").dequantize() - _gelu(x * 0.01)).max()
+    cor = np.abs(ivit.shiftgelu(x, 0.01, profile="corrected", in_type="int16").dequantize()
+                 - _gelu(x * 0.01)).max()
+    assert pub > 0.6 and cor < 0.1  # the note: 0.73 published
+
+
+def test_taps_and_counts():
+    x = np.array([[10, 20, 30, 40, 50], [0, 0, 0, 1, 2]])
+    r = ivit.shiftmax(x, 0.1, taps=True)
+    assert r.taps["exp"][0].tolist() == [sexp_oracle(v - 50, 0.1, 15, False) for v in [10, 20, 30, 40, 50]]
+    assert r.taps["sum"].shape == (2,) and r.taps["out"].tolist() == r.values.tolist()
+    assert r.ops.total("div") == 10 + 2
+    assert ivit.shiftmax(np.zeros((4, 5), dtype=np.int64), 0.1).ops == r.ops * 2
+    g = ivit.shiftgelu(x, 0.1)
+    assert g.ops.total("div") == 10 + 2 + 10  # per element and per row shift-exp, sigmoid reciprocal
+
+
+def test_bad_inputs():
+    x = np.array([[1, 2, 3]])
+    with pytest.raises(DTypeError):
+        ivit.shiftmax(np.array([[1.5, 2.0]]), 0.1)
+    for bad in (0, -1.0, float("nan")):
+        with pytest.raises(ConfigError):
+            ivit.shiftmax(x, bad)
+    with pytest.raises(OperandRangeError):
+        ivit.shiftmax(np.array([[1, 300]]), 0.1)  # int8 by default
+    with pytest.raises(ConfigError, match="8 bits"):
+        ivit.shiftmax(x, 0.1, profile="tvm", out_bit=16)
+    with pytest.raises(ConfigError):
+        ivit.layernorm(x, 0.1, profile="published")
+    with pytest.raises(ConfigError):
+        ivit.shiftgelu(x, 0.1, widths={"exp16": 16})
+
+
+def test_registry():
+    assert set(ivit.OPERATORS) == set(ivit.PROFILES) == set(ivit.INPUTS)
+    x = np.array([[3, -1, 0, 7]])
+    for name, fn in ivit.OPERATORS.items():
+        for p in ivit.PROFILES[name]:
+            r = fn(x, 0.05, profile=p)
+            assert r.values.shape == x.shape and r.ops.total() > 0
+
+
+@given(int8_rows, st.sampled_from([0.1, 0.05, 10 / 127]), st.sampled_from(["pytorch", "tvm", "corrected"]),
+       st.sampled_from(["raise", "wrap", "saturate", "record"]),
+       st.sampled_from([None, {"sum": 20}, {"x_sub": 7}, {"prod": 22}, {"out": 5}, {"log2e": 8}]))
+def test_fast_and_checked_paths_agree(x, S, profile, overflow, widths):
+    x = np.array(x)
+    outs = []
+    for taps in (False, True):
+        try:
+            r = ivit.shiftmax(x, S, profile=profile, widths=widths, overflow=overflow, taps=taps)
+            outs.append((r.values.tolist(), [(e.step, e.count, e.index, e.value) for e in r.registers.events]))
+        except RegisterOverflow as e:
+            outs.append((e.step, e.value, str(e)))
+    assert outs[0] == outs[1]
+    if profile != "corrected":
+        w = None if widths is None or "log2e" not in widths else widths
+        res = []
+        for taps in (False, True):
+            try:
+                r = ivit.shift_exp(-np.abs(x), S, profile=profile, widths=w, overflow=overflow, taps=taps)
+                res.append((r.values.tolist(), [(e.step, e.count, e.index) for e in r.registers.events]))
+            except RegisterOverflow as e:
+                res.append((e.step, e.value))
+        assert res[0] == res[1]
+    res = []
+    for taps in (False, True):
+        try:
+            r = ivit.layernorm(x * 200, S, profile=profile, overflow=overflow, taps=taps,
+                               widths={"prod": 40} if widths is not None else None)
+            res.append((r.values.tolist(), [(e.step, e.count, e.index) for e in r.registers.events]))
+        except RegisterOverflow as e:
+            res.append((e.step, e.value))
+    assert res[0] == res[1]

