@@ -168,9 +168,31 @@ def _illm(op: str) -> Callable[[tuple, np.random.Generator], Pair]:
             u = rng.integers(-128, 128, shape).astype(np.int8)
             xg, xu = g * 0.05, u * 0.02
             return (lambda: illm.swiglu(g, 0.05, u, 0.02)), (lambda: ref.swiglu(xg, xu))
+        if op == "dynamic_requant":
+            p = rng.integers(-(2**20), 2**20, shape).astype(np.int32)
+            x = p * 1e-4
+
+            def f_ref() -> object:  # per-token asymmetric 8-bit quantization in float64
+                lo, hi = x.min(axis=-1, keepdims=True), x.max(axis=-1, keepdims=True)
+                s = (hi - lo) / 255.0
+                return np.rint((x - lo) / s), s
+            return (lambda: illm.dynamic_requant(p, 1e-4)), f_ref
         q = np.rint(rng.normal(0.0, 2.0, shape) / 0.01).astype(np.int16)
         x = q * 0.01
+        if op == "layernorm":
+            return (lambda: illm.layernorm(q, 0.01)), (lambda: ref.layernorm(x, eps=0.0))
         return (lambda: illm.rmsnorm(q, 0.01)), (lambda: ref.rmsnorm(x, eps=0.0))
+    return make
+
+
+def _isqrt(profile: str) -> Callable[[tuple, np.random.Generator], Pair]:
+    def make(shape: tuple, rng: np.random.Generator) -> Pair:
+        from intsim.isqrt import isqrt_op
+
+        # LayerNorm variances: sums of squares of int8-16 values over a row, up to 2**40
+        n = rng.integers(0, 2**40, shape).astype(np.int64)
+        x = n.astype(np.float64)
+        return (lambda: isqrt_op(n, profile=profile)), (lambda: ref.sqrt(x))
     return make
 
 
@@ -187,8 +209,10 @@ BENCHES: dict[str, tuple[str, Callable[[tuple, np.random.Generator], Pair]]] = {
     "ibert.softmax": ("intsim.ibert", _ibert_softmax),
     "ibert.gelu": ("intsim.ibert", _ibert_gelu),
     "ibert.layernorm": ("intsim.ibert", _ibert_layernorm),
+    **{f"isqrt ({p})": ("intsim.isqrt", _isqrt(p)) for p in ("newton", "fixed", "ivit")},
     **{f"ivit.{op}": ("intsim.ivit", _ivit(op)) for op in ("shift_exp", "shiftmax", "shiftgelu", "layernorm")},
-    **{f"illm.{op}": ("intsim.illm", _illm(op)) for op in ("di_exp", "clipped_softmax", "swiglu", "rmsnorm")},
+    **{f"illm.{op}": ("intsim.illm", _illm(op))
+       for op in ("di_exp", "clipped_softmax", "swiglu", "rmsnorm", "layernorm", "dynamic_requant")},
 }
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import gemmlowp
+# _jitcache first: it installs the numba cache locators every kernel module below relies on
+from . import _jitcache, gemmlowp, ibert, illm, ivit  # noqa: F401
 from .datapath import OVERFLOW_POLICIES, Datapath, overflow_policy
 from .dyadic import Dyadic, ibert_frexp, quantize_multiplier
 from .errors import (
@@ -26,6 +27,7 @@ from .errors import (
 )
 from .gemm import GemmResult, gemm_ops, matmul, trace_output
 from .inttype import IntType
+from .isqrt import isqrt, isqrt_op
 from .llmint8 import LLMInt8Result, llm_int8_matmul
 from .opcounts import OP_KINDS, OpCounts
 from .quant import quantize_per_token, quantize_rtn
@@ -56,5 +58,5 @@ __all__ = [
     "quantize_rtn", "quantize_per_token", "llm_int8_matmul", "LLMInt8Result",
     "Dyadic", "quantize_multiplier", "ibert_frexp", "REQUANT_MODES", "requantize",
     "saturating_rounding_doubling_high_mul", "rounding_divide_by_pot", "multiply_by_quantized_multiplier",
-    "gemmlowp",
+    "gemmlowp", "ibert", "ivit", "illm", "isqrt", "isqrt_op",
 ]

@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from . import demo
 
-    p = sub.add_parser("demo", help="run the main job: emulated GEMMs checked against the exact product",
+    p = sub.add_parser("demo", help="run the main job: integer-only MiniLM embeddings vs the float64 reference",
                        description=demo.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     demo.add_arguments(p)
     p.set_defaults(func=demo.run)

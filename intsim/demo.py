@@ -466,19 +466,12 @@ def _checks(evals: list[Any], gemm_ok: bool, n: int) -> list[tuple[str, str]]:
 
 
 def _args_with_defaults(args: argparse.Namespace) -> argparse.Namespace:
-    """Fill options a caller's Namespace lacks with the parser defaults.
-
-    A Namespace without ``gemm_only`` comes from a caller written for the GEMM-only demo
-    (before the MiniLM job existed); it keeps running the GEMM check only.
-    """
+    """Fill the options a caller's Namespace lacks with the parser defaults."""
     p = argparse.ArgumentParser()
     add_arguments(p)
     full = p.parse_args([])
-    legacy = not hasattr(args, "gemm_only")
     for k, v in vars(args).items():
         setattr(full, k, v)
-    if legacy:
-        full.gemm_only = True
     return full
 
 

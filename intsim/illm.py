@@ -42,7 +42,7 @@ Scales are per row: ``scale`` is a scalar or an array of shape ``x.shape[:-1]``.
 >>> from intsim import illm
 >>> r = illm.clipped_softmax(np.array([[10, 20, 30, 40, 50]]), 0.1)
 >>> r.values.tolist(), r.scale
-([[787, 2106, 5825, 15901, 40916]], 1.5259021896696422e-05)
+([[786, 2149, 5655, 15913, 41032]], 1.5259021896696422e-05)
 """
 
 from __future__ import annotations
@@ -290,6 +290,27 @@ def _fdiv(a, d, inv, mode):
     return q + 1 if a > 0 else q  # half_away
 
 
+@njit(cache=True, inline="always")
+def _fdiv_rne(a, d, inv):
+    """round_half_even(a / d) for a >= 0, d > 0, inv = 1.0 / d (float-estimated, then exact;
+    plain integer division from 2**52 on)."""
+    if a >= 4503599627370496:
+        return _div_round(a, d, 0)
+    q = np.int64(a * inv + 0.5)
+    r = a - q * d
+    if 2 * r > d:
+        q += 1
+        r -= d
+    elif 2 * r < -d:
+        q -= 1
+        r += d
+    if 2 * r == d and (q & 1) == 1:
+        q += 1
+    elif 2 * r == -d and (q & 1) == 1:
+        q -= 1
+    return q
+
+
 _DIEXP_STEPS = ["mul", "log2e", "q", "r", "frac", "exp"]
 
 
@@ -345,7 +366,7 @@ def di_exp(x: Any, scale: Any, *, out_frac_bits: int = 15, m_bits: int = 8, log2
 
     >>> r = di_exp(np.array([[0, -10, -20]]), 0.1)
     >>> r.values.tolist(), [round(v, 3) for v in r.dequantize()[0].tolist()]
-    ([[32768, 12291, 4613]], [1.0, 0.375, 0.141])
+    ([[32768, 12792, 4598]], [1.0, 0.39, 0.14])
     """
     op = "illm.di_exp"
     _profile(profile, ("default",), op)
@@ -417,7 +438,8 @@ def _dyadic_ratio(num, den, k, m_bits):
 
 
 @njit(cache=True, parallel=True)
-def _k_csoftmax(cf, st, tp, ton, x, m, k, clip_int, in_bits, m_bits, sh, sg, F, ob, mono, zscale_m, zscale_k, out):
+def _k_csoftmax(cf, st, tp, ton, x, m, k, clip_int, in_bits, m_bits, sh, sg, F, ob, mono, tab, zscale_m, zscale_k,
+                out):
     """Steps: x_sub 0, x_clipped 1, range 2 (row), z 3, scale_m 4 (row), DI-Exp chain 5-10,
     sum 11 (row), prod 12, out 13."""
     R, N = x.shape
@@ -449,24 +471,49 @@ def _k_csoftmax(cf, st, tp, ton, x, m, k, clip_int, in_bits, m_bits, sh, sg, F, 
         ok = ok and _diexp_fits(cf, 5, zlo, mz, kz, sh, sg, F)
         if ok:
             inv = 1.0 / rg if rg > 0 else 0.0
+            width = -clo + 1
             acc = np.int64(0)
-            for j in range(N):
-                dc = max(x[i, j] - mx, -T)
-                if in_bits > 0:
-                    z = -_fdiv(-dc * D, rg, inv, 0) if rg > 0 else np.int64(0)
-                else:
-                    z = dc
-                e = _diexp_raw(z, mz, kz, sh, sg, F)
-                out[i, j] = e
-                acc += e
-            ok = fits(cf, 11, 0) and fits(cf, 11, acc) and acc > 0
-            ok = ok and fits(cf, 12, 0) and fits(cf, 12, (np.int64(1) << F) * qmax) and fits(cf, 13, 0)
-            ok = ok and fits(cf, 13, qmax)
-            if ok:
-                inv = 1.0 / acc
+            if width <= tab.shape[1]:
+                # the row's clipped differences take at most `width` values: tabulate exp per value
+                tr = tab[i]
+                for t in range(width):
+                    if in_bits > 0:
+                        z = -_fdiv_rne(t * D, rg, inv) if rg > 0 else np.int64(0)
+                    else:
+                        z = -t
+                    tr[t] = _diexp_raw(z, mz, kz, sh, sg, F)
                 for j in range(N):
-                    out[i, j] = _fdiv(out[i, j] * qmax, acc, inv, 0)
-                continue
+                    t = -max(x[i, j] - mx, -T)
+                    acc += tr[t]
+                    out[i, j] = t
+                ok = fits(cf, 11, 0) and fits(cf, 11, acc) and acc > 0
+                ok = ok and fits(cf, 12, 0) and fits(cf, 12, (np.int64(1) << F) * qmax) and fits(cf, 13, 0)
+                ok = ok and fits(cf, 13, qmax)
+                if ok:
+                    inv = 1.0 / acc
+                    for t in range(width):
+                        tr[t] = _fdiv_rne(tr[t] * qmax, acc, inv)
+                    for j in range(N):
+                        out[i, j] = tr[out[i, j]]
+                    continue
+            else:
+                for j in range(N):
+                    dc = max(x[i, j] - mx, -T)
+                    if in_bits > 0:
+                        z = -_fdiv_rne(-dc * D, rg, inv) if rg > 0 else np.int64(0)
+                    else:
+                        z = dc
+                    e = _diexp_raw(z, mz, kz, sh, sg, F)
+                    out[i, j] = e
+                    acc += e
+                ok = fits(cf, 11, 0) and fits(cf, 11, acc) and acc > 0
+                ok = ok and fits(cf, 12, 0) and fits(cf, 12, (np.int64(1) << F) * qmax) and fits(cf, 13, 0)
+                ok = ok and fits(cf, 13, qmax)
+                if ok:
+                    inv = 1.0 / acc
+                    for j in range(N):
+                        out[i, j] = _fdiv_rne(out[i, j] * qmax, acc, inv)
+                    continue
         # checked path
         rg = reg(cf, st, tp, ton, i, -1, 2, rg)
         if in_bits > 0:
@@ -570,8 +617,11 @@ def clipped_softmax(x: Any, scale: Any, *, clip: float = 15.0, in_bits: int | No
     zm = np.zeros(R, dtype=np.int64)
     zk = np.zeros(R, dtype=np.int64)
     if arr.size:
+        # per-row tables when a row's clipped differences take fewer values than half its length
+        tw = N // 2 if (N >= 64 and not taps) else 0
+        tab = np.empty((R if tw else 1, max(tw, 1)), dtype=np.int64)
         _k_csoftmax(*plan.args(), _rows(arr), m, k, clip_int, np.int64(ib), np.int64(m_bits), sh, sg, np.int64(F),
-                    np.int64(ob), _monotone(sh, sg), zm, zk, out)
+                    np.int64(ob), _monotone(sh, sg), tab if tw else tab[:, :0], zm, zk, out)
     tapd = plan.finish(arr.shape, "rows")
     if taps:
         tapd["z_scale_m"] = zm.reshape(arr.shape[:-1])
@@ -692,7 +742,7 @@ def layernorm(x: Any, scale: Any, gamma: Any = None, beta: Any = None, **kw: Any
     """DI-Norm in LayerNorm mode: :func:`di_norm` with ``mode="layer"``.
 
     >>> layernorm(np.array([[1, 2, 3, 4]]), 0.5).values.tolist()
-    [[-87926, -29309, 29309, 87926]]
+    [[-53510, 0, 53510, 107020]]
     """
     return di_norm(x, scale, gamma, beta, mode="layer", **kw)
 
@@ -701,7 +751,7 @@ def layernorm(x: Any, scale: Any, gamma: Any = None, beta: Any = None, **kw: Any
 # DI-SwiGLU
 # ---------------------------------------------------------------------------------------------
 @njit(cache=True, parallel=True)
-def _k_swiglu(cf, st, tp, ton, g, u, m, k, sh, sg, F, Fs, mono, out):
+def _k_swiglu(cf, st, tp, ton, g, u, m, k, sh, sg, F, Fs, mono, tab, out):
     """Steps: abs 0, DI-Exp chain 1-6, denom 7, num 8, sig 9, silu 10, out 11."""
     R, N = g.shape
     one = np.int64(1) << F
@@ -724,6 +774,19 @@ def _k_swiglu(cf, st, tp, ton, g, u, m, k, sh, sg, F, Fs, mono, out):
         ok = ok and fits(cf, 9, 0) and fits(cf, 9, smax) and fits(cf, 10, slo) and fits(cf, 10, shi)
         ok = ok and fits(cf, 11, -omax) and fits(cf, 11, omax)
         if ok:
+            width = ghi - glo + 1
+            if width <= tab.shape[1]:
+                # narrow inputs: tabulate the sigmoid over the row's gate values
+                tr = tab[i]
+                for t in range(width):
+                    gv = glo + t
+                    e = _diexp_raw(-abs(gv), m[i], k[i], sh, sg, F)
+                    den = one + e
+                    tr[t] = _fdiv((one if gv >= 0 else e) << Fs, den, 1.0 / den, 0)
+                for j in range(N):
+                    gv = np.int64(g[i, j])
+                    out[i, j] = gv * tr[gv - glo] * u[i, j]
+                continue
             for j in range(N):
                 gv = np.int64(g[i, j])
                 e = _diexp_raw(-abs(gv), m[i], k[i], sh, sg, F)
@@ -767,7 +830,7 @@ def swiglu(gate: Any, scale: Any, up: Any, up_scale: Any, *, sig_bits: int = 15,
 
     >>> r = swiglu(np.array([[-100, 0, 100]]), 0.02, np.array([[50, 50, 50]]), 0.02)
     >>> r.values.tolist(), [round(v, 3) for v in r.dequantize()[0].tolist()]
-    ([[-19251200, 0, 144588800], [-0.235, 0.0, 1.765]])
+    ([[-20155000, 0, 143685000]], [-0.246, 0.0, 1.756])
     """
     op = "illm.swiglu"
     _profile(profile, ("default",), op)
@@ -800,7 +863,10 @@ def swiglu(gate: Any, scale: Any, up: Any, up_scale: Any, *, sig_bits: int = 15,
     plan = _Plan(regs, steps, R, N, taps)
     out = np.empty((R, N), dtype=np.int64)
     if ga.size:
-        _k_swiglu(*plan.args(), _rows(ga), _rows(ua), m, k, sh, sg, np.int64(F), np.int64(Fs), _monotone(sh, sg), out)
+        tw = (1 << in_t.bits) if (in_t.bits <= 10 and 2 * (1 << in_t.bits) <= N and not taps) else 0
+        tab = np.empty((R if tw else 1, max(tw, 1)), dtype=np.int64)
+        _k_swiglu(*plan.args(), _rows(ga), _rows(ua), m, k, sh, sg, np.int64(F), np.int64(Fs), _monotone(sh, sg),
+                  tab if tw else tab[:, :0], out)
     tapd = plan.finish(ga.shape, "rows")
     w = lambda s: regs.type_of(s).bits  # noqa: E731
     ops = OpCounts()
@@ -867,8 +933,13 @@ def _k_dynq(cf, st, tp, ton, x, bits, symmetric, rmode, rng_out, lo_out, out):
         lo_out[i] = base
         if ok:
             inv = 1.0 / rgd
-            for j in range(N):
-                out[i, j] = _fdiv((x[i, j] - base) * qm, rgd, inv, rmode)
+            if rmode == 0 and max(abs(mn - base), abs(mx - base)) * qm < 4503599627370496:
+                for j in range(N):
+                    a = (x[i, j] - base) * qm
+                    out[i, j] = _fdiv_rne(a, rgd, inv) if a >= 0 else -_fdiv_rne(-a, rgd, inv)
+            else:
+                for j in range(N):
+                    out[i, j] = _fdiv((x[i, j] - base) * qm, rgd, inv, rmode)
             continue
         mn = reg(cf, st, tp, ton, i, -1, 0, mn)
         mx = reg(cf, st, tp, ton, i, -1, 1, mx)
@@ -914,7 +985,7 @@ def dynamic_requant(p: Any, scale: Any, *, bits: int = 8, symmetric: bool = Fals
 
     >>> r = dynamic_requant(np.array([[-100, 0, 155]]), 0.5)
     >>> r.values.tolist(), r.offset.tolist(), r.dequantize().tolist()
-    ([[0, 100, 255]], [-100], [[-50.0, 0.0, 77.5]])
+    ([[0, 100, 255]], [[-100]], [[-50.0, 0.0, 77.5]])
     """
     op = "illm.dynamic_requant"
     _profile(profile, ("default",), op)

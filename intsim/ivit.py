@@ -254,7 +254,7 @@ def shift_exp(x: Any, scale: float, *, profile: str = "pytorch", n: int | None =
     shift beyond ``n`` that quickly overflows ``exp``.
 
     >>> shift_exp(np.array([0, -10, -20]), 0.1).values.tolist()
-    [327680, 163840, 81920]
+    [327680, 131072, 49152]
     """
     op = "ivit.shift_exp"
     profile = _profile(profile, _SEXP_PROFILES, op)
@@ -558,7 +558,7 @@ def shiftgelu(x: Any, scale: float, *, profile: str = "pytorch", out_bit: int = 
     the GELU).
 
     >>> shiftgelu(np.array([[-40, -10, 0, 10, 40]]), 4 / 127).values.tolist()
-    [[-320, -400, 0, 750, 5000]]
+    [[-520, -490, 0, 800, 4160]]
     """
     op = "ivit.shiftgelu"
     profile = _profile(profile, _GELU_PROFILES, op)

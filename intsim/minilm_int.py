@@ -1030,12 +1030,20 @@ def quantize_model(ref: MiniLMReference, calib: Calibration, config: IntConfig |
     """Quantize the reference model with the calibrated ranges.
 
     Scales (all symmetric, ``amax`` from :class:`Calibration`): residual stream and
-    residual sums ``headroom * amax / (2**(R-1) - 1)``; linear inputs
-    ``amax / (2**(A-1) - 1)``; q, k, v ``amax / 127``; GELU input
-    ``headroom * amax / (2**(G-1) - 1)``; weights per output channel
-    ``max|W[c]| / (2**(W-1) - 1)``; biases at the accumulator's scale. Every ratio of
-    scales becomes a :class:`~intsim.dyadic.Dyadic` (round half to even, the widest
-    mantissa that keeps ``x * m`` below 2**63).
+    residual sums ``headroom * amax / (2**(R-1) - 1)``; linear inputs, after dividing
+    channel k by the smoothing factor ``f[k]`` (see :class:`IntConfig`),
+    ``act_margin * max_k(amax[k] / f[k]) / (2**(A-1) - 1)``; q, k, v ``amax / 127``; GELU
+    input ``headroom * amax / (2**(G-1) - 1)``; weights (input row k times ``f[k]``) per
+    output channel ``max|W[:, c]| / (2**(W-1) - 1)``, values ``round_half_even`` clipped to
+    ``+-(2**(W-1) - 1)``; biases ``round_half_even(b / (s_x w_scale[c]))`` at the accumulator's
+    scale (ConfigError if one does not fit the accumulator); LayerNorm ``beta`` as I-BERT's
+    integer bias ``floor((beta / gamma) / s_ln)``. Every ratio of scales becomes a
+    :class:`~intsim.dyadic.Dyadic` (round half to even, the widest mantissa that keeps
+    ``x * m`` below 2**63).
+
+    >>> m = quantize_model(_reference(), _calibration(CALIBRATION_SENTENCES, 64), "w8a8")  # doctest: +SKIP
+    >>> m.layers[0].q.w.dtype, m.layers[0].rq_q.scale[0]                                  # doctest: +SKIP
+    (dtype('int8'), Dyadic(m=..., k=...))
     """
     cfg = get_config(config)
     prof = get_profile(profile)
@@ -1124,8 +1132,8 @@ def quantize_model(ref: MiniLMReference, calib: Calibration, config: IntConfig |
 # =============================================================================================
 @dataclass(frozen=True)
 class TraceEntry:
-    """One intermediate tensor of the integer pass: layer (-1 before the first, L after the
-    last), step name, dtype name and shape."""
+    """One intermediate tensor of the integer pass: layer (-1 the input, -2 the pooling, else
+    the encoder layer), step name, dtype name and shape."""
 
     layer: int
     step: str

@@ -42,7 +42,7 @@ def test_gemm_demo_runs_and_checks(capsys):
 
     from intsim import demo
 
-    args = argparse.Namespace(seed=1, shape=(16, 64, 8), int4_acc_bits=8)
+    args = argparse.Namespace(seed=1, shape=(16, 64, 8), int4_acc_bits=8, gemm_only=True)
     assert demo.run(args) == 0
     out = capsys.readouterr().out
     assert "bit-exact" in out and "MISMATCH" not in out

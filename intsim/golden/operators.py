@@ -583,7 +583,7 @@ class OpResultOperator(GoldenOperator):
 OPERATORS: dict[str, GoldenOperator] = {}
 
 #: modules whose ``OPERATORS`` dict is wrapped as ``<module>.<key>`` (when the module exists)
-OPERATOR_MODULES: tuple[str, ...] = ("gemmlowp", "ibert", "ivit", "illm")
+OPERATOR_MODULES: tuple[str, ...] = ("gemmlowp", "ibert", "ivit", "illm", "minilm_int")
 
 
 def register(op: GoldenOperator) -> GoldenOperator:
@@ -609,6 +609,9 @@ def _discover() -> dict[str, str]:
             name = f"{mod}.{key}"
             if name not in OPERATORS and callable(fn):
                 OPERATORS[name] = OpResultOperator(name, fn)
+        hook = getattr(m, "register_golden_operator", None)
+        if callable(hook):  # modules whose golden operator is not a plain OpResult function
+            hook()
     return missing
 
 

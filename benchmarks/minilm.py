@@ -1,0 +1,106 @@
+"""Integer-only MiniLM against the float64 reference, and the wall time of `intsim demo`, in one run.
+
+Usage:  python benchmarks/minilm.py [--repeat N] [--configs w8a8 ...] [--skip-demo]
+
+1. The integer-only forward pass (intsim.minilm_int, configuration w8a8 with the I-BERT
+   profile unless --configs says otherwise) and the float64 reference pass
+   (reference.minilm.MiniLMReference.forward) on the same 32 sentences, one after the other
+   in this process, for two sets: the demo's 32 test sentences (reference/sentences.py,
+   10 to 18 tokens), and 32 long inputs made of six consecutive test sentences each,
+   truncated to 64 tokens (the most the demo's tokenizer setting allows).
+   The integer time covers the whole integer pass: the embedding output, its quantization,
+   the six integer encoder layers and the integer pooling. Model loading, calibration and
+   quantization are not timed; one warm-up call of each pass runs first (numba kernels load
+   or compile there). Times are the minimum over --repeat runs. Acceptance: integer / float
+   at most 20.
+2. `python -m intsim demo --out <temporary directory>` in a fresh process, timed from the
+   outside (wall clock, model loading and everything included). Acceptance: at most 120 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from intsim import minilm_int as mi  # noqa: E402
+from reference.sentences import SENTENCES  # noqa: E402
+
+
+def best(fn, repeat: int) -> float:
+    t_best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        t_best = min(t_best, time.perf_counter() - t0)
+    return t_best
+
+
+def compare(label: str, sentences: list[str], args: argparse.Namespace) -> bool:
+    """Time the integer and the float64 pass on ``sentences``; True if every ratio is at most 20."""
+    ids, mask = mi._tokenize(sentences, 64)
+    print(f"{label}: {len(sentences)} sentences, {int(mask.sum())} tokens, {ids.shape[1]} at most (max_len 64)")
+    ok = True
+    for name in args.configs:
+        model = mi.load_int_minilm(name, args.profile)
+        ref = model.reference
+
+        def float_pass(ref=ref) -> None:
+            ref.forward(ids, mask)
+
+        def int_pass(model=model) -> None:
+            x, lens = model.embedding_output(sentences)
+            model.model.forward(model.model.quantize_input(x), lens)
+
+        float_pass()
+        int_pass()  # warm-up
+        t_float = best(float_pass, args.repeat)
+        t_int = best(int_pass, args.repeat)
+        ratio = t_int / t_float
+        ok &= ratio <= 20
+        print(f"  {name}/{args.profile}: integer pass {t_int:.2f} s, float64 pass {t_float:.2f} s, "
+              f"ratio {ratio:.1f}x (acceptance <= 20x: {'PASS' if ratio <= 20 else 'FAIL'})")
+    return ok
+
+
+def time_demo() -> bool:
+    """Run ``intsim demo`` with its default options in a fresh process; True if it passes within 120 s."""
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        r = subprocess.run([sys.executable, "-m", "intsim", "demo", "--out", str(Path(tmp) / "minilm")],
+                           cwd=ROOT, capture_output=True, text=True)
+        dt = time.perf_counter() - t0
+    ok = r.returncode == 0 and dt <= 120
+    print(f"intsim demo (default options, fresh process): {dt:.1f} s wall, exit status {r.returncode} "
+          f"(acceptance <= 120 s: {'PASS' if ok else 'FAIL'})")
+    if r.returncode != 0:
+        print(r.stdout[-2000:], r.stderr[-2000:], sep="\n")
+    return ok
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeat", type=int, default=3, help="timed runs per pass (default 3; the minimum is kept)")
+    ap.add_argument("--configs", nargs="+", default=["w8a8"], choices=list(mi.CONFIGURATIONS),
+                    help="integer configurations to time (default: w8a8)")
+    ap.add_argument("--profile", default="ibert", help="integer operator profile (default: ibert)")
+    ap.add_argument("--skip-demo", action="store_true", help="do not time `intsim demo`")
+    args = ap.parse_args()
+
+    short = list(SENTENCES[:32])
+    long = [" ".join(SENTENCES[(i + j) % len(SENTENCES)] for j in range(6)) for i in range(32)]
+    ok = compare("test sentences", short, args)
+    ok &= compare("long inputs", long, args)
+    if not args.skip_demo:
+        ok &= time_demo()
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
