@@ -685,6 +685,42 @@ def _exp_ops(ops: OpCounts, regs: RegisterFile, n: int, with16: bool) -> None:
         ops.add("compare", (w("exp16"),), 2 * n)  # the int16 clamp
 
 
+# Every parallel kernel of this module (and of ivit, illm, isqrt) is a thin `for i in prange(...)` loop that
+# calls a separate, non-inlined @njit function holding the loop body (here _k_iexp_block). numba's parfor
+# passes copy and rewrite the whole body of a prange loop several times; with the register helpers inlined
+# into it, a cold compile took about 90 s for the LayerNorm kernel alone. A call keeps the loop body small.
+# The body functions use error_model="numpy", the model numba compiles a prange body with (an integer
+# division behaves as it did inside the loop), and no reference counting (_nrt=False, as some of numba's own
+# hot helpers; they allocate nothing): the refcount updates on the array arguments that the inlined helpers
+# leave in the inner loops made the element-wise kernels several times slower. The index is passed as
+# np.int64(i): inside numba's gufunc the prange index is unsigned, and a bare i would compile the body a
+# second time, for uint64.
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _k_iexp_block(i, cf, st, tp, ton, x, B, x0, n, b_int, c_int, lfin, lval, lev, lbad, llo, ls0, out, size, nx0,
+                  usable):
+    """Block i of :func:`_k_iexp` (the body of its parallel loop)."""
+    p0 = i * B
+    p1 = min(p0 + B, size)
+    if usable:
+        hi = np.int64(x[p0])
+        for p in range(p0, p1):
+            v = np.int64(x[p])
+            hi = max(hi, v)
+            out[p] = lfin[min(max(v, nx0), np.int64(0)) - llo]
+        if hi <= 0:
+            return
+    for j in range(p1 - p0):
+        p = p0 + j
+        v = np.int64(x[p])
+        if v < nx0:
+            v = nx0
+        v = reg(cf, st, tp, ton, i, j, 0, v)
+        e, found = lut_get(cf, st, tp, ton, i, j, lfin, lval, lev, lbad, llo, ls0, v)
+        if not found:
+            e = _exp_chain(cf, st, tp, ton, i, j, 1, v, x0, n, b_int, c_int, np.int64(0), np.int64(1), False)
+        out[p] = e
+
+
 @njit(cache=True, parallel=True)
 def _k_iexp(cf, st, tp, ton, x, B, x0, n, b_int, c_int, lfin, lval, lev, lbad, llo, ls0, out):
     size = x.shape[0]
@@ -698,26 +734,8 @@ def _k_iexp(cf, st, tp, ton, x, B, x0, n, b_int, c_int, lfin, lval, lev, lbad, l
             if lbad[t]:
                 usable = False
     for i in prange(st.shape[0]):
-        p0 = i * B
-        p1 = min(p0 + B, size)
-        if usable:
-            hi = np.int64(x[p0])
-            for p in range(p0, p1):
-                v = np.int64(x[p])
-                hi = max(hi, v)
-                out[p] = lfin[min(max(v, nx0), np.int64(0)) - llo]
-            if hi <= 0:
-                continue
-        for j in range(p1 - p0):
-            p = p0 + j
-            v = np.int64(x[p])
-            if v < nx0:
-                v = nx0
-            v = reg(cf, st, tp, ton, i, j, 0, v)
-            e, found = lut_get(cf, st, tp, ton, i, j, lfin, lval, lev, lbad, llo, ls0, v)
-            if not found:
-                e = _exp_chain(cf, st, tp, ton, i, j, 1, v, x0, n, b_int, c_int, np.int64(0), np.int64(1), False)
-            out[p] = e
+        _k_iexp_block(np.int64(i), cf, st, tp, ton, x, B, x0, n, b_int, c_int, lfin, lval, lev, lbad, llo, ls0, out,
+                      size, nx0, usable)
 
 
 def i_exp(x: Any, scale: float, *, profile: str = "published", in_type: IntType | str = I32,
@@ -792,6 +810,63 @@ def _smax_out(p, sh, corrected, top):
     return p >> sh
 
 
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _k_softmax_row(i, cf, st, tp, ton, x, x0, n, b_int, c_int, rq_m, rq_e, lfin, lval, lev, lbad, llo, ls0, corrected,
+                   out_bit, out, N, nx0, top, nl):
+    """Row i of :func:`_k_softmax` (the body of its parallel loop)."""
+    mx = np.int64(x[i, 0])
+    mn = mx
+    for j in range(1, N):
+        v = np.int64(x[i, j])
+        mx = max(mx, v)
+        mn = min(mn, v)
+    # fast path: row-wise range checks of every register, then unchecked loops
+    dlo = mn - mx
+    vlo = max(dlo, nx0)
+    ok = (not ton) and nl > 0 and fits(cf, 0, dlo) and fits(cf, 0, 0) and fits(cf, 1, vlo) and fits(cf, 1, 0)
+    if ok:
+        acc = np.int64(0)
+        emin = np.int64(1) << np.int64(62)
+        emax = np.int64(0)
+        bad = False
+        for j in range(N):
+            k = max(x[i, j] - mx, nx0) - llo
+            bad |= lbad[k]
+            e = lfin[k]
+            out[i, j] = e
+            acc += e
+            emin = min(emin, e)
+            emax = max(emax, e)
+        ok = (not bad) and emin >= 0 and fits(cf, 10, 0) and fits(cf, 10, acc)
+        if ok:
+            f, sh = _smax_norm(acc, corrected, out_bit)
+            ok = f >= 0 and fits(cf, 11, f) and fits(cf, 12, emin * f) and fits(cf, 12, emax * f)
+            ok = ok and fits(cf, 13, _smax_out(emin * f, sh, corrected, top))
+            ok = ok and fits(cf, 13, _smax_out(emax * f, sh, corrected, top))
+            if ok:
+                for j in range(N):
+                    out[i, j] = _smax_out(out[i, j] * f, sh, corrected, top)
+    if ok:
+        return
+    # checked path: every register, in pipeline order
+    acc = np.int64(0)
+    for j in range(N):
+        d = reg(cf, st, tp, ton, i, j, 0, x[i, j] - mx)
+        v = d if d > nx0 else nx0
+        v = reg(cf, st, tp, ton, i, j, 1, v)
+        e, found = lut_get(cf, st, tp, ton, i, j, lfin, lval, lev, lbad, llo, ls0, v)
+        if not found:
+            e = _exp_chain(cf, st, tp, ton, i, j, 2, v, x0, n, b_int, c_int, rq_m, rq_e, True)
+        out[i, j] = e
+        acc = add_chk(cf, st, i, j, 10, acc, e)
+    tap(tp, ton, i, -1, 10, acc)
+    f, sh = _smax_norm(acc, corrected, out_bit)
+    f = reg(cf, st, tp, ton, i, -1, 11, f)
+    for j in range(N):
+        p = mul_reg(cf, st, tp, ton, i, j, 12, out[i, j], f)
+        out[i, j] = reg(cf, st, tp, ton, i, j, 13, _smax_out(p, sh, corrected, top))
+
+
 @njit(cache=True, parallel=True)
 def _k_softmax(cf, st, tp, ton, x, x0, n, b_int, c_int, rq_m, rq_e, lfin, lval, lev, lbad, llo, ls0,
                corrected, out_bit, out):
@@ -800,57 +875,8 @@ def _k_softmax(cf, st, tp, ton, x, x0, n, b_int, c_int, rq_m, rq_e, lfin, lval, 
     top = (np.int64(1) << np.int64(out_bit)) - np.int64(1)
     nl = lfin.shape[0]
     for i in prange(R):
-        mx = np.int64(x[i, 0])
-        mn = mx
-        for j in range(1, N):
-            v = np.int64(x[i, j])
-            mx = max(mx, v)
-            mn = min(mn, v)
-        # fast path: row-wise range checks of every register, then unchecked loops
-        dlo = mn - mx
-        vlo = max(dlo, nx0)
-        ok = (not ton) and nl > 0 and fits(cf, 0, dlo) and fits(cf, 0, 0) and fits(cf, 1, vlo) and fits(cf, 1, 0)
-        if ok:
-            acc = np.int64(0)
-            emin = np.int64(1) << np.int64(62)
-            emax = np.int64(0)
-            bad = False
-            for j in range(N):
-                k = max(x[i, j] - mx, nx0) - llo
-                bad |= lbad[k]
-                e = lfin[k]
-                out[i, j] = e
-                acc += e
-                emin = min(emin, e)
-                emax = max(emax, e)
-            ok = (not bad) and emin >= 0 and fits(cf, 10, 0) and fits(cf, 10, acc)
-            if ok:
-                f, sh = _smax_norm(acc, corrected, out_bit)
-                ok = f >= 0 and fits(cf, 11, f) and fits(cf, 12, emin * f) and fits(cf, 12, emax * f)
-                ok = ok and fits(cf, 13, _smax_out(emin * f, sh, corrected, top))
-                ok = ok and fits(cf, 13, _smax_out(emax * f, sh, corrected, top))
-                if ok:
-                    for j in range(N):
-                        out[i, j] = _smax_out(out[i, j] * f, sh, corrected, top)
-        if ok:
-            continue
-        # checked path: every register, in pipeline order
-        acc = np.int64(0)
-        for j in range(N):
-            d = reg(cf, st, tp, ton, i, j, 0, x[i, j] - mx)
-            v = d if d > nx0 else nx0
-            v = reg(cf, st, tp, ton, i, j, 1, v)
-            e, found = lut_get(cf, st, tp, ton, i, j, lfin, lval, lev, lbad, llo, ls0, v)
-            if not found:
-                e = _exp_chain(cf, st, tp, ton, i, j, 2, v, x0, n, b_int, c_int, rq_m, rq_e, True)
-            out[i, j] = e
-            acc = add_chk(cf, st, i, j, 10, acc, e)
-        tap(tp, ton, i, -1, 10, acc)
-        f, sh = _smax_norm(acc, corrected, out_bit)
-        f = reg(cf, st, tp, ton, i, -1, 11, f)
-        for j in range(N):
-            p = mul_reg(cf, st, tp, ton, i, j, 12, out[i, j], f)
-            out[i, j] = reg(cf, st, tp, ton, i, j, 13, _smax_out(p, sh, corrected, top))
+        _k_softmax_row(np.int64(i), cf, st, tp, ton, x, x0, n, b_int, c_int, rq_m, rq_e, lfin, lval, lev, lbad, llo,
+                       ls0, corrected, out_bit, out, N, nx0, top, nl)
 
 
 _SOFTMAX_STEPS = [("x_sub", "e"), *_exp_steps(True), ("sum", "r"), ("factor", "r"), ("prod", "e"), ("out", "e")]
@@ -990,33 +1016,39 @@ def gelu_constants(scale: float, profile: str = "published", sig_bits: int = 12)
             "scale_erf": s_erf, "scale_out": s_out}
 
 
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _k_gelu_block(i, cf, st, tp, ton, x, B, b_int, c_int, sh, shift_int, negate, out, size):
+    """Block i of :func:`_k_gelu` (the body of its parallel loop)."""
+    for j in range(B):
+        p = i * B + j
+        if p >= size:
+            break
+        xv = np.int64(x[p])
+        a = reg(cf, st, tp, ton, i, j, 0, -xv if xv < 0 else xv)
+        m = reg(cf, st, tp, ton, i, j, 1, a if a < -b_int else -b_int)
+        t = reg(cf, st, tp, ton, i, j, 2, m + b_int)
+        t = mul_reg(cf, st, tp, ton, i, j, 3, t, t)
+        t = reg(cf, st, tp, ton, i, j, 4, t + c_int)
+        if xv < 0:
+            y = -t
+        elif xv == 0:
+            y = np.int64(0)
+        else:
+            y = t
+        y = reg(cf, st, tp, ton, i, j, 5, y)
+        y = reg(cf, st, tp, ton, i, j, 6, y >> sh)
+        g = reg(cf, st, tp, ton, i, j, 7, y + shift_int)
+        o = mul_reg(cf, st, tp, ton, i, j, 8, xv, g)
+        if negate:
+            o = reg(cf, st, tp, ton, i, j, 9, -o)
+        out[p] = o
+
+
 @njit(cache=True, parallel=True)
 def _k_gelu(cf, st, tp, ton, x, B, b_int, c_int, sh, shift_int, negate, out):
     size = x.shape[0]
     for i in prange(st.shape[0]):
-        for j in range(B):
-            p = i * B + j
-            if p >= size:
-                break
-            xv = np.int64(x[p])
-            a = reg(cf, st, tp, ton, i, j, 0, -xv if xv < 0 else xv)
-            m = reg(cf, st, tp, ton, i, j, 1, a if a < -b_int else -b_int)
-            t = reg(cf, st, tp, ton, i, j, 2, m + b_int)
-            t = mul_reg(cf, st, tp, ton, i, j, 3, t, t)
-            t = reg(cf, st, tp, ton, i, j, 4, t + c_int)
-            if xv < 0:
-                y = -t
-            elif xv == 0:
-                y = np.int64(0)
-            else:
-                y = t
-            y = reg(cf, st, tp, ton, i, j, 5, y)
-            y = reg(cf, st, tp, ton, i, j, 6, y >> sh)
-            g = reg(cf, st, tp, ton, i, j, 7, y + shift_int)
-            o = mul_reg(cf, st, tp, ton, i, j, 8, xv, g)
-            if negate:
-                o = reg(cf, st, tp, ton, i, j, 9, -o)
-            out[p] = o
+        _k_gelu_block(np.int64(i), cf, st, tp, ton, x, B, b_int, c_int, sh, shift_int, negate, out, size)
 
 
 def gelu(x: Any, scale: float, *, profile: str = "published", sig_bits: int = 12, in_type: IntType | str = I32,
@@ -1218,6 +1250,105 @@ def _ln_round(p, prod_shift, prod_round):
     return q
 
 
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _k_layernorm_row(i, cf, st, tp, ton, x, mean_mode, shift, sqrt_mode, iv_steps, num_bits, norm_top, div_d,
+                     prod_shift, prod_round, eps, bias, has_bias, bias_lo, bias_hi, its, out, N):
+    """Row i of :func:`_k_layernorm` (the body of its parallel loop)."""
+    ev = eps[i] if eps.shape[0] > 1 else eps[0]
+    # ---- fast path ----
+    ok = not ton
+    m = np.int64(0)
+    mn = np.int64(x[i, 0])
+    mx = mn
+    if ok:
+        acc = np.int64(0)
+        pos = np.int64(0)
+        neg = np.int64(0)
+        for j in range(N):
+            v = np.int64(x[i, j])
+            acc += v
+            mn = min(mn, v)
+            mx = max(mx, v)
+            if v > 0:
+                pos += v
+            else:
+                neg += v
+        if mean_mode != 2:
+            # every partial sum lies in [sum of the negatives, sum of the positives]
+            ok = fits(cf, 0, neg) and fits(cf, 0, pos) and fits(cf, 0, 0)
+            m = _div_round(acc, np.int64(N), 0 if mean_mode == 0 else 1)
+            ok = ok and fits(cf, 1, m)
+        ylo = mn - m
+        yhi = mx - m
+        slo = ylo >> shift
+        shi = yhi >> shift
+        ok = ok and fits(cf, 2, ylo) and fits(cf, 2, yhi) and fits(cf, 3, slo) and fits(cf, 3, shi)
+        amax = max(-slo, shi)
+        ok = ok and amax < 3037000499
+        if ok:
+            sqmax = amax * amax
+            ok = fits(cf, 4, sqmax) and fits(cf, 4, 0) and sqmax <= (np.int64(_INT64_MAX) - max(ev, 0)) // N
+    if ok:
+        v = np.int64(0)
+        for j in range(N):
+            y = x[i, j] - m
+            ys = y >> shift
+            v += ys * ys
+            out[i, j] = y
+        v += ev
+        ok = fits(cf, 5, v) and fits(cf, 5, 0) and fits(cf, 5, v - ev)
+        if ok:
+            f, it, ok = _ln_sqrt(cf, st, tp, ton, i, max(v, np.int64(0)), N, shift, sqrt_mode, iv_steps,
+                                 num_bits, norm_top, div_d, False)
+        if ok:
+            a = max(abs(ylo), abs(yhi))
+            ok = f >= 0 and (a == 0 or f <= np.int64(_INT64_MAX) // a)
+        if ok:
+            olo = _ln_round(ylo * f, prod_shift, prod_round)
+            ohi = _ln_round(yhi * f, prod_shift, prod_round)
+            ok = fits(cf, 10, ylo * f) and fits(cf, 10, yhi * f) and fits(cf, 11, olo) and fits(cf, 11, ohi)
+            if has_bias:
+                ok = ok and fits(cf, 12, olo + bias_lo) and fits(cf, 12, ohi + bias_hi)
+            else:
+                ok = ok and fits(cf, 12, olo) and fits(cf, 12, ohi)
+        if ok:
+            its[i] = it
+            for j in range(N):
+                o = _ln_round(out[i, j] * f, prod_shift, prod_round)
+                out[i, j] = o + bias[j] if has_bias else o
+            return
+    # ---- checked path ----
+    m = np.int64(0)
+    if mean_mode != 2:
+        acc = np.int64(0)
+        for j in range(N):
+            acc = add_chk(cf, st, i, j, 0, acc, x[i, j])
+        tap(tp, ton, i, -1, 0, acc)
+        m = reg(cf, st, tp, ton, i, -1, 1, _div_round(acc, np.int64(N), 0 if mean_mode == 0 else 1))
+    v = np.int64(0)
+    for j in range(N):
+        y = reg(cf, st, tp, ton, i, j, 2, x[i, j] - m)
+        ys = reg(cf, st, tp, ton, i, j, 3, y >> shift)
+        sq = mul_reg(cf, st, tp, ton, i, j, 4, ys, ys)
+        v = add_chk(cf, st, i, j, 5, v, sq)
+        out[i, j] = y
+    if ev != 0:
+        v = add_chk(cf, st, i, -1, 5, v, ev)
+    tap(tp, ton, i, -1, 5, v)
+    if v < 0:
+        v = np.int64(0)
+    f, it, _ok = _ln_sqrt(cf, st, tp, ton, i, v, N, shift, sqrt_mode, iv_steps, num_bits, norm_top, div_d, True)
+    its[i] = it
+    for j in range(N):
+        p = mul_reg(cf, st, tp, ton, i, j, 10, out[i, j], f)
+        o = reg(cf, st, tp, ton, i, j, 11, _ln_round(p, prod_shift, prod_round))
+        if has_bias:
+            o = reg(cf, st, tp, ton, i, j, 12, o + bias[j])
+        else:
+            o = reg(cf, st, tp, ton, i, j, 12, o)
+        out[i, j] = o
+
+
 @njit(cache=True, parallel=True)
 def _k_layernorm(cf, st, tp, ton, x, mean_mode, shift, sqrt_mode, iv_steps, num_bits, norm_top, div_d, prod_shift,
                  prod_round, eps, bias, has_bias, bias_lo, bias_hi, its, out):
@@ -1235,99 +1366,8 @@ def _k_layernorm(cf, st, tp, ton, x, mean_mode, shift, sqrt_mode, iv_steps, num_
     """
     R, N = x.shape
     for i in prange(R):
-        ev = eps[i] if eps.shape[0] > 1 else eps[0]
-        # ---- fast path ----
-        ok = not ton
-        m = np.int64(0)
-        mn = np.int64(x[i, 0])
-        mx = mn
-        if ok:
-            acc = np.int64(0)
-            pos = np.int64(0)
-            neg = np.int64(0)
-            for j in range(N):
-                v = np.int64(x[i, j])
-                acc += v
-                mn = min(mn, v)
-                mx = max(mx, v)
-                if v > 0:
-                    pos += v
-                else:
-                    neg += v
-            if mean_mode != 2:
-                # every partial sum lies in [sum of the negatives, sum of the positives]
-                ok = fits(cf, 0, neg) and fits(cf, 0, pos) and fits(cf, 0, 0)
-                m = _div_round(acc, np.int64(N), 0 if mean_mode == 0 else 1)
-                ok = ok and fits(cf, 1, m)
-            ylo = mn - m
-            yhi = mx - m
-            slo = ylo >> shift
-            shi = yhi >> shift
-            ok = ok and fits(cf, 2, ylo) and fits(cf, 2, yhi) and fits(cf, 3, slo) and fits(cf, 3, shi)
-            amax = max(-slo, shi)
-            ok = ok and amax < 3037000499
-            if ok:
-                sqmax = amax * amax
-                ok = fits(cf, 4, sqmax) and fits(cf, 4, 0) and sqmax <= (np.int64(_INT64_MAX) - max(ev, 0)) // N
-        if ok:
-            v = np.int64(0)
-            for j in range(N):
-                y = x[i, j] - m
-                ys = y >> shift
-                v += ys * ys
-                out[i, j] = y
-            v += ev
-            ok = fits(cf, 5, v) and fits(cf, 5, 0) and fits(cf, 5, v - ev)
-            if ok:
-                f, it, ok = _ln_sqrt(cf, st, tp, ton, i, max(v, np.int64(0)), N, shift, sqrt_mode, iv_steps,
-                                     num_bits, norm_top, div_d, False)
-            if ok:
-                a = max(abs(ylo), abs(yhi))
-                ok = f >= 0 and (a == 0 or f <= np.int64(_INT64_MAX) // a)
-            if ok:
-                olo = _ln_round(ylo * f, prod_shift, prod_round)
-                ohi = _ln_round(yhi * f, prod_shift, prod_round)
-                ok = fits(cf, 10, ylo * f) and fits(cf, 10, yhi * f) and fits(cf, 11, olo) and fits(cf, 11, ohi)
-                if has_bias:
-                    ok = ok and fits(cf, 12, olo + bias_lo) and fits(cf, 12, ohi + bias_hi)
-                else:
-                    ok = ok and fits(cf, 12, olo) and fits(cf, 12, ohi)
-            if ok:
-                its[i] = it
-                for j in range(N):
-                    o = _ln_round(out[i, j] * f, prod_shift, prod_round)
-                    out[i, j] = o + bias[j] if has_bias else o
-                continue
-        # ---- checked path ----
-        m = np.int64(0)
-        if mean_mode != 2:
-            acc = np.int64(0)
-            for j in range(N):
-                acc = add_chk(cf, st, i, j, 0, acc, x[i, j])
-            tap(tp, ton, i, -1, 0, acc)
-            m = reg(cf, st, tp, ton, i, -1, 1, _div_round(acc, np.int64(N), 0 if mean_mode == 0 else 1))
-        v = np.int64(0)
-        for j in range(N):
-            y = reg(cf, st, tp, ton, i, j, 2, x[i, j] - m)
-            ys = reg(cf, st, tp, ton, i, j, 3, y >> shift)
-            sq = mul_reg(cf, st, tp, ton, i, j, 4, ys, ys)
-            v = add_chk(cf, st, i, j, 5, v, sq)
-            out[i, j] = y
-        if ev != 0:
-            v = add_chk(cf, st, i, -1, 5, v, ev)
-        tap(tp, ton, i, -1, 5, v)
-        if v < 0:
-            v = np.int64(0)
-        f, it, _ok = _ln_sqrt(cf, st, tp, ton, i, v, N, shift, sqrt_mode, iv_steps, num_bits, norm_top, div_d, True)
-        its[i] = it
-        for j in range(N):
-            p = mul_reg(cf, st, tp, ton, i, j, 10, out[i, j], f)
-            o = reg(cf, st, tp, ton, i, j, 11, _ln_round(p, prod_shift, prod_round))
-            if has_bias:
-                o = reg(cf, st, tp, ton, i, j, 12, o + bias[j])
-            else:
-                o = reg(cf, st, tp, ton, i, j, 12, o)
-            out[i, j] = o
+        _k_layernorm_row(np.int64(i), cf, st, tp, ton, x, mean_mode, shift, sqrt_mode, iv_steps, num_bits, norm_top,
+                         div_d, prod_shift, prod_round, eps, bias, has_bias, bias_lo, bias_hi, its, out, N)
 
 
 def _ln_affine(gamma: Any, beta: Any, D: int, s_y: float, op: str,
@@ -1544,26 +1584,32 @@ def quantize(x: Any, scale: float, bits: int = 8) -> np.ndarray:
     return np.clip(q, -n, n - 1)
 
 
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _k_fpmul_block(i, cf, st, tp, ton, x, B, m, e, lo, hi, do_clamp, out, size):
+    """Block i of :func:`_k_fpmul` (the body of its parallel loop)."""
+    for j in range(B):
+        p = i * B + j
+        if p >= size:
+            break
+        xv = np.int64(x[p])
+        y, big = mul_shr_rne(xv, m, e)
+        if big:
+            y = wide(cf, st, tp, ton, i, j, 0, y, (xv < 0) != (m < 0))
+        else:
+            y = reg(cf, st, tp, ton, i, j, 0, y)
+        if do_clamp:
+            if y < lo:
+                y = lo
+            elif y > hi:
+                y = hi
+        out[p] = reg(cf, st, tp, ton, i, j, 1, y)
+
+
 @njit(cache=True, parallel=True)
 def _k_fpmul(cf, st, tp, ton, x, B, m, e, lo, hi, do_clamp, out):
     size = x.shape[0]
     for i in prange(st.shape[0]):
-        for j in range(B):
-            p = i * B + j
-            if p >= size:
-                break
-            xv = np.int64(x[p])
-            y, big = mul_shr_rne(xv, m, e)
-            if big:
-                y = wide(cf, st, tp, ton, i, j, 0, y, (xv < 0) != (m < 0))
-            else:
-                y = reg(cf, st, tp, ton, i, j, 0, y)
-            if do_clamp:
-                if y < lo:
-                    y = lo
-                elif y > hi:
-                    y = hi
-            out[p] = reg(cf, st, tp, ton, i, j, 1, y)
+        _k_fpmul_block(np.int64(i), cf, st, tp, ton, x, B, m, e, lo, hi, do_clamp, out, size)
 
 
 def fixedpoint_mul(x: Any, in_scale: float, out_scale: float, bits: int = 8, *, profile: str = "published",

@@ -328,19 +328,28 @@ def _diexp_ops(ops: OpCounts, regs: RegisterFile, n: int, in_bits: int, nterms: 
     ops.add("shift", (w("exp"),), n)
 
 
+# The parallel kernels call their loop body as a separate, non-inlined function, compiled with the options
+# explained at ibert._k_iexp_block: numba's parfor passes copy the whole prange body, so a call keeps it
+# small and the cold compile fast.
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _k_diexp_row(i, cf, st, tp, ton, x, m, k, sh, sg, F, mono, out, N):
+    """Row i of :func:`_k_diexp` (the body of its parallel loop)."""
+    zlo = np.int64(x[i, 0])
+    for j in range(1, N):
+        zlo = min(zlo, np.int64(x[i, j]))
+    if (not ton) and mono and _diexp_fits(cf, 0, zlo, m[i], k[i], sh, sg, F):
+        for j in range(N):
+            out[i, j] = _diexp_raw(x[i, j], m[i], k[i], sh, sg, F)
+        return
+    for j in range(N):
+        out[i, j] = _diexp_chain(cf, st, tp, ton, i, j, 0, x[i, j], m[i], k[i], sh, sg, F)
+
+
 @njit(cache=True, parallel=True)
 def _k_diexp(cf, st, tp, ton, x, m, k, sh, sg, F, mono, out):
     R, N = x.shape
     for i in prange(R):
-        zlo = np.int64(x[i, 0])
-        for j in range(1, N):
-            zlo = min(zlo, np.int64(x[i, j]))
-        if (not ton) and mono and _diexp_fits(cf, 0, zlo, m[i], k[i], sh, sg, F):
-            for j in range(N):
-                out[i, j] = _diexp_raw(x[i, j], m[i], k[i], sh, sg, F)
-            continue
-        for j in range(N):
-            out[i, j] = _diexp_chain(cf, st, tp, ton, i, j, 0, x[i, j], m[i], k[i], sh, sg, F)
+        _k_diexp_row(np.int64(i), cf, st, tp, ton, x, m, k, sh, sg, F, mono, out, N)
 
 
 def _rows_shape(arr: np.ndarray) -> tuple:
@@ -437,6 +446,109 @@ def _dyadic_ratio(num, den, k, m_bits):
     return m2, k2
 
 
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _k_csoftmax_row(i, cf, st, tp, ton, x, m, k, clip_int, in_bits, m_bits, sh, sg, F, mono, tab, zscale_m, zscale_k,
+                    out, N, qmax, D):
+    """Row i of :func:`_k_csoftmax` (the body of its parallel loop)."""
+    mx = np.int64(x[i, 0])
+    mn = mx
+    for j in range(1, N):
+        mx = max(mx, np.int64(x[i, j]))
+        mn = min(mn, np.int64(x[i, j]))
+    T = clip_int[i]
+    rg = min(mx - mn, T)
+    if in_bits > 0:
+        mz, kz = _dyadic_ratio(m[i] * rg, D, k[i], m_bits)
+    else:
+        mz, kz = m[i], k[i]
+    zscale_m[i] = mz
+    zscale_k[i] = kz
+    # fast path: range checks by monotonicity, float-assisted exact divisions
+    dlo = mn - mx
+    clo = max(dlo, -T)
+    if in_bits > 0:
+        zlo = -_div_round(-clo * D, rg, 0) if rg > 0 else np.int64(0)
+    else:
+        zlo = clo
+    ok = (not ton) and mono and fits(cf, 0, dlo) and fits(cf, 0, 0) and fits(cf, 1, clo) and fits(cf, 1, 0)
+    ok = ok and fits(cf, 2, rg) and fits(cf, 3, zlo) and fits(cf, 3, 0) and fits(cf, 4, mz)
+    ok = ok and _diexp_fits(cf, 5, zlo, mz, kz, sh, sg, F)
+    if ok:
+        inv = 1.0 / rg if rg > 0 else 0.0
+        width = -clo + 1
+        acc = np.int64(0)
+        if width <= tab.shape[1]:
+            # the row's clipped differences take at most `width` values: tabulate exp per value
+            tr = tab[i]
+            for t in range(width):
+                if in_bits > 0:
+                    z = -_fdiv_rne(t * D, rg, inv) if rg > 0 else np.int64(0)
+                else:
+                    z = -t
+                tr[t] = _diexp_raw(z, mz, kz, sh, sg, F)
+            for j in range(N):
+                t = -max(x[i, j] - mx, -T)
+                acc += tr[t]
+                out[i, j] = t
+            ok = fits(cf, 11, 0) and fits(cf, 11, acc) and acc > 0
+            ok = ok and fits(cf, 12, 0) and fits(cf, 12, (np.int64(1) << F) * qmax) and fits(cf, 13, 0)
+            ok = ok and fits(cf, 13, qmax)
+            if ok:
+                inv = 1.0 / acc
+                for t in range(width):
+                    tr[t] = _fdiv_rne(tr[t] * qmax, acc, inv)
+                for j in range(N):
+                    out[i, j] = tr[out[i, j]]
+                return
+        else:
+            for j in range(N):
+                dc = max(x[i, j] - mx, -T)
+                if in_bits > 0:
+                    z = -_fdiv_rne(-dc * D, rg, inv) if rg > 0 else np.int64(0)
+                else:
+                    z = dc
+                e = _diexp_raw(z, mz, kz, sh, sg, F)
+                out[i, j] = e
+                acc += e
+            ok = fits(cf, 11, 0) and fits(cf, 11, acc) and acc > 0
+            ok = ok and fits(cf, 12, 0) and fits(cf, 12, (np.int64(1) << F) * qmax) and fits(cf, 13, 0)
+            ok = ok and fits(cf, 13, qmax)
+            if ok:
+                inv = 1.0 / acc
+                for j in range(N):
+                    out[i, j] = _fdiv_rne(out[i, j] * qmax, acc, inv)
+                return
+    # checked path
+    rg = reg(cf, st, tp, ton, i, -1, 2, rg)
+    if in_bits > 0:
+        mz, kz = _dyadic_ratio(m[i] * rg, D, k[i], m_bits)
+    mz = reg(cf, st, tp, ton, i, -1, 4, mz)
+    zscale_m[i] = mz
+    zscale_k[i] = kz
+    acc = np.int64(0)
+    for j in range(N):
+        d = reg(cf, st, tp, ton, i, j, 0, x[i, j] - mx)
+        dc = reg(cf, st, tp, ton, i, j, 1, d if d > -T else -T)
+        if in_bits > 0:
+            z = -_div_round(-dc * D, rg, 0) if rg != 0 else np.int64(0)
+        else:
+            z = dc
+        z = reg(cf, st, tp, ton, i, j, 3, z)
+        e = _diexp_chain(cf, st, tp, ton, i, j, 5, z, mz, kz, sh, sg, F)
+        out[i, j] = e
+        acc = add_chk(cf, st, i, j, 11, acc, e)
+    tap(tp, ton, i, -1, 11, acc)
+    for j in range(N):
+        p = mul_reg(cf, st, tp, ton, i, j, 12, out[i, j], qmax)
+        if acc == 0:
+            o = div0(cf, st, tp, ton, i, j, 13)
+        elif acc < 0:
+            o = reg(cf, st, tp, ton, i, j, 13, -_div_round(p, -acc, 0))
+        else:
+            o = reg(cf, st, tp, ton, i, j, 13, _div_round(p, acc, 0))
+        out[i, j] = o
+
+
 @njit(cache=True, parallel=True)
 def _k_csoftmax(cf, st, tp, ton, x, m, k, clip_int, in_bits, m_bits, sh, sg, F, ob, mono, tab, zscale_m, zscale_k,
                 out):
@@ -446,103 +558,8 @@ def _k_csoftmax(cf, st, tp, ton, x, m, k, clip_int, in_bits, m_bits, sh, sg, F, 
     qmax = (np.int64(1) << np.int64(ob)) - np.int64(1)
     D = (np.int64(1) << np.int64(in_bits)) - np.int64(1) if in_bits > 0 else np.int64(1)
     for i in prange(R):
-        mx = np.int64(x[i, 0])
-        mn = mx
-        for j in range(1, N):
-            mx = max(mx, np.int64(x[i, j]))
-            mn = min(mn, np.int64(x[i, j]))
-        T = clip_int[i]
-        rg = min(mx - mn, T)
-        if in_bits > 0:
-            mz, kz = _dyadic_ratio(m[i] * rg, D, k[i], m_bits)
-        else:
-            mz, kz = m[i], k[i]
-        zscale_m[i] = mz
-        zscale_k[i] = kz
-        # fast path: range checks by monotonicity, float-assisted exact divisions
-        dlo = mn - mx
-        clo = max(dlo, -T)
-        if in_bits > 0:
-            zlo = -_div_round(-clo * D, rg, 0) if rg > 0 else np.int64(0)
-        else:
-            zlo = clo
-        ok = (not ton) and mono and fits(cf, 0, dlo) and fits(cf, 0, 0) and fits(cf, 1, clo) and fits(cf, 1, 0)
-        ok = ok and fits(cf, 2, rg) and fits(cf, 3, zlo) and fits(cf, 3, 0) and fits(cf, 4, mz)
-        ok = ok and _diexp_fits(cf, 5, zlo, mz, kz, sh, sg, F)
-        if ok:
-            inv = 1.0 / rg if rg > 0 else 0.0
-            width = -clo + 1
-            acc = np.int64(0)
-            if width <= tab.shape[1]:
-                # the row's clipped differences take at most `width` values: tabulate exp per value
-                tr = tab[i]
-                for t in range(width):
-                    if in_bits > 0:
-                        z = -_fdiv_rne(t * D, rg, inv) if rg > 0 else np.int64(0)
-                    else:
-                        z = -t
-                    tr[t] = _diexp_raw(z, mz, kz, sh, sg, F)
-                for j in range(N):
-                    t = -max(x[i, j] - mx, -T)
-                    acc += tr[t]
-                    out[i, j] = t
-                ok = fits(cf, 11, 0) and fits(cf, 11, acc) and acc > 0
-                ok = ok and fits(cf, 12, 0) and fits(cf, 12, (np.int64(1) << F) * qmax) and fits(cf, 13, 0)
-                ok = ok and fits(cf, 13, qmax)
-                if ok:
-                    inv = 1.0 / acc
-                    for t in range(width):
-                        tr[t] = _fdiv_rne(tr[t] * qmax, acc, inv)
-                    for j in range(N):
-                        out[i, j] = tr[out[i, j]]
-                    continue
-            else:
-                for j in range(N):
-                    dc = max(x[i, j] - mx, -T)
-                    if in_bits > 0:
-                        z = -_fdiv_rne(-dc * D, rg, inv) if rg > 0 else np.int64(0)
-                    else:
-                        z = dc
-                    e = _diexp_raw(z, mz, kz, sh, sg, F)
-                    out[i, j] = e
-                    acc += e
-                ok = fits(cf, 11, 0) and fits(cf, 11, acc) and acc > 0
-                ok = ok and fits(cf, 12, 0) and fits(cf, 12, (np.int64(1) << F) * qmax) and fits(cf, 13, 0)
-                ok = ok and fits(cf, 13, qmax)
-                if ok:
-                    inv = 1.0 / acc
-                    for j in range(N):
-                        out[i, j] = _fdiv_rne(out[i, j] * qmax, acc, inv)
-                    continue
-        # checked path
-        rg = reg(cf, st, tp, ton, i, -1, 2, rg)
-        if in_bits > 0:
-            mz, kz = _dyadic_ratio(m[i] * rg, D, k[i], m_bits)
-        mz = reg(cf, st, tp, ton, i, -1, 4, mz)
-        zscale_m[i] = mz
-        zscale_k[i] = kz
-        acc = np.int64(0)
-        for j in range(N):
-            d = reg(cf, st, tp, ton, i, j, 0, x[i, j] - mx)
-            dc = reg(cf, st, tp, ton, i, j, 1, d if d > -T else -T)
-            if in_bits > 0:
-                z = -_div_round(-dc * D, rg, 0) if rg != 0 else np.int64(0)
-            else:
-                z = dc
-            z = reg(cf, st, tp, ton, i, j, 3, z)
-            e = _diexp_chain(cf, st, tp, ton, i, j, 5, z, mz, kz, sh, sg, F)
-            out[i, j] = e
-            acc = add_chk(cf, st, i, j, 11, acc, e)
-        tap(tp, ton, i, -1, 11, acc)
-        for j in range(N):
-            p = mul_reg(cf, st, tp, ton, i, j, 12, out[i, j], qmax)
-            if acc == 0:
-                o = div0(cf, st, tp, ton, i, j, 13)
-            elif acc < 0:
-                o = reg(cf, st, tp, ton, i, j, 13, -_div_round(p, -acc, 0))
-            else:
-                o = reg(cf, st, tp, ton, i, j, 13, _div_round(p, acc, 0))
-            out[i, j] = o
+        _k_csoftmax_row(np.int64(i), cf, st, tp, ton, x, m, k, clip_int, in_bits, m_bits, sh, sg, F, mono, tab,
+                        zscale_m, zscale_k, out, N, qmax, D)
 
 
 def _clip_int(clip: Any, m: np.ndarray, k: np.ndarray, op: str) -> np.ndarray:
@@ -750,62 +767,68 @@ def layernorm(x: Any, scale: Any, gamma: Any = None, beta: Any = None, **kw: Any
 # ---------------------------------------------------------------------------------------------
 # DI-SwiGLU
 # ---------------------------------------------------------------------------------------------
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _k_swiglu_row(i, cf, st, tp, ton, g, u, m, k, sh, sg, F, Fs, mono, tab, out, N, one):
+    """Row i of :func:`_k_swiglu` (the body of its parallel loop)."""
+    glo = np.int64(g[i, 0])
+    ghi = glo
+    umax = np.int64(0)
+    for j in range(N):
+        glo = min(glo, np.int64(g[i, j]))
+        ghi = max(ghi, np.int64(g[i, j]))
+        umax = max(umax, abs(np.int64(u[i, j])))
+    amax = max(-glo, ghi)
+    smax = np.int64(1) << Fs
+    slo = min(glo * smax, np.int64(0))
+    shi = max(ghi * smax, np.int64(0))
+    omax = max(-slo, shi) * umax
+    ok = (not ton) and mono and fits(cf, 0, 0) and fits(cf, 0, amax) and _diexp_fits(cf, 1, -amax, m[i], k[i], sh,
+                                                                                      sg, F)
+    ok = ok and fits(cf, 7, one) and fits(cf, 7, 2 * one) and fits(cf, 8, 0) and fits(cf, 8, one << Fs)
+    ok = ok and fits(cf, 9, 0) and fits(cf, 9, smax) and fits(cf, 10, slo) and fits(cf, 10, shi)
+    ok = ok and fits(cf, 11, -omax) and fits(cf, 11, omax)
+    if ok:
+        width = ghi - glo + 1
+        if width <= tab.shape[1]:
+            # narrow inputs: tabulate the sigmoid over the row's gate values
+            tr = tab[i]
+            for t in range(width):
+                gv = glo + t
+                e = _diexp_raw(-abs(gv), m[i], k[i], sh, sg, F)
+                den = one + e
+                tr[t] = _fdiv((one if gv >= 0 else e) << Fs, den, 1.0 / den, 0)
+            for j in range(N):
+                gv = np.int64(g[i, j])
+                out[i, j] = gv * tr[gv - glo] * u[i, j]
+            return
+        for j in range(N):
+            gv = np.int64(g[i, j])
+            e = _diexp_raw(-abs(gv), m[i], k[i], sh, sg, F)
+            den = one + e
+            s = _fdiv((one if gv >= 0 else e) << Fs, den, 1.0 / den, 0)
+            out[i, j] = gv * s * u[i, j]
+        return
+    for j in range(N):
+        gv = np.int64(g[i, j])
+        a = reg(cf, st, tp, ton, i, j, 0, -gv if gv < 0 else gv)
+        e = _diexp_chain(cf, st, tp, ton, i, j, 1, -a, m[i], k[i], sh, sg, F)
+        den = reg(cf, st, tp, ton, i, j, 7, one + e)
+        num = shl_reg(cf, st, tp, ton, i, j, 8, one if gv >= 0 else e, Fs)
+        if den == 0:
+            s = div0(cf, st, tp, ton, i, j, 9)
+        else:
+            s = reg(cf, st, tp, ton, i, j, 9, _div_round(num, den, 0))
+        t = mul_reg(cf, st, tp, ton, i, j, 10, gv, s)
+        out[i, j] = mul_reg(cf, st, tp, ton, i, j, 11, t, u[i, j])
+
+
 @njit(cache=True, parallel=True)
 def _k_swiglu(cf, st, tp, ton, g, u, m, k, sh, sg, F, Fs, mono, tab, out):
     """Steps: abs 0, DI-Exp chain 1-6, denom 7, num 8, sig 9, silu 10, out 11."""
     R, N = g.shape
     one = np.int64(1) << F
     for i in prange(R):
-        glo = np.int64(g[i, 0])
-        ghi = glo
-        umax = np.int64(0)
-        for j in range(N):
-            glo = min(glo, np.int64(g[i, j]))
-            ghi = max(ghi, np.int64(g[i, j]))
-            umax = max(umax, abs(np.int64(u[i, j])))
-        amax = max(-glo, ghi)
-        smax = np.int64(1) << Fs
-        slo = min(glo * smax, np.int64(0))
-        shi = max(ghi * smax, np.int64(0))
-        omax = max(-slo, shi) * umax
-        ok = (not ton) and mono and fits(cf, 0, 0) and fits(cf, 0, amax) and _diexp_fits(cf, 1, -amax, m[i], k[i], sh,
-                                                                                          sg, F)
-        ok = ok and fits(cf, 7, one) and fits(cf, 7, 2 * one) and fits(cf, 8, 0) and fits(cf, 8, one << Fs)
-        ok = ok and fits(cf, 9, 0) and fits(cf, 9, smax) and fits(cf, 10, slo) and fits(cf, 10, shi)
-        ok = ok and fits(cf, 11, -omax) and fits(cf, 11, omax)
-        if ok:
-            width = ghi - glo + 1
-            if width <= tab.shape[1]:
-                # narrow inputs: tabulate the sigmoid over the row's gate values
-                tr = tab[i]
-                for t in range(width):
-                    gv = glo + t
-                    e = _diexp_raw(-abs(gv), m[i], k[i], sh, sg, F)
-                    den = one + e
-                    tr[t] = _fdiv((one if gv >= 0 else e) << Fs, den, 1.0 / den, 0)
-                for j in range(N):
-                    gv = np.int64(g[i, j])
-                    out[i, j] = gv * tr[gv - glo] * u[i, j]
-                continue
-            for j in range(N):
-                gv = np.int64(g[i, j])
-                e = _diexp_raw(-abs(gv), m[i], k[i], sh, sg, F)
-                den = one + e
-                s = _fdiv((one if gv >= 0 else e) << Fs, den, 1.0 / den, 0)
-                out[i, j] = gv * s * u[i, j]
-            continue
-        for j in range(N):
-            gv = np.int64(g[i, j])
-            a = reg(cf, st, tp, ton, i, j, 0, -gv if gv < 0 else gv)
-            e = _diexp_chain(cf, st, tp, ton, i, j, 1, -a, m[i], k[i], sh, sg, F)
-            den = reg(cf, st, tp, ton, i, j, 7, one + e)
-            num = shl_reg(cf, st, tp, ton, i, j, 8, one if gv >= 0 else e, Fs)
-            if den == 0:
-                s = div0(cf, st, tp, ton, i, j, 9)
-            else:
-                s = reg(cf, st, tp, ton, i, j, 9, _div_round(num, den, 0))
-            t = mul_reg(cf, st, tp, ton, i, j, 10, gv, s)
-            out[i, j] = mul_reg(cf, st, tp, ton, i, j, 11, t, u[i, j])
+        _k_swiglu_row(np.int64(i), cf, st, tp, ton, g, u, m, k, sh, sg, F, Fs, mono, tab, out, N, one)
 
 
 def swiglu(gate: Any, scale: Any, up: Any, up_scale: Any, *, sig_bits: int = 15, out_frac_bits: int = 15,
@@ -905,57 +928,63 @@ class AffineOpResult(OpResult):
 _ROUND_CODE = {"half_even": 0, "trunc": 1, "floor": 2, "half_up": 3, "half_away": 4}
 
 
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _k_dynq_row(i, cf, st, tp, ton, x, bits, symmetric, rmode, rng_out, lo_out, out, N):
+    """Row i of :func:`_k_dynq` (the body of its parallel loop)."""
+    mx = np.int64(x[i, 0])
+    mn = mx
+    for j in range(1, N):
+        mx = max(mx, np.int64(x[i, j]))
+        mn = min(mn, np.int64(x[i, j]))
+    if symmetric:
+        rg = max(-mn, mn, -mx, mx)
+        qm = (np.int64(1) << np.int64(bits - 1)) - np.int64(1)
+        base = np.int64(0)
+    else:
+        rg = mx - mn
+        qm = (np.int64(1) << np.int64(bits)) - np.int64(1)
+        base = mn
+    rgd = rg if rg != 0 else np.int64(1)
+    ok = (not ton) and fits(cf, 0, mn) and fits(cf, 1, mx) and fits(cf, 2, rg)
+    ok = ok and fits(cf, 3, mn - base) and fits(cf, 3, mx - base)
+    ok = ok and fits(cf, 4, (mn - base) * qm) and fits(cf, 4, (mx - base) * qm)
+    ok = ok and fits(cf, 5, _div_round5((mn - base) * qm, rgd, rmode))
+    ok = ok and fits(cf, 5, _div_round5((mx - base) * qm, rgd, rmode))
+    rng_out[i] = rgd
+    lo_out[i] = base
+    if ok:
+        inv = 1.0 / rgd
+        if rmode == 0 and max(abs(mn - base), abs(mx - base)) * qm < 4503599627370496:
+            for j in range(N):
+                a = (x[i, j] - base) * qm
+                out[i, j] = _fdiv_rne(a, rgd, inv) if a >= 0 else -_fdiv_rne(-a, rgd, inv)
+        else:
+            for j in range(N):
+                out[i, j] = _fdiv((x[i, j] - base) * qm, rgd, inv, rmode)
+        return
+    mn = reg(cf, st, tp, ton, i, -1, 0, mn)
+    mx = reg(cf, st, tp, ton, i, -1, 1, mx)
+    if symmetric:
+        rg = reg(cf, st, tp, ton, i, -1, 2, max(-mn, mn, -mx, mx))
+    else:
+        rg = reg(cf, st, tp, ton, i, -1, 2, mx - mn)
+        base = mn
+    if rg == 0:
+        rg = np.int64(1)
+    rng_out[i] = rg
+    lo_out[i] = base
+    for j in range(N):
+        sft = reg(cf, st, tp, ton, i, j, 3, x[i, j] - base)
+        p = mul_reg(cf, st, tp, ton, i, j, 4, sft, qm)
+        out[i, j] = reg(cf, st, tp, ton, i, j, 5, _div_round5(p, rg, rmode))
+
+
 @njit(cache=True, parallel=True)
 def _k_dynq(cf, st, tp, ton, x, bits, symmetric, rmode, rng_out, lo_out, out):
     """Steps: p_min 0, p_max 1, range 2, shifted 3, prod 4, out 5."""
     R, N = x.shape
     for i in prange(R):
-        mx = np.int64(x[i, 0])
-        mn = mx
-        for j in range(1, N):
-            mx = max(mx, np.int64(x[i, j]))
-            mn = min(mn, np.int64(x[i, j]))
-        if symmetric:
-            rg = max(-mn, mn, -mx, mx)
-            qm = (np.int64(1) << np.int64(bits - 1)) - np.int64(1)
-            base = np.int64(0)
-        else:
-            rg = mx - mn
-            qm = (np.int64(1) << np.int64(bits)) - np.int64(1)
-            base = mn
-        rgd = rg if rg != 0 else np.int64(1)
-        ok = (not ton) and fits(cf, 0, mn) and fits(cf, 1, mx) and fits(cf, 2, rg)
-        ok = ok and fits(cf, 3, mn - base) and fits(cf, 3, mx - base)
-        ok = ok and fits(cf, 4, (mn - base) * qm) and fits(cf, 4, (mx - base) * qm)
-        ok = ok and fits(cf, 5, _div_round5((mn - base) * qm, rgd, rmode))
-        ok = ok and fits(cf, 5, _div_round5((mx - base) * qm, rgd, rmode))
-        rng_out[i] = rgd
-        lo_out[i] = base
-        if ok:
-            inv = 1.0 / rgd
-            if rmode == 0 and max(abs(mn - base), abs(mx - base)) * qm < 4503599627370496:
-                for j in range(N):
-                    a = (x[i, j] - base) * qm
-                    out[i, j] = _fdiv_rne(a, rgd, inv) if a >= 0 else -_fdiv_rne(-a, rgd, inv)
-            else:
-                for j in range(N):
-                    out[i, j] = _fdiv((x[i, j] - base) * qm, rgd, inv, rmode)
-            continue
-        mn = reg(cf, st, tp, ton, i, -1, 0, mn)
-        mx = reg(cf, st, tp, ton, i, -1, 1, mx)
-        if symmetric:
-            rg = reg(cf, st, tp, ton, i, -1, 2, max(-mn, mn, -mx, mx))
-        else:
-            rg = reg(cf, st, tp, ton, i, -1, 2, mx - mn)
-            base = mn
-        if rg == 0:
-            rg = np.int64(1)
-        rng_out[i] = rg
-        lo_out[i] = base
-        for j in range(N):
-            sft = reg(cf, st, tp, ton, i, j, 3, x[i, j] - base)
-            p = mul_reg(cf, st, tp, ton, i, j, 4, sft, qm)
-            out[i, j] = reg(cf, st, tp, ton, i, j, 5, _div_round5(p, rg, rmode))
+        _k_dynq_row(np.int64(i), cf, st, tp, ton, x, bits, symmetric, rmode, rng_out, lo_out, out, N)
 
 
 def dynamic_requant(p: Any, scale: Any, *, bits: int = 8, symmetric: bool = False, rounding: str = "half_even",

@@ -179,6 +179,33 @@ def isqrt_float_u64(n):
     return s
 
 
+# The parallel kernels call their loop body as a separate, non-inlined function, compiled with the options
+# explained at ibert._k_iexp_block: numba's parfor passes copy the whole prange body, so a call keeps it
+# small and the cold compile fast.
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _kernel_item(i, n, method, steps, seed, out, iters, peak):
+    """Entry i of :func:`_kernel` (the body of its parallel loop)."""
+    v = np.uint64(n[i])
+    if method == 0:
+        r, it = isqrt_newton_u64(v)
+        out[i] = r
+        iters[i] = it
+        peak[i] = _first_numerator(v)
+    elif method == 1:
+        r, p = isqrt_ivit_u64(v, steps, np.uint64(seed))
+        out[i] = r
+        iters[i] = steps
+        peak[i] = p
+    elif method == 2:
+        out[i] = isqrt_float_u64(v)
+        iters[i] = steps if v != np.uint64(0) else 0
+        peak[i] = _first_numerator(v)
+    else:
+        out[i] = isqrt_fixed_u64(v, steps)
+        iters[i] = steps if v != np.uint64(0) else 0
+        peak[i] = _first_numerator(v)
+
+
 @njit(cache=True, parallel=True)
 def _kernel(n, method, steps, seed, out, iters, peak):
     """method 0: I-BERT's Newton, simulated (its iteration count is data dependent);
@@ -186,25 +213,18 @@ def _kernel(n, method, steps, seed, out, iters, peak):
     proven to be the floor square root (computed from the float square root); 3: "fixed" with
     fewer steps, simulated."""
     for i in prange(n.shape[0]):
-        v = np.uint64(n[i])
-        if method == 0:
-            r, it = isqrt_newton_u64(v)
-            out[i] = r
-            iters[i] = it
-            peak[i] = _first_numerator(v)
-        elif method == 1:
-            r, p = isqrt_ivit_u64(v, steps, np.uint64(seed))
-            out[i] = r
-            iters[i] = steps
-            peak[i] = p
-        elif method == 2:
-            out[i] = isqrt_float_u64(v)
-            iters[i] = steps if v != np.uint64(0) else 0
-            peak[i] = _first_numerator(v)
-        else:
-            out[i] = isqrt_fixed_u64(v, steps)
-            iters[i] = steps if v != np.uint64(0) else 0
-            peak[i] = _first_numerator(v)
+        _kernel_item(np.int64(i), n, method, steps, seed, out, iters, peak)
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _kernel_values_item(i, n, out):
+    """Entry i of :func:`_kernel_values` (the body of its parallel loop); returns 1 if it is negative."""
+    v = n[i]
+    if v < 0:
+        out[i] = 0
+        return 1
+    out[i] = isqrt_float_u64(np.uint64(v))
+    return 0
 
 
 @njit(cache=True, parallel=True)
@@ -212,12 +232,7 @@ def _kernel_values(n, out, neg):
     """floor sqrt of every entry of a flat integer array; counts negative entries in neg[0]."""
     nneg = 0
     for i in prange(n.shape[0]):
-        v = n[i]
-        if v < 0:
-            nneg += 1
-            out[i] = 0
-        else:
-            out[i] = isqrt_float_u64(np.uint64(v))
+        nneg += _kernel_values_item(np.int64(i), n, out)
     neg[0] = nneg
 
 

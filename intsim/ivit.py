@@ -201,6 +201,30 @@ def _t(x):
     return x + (x >> np.int64(1)) - (x >> np.int64(4))
 
 
+# The parallel kernels call their loop body as a separate, non-inlined function, compiled with the options
+# explained at ibert._k_iexp_block: numba's parfor passes copy the whole prange body, so a call keeps it
+# small and the cold compile fast.
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _k_shift_exp_block(i, cf, st, tp, ton, x, B, x0, n, tvm, lfin, lval, lev, lbad, llo, ls0, out, size, nx0, usable):
+    """Block i of :func:`_k_shift_exp` (the body of its parallel loop)."""
+    p0 = i * B
+    p1 = min(p0 + B, size)
+    if usable:
+        # log2e is monotone: its range over the block is [t(min x), t(max x)]
+        lo = np.int64(x[p0])
+        hi = lo
+        for p in range(p0, p1):
+            v = np.int64(x[p])
+            lo = min(lo, v)
+            hi = max(hi, v)
+            out[p] = lfin[min(max(_t(v), nx0), np.int64(0)) - llo]
+        if hi <= 0 and fits(cf, 0, _t(lo)) and fits(cf, 0, _t(hi)):
+            return
+    for j in range(p1 - p0):
+        out[p0 + j] = _sexp(cf, st, tp, ton, i, j, 0, np.int64(x[p0 + j]), x0, n, tvm, lfin, lval, lev, lbad, llo,
+                            ls0)
+
+
 @njit(cache=True, parallel=True)
 def _k_shift_exp(cf, st, tp, ton, x, B, x0, n, tvm, lfin, lval, lev, lbad, llo, ls0, out):
     size = x.shape[0]
@@ -212,22 +236,8 @@ def _k_shift_exp(cf, st, tp, ton, x, B, x0, n, tvm, lfin, lval, lev, lbad, llo, 
             if lbad[t]:
                 usable = False
     for i in prange(st.shape[0]):
-        p0 = i * B
-        p1 = min(p0 + B, size)
-        if usable:
-            # log2e is monotone: its range over the block is [t(min x), t(max x)]
-            lo = np.int64(x[p0])
-            hi = lo
-            for p in range(p0, p1):
-                v = np.int64(x[p])
-                lo = min(lo, v)
-                hi = max(hi, v)
-                out[p] = lfin[min(max(_t(v), nx0), np.int64(0)) - llo]
-            if hi <= 0 and fits(cf, 0, _t(lo)) and fits(cf, 0, _t(hi)):
-                continue
-        for j in range(p1 - p0):
-            out[p0 + j] = _sexp(cf, st, tp, ton, i, j, 0, np.int64(x[p0 + j]), x0, n, tvm, lfin, lval, lev, lbad, llo,
-                                ls0)
+        _k_shift_exp_block(np.int64(i), cf, st, tp, ton, x, B, x0, n, tvm, lfin, lval, lev, lbad, llo, ls0, out, size,
+                           nx0, usable)
 
 
 _SEXP_PROFILES = ("pytorch", "tvm")
@@ -321,6 +331,69 @@ def _smx_out(p, sh, mode, top):
     return p >> sh
 
 
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _k_shiftmax_row(i, cf, st, tp, ton, x, x0, n, mode, out_bit, lfin, lval, lev, lbad, llo, ls0, out, N, tvm, nx0, nl,
+                    top):
+    """Row i of :func:`_k_shiftmax` (the body of its parallel loop)."""
+    mx = np.int64(x[i, 0])
+    mn = mx
+    for j in range(1, N):
+        mx = max(mx, x[i, j])
+        mn = min(mn, x[i, j])
+    # fast path
+    dlo = mn - mx
+    tlo = _t(dlo)
+    ok = (not ton) and nl > 0 and fits(cf, 0, dlo) and fits(cf, 0, 0) and fits(cf, 1, tlo) and fits(cf, 1, 0)
+    ok = ok and fits(cf, 2, max(tlo, nx0)) and fits(cf, 2, 0)
+    if ok:
+        acc = np.int64(0)
+        emin = np.int64(1) << np.int64(62)
+        emax = np.int64(0)
+        bad = False
+        for j in range(N):
+            k = max(_t(x[i, j] - mx), nx0) - llo
+            bad |= lbad[k]
+            e = lfin[k]
+            out[i, j] = e
+            acc += e
+            emin = min(emin, e)
+            emax = max(emax, e)
+        ok = (not bad) and emin >= 0 and fits(cf, 8, 0) and fits(cf, 8, acc)
+        if ok:
+            sc, f, sh, kk = _smx_norm(acc, mode, out_bit)
+            ok = f >= 0 and fits(cf, 9, sc) and fits(cf, 10, f)
+            plo = (emin >> kk) * f
+            phi = (emax >> kk) * f
+            ok = ok and fits(cf, 11, plo) and fits(cf, 11, phi)
+            ok = ok and fits(cf, 12, _smx_out(plo, sh, mode, top)) and fits(cf, 12, _smx_out(phi, sh, mode, top))
+            if ok:
+                for j in range(N):
+                    out[i, j] = _smx_out((out[i, j] >> kk) * f, sh, mode, top)
+    if ok:
+        return
+    # checked path
+    acc = np.int64(0)
+    for j in range(N):
+        d = reg(cf, st, tp, ton, i, j, 0, x[i, j] - mx)
+        e = _sexp(cf, st, tp, ton, i, j, 1, d, x0, n, tvm, lfin, lval, lev, lbad, llo, ls0)
+        if mode == 0 and e < 0:
+            e = np.int64(0)
+        out[i, j] = e
+        acc = add_chk(cf, st, i, j, 8, acc, e)
+    tap(tp, ton, i, -1, 8, acc)
+    sc0, f, sh, kk = _smx_norm(acc, mode, out_bit)
+    sc = reg(cf, st, tp, ton, i, -1, 9, sc0)
+    if sc != sc0:  # the policy changed the register: normalize what it holds
+        _, f, sh, kk = _smx_norm(sc, mode, out_bit)
+    if sc == 0:
+        f = div0(cf, st, tp, ton, i, -1, 10)
+    else:
+        f = reg(cf, st, tp, ton, i, -1, 10, f)
+    for j in range(N):
+        p = mul_reg(cf, st, tp, ton, i, j, 11, out[i, j] >> kk, f)
+        out[i, j] = reg(cf, st, tp, ton, i, j, 12, _smx_out(p, sh, mode, top))
+
+
 @njit(cache=True, parallel=True)
 def _k_shiftmax(cf, st, tp, ton, x, x0, n, mode, out_bit, lfin, lval, lev, lbad, llo, ls0, out):
     """mode 0 pytorch, 1 tvm, 2 corrected. Steps: x_sub 0, chain 1-7, sum 8, sum_clamped 9,
@@ -331,63 +404,8 @@ def _k_shiftmax(cf, st, tp, ton, x, x0, n, mode, out_bit, lfin, lval, lev, lbad,
     nl = lfin.shape[0]
     top = (np.int64(1) << np.int64(out_bit - 1)) - np.int64(1)
     for i in prange(R):
-        mx = np.int64(x[i, 0])
-        mn = mx
-        for j in range(1, N):
-            mx = max(mx, x[i, j])
-            mn = min(mn, x[i, j])
-        # fast path
-        dlo = mn - mx
-        tlo = _t(dlo)
-        ok = (not ton) and nl > 0 and fits(cf, 0, dlo) and fits(cf, 0, 0) and fits(cf, 1, tlo) and fits(cf, 1, 0)
-        ok = ok and fits(cf, 2, max(tlo, nx0)) and fits(cf, 2, 0)
-        if ok:
-            acc = np.int64(0)
-            emin = np.int64(1) << np.int64(62)
-            emax = np.int64(0)
-            bad = False
-            for j in range(N):
-                k = max(_t(x[i, j] - mx), nx0) - llo
-                bad |= lbad[k]
-                e = lfin[k]
-                out[i, j] = e
-                acc += e
-                emin = min(emin, e)
-                emax = max(emax, e)
-            ok = (not bad) and emin >= 0 and fits(cf, 8, 0) and fits(cf, 8, acc)
-            if ok:
-                sc, f, sh, kk = _smx_norm(acc, mode, out_bit)
-                ok = f >= 0 and fits(cf, 9, sc) and fits(cf, 10, f)
-                plo = (emin >> kk) * f
-                phi = (emax >> kk) * f
-                ok = ok and fits(cf, 11, plo) and fits(cf, 11, phi)
-                ok = ok and fits(cf, 12, _smx_out(plo, sh, mode, top)) and fits(cf, 12, _smx_out(phi, sh, mode, top))
-                if ok:
-                    for j in range(N):
-                        out[i, j] = _smx_out((out[i, j] >> kk) * f, sh, mode, top)
-        if ok:
-            continue
-        # checked path
-        acc = np.int64(0)
-        for j in range(N):
-            d = reg(cf, st, tp, ton, i, j, 0, x[i, j] - mx)
-            e = _sexp(cf, st, tp, ton, i, j, 1, d, x0, n, tvm, lfin, lval, lev, lbad, llo, ls0)
-            if mode == 0 and e < 0:
-                e = np.int64(0)
-            out[i, j] = e
-            acc = add_chk(cf, st, i, j, 8, acc, e)
-        tap(tp, ton, i, -1, 8, acc)
-        sc0, f, sh, kk = _smx_norm(acc, mode, out_bit)
-        sc = reg(cf, st, tp, ton, i, -1, 9, sc0)
-        if sc != sc0:  # the policy changed the register: normalize what it holds
-            _, f, sh, kk = _smx_norm(sc, mode, out_bit)
-        if sc == 0:
-            f = div0(cf, st, tp, ton, i, -1, 10)
-        else:
-            f = reg(cf, st, tp, ton, i, -1, 10, f)
-        for j in range(N):
-            p = mul_reg(cf, st, tp, ton, i, j, 11, out[i, j] >> kk, f)
-            out[i, j] = reg(cf, st, tp, ton, i, j, 12, _smx_out(p, sh, mode, top))
+        _k_shiftmax_row(np.int64(i), cf, st, tp, ton, x, x0, n, mode, out_bit, lfin, lval, lev, lbad, llo, ls0, out, N,
+                        tvm, nx0, nl, top)
 
 
 def shiftmax(x: Any, scale: float, *, profile: str = "pytorch", out_bit: int | None = None, n: int | None = None,
@@ -478,6 +496,51 @@ def shiftmax(x: Any, scale: float, *, profile: str = "pytorch", out_bit: int | N
 _GELU_PROFILES = ("pytorch", "tvm", "corrected")
 
 
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _k_shiftgelu_row(i, cf, st, tp, ton, x, x0, n, mode, out_bit, lfin, lval, lev, lbad, llo, ls0, nfin, nval, nev,
+                     nbad, nlo, ns0, out, N, tvm, i31):
+    """Row i of :func:`_k_shiftgelu` (the body of its parallel loop)."""
+    mx = np.int64(x[i, 0])
+    for j in range(1, N):
+        mx = max(mx, np.int64(x[i, j]))
+    if mode == 2 and mx < 0:
+        mx = np.int64(0)
+    nm = reg(cf, st, tp, ton, i, -1, 8, -mx)
+    em = _sexp(cf, st, tp, ton, i, -1, 9, nm, x0, n, tvm, nfin, nval, nev, nbad, nlo, ns0)
+    if mode == 0 and em < 0:
+        em = np.int64(0)
+    for j in range(N):
+        d = reg(cf, st, tp, ton, i, j, 0, x[i, j] - mx)
+        e = _sexp(cf, st, tp, ton, i, j, 1, d, x0, n, tvm, lfin, lval, lev, lbad, llo, ls0)
+        if mode == 0 and e < 0:
+            e = np.int64(0)
+        s = add_chk(cf, st, i, j, 16, e, em)
+        tap(tp, ton, i, j, 16, s)
+        if mode == 0:
+            s = reg(cf, st, tp, ton, i, j, 17, s if s < i31 else i31)
+        else:
+            s = reg(cf, st, tp, ton, i, j, 17, s)
+        if mode == 2:
+            # exact sigmoid: floor(e * 2**(out_bit-1) / (e + em))
+            if s == 0:
+                sig = div0(cf, st, tp, ton, i, j, 18)
+            else:
+                num = shl_reg(cf, st, tp, ton, i, j, 19, e, np.int64(out_bit - 1))
+                tap(tp, ton, i, j, 18, s)
+                sig = reg(cf, st, tp, ton, i, j, 20, num // s)
+        else:
+            if s == 0:
+                f = div0(cf, st, tp, ton, i, j, 18)
+            elif tvm:
+                f = reg(cf, st, tp, ton, i, j, 18, _tdiv(i31, s))
+            else:
+                f = reg(cf, st, tp, ton, i, j, 18, i31 // s)
+            p = mul_reg(cf, st, tp, ton, i, j, 19, e, f)
+            sh = np.int64(24) if tvm else np.int64(32 - out_bit)
+            sig = reg(cf, st, tp, ton, i, j, 20, p >> sh)
+        out[i, j] = mul_reg(cf, st, tp, ton, i, j, 21, x[i, j], sig)
+
+
 @njit(cache=True, parallel=True)
 def _k_shiftgelu(cf, st, tp, ton, x, x0, n, mode, out_bit, lfin, lval, lev, lbad, llo, ls0, nfin, nval, nev,
                  nbad, nlo, ns0, out):
@@ -487,45 +550,8 @@ def _k_shiftgelu(cf, st, tp, ton, x, x0, n, mode, out_bit, lfin, lval, lev, lbad
     tvm = mode == 1
     i31 = np.int64(2147483647)
     for i in prange(R):
-        mx = np.int64(x[i, 0])
-        for j in range(1, N):
-            mx = max(mx, np.int64(x[i, j]))
-        if mode == 2 and mx < 0:
-            mx = np.int64(0)
-        nm = reg(cf, st, tp, ton, i, -1, 8, -mx)
-        em = _sexp(cf, st, tp, ton, i, -1, 9, nm, x0, n, tvm, nfin, nval, nev, nbad, nlo, ns0)
-        if mode == 0 and em < 0:
-            em = np.int64(0)
-        for j in range(N):
-            d = reg(cf, st, tp, ton, i, j, 0, x[i, j] - mx)
-            e = _sexp(cf, st, tp, ton, i, j, 1, d, x0, n, tvm, lfin, lval, lev, lbad, llo, ls0)
-            if mode == 0 and e < 0:
-                e = np.int64(0)
-            s = add_chk(cf, st, i, j, 16, e, em)
-            tap(tp, ton, i, j, 16, s)
-            if mode == 0:
-                s = reg(cf, st, tp, ton, i, j, 17, s if s < i31 else i31)
-            else:
-                s = reg(cf, st, tp, ton, i, j, 17, s)
-            if mode == 2:
-                # exact sigmoid: floor(e * 2**(out_bit-1) / (e + em))
-                if s == 0:
-                    sig = div0(cf, st, tp, ton, i, j, 18)
-                else:
-                    num = shl_reg(cf, st, tp, ton, i, j, 19, e, np.int64(out_bit - 1))
-                    tap(tp, ton, i, j, 18, s)
-                    sig = reg(cf, st, tp, ton, i, j, 20, num // s)
-            else:
-                if s == 0:
-                    f = div0(cf, st, tp, ton, i, j, 18)
-                elif tvm:
-                    f = reg(cf, st, tp, ton, i, j, 18, _tdiv(i31, s))
-                else:
-                    f = reg(cf, st, tp, ton, i, j, 18, i31 // s)
-                p = mul_reg(cf, st, tp, ton, i, j, 19, e, f)
-                sh = np.int64(24) if tvm else np.int64(32 - out_bit)
-                sig = reg(cf, st, tp, ton, i, j, 20, p >> sh)
-            out[i, j] = mul_reg(cf, st, tp, ton, i, j, 21, x[i, j], sig)
+        _k_shiftgelu_row(np.int64(i), cf, st, tp, ton, x, x0, n, mode, out_bit, lfin, lval, lev, lbad, llo, ls0, nfin,
+                         nval, nev, nbad, nlo, ns0, out, N, tvm, i31)
 
 
 def shiftgelu(x: Any, scale: float, *, profile: str = "pytorch", out_bit: int = 8, n: int = GELU_N,
