@@ -305,7 +305,10 @@ def _as_u64(n: Any, name: str) -> tuple[np.ndarray, tuple]:
         raise OperandRangeError(
             f"{name}: {flat.size} entries are negative (no integer square root); first at index {idx}: "
             f"{int(arr[idx])}", count=int(flat.size), index=idx, value=int(arr[idx]))
-    return np.ascontiguousarray(arr).astype(np.uint64).reshape(-1), arr.shape
+    arr = np.ascontiguousarray(arr)
+    # int64 entries are non-negative here: reinterpreting them as uint64 keeps every value (no copy)
+    flat = arr.view(np.uint64) if arr.dtype == np.int64 else arr.astype(np.uint64)
+    return flat.reshape(-1), arr.shape
 
 
 def _check_steps(steps: Any, name: str = "steps") -> int:
@@ -325,8 +328,8 @@ def _run(n: Any, method: int, steps: int, seed: int, name: str) -> tuple[np.ndar
 
 
 def _result(out: np.ndarray, shape: tuple) -> np.ndarray:
-    """int64 when every root fits (always: roots of uint64 values are < 2**32)."""
-    return out.astype(np.int64).reshape(shape)
+    """int64 (every root of a uint64 value is < 2**32, so the bits are the same: a view, no copy)."""
+    return out.view(np.int64).reshape(shape)
 
 
 def isqrt(n: Any) -> Any:
@@ -458,7 +461,7 @@ def isqrt_op(n: Any, scale: float = 1.0, *, profile: str = "newton", steps: int 
     it_vals = _raise_or_record(regs, "iter", peak.reshape(shape))
     if taps:
         taps_d["iter"] = it_vals.copy()
-    root = regs.check("root", out.astype(np.int64).reshape(shape))
+    root = regs.check("root", _result(out, shape))
     if taps:
         taps_d["root"] = root.copy()
     total = int(iters.sum())
