@@ -19,21 +19,11 @@ recorded.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
+from _timing import best_time
 
 import intsim
-
-
-def best_time(fn, repeat: int) -> float:
-    fn()  # warm-up (and numba compile on a cold cache)
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def measure(M: int, K: int, N: int, rng: np.random.Generator, repeat: int) -> tuple:

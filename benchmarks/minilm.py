@@ -29,17 +29,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _timing import best_time  # noqa: E402
+
 from intsim import minilm_int as mi  # noqa: E402
 from reference.sentences import SENTENCES  # noqa: E402
-
-
-def best(fn, repeat: int) -> float:
-    t_best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        t_best = min(t_best, time.perf_counter() - t0)
-    return t_best
 
 
 def compare(label: str, sentences: list[str], args: argparse.Namespace) -> bool:
@@ -58,10 +51,8 @@ def compare(label: str, sentences: list[str], args: argparse.Namespace) -> bool:
             x, lens = model.embedding_output(sentences)
             model.model.forward(model.model.quantize_input(x), lens)
 
-        float_pass()
-        int_pass()  # warm-up
-        t_float = best(float_pass, args.repeat)
-        t_int = best(int_pass, args.repeat)
+        t_float = best_time(float_pass, args.repeat)  # each after one warm-up call
+        t_int = best_time(int_pass, args.repeat)
         ratio = t_int / t_float
         ok &= ratio <= 20
         print(f"  {name}/{args.profile}: integer pass {t_int:.2f} s, float64 pass {t_float:.2f} s, "

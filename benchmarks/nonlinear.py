@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,19 +27,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _timing import best_time  # noqa: E402
+
 from reference import nonlinear as ref  # noqa: E402
 
 Pair = tuple[Callable[[], object], Callable[[], object]]
-
-
-def best_time(fn: Callable[[], object], repeat: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def _logits(rng: np.random.Generator, shape: tuple, scale: float, lo: int, hi: int) -> np.ndarray:

@@ -23,22 +23,12 @@ Cases (b = 8, entries outside [-127, 127] need unpacking):
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
+from _timing import best_time
 
 import intsim
 from intsim.unpack import STRATEGIES, unpack_matmul
-
-
-def best_time(fn, repeat: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def operands(case: str, M: int, K: int, N: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
