@@ -282,6 +282,10 @@ def _markdown(evals: list[Any], checks: list[tuple[str, str]], golden: str, timi
               "outlier column counts as 4 int8 MACs). Times on a shared 2-core machine: the integer pass after a "
               "one-sentence warm-up, the float64 pass with its probes (every GEMM operand captured); "
               "`benchmarks/minilm.py` compares the integer pass with the plain float64 pass."]
+    if any(ev.config.gemm == "unpack" and "DI-MatMul" in ev.profile_description for ev in evals):
+        lines += ["", "With per-token dynamic linear inputs (DI-MatMul) those inputs are unsigned, in [0, 2**A - 1]: "
+                  "they unpack into more narrow digits than the symmetric signed inputs of the static mode, hence "
+                  "the larger IM-Unpack ratio."]
     lines += ["", "Configurations:", ""]
     seen = set()
     for ev in evals:
@@ -294,13 +298,18 @@ def _markdown(evals: list[Any], checks: list[tuple[str, str]], golden: str, timi
         if ev.profile not in seen:
             seen.add(ev.profile)
             lines.append(f"- `{ev.profile}`: {ev.profile_description}")
-    sm = next((ev for ev in evals if ev.config.smooth and ev.smoothing), None)
-    if sm is not None:
-        lines += ["", f"Smoothing alphas chosen on the calibration set ({sm.config.name}; the same for every "
-                  "configuration with the same widths), per layer, for the inputs of q/k/v (`x`), o_proj (`ctx`), "
-                  "ffn_up (`x1`) and ffn_down (`act`): "
-                  + "; ".join(f"layer {i}: " + ", ".join(f"{k} {v:g}" for k, v in a.items())
-                              for i, a in enumerate(sm.smoothing)) + "."]
+    groups: dict[tuple, list[str]] = {}  # distinct smoothing choices -> the runs using them
+    for ev in evals:
+        if ev.config.smooth and ev.smoothing:
+            key = tuple(tuple(a.items()) for a in ev.smoothing)
+            groups.setdefault(key, []).append(f"{ev.config.name}/{ev.profile}")
+    if groups:
+        lines += ["", "Smoothing alphas chosen on the calibration set, per layer, for the inputs of q/k/v (`x`), "
+                  "o_proj (`ctx`), ffn_up (`x1`) and ffn_down (`act`) (the search simulates per-tensor "
+                  "quantization, or per-token quantization for a profile with dynamic linear inputs):", ""]
+        for key, runs in groups.items():
+            lines.append(f"- {', '.join(runs)}: " + "; ".join(
+                f"layer {i}: " + ", ".join(f"{k} {v:g}" for k, v in a) for i, a in enumerate(key)) + ".")
     lines += ["", "## Acceptance checks", ""]
     lines += [f"- {status}: {what}" for what, status in checks]
     lines += ["", "## Per-layer error", "",

@@ -49,6 +49,15 @@ bits, ``acc`` = accumulator bits, ``[c]`` = per output channel)::
     y2   = layernorm(r2) + beta_int       -> next xr = rq[c](y2); after the last layer
     pooled[b] = round_half_even(sum_t y2[t] / len_b)  (per-channel scale s_ln * gamma[c])
 
+With the I-LLM profile (DI-MatMul, static linear mode) every linear input is requantized
+to int16 instead of intA, then quantized per token at run time to uintA by
+:func:`intsim.illm.dynamic_requant`; the GEMM result is rescaled per token by the exact
+integer range of the row into a 48-bit register (see :class:`QLinear`)::
+
+    x16  = rq(xr)                         int16  (static, per channel)
+    u, p_min, R = dynamic_requant(x16)    uintA  per token: u = round((x16 - p_min) (2**A - 1) / R)
+    T    = (u @ Wq) R + (2**A - 1) p_min colsum(Wq) + bq     int48 -> q = rq[c](T)
+
 Configurations (:data:`CONFIGURATIONS`): ``w8a8`` (int8 x int8 -> acc32 multipliers,
 uint8 x int8 for probabilities x values), ``w8a8-unpack4`` (the same integers, every
 GEMM unpacked by IM-Unpack onto int4 x int4 -> acc32: exact, so bit-identical to
@@ -273,6 +282,9 @@ class Profile:
 
     name: str = ""
     description: str = ""
+    #: True when the profile quantizes the linear layers' inputs per token at run time
+    #: (I-LLM's DI-MatMul); see :class:`ILLMProfile`.
+    dynamic_tokens: bool = False
 
     def softmax(self, x: np.ndarray, scale: float, out_bits: int, in_bits: int, overflow: str) -> OpResult:
         raise NotImplementedError  # pragma: no cover
@@ -428,8 +440,18 @@ class ILLMProfile(Profile):
     (its FFN is SwiGLU), so GELU is ``x * sigmoid(1.702 x)`` with DI-SwiGLU's DI-Exp sigmoid:
     ``swiglu(gate=x, scale=1.702 S, up=1, up_scale=1/1.702)`` (15-bit sigmoid; the integer
     result is ``x * sig`` at ``S * 2**-15``). LayerNorm: DI-Norm (``illm.layernorm``), output at
-    ``2**-16``. The input scales are static here (calibrated), given to the operators as
-    per-row dyadics with I-LLM's 8-bit mantissa.
+    ``2**-16``. The operators' input scales are calibrated constants, given to them as per-row
+    dyadics with I-LLM's 8-bit mantissa (DI-ClippedSoftmax then requantizes each row's clipped
+    range dynamically, as the paper does).
+
+    DI-MatMul (``dynamic_tokens``; with the ``static`` linear mode, see :class:`QLinear`): each
+    linear layer's input is first requantized (static, per channel) to a 16-bit register at one
+    per-tensor step ``s``, then per token by :func:`intsim.illm.dynamic_requant` (the paper's
+    asymmetric rule, ties to even) to ``A``-bit unsigned integers ``u`` with the row's minimum
+    ``p_min`` and range ``R = p_max - p_min``: ``x ~ (u * R / (2**A - 1) + p_min) * s``. The GEMM
+    runs on ``A``-bit unsigned x ``W``-bit multipliers, and the per-token scale enters the result
+    as the exact integer ``R`` (I-LLM holds it as an 8-bit dyadic ``m / 2**k``; multiplying by ``R``
+    costs the same one multiply per output and rounds nothing).
 
     >>> p = ILLMProfile()
     >>> p.softmax_scale(8), p.layernorm_scale(384), p.gelu_scale(2.0) == 2.0 ** -14
@@ -443,8 +465,9 @@ class ILLMProfile(Profile):
 
         self.illm = illm
         self.name = "illm"
-        self.description = ("I-LLM (intsim.illm): DI-ClippedSoftmax, GELU as x*sigmoid(1.702x) with DI-SwiGLU's "
-                            "sigmoid, DI-Norm")
+        self.dynamic_tokens = True
+        self.description = ("I-LLM (intsim.illm): DI-MatMul (per-token dynamic linear inputs), DI-ClippedSoftmax, "
+                            "GELU as x*sigmoid(1.702x) with DI-SwiGLU's sigmoid, DI-Norm")
 
     def softmax(self, x: np.ndarray, scale: float, out_bits: int, in_bits: int, overflow: str) -> OpResult:
         return self.illm.clipped_softmax(x, scale, out_bits=out_bits, in_type=IntType(in_bits), overflow=overflow)
@@ -765,6 +788,13 @@ class QLinear:
     are the 16-bit weights and bias (bias at ``s_x * w16_scale[c]``), ``tau`` the
     integer outlier threshold on the input, ``combine`` the dyadic factor that moves the
     per-token int8 part onto the 16-bit part's scale.
+
+    Per-token dynamic inputs (``qm > 0``, the I-LLM profile's DI-MatMul): the input arrives as
+    16-bit integers at the per-tensor step ``x_scale`` and is quantized per token to
+    ``u = round_half_even((x - p_min) * qm / R)`` in ``[0, qm]`` (``qm = 2**A - 1``, ``R`` the
+    row's range). The layer's integer result is the 48-bit
+    ``T = (u @ w) * R + qm * p_min * colsum + bias`` at ``x_scale * w_scale[c] / qm``, where
+    ``colsum[c] = sum_k w[k, c]`` and ``bias`` is at that scale.
     """
 
     name: str
@@ -776,10 +806,14 @@ class QLinear:
     bias16: np.ndarray | None = None
     tau: int = 0
     combine: Dyadic | None = None
+    qm: int = 0
+    colsum: np.ndarray | None = None
+    x_scale: float = 0.0
 
     def out_scale(self, s_x: float) -> np.ndarray:
         """Real scale per output channel of the integer result for an input at ``s_x``."""
-        return s_x * (self.w16_scale if self.w16_scale is not None else self.w_scale)
+        s = s_x * (self.w16_scale if self.w16_scale is not None else self.w_scale)
+        return s / self.qm if self.qm else s
 
 
 @dataclass(frozen=True)
@@ -850,8 +884,13 @@ def _quant_bias(b: np.ndarray, scale: np.ndarray, bits: int, where: str) -> np.n
     return q
 
 
-def _linear(name: str, w_t: np.ndarray, b: np.ndarray, s_x: float, cfg: IntConfig) -> QLinear:
+def _linear(name: str, w_t: np.ndarray, b: np.ndarray, s_x: float, cfg: IntConfig, dynamic: bool = False
+            ) -> QLinear:
     w, ws = _quant_weight(w_t, cfg.weight_bits)
+    if dynamic:  # DI-MatMul: the result T at s_x * ws / qm (see QLinear)
+        qm = (1 << cfg.act_bits) - 1
+        bias = _quant_bias(b, s_x * ws / qm, _DYN_BITS, name)
+        return QLinear(name, w, ws, bias, qm=qm, colsum=w.astype(np.int64).sum(axis=0), x_scale=s_x)
     bias = _quant_bias(b, s_x * ws, cfg.acc_bits, name)
     if cfg.linear != "llm_int8":
         return QLinear(name, w, ws, bias)
@@ -875,7 +914,8 @@ def _smoothing(amax_ch: np.ndarray, w_ts: Sequence[np.ndarray], alpha: float) ->
     return np.where(ok, np.maximum(amax_ch, 1e-30) ** alpha / np.maximum(wmax, 1e-30) ** (1 - alpha), 1.0)
 
 
-def _choose_alpha(X: np.ndarray, w_ts: Sequence[np.ndarray], a_bits: int, w_bits: int) -> float:
+def _choose_alpha(X: np.ndarray, w_ts: Sequence[np.ndarray], a_bits: int, w_bits: int, per_token: bool = False
+                  ) -> float:
     """The smoothing alpha (from :data:`_ALPHAS`) minimizing the output error of a simulated
     quantization of ``X @ W`` on calibration activations (float32, calibration time only):
     ``X / f`` per tensor to ``a_bits``, ``W * f`` per output channel to ``w_bits``; the error
@@ -893,8 +933,13 @@ def _choose_alpha(X: np.ndarray, w_ts: Sequence[np.ndarray], a_bits: int, w_bits
     for alpha in _ALPHAS:
         f = _smoothing(amax, w_ts, alpha).astype(np.float32)
         xs = X / f
-        s = max(float(np.abs(xs).max()), 1e-12) / qa
-        xq = np.clip(np.round(xs / s), -qa - 1, qa) * s
+        if per_token:  # asymmetric per row onto [0, 2**a_bits - 1], as dynamic_requant does
+            lo = xs.min(axis=1, keepdims=True)
+            st = np.maximum(xs.max(axis=1, keepdims=True) - lo, 1e-12) / (2 * qa + 1)
+            xq = np.round((xs - lo) / st) * st + lo
+        else:
+            s = max(float(np.abs(xs).max()), 1e-12) / qa
+            xq = np.clip(np.round(xs / s), -qa - 1, qa) * s
         err = 0.0
         for w, r in zip(w_ts, refs, strict=True):
             wf = w * f[:, None]
@@ -918,6 +963,8 @@ def _ln_bias(beta: np.ndarray, gamma: np.ndarray, s_y: float, where: str) -> np.
 
 
 _LN_OUT_BITS = 40  # LayerNorm output (|y| <= 2**30) plus the integer beta bias
+_WIDE_BITS = 16  # DI-MatMul: a linear input before its per-token quantization
+_DYN_BITS = 48  # DI-MatMul: the register of (u @ w) * R + qm * p_min * colsum + bias
 _GELU_OUT_BITS = 32  # the GELU output register of every profile
 
 
@@ -1011,6 +1058,8 @@ class QuantizedMiniLM:
                 if lin.w16 is not None:
                     out[p + lin.name + ".w16"] = lin.w16
                     out[p + lin.name + ".bias16"] = lin.bias16
+                if lin.colsum is not None:
+                    out[p + lin.name + ".colsum"] = lin.colsum
             for rq in _requants(ql):
                 m, k = rq.arrays()
                 out[p + rq.name + ".m"] = m
@@ -1054,7 +1103,9 @@ def quantize_model(ref: MiniLMReference, calib: Calibration, config: IntConfig |
     t8, tG = IntType(8), IntType(cfg.gelu_bits)
     tLN = IntType(_LN_OUT_BITS)
     h = cfg.headroom
-    lin_acc = IntType(48) if cfg.linear == "llm_int8" else tAcc
+    dyn = prof.dynamic_tokens and cfg.linear == "static"
+    lin_acc = IntType(48) if cfg.linear == "llm_int8" else IntType(_DYN_BITS) if dyn else tAcc
+    tX = IntType(_WIDE_BITS) if dyn else tA  # the producers' output type for a linear input
     layers: list[QLayer] = []
     L = len(ref.layers)
     s_res_in = _sym_scale(calib.amax[0]["x"], R, h)
@@ -1071,16 +1122,17 @@ def quantize_model(ref: MiniLMReference, calib: Calibration, config: IntConfig |
             if cfg.smooth != "auto":
                 alphas[n] = float(cfg.smooth)
                 continue
-            key = (calib.sentences, calib.max_len, li, n, A, cfg.weight_bits)
+            key = (calib.sentences, calib.max_len, li, n, A, cfg.weight_bits, dyn)
             if key not in _ALPHA_CACHE:
-                _ALPHA_CACHE[key] = _choose_alpha(calib.samples[li][n], w, A, cfg.weight_bits)
+                _ALPHA_CACHE[key] = _choose_alpha(calib.samples[li][n], w, A, cfg.weight_bits, dyn)
             alphas[n] = _ALPHA_CACHE[key]
         f_x, f_ctx, f_x1, f_act = (_smoothing(ach[n], weights[n], alphas[n]) for n in _LINEAR_INPUTS)
-        mg = cfg.act_margin
-        s_x = _sym_scale(float((ach["x"] / f_x).max()), A, mg)
-        s_ctx = _sym_scale(float((ach["ctx"] / f_ctx).max()), A, mg)
-        s_x1 = _sym_scale(float((ach["x1"] / f_x1).max()), A, mg)
-        s_act = _sym_scale(float((ach["act"] / f_act).max()), A, mg)
+        # static: A bits with act_margin; dynamic: a 16-bit register with the residual headroom
+        mg, xb = (h, _WIDE_BITS) if dyn else (cfg.act_margin, A)
+        s_x = _sym_scale(float((ach["x"] / f_x).max()), xb, mg)
+        s_ctx = _sym_scale(float((ach["ctx"] / f_ctx).max()), xb, mg)
+        s_x1 = _sym_scale(float((ach["x1"] / f_x1).max()), xb, mg)
+        s_act = _sym_scale(float((ach["act"] / f_act).max()), xb, mg)
         s_q, s_k, s_v = (_sym_scale(a[n], 8) for n in ("q", "k", "v"))
         s_r1 = _sym_scale(a["res1"], R, h)
         s_x1r = _sym_scale(a["x1"], R, h)
@@ -1088,12 +1140,12 @@ def quantize_model(ref: MiniLMReference, calib: Calibration, config: IntConfig |
         s_r2 = _sym_scale(a["res2"], R, h)
         out_amax = calib.amax[li + 1]["x"] if li + 1 < L else a["out"]
         s_out = _sym_scale(out_amax, R, h)
-        q = _linear("q_proj", lw.wq_t * f_x[:, None], lw.bq, s_x, cfg)
-        k = _linear("k_proj", lw.wk_t * f_x[:, None], lw.bk, s_x, cfg)
-        v = _linear("v_proj", lw.wv_t * f_x[:, None], lw.bv, s_x, cfg)
-        o = _linear("o_proj", lw.wo_t * f_ctx[:, None], lw.bo, s_ctx, cfg)
-        up = _linear("ffn_up", lw.wi_t * f_x1[:, None], lw.bi, s_x1, cfg)
-        down = _linear("ffn_down", lw.wd_t * f_act[:, None], lw.bd, s_act, cfg)
+        q = _linear("q_proj", lw.wq_t * f_x[:, None], lw.bq, s_x, cfg, dyn)
+        k = _linear("k_proj", lw.wk_t * f_x[:, None], lw.bk, s_x, cfg, dyn)
+        v = _linear("v_proj", lw.wv_t * f_x[:, None], lw.bv, s_x, cfg, dyn)
+        o = _linear("o_proj", lw.wo_t * f_ctx[:, None], lw.bo, s_ctx, cfg, dyn)
+        up = _linear("ffn_up", lw.wi_t * f_x1[:, None], lw.bi, s_x1, cfg, dyn)
+        down = _linear("ffn_down", lw.wd_t * f_act[:, None], lw.bd, s_act, cfg, dyn)
         ln1_scale = s_ln * lw.ln1_w
         ln2_scale = s_ln * lw.ln2_w
         p_scale = prof.softmax_scale(cfg.prob_bits)
@@ -1101,19 +1153,19 @@ def quantize_model(ref: MiniLMReference, calib: Calibration, config: IntConfig |
         var_int = [calib.var_max[li][n] / s ** 2 for n, s in (("res1", s_r1), ("res2", s_r2))]
         layers.append(QLayer(
             index=li, q=q, k=k, v=v, o=o, up=up, down=down,
-            rq_in=Requant.build("rq_in", s_res_in / (s_x * f_x), tR, tA),
+            rq_in=Requant.build("rq_in", s_res_in / (s_x * f_x), tR, tX),
             rq_q=Requant.build("rq_q", q.out_scale(s_x) / s_q, lin_acc, t8),
             rq_k=Requant.build("rq_k", k.out_scale(s_x) / s_k, lin_acc, t8),
             rq_v=Requant.build("rq_v", v.out_scale(s_x) / s_v, lin_acc, t8),
-            rq_ctx=Requant.build("rq_ctx", p_scale * s_v / (s_ctx * f_ctx), tAcc, tA),
+            rq_ctx=Requant.build("rq_ctx", p_scale * s_v / (s_ctx * f_ctx), tAcc, tX),
             rq_res1_o=Requant.build("rq_res1_o", o.out_scale(s_ctx) / s_r1, lin_acc, tR),
             rq_res1_x=Requant.build("rq_res1_x", s_res_in / s_r1, tR, tR),
             ln1_bias=_ln_bias(lw.ln1_b, lw.ln1_w, s_ln, f"{where} LayerNorm 1"),
             ln1_shift=prof.layernorm_shift(4.0 * var_int[0]),
-            rq_x1=Requant.build("rq_x1", ln1_scale / (s_x1 * f_x1), tLN, tA),
+            rq_x1=Requant.build("rq_x1", ln1_scale / (s_x1 * f_x1), tLN, tX),
             rq_x1r=Requant.build("rq_x1r", ln1_scale / s_x1r, tLN, tR),
             rq_up=Requant.build("rq_up", up.out_scale(s_x1) / s_up, lin_acc, tG),
-            rq_act=Requant.build("rq_act", g_scale / (s_act * f_act), IntType(_GELU_OUT_BITS), tA),
+            rq_act=Requant.build("rq_act", g_scale / (s_act * f_act), IntType(_GELU_OUT_BITS), tX),
             rq_res2_d=Requant.build("rq_res2_d", down.out_scale(s_act) / s_r2, lin_acc, tR),
             rq_res2_x=Requant.build("rq_res2_x", s_x1r / s_r2, tR, tR),
             ln2_bias=_ln_bias(lw.ln2_b, lw.ln2_w, s_ln, f"{where} LayerNorm 2"),
@@ -1279,6 +1331,9 @@ class _Layer:
         self.dp_scores = Datapath(IntType(8), IntType(8), acc_bits=c.acc_bits, overflow=pol)
         self.dp_pv = Datapath(IntType(c.prob_bits, signed=False), IntType(8), acc_bits=c.acc_bits, overflow=pol)
         self.dp_unpack = Datapath(IntType(c.mult_bits), IntType(c.mult_bits), acc_bits=c.acc_bits, overflow=pol)
+        self._dyn_in: tuple[np.ndarray, ...] | None = None
+        self.dp_dyn = Datapath(IntType(c.act_bits, signed=False), IntType(c.weight_bits), acc_bits=c.acc_bits,
+                               overflow=pol)
 
     # -- GEMMs ------------------------------------------------------------------------------------
     def gemm(self, A: np.ndarray, B: np.ndarray, step: str, dp: Datapath, bias: np.ndarray | None = None
@@ -1315,9 +1370,33 @@ class _Layer:
 
     def linear(self, lin: QLinear, x: np.ndarray) -> np.ndarray:
         run = self.run_
+        if lin.qm:
+            return run.emit(self.li, lin.name, self._dynamic(lin, x))
         if self.cfg.linear == "static":
             return run.emit(self.li, lin.name, self.gemm(x, lin.w, lin.name, self.dp_lin, lin.bias))
         return run.emit(self.li, lin.name, self._llm_int8(lin, x))
+
+    def _dynamic(self, lin: QLinear, x: np.ndarray) -> np.ndarray:
+        """DI-MatMul: per-token dynamic quantization of the input, GEMM, exact per-token rescale
+        (see :class:`QLinear`)."""
+        from .illm import dynamic_requant
+
+        run, li, name = self.run_, self.li, lin.name
+        if self._dyn_in is None or self._dyn_in[0] is not x:  # q, k and v share one quantized input
+            dq = dynamic_requant(x, lin.x_scale, bits=self.cfg.act_bits, in_type=IntType(_WIDE_BITS),
+                                 overflow=run.policy)
+            u = run.op(li, name + ".dynq", dq)
+            p_min = run.emit(li, name + ".p_min", dq.offset)  # [tokens, 1]
+            # the row range the quantizer divided by (its 33-bit register, 1 for a constant row; the
+            # hardware keeps it from the quantizer, the emulation takes the row maxima again)
+            rng = run.emit(li, name + ".range", np.maximum(x.max(axis=1, keepdims=True) - p_min, 1))
+            self._dyn_in = (x, u, p_min, rng)
+        _, u, p_min, rng = self._dyn_in
+        acc = run.emit(li, name + ".acc", self.gemm(u, lin.w, name, self.dp_dyn))
+        t = acc * rng + (lin.qm * p_min) * lin.colsum + lin.bias
+        run.ops += (OpCounts().add("mul", (self.cfg.acc_bits, _WIDE_BITS + 1), acc.size)
+                    .add("mul", (_WIDE_BITS + self.cfg.act_bits, 32), acc.size).add("add", (_DYN_BITS,), 2 * acc.size))
+        return run.reg(li, name + ".rescaled", t, _DYN_BITS)
 
     def _llm_int8(self, lin: QLinear, x: np.ndarray) -> np.ndarray:
         """LLM.int8() in integers: outlier columns at 16 bits, the rest per token at 8 bits."""

@@ -208,6 +208,38 @@ def test_llm_int8_configuration(w8a8):
     assert 0 < n_out < cols and work == pytest.approx(base * (1 + 3 * n_out / cols), rel=0.5)
 
 
+def test_illm_profile_quantizes_linear_inputs_per_token(w8a8):
+    """DI-MatMul: each token of a linear input gets its own range, the GEMM result is rescaled by
+    that integer range exactly (checked with Python ints), and the whole pass stays close to float64."""
+    from fractions import Fraction
+
+    model = mi.load_int_minilm("w8a8", "illm")
+    assert model.model.profile.dynamic_tokens
+    probe, xr, lens = _layer_reference(w8a8, SHORT)
+    rec: dict[str, np.ndarray] = {}
+    model.model.forward(xr, lens, layers=[0], record=rec)
+    x16, u = rec["l0.rq_in"], rec["l0.q_proj.dynq"]
+    p_min, rng, t = rec["l0.q_proj.p_min"], rec["l0.q_proj.range"], rec["l0.q_proj"]
+    lin = model.model.layers[0].q
+    assert x16.dtype.kind == "i" and np.abs(x16).max() < 2 ** 15 and lin.qm == 255
+    assert len(np.unique(rng)) > 1  # per-token ranges, not one calibrated step
+    for i in (0, 3, len(x16) - 1):  # the per-token quantization, ties to even
+        row = [int(v) for v in x16[i]]
+        lo, r = min(row), max(max(row) - min(row), 1)
+        assert (int(p_min[i, 0]), int(rng[i, 0])) == (lo, r)
+        assert [round(Fraction((v - lo) * 255, r)) for v in row] == u[i].tolist()
+        for c in (0, 17, lin.w.shape[1] - 1):  # the rescaled result, exactly
+            acc = sum(int(a) * int(b) for a, b in zip(u[i], lin.w[:, c], strict=True))
+            assert int(t[i, c]) == acc * r + 255 * lo * int(lin.colsum[c]) + int(lin.bias[c])
+    f = model.model.forward(xr, lens)
+    cos = np.einsum("ij,ij->i", f.embeddings(), probe.embeddings)
+    assert cos.min() > 0.99, cos
+    assert not f.overflows and ("mac", (8, 8, 32)) in f.ops
+    n0 = int(lens[0])  # IM-Unpack of the unsigned per-token inputs is still exact
+    up4 = mi.load_int_minilm("w8a8-unpack4", "illm")
+    assert np.array_equal(up4.model.forward(xr[:n0], lens[:1]).pooled, model.model.forward(xr[:n0], lens[:1]).pooled)
+
+
 def test_overflow_is_reported_not_silent(w8a8):
     _, xr, lens = _layer_reference(w8a8, SHORT[:1])
     cfg = mi.IntConfig(name="narrow", acc_bits=17)  # too narrow for some q/k/v accumulators
