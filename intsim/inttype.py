@@ -122,7 +122,9 @@ class IntType:
         arr = as_int_array(x, name)
         if arr.size == 0:
             return arr
-        lo, hi = int(arr.min()), int(arr.max())
+        info = np.iinfo(arr.dtype)  # a bound the dtype already guarantees needs no pass over the data
+        lo = int(arr.min()) if int(info.min) < self.min else self.min
+        hi = int(arr.max()) if int(info.max) > self.max else self.max
         if lo >= self.min and hi <= self.max:
             return arr
         bad = ~self.contains(arr)

@@ -58,6 +58,7 @@ from typing import Any
 
 import numpy as np
 from numba import njit, prange
+from numba.cpython.unsafe.numbers import leading_zeros
 
 from ._arrays import as_int_array
 from .errors import ConfigError, DTypeError, OperandRangeError
@@ -217,6 +218,178 @@ def _kernel(n, method, steps, seed, out, iters, peak):
         _kernel_item(np.int64(i), n, method, steps, seed, out, iters, peak)
 
 
+# Block-vectorized kernels: the same four methods, one Newton pass at a time over a block of entries, so
+# that LLVM vectorizes each pass (the per-entry loops above stay scalar: a 64-bit integer division per
+# update, and a data-dependent iteration count). n // x is computed by a float64 division corrected
+# exactly (see _udiv_est); an estimate that may be off by more than one flags the block, which is then
+# redone with the exact per-entry routines. Only aggregates leave the kernel (see _kernel_blocks).
+_BLOCK = 2048
+_F_LIMIT = 2.0 ** 51  # float64 quotients below this are within 1 of the floor quotient
+
+
+@njit(cache=True, inline="always")
+def _udiv_est(n, d):
+    """``(floor(n / d), bad)`` for uint64 ``n`` and ``1 <= d < 2**53``: the float64 quotient
+    ``q`` (relative error below 2**-51, so for ``q < 2**51`` within 1 of ``n / d`` and its
+    truncation within 1 of the floor), corrected by the sign and size of the remainder
+    ``n - q d`` (exact mod 2**64; its true value lies in ``(-d, 2d)``). ``bad`` is set when the
+    estimate is ``>= 2**51`` (then the result must not be used)."""
+    qf = np.float64(n) / np.float64(d)
+    bad = qf >= _F_LIMIT
+    q = np.uint64(min(qf, _F_LIMIT))
+    r = np.int64(n - q * d)
+    q = q - np.uint64(r < 0)
+    q = q + np.uint64(r >= np.int64(d))
+    return q, bad
+
+
+@njit(cache=True, inline="always")
+def _seed_u64(v):
+    """``(2**ceil(bits(v)/2), shift)`` of the Newton seed, ``(0, 0)`` for ``v = 0``."""
+    one = np.uint64(1)
+    c = (np.uint64(64) - np.uint64(leading_zeros(v)) + one) >> one
+    return (one << c) if v != np.uint64(0) else np.uint64(0), c
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _kernel_block(b, n, method, steps, seed, out, stats, blk):
+    """Block b of :func:`_kernel_blocks`: entries ``[b blk, (b+1) blk)``; writes the roots and
+    ``stats[b] = (iterations, zeros, max iter register, bad, max root)``."""
+    start = b * blk
+    stop = min(start + blk, n.shape[0])
+    ns = n[start:stop]
+    xs = out[start:stop]
+    m = ns.shape[0]
+    one = np.uint64(1)
+    zero = np.uint64(0)
+    zeros = 0
+    peak = zero
+    total = 0
+    bad = False
+    if method == 1:  # I-ViT: k = (k + n // k) >> 1, `steps` times, stuck at 0 once 0
+        sd = np.uint64(seed)
+        peak = sd
+        first = 0
+        if steps > 0 and (sd & (sd - one)) == zero:  # a power-of-two seed: the first n // k is a shift
+            c = np.uint64(63) - np.uint64(leading_zeros(sd))
+            for j in range(m):
+                v = ns[j]
+                t = sd + (v >> c)
+                peak = max(peak, t)
+                xs[j] = t >> one
+                zeros += v == zero
+            first = 1
+        else:
+            for j in range(m):
+                xs[j] = sd
+                zeros += ns[j] == zero
+        for _ in range(first, steps):
+            changed = 0
+            for j in range(m):
+                k = xs[j]
+                q, bd = _udiv_est(ns[j], max(k, one))
+                bad |= bd
+                t = k + q if k != zero else zero
+                peak = max(peak, t)
+                k2 = t >> one
+                changed += k2 != k
+                xs[j] = k2
+            if changed == 0:  # a fixed point of every entry: the remaining steps change nothing
+                break
+        total = steps * m
+    else:
+        upd = 0
+        for j in range(m):  # the seed 2**c and the first update, whose n // 2**c is a shift (and
+            v = ns[j]       # whose numerator is the largest)
+            x, c = _seed_u64(v)
+            p = x + (v >> c)
+            peak = max(peak, p)
+            y = p >> one
+            upd += y < x
+            xs[j] = min(x, y)
+            zeros += v == zero
+        if method == 2:  # proven exact: the float64 root, corrected by integer squares
+            top = np.uint64(4294967295)
+            for j in range(m):
+                v = ns[j]
+                r = min(np.uint64(np.sqrt(np.float64(v))), top)
+                r = r - np.uint64(r * r > v)
+                r = r + np.uint64((r < top) & ((r + one) * (r + one) <= v))
+                xs[j] = r
+            total = steps * (m - zeros)
+        elif method == 3 and steps == 0:  # no update at all: the seeds
+            for j in range(m):
+                xs[j] = _seed_u64(ns[j])[0]
+            total = 0
+        else:  # Newton updates x = min(x, (x + n // x) >> 1): `steps` of them (3), or until none changes (0)
+            total = upd
+            done = 1
+            while upd != 0 and not (method == 3 and done == steps):
+                upd = 0
+                for j in range(m):
+                    x = xs[j]
+                    q, bd = _udiv_est(ns[j], max(x, one))
+                    bad |= bd
+                    y = (x + q) >> one
+                    upd += y < x
+                    xs[j] = min(x, y)
+                done += 1
+                total += upd
+            # "newton": each nonzero entry made its updates plus the final check; "fixed": `steps` each
+            total = total + (m - zeros) if method == 0 else steps * (m - zeros)
+    if bad:  # an estimate was too coarse (possible only with a small custom seed): redo exactly
+        return _block_exact(b, n, method, steps, seed, out, stats, start, stop)
+    rmax = zero
+    for j in range(m):
+        rmax = max(rmax, xs[j])
+    stats[b, 0] = total
+    stats[b, 1] = zeros
+    stats[b, 2] = peak
+    stats[b, 3] = 0
+    stats[b, 4] = rmax
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _block_exact(b, n, method, steps, seed, out, stats, start, stop):
+    """:func:`_kernel_block` with the per-entry routines (64-bit integer divisions)."""
+    total = 0
+    zeros = 0
+    peak = np.uint64(0)
+    rmax = np.uint64(0)
+    for i in range(start, stop):
+        v = n[i]
+        zeros += v == np.uint64(0)
+        if method == 0:
+            r, it = isqrt_newton_u64(v)
+            p = _first_numerator(v)
+        elif method == 1:
+            r, p = isqrt_ivit_u64(v, steps, np.uint64(seed))
+            it = steps
+        else:
+            r = isqrt_fixed_u64(v, steps)
+            it = steps if v != np.uint64(0) else 0
+            p = _first_numerator(v)
+        out[i] = r
+        total += it
+        peak = max(peak, p)
+        rmax = max(rmax, r)
+    stats[b, 0] = total
+    stats[b, 1] = zeros
+    stats[b, 2] = peak
+    stats[b, 3] = 1
+    stats[b, 4] = rmax
+
+
+@njit(cache=True, parallel=True)
+def _kernel_blocks(n, method, steps, seed, out, stats, blk):
+    """The roots of every entry of ``n`` (uint64, flat) into ``out`` by blocks of ``blk``, with
+    per-block aggregates in ``stats`` (uint64, one row per block): total iterations (as
+    :func:`_kernel`'s ``iters`` would sum), zero entries, largest ``iter`` register value,
+    whether the block fell back to the exact routines, largest root. Methods as :func:`_kernel`."""
+    for b in prange(stats.shape[0]):
+        _kernel_block(np.int64(b), n, method, steps, seed, out, stats, blk)
+
+
 @njit(cache=True, error_model="numpy", _nrt=False, forceinline=True)
 def _kernel_values_item(i, n, out):
     """Entry i of :func:`_kernel_values` (the body of its parallel loop); returns 1 if it is negative."""
@@ -318,6 +491,7 @@ def _check_steps(steps: Any, name: str = "steps") -> int:
 
 
 def _run(n: Any, method: int, steps: int, seed: int, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple]:
+    """Roots, per-entry iteration counts and ``iter`` register values (the per-entry kernel)."""
     flat, shape = _as_u64(n, name)
     out = np.empty(flat.shape, dtype=np.uint64)
     iters = np.empty(flat.shape, dtype=np.int64)
@@ -325,6 +499,18 @@ def _run(n: Any, method: int, steps: int, seed: int, name: str) -> tuple[np.ndar
     if flat.size:
         _kernel(flat, method, steps, seed, out, iters, peak)
     return out, iters, peak, shape
+
+
+def _run_blocks(flat: np.ndarray, method: int, steps: int, seed: int) -> tuple[np.ndarray, list[int]]:
+    """Roots of a flat uint64 array and the aggregates ``[iterations, zeros, max iter register,
+    fallback blocks, max root]`` (the block kernel: no per-entry arrays besides the roots)."""
+    out = np.empty(flat.shape, dtype=np.uint64)
+    if not flat.size:
+        return out, [0, 0, 0, 0, 0]
+    stats = np.zeros((-(-flat.size // _BLOCK), 5), dtype=np.uint64)
+    _kernel_blocks(flat, method, steps, seed, out, stats, _BLOCK)
+    return out, [int(stats[:, 0].sum()), int(stats[:, 1].sum()), int(stats[:, 2].max()), int(stats[:, 3].sum()),
+                 int(stats[:, 4].max())]
 
 
 def _result(out: np.ndarray, shape: tuple) -> np.ndarray:
@@ -367,22 +553,23 @@ def isqrt(n: Any) -> Any:
 
 def isqrt_ivit(n: Any, steps: int = IVIT_STEPS, seed: int = IVIT_SEED) -> Any:
     """I-ViT's published square root: ``steps`` (10) iterations ``k = (k + n // k) // 2`` from
-    ``seed`` (``2**16``), with no convergence test. Reproduces the published quirk exactly
-    (``isqrt_ivit(0) == 64``); inputs and outputs as :func:`isqrt` (n < 2**64).
+    ``seed`` (``2**16``; any from 2 to ``2**32 - 1``), with no convergence test. Reproduces the
+    published quirk exactly (``isqrt_ivit(0) == 64``); inputs and outputs as :func:`isqrt` (n < 2**64).
 
     >>> isqrt_ivit(np.array([0, 34596, 2**40])).tolist()
     [64, 187, 1048576]
     """
     steps = _check_steps(steps)
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or not 1 <= int(seed) < 2**32:
-        raise ConfigError(f"seed must be an integer from 1 to 2**32 - 1, got {seed!r}")
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or not 2 <= int(seed) < 2**32:
+        # (from a seed of 1 the first numerator 1 + n // 1 of n = 2**64 - 1 would not fit 64 bits)
+        raise ConfigError(f"seed must be an integer from 2 to 2**32 - 1, got {seed!r}")
     if isinstance(n, (int, np.integer)) and not isinstance(n, (bool, np.bool_)):
         v = _py_nonneg(n, "n")
         if v > _U64_MAX:
             raise OperandRangeError(f"n: {v} exceeds the 64-bit range of this iteration", count=1, value=v)
         return _py_ivit(v, steps, int(seed))
-    out, _, _, shape = _run(n, 1, steps, int(seed), "n")
-    return _result(out, shape)
+    flat, shape = _as_u64(n, "n")
+    return _result(_run_blocks(flat, 1, steps, int(seed))[0], shape)
 
 
 def isqrt_fixed(n: Any, steps: int = FIXED_STEPS_64) -> Any:
@@ -400,8 +587,8 @@ def isqrt_fixed(n: Any, steps: int = FIXED_STEPS_64) -> Any:
         if v > _U64_MAX:
             raise OperandRangeError(f"n: {v} exceeds the 64-bit range of this iteration", count=1, value=v)
         return _py_fixed(v, steps)
-    out, _, _, shape = _run(n, 2 if steps >= FIXED_STEPS_64 else 3, steps, 0, "n")
-    return _result(out, shape)
+    flat, shape = _as_u64(n, "n")
+    return _result(_run_blocks(flat, 2 if steps >= FIXED_STEPS_64 else 3, steps, 0)[0], shape)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -456,22 +643,32 @@ def isqrt_op(n: Any, scale: float = 1.0, *, profile: str = "newton", steps: int 
     code = _METHOD_CODE[profile]
     if code == 2 and steps < FIXED_STEPS_64:
         code = 3
-    out, iters, peak, shape = _run(arr, code, steps, IVIT_SEED, "n")
+    it_t, root_t = regs.type_of("iter"), regs.type_of("root")
+    if in_t.min >= 0:  # _input proved every value non-negative: the uint64 view keeps them all
+        a = np.ascontiguousarray(arr)
+        flat, shape = (a.view(np.uint64) if a.dtype == np.int64 else a.astype(np.uint64)).reshape(-1), a.shape
+    else:
+        flat, shape = _as_u64(arr, "n")
+    out, (total, zeros, peak_max, _, root_max) = _run_blocks(flat, code, steps, IVIT_SEED)
     taps_d: dict[str, np.ndarray] = {}
-    it_vals = _raise_or_record(regs, "iter", peak.reshape(shape))
-    if taps:
-        taps_d["iter"] = it_vals.copy()
-    root = regs.check("root", _result(out, shape))
-    if taps:
-        taps_d["root"] = root.copy()
-    total = int(iters.sum())
+    if taps or peak_max > it_t.max or root_max > root_t.max:
+        # per-entry register values are needed (taps, or an event to record): the per-entry kernel
+        out, _, peak, _ = _run(flat, code, steps, IVIT_SEED, "n")
+        it_vals = _raise_or_record(regs, "iter", peak.reshape(shape))
+        if taps:
+            taps_d["iter"] = it_vals.copy()
+        root = regs.check("root", _result(out, shape))
+        if taps:
+            taps_d["root"] = root.copy()
+    else:  # every value fits both registers: nothing to record
+        root = _result(out, shape)
     size = int(out.size)
-    b = regs.type_of("iter").bits
+    b = it_t.bits
     ops = OpCounts()
     if profile == "ivit":
         ops.add("div", (64,), total).add("add", (b,), total).add("shift", (b,), total)
     elif size:
-        nz = size - int(np.count_nonzero(np.asarray(arr).reshape(-1) == 0))
+        nz = size - zeros
         ops.add("compare", (64,), size + nz).add("shift", (64,), nz)
         ops.add("div", (64,), total).add("add", (b,), total).add("shift", (b,), total).add("compare", (b,), total)
     return OpResult(values=root, scale=math.sqrt(s), ops=ops, registers=regs, taps=taps_d)

@@ -156,6 +156,8 @@ def test_bad_inputs():
         isqrt(4.0)
     with pytest.raises(ConfigError):
         isqrt_ivit(4, steps=-1)
+    with pytest.raises(ConfigError, match="seed"):
+        isqrt_ivit(4, seed=1)
     with pytest.raises(ConfigError):
         isqrt_op(np.array([4]), profile="nope")
     for bad in (0.0, -1.0, float("nan")):
@@ -165,3 +167,60 @@ def test_bad_inputs():
         isqrt_op(np.array([300]), in_type="uint8")
     with pytest.raises(OperandRangeError):
         isqrt_op(np.array([-1]), in_type="int8")
+
+
+def _expected(profile: str, vals: list[int]) -> tuple[list[int], int]:
+    """Oracle roots and division count of isqrt_op for each profile."""
+    if profile == "ivit":
+        return [ivit_oracle(v) for v in vals], 10 * len(vals)
+    if profile == "newton":
+        return [math.isqrt(v) for v in vals], sum(newton_steps(v) for v in vals)
+    return [math.isqrt(v) for v in vals], FIXED_STEPS_64 * sum(1 for v in vals if v)
+
+
+@given(st.lists(u64, min_size=1, max_size=64), st.sampled_from(["newton", "fixed", "ivit"]))
+def test_operator_matches_oracles_and_the_per_entry_path(vals, profile):
+    arr = np.array(vals, dtype=np.uint64)
+    roots, divs = _expected(profile, vals)
+    # the block kernel (no taps; the per-entry kernel only where an I-ViT numerator overflows the
+    # 33-bit iter register, which happens for large n and is recorded)
+    r = isqrt_op(arr, profile=profile, overflow="record")
+    assert r.values.tolist() == roots and r.ops.total("div") == divs
+    t = isqrt_op(arr, profile=profile, taps=True, overflow="record")  # the per-entry kernel
+    assert t.values.tolist() == roots and t.ops == r.ops
+    assert r.registers.events == t.registers.events
+    assert bool(r.registers.events) == (profile == "ivit" and int(t.taps["iter"].max()) >= 2**33)
+
+
+def test_block_kernel_across_blocks_and_its_exact_fallback():
+    from intsim.isqrt import _BLOCK
+
+    rng = np.random.default_rng(7)
+    edges = edge_values(U64_MAX)
+    vals = (rng.integers(0, 2**40, _BLOCK).tolist() + rng.integers(0, 2**63, _BLOCK, dtype=np.int64).tolist()
+            + edges + rng.integers(0, 100, 17).tolist())  # three blocks and a partial one
+    vals = [int(v) for v in vals]
+    arr = np.array(vals, dtype=np.uint64)
+    for profile in ("newton", "fixed", "ivit"):
+        roots, divs = _expected(profile, vals)
+        r = isqrt_op(arr, profile=profile, overflow="record")
+        assert r.values.tolist() == roots and r.ops.total("div") == divs, profile
+        assert isqrt_op(arr, profile=profile, taps=True, overflow="record").ops == r.ops
+    small = arr[arr < 2**40]  # no I-ViT register overflow: the block kernel alone
+    r = isqrt_op(small, profile="ivit")
+    assert r.values.tolist() == [ivit_oracle(int(v)) for v in small] and not r.registers.events
+    assert isqrt_fixed(arr, steps=3).tolist() == [_fixed_oracle(v, 3) for v in vals]
+    # a seed of 2 makes the first quotients n // 2 too large for the float estimate: those
+    # blocks take the exact per-entry routines, with the same results
+    # (n = 0 reaches k = 0 from such seeds, where the iteration stops at 0, as documented)
+    assert isqrt_ivit(arr, steps=12, seed=2).tolist() == [ivit_oracle(v, 12, 2) if v else 0 for v in vals]
+    assert isqrt_ivit(arr, steps=11, seed=3).tolist() == [ivit_oracle(v, 11, 3) if v else 0 for v in vals]
+
+
+def _fixed_oracle(n: int, steps: int) -> int:
+    if n == 0:
+        return 0
+    x = 1 << ((n.bit_length() + 1) >> 1)
+    for _ in range(steps):
+        x = min(x, (x + n // x) // 2)
+    return x
