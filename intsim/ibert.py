@@ -702,11 +702,13 @@ def _k_iexp_block(i, cf, st, tp, ton, x, B, x0, n, b_int, c_int, lfin, lval, lev
     p0 = i * B
     p1 = min(p0 + B, size)
     if usable:
-        hi = np.int64(x[p0])
-        for p in range(p0, p1):
-            v = np.int64(x[p])
+        xs = x[p0:p1]  # slices indexed from 0: no negative-index wrap, so LLVM vectorizes the loop
+        os = out[p0:p1]
+        hi = np.int64(xs[0])
+        for j in range(xs.shape[0]):
+            v = np.int64(xs[j])
             hi = max(hi, v)
-            out[p] = lfin[min(max(v, nx0), np.int64(0)) - llo]
+            os[j] = lfin[min(max(v, nx0), np.int64(0)) - llo]
         if hi <= 0:
             return
     for j in range(p1 - p0):

@@ -215,10 +215,16 @@ def _div_round5(a, d, mode):
 
 
 @njit(cache=True, inline="always")
+def _is_default_log2e(sh, sg):
+    """Whether the shift-add terms are the default ``t + (t >> 1) - (t >> 4)``."""
+    return sh.shape[0] == 3 and sh[0] == 0 and sh[1] == 1 and sh[2] == 4 and sg[0] == 1 and sg[1] == 1 and sg[2] == -1
+
+
+@njit(cache=True, inline="always")
 def _diexp_raw(z, m, k, sh, sg, F):
     """DI-Exp without registers (the fast paths): same arithmetic as _diexp_chain."""
     t = z * m
-    if sh.shape[0] == 3 and sh[0] == 0 and sh[1] == 1 and sh[2] == 4 and sg[0] == 1 and sg[1] == 1 and sg[2] == -1:
+    if _is_default_log2e(sh, sg):
         u = t + (t >> np.int64(1)) - (t >> np.int64(4))  # the default, unrolled
     else:
         u = np.int64(0)
@@ -227,6 +233,19 @@ def _diexp_raw(z, m, k, sh, sg, F):
                 u += t >> sh[w]
             else:
                 u -= t >> sh[w]
+    return _diexp_tail(u, k, F)
+
+
+@njit(cache=True, inline="always")
+def _diexp_default(z, m, k, F):
+    """_diexp_raw for the default shift-add terms (no array reads: the loop vectorizes cleanly)."""
+    t = z * m
+    return _diexp_tail(t + (t >> np.int64(1)) - (t >> np.int64(4)), k, F)
+
+
+@njit(cache=True, inline="always")
+def _diexp_tail(u, k, F):
+    """From ``u = x s log2(e) 2**k``: the integer and fractional parts, the linear fraction, the shift."""
     a = -u if u < 0 else np.int64(0)
     q = a >> k
     r = a & ((np.int64(1) << k) - np.int64(1))
@@ -338,8 +357,16 @@ def _k_diexp_row(i, cf, st, tp, ton, x, m, k, sh, sg, F, mono, out, N):
     for j in range(1, N):
         zlo = min(zlo, np.int64(x[i, j]))
     if (not ton) and mono and _diexp_fits(cf, 0, zlo, m[i], k[i], sh, sg, F):
-        for j in range(N):
-            out[i, j] = _diexp_raw(x[i, j], m[i], k[i], sh, sg, F)
+        xr = x[i]
+        orow = out[i]
+        mi = m[i]
+        ki = k[i]
+        if _is_default_log2e(sh, sg):
+            for j in range(N):
+                orow[j] = _diexp_default(np.int64(xr[j]), mi, ki, F)
+        else:
+            for j in range(N):
+                orow[j] = _diexp_raw(np.int64(xr[j]), mi, ki, sh, sg, F)
         return
     for j in range(N):
         out[i, j] = _diexp_chain(cf, st, tp, ton, i, j, 0, x[i, j], m[i], k[i], sh, sg, F)

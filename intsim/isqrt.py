@@ -223,7 +223,7 @@ def _kernel(n, method, steps, seed, out, iters, peak):
 # update, and a data-dependent iteration count). n // x is computed by a float64 division corrected
 # exactly (see _udiv_est); an estimate that may be off by more than one flags the block, which is then
 # redone with the exact per-entry routines. Only aggregates leave the kernel (see _kernel_blocks).
-_BLOCK = 2048
+_BLOCK = 512  # fewer passes wasted on a block's slowest entry than with larger blocks (measured)
 _F_LIMIT = 2.0 ** 51  # float64 quotients below this are within 1 of the floor quotient
 
 
@@ -299,14 +299,17 @@ def _kernel_block(b, n, method, steps, seed, out, stats, blk):
         total = steps * m
     else:
         upd = 0
+        left = 0  # entries above their floor square root (every iterate is >= it: x == s iff x * x <= n)
         for j in range(m):  # the seed 2**c and the first update, whose n // 2**c is a shift (and
-            v = ns[j]       # whose numerator is the largest)
+            v = ns[j]       # whose numerator is the largest); after it x < 2**32, so x * x fits
             x, c = _seed_u64(v)
             p = x + (v >> c)
             peak = max(peak, p)
             y = p >> one
             upd += y < x
-            xs[j] = min(x, y)
+            x = min(x, y)
+            xs[j] = x
+            left += x * x > v
             zeros += v == zero
         if method == 2:  # proven exact: the float64 root, corrected by integer squares
             top = np.uint64(4294967295)
@@ -321,18 +324,22 @@ def _kernel_block(b, n, method, steps, seed, out, stats, blk):
             for j in range(m):
                 xs[j] = _seed_u64(ns[j])[0]
             total = 0
-        else:  # Newton updates x = min(x, (x + n // x) >> 1): `steps` of them (3), or until none changes (0)
-            total = upd
+        else:  # Newton updates x = min(x, (x + n // x) >> 1): `steps` of them (3), or until every entry
+            total = upd  # is at its floor square root, from which no update changes it (0)
             done = 1
-            while upd != 0 and not (method == 3 and done == steps):
+            while left != 0 and not (method == 3 and done == steps):
                 upd = 0
+                left = 0
                 for j in range(m):
                     x = xs[j]
-                    q, bd = _udiv_est(ns[j], max(x, one))
+                    v = ns[j]
+                    q, bd = _udiv_est(v, max(x, one))
                     bad |= bd
                     y = (x + q) >> one
                     upd += y < x
-                    xs[j] = min(x, y)
+                    x = min(x, y)
+                    xs[j] = x
+                    left += x * x > v
                 done += 1
                 total += upd
             # "newton": each nonzero entry made its updates plus the final check; "fixed": `steps` each

@@ -211,13 +211,15 @@ def _k_shift_exp_block(i, cf, st, tp, ton, x, B, x0, n, tvm, lfin, lval, lev, lb
     p1 = min(p0 + B, size)
     if usable:
         # log2e is monotone: its range over the block is [t(min x), t(max x)]
-        lo = np.int64(x[p0])
+        xs = x[p0:p1]  # slices indexed from 0: no negative-index wrap, so LLVM vectorizes the loop
+        os = out[p0:p1]
+        lo = np.int64(xs[0])
         hi = lo
-        for p in range(p0, p1):
-            v = np.int64(x[p])
+        for j in range(xs.shape[0]):
+            v = np.int64(xs[j])
             lo = min(lo, v)
             hi = max(hi, v)
-            out[p] = lfin[min(max(_t(v), nx0), np.int64(0)) - llo]
+            os[j] = lfin[min(max(_t(v), nx0), np.int64(0)) - llo]
         if hi <= 0 and fits(cf, 0, _t(lo)) and fits(cf, 0, _t(hi)):
             return
     for j in range(p1 - p0):
