@@ -170,6 +170,8 @@ class IntConfig:
     act_margin:
         the linear inputs' per-tensor step maps ``act_margin * calibrated max`` (after
         smoothing) to the largest value, leaving room for inputs beyond the calibration set.
+        (A profile with per-token dynamic inputs, I-LLM's, quantizes each token onto its own
+        range instead; its 16-bit pre-quantization register uses ``headroom``.)
 
     >>> IntConfig().describe()
     'w8a8: static linear, smoothing alpha auto, direct GEMMs, W8 A8, acc32, residual 16 bits, overflow=saturate'
