@@ -54,6 +54,7 @@ from typing import Any
 
 import numpy as np
 from numba import njit, prange
+from numba.cpython.unsafe.numbers import leading_zeros
 
 from ._arrays import as_int_array, to_int64
 from .dyadic import check_scale, quantize_multiplier_greater_than_one
@@ -365,12 +366,15 @@ def _inv_sqrt_fast_one(inp, reverse_shift):  # pragma: no cover - numba
     big = np.int64(1) if v >= np.int64(1 << 29) else np.int64(0)
     v = v >> (2 * big)  # v // 4 for the (positive) int32 inputs >= 2**29
     sh = np.int64(11) + big
-    pairs = (31 - _bit_length_fast(v)) // 2 - 1
+    pairs = (np.int64(leading_zeros(np.uint64(v))) - 33) // 2 - 1  # (clz32(v) - 1) // 2 - 1
     sh -= pairs
     v = v << (2 * pairs)
     half_in = _rdbpot(v >> np.int64(1), np.int64(1))
-    x = np.int64(1 << 28)
-    for _ in range(5):
+    # the first Newton step from x = 1 (Q3.28) in closed form: every product in it is exact
+    # (x*x*x = 1, so x3 = 2**28; SRDHM(1.5, 1) = 1.5/8 = 2**25 + 2**24; SRDHM(half_in, 2**28) =
+    # floor(half_in / 8 + 1/2)), then the other four as written
+    x = _srmpot_left(np.int64((1 << 25) + (1 << 24)) - ((half_in + np.int64(4)) >> np.int64(3)), 3)
+    for _ in range(4):
         x3 = _srmpot_left(_srdhm32(_srdhm32(x, x), x), 6)
         x = _srmpot_left(_srdhm32(np.int64(_HALF_THREE), x) - _srdhm32(half_in, x3), 3)
     x = _srdhm32(x, np.int64(_HALF_SQRT2))
