@@ -78,6 +78,7 @@ IVIT_STEPS = 10
 IVIT_SEED = 1 << 16
 
 _U64_MAX = (1 << 64) - 1
+_INT64_MAX = (1 << 63) - 1
 _U64 = IntType(64, signed=False)
 
 
@@ -266,6 +267,7 @@ def _kernel_block(b, n, method, steps, seed, out, stats, blk):
     peak = zero
     total = 0
     bad = False
+    nmax = zero
     if method == 1:  # I-ViT: k = (k + n // k) >> 1, `steps` times, stuck at 0 once 0
         sd = np.uint64(seed)
         peak = sd
@@ -278,18 +280,20 @@ def _kernel_block(b, n, method, steps, seed, out, stats, blk):
                 peak = max(peak, t)
                 xs[j] = t >> one
                 zeros += v == zero
+                nmax = max(nmax, v)
             first = 1
         else:
             for j in range(m):
                 xs[j] = sd
                 zeros += ns[j] == zero
+                nmax = max(nmax, ns[j])
         for _ in range(first, steps):
             changed = 0
             for j in range(m):
                 k = xs[j]
                 q, bd = _udiv_est(ns[j], max(k, one))
                 bad |= bd
-                t = k + q if k != zero else zero
+                t = k + q  # (k = 0 only for n = 0, where q = 0 // 1 = 0: t = 0, it stays 0)
                 peak = max(peak, t)
                 k2 = t >> one
                 changed += k2 != k
@@ -311,6 +315,7 @@ def _kernel_block(b, n, method, steps, seed, out, stats, blk):
             xs[j] = x
             left += x * x > v
             zeros += v == zero
+            nmax = max(nmax, v)
         if method == 2:  # proven exact: the float64 root, corrected by integer squares
             top = np.uint64(4294967295)
             for j in range(m):
@@ -346,14 +351,16 @@ def _kernel_block(b, n, method, steps, seed, out, stats, blk):
             total = total + (m - zeros) if method == 0 else steps * (m - zeros)
     if bad:  # an estimate was too coarse (possible only with a small custom seed): redo exactly
         return _block_exact(b, n, method, steps, seed, out, stats, start, stop)
-    rmax = zero
-    for j in range(m):
-        rmax = max(rmax, xs[j])
+    rmax = zero  # the largest root; "newton" and "fixed" return floor(sqrt(n)): their caller takes isqrt(max n)
+    if method == 1 or method == 3:
+        for j in range(m):
+            rmax = max(rmax, xs[j])
     stats[b, 0] = total
     stats[b, 1] = zeros
     stats[b, 2] = peak
     stats[b, 3] = 0
     stats[b, 4] = rmax
+    stats[b, 5] = nmax
 
 
 @njit(cache=True, error_model="numpy", _nrt=False)
@@ -363,8 +370,10 @@ def _block_exact(b, n, method, steps, seed, out, stats, start, stop):
     zeros = 0
     peak = np.uint64(0)
     rmax = np.uint64(0)
+    nmax = np.uint64(0)
     for i in range(start, stop):
         v = n[i]
+        nmax = max(nmax, v)
         zeros += v == np.uint64(0)
         if method == 0:
             r, it = isqrt_newton_u64(v)
@@ -385,6 +394,7 @@ def _block_exact(b, n, method, steps, seed, out, stats, start, stop):
     stats[b, 2] = peak
     stats[b, 3] = 1
     stats[b, 4] = rmax
+    stats[b, 5] = nmax
 
 
 @njit(cache=True, parallel=True)
@@ -392,7 +402,9 @@ def _kernel_blocks(n, method, steps, seed, out, stats, blk):
     """The roots of every entry of ``n`` (uint64, flat) into ``out`` by blocks of ``blk``, with
     per-block aggregates in ``stats`` (uint64, one row per block): total iterations (as
     :func:`_kernel`'s ``iters`` would sum), zero entries, largest ``iter`` register value,
-    whether the block fell back to the exact routines, largest root. Methods as :func:`_kernel`."""
+    whether the block fell back to the exact routines, largest root (0 for the exact methods 0 and
+    2, whose largest root is the floor square root of the largest entry), largest entry. Methods as
+    :func:`_kernel`."""
     for b in prange(stats.shape[0]):
         _kernel_block(np.int64(b), n, method, steps, seed, out, stats, blk)
 
@@ -510,14 +522,14 @@ def _run(n: Any, method: int, steps: int, seed: int, name: str) -> tuple[np.ndar
 
 def _run_blocks(flat: np.ndarray, method: int, steps: int, seed: int) -> tuple[np.ndarray, list[int]]:
     """Roots of a flat uint64 array and the aggregates ``[iterations, zeros, max iter register,
-    fallback blocks, max root]`` (the block kernel: no per-entry arrays besides the roots)."""
+    fallback blocks, max root, max entry]`` (the block kernel: no per-entry arrays besides the roots)."""
     out = np.empty(flat.shape, dtype=np.uint64)
     if not flat.size:
-        return out, [0, 0, 0, 0, 0]
-    stats = np.zeros((-(-flat.size // _BLOCK), 5), dtype=np.uint64)
+        return out, [0, 0, 0, 0, 0, 0]
+    stats = np.zeros((-(-flat.size // _BLOCK), 6), dtype=np.uint64)
     _kernel_blocks(flat, method, steps, seed, out, stats, _BLOCK)
     return out, [int(stats[:, 0].sum()), int(stats[:, 1].sum()), int(stats[:, 2].max()), int(stats[:, 3].sum()),
-                 int(stats[:, 4].max())]
+                 int(stats[:, 4].max()), int(stats[:, 5].max())]
 
 
 def _result(out: np.ndarray, shape: tuple) -> np.ndarray:
@@ -645,7 +657,12 @@ def isqrt_op(n: Any, scale: float = 1.0, *, profile: str = "newton", steps: int 
         raise ConfigError(f"{op}: {exc}") from None
     steps = _check_steps(IVIT_STEPS if profile == "ivit" else FIXED_STEPS_64) if steps is None else _check_steps(steps)
     in_t = IntType.parse(in_type)
-    arr = _input(n, in_t, op, "n", min_ndim=0)
+    # int64 data declared uint64 (the default): its one range condition, n >= 0, is checked by the
+    # kernel (a negative entry reads as >= 2**63 through the uint64 view), saving a pass over the input
+    arr = as_int_array(n, f"{op}: n")
+    fused = arr.dtype == np.int64 and in_t.bits == 64 and not in_t.signed
+    if not fused:
+        arr = _input(n, in_t, op, "n", min_ndim=0)
     regs = _make_regs(op, {"iter": IntType(33, signed=False), "root": IntType(32, signed=False)}, widths, overflow)
     code = _METHOD_CODE[profile]
     if code == 2 and steps < FIXED_STEPS_64:
@@ -656,7 +673,11 @@ def isqrt_op(n: Any, scale: float = 1.0, *, profile: str = "newton", steps: int 
         flat, shape = (a.view(np.uint64) if a.dtype == np.int64 else a.astype(np.uint64)).reshape(-1), a.shape
     else:
         flat, shape = _as_u64(arr, "n")
-    out, (total, zeros, peak_max, _, root_max) = _run_blocks(flat, code, steps, IVIT_SEED)
+    out, (total, zeros, peak_max, _, root_max, n_max) = _run_blocks(flat, code, steps, IVIT_SEED)
+    if code in (0, 2):
+        root_max = math.isqrt(n_max)  # the roots are exact floor square roots, monotone in n
+    if fused and n_max > _INT64_MAX:
+        _input(arr, in_t, op, "n", min_ndim=0)  # raises, naming the first negative entry
     taps_d: dict[str, np.ndarray] = {}
     if taps or peak_max > it_t.max or root_max > root_t.max:
         # per-entry register values are needed (taps, or an event to record): the per-entry kernel

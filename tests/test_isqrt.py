@@ -160,6 +160,11 @@ def test_bad_inputs():
         isqrt_ivit(4, seed=1)
     with pytest.raises(ConfigError):
         isqrt_op(np.array([4]), profile="nope")
+    # int64 data under the default uint64 input type: the sign is checked inside the kernel
+    with pytest.raises(OperandRangeError, match=r"first at index \(1, 0\): -1"):
+        isqrt_op(np.array([[4, 9], [-1, -2]], dtype=np.int64))
+    with pytest.raises(OperandRangeError, match="outside int8"):
+        isqrt_op(np.array([4, 300]), in_type="int8")
     for bad in (0.0, -1.0, float("nan")):
         with pytest.raises(ConfigError):
             isqrt_op(np.array([4]), scale=bad)
