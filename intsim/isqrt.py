@@ -222,8 +222,11 @@ def _kernel(n, method, steps, seed, out, iters, peak):
 # Block-vectorized kernels: the same four methods, one Newton pass at a time over a block of entries, so
 # that LLVM vectorizes each pass (the per-entry loops above stay scalar: a 64-bit integer division per
 # update, and a data-dependent iteration count). n // x is computed by a float64 division corrected
-# exactly (see _udiv_est); an estimate that may be off by more than one flags the block, which is then
-# redone with the exact per-entry routines. Only aggregates leave the kernel (see _kernel_blocks).
+# exactly (see _udiv_est). Every iterate after the first is >= floor(sqrt(n)) (see the module docstring),
+# so its quotient n // x < 2**33 is far inside the estimate's exact range; only the first I-ViT step from a
+# seed that is not a power of two can have a larger quotient: it is checked, and a block where the
+# estimate could be off by more than one is redone with the exact per-entry routines. Only aggregates
+# leave the kernel (see _kernel_blocks).
 _BLOCK = 512  # fewer passes wasted on a block's slowest entry than with larger blocks (measured)
 _F_LIMIT = 2.0 ** 51  # float64 quotients below this are within 1 of the floor quotient
 
@@ -237,11 +240,21 @@ def _udiv_est(n, d):
     estimate is ``>= 2**51`` (then the result must not be used)."""
     qf = np.float64(n) / np.float64(d)
     bad = qf >= _F_LIMIT
-    q = np.uint64(min(qf, _F_LIMIT))
+    return _udiv_fix(n, d, np.uint64(min(qf, _F_LIMIT))), bad
+
+
+@njit(cache=True, inline="always")
+def _udiv_near(n, d):
+    """:func:`_udiv_est` for quotients known to be below 2**51 (no range test)."""
+    return _udiv_fix(n, d, np.uint64(np.float64(n) / np.float64(d)))
+
+
+@njit(cache=True, inline="always")
+def _udiv_fix(n, d, q):
+    """The floor quotient from an estimate ``q`` within 1 of it."""
     r = np.int64(n - q * d)
     q = q - np.uint64(r < 0)
-    q = q + np.uint64(r >= np.int64(d))
-    return q, bad
+    return q + np.uint64(r >= np.int64(d))
 
 
 @njit(cache=True, inline="always")
@@ -282,6 +295,17 @@ def _kernel_block(b, n, method, steps, seed, out, stats, blk):
                 zeros += v == zero
                 nmax = max(nmax, v)
             first = 1
+        elif steps > 0:  # the first step from another seed: n // seed may be large, the estimate is checked
+            for j in range(m):
+                v = ns[j]
+                q, bd = _udiv_est(v, sd)
+                bad |= bd
+                t = sd + q
+                peak = max(peak, t)
+                xs[j] = t >> one
+                zeros += v == zero
+                nmax = max(nmax, v)
+            first = 1
         else:
             for j in range(m):
                 xs[j] = sd
@@ -291,8 +315,7 @@ def _kernel_block(b, n, method, steps, seed, out, stats, blk):
             changed = 0
             for j in range(m):
                 k = xs[j]
-                q, bd = _udiv_est(ns[j], max(k, one))
-                bad |= bd
+                q = _udiv_near(ns[j], max(k, one))
                 t = k + q  # (k = 0 only for n = 0, where q = 0 // 1 = 0: t = 0, it stays 0)
                 peak = max(peak, t)
                 k2 = t >> one
@@ -338,8 +361,7 @@ def _kernel_block(b, n, method, steps, seed, out, stats, blk):
                 for j in range(m):
                     x = xs[j]
                     v = ns[j]
-                    q, bd = _udiv_est(v, max(x, one))
-                    bad |= bd
+                    q = _udiv_near(v, max(x, one))
                     y = (x + q) >> one
                     upd += y < x
                     x = min(x, y)
