@@ -215,11 +215,16 @@ def test_block_kernel_across_blocks_and_its_exact_fallback():
     r = isqrt_op(small, profile="ivit")
     assert r.values.tolist() == [ivit_oracle(int(v)) for v in small] and not r.registers.events
     assert isqrt_fixed(arr, steps=3).tolist() == [_fixed_oracle(v, 3) for v in vals]
-    # a seed of 2 makes the first quotients n // 2 too large for the float estimate: those
-    # blocks take the exact per-entry routines, with the same results
-    # (n = 0 reaches k = 0 from such seeds, where the iteration stops at 0, as documented)
+    # from a seed of 3 the first quotients n // 3 of large n are too large for the float estimate:
+    # those blocks take the exact per-entry routines, with the same results (a seed of 2 is a
+    # power of two, whose first step is a shift); n = 0 reaches k = 0 from such small seeds, where
+    # the iteration stays, as documented
     assert isqrt_ivit(arr, steps=12, seed=2).tolist() == [ivit_oracle(v, 12, 2) if v else 0 for v in vals]
     assert isqrt_ivit(arr, steps=11, seed=3).tolist() == [ivit_oracle(v, 11, 3) if v else 0 for v in vals]
+    assert isqrt_ivit(arr, steps=10, seed=12345).tolist() == [ivit_oracle(v, 10, 12345) for v in vals]
+    from intsim.isqrt import _run_blocks  # both routes ran: stats[3] counts the blocks redone exactly
+
+    assert _run_blocks(arr, 1, 11, 3)[1][3] > 0 and _run_blocks(arr, 1, 10, 2**16)[1][3] == 0
 
 
 def _fixed_oracle(n: int, steps: int) -> int:
