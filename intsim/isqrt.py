@@ -268,7 +268,7 @@ def _seed_u64(v):
 @njit(cache=True, error_model="numpy", _nrt=False)
 def _kernel_block(b, n, method, steps, seed, out, stats, blk):
     """Block b of :func:`_kernel_blocks`: entries ``[b blk, (b+1) blk)``; writes the roots and
-    ``stats[b] = (iterations, zeros, max iter register, bad, max root)``."""
+    ``stats[b]`` (see :func:`_kernel_blocks`)."""
     start = b * blk
     stop = min(start + blk, n.shape[0])
     ns = n[start:stop]
