@@ -86,19 +86,11 @@ _U64 = IntType(64, signed=False)
 # numba kernels (uint64 throughout: mixing int64 and uint64 would promote to float64)
 # ---------------------------------------------------------------------------------------------
 @njit(cache=True, inline="always")
-def _bitlen_u64(n):
-    """Bit length of a uint64 (0 for 0): a priority encoder."""
-    b = np.uint64(0)
-    v = n
+def _seed_u64(v):
+    """``(2**ceil(bits(v)/2), shift)`` of the Newton seed, ``(0, 0)`` for ``v = 0``."""
     one = np.uint64(1)
-    for sh in (32, 16, 8, 4, 2, 1):
-        s = np.uint64(sh)
-        if (v >> s) != np.uint64(0):
-            v = v >> s
-            b += s
-    if v != np.uint64(0):
-        b += one
-    return b
+    c = (np.uint64(64) - np.uint64(leading_zeros(v)) + one) >> one
+    return (one << c) if v != np.uint64(0) else np.uint64(0), c
 
 
 @njit(cache=True, inline="always")
@@ -108,8 +100,7 @@ def isqrt_newton_u64(n):
     one = np.uint64(1)
     if n == zero:
         return zero, np.int64(0)
-    b = _bitlen_u64(n)
-    x = one << ((b + one) >> one)
+    x = _seed_u64(n)[0]
     it = np.int64(0)
     while True:
         it += 1
@@ -126,8 +117,7 @@ def isqrt_fixed_u64(n, steps):
     one = np.uint64(1)
     if n == zero:
         return zero
-    b = _bitlen_u64(n)
-    x = one << ((b + one) >> one)
+    x = _seed_u64(n)[0]
     for _ in range(steps):
         y = (x + n // x) >> one
         if y < x:
@@ -158,27 +148,22 @@ def isqrt_ivit_u64(n, steps, seed):
 @njit(cache=True, inline="always")
 def _first_numerator(n):
     """The largest Newton numerator x + n // x of "newton" and "fixed": the first one (the
-    seed is a power of two, so n // seed is a shift)."""
-    if n == np.uint64(0):
-        return np.uint64(0)
-    one = np.uint64(1)
-    c = (_bitlen_u64(n) + one) >> one
-    return (one << c) + (n >> c)
+    seed is a power of two, so n // seed is a shift); 0 for n = 0."""
+    x, c = _seed_u64(n)
+    return x + (n >> c)
 
 
 @njit(cache=True, inline="always")
 def isqrt_float_u64(n):
     """floor(sqrt(n)) from the float64 square root, corrected exactly (the same value as the
-    Newton iterations, which are proven to return the floor square root)."""
+    Newton iterations, which are proven to return the floor square root). The float root is
+    within 1 of the true one (relative error below 2**-52, roots below 2**32), so one
+    correction each way suffices; branch-free, so loops over it vectorize."""
+    one = np.uint64(1)
     top = np.uint64(4294967295)
-    s = np.uint64(np.sqrt(np.float64(n)))
-    if s > top:
-        s = top
-    while s * s > n:
-        s -= np.uint64(1)
-    while s < top and (s + np.uint64(1)) * (s + np.uint64(1)) <= n:
-        s += np.uint64(1)
-    return s
+    r = min(np.uint64(np.sqrt(np.float64(n))), top)
+    r = r - np.uint64(r * r > n)
+    return r + np.uint64((r < top) & ((r + one) * (r + one) <= n))
 
 
 # The parallel kernels call their loop body as a separate, non-inlined function, compiled with the options
@@ -257,14 +242,6 @@ def _udiv_fix(n, d, q):
     return q + np.uint64(r >= np.int64(d))
 
 
-@njit(cache=True, inline="always")
-def _seed_u64(v):
-    """``(2**ceil(bits(v)/2), shift)`` of the Newton seed, ``(0, 0)`` for ``v = 0``."""
-    one = np.uint64(1)
-    c = (np.uint64(64) - np.uint64(leading_zeros(v)) + one) >> one
-    return (one << c) if v != np.uint64(0) else np.uint64(0), c
-
-
 @njit(cache=True, error_model="numpy", _nrt=False)
 def _kernel_block(b, n, method, steps, seed, out, stats, blk):
     """Block b of :func:`_kernel_blocks`: entries ``[b blk, (b+1) blk)``; writes the roots and
@@ -340,13 +317,8 @@ def _kernel_block(b, n, method, steps, seed, out, stats, blk):
             zeros += v == zero
             nmax = max(nmax, v)
         if method == 2:  # proven exact: the float64 root, corrected by integer squares
-            top = np.uint64(4294967295)
             for j in range(m):
-                v = ns[j]
-                r = min(np.uint64(np.sqrt(np.float64(v))), top)
-                r = r - np.uint64(r * r > v)
-                r = r + np.uint64((r < top) & ((r + one) * (r + one) <= v))
-                xs[j] = r
+                xs[j] = isqrt_float_u64(ns[j])
             total = steps * (m - zeros)
         elif method == 3 and steps == 0:  # no update at all: the seeds
             for j in range(m):
@@ -377,12 +349,7 @@ def _kernel_block(b, n, method, steps, seed, out, stats, blk):
     if method == 1 or method == 3:
         for j in range(m):
             rmax = max(rmax, xs[j])
-    stats[b, 0] = total
-    stats[b, 1] = zeros
-    stats[b, 2] = peak
-    stats[b, 3] = 0
-    stats[b, 4] = rmax
-    stats[b, 5] = nmax
+    _put_stats(stats, b, total, zeros, peak, 0, rmax, nmax)
 
 
 @njit(cache=True, error_model="numpy", _nrt=False)
@@ -411,10 +378,16 @@ def _block_exact(b, n, method, steps, seed, out, stats, start, stop):
         total += it
         peak = max(peak, p)
         rmax = max(rmax, r)
+    _put_stats(stats, b, total, zeros, peak, 1, rmax, nmax)
+
+
+@njit(cache=True, inline="always")
+def _put_stats(stats, b, total, zeros, peak, exact, rmax, nmax):
+    """Row b of the block statistics (the columns :func:`_kernel_blocks` lists)."""
     stats[b, 0] = total
     stats[b, 1] = zeros
     stats[b, 2] = peak
-    stats[b, 3] = 1
+    stats[b, 3] = exact
     stats[b, 4] = rmax
     stats[b, 5] = nmax
 
