@@ -223,16 +223,15 @@ def _is_default_log2e(sh, sg):
 @njit(cache=True, inline="always")
 def _diexp_raw(z, m, k, sh, sg, F):
     """DI-Exp without registers (the fast paths): same arithmetic as _diexp_chain."""
-    t = z * m
     if _is_default_log2e(sh, sg):
-        u = t + (t >> np.int64(1)) - (t >> np.int64(4))  # the default, unrolled
-    else:
-        u = np.int64(0)
-        for w in range(sh.shape[0]):
-            if sg[w] > 0:
-                u += t >> sh[w]
-            else:
-                u -= t >> sh[w]
+        return _diexp_default(z, m, k, F)
+    t = z * m
+    u = np.int64(0)
+    for w in range(sh.shape[0]):
+        if sg[w] > 0:
+            u += t >> sh[w]
+        else:
+            u -= t >> sh[w]
     return _diexp_tail(u, k, F)
 
 
@@ -941,11 +940,14 @@ class AffineOpResult(OpResult):
     ``real = values * scale + offset * offset_scale`` (``offset`` an int64 array, exact).
 
     :func:`dynamic_requant` returns it for the asymmetric mode, with ``offset = p_min`` (the row
-    minimum of the input, in input steps) and ``offset_scale`` the input scale.
+    minimum of the input, in input steps), ``offset_scale`` the input scale, and ``row_range`` the
+    exact integer range ``R`` each row was divided by (int64, the shape of ``offset``), so that
+    ``scale = offset_scale * row_range / (2**bits - 1)`` up to float64 rounding.
     """
 
     offset: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     offset_scale: Any = 0.0
+    row_range: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def dequantize(self) -> np.ndarray:
         base = super().dequantize()
@@ -1034,14 +1036,15 @@ def dynamic_requant(p: Any, scale: Any, *, bits: int = 8, symmetric: bool = Fals
     (1,)`` (exact up to float64 rounding); the 8-bit dyadic form of each row's output scale
     (``m_bits``) is in ``taps["scale_m"]``/``taps["scale_k"]`` for an integer-only consumer.
     The asymmetric result is an :class:`AffineOpResult` whose ``offset`` is ``p_min`` (int64, per
-    row) at ``offset_scale = s``, so ``dequantize()`` is exact up to the rounding of ``out``.
+    row) at ``offset_scale = s``, so ``dequantize()`` is exact up to the rounding of ``out``, and
+    whose ``row_range`` is ``R`` (int64, per row) for an integer-only consumer.
 
     Registers (defaults): ``p_min``, ``p_max`` 32; ``range`` 33 (``p_max - p_min`` of int32
     data); ``shifted`` 33; ``prod`` 64; ``out`` unsigned ``bits`` (signed when symmetric).
 
     >>> r = dynamic_requant(np.array([[-100, 0, 155]]), 0.5)
-    >>> r.values.tolist(), r.offset.tolist(), r.dequantize().tolist()
-    ([[0, 100, 255]], [[-100]], [[-50.0, 0.0, 77.5]])
+    >>> r.values.tolist(), r.offset.tolist(), r.row_range.tolist(), r.dequantize().tolist()
+    ([[0, 100, 255]], [[-100]], [[255]], [[-50.0, 0.0, 77.5]])
     """
     op = "illm.dynamic_requant"
     _profile(profile, ("default",), op)
@@ -1103,6 +1106,7 @@ def dynamic_requant(p: Any, scale: Any, *, bits: int = 8, symmetric: bool = Fals
     if symmetric:
         return OpResult(values=values, scale=scale_out, ops=ops, registers=regs, taps=tapd)
     return AffineOpResult(values=values, scale=scale_out, ops=ops, registers=regs, taps=tapd,
+                          row_range=rg.reshape(shape_s),
                           offset=lo.reshape(shape_s), offset_scale=s_in.reshape(shape_s))
 
 

@@ -1389,9 +1389,7 @@ class _Layer:
                                  overflow=run.policy)
             u = run.op(li, name + ".dynq", dq)
             p_min = run.emit(li, name + ".p_min", dq.offset)  # [tokens, 1]
-            # the row range the quantizer divided by (its 33-bit register, 1 for a constant row; the
-            # hardware keeps it from the quantizer, the emulation takes the row maxima again)
-            rng = run.emit(li, name + ".range", np.maximum(x.max(axis=1, keepdims=True) - p_min, 1))
+            rng = run.emit(li, name + ".range", dq.row_range)  # the range each token was divided by
             self._dyn_in = (x, u, p_min, rng)
         _, u, p_min, rng = self._dyn_in
         acc = run.emit(li, name + ".acc", self.gemm(u, lin.w, name, self.dp_dyn))

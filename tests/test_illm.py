@@ -216,7 +216,7 @@ def test_dynamic_requant_oracle(x, bits, symmetric, rounding):
     qm = 2 ** (bits - 1) - 1 if symmetric else 2**bits - 1
     assert np.allclose(r.scale[:, 0], [0.01 * v / qm for v in rg])
     if not symmetric:
-        assert r.offset[:, 0].tolist() == lo
+        assert r.offset[:, 0].tolist() == lo and r.row_range[:, 0].tolist() == rg
         # exact up to half a step (one step for floor/trunc)
         err = np.abs(r.dequantize() - np.array(x) * 0.01)
         assert np.all(err <= r.scale * (1.0 if rounding in ("floor", "trunc") else 0.5) * (1 + 1e-9))
