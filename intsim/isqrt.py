@@ -43,6 +43,11 @@ earlier (``4.65e-8 * 2**16 < 1e-2``). The tests check these counts at the worst 
 iterate halves ten times (result 64); small ``n`` have not converged (``n = 10**4`` gives
 108, not 100); near a perfect square minus one the iteration can oscillate between ``s``
 and ``s + 1`` (so ``s + 1`` is returned); above about ``2**48`` ten steps are too few.
+Arrays are computed without running the ten divisions where the result is known: for
+``2**20 <= n < 2**42`` the iteration provably reaches ``s`` before its last step, so it
+returns ``s`` unless ``n = (s + 1)**2 - 1`` (see ``_ivit_fast_mask``); every other entry,
+and every entry with another seed or step count outside such a proven range, runs the
+iteration itself. Results and register values are the iteration's in both cases.
 
 >>> from intsim.isqrt import isqrt, isqrt_ivit, isqrt_fixed
 >>> isqrt(99), isqrt(2**64 - 1), isqrt(10**4)
@@ -53,7 +58,9 @@ and ``s + 1`` (so ``s + 1`` is returned); above about ``2**48`` ten steps are to
 
 from __future__ import annotations
 
+import functools
 import math
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -243,7 +250,7 @@ def _udiv_fix(n, d, q):
 
 
 @njit(cache=True, error_model="numpy", _nrt=False)
-def _kernel_block(b, n, method, steps, seed, out, stats, blk):
+def _kernel_block(b, n, method, steps, seed, okmask, out, stats, blk):
     """Block b of :func:`_kernel_blocks`: entries ``[b blk, (b+1) blk)``; writes the roots and
     ``stats[b]`` (see :func:`_kernel_blocks`)."""
     start = b * blk
@@ -258,48 +265,15 @@ def _kernel_block(b, n, method, steps, seed, out, stats, blk):
     total = 0
     bad = False
     nmax = zero
+    closed = 0
     if method == 1:  # I-ViT: k = (k + n // k) >> 1, `steps` times, stuck at 0 once 0
         sd = np.uint64(seed)
-        peak = sd
-        first = 0
-        if steps > 0 and (sd & (sd - one)) == zero:  # a power-of-two seed: the first n // k is a shift
-            c = np.uint64(63) - np.uint64(leading_zeros(sd))
-            for j in range(m):
-                v = ns[j]
-                t = sd + (v >> c)
-                peak = max(peak, t)
-                xs[j] = t >> one
-                zeros += v == zero
-                nmax = max(nmax, v)
-            first = 1
-        elif steps > 0:  # the first step from another seed: n // seed may be large, the estimate is checked
-            for j in range(m):
-                v = ns[j]
-                q, bd = _udiv_est(v, sd)
-                bad |= bd
-                t = sd + q
-                peak = max(peak, t)
-                xs[j] = t >> one
-                zeros += v == zero
-                nmax = max(nmax, v)
-            first = 1
-        else:
-            for j in range(m):
-                xs[j] = sd
-                zeros += ns[j] == zero
-                nmax = max(nmax, ns[j])
-        for _ in range(first, steps):
-            changed = 0
-            for j in range(m):
-                k = xs[j]
-                q = _udiv_near(ns[j], max(k, one))
-                t = k + q  # (k = 0 only for n = 0, where q = 0 // 1 = 0: t = 0, it stays 0)
-                peak = max(peak, t)
-                k2 = t >> one
-                changed += k2 != k
-                xs[j] = k2
-            if changed == 0:  # a fixed point of every entry: the remaining steps change nothing
-                break
+        closed = -1
+        if okmask != zero:  # in closed form where that is proven to give the iteration's values
+            peak, zeros, nmax, closed = _ivit_closed(ns, xs, sd, steps, okmask)
+        if closed < 0:
+            closed = 0
+            peak, zeros, nmax, bad = _ivit_newton(ns, xs, sd, steps)
         total = steps * m
     else:
         upd = 0
@@ -349,7 +323,112 @@ def _kernel_block(b, n, method, steps, seed, out, stats, blk):
     if method == 1 or method == 3:
         for j in range(m):
             rmax = max(rmax, xs[j])
-    _put_stats(stats, b, total, zeros, peak, 0, rmax, nmax)
+    _put_stats(stats, b, total, zeros, peak, 0, rmax, nmax, closed)
+
+
+@njit(cache=True, inline="always")
+def _ivit_closed_entry(v, sd, c, okmask):
+    """``(root, peak, good)`` of I-ViT's iteration for ``n = v`` from the seed ``sd = 2**c`` in
+    closed form (see :func:`_ivit_fast_mask`): ``good`` is 1 when the bit length of ``v`` is in
+    ``okmask`` (the iteration reaches ``s = floor(sqrt(v))`` before its last step) and ``v`` is
+    not ``(s + 1)**2 - 1`` (the one case that leaves ``s`` again); then the root is ``s`` and the
+    largest numerator is that of the first step or that of a step from ``s``, ``s + v // s``
+    (``v = s**2 + r`` with ``0 <= r <= 2s``, so ``v // s = s + [r >= s] + [r >= 2s]``). With
+    ``good = 0`` the root and peak are not the iteration's; branch-free, so loops vectorize."""
+    one = np.uint64(1)
+    s = isqrt_float_u64(v)
+    r = v - s * s
+    s2 = s << one
+    e = np.uint64(64) - np.uint64(leading_zeros(v))  # the bit length (0 for v = 0, not in the mask)
+    good = ((okmask >> min(e, np.uint64(63))) & one) & np.uint64(r != s2)
+    pk = max(sd + (v >> c), s2 + np.uint64(r >= s) + np.uint64(r >= s2))
+    return s, pk * good, good
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _ivit_closed(ns, xs, sd, steps, okmask):
+    """I-ViT's iteration on one block in closed form (one pass, no division), the entries it
+    does not cover by the per-entry iteration; returns ``(peak, zeros, nmax, closed)``, with
+    ``closed`` the number of entries taken in closed form, or -1 (nothing done) when more than
+    1/8 of the block is not covered: :func:`_ivit_newton` is faster then."""
+    m = ns.shape[0]
+    zero = np.uint64(0)
+    c = np.uint64(63) - np.uint64(leading_zeros(sd))
+    peak = sd
+    zeros = 0
+    nmax = zero
+    nbad = 0
+    for j in range(m):
+        v = ns[j]
+        r, pk, good = _ivit_closed_entry(v, sd, c, okmask)
+        xs[j] = r
+        peak = max(peak, pk)
+        nbad += good == zero
+        zeros += v == zero
+        nmax = max(nmax, v)
+    if nbad * 8 > m:
+        return peak, zeros, nmax, -1
+    if nbad != 0:
+        for j in range(m):
+            v = ns[j]
+            if _ivit_closed_entry(v, sd, c, okmask)[2] == zero:
+                r, pk = isqrt_ivit_u64(v, steps, sd)
+                xs[j] = r
+                peak = max(peak, pk)
+    return peak, zeros, nmax, m - nbad
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _ivit_newton(ns, xs, sd, steps):
+    """I-ViT's iteration on one block, one Newton pass at a time (``xs`` receives the roots);
+    returns ``(peak, zeros, nmax, bad)`` as :func:`_kernel_block` keeps them."""
+    m = ns.shape[0]
+    one = np.uint64(1)
+    zero = np.uint64(0)
+    zeros = 0
+    bad = False
+    nmax = zero
+    peak = sd
+    first = 0
+    if steps > 0 and (sd & (sd - one)) == zero:  # a power-of-two seed: the first n // k is a shift
+        c = np.uint64(63) - np.uint64(leading_zeros(sd))
+        for j in range(m):
+            v = ns[j]
+            t = sd + (v >> c)
+            peak = max(peak, t)
+            xs[j] = t >> one
+            zeros += v == zero
+            nmax = max(nmax, v)
+        first = 1
+    elif steps > 0:  # the first step from another seed: n // seed may be large, the estimate is checked
+        for j in range(m):
+            v = ns[j]
+            q, bd = _udiv_est(v, sd)
+            bad |= bd
+            t = sd + q
+            peak = max(peak, t)
+            xs[j] = t >> one
+            zeros += v == zero
+            nmax = max(nmax, v)
+        first = 1
+    else:
+        for j in range(m):
+            xs[j] = sd
+            zeros += ns[j] == zero
+            nmax = max(nmax, ns[j])
+    for _ in range(first, steps):
+        changed = 0
+        for j in range(m):
+            k = xs[j]
+            q = _udiv_near(ns[j], max(k, one))
+            t = k + q  # (k = 0 only for n = 0, where q = 0 // 1 = 0: t = 0, it stays 0)
+            peak = max(peak, t)
+            k2 = t >> one
+            changed += k2 != k
+            xs[j] = k2
+        if changed == 0:  # a fixed point of every entry: the remaining steps change nothing
+            break
+    return peak, zeros, nmax, bad
 
 
 @njit(cache=True, error_model="numpy", _nrt=False)
@@ -378,11 +457,11 @@ def _block_exact(b, n, method, steps, seed, out, stats, start, stop):
         total += it
         peak = max(peak, p)
         rmax = max(rmax, r)
-    _put_stats(stats, b, total, zeros, peak, 1, rmax, nmax)
+    _put_stats(stats, b, total, zeros, peak, 1, rmax, nmax, 0)
 
 
 @njit(cache=True, inline="always")
-def _put_stats(stats, b, total, zeros, peak, exact, rmax, nmax):
+def _put_stats(stats, b, total, zeros, peak, exact, rmax, nmax, closed):
     """Row b of the block statistics (the columns :func:`_kernel_blocks` lists)."""
     stats[b, 0] = total
     stats[b, 1] = zeros
@@ -390,18 +469,20 @@ def _put_stats(stats, b, total, zeros, peak, exact, rmax, nmax):
     stats[b, 3] = exact
     stats[b, 4] = rmax
     stats[b, 5] = nmax
+    stats[b, 6] = closed
 
 
 @njit(cache=True, parallel=True)
-def _kernel_blocks(n, method, steps, seed, out, stats, blk):
+def _kernel_blocks(n, method, steps, seed, okmask, out, stats, blk):
     """The roots of every entry of ``n`` (uint64, flat) into ``out`` by blocks of ``blk``, with
     per-block aggregates in ``stats`` (uint64, one row per block): total iterations (as
     :func:`_kernel`'s ``iters`` would sum), zero entries, largest ``iter`` register value,
     whether the block fell back to the exact routines, largest root (0 for the exact methods 0 and
-    2, whose largest root is the floor square root of the largest entry), largest entry. Methods as
-    :func:`_kernel`."""
+    2, whose largest root is the floor square root of the largest entry), largest entry, entries
+    computed in closed form (I-ViT, see :func:`_ivit_closed`). Methods as
+    :func:`_kernel`; ``okmask`` (method 1 only, else 0) is :func:`_ivit_fast_mask`."""
     for b in prange(stats.shape[0]):
-        _kernel_block(np.int64(b), n, method, steps, seed, out, stats, blk)
+        _kernel_block(np.int64(b), n, method, steps, seed, okmask, out, stats, blk)
 
 
 @njit(cache=True, error_model="numpy", _nrt=False, forceinline=True)
@@ -515,16 +596,69 @@ def _run(n: Any, method: int, steps: int, seed: int, name: str) -> tuple[np.ndar
     return out, iters, peak, shape
 
 
+def _round_up(x: Fraction, bits: int = 80) -> Fraction:
+    """The smallest ``bits``-bit binary fraction ``>= x`` (``x >= 0``): keeps upper bounds short."""
+    if x == 0:
+        return x
+    e = x.numerator.bit_length() - x.denominator.bit_length() - bits
+    if e >= 0:
+        return Fraction(-(-x.numerator // (x.denominator << e)) << e)
+    return Fraction(-(-(x.numerator << -e) // x.denominator), 1 << -e)
+
+
+@functools.lru_cache(maxsize=64)
+def _ivit_fast_mask(steps: int, seed: int) -> int:
+    """Bit lengths ``e`` (bit ``e`` set) for which every ``n`` with ``bits(n) = e`` provably
+    reaches ``s = floor(sqrt(n))`` within ``steps - 1`` steps of I-ViT's iteration from
+    ``seed``; 0 unless the seed is a power of two and ``steps >= 2``.
+
+    For such ``n`` the iteration's result and largest numerator have a closed form
+    (:func:`_ivit_closed_entry`): after reaching ``s`` it stays there (``s + n // s`` is
+    ``2s`` or ``2s + 1``) unless ``n = (s + 1)**2 - 1``, and at least one step from ``s``
+    remains. Each numerator ``t_j = k_j + n // k_j`` of a step from ``k_j > s`` (``j >= 1``)
+    is ``<= 2 k_j - 1 <= t_{j-1} - 1``, so the largest one is the first ``t_0`` or
+    ``s + n // s``.
+
+    The proof of reaching ``s`` by step ``a``: the real Newton iterate ``y_{j+1} = (y_j +
+    n / y_j) / 2`` from ``y_0 = seed`` bounds the integer iterate (``k_j <= y_j`` while
+    ``k_j > s``, see the module docstring), and ``d_j = y_j / sqrt(n) - 1`` follows
+    ``d_{j+1} = d_j**2 / (2 (1 + d_j))`` from ``d_1 = (seed**2 + n) / (2 seed sqrt(n)) - 1``.
+    ``y_a < s + 1`` gives ``k_a = s``, and ``s + 1 - sqrt(n) >= 1 / (s + 1 + sqrt(n))``, so
+    ``d_a * 2 (isqrt(H) + 1)**2 < 1`` suffices, ``H = 2**e - 1`` the largest ``n`` of the
+    bit length. ``d_1`` is largest at an end of the range (it depends on ``log n`` only
+    through ``|log(seed / sqrt(n))|``), and is bounded above there with ``isqrt(n) <= sqrt(n)``;
+    every ``d_j`` is rounded up, so the bound is rigorous. For the published 10 steps from
+    ``2**16`` the mask covers ``2**20 <= n < 2**42``; the tests check each bit length against
+    the iteration itself.
+    """
+    if steps < 2 or seed < 2 or seed & (seed - 1):
+        return 0
+    mask = 0
+    for e in range(1, 63):
+        lo, hi = 1 << (e - 1), (1 << e) - 1
+        d = _round_up(max(Fraction(seed * seed + v, 2 * seed * math.isqrt(v)) - 1 for v in (lo, hi)))
+        lim = 2 * (math.isqrt(hi) + 1) ** 2
+        a = 1
+        while a < steps and d * lim >= 1:
+            d = _round_up(d * d / (2 * (1 + d)))
+            a += 1
+        if a < steps:
+            mask |= 1 << e
+    return mask
+
+
 def _run_blocks(flat: np.ndarray, method: int, steps: int, seed: int) -> tuple[np.ndarray, list[int]]:
     """Roots of a flat uint64 array and the aggregates ``[iterations, zeros, max iter register,
-    fallback blocks, max root, max entry]`` (the block kernel: no per-entry arrays besides the roots)."""
+    fallback blocks, max root, max entry, entries in closed form]`` (the block kernel: no per-entry
+    arrays besides the roots)."""
     out = np.empty(flat.shape, dtype=np.uint64)
     if not flat.size:
-        return out, [0, 0, 0, 0, 0, 0]
-    stats = np.zeros((-(-flat.size // _BLOCK), 6), dtype=np.uint64)
-    _kernel_blocks(flat, method, steps, seed, out, stats, _BLOCK)
+        return out, [0, 0, 0, 0, 0, 0, 0]
+    stats = np.zeros((-(-flat.size // _BLOCK), 7), dtype=np.uint64)
+    okmask = np.uint64(_ivit_fast_mask(steps, seed) if method == 1 else 0)
+    _kernel_blocks(flat, method, steps, seed, okmask, out, stats, _BLOCK)
     return out, [int(stats[:, 0].sum()), int(stats[:, 1].sum()), int(stats[:, 2].max()), int(stats[:, 3].sum()),
-                 int(stats[:, 4].max()), int(stats[:, 5].max())]
+                 int(stats[:, 4].max()), int(stats[:, 5].max()), int(stats[:, 6].sum())]
 
 
 def _result(out: np.ndarray, shape: tuple) -> np.ndarray:
@@ -668,7 +802,7 @@ def isqrt_op(n: Any, scale: float = 1.0, *, profile: str = "newton", steps: int 
         flat, shape = (a.view(np.uint64) if a.dtype == np.int64 else a.astype(np.uint64)).reshape(-1), a.shape
     else:
         flat, shape = _as_u64(arr, "n")
-    out, (total, zeros, peak_max, _, root_max, n_max) = _run_blocks(flat, code, steps, IVIT_SEED)
+    out, (total, zeros, peak_max, _, root_max, n_max, _) = _run_blocks(flat, code, steps, IVIT_SEED)
     if code in (0, 2):
         root_max = math.isqrt(n_max)  # the roots are exact floor square roots, monotone in n
     if fused and n_max > _INT64_MAX:

@@ -234,3 +234,63 @@ def _fixed_oracle(n: int, steps: int) -> int:
     for _ in range(steps):
         x = min(x, (x + n // x) // 2)
     return x
+
+
+def _ivit_arrival(n: int, steps: int = 10, seed: int = 2**16) -> int | None:
+    """The first step j >= 1 at which I-ViT's iterate is floor(sqrt(n)), None if none within steps."""
+    s, k = math.isqrt(n), seed
+    for j in range(1, steps + 1):
+        k = (k + n // k) // 2
+        if k <= s:
+            return j
+    return None
+
+
+def _bit_length_samples(e: int, rng: np.random.Generator, count: int = 40) -> list[int]:
+    """Values of bit length e: both ends, perfect squares, squares minus one (where the iteration
+    oscillates) and minus two, and random ones."""
+    lo, hi = 1 << (e - 1), (1 << e) - 1
+    vals = {lo, hi}
+    for r in (math.isqrt(lo) + 1, math.isqrt(lo) + 2, math.isqrt(hi), math.isqrt(hi) - 1):
+        vals.update(v for v in (r * r, r * r - 1, r * r - 2) if lo <= v <= hi)
+    vals.update(int(v) for v in rng.integers(lo, hi, count, dtype=np.uint64, endpoint=True))
+    return sorted(vals)
+
+
+def test_ivit_closed_form_covers_a_proven_and_tight_range():
+    from intsim.isqrt import _ivit_fast_mask
+
+    mask = _ivit_fast_mask(10, 2**16)
+    assert [e for e in range(64) if mask >> e & 1] == list(range(21, 43))  # 2**20 <= n < 2**42
+    rng = np.random.default_rng(11)
+    for e in range(21, 43):  # every value reaches its floor root before the last step, as proven
+        assert max(_ivit_arrival(v) for v in _bit_length_samples(e, rng)) <= 9, e
+    # tight: the next bit length on each side holds values reached only at the last step
+    assert _ivit_arrival(525624) == 10 and (525624).bit_length() == 20
+    assert _ivit_arrival(8796082340760) == 10 and (8796082340760).bit_length() == 43
+    assert _ivit_fast_mask(10, 3) == 0 and _ivit_fast_mask(1, 2**16) == 0  # no closed form there
+
+
+@pytest.mark.parametrize(("steps", "seed"), [(10, 2**16), (11, 2**16), (4, 2**8), (12, 2), (6, 2**31)])
+def test_ivit_closed_form_matches_the_iteration(steps, seed):
+    from intsim.isqrt import _BLOCK, _ivit_fast_mask, _run, _run_blocks
+
+    mask = _ivit_fast_mask(steps, seed)
+    rng = np.random.default_rng(steps)
+    inside = [v for e in range(1, 64) if mask >> e & 1 for v in _bit_length_samples(e, rng)]
+    outside = [v for e in range(1, 64) if not mask >> e & 1 for v in _bit_length_samples(e, rng, 8)] + [0]
+    oscillating = [v for v in inside if (math.isqrt(v) + 1) ** 2 - 1 == v]
+    assert inside and oscillating
+    blocks = {
+        "inside": inside[:_BLOCK],  # all covered but the oscillating ones, redone entry by entry
+        "outside": outside[:_BLOCK],  # none covered: the Newton passes
+        "mixed": (inside * 8)[:_BLOCK - 3] + outside[:3],  # the closed form with three entries redone
+    }
+    for name, vals in blocks.items():
+        arr = np.array(vals, dtype=np.uint64)
+        out, stats = _run_blocks(arr, 1, steps, seed)
+        assert out.tolist() == [ivit_oracle(v, steps, seed) for v in vals], name
+        _, _, peak, _ = _run(arr, 1, steps, seed, "n")  # the per-entry kernel: largest numerator
+        assert stats[2] == int(peak.max()), name
+        bad = sum(1 for v in vals if not mask >> v.bit_length() & 1 or (math.isqrt(v) + 1) ** 2 - 1 == v)
+        assert stats[6] == (0 if bad * 8 > len(vals) else len(vals) - bad), name
