@@ -1,14 +1,15 @@
 """Integer non-linear operators against the float64 numpy reference of the same operator, in one run.
 
-Usage:  python benchmarks/nonlinear.py [--rows 1024] [--cols 4096] [--repeat 3] [--only NAME,...]
+Usage:  python benchmarks/nonlinear.py [--rows 1024] [--cols 4096] [--repeat 3] [--min-time 0.5] [--only NAME,...]
 
 Each operator runs on a rows x cols integer input (default 1024 x 4096) with taps off;
 its reference is the float64 function of reference/nonlinear.py (or the float64 formula
 of the same operation, for requantization and 1/(1+x)) on the dequantized input, which is
 computed beforehand and not timed (as the integer input is not). Times are the minimum
-over --repeat runs after one warm-up call (which also loads or compiles the numba
-kernels). ``speed-up`` is reference time / integer time: >= 1 means the emulated
-integer operator is at least as fast as the float64 reference.
+over at least --repeat runs, and over at least --min-time seconds of runs, after one
+warm-up call (which also loads or compiles the numba kernels); both sides get the same.
+``speed-up`` is reference time / integer time: >= 1 means the emulated integer operator
+is at least as fast as the float64 reference.
 
 Operators come from BENCHES (name -> factory returning (integer call, reference call));
 add entries there. Entries whose module is missing are reported as skipped, and an
@@ -212,11 +213,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rows", type=int, default=1024)
     p.add_argument("--cols", type=int, default=4096)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--min-time", type=float, default=0.5, help="seconds of timed runs per side, at least")
     p.add_argument("--only", default="", help="comma-separated substrings of operator names")
     args = p.parse_args(argv)
     shape = (args.rows, args.cols)
     only = [w.strip() for w in args.only.split(",") if w.strip()]
-    print(f"input {shape[0]} x {shape[1]}, best of {args.repeat} after a warm-up; speed-up = reference / integer")
+    print(f"input {shape[0]} x {shape[1]}, best of >= {args.repeat} runs and >= {args.min_time} s after a warm-up; "
+          "speed-up = reference / integer")
     print(f"{'operator':<50} {'integer ms':>11} {'float64 ms':>11} {'speed-up':>9}")
     slower = []
     for name, (module, factory) in BENCHES.items():
@@ -228,12 +231,12 @@ def main(argv: list[str] | None = None) -> int:
         rng = np.random.default_rng(0)
         try:
             f_int, f_ref = factory(shape, rng)
-            t_int = best_time(f_int, args.repeat)
+            t_int = best_time(f_int, args.repeat, min_time=args.min_time)
         except Exception as exc:  # noqa: BLE001 - reported, the other operators still run
             print(f"{name:<50} failed: {type(exc).__name__}: {exc}")
             slower.append(name + " (failed)")
             continue
-        t_ref = best_time(f_ref, args.repeat)
+        t_ref = best_time(f_ref, args.repeat, min_time=args.min_time)
         ratio = t_ref / t_int
         if ratio < 1.0:
             slower.append(name)
