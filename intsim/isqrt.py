@@ -347,8 +347,8 @@ def _ivit_closed_entry(v, sd, c, okmask):
 
 @njit(cache=True, error_model="numpy", _nrt=False)
 def _ivit_closed(ns, xs, sd, steps, okmask):
-    """I-ViT's iteration on one block in closed form (one pass, no division), the entries it
-    does not cover by the per-entry iteration; returns ``(peak, zeros, nmax, closed)``, with
+    """I-ViT's iteration on one block: in closed form (one pass, no division), then the entries
+    that form does not cover by the per-entry iteration; returns ``(peak, zeros, nmax, closed)``, with
     ``closed`` the number of entries taken in closed form, or -1 (nothing done) when more than
     1/8 of the block is not covered: :func:`_ivit_newton` is faster then."""
     m = ns.shape[0]
