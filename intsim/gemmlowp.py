@@ -215,8 +215,11 @@ def _srdhm32(a, b):  # pragma: no cover - numba
 
 @njit(cache=True, inline="always")
 def _srdhm_nonneg(a, b):  # pragma: no cover - numba
-    """_srdhm32 for non-negative int32 operands: ``(a b + 2**30) >> 31 <= 2**31 - 2``, no clamp."""
-    return (np.int64(np.int32(a)) * np.int64(np.int32(b)) + np.int64(1 << 30)) >> np.int64(31)
+    """_srdhm32 for non-negative int32 operands: ``(a b + 2**30) >> 31 <= 2**31 - 2``, no clamp.
+    Zero-extended from 32 bits (the same values for such operands), so that LLVM uses the unsigned
+    32x32->64 vector multiply (vpmuludq) without the sign-extending shifts of the signed form."""
+    p = np.uint64(np.uint32(a)) * np.uint64(np.uint32(b)) + np.uint64(1 << 30)
+    return np.int64(p >> np.uint64(31))
 
 
 @njit(cache=True, inline="always")
