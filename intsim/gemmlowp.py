@@ -512,34 +512,30 @@ def _inv_sqrt_one(inp, reverse_shift, checked, spec, stats, i, pol):  # pragma: 
 
 
 @njit(cache=True)
-def _inv_sqrt_kernel(a, reverse_shift, mult, shift, scale_bits, base_bits, spec, stats, pol):  # pragma: no cover
-    """mult, shift per element (every register checked), and the float64 bit pattern of the scale
-    ``base * 2**(-shift*reverse_shift - 31)``: adding ``e << 52`` to the bits of a normal float
-    multiplies it by ``2**e`` exactly (``e`` lies in [-43, -31]; the result stays normal)."""
+def _inv_sqrt_kernel(a, reverse_shift, mult, shift, spec, stats, pol):  # pragma: no cover
+    """mult, shift per element (every register checked)."""
     for i in range(a.size):
         m, sh = _inv_sqrt_one(np.int64(a[i]), reverse_shift, True, spec, stats, i, pol)
         mult[i] = m
         shift[i] = sh
-        scale_bits[i] = base_bits + ((-sh * reverse_shift - np.int64(31)) << np.int64(52))
 
 
 @njit(cache=True)
-def _inv_sqrt_fast_serial(a, reverse_shift, mult, shift, scale_bits, base_bits):  # pragma: no cover - numba
+def _inv_sqrt_fast_serial(a, reverse_shift, mult, shift):  # pragma: no cover - numba
     """_inv_sqrt_kernel for the default (C) register widths: nothing to check."""
     for i in range(a.size):
         m, sh = _inv_sqrt_fast_one(np.int64(a[i]), reverse_shift)
         mult[i] = m
         shift[i] = sh
-        scale_bits[i] = base_bits + ((-sh * reverse_shift - np.int64(31)) << np.int64(52))
 
 
 @njit(cache=True, parallel=True)
-def _inv_sqrt_fast_kernel(a, reverse_shift, mult, shift, scale_bits, base_bits):  # pragma: no cover - numba
+def _inv_sqrt_fast_kernel(a, reverse_shift, mult, shift):  # pragma: no cover - numba
     n = a.size
     for c in prange((n + _CHUNK - 1) // _CHUNK):
         lo = c * _CHUNK
         hi = min(lo + _CHUNK, n)
-        _inv_sqrt_fast_serial(a[lo:hi], reverse_shift, mult[lo:hi], shift[lo:hi], scale_bits[lo:hi], base_bits)
+        _inv_sqrt_fast_serial(a[lo:hi], reverse_shift, mult[lo:hi], shift[lo:hi])
 
 
 @njit(cache=True)
@@ -888,8 +884,9 @@ def get_inv_sqrt_quantized_multiplier_exp(
 
     so that ``1/sqrt(x) ~ multiplier * 2**(-shift * reverse_shift) / 2**31``. ``values`` are the
     multipliers, ``taps["shift"]`` the returned shifts, and ``scale`` the per-element float64
-    array ``2**(-shift * reverse_shift - 31) / sqrt(input_scale)``, so ``dequantize()`` is
-    ``1/sqrt(x * input_scale)``. Negative ``x`` raises OperandRangeError (TFLite DCHECKs it).
+    array ``2**(-shift * reverse_shift - 31) / sqrt(input_scale)`` (built from the shifts when
+    first read), so ``dequantize()`` is ``1/sqrt(x * input_scale)``. Negative ``x`` raises
+    OperandRangeError (TFLite DCHECKs it).
 
     >>> r = get_inv_sqrt_quantized_multiplier_exp(np.array([4, 1 << 20]))
     >>> r.values.tolist(), r.taps["shift"].tolist(), r.dequantize().round(6).tolist()
@@ -903,24 +900,42 @@ def get_inv_sqrt_quantized_multiplier_exp(
     flat = np.ascontiguousarray(aa.reshape(-1))
     mult = np.empty(flat.size, dtype=np.int64)
     shift = np.empty(flat.size, dtype=np.int64)
-    scale_bits = np.empty(flat.size, dtype=np.int64)
-    base = np.float64(1.0 / math.sqrt(s_in))
+    base = 1.0 / math.sqrt(s_in)
     if not 2.0**-900 < base < 2.0**900:
         raise ConfigError(f"input_scale {s_in} is outside the supported range")
-    base_bits = np.asarray(base).view(np.int64).item()
     if regs.custom:
         stats = regs.stats(1)
-        _inv_sqrt_kernel(flat, np.int64(reverse_shift), mult, shift, scale_bits, base_bits, regs.spec, stats,
-                         regs.policy)
+        _inv_sqrt_kernel(flat, np.int64(reverse_shift), mult, shift, regs.spec, stats, regs.policy)
         regs.report(stats, aa.shape)
     else:
-        _inv_sqrt_fast_kernel(flat, np.int64(reverse_shift), mult, shift, scale_bits, base_bits)
-    scale = scale_bits.view(np.float64)
+        _inv_sqrt_fast_kernel(flat, np.int64(reverse_shift), mult, shift)
     vals = mult.reshape(aa.shape)
     sh = shift.reshape(aa.shape)
-    scale = scale.reshape(aa.shape)
-    return OpResult(values=vals, scale=scale, ops=_inv_sqrt_ops() * int(aa.size), registers=regs.file,
-                    taps={"shift": sh, "multiplier": vals})
+    return _InvSqrtResult(base, reverse_shift, values=vals, ops=_inv_sqrt_ops() * int(aa.size),
+                          registers=regs.file, taps={"shift": sh, "multiplier": vals})
+
+
+class _InvSqrtResult(OpResult):
+    """The :class:`OpResult` of :func:`get_inv_sqrt_quantized_multiplier_exp`. Its per-element
+    ``scale``, ``base * 2**(-shift * reverse_shift - 31)`` (an exact power-of-two scaling:
+    ``base`` is normal and the exponent lies in [-43, -31]), is built from the shifts when it is
+    first read, so a caller that needs only the multipliers and shifts, as TFLite's do, does not
+    pay for a float64 array of the input's size."""
+
+    def __init__(self, base: float, reverse_shift: int, **fields: Any) -> None:
+        self._scale_from = (base, reverse_shift, fields["taps"]["shift"])
+        super().__init__(scale=None, **fields)
+
+    @property  # type: ignore[override]
+    def scale(self) -> Any:
+        if self._scale is None:
+            base, rs, shift = self._scale_from
+            self._scale = np.ldexp(base, -shift * rs - 31)
+        return self._scale
+
+    @scale.setter
+    def scale(self, value: Any) -> None:
+        self._scale = value  # None (from OpResult's __init__): built when first read
 
 
 # ------------------------------------------------------------------------------------------------

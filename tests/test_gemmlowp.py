@@ -426,6 +426,9 @@ def test_inv_sqrt_accuracy_and_scale():
     # 1/4 (1/sqrt = 2): max relative error 1.25e-6 there, median 1.7e-8 (measured)
     assert rel.max() < 1.3e-6 and np.median(rel) < 3e-8
     assert np.all(r.values > 0) and np.all(r.values <= MAX32)
+    # the scale, built from the shifts when read: 2**(-shift * reverse_shift - 31) / sqrt(0.25)
+    assert r.scale.dtype == np.float64 and r.scale.shape == x.shape
+    assert r.scale.tolist() == [2.0 * 2.0 ** (s - 31) for s in r.taps["shift"].tolist()]
     one = get_inv_sqrt_quantized_multiplier_exp(np.array([0, 1]))
     assert one.values.tolist() == [MAX32, MAX32] and one.taps["shift"].tolist() == [0, 0]
 
