@@ -32,13 +32,10 @@ Counts are exact Python ints and compose with ``+``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
-
-import pandas as pd
+from typing import ClassVar
 
 from ..errors import ConfigError
-from ..opcounts import OpCounts
+from ..opcounts import KindCounts, OpCounts, format_widths
 
 __all__ = [
     "CostCounts",
@@ -56,45 +53,15 @@ MEMORY_LEVELS: tuple[str, ...] = ("register_file", "sram", "dram")
 MEMORY_KINDS: tuple[str, ...] = tuple(f"{lvl}_{d}" for lvl in MEMORY_LEVELS for d in ("read", "write"))
 COST_KINDS: tuple[str, ...] = INT_KINDS + FLOAT_KINDS + MEMORY_KINDS
 
-_ARITY = {"mac": 3, "mul": 2}
 
-Key = tuple[str, tuple[int, ...]]
+class CostCounts(KindCounts):
+    """A multiset of actions, ``(kind, widths) -> count`` over :data:`COST_KINDS` (see the
+    module docs)."""
 
-
-def _key(kind: str, widths: Iterable[int] | int) -> Key:
-    if kind not in COST_KINDS:
-        raise ConfigError(f"unknown cost action kind {kind!r}; valid: {', '.join(COST_KINDS)}")
-    if isinstance(widths, int):
-        widths = (widths,)
-    w = tuple(int(b) for b in widths)
-    if len(w) != _ARITY.get(kind, 1) or any(b < 1 for b in w):
-        raise ConfigError(f"{kind} needs {_ARITY.get(kind, 1)} positive bit width(s), got {widths!r}")
-    return (kind, w)
-
-
-def format_widths(kind: str, widths: tuple[int, ...]) -> str:
-    """``"8x8->32"`` for a MAC, ``"8x8"`` for a multiply, ``"32"`` otherwise.
-
-    >>> format_widths("mac", (4, 4, 32)), format_widths("fadd", (16,))
-    ('4x4->32', '16')
-    """
-    if kind == "mac":
-        return f"{widths[0]}x{widths[1]}->{widths[2]}"
-    if kind == "mul":
-        return f"{widths[0]}x{widths[1]}"
-    return "/".join(str(b) for b in widths)
-
-
-class CostCounts(Mapping):
-    """A multiset of actions, ``(kind, widths) -> count`` (see the module docs)."""
-
-    __slots__ = ("_c",)
-
-    def __init__(self, counts: Mapping[Key, int] | None = None) -> None:
-        self._c: dict[Key, int] = {}
-        if counts:
-            for (kind, widths), n in counts.items():
-                self.add(kind, widths, n)
+    __slots__ = ()
+    KINDS = COST_KINDS
+    ARITY: ClassVar[dict[str, int] | None] = {"mac": 3, "mul": 2}  # every other kind: one width
+    NOUN = "cost action"
 
     @classmethod
     def from_opcounts(cls, ops: OpCounts, read_level: str = "sram", write_level: str = "sram") -> CostCounts:
@@ -113,58 +80,6 @@ class CostCounts(Mapping):
                 out.add(kind, widths, n)
         return out
 
-    def add(self, kind: str, widths: Iterable[int] | int, n: int = 1) -> CostCounts:
-        """Add ``n`` actions in place; returns self. ``n`` must be a non-negative integer."""
-        if isinstance(n, bool) or int(n) != n or n < 0:
-            raise ConfigError(f"action counts must be non-negative integers, got {n!r}")
-        n = int(n)
-        if n:
-            k = _key(kind, widths)
-            self._c[k] = self._c.get(k, 0) + n
-        return self
-
-    def __getitem__(self, key: Key) -> int:
-        kind, widths = key
-        return self._c.get(_key(kind, widths), 0)
-
-    def __iter__(self) -> Iterator[Key]:
-        return iter(sorted(self._c))
-
-    def __len__(self) -> int:
-        return len(self._c)
-
-    def __add__(self, other: Any) -> CostCounts:
-        if not isinstance(other, CostCounts):
-            return NotImplemented
-        out = CostCounts()
-        out._c = dict(self._c)
-        for k, n in other._c.items():
-            out._c[k] = out._c.get(k, 0) + n
-        return out
-
-    def __radd__(self, other: Any) -> CostCounts:
-        if isinstance(other, int) and other == 0:  # lets sum() work
-            return self + CostCounts()
-        return NotImplemented
-
-    def __mul__(self, factor: int) -> CostCounts:
-        if isinstance(factor, bool) or not isinstance(factor, int) or factor < 0:
-            return NotImplemented
-        out = CostCounts()
-        out._c = {k: n * factor for k, n in self._c.items() if n * factor}
-        return out
-
-    __rmul__ = __mul__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, CostCounts) and self._c == other._c
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def total(self, kind: str | None = None) -> int:
-        """Number of actions of ``kind`` at any width (of every kind if None)."""
-        return sum(n for (k, _), n in self._c.items() if kind is None or k == kind)
-
     def memory_bits(self) -> dict[str, int]:
         """Bits moved per memory level (reads plus writes): ``{"register_file": .., "sram": .., "dram": ..}``."""
         out = dict.fromkeys(MEMORY_LEVELS, 0)
@@ -175,16 +90,4 @@ class CostCounts(Mapping):
 
     def compute(self) -> CostCounts:
         """The arithmetic actions only (memory accesses dropped)."""
-        out = CostCounts()
-        out._c = {k: n for k, n in self._c.items() if k[0] not in MEMORY_KINDS}
-        return out
-
-    def to_frame(self) -> pd.DataFrame:
-        """Columns ``kind``, ``widths`` (formatted, e.g. ``"8x8->32"``), ``bits`` (tuple), ``count``."""
-        rows = [{"kind": k, "widths": format_widths(k, w), "bits": w, "count": n}
-                for (k, w), n in sorted(self._c.items())]
-        return pd.DataFrame(rows, columns=["kind", "widths", "bits", "count"])
-
-    def __repr__(self) -> str:
-        inner = ", ".join(f"{k}[{format_widths(k, w)}]={n}" for (k, w), n in sorted(self._c.items()))
-        return f"CostCounts({inner})"
+        return self._new({k: n for k, n in self._c.items() if k[0] not in MEMORY_KINDS})
