@@ -39,7 +39,15 @@ from .requant import (
     saturating_rounding_doubling_high_mul,
 )
 from .rounding import ROUNDING_MODES, div_round, round_float, rounding_mode, shift_right
-from .unpack import STRATEGIES, UnpackResult, compare_strategies, unpack_matmul, unpack_stats
+from .unpack import (
+    STRATEGIES,
+    UnpackedPair,
+    UnpackResult,
+    compare_strategies,
+    unpack_matmul,
+    unpack_operands,
+    unpack_stats,
+)
 
 try:
     __version__ = version("intsim")
@@ -54,7 +62,8 @@ __all__ = [
     "Datapath", "OVERFLOW_POLICIES", "overflow_policy",
     "GemmResult", "matmul", "gemm_ops", "trace_output",
     "OpCounts", "OP_KINDS",
-    "unpack_matmul", "UnpackResult", "unpack_stats", "compare_strategies", "STRATEGIES",
+    "unpack_matmul", "UnpackResult", "unpack_operands", "UnpackedPair", "unpack_stats", "compare_strategies",
+    "STRATEGIES",
     "quantize_rtn", "quantize_per_token", "llm_int8_matmul", "LLMInt8Result",
     "Dyadic", "quantize_multiplier", "ibert_frexp", "REQUANT_MODES", "requantize",
     "saturating_rounding_doubling_high_mul", "rounding_divide_by_pot", "multiply_by_quantized_multiplier",

@@ -83,6 +83,8 @@ __all__ = [
     "BothUnpack",
     "LowBitGemm",
     "UnpackResult",
+    "UnpackedPair",
+    "unpack_operands",
     "UnpackStats",
     "in_range",
     "entry_levels",
@@ -779,14 +781,26 @@ def _plan_levels(L: np.ndarray, w: np.ndarray, v: np.ndarray) -> tuple[np.ndarra
 # ---------------------------------------------------------------------------------------------
 
 @dataclass
-class _Pair:
-    a: np.ndarray          # (M', K'') int64
-    b: np.ndarray          # (K'', N') int64
-    a_src: np.ndarray      # (M',)
-    a_shift: np.ndarray    # (M',)
-    b_src: np.ndarray      # (N',)
-    b_shift: np.ndarray    # (N',)
-    inner_shift: np.ndarray  # (K'',)
+class UnpackedPair:
+    """Both operands of a product ``A @ B`` (A: M x K, B: K x N) unpacked into low-bit
+    digits, with the maps that reassemble the product (:func:`unpack_operands`)::
+
+        (A @ B)[a_src[p], b_src[q]] = sum over p, q of
+            (a[p, k] * b[k, q]) << (a_shift[p] + b_shift[q] + inner_shift[k])   (summed over k)
+
+    Attributes: ``a`` (M' x K'') and ``b`` (K'' x N') int64 digit matrices within the
+    unpack bit-widths; ``a_src``/``a_shift`` (M') the original row of each unpacked row and its
+    shift; ``b_src``/``b_shift`` (N') the same for the columns of ``b``; ``inner_shift`` (K'')
+    the shift of each inner line.
+    """
+
+    a: np.ndarray
+    b: np.ndarray
+    a_src: np.ndarray
+    a_shift: np.ndarray
+    b_src: np.ndarray
+    b_shift: np.ndarray
+    inner_shift: np.ndarray
 
 
 def _joint_plan(LA: np.ndarray, LBt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -815,7 +829,7 @@ def _joint_plan(LA: np.ndarray, LBt: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def _unpack_pair(A: np.ndarray, B: np.ndarray, strategy_a: str, strategy_b: str, bits_a: int, bits_b: int,
-                 admit_min: bool) -> _Pair:
+                 admit_min: bool) -> UnpackedPair:
     """Unpack A (M x K) against B, then B (its columns are its own lines) against the unpacked A."""
     (lo_a, hi_a), (lo_b, hi_b) = _range(bits_a, admit_min), _range(bits_b, admit_min)
     sa, sbb = bits_a - 1, bits_b - 1
@@ -852,7 +866,7 @@ def _unpack_pair(A: np.ndarray, B: np.ndarray, strategy_a: str, strategy_b: str,
         B1 = B if ksrc is None else B[ksrc]  # B's rows duplicated for A's inner copies
         sideB = _unpack_operand(B1, 1, strategy_b, sideA.inner_shift, sbb, lo_b, hi_b)
     A2 = sideA.mat if sideB.inner_src is None else sideA.mat[:, sideB.inner_src]
-    return _Pair(A2, sideB.mat, sideA.own_src, sideA.own_shift, sideB.own_src, sideB.own_shift,
+    return UnpackedPair(A2, sideB.mat, sideA.own_src, sideA.own_shift, sideB.own_src, sideB.own_shift,
                  sideB.inner_shift)
 
 
@@ -1275,6 +1289,37 @@ def _reassembly_ops(n_gemms_shifts: list[int], a_shift: np.ndarray, b_shift: np.
     return ops
 
 
+def _resolve(A: Any, B: Any, datapath: Datapath | None, strategy_a: str, strategy_b: str, bits: Any,
+             admit_min: bool) -> tuple[Datapath, str, str, int, int, tuple[int, int, int], UnpackedPair]:
+    """The checked arguments of :func:`unpack_matmul` and :func:`unpack_operands`, and the pair."""
+    dp = datapath if datapath is not None else Datapath()
+    if not isinstance(dp, Datapath):
+        raise ConfigError(f"datapath must be an intsim.Datapath, got {type(dp).__name__}")
+    bits_a, bits_b = _datapath_bits(dp, bits)
+    sa_name = _check_strategy(strategy_a, "strategy_a")
+    sb_name = _check_strategy(strategy_b, "strategy_b")
+    A64, B64 = _operands(A, B)
+    pair = _unpack_pair(A64, B64, sa_name, sb_name, bits_a, bits_b, admit_min)
+    return dp, sa_name, sb_name, bits_a, bits_b, (A64.shape[0], A64.shape[1], B64.shape[1]), pair
+
+
+def unpack_operands(A: Any, B: Any, datapath: Datapath | None = None, strategy_a: str = "row",
+                    strategy_b: str = "row", *, bits: int | tuple[int, int] | None = None,
+                    admit_min: bool = False) -> UnpackedPair:
+    """The unpacked operands that :func:`unpack_matmul` multiplies (same arguments, same
+    checks), with the maps that reassemble the product: for streaming them to hardware or
+    checking a design's low-bit GEMMs one by one.
+
+    >>> from intsim import Datapath, IntType
+    >>> p = unpack_operands([[100, -3], [2, 1]], [[1, 0], [0, 1]], Datapath(IntType(4), IntType(4)))
+    >>> p.a_src.tolist(), p.a_shift.tolist()  # row 0 = [4, 5] + ([4, 7] << 3) + ([1, -1] << 6)
+    ([0, 1, 0, 0], [0, 0, 3, 6])
+    >>> p.a.tolist()
+    [[4, 5], [2, 1], [4, 7], [1, -1]]
+    """
+    return _resolve(A, B, datapath, strategy_a, strategy_b, bits, admit_min)[-1]
+
+
 def unpack_matmul(A: Any, B: Any, datapath: Datapath | None = None, strategy_a: str = "row",
                   strategy_b: str = "row", *, bits: int | tuple[int, int] | None = None,
                   admit_min: bool = False) -> UnpackResult:
@@ -1302,16 +1347,8 @@ def unpack_matmul(A: Any, B: Any, datapath: Datapath | None = None, strategy_a: 
     >>> r.values.tolist() == (A @ B).tolist(), r.n_gemms, round(r.unpack_ratio, 2)
     (True, 3, 4.0)
     """
-    dp = datapath if datapath is not None else Datapath()
-    if not isinstance(dp, Datapath):
-        raise ConfigError(f"datapath must be an intsim.Datapath, got {type(dp).__name__}")
-    bits_a, bits_b = _datapath_bits(dp, bits)
-    sa_name = _check_strategy(strategy_a, "strategy_a")
-    sb_name = _check_strategy(strategy_b, "strategy_b")
-    A64, B64 = _operands(A, B)
-    M, K = A64.shape
-    N = B64.shape[1]
-    pair = _unpack_pair(A64, B64, sa_name, sb_name, bits_a, bits_b, admit_min)
+    dp, sa_name, sb_name, bits_a, bits_b, (M, K, N), pair = _resolve(A, B, datapath, strategy_a, strategy_b, bits,
+                                                                     admit_min)
     Ap = pair.a.astype(dp.a.dtype)  # narrow first: the reordering below then moves fewer bytes
     Bp = pair.b.astype(dp.b.dtype)
     Mp, Kp = Ap.shape
@@ -1361,7 +1398,7 @@ def unpack_matmul(A: Any, B: Any, datapath: Datapath | None = None, strategy_a: 
                         bits_a, bits_b, admit_min, dp)
 
 
-def _reassemble_exact(results: list[tuple[int, GemmResult]], pair: _Pair, M: int, N: int) -> np.ndarray:
+def _reassemble_exact(results: list[tuple[int, GemmResult]], pair: UnpackedPair, M: int, N: int) -> np.ndarray:
     """The reassembly in Python ints; int64 if every output fits, else an object array."""
     C = np.empty((M, N), dtype=object)
     C.fill(0)

@@ -322,6 +322,27 @@ def test_unpack_matmul_is_exact_for_every_strategy_pair(AB, b, admit):
         assert sum(g.shape[1] for g in r.gemms) == k2
 
 
+@given(gemm_operands(max_dim=8, max_bits=14), st.integers(2, 8), st.booleans())
+def test_unpack_operands_reassemble_the_product(AB, b, admit):
+    # the streams unpack_matmul multiplies, reassembled here in Python ints by their maps
+    A, B = AB
+    dp = Datapath(IntType(b), IntType(b), acc_bits=32)
+    lo, hi = -(1 << (b - 1)) + (0 if admit else 1), (1 << (b - 1)) - 1
+    for sa, sb in PAIRS:
+        p = U.unpack_operands(A, B, dp, sa, sb, admit_min=admit)
+        assert all(lo <= v <= hi for v in p.a.reshape(-1).tolist() + p.b.reshape(-1).tolist()), (sa, sb)
+        got = [[0] * B.shape[1] for _ in range(A.shape[0])]
+        for i, row in enumerate(p.a.tolist()):
+            for j, col in enumerate(p.b.T.tolist()):
+                s = sum(x * y << int(t) for x, y, t in zip(row, col, p.inner_shift.tolist(), strict=True))
+                got[int(p.a_src[i])][int(p.b_src[j])] += s << int(p.a_shift[i] + p.b_shift[j])
+        assert got == exact_product(A, B), (sa, sb)
+        assert p.a.shape[0] * p.a.shape[1] * p.b.shape[1] == \
+            unpack_matmul(A, B, dp, sa, sb, admit_min=admit).ops.total("mac")
+    with pytest.raises(ConfigError):
+        U.unpack_operands(A, B, Datapath(IntType(b, signed=False), IntType(b)))
+
+
 @given(gemm_operands(max_dim=8, max_bits=12), st.integers(2, 8), st.booleans())
 def test_closed_form_stats_equal_the_materialized_unpacking(AB, b, admit):
     A, B = AB

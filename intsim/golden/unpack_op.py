@@ -95,23 +95,23 @@ class UnpackMatmulOperator(GoldenOperator):
             raise ConfigError(f"{where}: config: {exc}") from None
         return case
 
+    @staticmethod
+    def _options(c: Mapping[str, Any]) -> tuple[tuple[str, str], dict[str, Any]]:
+        """The strategies and keyword options of the case's unpack_matmul / unpack_operands call."""
+        bits = tuple(c["bits"]) if isinstance(c["bits"], list) else c["bits"]
+        return (c["strategy_a"], c["strategy_b"]), {"bits": bits, "admit_min": c["admit_min"]}
+
     def _call(self, case: Case, A: np.ndarray, B: np.ndarray, dp: Datapath | None = None) -> Any:
         from ..unpack import unpack_matmul
 
-        c = case.config
-        bits = tuple(c["bits"]) if isinstance(c["bits"], list) else c["bits"]
-        return unpack_matmul(A, B, dp or self.datapath(c), c["strategy_a"], c["strategy_b"], bits=bits,
-                             admit_min=c["admit_min"])
+        strategies, options = self._options(case.config)
+        return unpack_matmul(A, B, dp or self.datapath(case.config), *strategies, **options)
 
-    @staticmethod
-    def _pair(case: Case, A: np.ndarray, B: np.ndarray, dp: Datapath) -> Any:
-        from .. import unpack as up
+    def _pair(self, case: Case, A: np.ndarray, B: np.ndarray, dp: Datapath) -> Any:
+        from ..unpack import unpack_operands
 
-        c = case.config
-        bits = tuple(c["bits"]) if isinstance(c["bits"], list) else c["bits"]
-        bits_a, bits_b = up._datapath_bits(dp, bits)
-        A64, B64 = up._operands(A, B)
-        return up._unpack_pair(A64, B64, c["strategy_a"], c["strategy_b"], bits_a, bits_b, c["admit_min"])
+        strategies, options = self._options(case.config)
+        return unpack_operands(A, B, dp, *strategies, **options)
 
     def run(self, case: Case, inputs: Mapping[str, np.ndarray]) -> OpRun:
         dp = self.datapath(case.config)
@@ -149,8 +149,8 @@ class UnpackMatmulOperator(GoldenOperator):
                     sh = int(t) + int(pair.a_shift[p]) + int(pair.b_shift[q])
                     check[int(pair.a_src[p])][int(pair.b_src[q])] += int(g.values[p, q]) << sh
         if check != r.values.tolist() or not np.array_equal(overflow, r.overflow):
-            raise RuntimeError(f"{where}: the unpacked streams do not reproduce unpack_matmul's result; "
-                               "intsim.unpack changed its internals (update intsim/golden/unpack_op.py)")
+            raise RuntimeError(f"{where}: the streams of unpack_operands do not reproduce unpack_matmul's "
+                               "result (intsim.unpack: the two must unpack alike)")
         acc = dp.acc
         outputs = [(TensorDecl("C", "output", (M, N), IntType(64)), r.values.astype(np.int64))]
         taps = [
