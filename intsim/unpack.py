@@ -783,10 +783,11 @@ def _plan_levels(L: np.ndarray, w: np.ndarray, v: np.ndarray) -> tuple[np.ndarra
 @dataclass
 class UnpackedPair:
     """Both operands of a product ``A @ B`` (A: M x K, B: K x N) unpacked into low-bit
-    digits, with the maps that reassemble the product (:func:`unpack_operands`)::
+    digits, with the maps that reassemble the product (:func:`unpack_operands`): output
+    ``(r, c)`` of ``A @ B`` is the sum, over every unpacked row ``i`` with ``a_src[i] = r``,
+    column ``j`` with ``b_src[j] = c`` and inner line ``k``, of::
 
-        (A @ B)[a_src[p], b_src[q]] = sum over p, q of
-            (a[p, k] * b[k, q]) << (a_shift[p] + b_shift[q] + inner_shift[k])   (summed over k)
+        (a[i, k] * b[k, j]) << (a_shift[i] + b_shift[j] + inner_shift[k])
 
     Attributes: ``a`` (M' x K'') and ``b`` (K'' x N') int64 digit matrices within the
     unpack bit-widths; ``a_src``/``a_shift`` (M') the original row of each unpacked row and its
