@@ -174,6 +174,18 @@ def _log2e_terms(terms: Any, op: str) -> tuple[np.ndarray, np.ndarray]:
 # DI-Exp
 # ---------------------------------------------------------------------------------------------
 @njit(cache=True, inline="always")
+def _shift_add(t, sh, sg):
+    """The log2(e) multiply as shift-adds: ``sum(sign * (t >> shift))`` over the terms."""
+    u = np.int64(0)
+    for w in range(sh.shape[0]):
+        if sg[w] > 0:
+            u += t >> sh[w]
+        else:
+            u -= t >> sh[w]
+    return u
+
+
+@njit(cache=True, inline="always")
 def _diexp_chain(cf, st, tp, ton, i, j, s0, z, m, k, sh, sg, F):
     """DI-Exp of z <= 0 at scale m / 2**k: steps mul, log2e, q, r, frac, exp (s0 ... s0+5).
 
@@ -181,13 +193,7 @@ def _diexp_chain(cf, st, tp, ton, i, j, s0, z, m, k, sh, sg, F):
     frac = floor(2**F * (1 - r / 2**(k+1))); exp = frac >> q.
     """
     t = mul_reg(cf, st, tp, ton, i, j, s0, z, m)
-    u = np.int64(0)
-    for w in range(sh.shape[0]):
-        if sg[w] > 0:
-            u += t >> sh[w]
-        else:
-            u -= t >> sh[w]
-    u = reg(cf, st, tp, ton, i, j, s0 + 1, u)
+    u = reg(cf, st, tp, ton, i, j, s0 + 1, _shift_add(t, sh, sg))
     a = -u if u < 0 else np.int64(0)
     q = reg(cf, st, tp, ton, i, j, s0 + 2, a >> k)
     r = reg(cf, st, tp, ton, i, j, s0 + 3, a & ((np.int64(1) << k) - np.int64(1)))
@@ -225,14 +231,7 @@ def _diexp_raw(z, m, k, sh, sg, F):
     """DI-Exp without registers (the fast paths): same arithmetic as _diexp_chain."""
     if _is_default_log2e(sh, sg):
         return _diexp_default(z, m, k, F)
-    t = z * m
-    u = np.int64(0)
-    for w in range(sh.shape[0]):
-        if sg[w] > 0:
-            u += t >> sh[w]
-        else:
-            u -= t >> sh[w]
-    return _diexp_tail(u, k, F)
+    return _diexp_tail(_shift_add(z * m, sh, sg), k, F)
 
 
 @njit(cache=True, inline="always")
@@ -264,12 +263,7 @@ def _diexp_fits(cf, s0, zlo, m, k, sh, sg, F):
     """Whether every DI-Exp register (steps s0..s0+5) holds its values for all z in [zlo, 0],
     by monotonicity (valid for the default shift-add, which is non-decreasing in t)."""
     tlo = zlo * m
-    ulo = np.int64(0)
-    for w in range(sh.shape[0]):
-        if sg[w] > 0:
-            ulo += tlo >> sh[w]
-        else:
-            ulo -= tlo >> sh[w]
+    ulo = _shift_add(tlo, sh, sg)
     amax = -ulo if ulo < 0 else np.int64(0)
     rmax = min(amax, (np.int64(1) << k) - np.int64(1))
     one = np.int64(1) << F
