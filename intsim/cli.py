@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from . import __version__
 from .errors import IntsimError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "describe_os_error"]
 
 
 def _optional_module(name: str):
@@ -67,6 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def describe_os_error(exc: OSError) -> str:
+    """One line for an ``OSError``: what failed and on which file(s), e.g.
+    ``permission denied: /data/out (errno 13)``."""
+    what = (exc.strerror or type(exc).__name__).lower()
+    files = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+    code = f" (errno {exc.errno})" if exc.errno is not None else ""
+    return f"{what}: {files}{code}" if files else f"{what}{code}: {exc}"
+
+
 def _usage(parser: argparse.ArgumentParser) -> int:
     parser.print_help(sys.stderr)
     return 2
@@ -82,6 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except IntsimError as exc:
         print(f"intsim: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the file system refused: one line naming the file, not a traceback
+        print(f"intsim: error: {describe_os_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("intsim: interrupted", file=sys.stderr)

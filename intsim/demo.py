@@ -43,6 +43,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from .datapath import Datapath
+from .fileio import check_output_target
 from .gemm import matmul
 from .inttype import IntType
 
@@ -358,27 +359,11 @@ def _markdown(evals: list[Any], checks: list[tuple[str, str]], golden: str, timi
     return "\n".join(lines) + "\n"
 
 
-_MARKER = ".intsim-minilm-report"
-
-
-def _check_out(out: Path) -> None:
-    """Refuse to replace an existing directory that is neither empty nor an earlier demo report."""
-    from .errors import ConfigError
-
-    if out.is_symlink() or (out.exists() and not out.is_dir()):
-        raise ConfigError(f"--out {out}: exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not (out / _MARKER).is_file():
-        raise ConfigError(f"--out {out}: refusing to replace a non-empty directory that is not an intsim demo "
-                          "report; choose another output directory")
-
-
 def _write_report(out: Path, evals: list[Any], checks: list[tuple[str, str]], timing: dict[str, float],
                   golden: bool, golden_note: list[str], command: str) -> None:
     from .fileio import atomic_directory
 
-    _check_out(out)
     with atomic_directory(out, force=True) as tmp:
-        (tmp / _MARKER).write_text("written by intsim demo; the whole directory is replaced on the next run\n")
         (tmp / "results.csv").write_text(_csv([_result_row(ev) for ev in evals], _RESULT_COLS))
         rows = [{"configuration": ev.config.name, "profile": ev.profile, **r} for ev in evals for r in ev.layer_errors]
         (tmp / "layer_errors.csv").write_text(_csv(rows, ["configuration", "profile", "layer", "mean", "p50",
@@ -502,7 +487,7 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= args.sentences <= len(SENTENCES):
         raise ConfigError(f"--sentences must be from 1 to {len(SENTENCES)}, got {args.sentences}")
     if not args.no_report:
-        _check_out(Path(args.out))  # before the long run, not after it
+        check_output_target(args.out, force=True)  # before the long run, not after it
     configs = _selected(args.config, list(mi.CONFIGURATIONS))
     profiles = mi.available_profiles() if args.profile == "all" else [args.profile]
     for p in profiles:

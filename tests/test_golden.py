@@ -360,7 +360,7 @@ def test_generate_refuses_to_overwrite(tmp_path, small, capsys):
     other.mkdir()
     (other / "keep.txt").write_text("precious")
     assert cli.main(["generate", str(spec), "--out", str(other), "--force"]) == 2
-    assert "neither empty nor an intsim golden suite" in capsys.readouterr().err
+    assert "refusing to replace" in capsys.readouterr().err
     assert (other / "keep.txt").read_text() == "precious"
     existing = tmp_path / "existing"
     shutil.copytree(small, existing)

@@ -45,6 +45,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -54,7 +55,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, FileFormatError, IntsimError
-from ..fileio import atomic_directory
+from ..fileio import Listing, atomic_directory
 from ..inttype import IntType
 from .datagen import generate
 from .hexfmt import format_memh, hex_digits, parse_memh
@@ -115,24 +116,30 @@ def _write(root: Path, rel: str, data: bytes, files: dict[str, dict[str, Any]]) 
     files[rel] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
-def _is_suite_dir(path: Path) -> bool:
+def suite_listing(root: Path) -> Listing | None:
+    """The files a golden suite's ``manifest.json`` says intsim wrote in ``root`` (with the manifest
+    itself), or None if ``root`` holds no intact intsim manifest. :func:`intsim.fileio.atomic_directory`
+    uses it to recognize a suite that ``generate --force`` may replace."""
+    path = root / MANIFEST
     try:
-        doc = json.loads((path / MANIFEST).read_text("utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(doc, dict) and doc.get("format") == FORMAT
-
-
-def _check_target(out: Path, force: bool) -> None:
-    if not os.path.lexists(out):
-        return
-    if not force:
-        raise ConfigError(f"{out} already exists; pass --force (force=True) to replace it")
-    if out.is_symlink() or not out.is_dir():
-        raise ConfigError(f"refusing to replace {out}: it is not a directory")
-    if any(out.iterdir()) and not _is_suite_dir(out):
-        raise ConfigError(f"refusing to replace {out}: it is neither empty nor an intsim golden suite "
-                          f"(no valid {MANIFEST}); remove it yourself or choose another output directory")
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > (256 << 20):
+            return None
+        data = path.read_bytes()
+        doc = json.loads(data)
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not (isinstance(doc, dict) and doc.get("format") == FORMAT and isinstance(doc.get("files"), dict)):
+        return None
+    if doc.get("content_sha256") != _content_hash(doc):
+        return None  # edited by hand: not what intsim wrote
+    listing: Listing = {MANIFEST: (len(data), hashlib.sha256(data).hexdigest())}
+    for rel, meta in doc["files"].items():
+        if not (isinstance(rel, str) and isinstance(meta, dict) and type(meta.get("bytes")) is int
+                and isinstance(meta.get("sha256"), str)):
+            return None
+        listing[rel] = (meta["bytes"], meta["sha256"])
+    return listing
 
 
 def _tensor_files(case: Case, decl: TensorDecl, arr: np.ndarray, root: Path,
@@ -186,18 +193,18 @@ def generate_suite(spec: SuiteSpec | str | os.PathLike, out: str | os.PathLike, 
     """Compute every case of ``spec`` and write the suite to ``out`` atomically.
 
     ``spec`` is a :class:`~intsim.golden.spec.SuiteSpec` or the path of a TOML spec. The
-    suite is built in a temporary sibling of ``out`` and renamed into place only when
-    complete; on any error nothing is left behind and an existing ``out`` is untouched.
-    An existing ``out`` is refused unless ``force``, and even then only if it is empty or
-    an intsim golden suite. ``progress``, if given, is called with each case name.
+    suite is built in a temporary sibling of ``out`` and swapped into place only when
+    complete (:func:`intsim.fileio.atomic_directory`); on any error nothing is left behind and
+    an existing ``out`` is untouched. An existing non-empty ``out`` is refused unless ``force``,
+    and even then unless it holds exactly an intsim golden suite: every file listed in its
+    manifest, unchanged, and nothing else. ``progress``, if given, is called with each case name.
     """
     if not isinstance(spec, SuiteSpec):
         spec = load_spec(spec)
     out = Path(out)
-    _check_target(out, force)
     files: dict[str, dict[str, Any]] = {}
     cases = []
-    with atomic_directory(out, force=force) as tmp:
+    with atomic_directory(out, force=force, owned=suite_listing, record=False) as tmp:
         if spec.text is not None:
             _write(tmp, SPEC_COPY, spec.text, files)
         for case in spec.cases:
