@@ -32,10 +32,15 @@ TOSA 1.0 ``apply_scale_32`` pseudocode, and intsim does not guess bit-exact sema
 
 **Order of rounding and saturation.** ONNX and TFLite round, then add the zero point,
 then saturate (``order="round_then_saturate"``, the default). qonnx ``IntQuant`` and
-TVM Relay QNN clamp the real value first (``order="clamp_then_round"``). With integer
-bounds the two orders give identical results in every rounding mode except ``jam``
-(which turns the clamped bound ``min`` into ``min | 1``); the option exists so a model
-states which one its hardware has.
+TVM Relay QNN clamp the real value first (``order="clamp_then_round"``): ``v = x * s``
+(as the mode computes it: exact rational in ``dyadic``, the float32/float64 product in the
+float modes) is clamped to ``[lo, hi] = [out.min - zp, out.max - zp]``, then rounded, then
+``zp`` is added. The bounds are exact integers in every mode (the float modes compare in
+the integer domain after rounding, never against a bound rounded to float32, which would
+move it inward past 2**24). With integer bounds the two orders give identical results in
+every rounding mode except ``jam`` (which turns the clamped bound ``min`` into
+``min | 1``), because every other mode is monotone and leaves integers unchanged; the
+option exists so a model states which one its hardware has.
 
 **Exactness.** ``dyadic``: when every product ``x * m`` fits int64 the computation is
 numpy int64 (the product is exact, then :func:`intsim.rounding.shift_right` rounds
@@ -78,7 +83,7 @@ import numpy as np
 
 from ._arrays import as_int_array, to_int64
 from .dyadic import Dyadic, check_scale, quantize_multiplier
-from .errors import ConfigError, OperandRangeError, RegisterOverflow
+from .errors import ConfigError, OperandRangeError, RegisterOverflow, ShapeError
 from .inttype import IntType
 from .opcounts import OpCounts
 from .opresult import OpResult
@@ -101,6 +106,11 @@ __all__ = [
 
 REQUANT_MODES: tuple[str, ...] = ("dyadic", "tflite_double", "tflite_single", "onnx_ref", "ort_fp32", "gemmini_fp32")
 REQUANT_ORDERS: tuple[str, ...] = ("round_then_saturate", "clamp_then_round")
+#: the intermediate registers each requantize mode declares (the names ``registers=`` accepts)
+_MODE_REGISTERS: dict[str, tuple[str, ...]] = {
+    "dyadic": ("product",), "tflite_double": ("shifted_input", "result"),
+    "tflite_single": ("shifted_input", "result"), "onnx_ref": (), "ort_fp32": (), "gemmini_fp32": (),
+}
 
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
@@ -141,6 +151,52 @@ def _check_range(arr: np.ndarray, lo: int, hi: int, name: str, what: str) -> Non
     value = int(arr[idx]) if arr.ndim else int(arr)
     raise OperandRangeError(f"{name}: {flat.size} entries outside {what} [{lo}, {hi}]; first at index {idx}: "
                             f"{value}", count=int(flat.size), index=idx, value=value)
+
+
+def _shape_str(shape: tuple) -> str:
+    return str(tuple(int(n) for n in shape))
+
+
+def _check_param_shape(op: str, name: str, pshape: tuple, xname: str, xshape: tuple) -> None:
+    """Raise ShapeError unless a parameter of shape ``pshape`` broadcasts *to* ``xshape``, that is,
+    unless the broadcast result has exactly the shape of the operand ``xname`` (a parameter may
+    be a scalar, per-channel along x's trailing axes, or of x's own shape; it never enlarges x)."""
+    pshape, xshape = tuple(pshape), tuple(xshape)
+    try:
+        result = np.broadcast_shapes(pshape, xshape)
+    except ValueError:
+        result = None
+    if result == xshape:
+        return
+    msg = (f"{op}: {name} has shape {_shape_str(pshape)}, which does not broadcast to {xname}'s shape "
+           f"{_shape_str(xshape)}")
+    if result is not None:
+        msg += f" (the result would have shape {_shape_str(result)} instead of {xname}'s shape)"
+    else:
+        for i in range(1, min(len(pshape), len(xshape)) + 1):
+            if pshape[-i] not in (1, xshape[-i]):
+                axis = len(xshape) - i
+                msg += f": along {xname}'s axis {axis} (length {xshape[-i]}) {name} has length {pshape[-i]}"
+                if i == 1:
+                    msg += f" (a per-channel {name} needs {xshape[-1]} entries, one per entry of {xname}'s last axis)"
+                break
+    raise ShapeError(msg)
+
+
+def _check_registers(op: str, registers: Any, valid: tuple[str, ...]) -> dict:
+    """``registers`` (None or a mapping of register name -> width) as a dict whose names are all
+    in ``valid``; else ConfigError listing the valid names."""
+    if registers is None:
+        return {}
+    if not isinstance(registers, Mapping):
+        raise ConfigError(f"{op}: registers must be a mapping of register name -> width, got {registers!r}")
+    unknown = [k for k in registers if k not in valid]
+    if unknown:
+        names = ", ".join(repr(k) for k in unknown)
+        if valid:
+            raise ConfigError(f"{op}: unknown register name(s) {names} in registers=; valid: {', '.join(valid)}")
+        raise ConfigError(f"{op} has no intermediate integer registers, so registers= must be empty; got {names}")
+    return dict(registers)
 
 
 def _bits_arg(bits: Any) -> int:
@@ -184,8 +240,9 @@ def rounding_divide_by_pot(x: Any, exponent: Any, bits: int = 32) -> np.ndarray:
 
     Literal semantics: ``mask = 2**e - 1; rem = x & mask; thr = (mask >> 1) + (x < 0);
     (x >> e) + (rem > thr)``, which equals C ``std::round(x / 2**e)``. ``0 <= exponent
-    <= bits - 1`` (scalar or array broadcast against ``x``); ``x`` must fit the
-    ``bits``-bit signed type. Returns int64.
+    <= bits - 1``, a scalar or an array that broadcasts to ``x``'s shape (ShapeError
+    otherwise: the result always has ``x``'s shape); ``x`` must fit the ``bits``-bit signed
+    type. Returns int64.
 
     >>> rounding_divide_by_pot([-5, 5, -1, -2**31, 2**31 - 1], [1, 1, 1, 31, 31]).tolist()
     [-3, 3, -1, -1, 1]
@@ -193,6 +250,7 @@ def rounding_divide_by_pot(x: Any, exponent: Any, bits: int = 32) -> np.ndarray:
     b_ = _bits_arg(bits)
     xx = to_int64(IntType(b_).check(as_int_array(x, "x"), "x"), "x")
     e = _int_arg(exponent, "exponent")
+    _check_param_shape("rounding_divide_by_pot", "exponent", e.shape, "x", xx.shape)
     _check_range(e, 0, b_ - 1, "exponent", "the RDBPOT exponent range")
     mask = (np.int64(1) << e) - 1
     rem = xx & mask
@@ -251,9 +309,12 @@ def rounding_half_sum(a: Any, b: Any, bits: int = 32) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------
 
 
-def _mbqm_args(quantized_multiplier: Any, shift: Any, lo_shift: int, hi_shift: int) -> tuple[np.ndarray, np.ndarray]:
+def _mbqm_args(op: str, xshape: tuple, quantized_multiplier: Any, shift: Any, lo_shift: int,
+               hi_shift: int) -> tuple[np.ndarray, np.ndarray]:
     q = _int_arg(quantized_multiplier, "quantized_multiplier")
     s = _int_arg(shift, "shift")
+    _check_param_shape(op, "quantized_multiplier", q.shape, "x", xshape)
+    _check_param_shape(op, "shift", s.shape, "x", xshape)
     _check_range(q, 0, INT32_MAX, "quantized_multiplier", "the TFLite multiplier range")
     _check_range(s, lo_shift, hi_shift, "shift", "the supported shift range")
     return q, s
@@ -279,18 +340,22 @@ def multiply_by_quantized_multiplier(
 
       whose result must fit int32 (register ``result``).
 
-    ``x`` int32, ``0 <= q <= 2**31 - 1``, ``-31 <= shift <= 30`` (scalars or arrays,
-    broadcast: per-channel multipliers work). Returns int64 values of the int32 result.
+    ``x`` int32, ``0 <= q <= 2**31 - 1``, ``-31 <= shift <= 30``. ``q`` and ``shift`` are
+    scalars or arrays that broadcast to ``x``'s shape (per-channel multipliers along the
+    trailing axes work; any other shape is a ShapeError). ``registers`` overrides the widths
+    of ``shifted_input`` and ``result`` (32 bits); any other name is a ConfigError. Returns
+    int64 values of the int32 result, of ``x``'s shape.
 
     >>> multiply_by_quantized_multiplier([-99996, 5], 1610612736, -1).tolist()
     [-37499, 2]
     >>> multiply_by_quantized_multiplier([-99996, 5], 1610612736, -1, single_rounding=True).tolist()
     [-37498, 2]
     """
-    regs = _regs or RegisterFile("multiply_by_quantized_multiplier",
-                                 dict({"shifted_input": 32, "result": 32}, **(registers or {})), overflow=overflow)
+    op = "multiply_by_quantized_multiplier"
+    widths = _check_registers(op, registers, ("shifted_input", "result"))
+    regs = _regs or RegisterFile(op, dict({"shifted_input": 32, "result": 32}, **widths), overflow=overflow)
     xx = to_int64(IntType(32).check(as_int_array(x, "x"), "x"), "x")
-    q, s = _mbqm_args(quantized_multiplier, shift, -31, 30)
+    q, s = _mbqm_args(op, xx.shape, quantized_multiplier, shift, -31, 30)
     if single_rounding:
         total = 31 - s
         prod = xx * q  # |x*q| < 2**62
@@ -322,8 +387,9 @@ def multiply_by_quantized_multiplier_int64(
         red = (q + 2**15) >> 16 if q < 0x7FFF0000 else 0x7FFF
         (x * red + 2**(14 - shift)) >> (15 - shift)
 
-    ``-2**47 <= x < 2**47``, ``0 <= q <= 2**31 - 1``, ``-31 <= shift <= 14``. The result must
-    fit int32 (register ``result``). Returns int64.
+    ``-2**47 <= x < 2**47``, ``0 <= q <= 2**31 - 1``, ``-31 <= shift <= 14``; ``q`` and
+    ``shift`` broadcast to ``x``'s shape (else ShapeError). The result must fit int32
+    (register ``result``). Returns int64 of ``x``'s shape.
 
     >>> multiply_by_quantized_multiplier_int64([2**40, -3], 1073741824, -10).tolist()   # x * 2**-11
     [536870912, 0]
@@ -331,7 +397,7 @@ def multiply_by_quantized_multiplier_int64(
     regs = _regs or RegisterFile("multiply_by_quantized_multiplier_int64", {"result": 32}, overflow=overflow)
     xx = to_int64(as_int_array(x, "x"), "x")
     _check_range(xx, -(2**47), 2**47 - 1, "x", "the int64-overload input range")
-    q, s = _mbqm_args(quantized_multiplier, shift, -31, 14)
+    q, s = _mbqm_args("multiply_by_quantized_multiplier_int64", xx.shape, quantized_multiplier, shift, -31, 14)
     red = np.where(q < 0x7FFF0000, (q + (1 << 15)) >> 16, np.int64(0x7FFF))
     total = 15 - s
     prod = xx * red
@@ -509,9 +575,10 @@ def _round_python(x: int, m: int, k: int, mode: str) -> int:
 def mul_shift_round(x: Any, m: Any, k: Any, rounding: str = "half_even") -> np.ndarray:
     """Exact ``round(x * m / 2**k)`` under a named rounding mode, as int64.
 
-    ``x``, ``m`` and ``k >= 0`` are integer scalars or arrays (broadcast). The product is
-    exact at any size (int64 when it fits, else the 128-bit numba kernel); a result that
-    does not fit int64 raises OperandRangeError.
+    ``x``, ``m`` and ``k >= 0`` are integer scalars or arrays; ``m`` and ``k`` broadcast to
+    ``x``'s shape (else ShapeError), so the result has ``x``'s shape. The product is exact at
+    any size (int64 when it fits, else the 128-bit numba kernel); a result that does not fit
+    int64 raises OperandRangeError.
 
     >>> mul_shift_round([-3, 3, 2**62], [1, 1, 2**31 - 1], [1, 1, 40], "half_away").tolist()
     [-2, 2, 9007199250546688]
@@ -520,6 +587,8 @@ def mul_shift_round(x: Any, m: Any, k: Any, rounding: str = "half_even") -> np.n
     xx = to_int64(as_int_array(x, "x"), "x")
     mm = to_int64(as_int_array(m, "m"), "m")
     kk = _int_arg(k, "k")
+    _check_param_shape("mul_shift_round", "m", mm.shape, "x", xx.shape)
+    _check_param_shape("mul_shift_round", "k", kk.shape, "x", xx.shape)
     if kk.size and int(kk.min()) < 0:
         raise ConfigError(f"k (shift) must be >= 0, got {int(kk.min())}")
     res, _ = _mul_shift_round_exact(xx, mm, kk, mode)
@@ -702,41 +771,45 @@ def _tflite_fast(x, q, s, single, lo, hi, zp, out):  # pragma: no cover - numba
 
 
 @numba.njit(cache=True, inline="always")
-def _float_one(xi, s64, s32, use32, flo, fhi, ctr):  # pragma: no cover - numba
+def _float_one(xi, s64, s32, use32, flo, fhi):  # pragma: no cover - numba
+    """clip(rint(v), lo, hi) for v = x*s in float32 (use32) or float64. ``rint`` of a float is
+    an integer-valued float of the same precision, exactly representable in float64; ``flo``,
+    ``fhi`` are the integer bounds, exact in float64 (|bound| < 2**53), so the comparisons and
+    the conversion to int64 are exact."""
     if use32:
-        v32 = np.float32(xi) * s32
-        if ctr:
-            v32 = min(max(v32, np.float32(flo)), np.float32(fhi))
-        v = np.float64(np.rint(v32))
+        v = np.float64(np.rint(np.float32(xi) * s32))
     else:
-        v64 = np.float64(xi) * s64
-        if ctr:
-            v64 = min(max(v64, flo), fhi)
-        v = np.rint(v64)
+        v = np.rint(np.float64(xi) * s64)
     return np.int64(min(max(v, flo), fhi))
 
 
 @numba.njit(cache=True)
-def _float_fast(x, s64, s32, use32, lo, hi, ctr, zp, out):  # pragma: no cover - numba
+def _float_fast(x, s64, s32, use32, lo, hi, zp, out):  # pragma: no cover - numba
     """Float back-ends in one pass: float32 (use32) or float64 scaling, rint (ties to even),
-    exact saturation; clamp-then-round clamps in the working precision first."""
+    exact saturation to the integer bounds [lo, hi] (both orders: see _requant_float)."""
     C = s64.size
     flo = np.float64(lo)
     fhi = np.float64(hi)
-    if C == 1 and not ctr:
+    if C == 1:
         a64 = s64[0]
         a32 = s32[0]
         if use32:
             for i in range(x.size):
-                out[i] = _float_one(x[i], a64, a32, True, flo, fhi, False) + zp
+                out[i] = _float_one(x[i], a64, a32, True, flo, fhi) + zp
         else:
             for i in range(x.size):
-                out[i] = _float_one(x[i], a64, a32, False, flo, fhi, False) + zp
+                out[i] = _float_one(x[i], a64, a32, False, flo, fhi) + zp
         return
-    for r in range(x.size // C):
-        for j in range(C):
-            i = r * C + j
-            out[i] = _float_one(x[i], s64[j], s32[j], use32, flo, fhi, ctr) + zp
+    if use32:
+        for r in range(x.size // C):
+            for j in range(C):
+                i = r * C + j
+                out[i] = _float_one(x[i], s64[j], s32[j], True, flo, fhi) + zp
+    else:
+        for r in range(x.size // C):
+            for j in range(C):
+                i = r * C + j
+                out[i] = _float_one(x[i], s64[j], s32[j], False, flo, fhi) + zp
 
 
 def _kernel_input(xa: np.ndarray) -> np.ndarray:
@@ -830,8 +903,44 @@ def _dyadics(scale: Any, allow_negative: bool) -> tuple[np.ndarray, np.ndarray, 
 
 
 def _clamp_bounds(out: IntType, zp: int) -> tuple[int, int]:
-    """Bounds on the rounded value r so that sat(r + zp) == clip(r, lo, hi) + zp, clipped to int64."""
+    """Bounds on the rounded value r so that sat(r + zp) == clip(r, lo, hi) + zp, clipped to int64.
+
+    The clipping to int64 changes a bound only for 64-bit outputs with a zero point, and only
+    matters where r itself can leave int64 (the exact 128-bit products of ``overflow="record"``):
+    :func:`_exact_beyond_int64` redoes those entries with Python ints."""
     return max(out.min - zp, INT64_MIN), min(out.max - zp, INT64_MAX)
+
+
+def _exact_beyond_int64(r: np.ndarray, xa: np.ndarray, m: np.ndarray, k: np.ndarray, mode: str, order: str,
+                        out: IntType, zp: int, lo: int, hi: int) -> np.ndarray:
+    """``r + zp``, except that entries of ``r`` at (or, for jam, next to) an int64-clipped bound are
+    recomputed exactly with Python ints: the exact rounded value ``R`` of ``x*m / 2**k`` may lie
+    beyond int64 there (between ``out.min - zp`` and ``INT64_MIN``, say), where ``r`` holds the
+    int64 limit instead. Returns ``sat_out(R + zp)`` (round_then_saturate) or, for
+    clamp_then_round, ``R`` = the rounding of ``x*m / 2**k`` clamped to the exact integer bounds
+    ``[out.min - zp, out.max - zp]``, plus ``zp``, saturated (only jam can step off a bound)."""
+    r = np.asarray(r, dtype=np.int64)
+    values = np.array(r + zp, dtype=np.int64)
+    lo_x, hi_x = out.min - zp, out.max - zp
+    sel = np.zeros(r.shape, dtype=bool)
+    if lo_x < lo:
+        sel |= r <= lo + 1
+    if hi_x > hi:
+        sel |= r >= hi - 1
+    if not sel.any():
+        return values
+    xb, mb, kb = np.broadcast_arrays(xa, m, k)
+    for i in np.flatnonzero(sel):
+        idx = np.unravel_index(int(i), r.shape)
+        p, kk = int(xb[idx]) * int(mb[idx]), int(kb[idx])
+        if order == "clamp_then_round" and p >> kk < lo_x:  # floor(v) < lo iff v < lo (lo an integer)
+            v = _round_bound(lo_x, mode)
+        elif order == "clamp_then_round" and -((-p) >> kk) > hi_x:  # ceil(v) > hi iff v > hi
+            v = _round_bound(hi_x, mode)
+        else:
+            v = int(shift_right(p, kk, mode))
+        values[idx] = min(max(v + zp, out.min), out.max)
+    return values
 
 
 def requantize(
@@ -863,18 +972,26 @@ def requantize(
         integer array (int64 or narrower); every entry must fit ``in_type`` (default int32),
         else OperandRangeError. Float arrays raise DTypeError.
     scale:
-        a :class:`~intsim.dyadic.Dyadic`, a list of Dyadics, a float or an array of floats
-        (per-channel scales broadcast against ``x``). Zero, negative (unless
-        ``allow_negative``), NaN or Inf scales raise ConfigError.
+        a :class:`~intsim.dyadic.Dyadic`, a list of Dyadics, a float or an array of floats.
+        Its shape must broadcast *to* ``x``'s shape: a scalar, per-channel along ``x``'s
+        trailing axes (e.g. ``(C,)`` for ``x`` of shape ``(..., C)``, ``(R, 1)`` for
+        ``(R, C)``), or ``x``'s own shape; any other shape (one that does not broadcast, or
+        that would enlarge the result beyond ``x.shape``) raises ShapeError naming both
+        shapes. Zero, negative (unless ``allow_negative``), NaN or Inf scales raise ConfigError.
     out:
         output type (``IntType`` or a name such as ``"int8"``); saturation target.
     zero_point:
-        added after rounding, before saturation; must lie in ``out``'s range.
+        an integer scalar in ``out``'s range, added after rounding, before saturation.
     order:
-        ``round_then_saturate`` (ONNX, TFLite) or ``clamp_then_round`` (qonnx, TVM).
+        ``round_then_saturate`` (ONNX, TFLite): ``sat_out(round(v) + zp)`` with ``v = x*s`` as
+        the mode computes it. ``clamp_then_round`` (qonnx, TVM): ``round(clip(v, lo, hi)) + zp``
+        where ``lo = out.min - zp`` and ``hi = out.max - zp`` are exact integers (compared
+        with ``v`` exactly, in every mode: never rounded to the float working type).
     overflow, registers:
-        policy and width overrides for the intermediate registers (``product``, 64 bits, in
-        ``dyadic``; ``shifted_input``/``result``, 32 bits, in the TFLite modes).
+        policy and width overrides for the intermediate registers: ``product`` (64 bits) in
+        ``dyadic``; ``shifted_input`` and ``result`` (32 bits) in the TFLite modes; the float
+        modes have none. A name the mode does not declare raises ConfigError listing the
+        valid names.
     taps:
         return the intermediate registers as taps (default). ``taps=False`` runs a fused
         single-pass numba kernel where one applies (per-tensor or last-axis scales, default
@@ -894,6 +1011,9 @@ def requantize(
     [16777216]
     >>> requantize(np.array([2**24 + 1]), 1.0, mode="onnx_ref", out="int32").values.tolist()
     [16777217]
+    >>> requantize(np.array([2**30]), 4.0, mode="ort_fp32", out="int32", zero_point=-100,   # exact bound 2**31 + 99
+    ...            order="clamp_then_round").values.tolist()
+    [2147483647]
     """
     if mode not in REQUANT_MODES:
         raise ConfigError(f"unknown requantization mode {mode!r}; valid: {', '.join(REQUANT_MODES)} "
@@ -918,8 +1038,10 @@ def requantize(
 
     if mode == "dyadic":
         rmode = rounding_mode(rounding if rounding is not None else "half_even")
-        regs = RegisterFile("requantize", dict({"product": 64}, **(registers or {})), overflow=overflow)
+        widths = _check_registers(f"requantize(mode={mode!r})", registers, _MODE_REGISTERS[mode])
+        regs = RegisterFile("requantize", dict({"product": 64}, **widths), overflow=overflow)
         m, k, _ = _dyadics(scale, allow_negative)
+        _check_param_shape("requantize", "scale", m.shape, "x", xa.shape)
         if not taps and regs.type_of("product") == IntType(64) and k.size and int(k.max()) <= 62 \
                 and _abs_max(xa) * _abs_max(m) + (1 << int(k.max())) <= INT64_MAX:  # p + bias fits int64
             mv, kv = _channel_vector(m, xa.shape), _channel_vector(k, xa.shape)
@@ -934,6 +1056,8 @@ def requantize(
             r = _requant_dyadic(to_int64(xa, "x"), m, k, rmode, lo, hi, order, regs, taps_d)
             if order == "clamp_then_round" and rmode == "jam":
                 r = np.clip(r, lo, hi)  # jam can move an exact bound by one
+            if regs.overflow == "record" and (out_t.min - zp < lo or out_t.max - zp > hi):
+                values = _exact_beyond_int64(r, xa, m, k, rmode, order, out_t, zp, lo, hi)
         mbits = max(1, int(_abs_max(m)).bit_length() + 1)
         prod_bits = min(128, in_t.bits + mbits)
         ops.add("mul", (in_t.bits, mbits), n).add("shift", (prod_bits,), n)
@@ -941,9 +1065,10 @@ def requantize(
         if rounding is not None and rounding_mode(rounding) != ("half_up" if mode == "tflite_single" else "half_away"):
             raise ConfigError(f"mode {mode!r} fixes its own rounding; do not pass rounding={rounding!r}")
         single = mode == "tflite_single"
+        widths = _check_registers(f"requantize(mode={mode!r})", registers, _MODE_REGISTERS[mode])
         q, s = _tflite_params(scale, single)
-        regs = RegisterFile("requantize", dict({"shifted_input": 32, "result": 32}, **(registers or {})),
-                            overflow=overflow)
+        _check_param_shape("requantize", "scale", q.shape, "x", xa.shape)
+        regs = RegisterFile("requantize", dict({"shifted_input": 32, "result": 32}, **widths), overflow=overflow)
         if in_t.bits > 32:
             if in_t.bits > 48:
                 raise ConfigError(f"TFLite's int64-input MultiplyByQuantizedMultiplier takes |x| < 2**47; "
@@ -981,8 +1106,10 @@ def requantize(
         use32 = mode != "onnx_ref"
         if use32 and in_t.bits > 53:
             raise ConfigError(f"{mode}: inputs wider than 53 bits are not supported (in_type {in_t.name})")
-        regs = RegisterFile("requantize", dict(registers or {}), overflow=overflow)
+        regs = RegisterFile("requantize", _check_registers(f"requantize(mode={mode!r})", registers,
+                                                           _MODE_REGISTERS[mode]), overflow=overflow)
         sarr = _scales_array(scale, allow_negative)
+        _check_param_shape("requantize", "scale", sarr.shape, "x", xa.shape)
         sv = _channel_vector(sarr, xa.shape)
         if not taps and sv is not None:
             out = np.empty(xa.shape, dtype=np.int64)
@@ -990,11 +1117,10 @@ def requantize(
                 s32 = sv.astype(np.float32)
             if use32 and not np.all(np.isfinite(s32)):
                 raise OperandRangeError(f"{mode}: the scale overflows float32")
-            _float_fast(_kernel_input(xa), sv.astype(np.float64), s32, use32, lo, hi, order == "clamp_then_round", zp,
-                        out.reshape(-1))
+            _float_fast(_kernel_input(xa), sv.astype(np.float64), s32, use32, lo, hi, zp, out.reshape(-1))
             values = out
         else:
-            r = _requant_float(to_int64(xa, "x"), sarr, mode, lo, hi, order, taps_d)
+            r = _requant_float(to_int64(xa, "x"), sarr, mode, lo, hi, taps_d)
         w = 24 if use32 else 53
         ops.add("mul", (w, w), n).add("shift", (32 if w == 24 else 64,), 2 * n)  # multiply; int->float, rint
     if zp:
@@ -1113,8 +1239,19 @@ def _round_bound(b: int, mode: str) -> int:
     return b | 1 if mode == "jam" else b
 
 
-def _requant_float(xx: np.ndarray, sarr: np.ndarray, mode: str, lo: int, hi: int, order: str,
-                   taps: dict) -> np.ndarray:
+def _requant_float(xx: np.ndarray, sarr: np.ndarray, mode: str, lo: int, hi: int, taps: dict) -> np.ndarray:
+    """The float back-ends: ``v = x*s`` in float64 (onnx_ref) or float32 (one IEEE rounding),
+    then ``clip(rint(v), lo, hi)`` with the exact integer bounds ``lo``, ``hi`` (|bound| <= 2**53).
+
+    Both orders compute that value. Clamp-then-round is ``rint(clip(v, lo, hi))`` with the
+    clamp done on the real value ``v`` against the exact integers ``lo``, ``hi``; since ``rint``
+    (ties to even) is monotone and leaves integers unchanged, ``v > hi`` implies ``rint(v) >=
+    hi`` and ``v < lo`` implies ``rint(v) <= lo``, so it equals ``clip(rint(v), lo, hi)``. (The
+    bounds are never converted to the working float type: once ``|hi| > 2**24``, ``float32(hi)``
+    can round inward, below ``hi``, and a clamp against it would cut off valid results, e.g.
+    ``float32(2**31 + 99) == 2**31``.) The ``rounded`` tap is that saturated value
+    ``clip(rint(v), lo, hi)`` (before the zero point is added), in both orders.
+    """
     if mode == "onnx_ref":
         v = xx.astype(np.float64) * sarr.astype(np.float64)
         taps["scaled_bits"] = v.view(np.int64) if v.ndim else np.asarray(v).view(np.int64)
@@ -1125,12 +1262,10 @@ def _requant_float(xx: np.ndarray, sarr: np.ndarray, mode: str, lo: int, hi: int
     v = np.asarray(v)
     if not np.all(np.isfinite(v)):
         raise OperandRangeError(f"{mode}: the scaled value overflowed the float range")
-    if order == "clamp_then_round":
-        v = np.clip(v, v.dtype.type(lo), v.dtype.type(hi))
-    # rint in the working precision, then an exact saturation in float64 (bounds <= 2**53 are exact)
-    r = np.rint(v).astype(np.float64)
-    r = np.clip(r, float(max(lo, -(2**53))), float(min(hi, 2**53)))
-    out = r.astype(np.int64)
+    # rint in the working precision (exact integer values, exact in float64), then saturation
+    # against the integer bounds, compared in the integer domain (int64, exact)
+    r = np.clip(np.rint(v).astype(np.float64), -(2.0**53), 2.0**53).astype(np.int64)
+    out = np.clip(r, lo, hi)
     taps["rounded"] = out
-    return np.clip(out, lo, hi)
+    return out
 
