@@ -475,3 +475,70 @@ def test_doctests_of_the_cost_modules():
     for mod in (counts, profiles, model, floatops, workloads, methods, compare, export):
         res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
         assert res.failed == 0 and res.attempted > 0, mod.__name__
+
+
+def test_report_cost_writes_into_an_empty_existing_directory(tmp_path):
+    out = tmp_path / "cost"
+    out.mkdir()
+    assert main(["report", "cost", "--workload", "gemm:2x3x4", "--methods", "int8", "--no-plots", "--out",
+                 str(out)]) == 0
+    assert (out / "summary.csv").is_file()
+
+
+# ---------------------------------------------------------------------------------------------
+# progress of the reports: one line per unit of work on stdout, -q/--quiet hides it
+# ---------------------------------------------------------------------------------------------
+
+
+def _progress_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("[")]
+
+
+def test_cost_report_progress_on_stdout_and_quiet(tmp_path, capsys):
+    args = ["report", "cost", "--workload", "gemm:2x3x4", "--methods", "fp32,int8", "--no-plots"]
+    assert main(args + ["--out", str(tmp_path / "a")]) == 0
+    cap = capsys.readouterr()
+    assert _progress_lines(cap.out) == ["[1/2] costing fp32 on gemm-2x3x4", "[2/2] costing int8 on gemm-2x3x4"]
+    assert cap.err == "" and f"wrote 10 files to {tmp_path / 'a'}" in cap.out
+    assert main(args + ["--out", str(tmp_path / "b"), "-q"]) == 0
+    cap = capsys.readouterr()
+    assert _progress_lines(cap.out) == [] and "building" not in cap.out and cap.err == ""
+    assert "wrote 10 files" in cap.out and "int8" in cap.out  # the summary is still printed
+
+
+def test_nonlinear_report_progress_on_stdout_and_quiet(tmp_path, capsys):
+    args = ["report", "nonlinear", "--quick", "--operators", "requantize", "--no-plots"]
+    assert main(args + ["--out", str(tmp_path / "a")]) == 0
+    cap = capsys.readouterr()
+    lines = _progress_lines(cap.out)
+    assert len(lines) == 15 and lines[0].startswith("[1/15] requantize dyadic scale 0.375: max error ")
+    assert lines[-1].startswith("[15/15] requantize ort_fp32 scale 0.0123: ") and cap.err == ""
+    assert main(args + ["--out", str(tmp_path / "b"), "--quiet"]) == 0
+    cap = capsys.readouterr()
+    assert _progress_lines(cap.out) == [] and "15 cases" in cap.out
+    assert (tmp_path / "a" / "nonlinear.csv").read_bytes() == (tmp_path / "b" / "nonlinear.csv").read_bytes()
+
+
+def test_unpack_report_progress_no_plots_and_quiet(tmp_path, capsys, monkeypatch):
+    import reference.minilm
+    from reference.minilm import GemmOperands
+
+    rng = np.random.default_rng(5)
+    ops = [GemmOperands(layer, name, rng.standard_normal((4, 8)), rng.standard_normal((8, 4)))
+           for layer in range(2) for name in ("q_proj", "k_proj")]
+    monkeypatch.setattr(reference.minilm, "capture_gemm_operands", lambda sentences, max_len=64: ops)
+    args = ["report", "unpack", "--sentences", "1", "--bits", "4", "--no-plots"]
+    assert main(args + ["--out", str(tmp_path / "a")]) == 0
+    cap = capsys.readouterr()
+    lines = [line.split(" (")[0] for line in _progress_lines(cap.out)]
+    assert lines == ["[1/4] layer 0 q_proj: 1 GEMM", "[2/4] layer 0 k_proj: 1 GEMM", "[3/4] layer 1 q_proj: 1 GEMM",
+                     "[4/4] layer 1 k_proj: 1 GEMM"]
+    assert cap.err == "" and f"wrote {tmp_path / 'a'}" in cap.out
+    files = sorted(p.name for p in (tmp_path / "a").iterdir() if not p.name.startswith("."))
+    assert files == ["README.md", "accuracy.csv", "aggregate.csv", "gemms.csv"]  # no PNG
+    assert "ratio_vs_bits.png" not in (tmp_path / "a" / "README.md").read_text(encoding="utf-8")
+    assert main(args + ["--out", str(tmp_path / "b"), "-q"]) == 0
+    cap = capsys.readouterr()
+    assert _progress_lines(cap.out) == [] and "captured" not in cap.out and f"wrote {tmp_path / 'b'}" in cap.out
+    for name in ("gemms.csv", "aggregate.csv", "accuracy.csv", "README.md"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name

@@ -18,7 +18,7 @@ import pandas as pd
 from ..errors import ConfigError
 from .counts import CostCounts
 from .methods import FLOAT_NONLINEAR, Method, build_steps, nonlinear_profiles, standard_methods
-from .model import COMPONENTS, Step, cost_steps, datapath_area, energy_table, step_counts
+from .model import COMPONENTS, Step, cost_steps, datapath_area, energy_table, step_counts, unpriced
 from .profiles import Profile
 from .workloads import VectorSite, Workload
 
@@ -32,7 +32,9 @@ class CostResult:
     """Costs of several methods on one workload under one profile.
 
     ``frame`` has one row per step (see :func:`intsim.cost.model.cost_steps`); the methods
-    give per-method views. Energies in pJ, areas in µm², times in ns.
+    give per-method views. Energies in pJ, areas in µm², times in ns. ``skipped`` lists the
+    methods left out, with the reason; ``problems`` the errors behind them, one per missing
+    profile entry and width (``(method, error)``, see :func:`intsim.cost.model.unpriced`).
     """
 
     workload: Workload
@@ -41,6 +43,7 @@ class CostResult:
     steps: dict[str, list[Step]]
     frame: pd.DataFrame
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    problems: list[tuple[str, ConfigError]] = field(default_factory=list)
 
     def method(self, name: str) -> Method:
         for m in self.methods:
@@ -116,39 +119,54 @@ def cost_workload(workload: Workload, profile: Profile, methods: Sequence[Method
                   progress: Progress | None = None, skip_unpriceable: bool = False) -> CostResult:
     """Cost ``workload`` under ``profile`` with each of ``methods`` (default: :func:`standard_methods`).
 
-    With ``skip_unpriceable``, a method the profile cannot price (for example fp32 on a
-    profile without floating-point entries) is left out and listed in ``skipped`` with the
-    reason; otherwise its :class:`~intsim.errors.ConfigError` propagates.
+    With ``skip_unpriceable``, a method that cannot be built or priced (for example fp32 on
+    a profile without floating-point entries) is left out and listed in ``skipped`` with the
+    reason, and in ``problems`` with every missing profile entry; otherwise its
+    :class:`~intsim.errors.ConfigError` propagates.
     """
     skipped: list[tuple[str, str]] = []
+    problems: list[tuple[str, ConfigError]] = []
     if methods is None:
         methods, skipped = standard_methods()
     kept: list[Method] = []
     steps: dict[str, list[Step]] = {}
     frames = []
-    for m in methods:
+    acc = profile.array.acc_bits
+    for i, m in enumerate(methods, 1):
         if progress:
-            progress(f"costing {m.name} on {workload.name}")
+            progress(f"[{i}/{len(methods)}] costing {m.name} on {workload.name}")
         try:
-            s = build_steps(workload, m, profile.array.acc_bits, progress)
-            f = cost_steps(s, profile)
-            datapath_area(profile, m.pe_units(profile.array.acc_bits))
+            s = build_steps(workload, m, acc, progress)
         except ConfigError as exc:
             if not skip_unpriceable:
                 raise
             skipped.append((m.name, str(exc)))
+            problems.append((m.name, exc))
+            continue
+        try:
+            f = cost_steps(s, profile)
+            datapath_area(profile, m.pe_units(acc))
+        except ConfigError as exc:
+            if not skip_unpriceable:
+                raise
+            found = unpriced(profile, (step_counts(x, profile) for x in s), m.pe_units(acc)) or [exc]
+            skipped.append((m.name, "; ".join(str(e) for e in found)))
+            problems += [(m.name, e) for e in found]
             continue
         kept.append(m)
         steps[m.name] = s
         frames.append(f)
     if not kept:
-        raise ConfigError(f"no method could be costed on {workload.name} under {profile.name}: "
+        err = ConfigError(f"no method could be costed on {workload.name} under {profile.name}: "
                           + "; ".join(f"{n}: {why}" for n, why in skipped))
-    return CostResult(workload, profile, kept, steps, pd.concat(frames, ignore_index=True), skipped)
+        err.problems = problems  # the structured reasons, as CostResult.problems
+        raise err
+    return CostResult(workload, profile, kept, steps, pd.concat(frames, ignore_index=True), skipped, problems)
 
 
 def nonlinear_comparison(workload: Workload, profile: Profile, profiles: Sequence[str] | None = None,
-                         acc_bits: int | None = None, *, skip_unpriceable: bool = False) -> pd.DataFrame:
+                         acc_bits: int | None = None, *, skip_unpriceable: bool = False,
+                         progress: Progress | None = None) -> pd.DataFrame:
     """Energy of the non-linear operators (softmax, GELU, LayerNorm) of ``workload`` under
     each non-linear profile, one row per (profile, op) plus a ``total`` row per profile.
 
@@ -159,7 +177,8 @@ def nonlinear_comparison(workload: Workload, profile: Profile, profiles: Sequenc
     ``profile``, ``op``, ``elements``, the ``<component>_pj`` energies, ``total_pj``,
     ``relative_to_fp32``. Profiles that are not available are left out; with
     ``skip_unpriceable``, so are those ``profile`` cannot price, listed with the reason in
-    ``frame.attrs["skipped"]``.
+    ``frame.attrs["skipped"]`` and with every missing profile entry in ``frame.attrs["problems"]``
+    (``(profile, error)``). ``progress`` is called with one line per non-linear profile.
     """
     from .methods import get_method
 
@@ -174,18 +193,24 @@ def nonlinear_comparison(workload: Workload, profile: Profile, profiles: Sequenc
     nl_only = Workload(workload.name, workload.description, sites, workload.sentences, workload.tokens)
     rows = []
     skipped: list[tuple[str, str]] = []
-    for name in names:
+    problems: list[tuple[str, ConfigError]] = []
+    for i, name in enumerate(names, 1):
+        if progress:
+            progress(f"[{i}/{len(names)}] non-linear operators under {name}")
         if name in FLOAT_NONLINEAR:
             m = get_method(name)
         else:
             m = get_method("int8", name.split("+", 1)[1] if name.startswith("int8+") else name)
         steps = build_steps(nl_only, m, acc)
+        priced = [s for s in steps if s.category in ("nonlinear", "requant")]
         try:
-            f = cost_steps([s for s in steps if s.category in ("nonlinear", "requant")], profile)
+            f = cost_steps(priced, profile)
         except ConfigError as exc:
             if not skip_unpriceable:
                 raise
-            skipped.append((name, str(exc)))
+            found = unpriced(profile, (step_counts(x, profile) for x in priced)) or [exc]
+            skipped.append((name, "; ".join(str(e) for e in found)))
+            problems += [(name, e) for e in found]
             continue
         f["op"] = [s.op if s.category == "nonlinear" else None for s in steps
                    if s.category in ("nonlinear", "requant")]
@@ -199,10 +224,13 @@ def nonlinear_comparison(workload: Workload, profile: Profile, profiles: Sequenc
         rows.append({"profile": name, "op": "total", "elements": sum(s.elements for s in sites), **tot.to_dict()})
     out = pd.DataFrame(rows)
     if out.empty:
-        raise ConfigError(f"no non-linear profile could be priced on {profile.name}: "
+        err = ConfigError(f"no non-linear profile could be priced on {profile.name}: "
                           + "; ".join(f"{n}: {why}" for n, why in skipped))
+        err.problems = problems  # the structured reasons, as frame.attrs["problems"]
+        raise err
     ref = out[out.profile == "fp32"].set_index("op")["total_pj"] if (out.profile == "fp32").any() else None
     out["relative_to_fp32"] = [r.total_pj / ref[r.op] if ref is not None and r.op in ref.index else math.nan
                                for r in out.itertuples()]
     out.attrs["skipped"] = skipped
+    out.attrs["problems"] = problems
     return out

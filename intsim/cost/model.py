@@ -67,6 +67,7 @@ __all__ = [
     "step_counts",
     "cost_steps",
     "datapath_area",
+    "unpriced",
 ]
 
 COMPONENTS: tuple[str, ...] = ("multipliers", "adders", "shifters", "comparators", "dividers", "lookups",
@@ -368,3 +369,30 @@ def datapath_area(profile: Profile, pe_units: Sequence[tuple[str, tuple[int, ...
                          "um2_each": p.value, "um2": p.value * inst, "provenance": p.provenance})
     return pd.DataFrame(rows, columns=["block", "unit", "widths", "instances", "um2_each", "um2", "provenance"])
 
+
+def unpriced(profile: Profile, counts: Iterable[CostCounts] = (),
+             pe_units: Sequence[tuple[str, tuple[int, ...]]] = ()) -> list[ConfigError]:
+    """Every reason ``profile`` cannot price ``counts`` (energies) and a MAC array of ``pe_units``
+    plus its vector unit (areas): one :class:`~intsim.errors.ConfigError` per distinct problem,
+    most of them :class:`~intsim.cost.profiles.MissingEntryError` naming the entry and the width.
+    Empty when everything can be priced.
+
+    >>> from intsim.cost.profiles import load_profile
+    >>> [e.what for e in unpriced(load_profile("aladdin40"), [CostCounts({("fmac", (32,)): 1})])]
+    ['op.fadd at 32 bits', 'op.fmul at 32 bits']
+    """
+    out: dict[str, ConfigError] = {}
+    actions: set[Action] = set()
+    for c in counts:
+        actions.update(expand_actions(c))
+    for action in sorted(actions):
+        try:
+            action_price(profile, action)
+        except ConfigError as exc:
+            out.setdefault(str(exc), exc)
+    for kind, w in list(pe_units) + list(profile.vector_unit.area_units):
+        try:
+            profile.price(kind, tuple(w), "area")
+        except ConfigError as exc:
+            out.setdefault(str(exc), exc)
+    return list(out.values())

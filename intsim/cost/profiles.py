@@ -6,67 +6,168 @@ square micrometres (µm²) of the unit that performs it, and the energy per byte
 of each memory level. It also describes the MAC array (shape, clock,
 accumulator width) and the vector unit that runs the non-linear operators.
 
-Built-in profiles (``intsim/cost/profiles/*.toml``, each citing its sources):
+Built-in profiles (``intsim/cost/profiles/*.toml``, each citing its sources;
+``intsim report cost --print-profile NAME`` prints one as a starting point):
 
 * ``horowitz45``: Horowitz, ISSCC 2014, 45 nm, 0.9 V; widths missing from the
   table are priced with the QKeras QTools fit and labelled ``fit``.
 * ``qkeras_fit``: the QKeras QTools polynomials for any width b (multiplier
   0.002994791667·b² + 0.001041666667·b pJ, adder 0.003125·b pJ).
-* ``aladdin40``: the Aladdin 40 nm figures (Accelergy hwcomponents-library).
+* ``aladdin40``: the Aladdin 40 nm figures (Accelergy hwcomponents-library); it
+  has no floating-point units, so it cannot price fp32, fp16 or LLM.int8().
 
-File format (every entry below is required unless marked optional)::
+Profile file format
+-------------------
+
+A profile is a UTF-8 TOML file with the sections below, and no others. Unknown
+sections or keys, wrong types, negative, infinite or NaN numbers are errors
+(:class:`~intsim.errors.ConfigError` naming the file and the key).
+
+``[profile]`` (required)
+    ``name`` (string, required): the short name used in reports.
+    ``technology_nm`` (positive number, required): the technology node in nm; the
+    Stillmaker & Baas scaling (``--scale-to``) starts from 45 nm.
+    ``voltage_v`` (positive number, V), ``title`` (string), ``sources`` (list of
+    strings: citations, listed in the report), ``notes`` (string or list of
+    strings): optional.
+
+``[array]`` (required): the MAC array GEMMs are tiled onto (output-stationary,
+one MAC per processing element per cycle).
+    ``rows``, ``cols`` (integers, 1 to 2²⁰), ``clock_mhz`` (positive number, MHz),
+    ``acc_bits`` (integer, 1 to 64: the accumulator width; the add of every
+    integer MAC is priced as an adder of this width). All required.
+
+``[vector_unit]`` (required): runs requantization and the non-linear operators.
+    ``lanes`` (integer, 1 to 2²⁰) and ``clock_mhz`` (MHz): required.
+    ``cycles_per_op`` (optional table): cycles one lane spends on one operation,
+    by action kind (``mul``, ``add``, ``shift``, ``compare``, ``div``, ``lut``,
+    ``fmul``, ``fadd``, ...), a positive integer or ``"bits"`` (one cycle per bit
+    of the operation's width); ``default`` (default 1) covers kinds not listed.
+    ``area_units`` (optional list of ``"kind:width"`` strings such as ``"add:32"``
+    or ``"mul:32x32"``): the units of one lane, for the datapath area (none: the
+    vector unit counts 0 µm²).
+
+``[memory.register_file]``, ``[memory.sram]``, ``[memory.dram]`` (all three required)
+    ``read_pj_per_byte`` and ``write_pj_per_byte`` (numbers >= 0, pJ per byte,
+    required): an element of b bits costs b/8 times the figure. ``note``
+    (string) optional. The register file holds the processing elements' operands
+    (two reads per MAC); activations live in SRAM, weights in DRAM.
+
+``[op.KIND]``: how an operation kind is priced. ``KIND`` is one of ``mul``,
+``add``, ``shift``, ``compare``, ``div``, ``lut`` (all six required), ``fmul``,
+``fadd`` (optional; without them the fp32, fp16 and LLM.int8() methods and the
+float non-linear operators cannot be priced). There is no ``mac`` entry: a MAC
+is a ``mul`` plus an ``add`` at ``acc_bits``; an ``fmac`` an ``fmul`` plus an
+``fadd``. An entry has either
+
+* ``energy_pj`` (required) and ``area_um2`` (optional, but a method needs the
+  area of every unit of its processing elements: ``mul`` and ``add``, or
+  ``fmul`` and ``fadd``, and of the ``area_units``), each a *quantity* table
+  (below); or
+* ``same_as = "KIND"``: priced as that kind at the same width (an
+  ``a×b`` multiplier as the other kind at max(a, b) bits, one width as a
+  square multiplier), provenance ``derived``; or
+  ``same_as = "memory.LEVEL"``: priced as a read of the operation's bits from that
+  level (its area is 0 µm²).
+
+``repeat`` (``"bits"`` or a positive integer, default 1) multiplies the energy
+(not the area): an iterative divider does one add per quotient bit. ``note``
+(string) is optional.
+
+A *quantity* (``energy_pj`` in pJ per operation, ``area_um2`` in µm² per unit)
+is an inline table with ``points``, ``fit`` or both, and optionally ``scaling``
+and ``note``:
+
+``points``
+    values at given widths: ``{ 8 = 0.03, 32 = 0.1 }``. Multiplier keys are
+    ``"8"`` (8×8) or ``"8x4"`` (a×b, in the order of the counts). Widths 1 to 128.
+``fit``
+    polynomial coefficients ``[c0, c1, c2, ...]`` in the width b:
+    c0 + c1·b + c2·b² + ...; for an a×b multiplier (at most three coefficients)
+    c0 + c1·(a+b)/2 + c2·a·b, the square fit when a = b. It must not be negative
+    at any width from 1 to 128.
+``scaling``
+    ``"width"`` (linear in x = b), ``"product"`` (linear in x = a·b, for
+    multipliers) or ``"none"`` (the default).
+
+Width rules: the value of a quantity at width b (or a×b) is
+
+1. the ``points`` value at exactly that width (provenance ``table``);
+2. otherwise the ``fit`` (``fit``; a fit takes precedence over ``scaling``);
+3. otherwise, with ``scaling``, the piecewise-linear interpolation in x between
+   the two nearest points (``interpolated``), or the nearest point times x/x0
+   beyond the outermost points (``scaled``);
+4. otherwise there is none: the operation cannot be priced at that width, and a
+   report that needs it fails with an error naming the file, the key and the
+   width (``intsim report cost --allow-partial`` leaves such methods out instead).
+
+The report uses, for example, integer multipliers at 2×2 to 64×32 bits, adders at
+5 to 64 bits, shifters up to 96 bits and dividers up to 64 bits; a ``fit`` or a
+``scaling`` rule covers them all.
+
+A complete profile (every method of ``intsim report cost`` can be priced with it;
+``title``, ``voltage_v``, ``sources``, ``area_units``, ``cycles_per_op`` and the
+comments are optional)::
 
     [profile]
-    name = "my45"                 # short name used in reports
-    title = "..."                 # optional one-line description
+    name = "example45"
+    title = "Example: Horowitz 45 nm energies, linear fits"
     technology_nm = 45
-    voltage_v = 0.9               # optional
-    sources = ["..."]             # optional citations
+    voltage_v = 0.9
+    sources = ["M. Horowitz, ISSCC 2014"]
 
-    [array]                       # the MAC array GEMMs are tiled onto
-    rows = 16
+    [array]
+    rows = 16                     # processing elements
     cols = 16
     clock_mhz = 1000
-    acc_bits = 32
+    acc_bits = 32                 # accumulator width
 
-    [vector_unit]                 # runs requantization and non-linear operators
+    [vector_unit]
     lanes = 16
     clock_mhz = 1000
-    area_units = ["add:32", "mul:32x32", "shift:32", "compare:32"]   # optional, per lane
-    cycles_per_op = { default = 1, div = "bits" }                     # optional
+    area_units = ["add:32", "mul:32x32", "shift:32", "compare:32"]   # one lane
+    cycles_per_op = { default = 1, div = "bits" }
 
-    [memory.register_file]        # also [memory.sram] and [memory.dram]
+    [memory.register_file]
     read_pj_per_byte = 0.072
     write_pj_per_byte = 0.072
 
-    [op.add]                      # also mul, shift, compare, div, lut; optional fmul, fadd
+    [memory.sram]
+    read_pj_per_byte = 1.25
+    write_pj_per_byte = 1.25
+
+    [memory.dram]
+    read_pj_per_byte = 160.0
+    write_pj_per_byte = 160.0
+
+    [op.add]
     energy_pj = { points = { 8 = 0.03, 32 = 0.1 }, fit = [0.0, 0.003125] }
-    area_um2 = { points = { 8 = 36, 32 = 137 }, scaling = "width" }   # optional
+    area_um2 = { points = { 8 = 36, 32 = 137 }, scaling = "width" }
+
+    [op.mul]
+    energy_pj = { points = { 8 = 0.2, 32 = 3.1 }, fit = [0.0, 0.001041666667, 0.002994791667] }
+    area_um2 = { points = { 8 = 282, 32 = 3495 }, scaling = "product" }
+
+    [op.fadd]                     # optional: fp32, fp16 and LLM.int8() need it
+    energy_pj = { points = { 16 = 0.4, 32 = 0.9 } }
+    area_um2 = { points = { 16 = 1360, 32 = 4184 } }
+
+    [op.fmul]                     # optional: fp32, fp16 and LLM.int8() need it
+    energy_pj = { points = { 16 = 1.1, 32 = 3.7 } }
+    area_um2 = { points = { 16 = 1640, 32 = 7700 } }
 
     [op.shift]
-    same_as = "add"               # priced exactly as an adder of the same width
+    same_as = "add"
 
-Width rules, for a quantity (``energy_pj`` or ``area_um2``) of an operation at
-width b (an a×b multiplier: widths (a, b)):
+    [op.compare]
+    same_as = "add"
 
-1. ``points``: a value given at that width is used exactly (provenance
-   ``table``). Multiplier keys are ``"8"`` (8×8) or ``"8x4"``.
-2. otherwise ``fit`` (coefficients c0, c1, c2, ...): c0 + c1·b + c2·b² + ...
-   (``fit``). For an a×b multiplier (at most 3 coefficients):
-   c0 + c1·(a+b)/2 + c2·a·b, which is the square fit when a = b.
-3. otherwise ``scaling = "width"`` (cost linear in x = b) or ``"product"``
-   (linear in x = a·b): piecewise-linear in x between the two nearest points
-   (``interpolated``), proportional to x from the nearest point outside them
-   (``scaled``).
-4. otherwise the width cannot be priced: :class:`~intsim.errors.ConfigError`.
+    [op.div]
+    same_as = "add"
+    repeat = "bits"               # one add per quotient bit
 
-``same_as = "add"`` (or another op kind) prices an operation as that kind at the
-same width (``derived``); ``same_as = "memory.register_file"`` prices it as a
-read of its ``bits`` from that level; ``repeat = "bits"`` (or an integer)
-multiplies the energy (an iterative divider: one add per quotient bit). A MAC
-is priced as a multiply plus an add at the accumulator width, never as an entry.
-
-Memory energies are per byte: an element of b bits costs b/8 times the figure.
+    [op.lut]
+    same_as = "memory.register_file"
 
 Technology scaling (:meth:`Profile.scaled`): the Stillmaker & Baas (2017)
 factors from 45 nm to 7 nm (energy 0.085 / 0.094 / 0.102 at 0.7 / 0.8 / 0.9 V,
@@ -84,6 +185,7 @@ from __future__ import annotations
 
 import math
 import os
+import reprlib
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -102,10 +204,13 @@ __all__ = [
     "ArrayConfig",
     "VectorUnit",
     "Price",
+    "MissingEntryError",
     "PROFILE_OPS",
     "REQUIRED_OPS",
+    "SCHEMA",
     "STILLMAKER_BAAS",
     "builtin_profiles",
+    "builtin_profile_text",
     "load_profile",
     "parse_profile",
 ]
@@ -115,6 +220,20 @@ PROFILE_OPS: tuple[str, ...] = ("mul", "add", "shift", "compare", "div", "lut", 
 #: Operation kinds every profile must price.
 REQUIRED_OPS: tuple[str, ...] = ("mul", "add", "shift", "compare", "div", "lut")
 PROVENANCES: tuple[str, ...] = ("table", "fit", "interpolated", "scaled", "derived")
+#: Every section and key a profile file may have (the module docs describe each): section -> keys.
+#: ``memory.LEVEL`` stands for each memory level, ``op.KIND`` for each operation kind, ``quantity``
+#: for an ``energy_pj`` or ``area_um2`` table.
+SCHEMA: dict[str, tuple[str, ...]] = {
+    "": ("profile", "array", "vector_unit", "memory", "op"),
+    "profile": ("name", "title", "technology_nm", "voltage_v", "sources", "notes"),
+    "array": ("rows", "cols", "clock_mhz", "acc_bits"),
+    "vector_unit": ("lanes", "clock_mhz", "cycles_per_op", "area_units"),
+    "memory": MEMORY_LEVELS,
+    "memory.LEVEL": ("read_pj_per_byte", "write_pj_per_byte", "note"),
+    "op": PROFILE_OPS,
+    "op.KIND": ("energy_pj", "area_um2", "same_as", "repeat", "note"),
+    "quantity": ("points", "fit", "scaling", "note"),
+}
 
 #: Stillmaker & Baas (2017) factors relative to 45 nm: (target_nm, voltage_v) -> energy factor,
 #: and target_nm -> area factor (as implemented in Accelergy's hwcomponents ``scaling/techscaling.py``).
@@ -125,6 +244,10 @@ STILLMAKER_BAAS: dict[str, dict[Any, float]] = {
 _STILLMAKER_SOURCE_NM = 45
 
 _BUILTIN_DIR = "profiles"
+#: widths a profile may give points at, and over which a fit must be non-negative
+_MAX_WIDTH = 128
+#: largest ``repeat`` and ``cycles_per_op`` (and array rows, cols and vector lanes)
+_MAX_COUNT = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -136,7 +259,53 @@ class Price:
 
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
+_SHOW = reprlib.Repr()
+_SHOW.maxlevel, _SHOW.maxstring, _SHOW.maxother, _SHOW.maxlist, _SHOW.maxdict = 2, 40, 40, 6, 4
+_SHOW.maxlong = 40
+
+
+def _show(v: Any) -> str:
+    """A short, safe rendering of a value for an error message (bounded length and depth)."""
+    return _SHOW.repr(v)
+
+
+def _show_path(name: str) -> str:
+    """A file name for an error message, quoted; shortened only if absurdly long."""
+    return repr(name if len(name) <= 500 else name[:497] + "...")
+
+
+class MissingEntryError(ConfigError):
+    """A profile cannot price an operation: an entry is missing, or has no value at a width.
+
+    Attributes: ``profile`` (name), ``path`` (file), ``entry`` (the missing or insufficient
+    key, e.g. ``op.fmul`` or ``op.mul.energy_pj``), ``absent`` (True: the entry is missing;
+    False: it has no value at the width), ``kind`` and ``widths`` (e.g. ``"4x4"``) of the
+    operation, ``quantity`` (``energy`` or ``area``).
+    """
+
+    def __init__(self, message: str, *, profile: str = "", path: str = "", entry: str = "", absent: bool = True,
+                 kind: str = "", widths: str = "", quantity: str = "energy"):
+        super().__init__(message)
+        self.profile = profile
+        self.path = path
+        self.entry = entry
+        self.absent = absent
+        self.kind = kind
+        self.widths = widths
+        self.quantity = quantity
+
+    @property
+    def what(self) -> str:
+        """The missing entry and the width it is needed at, without the profile."""
+        return f"{self.entry} at {self.widths} bits"
 
 
 @dataclass(frozen=True)
@@ -288,8 +457,14 @@ class Profile:
     def _raw_price(self, kind: str, widths: tuple[int, ...], quantity: str, seen: tuple[str, ...]) -> Price:
         entry = self.ops.get(kind)
         bits = "x".join(map(str, widths))
+
+        def missing(msg: str, key: str, absent: bool = True) -> MissingEntryError:
+            return MissingEntryError(msg, profile=self.name, path=self.path, entry=key, absent=absent, kind=kind,
+                                     widths=bits, quantity=quantity)
+
         if entry is None:
-            raise ConfigError(f"{self._where()} has no entry op.{kind}; it is needed to price {kind} at {bits} bits")
+            raise missing(f"{self._where()} has no entry op.{kind} (section [op.{kind}]); it is needed to price "
+                          f"{kind} at {bits} bits", f"op.{kind}")
         reps = max(widths) if entry.repeat == "bits" else int(entry.repeat)
         reps = reps if quantity == "energy" else 1
         if entry.same_as is not None:
@@ -309,13 +484,13 @@ class Profile:
         q = entry.energy if quantity == "energy" else entry.area
         qname = "energy_pj" if quantity == "energy" else "area_um2"
         if q is None:
-            raise ConfigError(f"{self._where()} has no entry op.{kind}.{qname}; it is needed to price {kind} at "
-                              f"{bits} bits")
+            raise missing(f"{self._where()} has no entry op.{kind}.{qname}; it is needed to price {kind} at "
+                          f"{bits} bits", f"op.{kind}.{qname}")
         try:
             p = q.value(widths)
         except LookupError:
-            raise ConfigError(f"{self._where()}: op.{kind}.{qname} has no value at {bits} bits (not in points, "
-                              "no fit, no scaling rule)") from None
+            raise missing(f"{self._where()}: op.{kind}.{qname} has no value at {bits} bits (not in points, "
+                          "no fit, no scaling rule)", f"op.{kind}.{qname}", absent=False) from None
         return p if reps == 1 else Price(p.value * reps, p.provenance)
 
     def energy(self, kind: str, widths: tuple[int, ...]) -> float:
@@ -391,6 +566,12 @@ class Profile:
 # ---------------------------------------------------------------------------------------------
 
 
+def _key(k: Any) -> str:
+    """A TOML key for an error message (long keys shortened)."""
+    k = str(k)
+    return k if len(k) <= 60 else k[:57] + "..."
+
+
 class _Reader:
     """Walks a parsed TOML document, raising ConfigError that names the file and the entry."""
 
@@ -407,13 +588,13 @@ class _Reader:
             return None
         v = d[key]
         if not isinstance(v, Mapping):
-            raise self.fail(f"'{where}{key}' must be a table")
+            raise self.fail(f"'{where}{key}' must be a table, got {_show(v)}")
         return v
 
     def only(self, d: Mapping, allowed: tuple[str, ...], where: str) -> None:
         for k in d:
             if k not in allowed:
-                raise self.fail(f"unknown entry '{where}{k}'; valid here: {', '.join(allowed)}")
+                raise self.fail(f"unknown entry '{where}{_key(k)}'; valid here: {', '.join(allowed)}")
 
     def number(self, d: Mapping, key: str, where: str, *, required: bool = True, positive: bool = False,
                what: str = "value") -> float | None:
@@ -423,11 +604,11 @@ class _Reader:
             return None
         v = d[key]
         if not _is_number(v):
-            raise self.fail(f"'{where}{key}' must be a finite number, got {v!r}")
+            raise self.fail(f"'{where}{key}' must be a finite number, got {_show(v)}")
         if v < 0:
-            raise self.fail(f"negative {what} in '{where}{key}': {v!r}")
+            raise self.fail(f"negative {what} in '{where}{key}': {_show(v)}")
         if positive and v == 0:
-            raise self.fail(f"'{where}{key}' must be positive, got {v!r}")
+            raise self.fail(f"'{where}{key}' must be positive, got {_show(v)}")
         return v
 
     def integer(self, d: Mapping, key: str, where: str, lo: int, hi: int) -> int:
@@ -435,7 +616,7 @@ class _Reader:
             raise self.fail(f"missing entry '{where}{key}'")
         v = d[key]
         if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-            raise self.fail(f"'{where}{key}' must be an integer from {lo} to {hi}, got {v!r}")
+            raise self.fail(f"'{where}{key}' must be an integer from {lo} to {hi}, got {_show(v)}")
         return v
 
     def string(self, d: Mapping, key: str, where: str, required: bool = True) -> str | None:
@@ -445,7 +626,7 @@ class _Reader:
             return None
         v = d[key]
         if not isinstance(v, str):
-            raise self.fail(f"'{where}{key}' must be a string, got {v!r}")
+            raise self.fail(f"'{where}{key}' must be a string, got {_show(v)}")
         return v
 
 
@@ -454,11 +635,13 @@ def _parse_widths(r: _Reader, key: str, product: bool, where: str) -> tuple[int,
     try:
         w = tuple(int(p) for p in parts)
     except ValueError:
-        raise r.fail(f"'{where}{key}' is not a bit width (expected e.g. 8{' or 8x4' if product else ''})") from None
+        raise r.fail(f"'{where}{_key(key)}' is not a bit width (expected e.g. 8{' or 8x4' if product else ''})"
+                     ) from None
     if product and len(w) == 1:
         w = (w[0], w[0])
     if len(w) != (2 if product else 1) or any(not 1 <= b <= 128 for b in w):
-        raise r.fail(f"'{where}{key}' is not a valid bit width for this operation")
+        raise r.fail(f"'{where}{_key(key)}' is not a valid bit width for this operation (1 to 128"
+                     f"{', a or axb' if product else ''})")
     return w
 
 
@@ -467,7 +650,7 @@ def _quantity(r: _Reader, d: Mapping, key: str, where: str, product: bool, what:
     if q is None:
         return None
     w = f"{where}{key}."
-    r.only(q, ("points", "fit", "scaling", "note"), w)
+    r.only(q, SCHEMA["quantity"], w)
     points: dict[tuple[int, ...], float] = {}
     pts = r.table(q, "points", w, required=False) or {}
     for k in pts:
@@ -476,32 +659,43 @@ def _quantity(r: _Reader, d: Mapping, key: str, where: str, product: bool, what:
     if "fit" in q:
         raw = q["fit"]
         if not isinstance(raw, list) or not raw or not all(_is_number(c) for c in raw):
-            raise r.fail(f"'{w}fit' must be a list of numbers (c0, c1, c2, ...), got {raw!r}")
+            raise r.fail(f"'{w}fit' must be a list of finite numbers (c0, c1, c2, ...), got {_show(raw)}")
         if product and len(raw) > 3:
             raise r.fail(f"'{w}fit' of a multiplier may have at most 3 coefficients (c0 + c1*b + c2*b^2)")
         fit = tuple(float(c) for c in raw)
     scaling = r.string(q, "scaling", w, required=False) or "none"
     if scaling not in ("none", "width", "product"):
-        raise r.fail(f"'{w}scaling' must be one of none, width, product, got {scaling!r}")
+        raise r.fail(f"'{w}scaling' must be one of none, width, product, got {_show(scaling)}")
     if not points and not fit:
         raise r.fail(f"'{w[:-1]}' needs points or a fit")
     out = Quantity(points=points, fit=fit, scaling=scaling, product=product)
-    if fit:  # a fit must not go negative anywhere it may be used
-        for b in range(1, 65):
-            v = out.value((b, b) if product else (b,))
-            if v.provenance == "fit" and v.value < 0:
-                raise r.fail(f"negative {what} from '{w}fit' at {b} bits: {v.value!r}")
+    if fit:  # a fit must not go negative (or overflow) anywhere it may be used
+        # c0 + c1 (a+b)/2 + c2 ab is bilinear in (a, b): its extremes over a box are at the corners
+        widths = ([(b, b) for b in range(1, _MAX_WIDTH + 1)] + [(1, _MAX_WIDTH), (_MAX_WIDTH, 1)] if product
+                  else [(b,) for b in range(1, _MAX_WIDTH + 1)])
+        for wd in widths:
+            if wd in points:
+                continue
+            bits = "x".join(map(str, wd)) if product and wd[0] != wd[1] else str(wd[0])
+            try:
+                v = out.value(wd).value
+            except OverflowError:
+                v = math.inf
+            if not math.isfinite(v):
+                raise r.fail(f"'{w}fit' is not finite at {bits} bits")
+            if v < 0:
+                raise r.fail(f"negative {what} from '{w}fit' at {bits} bits: {v!r}")
     return out
 
 
 def _op_entry(r: _Reader, kind: str, d: Mapping) -> OpEntry:
     where = f"op.{kind}."
-    r.only(d, ("energy_pj", "area_um2", "same_as", "repeat", "note"), where)
+    r.only(d, SCHEMA["op.KIND"], where)
     product = kind == "mul"
     same_as = r.string(d, "same_as", where, required=False)
     repeat: str | int = d.get("repeat", 1)
-    if repeat != "bits" and (isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1):
-        raise r.fail(f"'{where}repeat' must be \"bits\" or a positive integer, got {repeat!r}")
+    if repeat != "bits" and (isinstance(repeat, bool) or not isinstance(repeat, int) or not 1 <= repeat <= _MAX_COUNT):
+        raise r.fail(f"'{where}repeat' must be \"bits\" or an integer from 1 to {_MAX_COUNT}, got {_show(repeat)}")
     note = r.string(d, "note", where, required=False) or ""
     if same_as is not None:
         if "energy_pj" in d or "area_um2" in d:
@@ -509,7 +703,7 @@ def _op_entry(r: _Reader, kind: str, d: Mapping) -> OpEntry:
         ok = same_as in PROFILE_OPS or same_as in {f"memory.{lvl}" for lvl in MEMORY_LEVELS}
         if not ok or same_as == kind:
             raise r.fail(f"'{where}same_as' must name another operation ({', '.join(PROFILE_OPS)}) or "
-                         f"memory.<level>, got {same_as!r}")
+                         f"memory.<level>, got {_show(same_as)}")
         return OpEntry(kind, same_as=same_as, repeat=repeat, note=note)
     energy = _quantity(r, d, "energy_pj", where, product, "energy")
     if energy is None:
@@ -520,10 +714,10 @@ def _op_entry(r: _Reader, kind: str, d: Mapping) -> OpEntry:
 
 def _unit_spec(r: _Reader, s: Any, where: str) -> tuple[str, tuple[int, ...]]:
     if not isinstance(s, str) or ":" not in s:
-        raise r.fail(f"'{where}' entries look like \"add:32\" or \"mul:32x32\", got {s!r}")
+        raise r.fail(f"'{where}' entries look like \"add:32\" or \"mul:32x32\", got {_show(s)}")
     kind, w = s.split(":", 1)
     if kind not in PROFILE_OPS:
-        raise r.fail(f"unknown operation kind {kind!r} in '{where}'; valid: {', '.join(PROFILE_OPS)}")
+        raise r.fail(f"unknown operation kind {_show(kind)} in '{where}'; valid: {', '.join(PROFILE_OPS)}")
     return kind, _parse_widths(r, w, kind == "mul", where + " ")
 
 
@@ -534,41 +728,47 @@ def parse_profile(doc: Mapping[str, Any], path: str = "<profile>") -> Profile:
     entry, a negative energy or area, an unknown operation kind or entry, a wrong type.
     """
     r = _Reader(path)
-    r.only(doc, ("profile", "array", "vector_unit", "memory", "op"), "")
+    if not isinstance(doc, Mapping):
+        raise r.fail(f"a profile is a TOML document (a table), got {_show(doc)}")
+    r.only(doc, SCHEMA[""], "")
     prof = r.table(doc, "profile", "")
-    r.only(prof, ("name", "title", "technology_nm", "voltage_v", "sources", "notes"), "profile.")
+    r.only(prof, SCHEMA["profile"], "profile.")
     name = r.string(prof, "name", "profile.")
     tech = r.number(prof, "technology_nm", "profile.", positive=True)
     volt = r.number(prof, "voltage_v", "profile.", required=False, positive=True)
     sources = prof.get("sources", [])
     if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
-        raise r.fail("'profile.sources' must be a list of strings")
+        raise r.fail(f"'profile.sources' must be a list of strings, got {_show(sources)}")
+    notes = prof.get("notes", "")
+    if not isinstance(notes, str) and not (isinstance(notes, list) and all(isinstance(s, str) for s in notes)):
+        raise r.fail(f"'profile.notes' must be a string or a list of strings, got {_show(notes)}")
 
     arr = r.table(doc, "array", "")
-    r.only(arr, ("rows", "cols", "clock_mhz", "acc_bits"), "array.")
-    array = ArrayConfig(rows=r.integer(arr, "rows", "array.", 1, 1 << 20),
-                        cols=r.integer(arr, "cols", "array.", 1, 1 << 20),
+    r.only(arr, SCHEMA["array"], "array.")
+    array = ArrayConfig(rows=r.integer(arr, "rows", "array.", 1, _MAX_COUNT),
+                        cols=r.integer(arr, "cols", "array.", 1, _MAX_COUNT),
                         clock_mhz=r.number(arr, "clock_mhz", "array.", positive=True),
                         acc_bits=r.integer(arr, "acc_bits", "array.", 1, 64))
 
     vu = r.table(doc, "vector_unit", "")
-    r.only(vu, ("lanes", "clock_mhz", "cycles_per_op", "area_units"), "vector_unit.")
+    r.only(vu, SCHEMA["vector_unit"], "vector_unit.")
     cpo_raw = r.table(vu, "cycles_per_op", "vector_unit.", required=False) or {"default": 1}
     cpo: dict[str, int | str] = {}
     from .counts import COST_KINDS
 
     for k, v in cpo_raw.items():
         if k != "default" and k not in COST_KINDS:
-            raise r.fail(f"unknown operation kind '{k}' in 'vector_unit.cycles_per_op'; valid: default, "
+            raise r.fail(f"unknown operation kind '{_key(k)}' in 'vector_unit.cycles_per_op'; valid: default, "
                          f"{', '.join(COST_KINDS)}")
-        if v != "bits" and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-            raise r.fail(f"'vector_unit.cycles_per_op.{k}' must be a positive integer or \"bits\", got {v!r}")
+        if v != "bits" and (isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= _MAX_COUNT):
+            raise r.fail(f"'vector_unit.cycles_per_op.{k}' must be an integer from 1 to {_MAX_COUNT} or \"bits\", "
+                         f"got {_show(v)}")
         cpo[k] = v
     cpo.setdefault("default", 1)
     units_raw = vu.get("area_units", [])
     if not isinstance(units_raw, list):
-        raise r.fail("'vector_unit.area_units' must be a list")
-    vector = VectorUnit(lanes=r.integer(vu, "lanes", "vector_unit.", 1, 1 << 20),
+        raise r.fail(f"'vector_unit.area_units' must be a list of strings such as \"add:32\", got {_show(units_raw)}")
+    vector = VectorUnit(lanes=r.integer(vu, "lanes", "vector_unit.", 1, _MAX_COUNT),
                         clock_mhz=r.number(vu, "clock_mhz", "vector_unit.", positive=True),
                         cycles_per_op=cpo,
                         area_units=tuple(_unit_spec(r, s, "vector_unit.area_units") for s in units_raw))
@@ -579,7 +779,7 @@ def parse_profile(doc: Mapping[str, Any], path: str = "<profile>") -> Profile:
     for lvl in MEMORY_LEVELS:
         m = r.table(mem, lvl, "memory.")
         w = f"memory.{lvl}."
-        r.only(m, ("read_pj_per_byte", "write_pj_per_byte", "note"), w)
+        r.only(m, SCHEMA["memory.LEVEL"], w)
         memory[lvl] = MemoryLevel(lvl, r.number(m, "read_pj_per_byte", w, what="energy"),
                                   r.number(m, "write_pj_per_byte", w, what="energy"),
                                   r.string(m, "note", w, required=False) or "")
@@ -588,7 +788,7 @@ def parse_profile(doc: Mapping[str, Any], path: str = "<profile>") -> Profile:
     for kind in ops_raw:
         if kind not in PROFILE_OPS:
             hint = " (a MAC is priced as op.mul + op.add)" if kind == "mac" else ""
-            raise r.fail(f"unknown operation kind 'op.{kind}'; valid: {', '.join(PROFILE_OPS)}{hint}")
+            raise r.fail(f"unknown operation kind 'op.{_key(kind)}'; valid: {', '.join(PROFILE_OPS)}{hint}")
     for kind in REQUIRED_OPS:
         if kind not in ops_raw:
             raise r.fail(f"missing entry 'op.{kind}'")
@@ -613,29 +813,58 @@ def builtin_profiles() -> dict[str, Path]:
     return out
 
 
+def builtin_profile_text(name: str) -> str:
+    """The TOML text of a built-in profile (a starting point for a profile of one's own).
+
+    Raises :class:`~intsim.errors.ConfigError` listing the built-ins for an unknown name.
+
+    >>> builtin_profile_text("qkeras_fit").splitlines()[0]
+    '# The QKeras QTools fit of the Horowitz 45 nm table, for any integer width b.'
+    """
+    builtins = builtin_profiles()
+    if name not in builtins:
+        raise ConfigError(f"no built-in profile {name!r}; built-in profiles: {', '.join(builtins)}")
+    return builtins[name].read_text(encoding="utf-8")
+
+
 def load_profile(name_or_path: str | os.PathLike) -> Profile:
     """Load a built-in profile by name (``horowitz45``, ``qkeras_fit``, ``aladdin40``) or a TOML file.
 
-    Raises :class:`~intsim.errors.ConfigError` naming the file for an unknown name, an
-    unreadable file, a TOML syntax error or an invalid profile.
+    Raises :class:`~intsim.errors.ConfigError` naming the file for an unknown name, a
+    missing or unreadable file, a directory, a file that is not UTF-8 TOML (including
+    nesting too deep to parse) and an invalid profile (naming the key).
 
     >>> load_profile("aladdin40").energy("mul", (32, 32))
     12.68
     """
     builtins = builtin_profiles()
-    key = str(name_or_path)
+    key = os.fspath(name_or_path)
     if key in builtins:
         path = builtins[key]
     else:
         path = Path(key)
-        if not path.is_file():
-            raise ConfigError(f"no profile {key!r}: not a built-in ({', '.join(builtins)}) and no such file")
+        try:
+            is_dir, exists = path.is_dir(), path.exists()
+        except (OSError, ValueError) as exc:  # e.g. a name too long, an embedded NUL
+            raise ConfigError(f"profile {_show_path(key)}: not a usable file name: {exc}") from None
+        if is_dir:
+            raise ConfigError(f"profile {path}: is a directory, not a TOML file")
+        if not exists:
+            raise ConfigError(f"no profile {_show_path(key)}: not a built-in ({', '.join(builtins)}) and no such "
+                              "file")
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"profile {path}: cannot read: {exc}") from None
+        raise ConfigError(f"profile {path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"profile {path}: not a UTF-8 text file (byte {exc.start})") from None
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"profile {path}: not valid TOML: {exc}") from None
-    return parse_profile(doc, str(path))
+    except RecursionError:
+        raise ConfigError(f"profile {path}: not valid TOML: values nested too deeply to parse") from None
+    try:
+        return parse_profile(doc, str(path))
+    except RecursionError:  # pragma: no cover - parse_profile reads a fixed depth; kept as a last guard
+        raise ConfigError(f"profile {path}: values nested too deeply") from None

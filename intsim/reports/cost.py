@@ -15,9 +15,16 @@ an existing one):
 * ``energy_by_component.png`` (stacked bars per method) and ``unpack_ratio_vs_energy.png``.
 
 Workloads: ``gemm:MxKxN``, ``gemm:LAYER.NAME``, ``layer[:L]``, ``minilm`` (default).
-Profiles: ``horowitz45`` (default), ``qkeras_fit``, ``aladdin40`` or a TOML file;
-``--scale-to 7 --voltage 0.8`` applies the Stillmaker & Baas factors. Every output is
-deterministic: no timestamps, fixed inputs, PNGs without the software tag.
+Profiles: ``horowitz45`` (default), ``qkeras_fit``, ``aladdin40`` or a TOML file (its
+format: :mod:`intsim.cost.profiles`; ``--print-profile NAME`` prints a built-in one to
+start from); ``--scale-to 7 --voltage 0.8`` applies the Stillmaker & Baas factors.
+
+A method (or a row of the non-linear comparison) the profile cannot price is an error
+naming every missing profile entry and width (exit status 2); ``--methods`` restricts the
+methods, ``--allow-partial`` writes the report without them (listed under "Not included")
+and prints a warning. Progress goes to stdout, one line per unit of work (``-q`` hides
+it). Every output is deterministic: no timestamps, fixed inputs, PNGs without the
+software tag.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import argparse
 import io
 import math
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -63,10 +71,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="reports/cost", help="output directory (default: reports/cost)")
     parser.add_argument("--force", action="store_true", help="replace the output directory if it exists")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    parser.add_argument("--allow-partial", action="store_true",
+                        help="write the report even if the profile cannot price some methods or non-linear "
+                             "profiles: they are left out, listed in the report and in a warning (default: that "
+                             "is an error naming every missing profile entry)")
+    parser.add_argument("--print-profile", metavar="NAME", default=None,
+                        help="print the TOML file of a built-in profile (horowitz45, qkeras_fit, aladdin40) to "
+                             "stdout, a starting point for a profile of your own, and exit")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress lines (the summary and warnings are still printed)")
 
 
-def _progress(msg: str) -> None:
-    print(f"intsim report cost: {msg}", file=sys.stderr, flush=True)
+def _printer(quiet: bool) -> Callable[[str], None]:
+    """Progress on stdout, one line per unit of work, flushed; nothing when ``quiet``."""
+    def progress(msg: str) -> None:
+        if not quiet:
+            print(msg, flush=True)
+    return progress
 
 
 def _csv(df: pd.DataFrame, index: bool = False) -> str:
@@ -151,6 +172,8 @@ def _command(args: argparse.Namespace) -> str:
         parts.append(f"--sentences {args.sentences}")
     if args.out != "reports/cost":
         parts.append(f"--out {args.out}")
+    if getattr(args, "allow_partial", False):
+        parts.append("--allow-partial")
     return " ".join(parts) + " --force"
 
 
@@ -331,13 +354,81 @@ def _markdown(result, summary: pd.DataFrame, energy_tab: pd.DataFrame, nonlinear
     return "\n".join(L)
 
 
+def _problem_text(problems: Sequence[tuple[str, Exception]]) -> str:
+    """The problems, grouped by missing profile entry: which widths, needed by what."""
+    from intsim.cost.profiles import MissingEntryError
+
+    entries: dict[tuple[str, bool], dict[str, list[str]]] = {}
+    other: list[str] = []
+    for label, exc in problems:
+        if isinstance(exc, MissingEntryError):
+            by_width = entries.setdefault((exc.entry, exc.absent), {})
+            users = by_width.setdefault(exc.widths, [])
+            if label not in users:
+                users.append(label)
+        else:
+            text = f"{label}: {exc}"
+            if text not in other:
+                other.append(text)
+    parts = []
+    for (entry, absent), by_width in entries.items():
+        needs = ", ".join(f"at {w} bits by {', '.join(users)}" for w, users in by_width.items())
+        if absent:
+            parts.append(f"{entry} is missing, needed {needs}")
+        else:
+            parts.append(f"{entry} has no value (not in points, no fit, no scaling rule) {needs}")
+    return "; ".join(parts + other)
+
+
+_NL = "non-linear comparison of "  # label prefix of the non-linear comparison's rows
+
+
+def _cannot_price(profile, problems: Sequence[tuple[str, Exception]], methods: Sequence, mode: str = "error") -> str:
+    """One line: what cannot be priced and why, and what to do about it. ``mode``: ``error`` (suggest
+    the fixes), ``partial`` (they are left out), ``nothing`` (nothing could be priced)."""
+    names = [m.name for m in methods]
+    bad = list(dict.fromkeys(label for label, _ in problems if label in names))
+    nl = list(dict.fromkeys(label.removeprefix(_NL) for label, _ in problems if label not in names))
+    what = []
+    if bad:
+        what.append(f"{len(bad)} of the {len(names)} methods ({', '.join(bad)})")
+    if nl:
+        what.append(f"{len(nl)} rows of the non-linear comparison ({', '.join(nl)})")
+    head = f"profile {profile.name} ({profile.path}) cannot price {' and '.join(what)}: {_problem_text(problems)}"
+    if mode == "partial":
+        return f"{head}; they are left out of the report (--allow-partial)"
+    good = [n for n in names if n not in bad]
+    hint = f", restrict the methods with --methods {','.join(good)}" if bad and good else ""
+    fix = "Add the missing entries to the profile (intsim report cost --print-profile horowitz45 prints a complete one)"
+    if mode == "nothing":
+        return f"{head}. Nothing is left to report. {fix}"
+    return f"{head}. {fix}{hint}, or pass --allow-partial to write the report without them"
+
+
+def _mac_counts(method, acc_bits: int):
+    """One MAC of ``method``'s main GEMM datapath, as counts."""
+    from intsim.cost.counts import CostCounts
+
+    if method.family == "float":
+        return CostCounts({("fmac", (method.bits,)): 1})
+    return CostCounts({("mac", (method.bits, method.bits, acc_bits)): 1})
+
+
 def run(args: argparse.Namespace) -> int:
     """Build the workload, cost every method, write the report. Returns the exit status."""
     from intsim.cost import cost_workload, load_profile, nonlinear_comparison, parse_workload
     from intsim.cost.methods import get_method, standard_methods
+    from intsim.cost.model import unpriced
+    from intsim.cost.profiles import builtin_profile_text
     from intsim.errors import ConfigError
     from intsim.fileio import atomic_directory
 
+    if args.print_profile is not None:
+        sys.stdout.write(builtin_profile_text(args.print_profile))
+        sys.stdout.flush()
+        return 0
+    progress = _printer(bool(getattr(args, "quiet", False)))
+    allow_partial = bool(getattr(args, "allow_partial", False))
     profile = load_profile(args.profile)
     if args.scale_to is not None:
         profile = profile.scaled(args.scale_to, args.voltage)
@@ -358,25 +449,47 @@ def run(args: argparse.Namespace) -> int:
         skipped: list[tuple[str, str]] = []
     else:
         methods, skipped = standard_methods(args.nonlinear, bits, strategies)
+    # Fail fast on what can be checked before the workload is built: each method's MAC and the area
+    # of its processing elements and of the vector unit.
+    acc = profile.array.acc_bits
+    early = [(m.name, e) for m in methods
+             for e in unpriced(profile, [_mac_counts(m, acc)], pe_units=m.pe_units(acc))]
+    if early and not allow_partial:
+        raise ConfigError(_cannot_price(profile, early, methods))
     out = Path(args.out)
-    if out.exists() and not args.force:
-        raise ConfigError(f"{out} already exists; pass --force to replace it")
-    _progress(f"building workload {args.workload}")
-    workload = parse_workload(args.workload, sentences=sentences, max_len=args.max_len, seed=args.seed,
-                              progress=_progress)
-    result = cost_workload(workload, profile, methods, progress=_progress, skip_unpriceable=True)
-    result.skipped = skipped + result.skipped
-    nonlinear = None
-    if any(s.__class__.__name__ == "VectorSite" and s.op != "residual" for s in workload.sites):
-        _progress("comparing the non-linear profiles")
-        try:
-            nonlinear = nonlinear_comparison(workload, profile, skip_unpriceable=True)
-            result.skipped += [(f"non-linear profile {n}", why) for n, why in nonlinear.attrs.get("skipped", [])]
-        except ConfigError as exc:
-            result.skipped.append(("non-linear comparison", str(exc)))
     with atomic_directory(out, force=args.force) as tmp:
+        progress(f"building workload {args.workload}")
+        workload = parse_workload(args.workload, sentences=sentences, max_len=args.max_len, seed=args.seed,
+                                  progress=progress)
+        problems: list[tuple[str, Exception]] = []
+        nonlinear = None
+        nl_skipped: list[tuple[str, str]] = []
+        if any(s.__class__.__name__ == "VectorSite" and s.op != "residual" for s in workload.sites):
+            progress("comparing the non-linear profiles")
+            try:
+                nonlinear = nonlinear_comparison(workload, profile, skip_unpriceable=True, progress=progress)
+                nl_skipped = [(f"non-linear profile {n}", why) for n, why in nonlinear.attrs.get("skipped", [])]
+                problems += [(_NL + n, e) for n, e in nonlinear.attrs.get("problems", [])]
+            except ConfigError as exc:
+                nl_skipped = [("non-linear comparison", str(exc))]
+                problems += [(_NL + n, e) for n, e in getattr(exc, "problems", [])] or [("non-linear comparison", exc)]
+            if problems and not allow_partial:
+                raise ConfigError(_cannot_price(profile, problems, methods))
+        try:
+            result = cost_workload(workload, profile, methods, progress=progress, skip_unpriceable=True)
+        except ConfigError as exc:
+            if getattr(exc, "problems", None):
+                raise ConfigError(_cannot_price(profile, problems + exc.problems, methods, "nothing")) from None
+            raise
+        problems = list(result.problems) + problems
+        if problems and not allow_partial:
+            raise ConfigError(_cannot_price(profile, problems, methods))
+        result.skipped = skipped + result.skipped + nl_skipped
+        progress("writing the report")
         files = write_report(result, nonlinear, tmp, _command(args), plots=not args.no_plots)
-    _progress(f"wrote {len(files)} files to {out}")
+    print(f"wrote {len(files)} files to {out}", flush=True)
+    if problems:
+        print(f"warning: partial report: {_cannot_price(profile, problems, methods, 'partial')}", flush=True)
     s = result.summary()
     for name, row in s.iterrows():
         rel = "" if math.isnan(row.relative_energy) else f"  ({row.relative_energy:.3f} x int8)"

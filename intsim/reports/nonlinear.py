@@ -19,7 +19,8 @@ of :class:`Case` and register it there. A factory whose module is not installed 
 in the report as unavailable rather than silently dropped.
 
 Options: ``--out DIR``, ``--force`` (replace an existing report), ``--quick`` (smaller
-grids), ``--no-plots``, ``--operators NAME,...`` (a subset of the registry).
+grids), ``--no-plots``, ``--operators NAME,...`` (a subset of the registry), ``-q``/``--quiet``
+(no progress lines: by default one line per case on stdout, as it finishes).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import csv
 import importlib.util
 import io
 import math
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -336,11 +338,15 @@ class Row:
         return "yes" if self.max_abs <= self.case.bound else "NO"
 
 
-def evaluate_cases(cases: list[Case], failures: list[tuple[Case, str]] | None = None) -> list[Row]:
+def evaluate_cases(cases: list[Case], failures: list[tuple[Case, str]] | None = None,
+                   progress: Callable[[str], None] | None = None) -> list[Row]:
     """Run every case and measure its errors. With ``failures`` given, a case that raises is
-    recorded there (operator, profile, scale and the error) instead of stopping the report."""
+    recorded there (operator, profile, scale and the error) instead of stopping the report.
+    ``progress`` is called with one line per case, as it finishes."""
     rows = []
-    for c in cases:
+    for i, c in enumerate(cases, 1):
+        t0 = time.perf_counter()
+        label = f"[{i}/{len(cases)}] {c.operator} {c.profile} scale {c.input_scale:g}"
         if failures is None:
             ev = c.evaluate()
         else:
@@ -348,11 +354,15 @@ def evaluate_cases(cases: list[Case], failures: list[tuple[Case, str]] | None = 
                 ev = c.evaluate()
             except Exception as exc:  # noqa: BLE001 - reported in the output, and run() returns 1
                 failures.append((c, f"{type(exc).__name__}: {exc}"))
+                if progress:
+                    progress(f"{label}: failed: {type(exc).__name__}: {exc}")
                 continue
         ref = np.asarray(ev.ref, dtype=np.float64)
         err = np.abs(np.asarray(ev.approx, dtype=np.float64) - ref)
         rel = float(np.max(err / np.abs(ref))) if c.relative else math.nan
         rows.append(Row(c, int(err.size), float(err.max()), float(err.mean()), rel, ev))
+        if progress:
+            progress(f"{label}: max error {rows[-1].max_abs:.3e} ({time.perf_counter() - t0:.1f} s)")
     return rows
 
 
@@ -411,7 +421,7 @@ def _markdown(rows: list[Row], unavailable: dict[str, str], quick: bool, plots: 
     return "\n".join(out) + "\n"
 
 
-def _plot(rows: list[Row], directory: Path) -> list[str]:
+def _plot(rows: list[Row], directory: Path, progress: Callable[[str], None] | None = None) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -422,7 +432,9 @@ def _plot(rows: list[Row], directory: Path) -> list[str]:
         groups.setdefault((r.case.operator, r.case.profile), []).append(r)
     names = []
     directory.mkdir(parents=True, exist_ok=True)
-    for (op, prof), grp in groups.items():
+    for k, ((op, prof), grp) in enumerate(groups.items(), 1):
+        if progress:
+            progress(f"[{k}/{len(groups)}] plot {op} {prof}")
         fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
         for r in grp:
             ev = r.evaluation
@@ -458,6 +470,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="smaller grids (for a fast check)")
     parser.add_argument("--no-plots", dest="plots", action="store_false", help="skip the PNG plots")
     parser.add_argument("--operators", default="", help=f"comma-separated subset of: {', '.join(OPERATORS)}")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress lines (the summary is still printed)")
+
+
+def _printer(quiet: bool) -> Callable[[str], None]:
+    """Progress on stdout, one line per unit of work, flushed; nothing when ``quiet``."""
+    def progress(msg: str) -> None:
+        if not quiet:
+            print(msg, flush=True)
+    return progress
 
 
 def run(args: argparse.Namespace) -> int:
@@ -478,9 +500,10 @@ def run(args: argparse.Namespace) -> int:
             continue
         cases += factory(bool(args.quick))
     failures: list[tuple[Case, str]] = []
-    rows = evaluate_cases(cases, failures)
+    progress = _printer(bool(getattr(args, "quiet", False)))
     with atomic_directory(Path(args.out), force=bool(args.force)) as tmp:
-        plots = _plot(rows, tmp / "plots") if args.plots else []
+        rows = evaluate_cases(cases, failures, progress)
+        plots = _plot(rows, tmp / "plots", progress) if args.plots else []
         (tmp / "nonlinear.csv").write_text(_csv(rows), encoding="utf-8")
         (tmp / "nonlinear.md").write_text(_markdown(rows, unavailable, bool(args.quick), plots, failures),
                                           encoding="utf-8")

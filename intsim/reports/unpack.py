@@ -32,7 +32,9 @@ the float64 product of the quantized-then-unpacked GEMMs (exact on their integer
 the same for every b and strategy) and of LLM.int8().
 
 Everything is written atomically into ``--out`` (``reports/unpack``) and is
-deterministic: no timestamps; the same inputs give the same bytes.
+deterministic: no timestamps; the same inputs give the same bytes. Progress goes to
+stdout, one line per GEMM row as it finishes (``-q``/``--quiet`` hides it);
+``--no-plots`` skips the PNG.
 """
 
 from __future__ import annotations
@@ -40,7 +42,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -73,7 +74,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="quantization percentile p for alpha (default: 0.95)")
     parser.add_argument("--levels", type=int, default=15, help="quantization levels D (default: 15)")
     parser.add_argument("--threshold", type=float, default=6.0, help="LLM.int8() outlier threshold (default: 6.0)")
-    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plot")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress lines (the summary is still printed)")
 
 
 def _parse_bits(text: str) -> tuple[int, ...]:
@@ -126,8 +129,9 @@ def _quantize_group(mats: list[np.ndarray], p: float, levels: int) -> tuple[list
 
 
 def _progress(quiet: bool, msg: str) -> None:
+    """Progress on stdout, one line per unit of work, flushed; nothing when ``quiet``."""
     if not quiet:
-        print(msg, file=sys.stderr, flush=True)
+        print(msg, flush=True)
 
 
 def _collect(args: argparse.Namespace, bits: tuple[int, ...]) -> tuple[dict, tuple[str, ...]]:
@@ -141,20 +145,20 @@ def _collect(args: argparse.Namespace, bits: tuple[int, ...]) -> tuple[dict, tup
     sentences = tuple(SENTENCES[:args.sentences])
     t0 = time.perf_counter()
     ops = capture_gemm_operands(list(sentences), max_len=args.max_len)
-    _progress(args.quiet, f"unpack report: captured {len(ops)} GEMMs of {len(sentences)} sentences "
+    _progress(args.quiet, f"captured {len(ops)} GEMMs of {len(sentences)} sentences "
                           f"({time.perf_counter() - t0:.1f} s)")
     groups: dict[tuple[int, str], list] = defaultdict(list)
     for o in ops:
         groups[(o.layer, o.name)].append(o)
     rows: dict[tuple[int, str], _Acc] = {}
     layers = sorted({k[0] for k in groups})
-    for layer in layers:
+    todo = [(layer, name) for layer in layers for name in _ORDER if groups.get((layer, name))]
+    for i, key in enumerate(todo, 1):
         t1 = time.perf_counter()
-        for name in _ORDER:
-            members = groups.get((layer, name))
-            if members:
-                rows[(layer, name)] = _row(members, bits, args)
-        _progress(args.quiet, f"unpack report: layer {layer + 1}/{len(layers)} done ({time.perf_counter() - t1:.1f} s)")
+        members = groups[key]
+        rows[key] = _row(members, bits, args)
+        _progress(args.quiet, f"[{i}/{len(todo)}] layer {key[0]} {key[1]}: {len(members)} GEMM"
+                              f"{'s' if len(members) != 1 else ''} ({time.perf_counter() - t1:.1f} s)")
     return rows, sentences
 
 
@@ -319,13 +323,15 @@ def _write(out: Path, rows: dict, bits: tuple[int, ...], args: argparse.Namespac
         [[f"quantized p={args.percentile} D={args.levels}, unpacked (any b, any strategy)", f"{agg['q_err']:.6g}"],
          ["quantized p=1 D=255, unpacked (any b, any strategy)", f"{agg['int8_err']:.6g}"],
          ["llm.int8 (int8 + 16-bit outliers)", f"{agg['llm_err']:.6g}"]]), newline="\n")
-    _plot(out / "ratio_vs_bits.png", agg, bits)
-    (out / "README.md").write_text(_markdown(rows, keys, agg, bits, args, sentences), newline="\n")
+    plots = not getattr(args, "no_plots", False)
+    if plots:
+        _plot(out / "ratio_vs_bits.png", agg, bits)
+    (out / "README.md").write_text(_markdown(rows, keys, agg, bits, args, sentences, plots), newline="\n")
     return agg
 
 
 def _markdown(rows: dict, keys: list, agg: dict, bits: tuple[int, ...], args: argparse.Namespace,
-              sentences: tuple[str, ...]) -> str:
+              sentences: tuple[str, ...], plots: bool = True) -> str:
     n_sent = len(sentences)
     total_gemms = sum(a.count for a in rows.values())
     paragraphs = [
@@ -356,7 +362,8 @@ def _markdown(rows: dict, keys: list, agg: dict, bits: tuple[int, ...], args: ar
         body.append([str(b), *(_f(r[s], 3) for s in STRATEGIES), _f(agg["llm"], 3),
                      _pct(r["plan"] / r["both"] - 1), _pct(r["plan"] / best_paper - 1)])
     paragraphs.append(_md_table(hdr, body))
-    paragraphs.append("![unpack ratio against bit-width](ratio_vs_bits.png)")
+    if plots:
+        paragraphs.append("![unpack ratio against bit-width](ratio_vs_bits.png)")
     paragraphs.append("## Admitting -2^(b-1) (the two's-complement minimum)")
     paragraphs.append("The same, with -2^(b-1) counted as in range, as a real b-bit two's-complement multiplier "
                       "allows (the reference's range is symmetric); the saving is relative to the table above.")
@@ -397,8 +404,8 @@ def _markdown(rows: dict, keys: list, agg: dict, bits: tuple[int, ...], args: ar
     paragraphs.append("## Files\n\n"
                       "- `gemms.csv`: every GEMM (or per-head group) x bit-width x strategy.\n"
                       "- `aggregate.csv`: model aggregate per bit-width and strategy, with LLM.int8().\n"
-                      "- `accuracy.csv`: relative errors.\n"
-                      "- `ratio_vs_bits.png`: the plot above.")
+                      "- `accuracy.csv`: relative errors."
+                      + ("\n- `ratio_vs_bits.png`: the plot above." if plots else ""))
     return "\n\n".join(p.rstrip("\n") for p in paragraphs) + "\n"
 
 
@@ -416,8 +423,7 @@ def run(args: argparse.Namespace) -> int:
         agg = _write(tmp, rows, bits, args, sentences)
     summary = ", ".join(f"b={b}: " + " ".join(f"{s} {agg[(b, s, False)]:.3f}" for s in STRATEGIES)
                         for b in (bits[0], bits[-1]))
-    _progress(args.quiet, f"unpack report: wrote {out} in {time.perf_counter() - t0:.0f} s ({summary}; "
-                          f"LLM.int8() {agg['llm']:.3f})")
+    print(f"wrote {out} in {time.perf_counter() - t0:.0f} s ({summary}; LLM.int8() {agg['llm']:.3f})", flush=True)
     return 0
 
 
