@@ -595,7 +595,8 @@ def test_report_is_complete_consistent_and_deterministic(tmp_path, monkeypatch):
         assert report.run(args) == 0
         outs.append(tmp_path / name)
     files = sorted(p.name for p in outs[0].iterdir())
-    assert files == ["README.md", "accuracy.csv", "aggregate.csv", "gemms.csv", "ratio_vs_bits.png"]
+    assert files == [".intsim-output.json", "README.md", "accuracy.csv", "aggregate.csv", "gemms.csv",
+                     "ratio_vs_bits.png"]
     for f in files:
         assert (outs[0] / f).read_bytes() == (outs[1] / f).read_bytes(), f
     rows = list(csv.DictReader((outs[0] / "gemms.csv").open()))
