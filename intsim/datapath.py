@@ -30,11 +30,15 @@ CPUs without VNNI.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
+
+from ._arrays import short_repr
 from .errors import ConfigError
 from .inttype import IntType
 
-__all__ = ["Datapath", "OVERFLOW_POLICIES", "overflow_policy"]
+__all__ = ["Datapath", "OVERFLOW_POLICIES", "overflow_policy", "as_datapath"]
 
 OVERFLOW_POLICIES: tuple[str, ...] = ("wrap", "saturate", "raise")
 
@@ -62,11 +66,39 @@ def overflow_policy(name: str) -> str:
 
 
 def _int_in(name: str, value: object, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{name} must be an integer from {lo} to {hi}, got {value!r}")
-    if not lo <= value <= hi:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ConfigError(f"{name} must be an integer from {lo} to {hi}, got {short_repr(value)}")
+    if not lo <= int(value) <= hi:
         raise ConfigError(f"{name} must be from {lo} to {hi}, got {value}")
-    return value
+    return int(value)
+
+
+def as_datapath(dp: Any, name: str = "datapath", *, default: bool = True) -> Datapath:
+    """``dp`` if it is a :class:`Datapath` (``None`` gives ``Datapath()`` when ``default``);
+    anything else raises :class:`~intsim.errors.ConfigError` saying what was passed and, for an
+    integer type name such as ``"int8"``, the Datapath it probably meant.
+
+    >>> try:
+    ...     as_datapath("int8")
+    ... except ConfigError as exc:
+    ...     print(exc)
+    datapath must be an intsim.Datapath, got str 'int8'; for int8 x int8 operands pass
+    Datapath(a=IntType(8), b=IntType(8))
+    """
+    if dp is None and default:
+        return Datapath()
+    if isinstance(dp, Datapath):
+        return dp
+    hint = "e.g. Datapath(a=IntType(8), b=IntType(8), acc_bits=32)"
+    if isinstance(dp, (str, IntType)):
+        try:
+            t = IntType.parse(dp)
+        except ConfigError:
+            pass
+        else:
+            arg = f"IntType({t.bits}{'' if t.signed else ', signed=False'})"
+            hint = f"for {t.name} x {t.name} operands pass Datapath(a={arg}, b={arg})"
+    raise ConfigError(f"{name} must be an intsim.Datapath, got {type(dp).__name__} {short_repr(dp)}; {hint}")
 
 
 @dataclass(frozen=True)
@@ -106,15 +138,16 @@ class Datapath:
                 t = IntType.parse(t)
                 object.__setattr__(self, name, t)
             if not isinstance(t, IntType):
-                raise ConfigError(f"Datapath {name} must be an IntType, got {t!r}")
+                raise ConfigError(f"Datapath {name} must be an IntType or a name such as 'int8', "
+                                  f"got {type(t).__name__} {short_repr(t)}")
             if t.bits > 32:
                 raise ConfigError(f"Datapath operand {name} may have 1 to 32 bits, got {t.name} "
                                   f"({t.bits} bits); products must fit a 64-bit accumulator")
-        _int_in("acc_bits", self.acc_bits, 1, 64)
+        object.__setattr__(self, "acc_bits", _int_in("acc_bits", self.acc_bits, 1, 64))
         object.__setattr__(self, "overflow", overflow_policy(self.overflow))
-        _int_in("k_chunk", self.k_chunk, 1, 1 << 30)
+        object.__setattr__(self, "k_chunk", _int_in("k_chunk", self.k_chunk, 1, 1 << 30))
         if self.chunk_bits is not None:
-            _int_in("chunk_bits", self.chunk_bits, 1, 64)
+            object.__setattr__(self, "chunk_bits", _int_in("chunk_bits", self.chunk_bits, 1, 64))
         if self.chunk_overflow is not None:
             if self.chunk_bits is None:
                 raise ConfigError("chunk_overflow needs chunk_bits (the adder tree output width)")

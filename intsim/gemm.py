@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 
 from . import _kernels as kern
-from ._arrays import as_int_array, as_int_matrix, to_int64
-from .datapath import Datapath
-from .errors import AccumulatorOverflow, OperandRangeError, ShapeError
+from ._arrays import as_int_array, as_int_matrix, short_repr, to_int64
+from .datapath import Datapath, as_datapath
+from .errors import AccumulatorOverflow, ConfigError, OperandRangeError, ShapeError
 from .inttype import IntType
 from .opcounts import OpCounts
 
@@ -86,6 +86,15 @@ def gemm_ops(M: int, K: int, N: int, dp: Datapath) -> OpCounts:
     width and ``M*N*G`` accumulator adds, G = ceil(K / k_chunk) groups per output.
     Memory: each A and B element read once, each output written once at acc_bits.
     """
+    dims = []
+    for name, v in (("M", M), ("K", K), ("N", N)):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or int(v) < 0:
+            raise ConfigError(f"gemm_ops: {name} must be a non-negative integer, got {short_repr(v)}")
+        dims.append(int(v))
+    return _gemm_ops(*dims, as_datapath(dp, "dp", default=False))
+
+
+def _gemm_ops(M: int, K: int, N: int, dp: Datapath) -> OpCounts:
     ops = OpCounts()
     if M * N * K:
         if dp.k_chunk == 1:
@@ -99,6 +108,30 @@ def gemm_ops(M: int, K: int, N: int, dp: Datapath) -> OpCounts:
     ops.add("read", (dp.b.bits,), K * N)
     ops.add("write", (dp.acc_bits,), M * N)
     return ops
+
+
+def _operands(A: Any, B: Any, dp: Datapath, bias: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The checked operands of :func:`matmul` and :func:`trace_output`: A, B and the bias as int64."""
+    A = as_int_matrix(A, "A")
+    B = as_int_matrix(B, "B")
+    M, K = A.shape
+    K2, N = B.shape
+    if K != K2:
+        raise ShapeError(f"inner dimensions differ: A is {M}x{K} (M x K) but B is {K2}x{N} (K x N)")
+    dp.a.check(A, "A")
+    dp.b.check(B, "B")
+    if bias is None:
+        return A, B, np.zeros(N, np.int64)
+    acc = dp.acc
+    barr = as_int_array(bias, "bias")
+    if barr.shape != (N,):
+        raise ShapeError(f"bias must have shape ({N},) (one value per output column), got {barr.shape}")
+    try:
+        acc.check(barr, "bias")
+    except OperandRangeError as exc:
+        raise OperandRangeError(f"{exc} (the accumulator register is {acc.name})", count=exc.count,
+                                index=exc.index, value=exc.value) from None
+    return A, B, to_int64(barr, "bias")
 
 
 def _abs_max(x: np.ndarray) -> int:
@@ -187,11 +220,15 @@ def matmul(A: Any, B: Any, datapath: Datapath | None = None, bias: Any = None) -
     Parameters
     ----------
     A, B:
-        Integer arrays of shapes (M, K) and (K, N), any numpy integer dtype (or nested
-        lists of ints). Entries must lie in ``datapath.a`` and ``datapath.b``.
+        Integer arrays of shapes (M, K) and (K, N), any numpy integer dtype, or nested
+        lists/tuples of ints (checked element by element: a bool or float inside is
+        refused). ``np.matrix`` is read as its ndarray, a masked array as its data if no
+        entry is masked (a masked entry is refused). Entries must lie in ``datapath.a``
+        and ``datapath.b``.
     datapath:
-        The hardware (default ``Datapath()``: int8 x int8 into a 32-bit accumulator,
-        overflow raises).
+        The hardware, a :class:`~intsim.Datapath` (default ``Datapath()``: int8 x int8
+        into a 32-bit accumulator, overflow raises). A type name such as ``"int8"`` is
+        not a datapath: pass ``Datapath(a=IntType(8), b=IntType(8))``.
     bias:
         Optional per-output-column initial register values, shape (N,), each in the
         accumulator's range.
@@ -203,10 +240,12 @@ def matmul(A: Any, B: Any, datapath: Datapath | None = None, bias: Any = None) -
 
     Raises
     ------
+    ConfigError
+        ``datapath`` is not a :class:`~intsim.Datapath`.
     DTypeError
-        float, bool or object operands.
+        float, bool, string or non-integer object operands; a masked entry.
     ShapeError
-        operands that are not 2-D or whose inner dimensions differ.
+        operands that are not 2-D or whose inner dimensions differ; ragged lists.
     OperandRangeError
         an entry outside its operand type, or a bias outside the accumulator range.
     AccumulatorOverflow
@@ -222,31 +261,12 @@ def matmul(A: Any, B: Any, datapath: Datapath | None = None, bias: Any = None) -
     >>> r.values.ravel().tolist(), r.first_overflow_k.ravel().tolist()
     ([63, -49], [1, -1])
     """
-    dp = datapath if datapath is not None else Datapath()
-    if not isinstance(dp, Datapath):
-        raise TypeError(f"datapath must be an intsim.Datapath, got {type(dp).__name__}")
-    A = as_int_matrix(A, "A")
-    B = as_int_matrix(B, "B")
+    dp = as_datapath(datapath)
+    A, B, bias64 = _operands(A, B, dp, bias)
     M, K = A.shape
-    K2, N = B.shape
-    if K != K2:
-        raise ShapeError(f"inner dimensions differ: A is {M}x{K} (M x K) but B is {K2}x{N} (K x N)")
-    dp.a.check(A, "A")
-    dp.b.check(B, "B")
+    N = B.shape[1]
     acc = dp.acc
-    if bias is None:
-        bias64 = np.zeros(N, np.int64)
-    else:
-        barr = as_int_array(bias, "bias")
-        if barr.shape != (N,):
-            raise ShapeError(f"bias must have shape ({N},) (one value per output column), got {barr.shape}")
-        try:
-            acc.check(barr, "bias")
-        except OperandRangeError as exc:
-            raise OperandRangeError(f"{exc} (the accumulator register is {acc.name})", count=exc.count,
-                                    index=exc.index, value=exc.value) from None
-        bias64 = to_int64(barr, "bias")
-    ops = gemm_ops(M, K, N, dp)
+    ops = _gemm_ops(M, K, N, dp)
     overflow = np.zeros((M, N), bool)
     first_k = np.full((M, N), -1, np.int64)
     if M == 0 or N == 0 or K == 0:
@@ -389,15 +409,24 @@ def trace_output(A: Any, B: Any, datapath: Datapath, i: int, j: int, bias: Any =
     """The accumulator register of output (i, j) after each add, in order (Python ints).
 
     A slow, literal emulation for golden-vector taps and debugging; the policy
-    ``raise`` is treated as ``wrap`` here so the whole trace is returned.
+    ``raise`` is treated as ``wrap`` here so the whole trace is returned. The
+    arguments are checked as by :func:`matmul`; ``(i, j)`` must be an output index
+    (non-negative, no wrap-around).
     """
-    A = as_int_matrix(A, "A")
-    B = as_int_matrix(B, "B")
-    dp = datapath
+    dp = as_datapath(datapath, default=False)
+    A, B, bias64 = _operands(A, B, dp, bias)
+    M, K = A.shape
+    N = B.shape[1]
+    for name, v, n in (("i", i, M), ("j", j, N)):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+            raise ConfigError(f"trace_output: {name} must be an integer output index, got {short_repr(v)}")
+        if not 0 <= int(v) < n:
+            raise ShapeError(f"trace_output: output index ({i}, {j}) is outside the {M}x{N} (M x N) result "
+                             f"({name} must be from 0 to {n - 1})")
+    i, j = int(i), int(j)
     acc = dp.acc
-    reg = 0 if bias is None else int(as_int_array(bias, "bias")[j])
+    reg = int(bias64[j])
     out = []
-    K = A.shape[1]
     for k0 in range(0, K, dp.k_chunk):
         t = sum(int(A[i, k]) * int(B[k, j]) for k in range(k0, min(k0 + dp.k_chunk, K)))
         if dp.chunk_bits is not None:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ._arrays import as_int_array
+from ._arrays import as_int_array, short_repr
 from .errors import ConfigError, OperandRangeError
 
 __all__ = ["IntType"]
@@ -49,8 +49,9 @@ class IntType:
     signed: bool = True
 
     def __post_init__(self) -> None:
-        if isinstance(self.bits, bool) or not isinstance(self.bits, (int, np.integer)):
-            raise ConfigError(f"IntType bits must be an integer from 1 to 64, got {self.bits!r}")
+        if isinstance(self.bits, (bool, np.bool_)) or not isinstance(self.bits, (int, np.integer)):
+            hint = f"; for a type name use IntType.parse({self.bits!r})" if isinstance(self.bits, str) else ""
+            raise ConfigError(f"IntType bits must be an integer from 1 to 64, got {short_repr(self.bits)}{hint}")
         if not 1 <= int(self.bits) <= 64:
             raise ConfigError(f"IntType bits must be from 1 to 64, got {self.bits}")
         if not isinstance(self.signed, (bool, np.bool_)):
@@ -66,7 +67,10 @@ class IntType:
             return name
         m = _NAME.match(str(name).strip().lower())
         if not m:
-            raise ConfigError(f"not an integer type name: {name!r} (expected e.g. 'int8' or 'uint4')")
+            hint = (f"; for a {name}-bit signed type use IntType({name})"
+                    if isinstance(name, (int, np.integer)) and not isinstance(name, (bool, np.bool_)) else "")
+            raise ConfigError(f"not an integer type name: {short_repr(name)} (expected an IntType or a name "
+                              f"such as 'int8' or 'uint4'){hint}")
         return cls(int(m.group(2)), signed=not m.group(1))
 
     @property

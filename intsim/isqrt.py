@@ -778,7 +778,7 @@ def isqrt_op(n: Any, scale: float = 1.0, *, profile: str = "newton", steps: int 
     from .ibert import _input, _make_regs, _raise_or_record  # shared helpers (imported late: no cycle)
 
     op = "isqrt"
-    if profile not in _METHOD_CODE:
+    if not isinstance(profile, str) or profile not in _METHOD_CODE:
         raise ConfigError(f"{op}: unknown profile {profile!r}; valid: {', '.join(METHODS)}")
     try:
         s = check_scale(scale, "scale")

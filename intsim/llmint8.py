@@ -37,7 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from .datapath import Datapath
+from ._arrays import short_repr
+from .datapath import Datapath, as_datapath
 from .errors import ConfigError, ShapeError
 from .gemm import GemmResult, matmul
 from .inttype import IntType
@@ -65,7 +66,7 @@ def outlier_columns(A: Any, threshold: float = 6.0) -> np.ndarray:
 
 def _check_threshold(threshold: Any) -> float:
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating, np.integer)):
-        raise ConfigError(f"threshold must be a positive number, got {threshold!r}")
+        raise ConfigError(f"threshold must be a positive number, got {short_repr(threshold)}")
     t = float(threshold)
     if not 0 < t < np.inf:
         raise ConfigError(f"threshold must be a positive finite number, got {t}")
@@ -129,7 +130,9 @@ def llm_int8_matmul(A: Any, B: Any, *, threshold: float = 6.0, bits: int = 8, ou
     Parameters
     ----------
     A, B:
-        Real matrices (M, K) and (K, N); NaN/Inf refused.
+        Real matrices (M, K) and (K, N), read by :func:`intsim.quant.as_real_array`
+        (``np.matrix`` and unmasked masked arrays as their data, lists element by
+        element); NaN/Inf refused.
     threshold:
         outlier magnitude, 6.0 in the paper; a column of A is an outlier column if any
         ``|A[i, k]| >= threshold``.
@@ -142,7 +145,7 @@ def llm_int8_matmul(A: Any, B: Any, *, threshold: float = 6.0, bits: int = 8, ou
     """
     for name, v in (("bits", bits), ("outlier_bits", outlier_bits)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 2 <= int(v) <= 32):
-            raise ConfigError(f"{name} must be an integer from 2 to 32, got {v!r}")
+            raise ConfigError(f"{name} must be an integer from 2 to 32, got {short_repr(v)}")
     bits = int(bits)
     obits = 2 * bits if outlier_bits is None else int(outlier_bits)
     if obits > 32:
@@ -156,11 +159,11 @@ def llm_int8_matmul(A: Any, B: Any, *, threshold: float = 6.0, bits: int = 8, ou
     if K != K2:
         raise ShapeError(f"inner dimensions differ: A is {M}x{K} (M x K) but B is {K2}x{N} (K x N)")
     t = _check_threshold(threshold)
-    dp = datapath if datapath is not None else Datapath(IntType(bits), IntType(bits), acc_bits=32)
-    odp = outlier_datapath if outlier_datapath is not None else Datapath(IntType(obits), IntType(obits), acc_bits=64)
+    dp = (as_datapath(datapath, "datapath") if datapath is not None
+          else Datapath(IntType(bits), IntType(bits), acc_bits=32))
+    odp = (as_datapath(outlier_datapath, "outlier_datapath") if outlier_datapath is not None
+           else Datapath(IntType(obits), IntType(obits), acc_bits=64))
     for name, d, w in (("datapath", dp, bits), ("outlier_datapath", odp, obits)):
-        if not isinstance(d, Datapath):
-            raise ConfigError(f"{name} must be an intsim.Datapath, got {type(d).__name__}")
         if not (d.a.signed and d.b.signed and d.a.bits >= w and d.b.bits >= w):
             raise ConfigError(f"{name} ({d.describe()}) cannot hold signed {w}-bit operands")
     out = np.flatnonzero((np.abs(a) >= t).any(axis=0)).astype(np.int64)

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from ._arrays import plain_array, read_sequence, scan_elements, short_repr
 from .dyadic import Dyadic
 from .errors import ConfigError, DTypeError, OperandRangeError, ShapeError
 from .rounding import round_float, rounding_mode
@@ -66,8 +67,33 @@ def as_real_array(x: Any, name: str = "x") -> np.ndarray:
     larger integers are refused) are accepted. Bool, complex, object and string input
     raise :class:`~intsim.errors.DTypeError`; NaN/Inf and too-large integers raise
     :class:`~intsim.errors.OperandRangeError` with the first offending index.
+
+    Array-likes are read as for the integer functions (see :mod:`intsim._arrays`):
+    ``np.matrix`` as its 2-D ndarray; a masked array as its data if nothing is masked,
+    else DTypeError; (nested) lists and tuples element by element (ints and floats; a
+    bool, string or None inside refused; ints beyond 2**53 refused), an empty list as an
+    empty float64 array; ragged lists ShapeError; object arrays like lists.
     """
-    arr = np.asarray(x)
+    if type(x) is np.ndarray:
+        arr = x
+    elif isinstance(x, np.ndarray):
+        arr = plain_array(x, name)
+    elif x is None or isinstance(x, (bool, np.bool_, str, bytes)):
+        raise DTypeError(f"{name}: got {short_repr(x)} ({type(x).__name__}) where real numbers are due")
+    elif isinstance(x, (list, tuple)):
+        arr, flat = read_sequence(x, name)
+        if flat is None:
+            return np.zeros(arr.shape, np.float64)  # no elements, no dtype: an empty real array
+        arr = _real_elements(flat, arr.shape, name)  # every element is checked: no bool, None or string inside
+    else:
+        try:
+            arr = np.asarray(x)
+        except (OverflowError, ValueError, TypeError) as exc:
+            raise DTypeError(f"{name}: {type(x).__name__} cannot be read as a real array ({exc})") from None
+        if type(arr) is not np.ndarray:
+            arr = plain_array(arr, name)
+    if arr.dtype == object:
+        arr = _real_elements(arr.reshape(-1).tolist(), arr.shape, name)
     kind = arr.dtype.kind
     if kind == "b":
         raise DTypeError(f"{name}: got a bool array where real numbers are due")
@@ -91,9 +117,29 @@ def as_real_array(x: Any, name: str = "x") -> np.ndarray:
     return out
 
 
+def _real_elements(flat: list, shape: tuple, name: str) -> np.ndarray:
+    """The elements (row-major) of an object array or a list, ints and floats, as an array of
+    ``shape`` numpy can hold: int64 when all are integers, float64 otherwise, after refusing
+    ints that float64 would round."""
+    vals = scan_elements(flat, shape, name, real=True)
+    types = set(map(type, vals))
+    if types <= {float}:
+        return np.array(vals, dtype=np.float64).reshape(shape)
+    ints = [(p, int(v)) for p, v in enumerate(vals) if isinstance(v, (int, np.integer))]
+    big = [(p, v) for p, v in ints if abs(v) > _F64_INT_EXACT]
+    if big:
+        p, v = big[0]
+        idx = tuple(int(i) for i in np.unravel_index(p, shape)) if shape else ()
+        raise OperandRangeError(f"{name}: {len(big)} integers exceed 2**53 and would be rounded in float64; "
+                                f"first at index {idx}: {v}", count=len(big), index=idx, value=v)
+    if len(ints) == len(vals):
+        return np.array([v for _, v in ints], dtype=np.int64).reshape(shape)
+    return np.array([float(v) for v in vals], dtype=np.float64).reshape(shape)
+
+
 def _check_granularity(granularity: Any, ndim: int) -> str:
     if not isinstance(granularity, str) or granularity not in GRANULARITIES:
-        raise ConfigError(f"granularity must be one of {', '.join(GRANULARITIES)}, got {granularity!r}")
+        raise ConfigError(f"granularity must be one of {', '.join(GRANULARITIES)}, got {short_repr(granularity)}")
     if granularity != "tensor" and ndim != 2:
         raise ShapeError(f"granularity {granularity!r} needs a 2-D matrix, got {ndim} dimension(s)")
     return granularity
@@ -101,7 +147,7 @@ def _check_granularity(granularity: Any, ndim: int) -> str:
 
 def _check_percentile(p: Any) -> float:
     if isinstance(p, bool) or not isinstance(p, (int, float, np.floating, np.integer)):
-        raise ConfigError(f"percentile must be a number in (0, 1], got {p!r}")
+        raise ConfigError(f"percentile must be a number in (0, 1], got {short_repr(p)}")
     pf = float(p)
     if not 0.0 < pf <= 1.0:
         raise ConfigError(f"percentile must be in (0, 1], got {pf}")
@@ -218,11 +264,12 @@ def quantize_rtn(x: Any, levels: int, percentile: float = 1.0, granularity: str 
     ([[42, -127], [0, 0]], 42.333333333333336)
     """
     if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or int(levels) < 1:
-        raise ConfigError(f"levels (D) must be a positive integer, got {levels!r}")
+        raise ConfigError(f"levels (D) must be a positive integer, got {short_repr(levels)}")
     p = _check_percentile(percentile)
     mode = rounding_mode(rounding)
-    if isinstance(min_alpha, bool) or not isinstance(min_alpha, (int, float)) or not 0 <= float(min_alpha) < np.inf:
-        raise ConfigError(f"min_alpha must be a finite number >= 0, got {min_alpha!r}")
+    if (isinstance(min_alpha, (bool, np.bool_)) or not isinstance(min_alpha, (int, float, np.integer, np.floating))
+            or not 0 <= float(min_alpha) < np.inf):
+        raise ConfigError(f"min_alpha must be a finite number >= 0, got {short_repr(min_alpha)}")
     arr = as_real_array(x)
     gran = _check_granularity(granularity, arr.ndim)
     alpha = np.maximum(_group_alpha(_groups(arr, gran), p), float(min_alpha))

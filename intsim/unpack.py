@@ -70,8 +70,8 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from ._arrays import as_int_array, as_int_matrix, to_int64
-from .datapath import Datapath
+from ._arrays import as_int_array, as_int_matrix, short_repr, to_int64
+from .datapath import Datapath, as_datapath
 from .errors import AccumulatorOverflow, ConfigError, OperandRangeError, ShapeError
 from .gemm import GemmResult, matmul
 from .opcounts import OpCounts
@@ -115,7 +115,7 @@ _MIN64 = np.int64(-(2**63))
 
 def _check_bits(bits: Any, name: str = "bits") -> int:
     if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)):
-        raise ConfigError(f"{name} must be an integer from 2 to 63, got {bits!r}")
+        raise ConfigError(f"{name} must be an integer from 2 to 63, got {short_repr(bits)}")
     b = int(bits)
     if b == 1:
         raise ConfigError(f"{name} = 1 is not allowed: with base s = 2**0 = 1 no negative entry ever comes "
@@ -127,7 +127,7 @@ def _check_bits(bits: Any, name: str = "bits") -> int:
 
 def _check_strategy(strategy: Any, name: str) -> str:
     if not isinstance(strategy, str) or strategy.strip().lower() not in STRATEGIES:
-        raise ConfigError(f"{name} must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+        raise ConfigError(f"{name} must be one of {', '.join(STRATEGIES)}, got {short_repr(strategy)}")
     return strategy.strip().lower()
 
 
@@ -137,6 +137,8 @@ def _matrix64(x: Any, name: str) -> np.ndarray:
 
 
 def _range(bits: int, admit_min: bool) -> tuple[int, int]:
+    if not isinstance(admit_min, (bool, np.bool_)):
+        raise ConfigError(f"admit_min must be True or False, got {short_repr(admit_min)}")
     s = 1 << (bits - 1)
     return (-s if admit_min else -s + 1), s - 1
 
@@ -1142,6 +1144,9 @@ def compare_strategies(A: Any, B: Any, bits: int | tuple[int, int] = 8, strategi
     {'row': (9, 3, 3), 'col': (3, 5, 3), 'both': (3, 5, 3), 'plan': (3, 5, 3)}
     """
     bits_a, bits_b = _pair_bits(bits)
+    if isinstance(strategies, str) or not isinstance(strategies, (tuple, list)):
+        raise ConfigError(f"strategies must be a tuple of names from {', '.join(STRATEGIES)}, "
+                          f"e.g. ('row',), got {short_repr(strategies)}")
     names = [_check_strategy(s, "strategy") for s in strategies]
     A64, B64 = _operands(A, B)
     out: dict[str, UnpackStats] = {}
@@ -1252,9 +1257,9 @@ class UnpackResult:
 
 
 def _pair_bits(bits: Any) -> tuple[int, int]:
-    if isinstance(bits, tuple):
+    if isinstance(bits, (tuple, list)):
         if len(bits) != 2:
-            raise ConfigError(f"bits must be an int or a pair (bits_a, bits_b), got {bits!r}")
+            raise ConfigError(f"bits must be an int or a pair (bits_a, bits_b), got {short_repr(bits)}")
         return _check_bits(bits[0], "bits_a"), _check_bits(bits[1], "bits_b")
     b = _check_bits(bits)
     return b, b
@@ -1293,9 +1298,7 @@ def _reassembly_ops(n_gemms_shifts: list[int], a_shift: np.ndarray, b_shift: np.
 def _resolve(A: Any, B: Any, datapath: Datapath | None, strategy_a: str, strategy_b: str, bits: Any,
              admit_min: bool) -> tuple[Datapath, str, str, int, int, tuple[int, int, int], UnpackedPair]:
     """The checked arguments of :func:`unpack_matmul` and :func:`unpack_operands`, and the pair."""
-    dp = datapath if datapath is not None else Datapath()
-    if not isinstance(dp, Datapath):
-        raise ConfigError(f"datapath must be an intsim.Datapath, got {type(dp).__name__}")
+    dp = as_datapath(datapath)
     bits_a, bits_b = _datapath_bits(dp, bits)
     sa_name = _check_strategy(strategy_a, "strategy_a")
     sb_name = _check_strategy(strategy_b, "strategy_b")
