@@ -29,13 +29,15 @@ from typing import Any
 
 import numpy as np
 
-from ._arrays import as_int_array, to_int64
+from ._arrays import as_int_array, short_repr, to_int64
 from .errors import ConfigError, RegisterOverflow
 from .inttype import IntType
 
 __all__ = ["RegisterEvent", "RegisterFile", "REGISTER_POLICIES"]
 
 REGISTER_POLICIES: tuple[str, ...] = ("raise", "wrap", "saturate", "record")
+_VALID_WIDTHS = ("valid: an integer number of bits from 1 to 64 (a signed register), an IntType, "
+                 "or a type name such as 'int16' or 'uint8'")
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,9 @@ class RegisterFile:
         One of ``raise``, ``wrap``, ``saturate``, ``record``.
     default_bits:
         Width of a step not named in ``widths`` (32 unless given).
+
+    A width outside 1 to 64 bits (or not a width at all) raises ConfigError naming ``op``, the
+    register and the valid widths.
     """
 
     op: str
@@ -78,22 +83,34 @@ class RegisterFile:
         if self.overflow not in REGISTER_POLICIES:
             raise ConfigError(f"{self.op}: unknown register overflow policy {self.overflow!r}; "
                               f"valid: {', '.join(REGISTER_POLICIES)}")
-        self.widths = {k: self._type(v) for k, v in dict(self.widths).items()}
-        self._type(self.default_bits)
+        try:
+            widths = dict(self.widths)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{self.op}: register widths must be a mapping of register name -> width, "
+                              f"got {short_repr(self.widths)}") from None
+        self.widths = {k: self._type(v, self.op, f"register {k!r}") for k, v in widths.items()}
+        self._type(self.default_bits, self.op, "default_bits")
 
     @staticmethod
-    def _type(v: Any) -> IntType:
+    def _type(v: Any, op: str | None = None, what: str | None = None) -> IntType:
+        """``v`` (a width in bits, an IntType or a type name) as an IntType. Otherwise ConfigError
+        naming the operator ``op`` and the register ``what`` (when given) and the valid widths."""
         if isinstance(v, IntType):
             return v
         if isinstance(v, str):
-            return IntType.parse(v)
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 1 <= int(v) <= 64:
-            raise ConfigError(f"register width must be 1 to 64 bits or an IntType, got {v!r}")
-        return IntType(int(v))
+            try:
+                return IntType.parse(v)
+            except ConfigError:
+                pass
+        elif not isinstance(v, (bool, np.bool_)) and isinstance(v, (int, np.integer)) and 1 <= int(v) <= 64:
+            return IntType(int(v))
+        shown = short_repr(int(v) if isinstance(v, np.integer) else v)
+        prefix = "".join(f"{p}: " for p in (op, what) if p)
+        raise ConfigError(f"{prefix}{shown} is not a valid register width; {_VALID_WIDTHS}")
 
     def type_of(self, step: str) -> IntType:
         """The register type of a step."""
-        return self.widths.get(step) or IntType(self.default_bits)
+        return self.widths.get(step) or self._type(self.default_bits, self.op, "default_bits")
 
     def check(self, step: str, values: Any, bits: int | IntType | None = None) -> np.ndarray:
         """Pass ``values`` (int64 array or int) through the register of ``step``.
@@ -101,7 +118,8 @@ class RegisterFile:
         ``bits`` overrides the declared width for this call. Returns int64 values after
         the policy (unchanged for ``record`` and for values that fit).
         """
-        t = self._type(bits) if bits is not None else self.type_of(step)
+        t = self._type(bits, self.op, f"register {step!r} (bits= override)") if bits is not None \
+            else self.type_of(step)
         arr = to_int64(as_int_array(values, f"{self.op}.{step}"), f"{self.op}.{step}")
         if arr.size == 0:
             return arr

@@ -185,7 +185,8 @@ def _check_param_shape(op: str, name: str, pshape: tuple, xname: str, xshape: tu
 
 def _check_registers(op: str, registers: Any, valid: tuple[str, ...]) -> dict:
     """``registers`` (None or a mapping of register name -> width) as a dict whose names are all
-    in ``valid``; else ConfigError listing the valid names."""
+    in ``valid`` and whose widths are valid (1 to 64 bits, an IntType or a type name); else
+    ConfigError naming ``op``, the register and the valid names or widths."""
     if registers is None:
         return {}
     if not isinstance(registers, Mapping):
@@ -196,6 +197,7 @@ def _check_registers(op: str, registers: Any, valid: tuple[str, ...]) -> dict:
         if valid:
             raise ConfigError(f"{op}: unknown register name(s) {names} in registers=; valid: {', '.join(valid)}")
         raise ConfigError(f"{op} has no intermediate integer registers, so registers= must be empty; got {names}")
+    RegisterFile(op, registers)  # checks each width, naming op and the register in the error
     return dict(registers)
 
 
@@ -242,7 +244,7 @@ def rounding_divide_by_pot(x: Any, exponent: Any, bits: int = 32) -> np.ndarray:
     (x >> e) + (rem > thr)``, which equals C ``std::round(x / 2**e)``. ``0 <= exponent
     <= bits - 1``, a scalar or an array that broadcasts to ``x``'s shape (ShapeError
     otherwise: the result always has ``x``'s shape); ``x`` must fit the ``bits``-bit signed
-    type. Returns int64.
+    type. Returns int64 (a 0-d array for a scalar ``x``).
 
     >>> rounding_divide_by_pot([-5, 5, -1, -2**31, 2**31 - 1], [1, 1, 1, 31, 31]).tolist()
     [-3, 3, -1, -1, 1]
@@ -255,7 +257,7 @@ def rounding_divide_by_pot(x: Any, exponent: Any, bits: int = 32) -> np.ndarray:
     mask = (np.int64(1) << e) - 1
     rem = xx & mask
     thr = (mask >> 1) + (xx < 0)
-    return (xx >> e) + (rem > thr)
+    return np.asarray((xx >> e) + (rem > thr), dtype=np.int64)  # a 0-d array (not a numpy scalar) for scalar x
 
 
 def saturating_rounding_multiply_by_pot(x: Any, exponent: int, bits: int = 32) -> np.ndarray:
@@ -775,7 +777,9 @@ def _float_one(xi, s64, s32, use32, flo, fhi):  # pragma: no cover - numba
     """clip(rint(v), lo, hi) for v = x*s in float32 (use32) or float64. ``rint`` of a float is
     an integer-valued float of the same precision, exactly representable in float64; ``flo``,
     ``fhi`` are the integer bounds, exact in float64 (|bound| < 2**53), so the comparisons and
-    the conversion to int64 are exact."""
+    the conversion to int64 are exact. A product that overflows is +-inf (never NaN: x and s
+    are finite), which the clip maps to ``fhi`` / ``flo`` before the conversion: it saturates,
+    as in the numpy path."""
     if use32:
         v = np.float64(np.rint(np.float32(xi) * s32))
     else:
@@ -847,6 +851,18 @@ def onnx_multiplier(a_scale: float, b_scale: float, y_scale: float) -> float:
                                                             (y_scale, "y_scale")))
     with np.errstate(over="raise", under="ignore"):
         return float(np.float32(np.float32(a * b) / y))
+
+
+def _check_float32_scale(mode: str, sarr: np.ndarray) -> None:
+    """ConfigError unless every scale is finite in float32 (the float32 back-ends take float32
+    scales: a float64 scale beyond float32's range would be an infinite scale there)."""
+    with np.errstate(over="ignore"):
+        bad = ~np.isfinite(sarr.astype(np.float32))
+    if bad.any():
+        i = int(np.flatnonzero(bad.reshape(-1))[0])
+        where = f" at index {tuple(int(j) for j in np.unravel_index(i, sarr.shape))}" if sarr.ndim else ""
+        raise ConfigError(f"{mode}: scale{where} ({float(sarr.reshape(-1)[i])!r}) rounds to infinity in float32 "
+                          f"(largest float32: {float(np.finfo(np.float32).max)!r}); {mode} takes float32 scales")
 
 
 def _scales_array(scale: Any, allow_negative: bool) -> np.ndarray:
@@ -966,6 +982,22 @@ def requantize(
     ``gemmini_fp32``. Only ``dyadic`` takes a ``rounding``; the other back-ends fix theirs
     and refuse a different one.
 
+    **Float overflow** (float modes). When the float product ``x * s`` overflows the working
+    type (float32, or float64 in ``onnx_ref``) it is ``+inf`` or ``-inf`` (never NaN: ``x``
+    and ``s`` are finite), and it saturates like any other value beyond the output range:
+    ``+inf`` gives ``out.max``, ``-inf`` gives ``out.min``, in both orders, with or without
+    taps (no error, no register event). That is the specified ``saturate(round(x / y_scale) +
+    y_zero_point)`` of ONNX ``QuantizeLinear``, and what the runtimes do: onnxruntime's MLAS
+    clamps the float value to the output range (as floats, so inf is clamped) before the
+    float->int conversion, and Gemmini's HardFloat fp32->int conversion saturates. It is also
+    continuous: the largest finite products already saturate (every output here has at most
+    53 bits), so an error just past the overflow threshold would have no counterpart just
+    below it. (The ONNX Python reference evaluator computes ``np.rint(v).astype(np.int32)``,
+    which numpy leaves undefined for ``|v| >= 2**31``, inf included; intsim follows the
+    specified saturation there too, as it does for finite values beyond int32.) The taps show
+    an overflowed product as the inf bit pattern in ``scaled_bits``. A scale that itself
+    overflows float32 is refused (ConfigError) by the float32 modes, in both paths.
+
     Parameters
     ----------
     x:
@@ -977,7 +1009,8 @@ def requantize(
         trailing axes (e.g. ``(C,)`` for ``x`` of shape ``(..., C)``, ``(R, 1)`` for
         ``(R, C)``), or ``x``'s own shape; any other shape (one that does not broadcast, or
         that would enlarge the result beyond ``x.shape``) raises ShapeError naming both
-        shapes. Zero, negative (unless ``allow_negative``), NaN or Inf scales raise ConfigError.
+        shapes. Zero, negative (unless ``allow_negative``), NaN or Inf scales raise ConfigError,
+        and so do scales beyond float32's range in ``ort_fp32`` and ``gemmini_fp32``.
     out:
         output type (``IntType`` or a name such as ``"int8"``); saturation target.
     zero_point:
@@ -999,9 +1032,10 @@ def requantize(
 
     Returns
     -------
-    OpResult with int64 ``values``, ``scale`` = the output step (``1.0``: the caller's
-    output scale is ``s_in / s``; requantize itself only maps integers), op counts per
-    element and taps (``product``, ``rounded``, ... depending on the mode; float modes tap
+    OpResult with int64 ``values`` of ``x``'s shape (a 0-d int64 array for a scalar ``x``, in
+    both paths, like the other intsim operators; taps likewise), ``scale`` = the output step
+    (``1.0``: the caller's output scale is ``s_in / s``; requantize itself only maps
+    integers), op counts per element and taps (``product``, ``rounded``, ... depending on the mode; float modes tap
     the float32/float64 bit patterns of the scaled value as ``scaled_bits``).
 
     >>> import numpy as np
@@ -1014,6 +1048,8 @@ def requantize(
     >>> requantize(np.array([2**30]), 4.0, mode="ort_fp32", out="int32", zero_point=-100,   # exact bound 2**31 + 99
     ...            order="clamp_then_round").values.tolist()
     [2147483647]
+    >>> requantize(np.array([2**62, -2**62]), 1e300, mode="onnx_ref", in_type="int64").values.tolist()  # +-inf
+    [127, -128]
     """
     if mode not in REQUANT_MODES:
         raise ConfigError(f"unknown requantization mode {mode!r}; valid: {', '.join(REQUANT_MODES)} "
@@ -1110,13 +1146,13 @@ def requantize(
                                                            _MODE_REGISTERS[mode]), overflow=overflow)
         sarr = _scales_array(scale, allow_negative)
         _check_param_shape("requantize", "scale", sarr.shape, "x", xa.shape)
+        if use32:
+            _check_float32_scale(mode, sarr)
         sv = _channel_vector(sarr, xa.shape)
         if not taps and sv is not None:
             out = np.empty(xa.shape, dtype=np.int64)
-            with np.errstate(over="ignore"):
+            with np.errstate(over="ignore"):  # (onnx_ref does not use the float32 copy)
                 s32 = sv.astype(np.float32)
-            if use32 and not np.all(np.isfinite(s32)):
-                raise OperandRangeError(f"{mode}: the scale overflows float32")
             _float_fast(_kernel_input(xa), sv.astype(np.float64), s32, use32, lo, hi, zp, out.reshape(-1))
             values = out
         else:
@@ -1128,7 +1164,11 @@ def requantize(
     ops.add("compare", (out_t.bits,), 2 * n)
     if values is None:
         values = r + zp
+    # int64 arrays in every path: a scalar x gives 0-d arrays (never numpy scalars), as the other
+    # intsim operators return for scalar input
+    values = np.asarray(values, dtype=np.int64)
     if taps:
+        taps_d = {name: np.asarray(t) for name, t in taps_d.items()}
         taps_d["output"] = values
     return OpResult(values=values, scale=1.0, ops=ops, registers=regs, taps=taps_d if taps else {})
 
@@ -1251,19 +1291,22 @@ def _requant_float(xx: np.ndarray, sarr: np.ndarray, mode: str, lo: int, hi: int
     can round inward, below ``hi``, and a clamp against it would cut off valid results, e.g.
     ``float32(2**31 + 99) == 2**31``.) The ``rounded`` tap is that saturated value
     ``clip(rint(v), lo, hi)`` (before the zero point is added), in both orders.
+
+    A product that overflows the working type is ``+-inf`` and saturates like any other value
+    beyond the bounds (``rounded`` = ``hi`` or ``lo``; ``scaled_bits`` holds the inf pattern),
+    exactly as the fused kernel :func:`_float_fast` does.
     """
-    if mode == "onnx_ref":
-        v = xx.astype(np.float64) * sarr.astype(np.float64)
-        taps["scaled_bits"] = v.view(np.int64) if v.ndim else np.asarray(v).view(np.int64)
-    else:
-        with np.errstate(over="ignore"):
-            v = xx.astype(np.float32) * sarr.astype(np.float32)
-        taps["scaled_bits"] = np.asarray(v).view(np.int32).astype(np.int64)
-    v = np.asarray(v)
-    if not np.all(np.isfinite(v)):
-        raise OperandRangeError(f"{mode}: the scaled value overflowed the float range")
-    # rint in the working precision (exact integer values, exact in float64), then saturation
-    # against the integer bounds, compared in the integer domain (int64, exact)
+    with np.errstate(over="ignore"):  # an overflowing product is +-inf, which saturates (see requantize)
+        if mode == "onnx_ref":
+            v = np.asarray(xx.astype(np.float64) * sarr.astype(np.float64))
+            taps["scaled_bits"] = v.view(np.int64)
+        else:
+            v = np.asarray(xx.astype(np.float32) * sarr.astype(np.float32))
+            taps["scaled_bits"] = v.view(np.int32).astype(np.int64)
+    # rint in the working precision (exact integer values, exact in float64; +-inf stays +-inf),
+    # then saturation against the integer bounds, compared in the integer domain (int64, exact).
+    # The clip to +-2**53 (beyond every bound) maps +-inf to a finite value first; the product of
+    # a finite x and a finite scale is never NaN.
     r = np.clip(np.rint(v).astype(np.float64), -(2.0**53), 2.0**53).astype(np.int64)
     out = np.clip(r, lo, hi)
     taps["rounded"] = out

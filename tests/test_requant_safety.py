@@ -1,4 +1,5 @@
-"""requantize: exact clamp bounds in every mode and order, and the argument checks (shapes, register names).
+"""requantize: exact clamp bounds in every mode and order, float overflow, scalar inputs, and the
+argument checks (shapes, register names and widths).
 
 The oracles use Python's unbounded ints and ``fractions.Fraction``. For the float back-ends
 the scaled value is what the runtime's float arithmetic produces: the float32 (or float64)
@@ -19,7 +20,8 @@ from hypothesis import strategies as st
 
 from intsim import ROUNDING_MODES, IntType
 from intsim.dyadic import Dyadic, quantize_multiplier
-from intsim.errors import ConfigError, ShapeError
+from intsim.errors import ConfigError, IntsimError, ShapeError
+from intsim.registers import RegisterFile
 from intsim.requant import (
     REQUANT_MODES,
     REQUANT_ORDERS,
@@ -351,3 +353,219 @@ def test_mbqm_unknown_register_names_are_config_errors():
     assert "multiply_by_quantized_multiplier" in msg and "nope" in msg
     assert "shifted_input" in msg and "result" in msg
     assert multiply_by_quantized_multiplier([3], 2**30, 0, registers={"result": 64}).tolist() == [2]
+
+
+# ------------------------------------------------------------------------------------------------
+# float overflow: an infinite product saturates, identically with and without taps
+# ------------------------------------------------------------------------------------------------
+
+FLT_MAX = float(np.finfo(np.float32).max)
+DBL_MAX = float(np.finfo(np.float64).max)
+
+
+def run_both_paths(x, scale, **kw) -> list:
+    """The outcome of requantize with taps (numpy path) and without (fused kernel): the values as
+    a list, or the type of the error raised."""
+    outcomes = []
+    for taps in (True, False):
+        try:
+            r = requantize(x, scale, taps=taps, **kw)
+        except IntsimError as e:
+            outcomes.append(type(e))
+        else:
+            assert r.values.shape == np.shape(x)
+            outcomes.append(r.values.tolist())
+    return outcomes
+
+
+def overflow_oracle(x: int, scale: float, mode: str, out: IntType, zp: int) -> int:
+    """Result for a product far beyond every bound (or infinite): out.max or out.min by its sign;
+    zp for x == 0. Checks (with exact Fractions) that the product really is beyond every bound."""
+    if x == 0:
+        return zp
+    if mode == "onnx_ref":
+        xf, sf = Fraction(float(np.float64(x))), Fraction(float(np.float64(scale)))
+    else:
+        xf, sf = Fraction(float(np.float32(float(x)))), Fraction(float(np.float32(scale)))
+    assert abs(xf * sf) > 2**60  # |out.min - zp|, |out.max - zp| < 2**54
+    return out.max if xf * sf > 0 else out.min
+
+
+@st.composite
+def overflow_cases(draw, mode: str) -> tuple[IntType, int, float, list[int]]:
+    """(in_type, reference input, scale, inputs): scales that put |x_ref * s| at, just beside and
+    around the largest finite float32 (float64 for onnx_ref), the inputs around x_ref, its negation,
+    zero and anywhere in the input type."""
+    in_t = IntType(64) if mode == "onnx_ref" else IntType(53)
+    x_ref = draw(st.one_of(st.sampled_from([in_t.max, in_t.min + 1, 2**24, 2**24 + 2, 2**31 - 1, 1000, 3, 1]),
+                           st.integers(1, in_t.max)))
+    ftype = np.float64 if mode == "onnx_ref" else np.float32
+    fmax = DBL_MAX if mode == "onnx_ref" else FLT_MAX
+    t = ftype(fmax / float(ftype(float(x_ref))))  # |x_ref * t| ~ the largest finite value
+    steps = draw(st.integers(-3, 3))
+    near = t
+    for _ in range(abs(steps)):
+        if steps > 0 and near == ftype(fmax):
+            break  # (float32 scales beyond FLT_MAX come from the other branch, in float64)
+        near = np.nextafter(near, ftype(np.inf) if steps > 0 else ftype(0))
+    scale = draw(st.one_of(st.just(float(near)), st.floats(0.25, 4.0).map(lambda f: min(float(t) * f, DBL_MAX))))
+    if draw(st.booleans()):
+        scale = -scale
+    extra = draw(st.lists(st.integers(in_t.min, in_t.max), max_size=4))
+    xs = [x_ref, -x_ref, x_ref - 1, x_ref + 1, 0, 1, -1, *extra]
+    return in_t, x_ref, scale, [v for v in xs if in_t.contains(v)]
+
+
+@pytest.mark.parametrize("mode", FLOAT_MODES)
+@pytest.mark.parametrize("order", REQUANT_ORDERS)
+@given(st.sampled_from(OUTS), st.booleans(), st.data())
+def test_float_overflow_saturates_in_both_paths(mode, order, out_name, per_channel, data):
+    """Products around the float32/float64 overflow threshold: both paths agree, and equal the
+    saturated result (+inf -> out.max, -inf -> out.min) or, for a scale float32 cannot hold,
+    the same ConfigError."""
+    out = IntType.parse(out_name)
+    in_t, x_ref, scale, xs = data.draw(overflow_cases(mode), label="case")
+    zp = data.draw(zero_points(out, mode), label="zero_point")
+    x = np.array(xs, dtype=np.int64)
+    sc = np.full(x.shape, scale) if per_channel else scale  # per-channel: the fused kernel's other loop
+    got = run_both_paths(x, sc, out=out, mode=mode, in_type=in_t, zero_point=zp, order=order,
+                         allow_negative=True)
+    assert got[0] == got[1], (xs, scale)
+    with np.errstate(over="ignore"):
+        scale_fits_float32 = bool(np.isfinite(np.float32(scale)))
+    if mode != "onnx_ref" and not scale_fits_float32:
+        assert got[0] is ConfigError  # the float32 modes take float32 scales
+    else:
+        assert got[0] == [overflow_oracle(v, scale, mode, out, zp) for v in xs], (xs, scale)
+
+
+@pytest.mark.parametrize("taps", [True, False])
+@pytest.mark.parametrize("order", REQUANT_ORDERS)
+def test_float_overflow_examples(taps, order):
+    """Exactly at the float32 threshold (finite) and one step past it (inf); float64 likewise."""
+    kw = dict(order=order, taps=taps, out="int32")
+    s = float(np.float32(FLT_MAX / 2**24))  # exact: FLT_MAX = (2**24 - 1) * 2**104
+    assert np.float32(2**24) * np.float32(s) == np.float32(FLT_MAX)
+    with np.errstate(over="ignore"):
+        assert np.isinf(np.float32(2**24 + 2) * np.float32(s))
+    for mode in ("ort_fp32", "gemmini_fp32"):
+        x = np.array([2**24, 2**24 + 2, -(2**24) - 2, 0, 4503599627370495], dtype=np.int64)
+        r = requantize(x, s, mode=mode, in_type="int53", **kw)
+        assert r.values.tolist() == [2**31 - 1, 2**31 - 1, -(2**31), 0, 2**31 - 1]
+    x = np.array([2**62, -(2**62), 1, 0], dtype=np.int64)
+    with np.errstate(over="ignore"):
+        assert np.isinf(np.float64(2**62) * np.float64(1e300))
+    r = requantize(x, 1e300, mode="onnx_ref", in_type="int64", zero_point=-7, **kw)
+    assert r.values.tolist() == [2**31 - 1, -(2**31), 2**31 - 1, -7]
+    r = requantize(x, -1e300, mode="onnx_ref", in_type="int64", allow_negative=True, **kw)
+    assert r.values.tolist() == [-(2**31), 2**31 - 1, -(2**31), 0]
+    if taps:  # the numpy path shows the infinite product in its taps
+        assert r.taps["scaled_bits"][0] == np.float64(-np.inf).view(np.int64)
+
+
+@pytest.mark.parametrize("mode", ["ort_fp32", "gemmini_fp32"])
+def test_scale_beyond_float32_is_a_config_error_in_both_paths(mode):
+    x = np.array([0, 1, 2], dtype=np.int64)
+    for scale in (1e39, [1.0, 2.0, 1e39], float(np.nextafter(np.float64(FLT_MAX) * 1.0000001, np.inf))):
+        assert run_both_paths(x, scale, mode=mode, out="int32") == [ConfigError, ConfigError]
+        with pytest.raises(ConfigError, match="float32"):
+            requantize(x, scale, mode=mode, out="int32", taps=False)
+    # the largest float32 itself is a valid float32 scale
+    assert run_both_paths(x, FLT_MAX, mode=mode, out="int8") == [[0, 127, 127]] * 2
+
+
+# ------------------------------------------------------------------------------------------------
+# scalar x: a 0-d int64 array in every mode and path
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", REQUANT_MODES)
+@pytest.mark.parametrize("order", REQUANT_ORDERS)
+def test_scalar_input_gives_a_0d_int64_array_in_both_paths(mode, order):
+    from intsim.ibert import gelu
+
+    convention = type(gelu(5, 0.1).values)  # what the other intsim operators return for scalar input
+    assert convention is np.ndarray
+    for x in (5, -7, np.int32(300), np.int64(-300), np.array(9), np.uint8(200)):
+        want = requantize(np.array([x]), 0.375, mode=mode, order=order).values.tolist()[0]
+        for taps in (True, False):
+            r = requantize(x, 0.375, mode=mode, order=order, taps=taps)
+            assert type(r.values) is convention, (x, taps, type(r.values))
+            assert r.values.ndim == 0 and r.values.dtype == np.int64
+            assert r.values.tolist() == want
+            for name, t in r.taps.items():
+                assert type(t) is np.ndarray and t.ndim == 0, (name, type(t))
+
+
+def test_scalar_input_fallback_paths_give_0d_arrays():
+    """Scalar inputs on the paths the fused kernels hand back to numpy (an int32 register that
+    overflows in TFLite mode, a 128-bit product in dyadic mode)."""
+    r = requantize(2**30, 4.0 - 2**-20, mode="tflite_double", out="int32", overflow="saturate", taps=False)
+    assert type(r.values) is np.ndarray and r.values.ndim == 0
+    r = requantize(np.int64(2**62), Dyadic(2**31 - 1, 3), in_type="int64", out="int64", overflow="record",
+                   taps=False)
+    assert type(r.values) is np.ndarray and r.values.ndim == 0 and r.values.tolist() == 2**63 - 1
+    for v in (rounding_divide_by_pot(5, 1), multiply_by_quantized_multiplier(5, 2**30, 0),
+              multiply_by_quantized_multiplier(5, 2**30, 0, single_rounding=True),
+              multiply_by_quantized_multiplier_int64(5, 2**30, 0), mul_shift_round(5, 1, 1)):
+        assert type(v) is np.ndarray and v.ndim == 0 and v.dtype == np.int64, type(v)
+
+
+# ------------------------------------------------------------------------------------------------
+# register widths
+# ------------------------------------------------------------------------------------------------
+
+BAD_WIDTHS = [99, 0, 65, -1, True, 2.5, None, "int99", "bogus", np.int64(70)]
+
+
+def _assert_width_message(msg: str, op: str, register: str, width: object) -> None:
+    assert op in msg, msg
+    assert repr(register) in msg, msg
+    assert "1 to 64" in msg, msg
+    shown = str(int(width)) if isinstance(width, np.integer) else repr(width)
+    assert shown in msg, msg
+
+
+@pytest.mark.parametrize("mode, register", [("dyadic", "product"), ("tflite_double", "shifted_input"),
+                                            ("tflite_double", "result"), ("tflite_single", "result")])
+@pytest.mark.parametrize("width", BAD_WIDTHS)
+@pytest.mark.parametrize("taps", [True, False])
+def test_bad_register_width_names_operator_register_and_range(mode, register, width, taps):
+    with pytest.raises(ConfigError) as ei:
+        requantize([1], 0.5, mode=mode, registers={register: width}, taps=taps)
+    _assert_width_message(str(ei.value), f"requantize(mode={mode!r})", register, width)
+
+
+@pytest.mark.parametrize("width", BAD_WIDTHS)
+def test_bad_register_width_in_registerfile_and_its_callers(width):
+    from intsim.gemmlowp import exp_on_negative_values
+    from intsim.ibert import i_exp
+
+    cases = [
+        (lambda: RegisterFile("my_op", {"acc": width}), "my_op", "acc"),
+        (lambda: multiply_by_quantized_multiplier([1], 2**30, 0, registers={"shifted_input": width}),
+         "multiply_by_quantized_multiplier", "shifted_input"),
+        (lambda: i_exp(np.array([-5]), 0.1, widths={"poly": width}), "i_exp", "poly"),
+        (lambda: exp_on_negative_values(np.array([-5]), 5, registers={"poly_a": width}), "exp_on_negative_values",
+         "poly_a"),
+    ]
+    for call, op, register in cases:
+        with pytest.raises(ConfigError) as ei:
+            call()
+        _assert_width_message(str(ei.value), op, register, width)
+
+
+def test_registerfile_width_checks_elsewhere():
+    with pytest.raises(ConfigError) as ei:
+        RegisterFile("my_op", {}, default_bits=0)
+    assert "my_op" in str(ei.value) and "default_bits" in str(ei.value) and "1 to 64" in str(ei.value)
+    with pytest.raises(ConfigError) as ei:
+        RegisterFile("my_op", {}).check("acc", np.array([1]), bits=80)
+    assert "my_op" in str(ei.value) and "'acc'" in str(ei.value) and "80" in str(ei.value)
+    with pytest.raises(ConfigError) as ei:
+        RegisterFile("my_op", 5)
+    assert "my_op" in str(ei.value)
+    # valid widths are unchanged: bits, IntType, type names, numpy integers, pairs
+    regs = RegisterFile("my_op", [("a", 8), ("b", IntType(12, signed=False)), ("c", "uint4"), ("d", np.int32(64))],
+                        default_bits="int16")
+    assert [regs.type_of(k).name for k in "abcde"] == ["int8", "uint12", "uint4", "int64", "int16"]
