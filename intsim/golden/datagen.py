@@ -28,6 +28,7 @@ Distributions (``dist``) over an input of integer type T = [lo, hi]:
 ==================  ===========================================================================
 
 ``mbits`` is the number of magnitude bits (``bits - 1`` signed, ``bits`` unsigned).
+``outlier_channels`` is at most ``MAX_DIM`` (2**20; more than the channels means all of them).
 
 >>> from intsim import IntType
 >>> generate(IntType(4), (2, 3), {"dist": "alternating"}, seed=1, name="A").tolist()
@@ -48,6 +49,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..inttype import IntType
+from .spec import MAX_DIM, brief
 
 __all__ = ["DISTRIBUTIONS", "normalize_dist", "generate", "uniform_ints", "stream"]
 
@@ -84,12 +86,12 @@ def normalize_dist(value: Any, t: IntType, where: str) -> dict[str, Any]:
     elif isinstance(value, Mapping):
         table = dict(value)
     else:
-        raise ConfigError(f"{where}: must be a distribution name or a table with 'dist', got {value!r}")
+        raise ConfigError(f"{where}: must be a distribution name or a table with 'dist', got {brief(value)}")
     name = table.pop("dist", None)
-    if name not in DISTRIBUTIONS:
-        raise ConfigError(f"{where}.dist: unknown distribution {name!r}; valid: {', '.join(DISTRIBUTIONS)}")
+    if not isinstance(name, str) or name not in DISTRIBUTIONS:
+        raise ConfigError(f"{where}.dist: unknown distribution {brief(name)}; valid: {', '.join(DISTRIBUTIONS)}")
     defaults = DISTRIBUTIONS[name]
-    unknown = sorted(set(table) - set(defaults))
+    unknown = sorted(str(k) for k in set(table) - set(defaults))
     if unknown:
         raise ConfigError(f"{where}.{unknown[0]}: unknown parameter of distribution {name!r}; "
                           f"valid: {', '.join(defaults) or '(none)'}")
@@ -101,32 +103,33 @@ def normalize_dist(value: Any, t: IntType, where: str) -> dict[str, Any]:
         for key, dflt in (("low", t.min), ("high", t.max)):
             v = out[key] if out[key] is not None else dflt
             if not _is_int(v) or not t.min <= v <= t.max:
-                raise ConfigError(f"{where}.{key}: must be an integer in {t.name} [{t.min}, {t.max}], got {v!r}")
+                raise ConfigError(f"{where}.{key}: must be an integer in {t.name} [{t.min}, {t.max}], got {brief(v)}")
             out[key] = v
         if out["low"] > out["high"]:
             raise ConfigError(f"{where}: low ({out['low']}) is greater than high ({out['high']})")
     elif name == "heavy_tailed":
         sb = out["scale_bits"] if out["scale_bits"] is not None else max(1, mbits // 4)
         if not _is_int(sb) or not 0 <= sb <= mbits:
-            raise ConfigError(f"{where}.scale_bits: must be an integer from 0 to {mbits}, got {sb!r}")
+            raise ConfigError(f"{where}.scale_bits: must be an integer from 0 to {mbits}, got {brief(sb)}")
         out["scale_bits"] = sb
         rate = out["outlier_rate"]
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) \
                 or not 0 <= rate <= 1:
-            raise ConfigError(f"{where}.outlier_rate: must be a number from 0 to 1, got {rate!r}")
+            raise ConfigError(f"{where}.outlier_rate: must be a number from 0 to 1, got {brief(rate)}")
         out["outlier_rate"] = float(rate)
         ch = out["outlier_channels"]
-        if not _is_int(ch) or ch < 0:
-            raise ConfigError(f"{where}.outlier_channels: must be an integer >= 0, got {ch!r}")
+        if not _is_int(ch) or not 0 <= ch <= MAX_DIM:
+            raise ConfigError(f"{where}.outlier_channels: must be an integer from 0 to {MAX_DIM} (MAX_DIM), "
+                              f"got {brief(ch)}")
     elif name == "constant":
         v = out["value"]
         if not _is_int(v) or not t.min <= v <= t.max:
-            raise ConfigError(f"{where}.value: must be an integer in {t.name} [{t.min}, {t.max}], got {v!r}")
+            raise ConfigError(f"{where}.value: must be an integer in {t.name} [{t.min}, {t.max}], got {brief(v)}")
     elif name == "overflow":
         pattern = out["as"]
         corner = ("most_negative", "most_positive", "alternating", "alternating_rows")
-        if pattern is not None and pattern not in corner:
-            raise ConfigError(f"{where}.as: must be one of {', '.join(corner)}, got {pattern!r}")
+        if pattern is not None and (not isinstance(pattern, str) or pattern not in corner):
+            raise ConfigError(f"{where}.as: must be one of {', '.join(corner)}, got {brief(pattern)}")
     return out
 
 

@@ -43,6 +43,12 @@ Built in:
     :mod:`intsim.illm` (and ``intsim.gemmlowp`` once it has one), through
     :class:`OpResultOperator`: every register of ``OpResult.taps`` becomes a tap.
 
+Sizes and work: every adapter declares a :class:`~intsim.golden.spec.Budget` (each
+tensor's element count, the multiply-accumulates and one-at-a-time steps) that the spec
+checks against the caps of :mod:`intsim.golden.spec` before anything is computed; what an
+adapter's ``run`` returns is checked against the tensor and case caps again before
+anything is written.
+
 Adding an operator is one entry: subclass :class:`GoldenOperator` (or use
 :class:`OpResultOperator` for any callable returning an
 :class:`~intsim.opresult.OpResult`) and pass an instance to :func:`register`.
@@ -56,6 +62,7 @@ Modules with an ``OPERATORS`` dict (``intsim.gemmlowp``, ``intsim.ibert``,
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -72,15 +79,29 @@ from ..errors import AccumulatorOverflow, ConfigError, IntsimError, RegisterOver
 from ..gemm import matmul, trace_output
 from ..inttype import IntType
 from .datagen import normalize_dist, stream, uniform_ints
-from .spec import CaseSpec, check_name
+from .spec import (
+    MAX_DIM,
+    MAX_TENSOR_ELEMENTS,
+    MAX_TRACE_SAMPLES,
+    NAME_RE,
+    OPRESULT_EXPANSION,
+    Budget,
+    CaseSpec,
+    TensorBudget,
+    brief,
+    check_budget,
+    check_name,
+)
 
 __all__ = [
     "TensorDecl", "Case", "OpRun", "GoldenOperator", "MatmulOperator", "RequantizeOperator",
     "OpResultOperator", "OPERATORS", "register", "get_operator", "available_operators",
 ]
 
-_MAX_ELEMENTS = 1 << 24
-_MAX_DIM = 1 << 20
+# the caps on sizes and work live in intsim.golden.spec (module docs: limits)
+#: bounds of a Dyadic scale {m = .., k = ..} in a spec: m a 64-bit signed integer, 0 <= k <= _MAX_SHIFT
+_MAX_SHIFT = 127
+_M_MIN, _M_MAX = -(1 << 63), (1 << 63) - 1
 
 
 @dataclass(frozen=True)
@@ -105,6 +126,8 @@ class Case:
     inputs: dict[str, dict[str, Any]]
     input_decls: tuple[TensorDecl, ...]
     description: str = ""
+    #: sizes and work declared by the operator (None: the inputs alone); not part of the record
+    budget: Budget | None = field(default=None, compare=False, repr=False)
 
     def record(self) -> dict[str, Any]:
         """The case as plain JSON data (the manifest's case fields, without results)."""
@@ -130,10 +153,15 @@ def _plain(v: Any) -> Any:
     return v
 
 
+def _key(k: Any) -> str:
+    """A key as written in messages: plain when it is a short safe name, else its shortened repr."""
+    return k if isinstance(k, str) and NAME_RE.fullmatch(k) else brief(k)
+
+
 def _check_keys(table: Mapping[str, Any], allowed: Mapping[str, Any] | set[str], where: str) -> None:
-    unknown = sorted(set(table) - set(allowed))
+    unknown = sorted(str(k) for k in set(table) - set(allowed))
     if unknown:
-        raise ConfigError(f"{where}.{unknown[0]}: unknown key; valid: {', '.join(sorted(allowed)) or '(none)'}")
+        raise ConfigError(f"{where}.{_key(unknown[0])}: unknown key; valid: {', '.join(sorted(allowed)) or '(none)'}")
 
 
 def _int_key(table: Mapping[str, Any], key: str, where: str, lo: int, hi: int) -> int:
@@ -141,13 +169,13 @@ def _int_key(table: Mapping[str, Any], key: str, where: str, lo: int, hi: int) -
         raise ConfigError(f"{where}.{key}: missing (an integer from {lo} to {hi})")
     v = table[key]
     if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-        raise ConfigError(f"{where}.{key}: must be an integer from {lo} to {hi}, got {v!r}")
+        raise ConfigError(f"{where}.{key}: must be an integer from {lo} to {hi}, got {brief(v)}")
     return v
 
 
 def _type_key(v: Any, where: str) -> IntType:
     if not isinstance(v, str):
-        raise ConfigError(f"{where}: must be a type name such as 'int8' or 'uint4', got {v!r}")
+        raise ConfigError(f"{where}: must be a type name such as 'int8' or 'uint4', got {brief(v)}")
     try:
         return IntType.parse(v)
     except ConfigError as exc:
@@ -156,8 +184,40 @@ def _type_key(v: Any, where: str) -> IntType:
 
 def _bool_key(v: Any, where: str) -> bool:
     if not isinstance(v, bool):
-        raise ConfigError(f"{where}: must be true or false, got {v!r}")
+        raise ConfigError(f"{where}: must be true or false, got {brief(v)}")
     return v
+
+
+def _dims(v: Any, where: str) -> list[int]:
+    """A shape written as a list of 1 to 4 dimensions from 1 to MAX_DIM."""
+    if not isinstance(v, list) or not 1 <= len(v) <= 4 or not all(
+            isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= MAX_DIM for d in v):
+        raise ConfigError(f"{where}: must be a list of 1 to 4 dimensions from 1 to {MAX_DIM} (MAX_DIM), "
+                          f"got {brief(v)}")
+    return list(v)
+
+
+def _input_budget(decls: Any) -> list[TensorBudget]:
+    return [TensorBudget(d.name, d.role, math.prod(d.shape)) for d in decls]
+
+
+def _estimated_budget(decls: Any) -> Budget:
+    """Inputs plus OPRESULT_EXPANSION output and tap elements per input element (before a dry run)."""
+    inputs = _input_budget(decls)
+    n = sum(t.elements for t in inputs)
+    return Budget(tuple(inputs) + (TensorBudget("outputs and taps (estimate before the dry run: "
+                                                f"OPRESULT_EXPANSION = {OPRESULT_EXPANSION} per input element)",
+                                                "output", OPRESULT_EXPANSION * n),))
+
+
+def _check_produced(case: Case, run: Any) -> None:
+    """The tensor and case caps, on what an adapter's run returned (before anything is written)."""
+    if not isinstance(run, OpRun):
+        return
+    tensors = _input_budget(case.input_decls)
+    for d, _ in list(run.outputs) + list(run.taps):
+        tensors.append(TensorBudget(d.name, d.role, math.prod(d.shape)))
+    check_budget(f"case {case.name!r} (operator {case.operator})", Budget(tuple(tensors)))
 
 
 class GoldenOperator:
@@ -165,6 +225,29 @@ class GoldenOperator:
 
     name: str = ""
     summary: str = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Wrap a subclass's ``run`` so that what it returns is checked against the caps."""
+        super().__init_subclass__(**kwargs)
+        run = cls.__dict__.get("run")
+        if run is None or getattr(run, "_checks_caps", False):
+            return
+
+        @functools.wraps(run)
+        def checked_run(self: GoldenOperator, case: Case, inputs: Mapping[str, np.ndarray]) -> OpRun:
+            result = run(self, case, inputs)
+            _check_produced(case, result)
+            return result
+
+        checked_run._checks_caps = True  # type: ignore[attr-defined]
+        cls.run = checked_run  # type: ignore[method-assign]
+
+    def budget(self, case: Case) -> Budget:
+        """The case's sizes and work (see :class:`~intsim.golden.spec.Budget`); by default what the
+        case declares, else its inputs alone."""
+        if case.budget is not None:
+            return case.budget
+        return Budget(tuple(_input_budget(case.input_decls)))
 
     def resolve(self, spec: CaseSpec) -> Case:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -212,13 +295,9 @@ class MatmulOperator(GoldenOperator):
     def resolve(self, spec: CaseSpec) -> Case:
         where = spec.where
         _check_keys(spec.shape, {"M", "K", "N"}, f"{where}: shape")
-        M = _int_key(spec.shape, "M", f"{where}: shape", 1, _MAX_DIM)
-        K = _int_key(spec.shape, "K", f"{where}: shape", 1, _MAX_DIM)
-        N = _int_key(spec.shape, "N", f"{where}: shape", 1, _MAX_DIM)
-        for label, n in (("M*K", M * K), ("K*N", K * N), ("M*N", M * N)):
-            if n > _MAX_ELEMENTS:
-                raise ConfigError(f"{where}: shape: {label} = {n} elements is more than a golden case should "
-                                  f"hold ({_MAX_ELEMENTS})")
+        M = _int_key(spec.shape, "M", f"{where}: shape", 1, MAX_DIM)
+        K = _int_key(spec.shape, "K", f"{where}: shape", 1, MAX_DIM)
+        N = _int_key(spec.shape, "N", f"{where}: shape", 1, MAX_DIM)
         _check_keys(spec.config, self.CONFIG, f"{where}: config")
         cfg = dict(self.CONFIG)
         cfg.update(spec.config)
@@ -227,17 +306,17 @@ class MatmulOperator(GoldenOperator):
         for key in ("acc_bits", "k_chunk", "chunk_bits"):
             v = cfg[key]
             if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
-                raise ConfigError(f"{where}: config.{key}: must be an integer, got {v!r}")
+                raise ConfigError(f"{where}: config.{key}: must be an integer, got {brief(v)}")
         for key in ("overflow", "chunk_overflow"):
             if cfg[key] is not None and not isinstance(cfg[key], str):
-                raise ConfigError(f"{where}: config.{key}: must be a policy name, got {cfg[key]!r}")
+                raise ConfigError(f"{where}: config.{key}: must be a policy name, got {brief(cfg[key])}")
         try:
             dp = Datapath(a=a, b=b, acc_bits=cfg["acc_bits"], overflow=cfg["overflow"], k_chunk=cfg["k_chunk"],
                           chunk_bits=cfg["chunk_bits"], chunk_overflow=cfg["chunk_overflow"])
         except ConfigError as exc:
             raise ConfigError(f"{where}: config: {exc}") from None
         bias = _bool_key(cfg["bias"], f"{where}: config.bias")
-        ts = _int_key(cfg, "trace_samples", f"{where}: config", 0, 4096)
+        ts = _int_key(cfg, "trace_samples", f"{where}: config", 0, MAX_TRACE_SAMPLES)
         config = {"a": dp.a.name, "b": dp.b.name, "acc_bits": dp.acc_bits, "overflow": dp.overflow,
                   "k_chunk": dp.k_chunk, "chunk_bits": dp.chunk_bits, "chunk_overflow": dp.chunk_overflow,
                   "bias": bias, "trace_samples": ts}
@@ -246,6 +325,8 @@ class MatmulOperator(GoldenOperator):
             decls.append(TensorDecl("bias", "input", (N,), dp.acc))
         elif "bias" in spec.inputs:
             raise ConfigError(f"{where}: inputs.bias: given, but config.bias is false")
+        budget = self._budget(M, K, N, bias, ts, dp)
+        check_budget(where, budget)
         overflow_as = {"A": "alternating_rows" if dp.a.signed else "most_positive",
                        "B": "most_negative" if dp.b.signed else "most_positive",
                        "bias": "most_positive"}
@@ -262,7 +343,20 @@ class MatmulOperator(GoldenOperator):
                                   f"K * max|a*b| = {K} * {pmax} fits the {dp.acc_bits}-bit accumulator; "
                                   f"use K >= {need} or a narrower acc_bits")
         return Case(spec.name, self.name, spec.seed, {"M": M, "K": K, "N": N}, config, inputs, tuple(decls),
-                    spec.description)
+                    spec.description, budget)
+
+    @staticmethod
+    def _budget(M: int, K: int, N: int, bias: bool, trace_samples: int, dp: Datapath) -> Budget:
+        """Every tensor of the case exactly; work M*K*N MACs (twice under a raise policy) and S*K traced steps."""
+        S = min(trace_samples, M * N)
+        tensors = [TensorBudget("A", "input", M * K), TensorBudget("B", "input", K * N)]
+        if bias:
+            tensors.append(TensorBudget("bias", "input", N))
+        tensors += [TensorBudget("C", "output", M * N), TensorBudget("overflow", "tap", M * N),
+                    TensorBudget("first_overflow_k", "tap", M * N), TensorBudget("trace_ij", "tap", S * 2),
+                    TensorBudget("acc_trace", "tap", S * -(-K // dp.k_chunk))]
+        raises = dp.overflow == "raise" or (dp.chunk_bits is not None and dp.chunk_policy == "raise")
+        return Budget(tuple(tensors), macs=M * K * N * (2 if raises else 1), steps=S * K)
 
     def run(self, case: Case, inputs: Mapping[str, np.ndarray]) -> OpRun:
         dp = self.datapath(case)
@@ -347,23 +441,73 @@ class MatmulOperator(GoldenOperator):
 # --------------------------------------------------------------------------------------------------
 
 
-def _scale_from_config(v: Any, where: str) -> Any:
-    """A TOML scale: a float, ``{m, k}`` (a Dyadic) or a list of either."""
+def _scale_from_config(v: Any, where: str, *, nested: bool = False) -> Any:
+    """A TOML scale: a float, ``{m, k}`` (a Dyadic: m a 64-bit signed integer, 0 <= k <= 127) or a
+    flat list of either (at most MAX_DIM entries)."""
     if isinstance(v, list):
+        if nested:
+            raise ConfigError(f"{where}: a list inside a list of scales; per-channel scales are a flat list")
         if not v:
             raise ConfigError(f"{where}: an empty list")
-        return [_scale_from_config(x, f"{where}[{n}]") for n, x in enumerate(v)]
+        if len(v) > MAX_DIM:
+            raise ConfigError(f"{where}: {len(v)} scales is more than MAX_DIM = {MAX_DIM}")
+        return [_scale_from_config(x, f"{where}[{n}]", nested=True) for n, x in enumerate(v)]
     if isinstance(v, Mapping):
         _check_keys(v, {"m", "k"}, where)
         if "m" not in v or "k" not in v:
             raise ConfigError(f"{where}: a Dyadic needs both m and k")
+        m, k = v["m"], v["k"]
+        for key, x, lo, hi in (("m", m, _M_MIN, _M_MAX), ("k", k, 0, _MAX_SHIFT)):
+            if isinstance(x, bool) or not isinstance(x, int) or not lo <= x <= hi:
+                raise ConfigError(f"{where}.{key}: must be an integer from {lo} to {hi}, got {brief(x)}")
         try:
-            return Dyadic(v["m"], v["k"])
+            return Dyadic(m, k)
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise ConfigError(f"{where}: must be a finite number, a table {{m = .., k = ..}} or a list, got {v!r}")
+    if not _finite_number(v):
+        raise ConfigError(f"{where}: must be a finite number, a table {{m = .., k = ..}} or a list, got {brief(v)}")
     return float(v)
+
+
+def _finite_number(v: Any) -> bool:
+    """An int or float (not a bool) that is finite as a float64."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:  # an integer beyond float64
+        return False
+
+
+def _config_error(exc: BaseException, where: str, op: str) -> ConfigError:
+    """A failure of a dry run on zeros, as the ConfigError it stands for."""
+    if isinstance(exc, ConfigError):
+        return ConfigError(f"{where}: {exc}")
+    return ConfigError(f"{where}: {op}: {type(exc).__name__}: {exc}")
+
+
+def _dry_run(call: Callable[[], Any], where: str, op: str) -> Any:
+    """``call()``; None when it overflows a register (data-dependent); any other failure a ConfigError."""
+    try:
+        return call()
+    except (RegisterOverflow, AccumulatorOverflow):
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure on zeros is a configuration problem
+        raise _config_error(exc, where, op) from None
+
+
+def _scaled_budget(decls: Any, res: Any, probe_elements: int, elements: int) -> Budget:
+    """The budget of an elementwise or row-wise operator from its dry run (an OpResult) on
+    ``probe_elements`` input elements, scaled to the case's ``elements``: output ``y`` and every
+    tap; the OPRESULT_EXPANSION estimate when the dry run gave no result."""
+    if res is None:
+        return _estimated_budget(decls)
+    factor = -(-elements // max(1, probe_elements))
+    tensors = _input_budget(decls)
+    tensors.append(TensorBudget("y", "output", max(1, int(np.size(getattr(res, "values", 0)))) * factor))
+    for tname, arr in (getattr(res, "taps", None) or {}).items():
+        tensors.append(TensorBudget(str(tname), "tap", max(1, int(np.size(arr))) * factor))
+    return Budget(tuple(tensors))
 
 
 def _taps_from_opresult(res: Any, where: str) -> list[tuple[TensorDecl, np.ndarray]]:
@@ -393,37 +537,45 @@ class RequantizeOperator(GoldenOperator):
     def resolve(self, spec: CaseSpec) -> Case:
         where = spec.where
         _check_keys(spec.shape, {"x"}, f"{where}: shape")
-        dims = spec.shape.get("x")
-        if not isinstance(dims, list) or not 1 <= len(dims) <= 4 or not all(
-                isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= _MAX_DIM for d in dims):
-            raise ConfigError(f"{where}: shape.x: must be a list of 1 to 4 dimensions from 1 to {_MAX_DIM}, "
-                              f"got {dims!r}")
-        if math.prod(dims) > _MAX_ELEMENTS:
-            raise ConfigError(f"{where}: shape.x: {math.prod(dims)} elements is too many for a golden case")
+        dims = _dims(spec.shape.get("x"), f"{where}: shape.x")
         _check_keys(spec.config, self.CONFIG, f"{where}: config")
         cfg = dict(self.CONFIG)
         cfg.update(spec.config)
         if cfg["scale"] is None:
             raise ConfigError(f"{where}: config.scale: missing (a float, {{m = .., k = ..}} or a list)")
-        _scale_from_config(cfg["scale"], f"{where}: config.scale")
+        scale = _scale_from_config(cfg["scale"], f"{where}: config.scale")
+        if isinstance(scale, list) and len(scale) != dims[-1]:
+            raise ConfigError(f"{where}: config.scale: {len(scale)} per-channel scales, but the channel "
+                              f"dimension (the last of shape.x = {dims}) is {dims[-1]}")
         in_t = _type_key(cfg["in_type"], f"{where}: config.in_type")
         out_t = _type_key(cfg["out"], f"{where}: config.out")
         cfg["in_type"], cfg["out"] = in_t.name, out_t.name
         for key in ("mode", "order", "overflow") + (("rounding",) if cfg["rounding"] is not None else ()):
             if not isinstance(cfg[key], str):
-                raise ConfigError(f"{where}: config.{key}: must be a string, got {cfg[key]!r}")
+                raise ConfigError(f"{where}: config.{key}: must be a string, got {brief(cfg[key])}")
+        zp = cfg["zero_point"]
+        if isinstance(zp, bool) or not isinstance(zp, int) or not _M_MIN <= zp <= _M_MAX:
+            raise ConfigError(f"{where}: config.zero_point: must be a 64-bit integer, got {brief(zp)}")
         _bool_key(cfg["allow_negative"], f"{where}: config.allow_negative")
         decls = [TensorDecl("x", "input", tuple(dims), in_t)]
+        check_budget(where, Budget(tuple(_input_budget(decls))))
         inputs = self._inputs(spec, decls, {"x": "alternating"})
         case = Case(spec.name, self.name, spec.seed, {"x": list(dims)}, cfg, inputs, tuple(decls),
                     spec.description)
-        # validate the remaining options (mode, rounding, zero point, ...) by a dry run on one zero
+        # validate the remaining options (mode, rounding, zero point, ...) by a dry run on one row of
+        # zeros (one channel vector), which also gives the taps the case will have
+        probe = np.zeros((1,) * (len(dims) - 1) + (dims[-1],), dtype=np.int64)
+        res = None
         try:
-            self._call(case, np.zeros((1,) * len(dims), dtype=np.int64))
-        except (ConfigError, RegisterOverflow) as exc:
-            if isinstance(exc, ConfigError):
-                raise ConfigError(f"{where}: config: {exc}") from None
-        return case
+            res = self._call(case, probe)
+        except RegisterOverflow:
+            res = _dry_run(lambda: self._call(replace(case, config={**case.config, "overflow": "wrap"}), probe),
+                           f"{where}: config", self.name)
+        except Exception as exc:  # noqa: BLE001 - any failure on zeros is a configuration problem
+            raise _config_error(exc, f"{where}: config", self.name) from None
+        budget = _scaled_budget(decls, res, probe.size, math.prod(dims))
+        check_budget(where, budget)
+        return replace(case, budget=budget)
 
     @staticmethod
     def _call(case: Case, x: np.ndarray) -> Any:
@@ -447,6 +599,34 @@ class RequantizeOperator(GoldenOperator):
         where = f"case {case.name!r}"
         outputs = [(TensorDecl("y", "output", tuple(x.shape), out_t), np.asarray(res.values).astype(out_t.dtype))]
         return OpRun(outputs, _taps_from_opresult(res, where), raises)
+
+
+def _check_scalar(v: Any, where: str) -> None:
+    """A scalar keyword argument: a finite float, an integer of at most 64 bits, a bool or a string;
+    tables are passed on (checked by the operator) when their values are such scalars."""
+    if isinstance(v, Mapping):
+        for key, x in v.items():
+            if isinstance(x, (Mapping, list)):
+                raise ConfigError(f"{where}.{key}: must be a number, a string or true/false, got {brief(x)}")
+            _check_scalar(x, f"{where}.{key}")
+    elif isinstance(v, float) and not math.isfinite(v):
+        raise ConfigError(f"{where}: must be a finite number, got {v!r}")
+    elif isinstance(v, int) and not isinstance(v, bool) and not _M_MIN <= v <= (1 << 64) - 1:
+        raise ConfigError(f"{where}: must be an integer of at most 64 bits, got {brief(v)}")
+
+
+def _number_array(v: list[Any], where: str) -> np.ndarray:
+    """A list of numbers (nested lists must be rectangular), as an array: finite, at most 64-bit integers."""
+    if len(v) > MAX_TENSOR_ELEMENTS:
+        raise ConfigError(f"{where}: a list of {len(v)} entries is more than MAX_TENSOR_ELEMENTS")
+    try:
+        arr = np.asarray(v)
+    except (ValueError, TypeError, OverflowError):
+        arr = None
+    if arr is None or arr.dtype.kind not in "iuf" or not bool(np.all(np.isfinite(arr))):
+        raise ConfigError(f"{where}: a list must hold finite numbers only (nested lists of equal lengths), "
+                          f"got {brief(v)}")
+    return arr
 
 
 class OpResultOperator(GoldenOperator):
@@ -486,6 +666,11 @@ class OpResultOperator(GoldenOperator):
     def _takes(self, name: str) -> bool:
         return name in self._params or self._varkw
 
+    def _raises(self, kwargs: Mapping[str, Any]) -> bool:
+        """Whether the call runs under overflow policy ``raise`` (rerun under ``wrap`` on an overflow)."""
+        policy = kwargs.get("overflow", "raise")
+        return self._takes("overflow") and isinstance(policy, str) and policy == "raise"
+
     def _kwargs(self, config: Mapping[str, Any], where: str) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for k, v in config.items():
@@ -496,11 +681,9 @@ class OpResultOperator(GoldenOperator):
             elif isinstance(v, list) and v and all(isinstance(x, Mapping) for x in v):
                 out[k] = _scale_from_config(v, f"{where}.{k}")
             elif isinstance(v, list):
-                arr = np.asarray(v)
-                if arr.dtype.kind not in "iuf":
-                    raise ConfigError(f"{where}.{k}: a list must hold numbers only, got {v!r}")
-                out[k] = arr
+                out[k] = _number_array(v, f"{where}.{k}")
             else:
+                _check_scalar(v, f"{where}.{k}")
                 out[k] = v
         if self._takes("taps"):
             out["taps"] = True
@@ -521,18 +704,15 @@ class OpResultOperator(GoldenOperator):
         decls = []
         for tname, dims in spec.shape.items():
             if self._params and tname not in self._params:
-                raise ConfigError(f"{where}: shape.{tname}: not an input of {self.name} (its parameters: "
+                raise ConfigError(f"{where}: shape.{_key(tname)}: not an input of {self.name} (its parameters: "
                                   f"{', '.join(sorted(self._params))})")
             if tname in cfg:
                 raise ConfigError(f"{where}: config.{tname}: {tname} is a tensor input (given in shape)")
-            if not isinstance(dims, list) or not 1 <= len(dims) <= 4 or not all(
-                    isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= _MAX_DIM for d in dims):
-                raise ConfigError(f"{where}: shape.{tname}: must be a list of 1 to 4 dimensions, got {dims!r}")
-            if math.prod(dims) > _MAX_ELEMENTS:
-                raise ConfigError(f"{where}: shape.{tname}: {math.prod(dims)} elements is too many for a golden case")
+            dims = _dims(dims, f"{where}: shape.{tname}")
             if tname not in types and "in_type" not in cfg:
                 raise ConfigError(f"{where}: config.in_type: missing (the word type of the inputs, e.g. 'int8')")
-            t = _type_key(types.get(tname, cfg.get("in_type")), f"{where}: type of {tname}")
+            key = f"config.input_types.{tname}" if tname in types else "config.in_type"
+            t = _type_key(types.get(tname, cfg.get("in_type")), f"{where}: {key} (the type of {tname})")
             decls.append(TensorDecl(check_name(tname, f"{where}: shape key"), "input", tuple(dims), t))
         if "in_type" in cfg:
             cfg["in_type"] = _type_key(cfg["in_type"], f"{where}: config.in_type").name
@@ -541,16 +721,18 @@ class OpResultOperator(GoldenOperator):
         cfg["out_type"] = _type_key(cfg.get("out_type", "int32"), f"{where}: config.out_type").name
         kwargs = self._kwargs(cfg, f"{where}: config")
         inputs = self._inputs(spec, decls, {d.name: "alternating" for d in decls})
-        try:  # validate the keyword arguments by a dry run on zeros
-            self.fn(**{d.name: np.zeros(d.shape, dtype=np.int64) for d in decls}, **kwargs)
-        except ConfigError as exc:
-            raise ConfigError(f"{where}: config: {exc}") from None
-        except TypeError as exc:
-            raise ConfigError(f"{where}: config: {self.name}: {exc}") from None
-        except IntsimError:  # data-dependent (overflow on zeros, ...): decided when the case runs
-            pass
+        check_budget(where, _estimated_budget(decls))  # bounds the dry run below
+        zeros = {d.name: np.zeros(d.shape, dtype=np.int64) for d in decls}
+        # validate the keyword arguments by a dry run on zeros; it also gives the output and tap shapes
+        res = _dry_run(lambda: self.fn(**zeros, **kwargs), f"{where}: config", self.name)
+        if res is None and self._raises(kwargs):
+            res = _dry_run(lambda: self.fn(**zeros, **{**kwargs, "overflow": "wrap"}), f"{where}: config",
+                           self.name)
+        n = sum(math.prod(d.shape) for d in decls)
+        budget = _scaled_budget(decls, res, n, n)  # the dry run was on the case's shapes: exact
+        check_budget(where, budget)
         shape = {d.name: list(d.shape) for d in decls}
-        return Case(spec.name, self.name, spec.seed, shape, cfg, inputs, tuple(decls), spec.description)
+        return Case(spec.name, self.name, spec.seed, shape, cfg, inputs, tuple(decls), spec.description, budget)
 
     def run(self, case: Case, inputs: Mapping[str, np.ndarray]) -> OpRun:
         where = f"case {case.name!r}"
@@ -559,13 +741,18 @@ class OpResultOperator(GoldenOperator):
         kwargs = self._kwargs(case.config, f"{where}: config")
         raises = None
         try:
-            res = self.fn(**tensors, **kwargs)
-        except RegisterOverflow as exc:
-            if not self._takes("overflow") or kwargs.get("overflow", "raise") != "raise":
+            try:
+                res = self.fn(**tensors, **kwargs)
+            except RegisterOverflow as exc:
+                if not self._raises(kwargs):
+                    raise
+                raises = {"error": type(exc).__name__, "op": exc.op, "step": exc.step, "value": exc.value,
+                          "bits": exc.bits}
+                res = self.fn(**tensors, **{**kwargs, "overflow": "wrap"})
+        except (ArithmeticError, ValueError, TypeError) as exc:
+            if isinstance(exc, IntsimError):
                 raise
-            raises = {"error": type(exc).__name__, "op": exc.op, "step": exc.step, "value": exc.value,
-                      "bits": exc.bits}
-            res = self.fn(**tensors, **{**kwargs, "overflow": "wrap"})
+            raise ConfigError(f"{where}: {self.name} failed on the case's data: {type(exc).__name__}: {exc}") from None
         values = np.asarray(res.values)
         if values.dtype.kind not in "iu":
             raise ConfigError(f"{where}: {self.name} returned {values.dtype} values; golden outputs are integers")
@@ -631,7 +818,7 @@ def get_operator(name: Any, where: str = "operator") -> GoldenOperator:
     hint = ""
     if isinstance(name, str) and name.split(".")[0] in missing:
         hint = f" (intsim.{name.split('.')[0]} is {missing[name.split('.')[0]]})"
-    raise ConfigError(f"{where}: unknown operator {name!r}{hint}; available: {', '.join(sorted(OPERATORS))}")
+    raise ConfigError(f"{where}: unknown operator {brief(name)}{hint}; available: {', '.join(sorted(OPERATORS))}")
 
 
 def _optional_unpack() -> None:

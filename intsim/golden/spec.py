@@ -26,6 +26,63 @@ The derived seed of a case without ``seed`` is the first 63 bits of
 ``sha256(f"{suite_seed}/{name}")`` (little-endian), so it depends only on the
 suite seed and the case name, not on the case's position.
 
+Case names become directory names: besides the character rules of :func:`check_name`,
+a case may not be named like one of the suite's own files (``manifest.json``,
+``spec.toml``) or a Windows device (``con``, ``nul``, ``com1``, ``lpt1.txt``, ...), end
+with ``.``, or differ from another case's name only in letter case.
+
+Limits
+------
+
+Every size a spec declares is checked against these caps while the spec is
+validated, before any input is drawn, anything is computed or a file is written;
+a spec over a cap raises :class:`~intsim.errors.ConfigError` naming the case, the
+tensor (or the work) and the cap. Element counts cover every tensor of a case:
+inputs, outputs and every tap (``acc_trace`` included). A word costs at most 8 bytes
+in ``.npy`` and 17 in ``.hex``, so a suite within the caps writes at most about
+800 MiB (64-bit words), much less for narrow ones; the work caps keep a case to
+seconds.
+
+==========================  ==============  ==================================================
+cap                         value           what it bounds
+==========================  ==============  ==================================================
+``MAX_SPEC_BYTES``          16 MiB          the spec text
+``MAX_NESTING``             32              levels of nested tables and arrays in the spec
+``MAX_CASES``               4096            cases in one spec
+``MAX_DIM``                 2**20           any one dimension of a shape
+``MAX_TENSOR_ELEMENTS``     2**24           elements of any one tensor (input, output, tap)
+``MAX_CASE_ELEMENTS``       2**24           elements of all the tensors of one case
+``MAX_SUITE_ELEMENTS``      2**25           elements of all the tensors of the suite
+``MAX_TRACE_SAMPLES``       4096            ``trace_samples`` of a matmul case
+``MAX_CASE_MACS``           2**28           multiply-accumulates of one case
+``MAX_SUITE_MACS``          2**30           multiply-accumulates of the suite
+``MAX_CASE_STEPS``          2**20           steps emulated one at a time in one case
+``MAX_SUITE_STEPS``         2**22           steps emulated one at a time in the suite
+``OPRESULT_EXPANSION``      32              output and tap elements per input element assumed
+                                            for an OpResult operator before its dry run
+==========================  ==============  ==================================================
+
+How each operator declares its sizes and work (:class:`Budget`):
+
+* ``matmul``: A (M*K), B (K*N), bias (N), C, ``overflow`` and ``first_overflow_k``
+  (M*N each), ``trace_ij`` (S*2) and ``acc_trace`` (S*ceil(K/k_chunk)) with
+  ``S = min(trace_samples, M*N)``; work M*K*N MACs (twice that under a ``raise``
+  policy, which runs the product twice) and S*K traced steps (an overflowing output
+  is traced one product at a time).
+* ``unpack_matmul`` (M, K, N at most 4096 each): upper bounds from the number of floor
+  digits L_A, L_B the input types can need at the datapath widths: M' = M*L_A unpacked
+  rows, N' = N*L_B columns, K'' = K*L_A*L_B inner lines, up to min(L_A*L_B, K'') low-bit
+  accumulators of M'*N'; work 3*M'*K''*N' MACs and (L_A*L_B + 1)*M'*N' reassembly-check
+  steps.
+* ``requantize``: x, y (the size of x) and each tap of a dry run on one row of zeros
+  (shape 1 x ... x C, C the channel dimension), scaled to the size of x.
+* the OpResult operators (``ibert.*``, ``ivit.*``, ``illm.*``): first the inputs plus
+  ``OPRESULT_EXPANSION`` output and tap elements per input element; once that fits, the
+  dry run on zeros of the case's shapes (which validates the configuration) gives the
+  exact output and tap shapes, checked in turn.
+* any other adapter: the inputs it declares; its outputs and taps are checked against
+  the tensor and case caps when its ``run`` returns them, before anything is written.
+
 >>> s = parse_spec('''
 ... [[case]]
 ... name = "mm"
@@ -43,6 +100,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import reprlib
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -51,25 +109,164 @@ from typing import Any
 
 from ..errors import ConfigError, FileFormatError
 
-__all__ = ["SuiteSpec", "CaseSpec", "load_spec", "parse_spec", "spec_from_dict", "NAME_RE", "check_name"]
+__all__ = [
+    "SuiteSpec", "CaseSpec", "load_spec", "parse_spec", "spec_from_dict", "NAME_RE", "check_name", "check_case_name",
+    "RESERVED_NAMES", "Budget", "TensorBudget", "check_budget", "brief",
+    "MAX_SPEC_BYTES", "MAX_NESTING", "MAX_CASES", "MAX_DIM", "MAX_TENSOR_ELEMENTS", "MAX_CASE_ELEMENTS",
+    "MAX_SUITE_ELEMENTS", "MAX_TRACE_SAMPLES", "MAX_CASE_MACS", "MAX_SUITE_MACS", "MAX_CASE_STEPS",
+    "MAX_SUITE_STEPS", "OPRESULT_EXPANSION",
+]
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+# ------------------------------------------------------------------------------------------------
+# limits (see the module docs); every one is checked before anything is computed or written
+# ------------------------------------------------------------------------------------------------
+
+#: bytes of spec text
+MAX_SPEC_BYTES = 1 << 24
+#: levels of nested tables and arrays in a spec
+MAX_NESTING = 32
+#: cases in one spec
+MAX_CASES = 4096
+#: any one dimension of a shape
+MAX_DIM = 1 << 20
+#: elements of any one tensor of a case: an input, an output or a tap
+MAX_TENSOR_ELEMENTS = 1 << 24
+#: elements of all the tensors (inputs, outputs, taps) of one case
+MAX_CASE_ELEMENTS = 1 << 24
+#: elements of all the tensors of all the cases of a suite
+MAX_SUITE_ELEMENTS = 1 << 25
+#: ``trace_samples`` of a matmul case
+MAX_TRACE_SAMPLES = 4096
+#: multiply-accumulates a case may take (the vectorised and compiled kernels)
+MAX_CASE_MACS = 1 << 28
+#: multiply-accumulates of all the cases of a suite
+MAX_SUITE_MACS = 1 << 30
+#: steps a case may emulate one at a time (accumulator traces, the unpack reassembly check)
+MAX_CASE_STEPS = 1 << 20
+#: one-at-a-time steps of all the cases of a suite
+MAX_SUITE_STEPS = 1 << 22
+#: output and tap elements per input element assumed for an OpResult operator before its dry run
+OPRESULT_EXPANSION = 32
+
+#: a safe name; anchored with \A and \Z, since ``$`` would also match before a final newline
+NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\Z")
+#: names a case may not have (compared ignoring letter case): the suite's own files
+RESERVED_NAMES = frozenset({"manifest.json", "spec.toml"})
+_DEVICE_RE = re.compile(r"(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?", re.IGNORECASE)
 _SEED_MAX = (1 << 63) - 1
 _SUITE_KEYS = {"name", "seed", "description"}
 _CASE_KEYS = {"name", "operator", "seed", "description", "shape", "config", "inputs"}
 
+_BRIEF = reprlib.Repr()
+_BRIEF.maxstring, _BRIEF.maxother, _BRIEF.maxlist, _BRIEF.maxdict, _BRIEF.maxlevel = 120, 80, 8, 8, 3
+_BRIEF.maxlong = 60
+
+
+def brief(value: Any) -> str:
+    """``repr(value)`` shortened for messages (long strings, lists and integers are elided)."""
+    try:
+        return _BRIEF.repr(value)
+    except Exception:  # noqa: BLE001 - a message must never fail
+        return f"<{type(value).__name__}>"
+
 
 def check_name(value: Any, where: str) -> str:
     """Return ``value`` if it is a safe name (1-100 of ``A-Za-z0-9_.-``, not starting with ``.``/``-``/``_``)."""
-    if not isinstance(value, str) or not NAME_RE.match(value):
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
         raise ConfigError(f"{where}: must be 1 to 100 characters of letters, digits, '_', '.', '-' "
-                          f"starting with a letter or digit, got {value!r}")
+                          f"starting with a letter or digit, got {brief(value)}")
     return value
+
+
+def check_case_name(value: Any, where: str) -> str:
+    """A :func:`check_name` name that is also safe as a case directory on every file system.
+
+    Refused: the suite's own file names (:data:`RESERVED_NAMES`), Windows device names
+    (``con``, ``nul``, ``com1``, ``lpt1.txt``, ...) and names ending with ``.`` (Windows drops it),
+    all compared ignoring letter case.
+    """
+    check_name(value, where)
+    if value.lower() in RESERVED_NAMES:
+        raise ConfigError(f"{where}: {value!r} is reserved: the suite has a file of that name "
+                          f"({', '.join(sorted(RESERVED_NAMES))}; letter case is ignored)")
+    if _DEVICE_RE.fullmatch(value):
+        raise ConfigError(f"{where}: {value!r} is reserved: a Windows device name cannot be a directory")
+    if value.endswith("."):
+        raise ConfigError(f"{where}: {value!r} ends with '.', which Windows drops from directory names")
+    return value
+
+
+# ------------------------------------------------------------------------------------------------
+# budgets: the sizes and work of a case, known before it is computed
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TensorBudget:
+    """A tensor a case will hold: its name, role, element count (an upper bound when the exact
+    count depends on the data) and how many such tensors there can be (``copies``)."""
+
+    name: str
+    role: str
+    elements: int
+    copies: int = 1
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What a case will hold and do, declared by its operator before anything is computed.
+
+    ``tensors``: every input, output and tap (:class:`TensorBudget`); ``macs``: the
+    multiply-accumulates of its kernels; ``steps``: the steps it emulates one at a time.
+    """
+
+    tensors: tuple[TensorBudget, ...]
+    macs: int = 0
+    steps: int = 0
+
+    @property
+    def elements(self) -> int:
+        return sum(t.elements * t.copies for t in self.tensors)
+
+
+def _over(where: str, what: str, n: int, cap_name: str, cap: int) -> ConfigError:
+    return ConfigError(f"{where}: {what}: {n} is more than the cap {cap_name} = {cap} "
+                       "(see the limits in intsim.golden.spec)")
+
+
+def check_budget(where: str, budget: Budget) -> None:
+    """Check one case's budget against the per-tensor and per-case caps (ConfigError naming the cap)."""
+    for t in budget.tensors:
+        if t.elements > MAX_TENSOR_ELEMENTS:
+            raise _over(where, f"{t.role} {t.name!r}: elements", t.elements, "MAX_TENSOR_ELEMENTS",
+                        MAX_TENSOR_ELEMENTS)
+    if budget.elements > MAX_CASE_ELEMENTS:
+        raise _over(where, "elements of all its tensors (inputs, outputs and taps)", budget.elements,
+                    "MAX_CASE_ELEMENTS", MAX_CASE_ELEMENTS)
+    if budget.macs > MAX_CASE_MACS:
+        raise _over(where, "work: multiply-accumulates", budget.macs, "MAX_CASE_MACS", MAX_CASE_MACS)
+    if budget.steps > MAX_CASE_STEPS:
+        raise _over(where, "work: steps emulated one at a time", budget.steps, "MAX_CASE_STEPS", MAX_CASE_STEPS)
+
+
+def _check_nesting(doc: Any, source: str) -> None:
+    """Refuse tables and arrays nested more than MAX_NESTING levels deep (iteratively: no recursion)."""
+    stack: list[tuple[Any, str, int]] = [(doc, "", 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        if depth >= MAX_NESTING:
+            raise ConfigError(f"{source}: at {brief(path)}: tables and arrays nested more than "
+                              f"MAX_NESTING = {MAX_NESTING} levels deep")
+        items = value.items() if isinstance(value, Mapping) else enumerate(value)
+        for k, v in items:
+            if isinstance(v, (Mapping, list, tuple)):
+                sub = (f"{path}.{k}" if path else str(k)) if isinstance(value, Mapping) else f"{path}[{k}]"
+                stack.append((v, sub, depth + 1))
 
 
 def _seed(value: Any, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _SEED_MAX:
-        raise ConfigError(f"{where}: must be an integer from 0 to 2**63 - 1, got {value!r}")
+        raise ConfigError(f"{where}: must be an integer from 0 to 2**63 - 1, got {brief(value)}")
     return value
 
 
@@ -116,45 +313,53 @@ def _table(value: Any, where: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise ConfigError(f"{where}: must be a table, got {value!r}")
+        raise ConfigError(f"{where}: must be a table, got {brief(value)}")
     return dict(value)
 
 
 def spec_from_dict(doc: Mapping[str, Any], source: str = "<spec>", text: bytes | None = None) -> SuiteSpec:
     """Validate a spec given as a dict (the parsed TOML) and resolve its cases.
 
-    Raises :class:`~intsim.errors.ConfigError` naming ``source``, the case and the key.
+    Raises :class:`~intsim.errors.ConfigError` naming ``source``, the case and the key. Every
+    cap of the module docs (sizes, work, nesting, number of cases) is checked here, before
+    anything is computed.
     """
     from .operators import get_operator  # the registry imports this module
 
-    unknown = sorted(set(doc) - {"suite", "case"})
+    if not isinstance(doc, Mapping):
+        raise ConfigError(f"{source}: a spec must be a table, got {type(doc).__name__}")
+    _check_nesting(doc, source)
+    unknown = sorted(str(k) for k in set(doc) - {"suite", "case"})
     if unknown:
-        raise ConfigError(f"{source}: unknown top-level key {unknown[0]!r}; expected [suite] and [[case]]")
+        raise ConfigError(f"{source}: unknown top-level key {brief(unknown[0])}; expected [suite] and [[case]]")
     suite = _table(doc.get("suite"), f"{source}: [suite]")
-    bad = sorted(set(suite) - _SUITE_KEYS)
+    bad = sorted(str(k) for k in set(suite) - _SUITE_KEYS)
     if bad:
-        raise ConfigError(f"{source}: suite.{bad[0]}: unknown key; valid: {', '.join(sorted(_SUITE_KEYS))}")
+        raise ConfigError(f"{source}: suite.{brief(bad[0])}: unknown key; valid: {', '.join(sorted(_SUITE_KEYS))}")
     name = check_name(suite.get("name", "golden"), f"{source}: suite.name")
     suite_seed = _seed(suite.get("seed", 0), f"{source}: suite.seed")
     description = suite.get("description", "")
     if not isinstance(description, str):
-        raise ConfigError(f"{source}: suite.description: must be a string")
+        raise ConfigError(f"{source}: suite.description: must be a string, got {brief(description)}")
     raw_cases = doc.get("case", [])
     if not isinstance(raw_cases, list) or not all(isinstance(c, Mapping) for c in raw_cases):
         raise ConfigError(f"{source}: 'case' must be an array of tables ([[case]] sections)")
     if not raw_cases:
         raise ConfigError(f"{source}: no [[case]] sections; a suite needs at least one case")
+    if len(raw_cases) > MAX_CASES:
+        raise _over(source, "number of cases", len(raw_cases), "MAX_CASES", MAX_CASES)
     cases = []
     seen: dict[str, int] = {}
+    elements = macs = steps = 0
     for pos, raw in enumerate(raw_cases, start=1):
         label = raw.get("name")
-        where = f"{source}: case {label!r}" if isinstance(label, str) else f"{source}: case #{pos}"
-        bad = sorted(set(raw) - _CASE_KEYS)
+        where = f"{source}: case {brief(label)}" if isinstance(label, str) else f"{source}: case #{pos}"
+        bad = sorted(str(k) for k in set(raw) - _CASE_KEYS)
         if bad:
-            raise ConfigError(f"{where}: unknown key {bad[0]!r}; valid: {', '.join(sorted(_CASE_KEYS))}")
+            raise ConfigError(f"{where}: unknown key {brief(bad[0])}; valid: {', '.join(sorted(_CASE_KEYS))}")
         if "name" not in raw:
             raise ConfigError(f"{where}: missing key 'name'")
-        cname = check_name(raw["name"], f"{where}: name")
+        cname = check_case_name(raw["name"], f"{where}: name")
         if cname.lower() in seen:
             raise ConfigError(f"{where}: duplicate case name: case #{seen[cname.lower()]} has the same name "
                               "(compared ignoring letter case, since names become directory names)")
@@ -165,36 +370,67 @@ def spec_from_dict(doc: Mapping[str, Any], source: str = "<spec>", text: bytes |
         seed = _seed(raw["seed"], f"{where}: seed") if "seed" in raw else derived_seed(suite_seed, cname)
         desc = raw.get("description", "")
         if not isinstance(desc, str):
-            raise ConfigError(f"{where}: description: must be a string")
+            raise ConfigError(f"{where}: description: must be a string, got {brief(desc)}")
         cs = CaseSpec(name=cname, operator=op.name, seed=seed,
                       shape=_table(raw.get("shape"), f"{where}: shape"),
                       config=_table(raw.get("config"), f"{where}: config"),
                       inputs=_table(raw.get("inputs"), f"{where}: inputs"),
                       description=desc, where=where)
-        cases.append(op.resolve(cs))
+        case = op.resolve(cs)
+        budget = op.budget(case)
+        check_budget(where, budget)
+        elements += budget.elements
+        macs += budget.macs
+        steps += budget.steps
+        for total, what, cap_name, cap in (
+                (elements, "elements of the suite's tensors up to this case", "MAX_SUITE_ELEMENTS", MAX_SUITE_ELEMENTS),
+                (macs, "multiply-accumulates of the suite up to this case", "MAX_SUITE_MACS", MAX_SUITE_MACS),
+                (steps, "one-at-a-time steps of the suite up to this case", "MAX_SUITE_STEPS", MAX_SUITE_STEPS)):
+            if total > cap:
+                raise _over(where, what, total, cap_name, cap)
+        cases.append(case)
     return SuiteSpec(name=name, seed=suite_seed, cases=tuple(cases), description=description,
                      source=source, text=text)
 
 
 def parse_spec(text: str | bytes, source: str = "<spec>") -> SuiteSpec:
-    """Parse and validate spec text (TOML). See the module docs for the format."""
-    raw = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+    """Parse and validate spec text (TOML). See the module docs for the format.
+
+    Text that is not UTF-8, not TOML, longer than MAX_SPEC_BYTES or nested too deeply
+    to parse raises :class:`~intsim.errors.FileFormatError` naming ``source``.
+    """
+    try:
+        raw = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+    except UnicodeEncodeError as exc:
+        raise FileFormatError(f"{source}: not UTF-8 text ({exc})") from None
+    except TypeError:
+        raise FileFormatError(f"{source}: spec text must be str or bytes, got {type(text).__name__}") from None
+    if len(raw) > MAX_SPEC_BYTES:
+        raise FileFormatError(f"{source}: {len(raw)} bytes is more than the cap MAX_SPEC_BYTES = {MAX_SPEC_BYTES}")
     try:
         doc = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise FileFormatError(f"{source}: not UTF-8 text ({exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise FileFormatError(f"{source}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise FileFormatError(f"{source}: invalid spec: tables or arrays nested too deeply to parse "
+                              f"(a spec may nest at most MAX_NESTING = {MAX_NESTING} levels)") from None
     return spec_from_dict(doc, source=source, text=raw)
 
 
 def load_spec(path: str | os.PathLike) -> SuiteSpec:
-    """Read and validate a spec file."""
-    p = Path(path)
+    """Read and validate a spec file (at most MAX_SPEC_BYTES)."""
     try:
-        data = p.read_bytes()
+        p = Path(path)
+        with open(p, "rb") as fh:
+            data = fh.read(MAX_SPEC_BYTES + 1)
     except FileNotFoundError:
-        raise FileFormatError(f"{p}: spec file not found") from None
+        raise FileFormatError(f"{path}: spec file not found") from None
     except OSError as exc:
-        raise FileFormatError(f"{p}: cannot be read ({exc.strerror or exc})") from None
+        raise FileFormatError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    except (TypeError, ValueError) as exc:  # not a path, or a NUL in it
+        raise FileFormatError(f"{brief(path)}: not a valid spec file path ({exc})") from None
+    if len(data) > MAX_SPEC_BYTES:
+        raise FileFormatError(f"{p}: more than the cap MAX_SPEC_BYTES = {MAX_SPEC_BYTES} bytes")
     return parse_spec(data, source=str(p))

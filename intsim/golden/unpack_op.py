@@ -19,6 +19,14 @@ line; ``overflow`` (M x N uint1); and, per distinct inner shift ``t``, ``lowbit_
 (M' x N', the low-bit GEMM's accumulators over the inner lines with ``k_shift == t``).
 The streams are checked at generation: re-running the low-bit GEMMs on them and
 reassembling must give ``C`` (and the same overflow flags) exactly.
+
+Sizes (checked against the caps of :mod:`intsim.golden.spec` before anything is computed):
+the unpacked shapes depend on the data, so the case declares upper bounds. An entry of
+type ``in_a`` needs at most ``L_A`` floor digits at ``bits_a`` bits (the larger of the
+counts of the type's two extremes), so M' <= M*L_A, N' <= N*L_B, K'' <= K*L_A*L_B, and
+there are at most min(L_A*L_B, K'') distinct inner shifts, each a low-bit accumulator tap
+of M'*N'. Work: 3*M'*K''*N' multiply-accumulates (the GEMMs, run again under a raise
+policy, and their check) and (L_A*L_B + 1)*M'*N' reassembly-check steps.
 """
 
 from __future__ import annotations
@@ -34,11 +42,34 @@ from ..errors import AccumulatorOverflow, ConfigError
 from ..gemm import matmul
 from ..inttype import IntType
 from .operators import Case, GoldenOperator, OpRun, TensorDecl, _bool_key, _check_keys, _int_key, _type_key
-from .spec import CaseSpec
+from .spec import Budget, CaseSpec, TensorBudget, brief, check_budget
 
 __all__ = ["UnpackMatmulOperator"]
 
 _U32 = IntType(32, signed=False)
+_MAX_SIDE = 4096  # M, K and N of an unpack case
+
+
+def _levels(t: IntType, bits: int, admit_min: bool) -> int:
+    """The most floor digits (base 2**(bits-1)) an entry of type ``t`` can need: the larger of its extremes'."""
+    s = 1 << (bits - 1)
+    lo, hi = (-s if admit_min else -(s - 1)), s - 1
+    most = 1
+    for x in (t.min, t.max):
+        n = 1
+        while not lo <= x // s ** (n - 1) <= hi:
+            n += 1
+        most = max(most, n)
+    return most
+
+
+def _bits_pair(bits: Any, dp: Datapath) -> tuple[int, int]:
+    """(bits_a, bits_b) of a validated config: the datapath widths, an integer or a pair."""
+    if bits is None:
+        return dp.a.bits, dp.b.bits
+    if isinstance(bits, (list, tuple)):
+        return int(bits[0]), int(bits[1])
+    return int(bits), int(bits)
 
 
 class UnpackMatmulOperator(GoldenOperator):
@@ -61,7 +92,7 @@ class UnpackMatmulOperator(GoldenOperator):
 
         where = spec.where
         _check_keys(spec.shape, {"M", "K", "N"}, f"{where}: shape")
-        dims = {k: _int_key(spec.shape, k, f"{where}: shape", 1, 4096) for k in ("M", "K", "N")}
+        dims = {k: _int_key(spec.shape, k, f"{where}: shape", 1, _MAX_SIDE) for k in ("M", "K", "N")}
         _check_keys(spec.config, self.CONFIG, f"{where}: config")
         cfg = dict(self.CONFIG)
         cfg.update(spec.config)
@@ -74,11 +105,17 @@ class UnpackMatmulOperator(GoldenOperator):
         except (ConfigError, TypeError) as exc:
             raise ConfigError(f"{where}: config: {exc}") from None
         for key in ("strategy_a", "strategy_b"):
-            if cfg[key] not in STRATEGIES:
-                raise ConfigError(f"{where}: config.{key}: must be one of {', '.join(STRATEGIES)}, got {cfg[key]!r}")
+            if not isinstance(cfg[key], str) or cfg[key] not in STRATEGIES:
+                raise ConfigError(f"{where}: config.{key}: must be one of {', '.join(STRATEGIES)}, "
+                                  f"got {brief(cfg[key])}")
         bits = cfg["bits"]
         if isinstance(bits, list):
+            if len(bits) != 2 or not all(isinstance(b, int) and not isinstance(b, bool) for b in bits):
+                raise ConfigError(f"{where}: config.bits: must be an integer or a pair [bits_a, bits_b], "
+                                  f"got {brief(bits)}")
             bits = tuple(bits)
+        elif bits is not None and (isinstance(bits, bool) or not isinstance(bits, int)):
+            raise ConfigError(f"{where}: config.bits: must be an integer or a pair [bits_a, bits_b], got {brief(bits)}")
         _bool_key(cfg["admit_min"], f"{where}: config.admit_min")
         config = {"in_a": in_a.name, "in_b": in_b.name, "a": dp.a.name, "b": dp.b.name, "acc_bits": dp.acc_bits,
                   "overflow": dp.overflow, "k_chunk": dp.k_chunk, "chunk_bits": dp.chunk_bits,
@@ -93,7 +130,25 @@ class UnpackMatmulOperator(GoldenOperator):
             self._call(case, np.zeros((1, 1), np.int64), np.zeros((1, 1), np.int64))
         except ConfigError as exc:
             raise ConfigError(f"{where}: config: {exc}") from None
-        return case
+        budget = self._budget(M, K, N, in_a, in_b, dp, _bits_pair(bits, dp), cfg["admit_min"])
+        check_budget(where, budget)
+        return replace(case, budget=budget)
+
+    @staticmethod
+    def _budget(M: int, K: int, N: int, in_a: IntType, in_b: IntType, dp: Datapath, bits: tuple[int, int],
+                admit_min: bool) -> Budget:
+        """Upper bounds of every tensor and of the work (see the module docs)."""
+        la, lb = _levels(in_a, bits[0], admit_min), _levels(in_b, bits[1], admit_min)
+        Mp, Np, Kpp = M * la, N * lb, K * la * lb
+        shifts = min(la * lb, Kpp)
+        tensors = (
+            TensorBudget("A", "input", M * K), TensorBudget("B", "input", K * N), TensorBudget("C", "output", M * N),
+            TensorBudget("a_unpacked", "tap", Mp * Kpp), TensorBudget("b_unpacked", "tap", Kpp * Np),
+            TensorBudget("a_index", "tap", Mp), TensorBudget("a_shift", "tap", Mp), TensorBudget("b_index", "tap", Np),
+            TensorBudget("b_shift", "tap", Np), TensorBudget("k_shift", "tap", Kpp),
+            TensorBudget("overflow", "tap", M * N), TensorBudget("lowbit_s<t>", "tap", Mp * Np, copies=shifts),
+        )
+        return Budget(tensors, macs=3 * Mp * Kpp * Np, steps=(shifts + 1) * Mp * Np)
 
     @staticmethod
     def _options(c: Mapping[str, Any]) -> tuple[tuple[str, str], dict[str, Any]]:
