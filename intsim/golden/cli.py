@@ -9,14 +9,18 @@ The same commands run without the ``intsim`` entry point as
 ``python -m intsim.golden generate ...``.
 
 Exit status: 0 everything passed, 1 a case failed (mismatch), 2 bad usage or an
-unreadable / invalid spec, suite or dump (the message names the file and the problem).
+unreadable / invalid spec, suite or dump, or a file that could not be written (one
+line on stderr names the file and the problem).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import os
+import stat
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import IntsimError
@@ -24,30 +28,61 @@ from ..errors import IntsimError
 __all__ = ["add_parser", "add_commands", "main"]
 
 
+def _one_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return " ".join(lines[:1] + ["; ".join(lines[1:])]) if len(lines) > 1 else "".join(lines)
+
+
 def _err(exc: IntsimError) -> int:
-    print(f"intsim golden: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+    print(f"intsim golden: error: {type(exc).__name__}: {_one_line(str(exc))}", file=sys.stderr)
     return 2
 
 
+def _os_err(exc: OSError) -> int:
+    from ..cli import describe_os_error
+
+    print(f"intsim golden: error: {_one_line(describe_os_error(exc))}", file=sys.stderr)
+    return 2
+
+
+def _guarded(cmd: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Run a command; an intsim error or an OSError becomes one line on stderr and exit status 2."""
+
+    @functools.wraps(cmd)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return cmd(args)
+        except IntsimError as exc:
+            return _err(exc)
+        except OSError as exc:
+            return _os_err(exc)
+
+    return run
+
+
+@_guarded
 def cmd_generate(args: argparse.Namespace) -> int:
     from .suite import generate_suite
 
-    try:
-        progress = None if args.quiet else (lambda name: print(f"  {name}", flush=True))
-        rep = generate_suite(args.spec, args.out, force=args.force, progress=progress)
-    except IntsimError as exc:
-        return _err(exc)
+    try:  # only a regular file is read as the spec: a FIFO or a device would block or never end
+        st = os.stat(args.spec)
+    except FileNotFoundError:
+        st = None  # reported by the spec reader
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        print(f"intsim golden: error: {args.spec}: not a regular file (the spec must be a TOML file)",
+              file=sys.stderr)
+        return 2
+    progress = None if args.quiet else (lambda name: print(f"  {name}", flush=True))
+    rep = generate_suite(args.spec, args.out, force=args.force, progress=progress)
     print(f"wrote {rep.cases} case(s), {rep.files} files, {rep.bytes} bytes to {rep.out}")
     return 0
 
 
+@_guarded
 def cmd_verify(args: argparse.Namespace) -> int:
     from .suite import verify_suite
 
-    try:
-        rep = verify_suite(args.dir, cases=args.case)
-    except IntsimError as exc:
-        return _err(exc)
+    rep = verify_suite(args.dir, cases=args.case)
     for c in rep.cases:
         print(f"{'PASS' if c.ok else 'FAIL'} {c.name}")
         for p in c.problems:
@@ -58,23 +93,32 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 1 if n_bad else 0
 
 
+@_guarded
 def cmd_compare(args: argparse.Namespace) -> int:
     from .compare import compare_suite, write_junit
 
-    try:
-        rep = compare_suite(args.dir, args.dut, cases=args.case, taps=not args.no_taps, max_report=args.max_report)
-        if args.junit:
-            write_junit(rep, args.junit)
-    except IntsimError as exc:
-        return _err(exc)
-    for c in rep.cases:
+    rep = compare_suite(args.dir, args.dut, cases=args.case, taps=not args.no_taps, max_report=args.max_report)
+    for c in rep.cases:  # the results first: they are not lost if the JUnit file cannot be written
         print(f"{c.status.upper()} {c.name}" + ("" if c.status != "pass" else
                                               "  (" + ", ".join(t.summary() for t in c.tensors) + ")"))
         for line in c.details():
             print(f"    {line}")
     counts = {s: sum(c.status == s for c in rep.cases) for s in ("pass", "fail", "error")}
-    print(f"{counts['pass']} passed, {counts['fail']} failed, {counts['error']} error(s) "
-          f"of {len(rep.cases)} case(s)" + (f"; JUnit XML: {args.junit}" if args.junit else ""))
+    summary = (f"{counts['pass']} passed, {counts['fail']} failed, {counts['error']} error(s) "
+               f"of {len(rep.cases)} case(s)")
+    if args.junit:
+        try:
+            write_junit(rep, args.junit)
+        except OSError as exc:
+            print(summary, flush=True)
+            print(f"intsim golden: error: cannot write the JUnit XML report {args.junit}: "
+                  f"{_one_line(exc.strerror or str(exc))}", file=sys.stderr)
+            return 2
+    print(summary + (f"; JUnit XML: {args.junit}" if args.junit else ""))
+    errors = [c for c in rep.cases if c.status == "error"]
+    if errors:
+        print(f"intsim golden: error: {len(errors)} case(s) could not be compared, a dump or a suite file is "
+              f"unreadable or invalid; first: {_one_line(errors[0].message)}", file=sys.stderr)
     return rep.exit_code
 
 
@@ -148,6 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except IntsimError as exc:
         return _err(exc)
+    except OSError as exc:
+        return _os_err(exc)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,10 +8,32 @@ directory that mirrors the suite::
 
 Each file may be ``$writememh``-style text (``.hex``, read by
 :func:`intsim.golden.hexfmt.read_memh`: comments, ``@address`` markers, ``_``
-separators; ``x``/``z`` digits count as mismatches) or a ``.npy`` array (read with
-``allow_pickle=False``); ``.hex`` is used when both exist. A word is read at the
-expected word width when it has at most ``ceil(bits/4)`` digits, and as a wider
-sign-extended register when it has more (:func:`~intsim.golden.hexfmt.interpret_word`).
+separators; ``x``/``z`` digits count as mismatches) or a ``.npy`` array (read by
+:func:`intsim.golden.npyio.load_npy`, never unpickled); ``.hex`` is used when both
+exist. A hex word is read at the expected word width when it has at most
+``ceil(bits/4)`` digits, and as a wider sign-extended register when it has more
+(:func:`~intsim.golden.hexfmt.interpret_word`).
+
+A ``.npy`` dump must hold a plain integer dtype and as many elements as the tensor
+(any shape; they are taken in row-major order). Its elements are read as follows,
+for a tensor of W-bit words:
+
+* a signed dtype (``int8`` ... ``int64``) holds values, compared as they are (a wider
+  dtype is a sign-extended register);
+* an unsigned dtype of D bits holds raw bit patterns, read like hex words: a pattern
+  below ``2**W`` is the W-bit word, in two's complement when the tensor is signed
+  (so a 16-bit signed output may be dumped as ``uint16`` words, ``0xffff`` being -1);
+  a pattern with bits set above the word is a D-bit register, sign-extended when the
+  tensor is signed (``uint32`` ``0xffffffff`` is -1 for a signed tensor).
+
+A value that does not fit the tensor's word type is a mismatch, reported with its
+bit pattern as out of range.
+
+Dumps are checked before they are read: only regular files inside the dump
+directory are read (a symbolic link, FIFO, device or directory in the place of a
+dump is an error), within the caps of :mod:`intsim.golden.npyio`, and a dump whose
+``.npy`` header or hex addresses declare more words than the tensor has is a
+mismatch without those words ever being allocated.
 
 A case passes when every output (and every tap present) matches word for word. It
 fails on any differing, unresolved (x/z), missing or extra word or on a missing
@@ -32,7 +54,9 @@ pass, 1 a case failed, 2 a dump or the suite could not be read.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,7 +68,7 @@ from ..errors import FileFormatError
 from ..fileio import atomic_write_bytes
 from ..inttype import IntType
 from .hexfmt import hex_digits, interpret_word, read_memh
-from .npyio import load_npy
+from .npyio import load_npy, read_npy_header
 from .operators import TensorDecl
 from .suite import Suite, SuiteCase, load_suite
 
@@ -152,52 +176,103 @@ class CompareReport:
         return 0 if self.ok else 1
 
 
+def _npy_matches(got: np.ndarray, flat: np.ndarray, t: IntType) -> np.ndarray:
+    """Which dumped ``.npy`` elements equal the expected words (see the module docs for the rule)."""
+    if got.dtype.kind == "u" and t.signed:
+        u = got.astype(np.uint64)
+        e = flat.astype(np.int64).view(np.uint64)
+        d = got.dtype.itemsize * 8
+        ok = u == (e & np.uint64((1 << t.bits) - 1))
+        if d > t.bits:
+            ok |= u == (e & np.uint64((1 << d) - 1))
+        return ok
+    if got.dtype == flat.dtype:
+        return got == flat
+    if np.dtype(np.uint64) not in (got.dtype, flat.dtype):
+        return got.astype(np.int64) == flat.astype(np.int64)
+    # uint64 against a signed array: equal only where both are non-negative and equal as uint64
+    return (got >= 0) & (flat >= 0) & (got.astype(np.uint64) == flat.astype(np.uint64))
+
+
+def _npy_actual(v: int, dtype: np.dtype, t: IntType) -> tuple[int | None, str]:
+    """The value a dumped ``.npy`` element stands for (None if it does not fit ``t``) and its bit pattern."""
+    d = dtype.itemsize * 8
+    if dtype.kind == "u" and t.signed:
+        if v < (1 << t.bits):
+            val = v - (1 << t.bits) if v >> (t.bits - 1) else v
+            text = f"{v:0{hex_digits(t)}x}"
+        else:
+            val = v - (1 << d) if v >> (d - 1) else v
+            text = f"{v:0{d // 4}x}"
+    else:
+        val = v
+        text = f"{v & ((1 << t.bits) - 1):0{hex_digits(t)}x}" if t.contains(v) else f"{v & ((1 << d) - 1):0{d // 4}x}"
+    return (val if t.contains(val) else None), text
+
+
 def _compare_words(decl: TensorDecl, expected: np.ndarray, path: Path, max_report: int) -> TensorResult:
     n = int(expected.size)
     flat = expected.reshape(-1)
     res = TensorResult(decl.name, decl.role, str(path), n)
     t = decl.type
 
-    def add(p: int, actual: int | None, text: str, line: int | None) -> None:
-        res.mismatches += 1
-        if len(res.first) < max_report:
-            idx = tuple(int(i) for i in np.unravel_index(p, expected.shape)) if expected.ndim else ()
-            res.first.append(Mismatch(decl.name, p, idx, int(flat[p]), actual, text, t.bits, t.signed, line))
+    def first(p: int, actual: int | None, text: str, line: int | None) -> None:
+        idx = tuple(int(i) for i in np.unravel_index(p, expected.shape)) if expected.ndim else ()
+        res.first.append(Mismatch(decl.name, p, idx, int(flat[p]), actual, text, t.bits, t.signed, line))
 
     if path.suffix == ".npy":
-        arr = load_npy(path)
-        if arr.dtype.kind not in "iu":
-            raise FileFormatError(f"{path}: holds {arr.dtype} values; integer arrays are expected")
-        if arr.size != n:
-            res.note = f"{arr.size} values of shape {tuple(arr.shape)}, expected {n} of shape {tuple(expected.shape)}"
+        # the declared shape is compared with the tensor before anything else: a dump of another
+        # size is a mismatch, whatever it declares, and none of its data are read
+        hdr = read_npy_header(path, max_elements=None, check_size=False)
+        if hdr.count != n:
+            res.note = f"{hdr.count} values of shape {hdr.shape}, expected {n} of shape {tuple(expected.shape)}"
             return res
-        got = arr.reshape(-1)
-        bad = np.flatnonzero(got.astype(object) != flat.astype(object)) if got.dtype != flat.dtype else \
-            np.flatnonzero(got != flat)
-        for p in bad:
-            v = int(got[p])
-            text = f"{v & ((1 << t.bits) - 1):0{hex_digits(t)}x}" if t.contains(v) else f"{v & ((1 << 64) - 1):x}"
-            add(int(p), v, text, None)
+        got = load_npy(path, max_elements=n).reshape(-1)
+        bad = np.flatnonzero(~_npy_matches(got, flat, t))
+        res.mismatches = int(bad.size)
+        for p in bad[:max_report].tolist():
+            actual, text = _npy_actual(int(got[p]), got.dtype, t)
+            first(p, actual, text, None)
         return res
-    dump = read_memh(path)
+    dump = read_memh(path, count=n)
     for p in range(n):
         text = dump.words.get(p)
         if text is None:
-            add(p, None, "(missing)", None)
-            continue
-        v = interpret_word(text, t)
-        if v is None or v != int(flat[p]):
-            add(p, v, text, dump.lines.get(p))
-    res.extra = sum(1 for a in dump.words if a >= n)
+            v, shown, line = None, "(missing)", None
+        else:
+            v = interpret_word(text, t)
+            if v is not None and v == int(flat[p]):
+                continue
+            shown, line = text, dump.lines.get(p)
+        res.mismatches += 1
+        if len(res.first) < max_report:
+            first(p, v, shown, line)
+    res.extra = dump.extra
     return res
 
 
 def _find_dump(dut: Path, case: str, decl: TensorDecl) -> Path | None:
+    """The dump of a tensor (``.hex`` before ``.npy``), if anything exists at either name.
+
+    Case and tensor names were checked to be single safe path components when the suite
+    was loaded; the directory the dump sits in must also resolve inside ``dut`` (a case
+    directory that is a symbolic link leading elsewhere is refused). Whatever is found is
+    returned even if it is not a regular file, so that reading refuses it by name.
+    """
     base = dut / case / ("taps" if decl.role == "tap" else "") / decl.name
     for ext in (".hex", ".npy"):
         p = base.with_name(base.name + ext)
-        if p.is_file():
-            return p
+        try:
+            os.lstat(p)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as exc:
+            raise FileFormatError(f"{p}: cannot be read ({exc.strerror or exc})") from None
+        try:
+            p.parent.resolve().relative_to(dut.resolve())
+        except (ValueError, OSError, RuntimeError):
+            raise FileFormatError(f"{p}: resolves outside the dump directory {dut}; refused") from None
+        return p
     return None
 
 
@@ -239,8 +314,14 @@ def compare_suite(suite_dir: str | os.PathLike, dut_dir: str | os.PathLike, *, c
     """
     suite = load_suite(suite_dir)
     dut = Path(dut_dir)
-    if not dut.is_dir():
-        raise FileFormatError(f"{dut}: the dump directory does not exist")
+    try:
+        st = os.stat(dut)
+    except FileNotFoundError:
+        raise FileFormatError(f"{dut}: the dump directory does not exist") from None
+    except OSError as exc:
+        raise FileFormatError(f"{dut}: the dump directory cannot be read ({exc.strerror or exc})") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise FileFormatError(f"{dut}: the dump directory does not exist (not a directory)")
     results = [_compare_case(suite, sc, dut, taps, max_report) for sc in suite.select(cases)]
     return CompareReport(suite.name, Path(suite_dir), dut, results)
 
@@ -270,5 +351,12 @@ def junit_bytes(report: CompareReport) -> bytes:
 
 
 def write_junit(report: CompareReport, path: str | os.PathLike) -> None:
-    """Write :func:`junit_bytes` to ``path`` atomically."""
+    """Write :func:`junit_bytes` to ``path`` atomically (a temporary file renamed into place).
+
+    An existing directory at ``path`` raises :class:`IsADirectoryError`; any other failure
+    to write raises its :class:`OSError` and leaves ``path`` as it was.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a directory, not a file", str(path))
     atomic_write_bytes(path, junit_bytes(report))

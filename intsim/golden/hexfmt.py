@@ -16,7 +16,9 @@ The word width, signedness, shape and SHA-256 of every file are in the suite's
 ``read_memh`` reads what a simulator's ``$writememh`` (or a hand-written file)
 produces: ``//`` and ``/* */`` comments, ``@hhhh`` address markers, ``_``
 separators, any case, and ``x``/``z``/``?`` digits, which are kept as unresolved
-words so that the caller reports them as mismatches.
+words so that the caller reports them as mismatches. It reads only regular files
+within the size caps of :mod:`intsim.golden.npyio` (file size, words per tensor,
+digits per word), checked before anything is allocated.
 
 >>> import numpy as np
 >>> from intsim import IntType
@@ -28,6 +30,7 @@ b'ff\\n05\\n80\\n'
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from dataclasses import dataclass
@@ -37,6 +40,7 @@ import numpy as np
 
 from ..errors import FileFormatError
 from ..inttype import IntType
+from .npyio import MAX_ELEMENTS, MAX_FILE_BYTES, MAX_HEX_WORD_DIGITS, read_file
 
 __all__ = ["format_memh", "parse_memh", "hex_digits", "MemhDump", "read_memh", "interpret_word"]
 
@@ -129,8 +133,7 @@ def parse_memh(data: bytes, t: IntType, count: int, source: str | os.PathLike) -
 
 # --- lenient reading of design dumps --------------------------------------------------------------
 
-_COMMENTS = re.compile(rb"//[^\n]*|/\*.*?\*/", re.DOTALL)
-_TOKEN = re.compile(rb"\S+")
+_COMMENT_START = re.compile(rb"//|/\*")
 _WORD = re.compile(rb"^[0-9a-fA-FxXzZ?_]+$")
 _ADDR = re.compile(rb"^@[0-9a-fA-F_]+$")
 
@@ -141,51 +144,89 @@ class MemhDump:
 
     ``words[addr]`` is the word's text (lower case, ``_`` removed) and ``lines[addr]``
     its 1-based line in the file; a later word at the same address replaces an
-    earlier one, as in ``$readmemh``.
+    earlier one, as in ``$readmemh``. ``extra`` counts the words at addresses at or
+    beyond the expected word count (each occurrence), which are not kept.
     """
 
     source: str
     words: dict[int, str]
     lines: dict[int, int]
+    extra: int = 0
 
 
-def read_memh(path: str | os.PathLike) -> MemhDump:
+def _strip_comments(data: bytes, path: str | os.PathLike) -> bytes:
+    """``data`` without ``//`` and ``/* */`` comments, keeping their newlines (linear time)."""
+    if b"/" not in data:
+        return data
+    out = []
+    pos = 0
+    while True:
+        m = _COMMENT_START.search(data, pos)
+        if m is None:
+            out.append(data[pos:])
+            return b"".join(out)
+        out.append(data[pos:m.start()])
+        if m.group(0) == b"//":
+            end = data.find(b"\n", m.end())
+            pos = len(data) if end < 0 else end
+        else:
+            end = data.find(b"*/", m.end())
+            if end < 0:
+                line = data.count(b"\n", 0, m.start()) + 1
+                raise FileFormatError(f"{path}: line {line}: unterminated /* comment")
+            out.append(b"\n" * data.count(b"\n", m.start(), end))
+            pos = end + 2
+
+
+def read_memh(path: str | os.PathLike, *, count: int | None = None) -> MemhDump:
     """Read a ``$writememh``/``$readmemh`` text file written by a design or simulator.
 
     Accepted: whitespace-separated hex words (any case, ``_`` separators, ``x``/``z``/``?``
-    digits), ``//`` and ``/* */`` comments, ``@hhhh`` address markers. Anything else
-    raises :class:`~intsim.errors.FileFormatError` naming the file and the line.
+    digits, at most :data:`~intsim.golden.npyio.MAX_HEX_WORD_DIGITS` digits), ``//`` and
+    ``/* */`` comments, ``@hhhh`` address markers. Anything else raises
+    :class:`~intsim.errors.FileFormatError` naming the file and the line.
+
+    Only a regular file of at most :data:`~intsim.golden.npyio.MAX_FILE_BYTES` bytes is
+    read. With ``count`` (the expected number of words), words at addresses at or beyond
+    it are counted in ``extra`` and not kept, so an ``@address`` far beyond the tensor
+    costs nothing; without it, a word at an address at or beyond
+    :data:`~intsim.golden.npyio.MAX_ELEMENTS` raises FileFormatError.
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise FileFormatError(f"{path}: missing") from None
-    except OSError as exc:
-        raise FileFormatError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    # Blank out comments but keep their newlines so that line numbers stay right.
-    clean = _COMMENTS.sub(lambda m: b"\n" * m.group(0).count(b"\n"), data)
-    if b"/*" in clean:
-        line = clean.count(b"\n", 0, clean.find(b"/*")) + 1
-        raise FileFormatError(f"{path}: line {line}: unterminated /* comment")
+    data = read_file(path, max_bytes=MAX_FILE_BYTES)
+    clean = _strip_comments(data, path)
+    del data
+    limit = MAX_ELEMENTS if count is None else int(count)
     words: dict[int, str] = {}
     lines: dict[int, int] = {}
+    extra = 0
     addr = 0
-    line, pos = 1, 0
-    for m in _TOKEN.finditer(clean):
-        tok = m.group(0)
-        line += clean.count(b"\n", pos, m.start())
-        pos = m.start()
-        if _ADDR.match(tok):
-            addr = int(tok[1:].replace(b"_", b""), 16)
-            continue
-        if not _WORD.match(tok) or tok.replace(b"_", b"") == b"":
-            shown = tok[:40].decode("latin-1")
-            raise FileFormatError(f"{path}: line {line}: {shown!r} is neither a hex word nor an @address")
-        words[addr] = tok.replace(b"_", b"").decode("ascii").lower()
-        lines[addr] = line
-        addr += 1
-    return MemhDump(str(path), words, lines)
+    for line, text in enumerate(io.BytesIO(clean), start=1):
+        for tok in text.split():
+            if tok[:1] == b"@":
+                if not _ADDR.match(tok):
+                    raise FileFormatError(f"{path}: line {line}: {tok[:40].decode('latin-1')!r} is not an "
+                                          "@address (hex digits after '@')")
+                digits = tok[1:].replace(b"_", b"").lstrip(b"0")
+                addr = int(digits or b"0", 16) if len(digits) <= 16 else 1 << 64  # beyond any tensor either way
+                continue
+            word = tok.replace(b"_", b"")
+            if not _WORD.match(tok) or not word:
+                shown = tok[:40].decode("latin-1")
+                raise FileFormatError(f"{path}: line {line}: {shown!r} is neither a hex word nor an @address")
+            if len(word) > MAX_HEX_WORD_DIGITS:
+                raise FileFormatError(f"{path}: line {line}: a word of {len(word)} digits is longer than the cap "
+                                      f"of {MAX_HEX_WORD_DIGITS} hex digits per word")
+            if addr >= limit:
+                if count is None:
+                    raise FileFormatError(f"{path}: line {line}: a word at address {addr:#x}, beyond the cap of "
+                                          f"{MAX_ELEMENTS} words per tensor")
+                extra += 1
+            else:
+                words[addr] = word.decode("ascii").lower()
+                lines[addr] = line
+            addr += 1
+    return MemhDump(str(path), words, lines, extra)
 
 
 def interpret_word(text: str, t: IntType) -> int | None:

@@ -22,7 +22,12 @@ a spec twice, on any machine, gives byte-identical suites.
 
 Reading refuses paths that leave the suite (absolute, ``..``, symbolic links), and
 any missing, truncated or modified file raises
-:class:`~intsim.errors.FileFormatError` naming the file and the problem.
+:class:`~intsim.errors.FileFormatError` naming the file and the problem. The manifest
+is untrusted data: every field is checked for type and range before it is used (case
+and tensor names are single safe path components), only regular files are read (a
+FIFO, device or directory is refused, never opened for a blocking read), and every
+declared size is checked against the caps of :mod:`intsim.golden.npyio` before
+anything is allocated.
 
 >>> import tempfile, pathlib
 >>> from intsim.golden.spec import parse_spec
@@ -44,7 +49,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import re
 import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,7 +66,18 @@ from ..fileio import Listing, atomic_directory
 from ..inttype import IntType
 from .datagen import generate
 from .hexfmt import format_memh, hex_digits, parse_memh
-from .npyio import npy_bytes, npy_from_bytes
+from .npyio import (
+    MAX_ELEMENTS,
+    MAX_FILE_BYTES,
+    MAX_JSON_DEPTH,
+    MAX_MANIFEST_BYTES,
+    MAX_NDIM,
+    check_elements,
+    npy_bytes,
+    npy_from_bytes,
+    open_regular,
+    read_file,
+)
 from .operators import Case, OpRun, TensorDecl, get_operator
 from .spec import CaseSpec, SuiteSpec, check_name, load_spec
 
@@ -243,36 +261,139 @@ def _fail(where: str, problem: str) -> FileFormatError:
     return FileFormatError(f"{where}: {problem}")
 
 
+_MAX_PATH_CHARS = 1024
+_MAX_COMPONENT_BYTES = 255
+_SEED_MAX = (1 << 63) - 1
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
+_TYPE_RE = re.compile(r"u?int[0-9]{1,2}")
+_ROLES = ("input", "output", "tap")
+
+
+def _short(value: Any) -> str:
+    """``repr(value)`` cut to 80 characters, for messages about untrusted data."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer too long to print
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def safe_path(root: Path, rel: Any, where: str) -> Path:
     """``root / rel`` if ``rel`` is a plain relative path inside ``root``; FileFormatError otherwise.
 
-    Refused: non-strings, empty paths, absolute paths, drive letters, backslashes, NUL,
-    ``.``/``..`` components, and any component that is a symbolic link.
+    Refused: non-strings, empty paths, paths longer than 1024 characters or with a
+    component longer than 255 bytes, absolute paths, drive letters, backslashes, NUL and
+    other control characters, text that is not valid UTF-8, ``.``/``..`` components, and
+    any component that is a symbolic link.
     """
-    if not isinstance(rel, str) or not rel or "\x00" in rel or "\\" in rel:
-        raise _fail(where, f"invalid file path {rel!r}")
+    if not isinstance(rel, str) or not rel or "\\" in rel or any(ord(c) < 32 or c == "\x7f" for c in rel):
+        raise _fail(where, f"invalid file path {_short(rel)}")
+    try:
+        parts = [part.encode("utf-8") for part in rel.split("/")]
+    except UnicodeEncodeError:
+        raise _fail(where, f"invalid file path {_short(rel)} (not valid UTF-8)") from None
+    if len(rel) > _MAX_PATH_CHARS or any(len(part) > _MAX_COMPONENT_BYTES for part in parts):
+        raise _fail(where, f"file path {_short(rel)} is too long (more than {_MAX_PATH_CHARS} characters, or a "
+                    f"component of more than {_MAX_COMPONENT_BYTES} bytes); refused")
     p = PurePosixPath(rel)
     if p.is_absolute() or PureWindowsPath(rel).drive or any(part in ("", ".", "..") for part in rel.split("/")):
-        raise _fail(where, f"file path {rel!r} leaves the suite directory (absolute or with '.'/'..'); refused")
+        raise _fail(where, f"file path {_short(rel)} leaves the suite directory (absolute or with '.'/'..'); refused")
     cur = root
     for part in p.parts:
         cur = cur / part
-        if cur.is_symlink():
+        try:
+            st = os.lstat(cur)
+        except (FileNotFoundError, NotADirectoryError):
+            break  # missing: reported when the file is read
+        except OSError as exc:
+            raise _fail(where, f"file path {rel!r} cannot be checked ({exc.strerror or exc})") from None
+        if stat.S_ISLNK(st.st_mode):
             raise _fail(where, f"file path {rel!r} goes through a symbolic link ({cur}); refused")
+    cur = root.joinpath(*p.parts)
     try:
         cur.resolve().relative_to(root.resolve())
-    except ValueError:
+    except (ValueError, OSError, RuntimeError):
         raise _fail(where, f"file path {rel!r} resolves outside the suite directory; refused") from None
     return cur
 
 
-def _get(obj: Any, key: str, kind: type, where: str) -> Any:
-    if not isinstance(obj, dict) or key not in obj:
+def _get(obj: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if not isinstance(obj, dict):
+        raise _fail(where, f"must be a JSON object, got {type(obj).__name__}")
+    if key not in obj:
         raise _fail(where, f"missing key {key!r}")
     v = obj[key]
-    if not isinstance(v, kind) or (isinstance(v, bool) and kind is not bool):
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if not isinstance(v, kinds) or (isinstance(v, bool) and bool not in kinds):
         raise _fail(where, f"key {key!r} has the wrong type ({type(v).__name__})")
     return v
+
+
+def _int_in(obj: Any, key: str, lo: int, hi: int, where: str) -> int:
+    v = _get(obj, key, int, where)
+    if not lo <= v <= hi:
+        raise _fail(where, f"key {key!r}: {_short(v)} is out of range ({lo} to {hi})")
+    return v
+
+
+def _name(value: Any, where: str) -> str:
+    """A case or tensor name: one safe path component (:func:`intsim.golden.spec.check_name`)."""
+    try:
+        check_name(value, where)
+    except ConfigError as exc:
+        raise FileFormatError(str(exc)) from None
+    if not (value.isascii() and value.isprintable()):
+        raise _fail(where, f"must be letters, digits, '_', '.', '-', got {_short(value)}")
+    return value
+
+
+def _depth_exceeds(doc: Any, limit: int) -> bool:
+    """Whether JSON data nest arrays/objects more than ``limit`` levels deep (no recursion)."""
+    stack = [(doc, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, dict):
+            children = list(v.values())
+        elif isinstance(v, list):
+            children = v
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    v = float(text)
+    if not math.isfinite(v):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return v
+
+
+def _parse_manifest(raw: bytes, where: str) -> Any:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _fail(where, f"not UTF-8 ({exc})") from None
+    try:
+        doc = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+    except json.JSONDecodeError as exc:
+        raise _fail(where, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg} "
+                    "(truncated or corrupted?)") from None
+    except RecursionError:
+        raise _fail(where, f"invalid manifest: arrays/objects nested more than {MAX_JSON_DEPTH} levels deep "
+                    "(the cap)") from None
+    except ValueError as exc:
+        raise _fail(where, f"invalid JSON ({exc})") from None
+    if _depth_exceeds(doc, MAX_JSON_DEPTH):
+        raise _fail(where, f"invalid manifest: arrays/objects nested more than {MAX_JSON_DEPTH} levels deep "
+                    "(the cap)")
+    return doc
 
 
 @dataclass
@@ -290,6 +411,21 @@ class SuiteCase:
         return [t for t in self.tensors if t[0].role == role]
 
 
+def _read_listed(path: Path, meta: Mapping[str, Any]) -> bytes:
+    """A listed file's bytes: a regular file whose size (checked before reading) and SHA-256 match ``meta``."""
+    where = str(path)
+    with open_regular(path, missing="missing (listed in the manifest)") as (fh, size):
+        if size != meta["bytes"]:
+            what = "truncated" if size < meta["bytes"] else "longer than listed"
+            raise _fail(where, f"{what}: {size} bytes, the manifest lists {meta['bytes']}")
+        try:
+            data = fh.read(size + 1)
+        except OSError as exc:
+            raise _fail(where, f"cannot be read ({exc.strerror or exc})") from None
+    _check_file(where, data, meta)
+    return data
+
+
 @dataclass
 class Suite:
     """A loaded suite whose manifest and file hashes have been checked."""
@@ -303,17 +439,9 @@ class Suite:
         return self.manifest["suite"]["name"]
 
     def read(self, rel: str) -> bytes:
-        """The bytes of a listed file, re-checked against its SHA-256."""
-        where = str(self.root / rel)
+        """The bytes of a listed file, re-checked against its size and SHA-256."""
         path = safe_path(self.root, rel, str(self.root / MANIFEST))
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise _fail(where, "missing (listed in the manifest)") from None
-        except OSError as exc:
-            raise _fail(where, f"cannot be read ({exc.strerror or exc})") from None
-        _check_file(where, data, self.manifest["files"][rel])
-        return data
+        return _read_listed(path, self.manifest["files"][rel])
 
     def tensor(self, decl: TensorDecl, npy: str, hex_path: str) -> np.ndarray:
         """A tensor's values from its ``.npy`` file, checked against its declaration and its hex twin."""
@@ -350,14 +478,80 @@ def _check_file(where: str, data: bytes, meta: Mapping[str, Any]) -> None:
 
 
 def _parse_type(t: Mapping[str, Any], where: str) -> IntType:
+    name = _get(t, "type", str, where)
+    fields = (_get(t, "bits", int, where), _get(t, "signed", bool, where), _get(t, "dtype", str, where),
+              _get(t, "hex_digits", int, where))
+    if not _TYPE_RE.fullmatch(name):
+        raise _fail(where, f"key 'type': {_short(name)} is not an integer type name such as 'int8' or 'uint4'")
     try:
-        it = IntType.parse(_get(t, "type", str, where))
+        it = IntType.parse(name)
     except ConfigError as exc:
-        raise _fail(where, str(exc)) from None
-    if it.bits != t.get("bits") or it.signed != t.get("signed") or it.dtype.name != t.get("dtype") \
-            or hex_digits(it) != t.get("hex_digits"):
+        raise _fail(where, f"key 'type': {exc}") from None
+    if (it.bits, it.signed, it.dtype.name, hex_digits(it)) != fields:
         raise _fail(where, f"type {it.name} disagrees with bits/signed/dtype/hex_digits")
     return it
+
+
+def _check_files_table(doc: dict[str, Any], root: Path, where: str) -> dict[str, Any]:
+    files = _get(doc, "files", dict, where)
+    for rel, meta in files.items():
+        safe_path(root, rel, where)
+        fw = f"{where}: files[{rel!r}]"
+        if not _SHA256_RE.fullmatch(_get(meta, "sha256", str, fw)):
+            raise _fail(fw, "key 'sha256' is not 64 lower-case hex digits")
+        _int_in(meta, "bytes", 0, MAX_FILE_BYTES, fw)
+    return files
+
+
+def _check_tensor(t: Any, cw: str, root: Path, files: Mapping[str, Any]) -> tuple[TensorDecl, str, str]:
+    tw = cw
+    tname = _name(_get(t, "name", str, tw), f"{tw}.name")
+    role = _get(t, "role", str, tw)
+    if role not in _ROLES:
+        raise _fail(tw, f"key 'role': unknown role {_short(role)} (one of {', '.join(_ROLES)})")
+    shape = _get(t, "shape", list, tw)
+    if len(shape) > MAX_NDIM or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_ELEMENTS
+                                        for s in shape):
+        raise _fail(tw, f"key 'shape': {_short(shape)} is not a list of at most {MAX_NDIM} integers from 0 to "
+                    f"{MAX_ELEMENTS}")
+    check_elements(tuple(shape), f"{tw}: key 'shape'")
+    decl = TensorDecl(tname, role, tuple(shape), _parse_type(t, tw))
+    paths = []
+    for key in ("npy", "hex"):
+        rel = _get(t, key, str, tw)
+        safe_path(root, rel, f"{tw}: key {key!r}")
+        if not rel.endswith("." + key):
+            raise _fail(tw, f"key {key!r}: {_short(rel)} does not end with '.{key}'")
+        if rel not in files:
+            raise _fail(tw, f"key {key!r}: file {rel!r} is not listed in 'files'")
+        paths.append(rel)
+    return decl, paths[0], paths[1]
+
+
+def _check_case_record(rec: Any, pos: int, where: str, root: Path, files: Mapping[str, Any]) -> SuiteCase:
+    cw = f"{where}: cases[{pos}]"
+    name = _name(_get(rec, "name", str, cw), f"{cw}.name")
+    cw = f"{where}: case {name!r}"
+    operator = _get(rec, "operator", str, cw)
+    if not 0 < len(operator) <= 200:
+        raise _fail(cw, f"key 'operator': {_short(operator)} is not an operator name")
+    _int_in(rec, "seed", 0, _SEED_MAX, cw)
+    for key in ("shape", "config", "inputs"):
+        _get(rec, key, dict, cw)
+    if "description" in rec:
+        _get(rec, "description", str, cw)
+    if rec.get("raises") is not None:
+        _get(rec, "raises", dict, cw)
+    tensors = []
+    seen: set[tuple[bool, str]] = set()
+    for tpos, t in enumerate(_get(rec, "tensors", list, cw)):
+        decl, npy, hx = _check_tensor(t, f"{cw}: tensors[{tpos}]", root, files)
+        key = (decl.role == "tap", decl.name)
+        if key in seen:
+            raise _fail(f"{cw}: tensors[{tpos}]", f"duplicate {decl.role} name {decl.name!r}")
+        seen.add(key)
+        tensors.append((decl, npy, hx))
+    return SuiteCase(rec, tensors)
 
 
 def load_suite(root: str | os.PathLike, *, check_files: bool = True) -> Suite:
@@ -367,91 +561,68 @@ def load_suite(root: str | os.PathLike, *, check_files: bool = True) -> Suite:
     invalid manifest, an unsupported format version, a manifest whose content hash does not
     match, a path leaving the suite, or missing, truncated or modified files (all of them are
     listed).
+
+    The manifest is untrusted data (its content hash detects accidents, not forgeries), so every
+    field is checked for type and range before it is used, and the message names the field: case
+    and tensor names must be single safe path components
+    (:func:`intsim.golden.spec.check_name`), seeds integers from 0 to 2**63 - 1, shapes within
+    the caps of :mod:`intsim.golden.npyio` (``MAX_NDIM`` dimensions, ``MAX_ELEMENTS``
+    elements), file sizes within ``MAX_FILE_BYTES``; the manifest itself must be a regular
+    file of at most ``MAX_MANIFEST_BYTES`` bytes nesting at most ``MAX_JSON_DEPTH`` levels.
+    Only regular files are read (a FIFO, device, directory or symbolic link is refused).
     """
     root = Path(root)
     mpath = root / MANIFEST
     where = str(mpath)
-    if not root.is_dir():
-        raise _fail(str(root), "not a directory (expected a golden suite)")
-    if mpath.is_symlink():
-        raise _fail(where, "is a symbolic link; refused")
     try:
-        raw = mpath.read_bytes()
+        st = os.stat(root)
     except FileNotFoundError:
-        raise _fail(where, "missing: not an intsim golden suite (or an incomplete copy)") from None
+        raise _fail(str(root), "not a directory (expected a golden suite): it does not exist") from None
     except OSError as exc:
-        raise _fail(where, f"cannot be read ({exc.strerror or exc})") from None
-    try:
-        doc = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise _fail(where, f"not UTF-8 ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise _fail(where, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg} "
-                    "(truncated or corrupted?)") from None
+        raise _fail(str(root), f"cannot be read ({exc.strerror or exc})") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise _fail(str(root), "not a directory (expected a golden suite)")
+    raw = read_file(mpath, max_bytes=MAX_MANIFEST_BYTES,
+                    missing="missing: not an intsim golden suite (or an incomplete copy)")
+    doc = _parse_manifest(raw, where)
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise _fail(where, f"not an intsim golden manifest (format is not {FORMAT!r})")
     version = doc.get("format_version")
-    if version != FORMAT_VERSION:
-        raise _fail(where, f"format_version {version!r} is not supported by this intsim (expects {FORMAT_VERSION})")
+    if type(version) is not int or version != FORMAT_VERSION:
+        raise _fail(where, f"format_version {_short(version)} is not supported by this intsim "
+                    f"(expects {FORMAT_VERSION})")
     stored = _get(doc, "content_sha256", str, where)
     if _content_hash(doc) != stored:
         raise _fail(where, "content hash mismatch: the manifest was modified or corrupted")
-    _get(doc, "suite", dict, where)
-    files = _get(doc, "files", dict, where)
-    for rel, meta in files.items():
-        safe_path(root, rel, where)
-        _get(meta, "sha256", str, f"{where}: files[{rel!r}]")
-        _get(meta, "bytes", int, f"{where}: files[{rel!r}]")
-    cases = []
-    for pos, rec in enumerate(_get(doc, "cases", list, where)):
-        cw = f"{where}: cases[{pos}]"
-        name = _get(rec, "name", str, cw)
-        try:
-            check_name(name, f"{cw}.name")
-        except ConfigError as exc:
-            raise _fail(where, str(exc)) from None
-        cw = f"{where}: case {name!r}"
-        for key, kind in (("operator", str), ("seed", int), ("shape", dict), ("config", dict), ("inputs", dict),
-                          ("tensors", list)):
-            _get(rec, key, kind, cw)
-        tensors = []
-        for tpos, t in enumerate(rec["tensors"]):
-            tw = f"{cw}: tensors[{tpos}]"
-            tname = _get(t, "name", str, tw)
-            role = _get(t, "role", str, tw)
-            if role not in ("input", "output", "tap"):
-                raise _fail(tw, f"unknown role {role!r}")
-            shape = _get(t, "shape", list, tw)
-            if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
-                raise _fail(tw, f"invalid shape {shape!r}")
-            decl = TensorDecl(tname, role, tuple(shape), _parse_type(t, tw))
-            paths = []
-            for key in ("npy", "hex"):
-                rel = _get(t, key, str, tw)
-                safe_path(root, rel, tw)
-                if rel not in files:
-                    raise _fail(tw, f"file {rel!r} is not listed in 'files'")
-                paths.append(rel)
-            tensors.append((decl, paths[0], paths[1]))
-        cases.append(SuiteCase(rec, tensors))
+    suite = _get(doc, "suite", dict, where)
+    _name(_get(suite, "name", str, f"{where}: suite"), f"{where}: suite.name")
+    _int_in(suite, "seed", 0, _SEED_MAX, f"{where}: suite")
+    if "description" in suite:
+        _get(suite, "description", str, f"{where}: suite")
+    files = _check_files_table(doc, root, where)
+    if doc.get("spec") is not None and _get(doc, "spec", str, where) not in files:
+        raise _fail(where, f"key 'spec': file {_short(doc['spec'])} is not listed in 'files'")
+    cases = [_check_case_record(rec, pos, where, root, files)
+             for pos, rec in enumerate(_get(doc, "cases", list, where))]
+    seen: set[str] = set()
+    for sc in cases:
+        if sc.name.lower() in seen:
+            raise _fail(where, f"case {sc.name!r}: duplicate case name (names are compared ignoring letter case, "
+                        "since they are directory names)")
+        seen.add(sc.name.lower())
     if check_files:
         problems = []
         for rel, meta in sorted(files.items()):
-            path = root / rel
             try:
-                data = path.read_bytes()
-                _check_file(str(path), data, meta)
-            except FileNotFoundError:
-                problems.append(f"{path}: missing (listed in the manifest)")
+                _read_listed(root / rel, meta)
             except FileFormatError as exc:
                 problems.append(str(exc))
-            except OSError as exc:
-                problems.append(f"{path}: cannot be read ({exc.strerror or exc})")
         if problems:
             shown = "\n  ".join(problems[:10])
             more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
             raise FileFormatError(f"{root}: {len(problems)} damaged file(s):\n  {shown}{more}")
     return Suite(root, doc, cases)
+
 
 
 # --------------------------------------------------------------------------------------------------
@@ -509,7 +680,10 @@ def _check_case(suite: Suite, sc: SuiteCase) -> CaseCheck:
     rec = sc.record
     check = CaseCheck(sc.name)
     where = f"{suite.root / MANIFEST}: case {sc.name!r}"
-    op = get_operator(rec["operator"], where=f"{where}: operator")
+    try:
+        op = get_operator(rec["operator"], where=f"{where}: operator")
+    except ConfigError as exc:
+        raise FileFormatError(str(exc)) from None
     cs = CaseSpec(name=sc.name, operator=rec["operator"], seed=rec["seed"], shape=rec["shape"],
                   config={k: v for k, v in rec["config"].items() if v is not None}, inputs=rec["inputs"],
                   description=rec.get("description", ""), where=where)
@@ -517,6 +691,10 @@ def _check_case(suite: Suite, sc: SuiteCase) -> CaseCheck:
         case = op.resolve(cs)
     except ConfigError as exc:
         raise FileFormatError(f"{exc} (the manifest's configuration is not valid for this intsim)") from None
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+        # the manifest is untrusted data: a value of a type no spec could hold is a format error too
+        raise FileFormatError(f"{where}: the manifest's configuration is not valid for this intsim "
+                              f"({type(exc).__name__}: {_short(str(exc))})") from None
     stored = {k: rec.get(k) for k in ("name", "operator", "seed", "description", "shape", "config", "inputs")}
     if case.record() != stored:
         check.problems.append("configuration: re-validating the manifest's case gives a different full "
