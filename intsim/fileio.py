@@ -332,13 +332,25 @@ def _rename2(src: Path, dst: Path, flags: int) -> bool:
     raise OSError(err, os.strerror(err), str(src), None, str(dst))
 
 
+_BUILDING: set[tuple[int, int]] = set()  # (device, inode) of this process's unfinished temporary directories
+
+
 @contextlib.contextmanager
 def _locked(path: Path, blocking: bool = True) -> Iterator[bool]:
-    """An exclusive advisory lock on the directory ``path`` (yields False if not blocking and busy)."""
+    """An exclusive advisory lock on the directory ``path`` (yields False if not blocking and busy).
+
+    A directory this process is itself building (an output written inside another output, like
+    the demo's golden suite) is private to this run: it is not locked again, which would wait on
+    the process's own lock."""
     if fcntl is None:  # pragma: no cover
         yield True
         return
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    st = os.fstat(fd)
+    if (st.st_dev, st.st_ino) in _BUILDING:
+        os.close(fd)
+        yield True
+        return
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
@@ -364,7 +376,11 @@ def _leftovers(target: Path) -> list[Path]:
 
 
 def _busy(path: Path) -> bool:
+    """Whether a live run (this process or another) is building ``path``."""
     try:
+        st = os.stat(path)
+        if (st.st_dev, st.st_ino) in _BUILDING:
+            return True
         with _locked(path, blocking=False) as got:
             return not got
     except OSError:
@@ -416,9 +432,12 @@ def atomic_directory(target: str | os.PathLike, force: bool = False, *, owned: O
         tmp = parent / f"{_temp_prefix(target)}{os.getpid()}-{secrets.token_hex(4)}.tmp"
         os.mkdir(tmp, 0o755)
     lock_fd = os.open(tmp, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    st = os.fstat(lock_fd)
+    building = (st.st_dev, st.st_ino)
     try:
         if fcntl is not None:
             fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        _BUILDING.add(building)
         _step("created")
         yield tmp
         _step("built")
@@ -439,6 +458,7 @@ def atomic_directory(target: str | os.PathLike, force: bool = False, *, owned: O
             shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
+        _BUILDING.discard(building)
         os.close(lock_fd)
 
 

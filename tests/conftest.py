@@ -6,6 +6,9 @@
 
 import os
 
+# the one-line first-compile notice would otherwise land in the stderr of whichever test compiles first
+os.environ.setdefault("INTSIM_QUIET", "1")
+
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(

@@ -324,3 +324,14 @@ def test_os_error_is_one_line_naming_the_file(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     (line,) = error_lines(err)
     assert line.startswith("intsim: error: permission denied: ") and str(tmp_path) in line
+
+
+def test_an_output_written_inside_an_output_being_built(tmp_path):
+    """The demo writes its golden suite inside its own report directory: no self-deadlock."""
+    out = tmp_path / "report"
+    with atomic_directory(out) as tmp:
+        (tmp / "a.txt").write_text("report")
+        write_output(tmp / "inner", "inner", force=False)
+    assert (out / "a.txt").read_text() == "report" and (out / "inner" / "a.txt").read_text() == "inner"
+    assert sorted(os.listdir(tmp_path)) == ["report"]
+    assert sorted(os.listdir(out)) == [RECORD, "a.txt", "inner"]
