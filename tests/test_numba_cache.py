@@ -15,19 +15,39 @@ print(json.dumps({f.py_func.__name__: [len(f.stats.cache_hits), len(f.stats.cach
 """
 
 
+NOTICE = "intsim: compiling numba kernels (first run only; cached in "
+
+
 def _run(env):
     out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1]), out.stderr
 
 
 def test_second_process_reuses_compiled_kernels(tmp_path):
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"))
-    first = _run(env)
-    second = _run(env)
+    cache = tmp_path / "numba-cache"
+    env = {k: v for k, v in os.environ.items() if k not in ("INTSIM_QUIET", "NUMBA_DEBUG_CACHE")}
+    env["NUMBA_CACHE_DIR"] = str(cache)
+    first, first_err = _run(env)
+    second, second_err = _run(env)
     # the first process compiles each kernel (a cache miss), the second loads it (hits, no misses)
     assert all(misses >= 1 for _, misses in first.values()), first
     assert all(hits >= 1 and misses == 0 for hits, misses in second.values()), second
+    # the first process says once (for five kernels) that it compiles, and where the cache goes;
+    # the second, loading everything, prints nothing
+    (line,) = [ln for ln in first_err.splitlines() if ln.startswith("intsim: compiling")]
+    assert line.startswith(NOTICE + str(cache)) and line.endswith(") ..."), first_err
+    assert second_err == "", second_err
+
+
+def test_quiet_silences_the_compile_notice(tmp_path):
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"), INTSIM_QUIET="1")
+    env.pop("NUMBA_DEBUG_CACHE", None)
+    probe = "from intsim import _jitcache, _kernels as k; k.gemm_int64(k.np.eye(2, dtype='int64'), " \
+            "k.np.eye(2, dtype='int64')); print(_jitcache.compile_count())"
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1"] and out.stderr == "", (out.stdout, out.stderr)
 
 
 def test_cache_key_covers_inlined_kernels_of_other_modules():
