@@ -27,7 +27,7 @@ rng = np.random.default_rng(0)
 A = rng.integers(-8, 8, (64, 256)); B = rng.integers(-8, 8, (256, 64))
 intsim.matmul(A, B, intsim.Datapath(a=intsim.IntType(4), b=intsim.IntType(4), acc_bits=10, overflow="saturate"))
 t2 = time.perf_counter()
-from intsim import _kernels
+from intsim.hw import gemm_kernels as _kernels
 _kernels.warm_up()
 t3 = time.perf_counter()
 print(f"{t1 - t0:.3f} {t2 - t1:.3f} {t3 - t2:.3f}")

@@ -2,7 +2,7 @@
 
 Usage:  python benchmarks/minilm.py [--repeat N] [--configs w8a8 ...] [--skip-demo]
 
-1. The integer-only forward pass (intsim.minilm_int, configuration w8a8 with the I-BERT
+1. The integer-only forward pass (intsim.models.minilm, configuration w8a8 with the I-BERT
    profile unless --configs says otherwise) and the float64 reference pass
    (reference.minilm.MiniLMReference.forward) on the same 32 sentences, one after the other
    in this process, for two sets: the demo's 32 test sentences (reference/sentences.py,
@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from _timing import best_time  # noqa: E402
 
-from intsim import minilm_int as mi  # noqa: E402
+from intsim.models import minilm as mi  # noqa: E402
 from reference.sentences import SENTENCES  # noqa: E402
 
 

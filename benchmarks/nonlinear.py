@@ -45,7 +45,7 @@ def _logits(rng: np.random.Generator, shape: tuple, scale: float, lo: int, hi: i
 
 
 def _exp_q526(shape: tuple, rng: np.random.Generator) -> Pair:
-    from intsim.gemmlowp import exp_on_negative_values
+    from intsim.ops.gemmlowp import exp_on_negative_values
 
     a = -rng.integers(0, 2**31, shape).astype(np.int32)
     x = a * 2.0**-26
@@ -53,7 +53,7 @@ def _exp_q526(shape: tuple, rng: np.random.Generator) -> Pair:
 
 
 def _one_over(shape: tuple, rng: np.random.Generator) -> Pair:
-    from intsim.gemmlowp import one_over_one_plus_x_for_x_in_0_1
+    from intsim.ops.gemmlowp import one_over_one_plus_x_for_x_in_0_1
 
     a = rng.integers(0, 2**31, shape).astype(np.int32)
     x = a * 2.0**-31
@@ -61,7 +61,7 @@ def _one_over(shape: tuple, rng: np.random.Generator) -> Pair:
 
 
 def _inv_sqrt(shape: tuple, rng: np.random.Generator) -> Pair:
-    from intsim.gemmlowp import get_inv_sqrt_quantized_multiplier_exp
+    from intsim.ops.gemmlowp import get_inv_sqrt_quantized_multiplier_exp
 
     a = rng.integers(0, 2**31, shape).astype(np.int32)
     x = a.astype(np.float64)
@@ -70,7 +70,7 @@ def _inv_sqrt(shape: tuple, rng: np.random.Generator) -> Pair:
 
 def _softmax_tflite(single: bool) -> Callable[[tuple, np.random.Generator], Pair]:
     def make(shape: tuple, rng: np.random.Generator) -> Pair:
-        from intsim.gemmlowp import softmax_int8
+        from intsim.ops.gemmlowp import softmax_int8
 
         q = _logits(rng, shape, 0.1, -128, 127).astype(np.int8)
         x = q * 0.1
@@ -80,7 +80,7 @@ def _softmax_tflite(single: bool) -> Callable[[tuple, np.random.Generator], Pair
 
 def _requant(mode: str) -> Callable[[tuple, np.random.Generator], Pair]:
     def make(shape: tuple, rng: np.random.Generator) -> Pair:
-        from intsim.requant import requantize
+        from intsim.quant.requant import requantize
 
         a = rng.integers(-(2**24), 2**24, shape).astype(np.int32)
         s = 0.0123
@@ -90,7 +90,7 @@ def _requant(mode: str) -> Callable[[tuple, np.random.Generator], Pair]:
 
 
 def _ibert_softmax(shape: tuple, rng: np.random.Generator) -> Pair:
-    from intsim import ibert
+    from intsim.ops import ibert
 
     q = _logits(rng, shape, 0.1, -(2**31), 2**31 - 1).astype(np.int32)
     x = q * 0.1
@@ -98,7 +98,7 @@ def _ibert_softmax(shape: tuple, rng: np.random.Generator) -> Pair:
 
 
 def _ibert_gelu(shape: tuple, rng: np.random.Generator) -> Pair:
-    from intsim import ibert
+    from intsim.ops import ibert
 
     q = rng.integers(-4000, 4001, shape).astype(np.int32)
     x = q * 1e-3
@@ -106,7 +106,7 @@ def _ibert_gelu(shape: tuple, rng: np.random.Generator) -> Pair:
 
 
 def _ibert_layernorm(shape: tuple, rng: np.random.Generator) -> Pair:
-    from intsim import ibert
+    from intsim.ops import ibert
 
     q = np.rint(rng.normal(0.0, 2.0, shape) / 0.01).astype(np.int32)
     x = q * 0.01
@@ -114,7 +114,7 @@ def _ibert_layernorm(shape: tuple, rng: np.random.Generator) -> Pair:
 
 
 def _ibert_exp(shape: tuple, rng: np.random.Generator) -> Pair:
-    from intsim import ibert
+    from intsim.ops import ibert
 
     q = rng.integers(-80, 1, shape).astype(np.int32)
     x = q * 0.1
@@ -123,7 +123,7 @@ def _ibert_exp(shape: tuple, rng: np.random.Generator) -> Pair:
 
 def _ivit(op: str) -> Callable[[tuple, np.random.Generator], Pair]:
     def make(shape: tuple, rng: np.random.Generator) -> Pair:
-        from intsim import ivit
+        from intsim.ops import ivit
 
         if op == "shift_exp":
             q = rng.integers(-100, 1, shape).astype(np.int32)
@@ -145,7 +145,7 @@ def _ivit(op: str) -> Callable[[tuple, np.random.Generator], Pair]:
 
 def _illm(op: str) -> Callable[[tuple, np.random.Generator], Pair]:
     def make(shape: tuple, rng: np.random.Generator) -> Pair:
-        from intsim import illm
+        from intsim.ops import illm
 
         if op == "di_exp":
             q = rng.integers(-100, 1, shape).astype(np.int32)
@@ -179,7 +179,7 @@ def _illm(op: str) -> Callable[[tuple, np.random.Generator], Pair]:
 
 def _isqrt(profile: str) -> Callable[[tuple, np.random.Generator], Pair]:
     def make(shape: tuple, rng: np.random.Generator) -> Pair:
-        from intsim.isqrt import isqrt_op
+        from intsim.ops.isqrt import isqrt_op
 
         # LayerNorm variances: sums of squares of int8-16 values over a row, up to 2**40
         n = rng.integers(0, 2**40, shape).astype(np.int64)
@@ -190,20 +190,20 @@ def _isqrt(profile: str) -> Callable[[tuple, np.random.Generator], Pair]:
 
 #: name -> (module needed, factory)
 BENCHES: dict[str, tuple[str, Callable[[tuple, np.random.Generator], Pair]]] = {
-    "gemmlowp.exp_on_negative_values (Q5.26)": ("intsim.gemmlowp", _exp_q526),
-    "gemmlowp.one_over_one_plus_x_for_x_in_0_1": ("intsim.gemmlowp", _one_over),
-    "gemmlowp.get_inv_sqrt_quantized_multiplier_exp": ("intsim.gemmlowp", _inv_sqrt),
-    "gemmlowp.softmax_int8 (double rounding)": ("intsim.gemmlowp", _softmax_tflite(False)),
-    "gemmlowp.softmax_int8 (single rounding)": ("intsim.gemmlowp", _softmax_tflite(True)),
-    **{f"requantize ({m})": ("intsim.requant", _requant(m))
+    "gemmlowp.exp_on_negative_values (Q5.26)": ("intsim.ops.gemmlowp", _exp_q526),
+    "gemmlowp.one_over_one_plus_x_for_x_in_0_1": ("intsim.ops.gemmlowp", _one_over),
+    "gemmlowp.get_inv_sqrt_quantized_multiplier_exp": ("intsim.ops.gemmlowp", _inv_sqrt),
+    "gemmlowp.softmax_int8 (double rounding)": ("intsim.ops.gemmlowp", _softmax_tflite(False)),
+    "gemmlowp.softmax_int8 (single rounding)": ("intsim.ops.gemmlowp", _softmax_tflite(True)),
+    **{f"requantize ({m})": ("intsim.quant.requant", _requant(m))
        for m in ("dyadic", "tflite_double", "tflite_single", "onnx_ref", "ort_fp32", "gemmini_fp32")},
-    "ibert.i_exp": ("intsim.ibert", _ibert_exp),
-    "ibert.softmax": ("intsim.ibert", _ibert_softmax),
-    "ibert.gelu": ("intsim.ibert", _ibert_gelu),
-    "ibert.layernorm": ("intsim.ibert", _ibert_layernorm),
-    **{f"isqrt ({p})": ("intsim.isqrt", _isqrt(p)) for p in ("newton", "fixed", "ivit")},
-    **{f"ivit.{op}": ("intsim.ivit", _ivit(op)) for op in ("shift_exp", "shiftmax", "shiftgelu", "layernorm")},
-    **{f"illm.{op}": ("intsim.illm", _illm(op))
+    "ibert.i_exp": ("intsim.ops.ibert", _ibert_exp),
+    "ibert.softmax": ("intsim.ops.ibert", _ibert_softmax),
+    "ibert.gelu": ("intsim.ops.ibert", _ibert_gelu),
+    "ibert.layernorm": ("intsim.ops.ibert", _ibert_layernorm),
+    **{f"isqrt ({p})": ("intsim.ops.isqrt", _isqrt(p)) for p in ("newton", "fixed", "ivit")},
+    **{f"ivit.{op}": ("intsim.ops.ivit", _ivit(op)) for op in ("shift_exp", "shiftmax", "shiftgelu", "layernorm")},
+    **{f"illm.{op}": ("intsim.ops.illm", _illm(op))
        for op in ("di_exp", "clipped_softmax", "swiglu", "rmsnorm", "layernorm", "dynamic_requant")},
 }
 

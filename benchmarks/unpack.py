@@ -3,7 +3,7 @@
 Usage:  python benchmarks/unpack.py [--quick] [--repeat N]
 
 For each case, integer operands with heavy hitters are multiplied exactly by
-``intsim.unpack.unpack_matmul`` on an int8 x int8 datapath with a 32-bit accumulator
+``intsim.hw.unpack.unpack_matmul`` on an int8 x int8 datapath with a 32-bit accumulator
 (overflow="raise"), with every strategy on both operands. The same run times
   * one float64 BLAS GEMM of the original shape (operands converted beforehand);
   * one ``intsim.matmul`` of the original shape on in-range int8 data (no unpacking),
@@ -28,7 +28,7 @@ import numpy as np
 from _timing import best_time
 
 import intsim
-from intsim.unpack import STRATEGIES, unpack_matmul
+from intsim.hw.unpack import STRATEGIES, unpack_matmul
 
 
 def operands(case: str, M: int, K: int, N: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

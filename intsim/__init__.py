@@ -11,10 +11,9 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 # _jitcache first: it installs the numba cache locators every kernel module below relies on
-from . import _jitcache, gemmlowp, ibert, illm, ivit  # noqa: F401
-from .datapath import OVERFLOW_POLICIES, Datapath, overflow_policy
-from .dyadic import Dyadic, ibert_frexp, quantize_multiplier
-from .errors import (
+from .core import jitcache as _jitcache  # noqa: F401
+from .core.dyadic import Dyadic, ibert_frexp, quantize_multiplier
+from .core.errors import (
     AccumulatorOverflow,
     ConfigError,
     DTypeError,
@@ -25,21 +24,12 @@ from .errors import (
     RegisterOverflow,
     ShapeError,
 )
-from .gemm import GemmResult, gemm_ops, matmul, trace_output
-from .inttype import IntType
-from .isqrt import isqrt, isqrt_op
-from .llmint8 import LLMInt8Result, llm_int8_matmul
-from .opcounts import OP_KINDS, OpCounts
-from .quant import quantize_per_token, quantize_rtn
-from .requant import (
-    REQUANT_MODES,
-    multiply_by_quantized_multiplier,
-    requantize,
-    rounding_divide_by_pot,
-    saturating_rounding_doubling_high_mul,
-)
-from .rounding import ROUNDING_MODES, div_round, round_float, rounding_mode, shift_right
-from .unpack import (
+from .core.inttype import IntType
+from .core.opcounts import OP_KINDS, OpCounts
+from .core.rounding import ROUNDING_MODES, div_round, round_float, rounding_mode, shift_right
+from .hw.datapath import OVERFLOW_POLICIES, Datapath, overflow_policy
+from .hw.gemm import GemmResult, gemm_ops, matmul, trace_output
+from .hw.unpack import (
     STRATEGIES,
     UnpackedPair,
     UnpackResult,
@@ -47,6 +37,17 @@ from .unpack import (
     unpack_matmul,
     unpack_operands,
     unpack_stats,
+)
+from .ops import gemmlowp, ibert, illm, ivit
+from .ops.isqrt import isqrt, isqrt_op
+from .quant.llmint8 import LLMInt8Result, llm_int8_matmul
+from .quant.quantizers import quantize_per_token, quantize_rtn
+from .quant.requant import (
+    REQUANT_MODES,
+    multiply_by_quantized_multiplier,
+    requantize,
+    rounding_divide_by_pot,
+    saturating_rounding_doubling_high_mul,
 )
 
 try:

@@ -5,7 +5,7 @@ model weights (float32 as stored, widened exactly to float64), the BERT
 encoder computed in float64 numpy, then mean pooling over real tokens and L2
 normalization, exactly as the sentence-transformers pipeline defines the
 embedding. It needs only numpy (plus ``tokenizers`` for text input) and
-reads the model through :mod:`intsim.models`.
+reads the model through :mod:`intsim.models.loading`.
 
 Per layer (``x`` is the ``[tokens, 384]`` hidden state, linear layers are
 ``x @ W.T + b`` with PyTorch-layout ``W [out, in]``)::
@@ -22,7 +22,7 @@ real keys), so padding keys get a probability of exactly 0, the same effect
 as Hugging Face's ``finfo.min`` mask. Token-wise work (embeddings, linear
 layers, LayerNorm, GELU) runs on the real tokens only, so padding never
 influences a real token. Padding must be on the right (positions are counted
-from the first column, as Hugging Face does), which :func:`intsim.models.tokenize`
+from the first column, as Hugging Face does), which :func:`intsim.models.loading.tokenize`
 guarantees.
 
 >>> from reference.minilm import embed  # doctest: +SKIP
@@ -42,7 +42,7 @@ from fractions import Fraction
 import numpy as np
 from numpy.typing import ArrayLike
 
-from intsim.models import (
+from intsim.models.loading import (
     MiniLMConfig,
     expected_weight_shapes,
     load_minilm_config,
@@ -260,16 +260,16 @@ class MiniLMReference:
 
     Args:
         weights: parameters named as in the model file (see
-            :func:`intsim.models.load_minilm_weights`), any float dtype; they
+            :func:`intsim.models.loading.load_minilm_weights`), any float dtype; they
             are widened to float64 once (exactly, from float32), linear weights
             stored transposed (``W.T``, ``[in, out]``) and read-only.
-        config: the architecture (:func:`intsim.models.load_minilm_config`).
+        config: the architecture (:func:`intsim.models.loading.load_minilm_config`).
 
     Raises:
         ValueError: a parameter is missing or has the wrong shape.
 
     Example:
-        >>> from intsim.models import load_minilm_config, load_minilm_weights, tokenize  # doctest: +SKIP
+        >>> from intsim.models.loading import load_minilm_config, load_minilm_weights, tokenize  # doctest: +SKIP
         >>> model = MiniLMReference(load_minilm_weights(), load_minilm_config())  # doctest: +SKIP
         >>> model.forward(*tokenize(["Hello world"])).shape  # doctest: +SKIP
         (1, 384)
@@ -473,7 +473,7 @@ def default_model() -> MiniLMReference:
 def embed(sentences: Sequence[str], max_len: int = 64) -> np.ndarray:
     """Sentence embeddings ``[B, 384]`` (float64, unit norm) of the installed MiniLM.
 
-    Tokenizes with :func:`intsim.models.tokenize` (truncation at ``max_len``
+    Tokenizes with :func:`intsim.models.loading.tokenize` (truncation at ``max_len``
     tokens) and runs :meth:`MiniLMReference.forward`.
 
     Example:

@@ -8,7 +8,7 @@ Nothing here rounds to integers.
 
 Domain errors are not silent: NaN input propagates as NaN (numpy semantics),
 and the square roots refuse negative input with
-:class:`~intsim.errors.OperandRangeError`.
+:class:`~intsim.core.errors.OperandRangeError`.
 
 =================  ==========================================================================
 function           formula
@@ -41,7 +41,7 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike
 
-from intsim.errors import OperandRangeError
+from intsim.core.errors import OperandRangeError
 from reference.minilm import erf
 
 __all__ = [

@@ -23,7 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import intsim
-import intsim._arrays as arrays
+import intsim.core.arrays as arrays
 from intsim import (
     ConfigError,
     Datapath,
@@ -34,7 +34,6 @@ from intsim import (
     ShapeError,
     compare_strategies,
     gemm_ops,
-    isqrt,
     isqrt_op,
     llm_int8_matmul,
     matmul,
@@ -45,8 +44,9 @@ from intsim import (
     unpack_operands,
     unpack_stats,
 )
-from intsim._arrays import as_int_array
-from intsim.quant import as_real_array
+from intsim.core.arrays import as_int_array
+from intsim.ops.isqrt import isqrt
+from intsim.quant.quantizers import as_real_array
 
 pytestmark = pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
 
@@ -429,7 +429,7 @@ def test_every_error_is_an_intsim_error():
 
 def test_isqrt_op_profile_must_be_a_name():
     from intsim import isqrt_op
-    from intsim.errors import ConfigError
+    from intsim.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="unknown profile"):
         isqrt_op(np.array([4, 9]), profile=["newton"])

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from intsim import _jitcache
+from intsim.core import jitcache as _jitcache
 
 A = [[2**31 - 1, 3], [-(2**31), -7]]
 B = [[2**31 - 1, -5], [11, 2**31 - 1]]
@@ -118,7 +118,7 @@ def test_payload_llvm_refuses_is_discarded(healthy, tmp_path):
     (target,) = root.rglob("*.nbc")
     rewrite = f"""
 import hashlib, pickle
-from intsim import _jitcache as j
+from intsim.core import jitcache as j
 from numba.core.serialize import dumps
 p = {str(target)!r}
 raw = open(p, "rb").read()

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from intsim import Datapath, IntType, OpCounts, gemm_ops
-from intsim.cli import main
+from intsim.apps.cli import main
+from intsim.core.errors import ConfigError
 from intsim.cost import (
     CostCounts,
     build_steps,
@@ -34,7 +35,6 @@ from intsim.cost.methods import requant_counts, unpack_gemm_counts
 from intsim.cost.model import GemmShape, array_counts, gemm_cycles, step_counts
 from intsim.cost.profiles import builtin_profiles
 from intsim.cost.workloads import VectorSite, Workload
-from intsim.errors import ConfigError
 
 H45 = load_profile("horowitz45")
 
@@ -267,7 +267,7 @@ def test_qonnx_and_accelergy_exports_of_2x3x4():
 
 
 def test_unpacked_gemm_with_known_ratio_by_hand():
-    from intsim.unpack import unpack_matmul, unpack_stats
+    from intsim.hw.unpack import unpack_matmul, unpack_stats
 
     A = np.array([[9, 1], [2, 3]])   # at 4 bits (|x| < 8): 9 = 1 + 8*1 needs two digits
     B = np.array([[1, 2], [3, 4]])   # all in range
@@ -286,7 +286,7 @@ def test_unpacked_gemm_with_known_ratio_by_hand():
 @pytest.mark.parametrize("strategy", ["row", "col", "both", "plan"])
 @pytest.mark.parametrize("bits", [2, 4])
 def test_fast_unpack_counts_equal_unpack_matmul(strategy, bits):
-    from intsim.unpack import unpack_matmul, unpack_stats
+    from intsim.hw.unpack import unpack_matmul, unpack_stats
 
     rng = np.random.default_rng(bits * 10 + len(strategy))
     for _ in range(3):
@@ -325,7 +325,7 @@ def test_float_softmax_row_by_hand():
 
 
 class _FakeProfile:
-    """Stands in for an intsim.minilm_int profile (the real I-BERT kernels take minutes to compile
+    """Stands in for an intsim.models.minilm profile (the real I-BERT kernels take minutes to compile
     with numba on a cold cache; the whole-model report exercises them)."""
 
     description = "fake integer operators"
@@ -334,7 +334,7 @@ class _FakeProfile:
         self.calls = []
 
     def _result(self, x, op):
-        from intsim.opresult import OpResult
+        from intsim.regs.opresult import OpResult
 
         self.calls.append((op, x.shape, x.dtype.kind))
         ops = OpCounts().add("div", (48,), x.shape[0]).add("mul", (16, 32), x.size)
@@ -384,7 +384,7 @@ def test_integer_softmax_row_step_is_the_operator_plus_its_memory(monkeypatch):
 
 
 def test_requant_counts_are_those_of_requantize():
-    from intsim.requant import requantize
+    from intsim.quant.requant import requantize
 
     r = requantize(np.zeros(7, np.int64), 0.01, out=IntType(8), in_type=IntType(32))
     assert requant_counts(7, 32, 8) == r.ops
@@ -393,7 +393,7 @@ def test_requant_counts_are_those_of_requantize():
 @pytest.fixture(scope="module")
 def two_sentences():
     pytest.importorskip("tokenizers")
-    from intsim.models import minilm_dir
+    from intsim.models.loading import minilm_dir
 
     try:
         minilm_dir()

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from intsim.cli import main
+from intsim.apps.cli import main
+from intsim.core.errors import ConfigError
 from intsim.cost import cost_workload, gemm_workload, get_method, load_profile, parse_profile
 from intsim.cost import profiles as profiles_module
 from intsim.cost.profiles import SCHEMA, MissingEntryError, builtin_profile_text, builtin_profiles
 from intsim.cost.workloads import VectorSite, Workload
-from intsim.errors import ConfigError
 
 H45_TEXT = builtin_profile_text("horowitz45")
 H45_MUL_ENERGY = "energy_pj = { points = { 8 = 0.2, 32 = 3.1 }, fit = [0.0, 0.001041666667, 0.002994791667] }"

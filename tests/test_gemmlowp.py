@@ -13,8 +13,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from intsim import IntType
-from intsim.errors import ConfigError, DTypeError, OperandRangeError, RegisterOverflow
-from intsim.gemmlowp import (
+from intsim.core.errors import ConfigError, DTypeError, OperandRangeError, RegisterOverflow
+from intsim.ops.gemmlowp import (
     EXP_BARREL_CONSTANTS,
     QuantOpResult,
     exp_on_interval_between_negative_one_quarter_and_0_excl,
@@ -488,7 +488,7 @@ def test_default_registers_do_not_overflow_exhaustive():  # pragma: no cover - m
 def test_nonlinear_report_writes_deterministic_files(tmp_path):
     import argparse
 
-    from intsim.reports import nonlinear as rep
+    from intsim.apps.reports import nonlinear as rep
 
     parser = argparse.ArgumentParser()
     rep.add_arguments(parser)

@@ -135,7 +135,7 @@ def test_checked_in_suite_covers_every_registered_operator_and_policy():
     assert dists >= {"uniform", "heavy_tailed", "most_negative", "most_positive", "zeros", "alternating",
                      "alternating_rows", "overflow"}
     modes = {c["config"]["mode"] for c in doc["cases"] if c["operator"] == "requantize"}
-    from intsim.requant import REQUANT_MODES
+    from intsim.quant.requant import REQUANT_MODES
 
     assert modes == set(REQUANT_MODES)
     assert any(c["raises"] for c in mm) and any(c["raises"] for c in doc["cases"] if c["operator"] != "matmul")
@@ -602,7 +602,7 @@ config = { in_a = "int16", in_b = "int16", a = "int4", b = "int4", overflow = "w
 inputs = { A = "heavy_tailed", B = "most_negative" }
 """)
     generate_suite(spec, tmp_path / "s")
-    from intsim.requant import requantize
+    from intsim.quant.requant import requantize
 
     x = np.load(tmp_path / "s" / "rq" / "x.npy")
     y = np.load(tmp_path / "s" / "rq" / "y.npy")
@@ -638,7 +638,7 @@ def test_cocotb_adapter_conversions():
     pytest.importorskip("cocotb", minversion="2.0", reason="cocotb>=2 not installed")
     from cocotb.types import LogicArray
 
-    from intsim.errors import DTypeError, OperandRangeError
+    from intsim.core.errors import DTypeError, OperandRangeError
     from intsim.golden.cocotb_adapter import (
         Scoreboard,
         from_logicarray,
@@ -670,8 +670,8 @@ def test_cocotb_adapter_conversions():
 
 def _toy_op(x, scale, *, in_type="int8", overflow="raise", taps=False):
     """A toy OpResult operator: y = 3 * x, through a 10-bit register 'tripled'."""
-    from intsim.opresult import OpResult
-    from intsim.registers import RegisterFile
+    from intsim.regs.opresult import OpResult
+    from intsim.regs.registers import RegisterFile
 
     regs = RegisterFile("toy", {"tripled": 10}, overflow=overflow)
     t = regs.check("tripled", 3 * np.asarray(x, dtype=np.int64))

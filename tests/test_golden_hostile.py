@@ -1,7 +1,7 @@
 """Hostile inputs to the golden-suite readers: malformed manifests, hex dumps and ``.npy`` files.
 
 Whatever a suite directory or a dump directory holds, ``load_suite`` / ``verify_suite`` /
-``compare_suite`` end in a typed :class:`~intsim.errors.IntsimError` (or a result), the CLI
+``compare_suite`` end in a typed :class:`~intsim.core.errors.IntsimError` (or a result), the CLI
 exits 0, 1 or 2 with at most one line on stderr and no traceback, nothing is allocated
 beyond the documented caps (:mod:`intsim.golden.npyio`), nothing is unpickled, no read
 blocks, and no file outside the target changes.
@@ -30,17 +30,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from intsim.errors import FileFormatError, IntsimError
+from intsim.core.errors import FileFormatError, IntsimError
 from intsim.golden import cli, compare_suite, generate_suite, parse_spec, verify_suite
 from intsim.golden import compare as compare_mod
 from intsim.golden.hexfmt import read_memh
-from intsim.golden.npyio import (
-    MAX_ELEMENTS,
-    MAX_FILE_BYTES,
-    MAX_JSON_DEPTH,
-    load_npy,
-    npy_from_bytes,
-)
+from intsim.golden.npyio import MAX_ELEMENTS, MAX_FILE_BYTES, MAX_JSON_DEPTH, load_npy, npy_from_bytes
 from intsim.golden.suite import MANIFEST, _content_hash, load_suite, manifest_bytes
 
 SPEC = """
@@ -147,7 +141,7 @@ def run_cli(argv: list[str], via_intsim: bool = False) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         if via_intsim:
-            from intsim import cli as intsim_cli
+            from intsim.apps import cli as intsim_cli
 
             code = intsim_cli.main(["golden", *argv])
         else:

@@ -22,13 +22,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from intsim.errors import ConfigError, FileFormatError, IntsimError
+from intsim.core.errors import ConfigError, FileFormatError, IntsimError
+from intsim.core.inttype import IntType
 from intsim.golden import cli, generate_suite, parse_spec
 from intsim.golden import spec as specmod
 from intsim.golden.operators import OPERATORS, GoldenOperator, OpResultOperator, OpRun, TensorDecl
 from intsim.golden.spec import load_spec
 from intsim.golden.suite import MANIFEST, SPEC_COPY
-from intsim.inttype import IntType
 
 # --------------------------------------------------------------------------------------------------
 # a tiny TOML writer (tomllib only reads)
@@ -188,7 +188,7 @@ def test_number_of_cases_and_spec_size_are_capped(tmp_path):
 
 def _toy_wide(x, scale, *, in_type="int8", taps=False):
     """A toy operator whose tap is 64 times its input."""
-    from intsim.opresult import OpResult
+    from intsim.regs.opresult import OpResult
 
     x = np.asarray(x)
     return OpResult(values=x, scale=scale, taps={"wide": np.zeros((64,) + x.shape, np.int64)} if taps else {})

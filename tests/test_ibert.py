@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from intsim import ibert
-from intsim.errors import ConfigError, DTypeError, OperandRangeError, RegisterOverflow, ShapeError
-from intsim.inttype import IntType
+from intsim.core.errors import ConfigError, DTypeError, OperandRangeError, RegisterOverflow, ShapeError
+from intsim.core.inttype import IntType
+from intsim.ops import ibert
 
 # ---------------------------------------------------------------------------------------------
 # oracles: the published code, element by element, on Python ints

@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from oracle import round_fraction
 
-from intsim import illm
-from intsim.dyadic import Dyadic
-from intsim.errors import ConfigError, DTypeError, OperandRangeError, RegisterOverflow, ShapeError
+from intsim.core.dyadic import Dyadic
+from intsim.core.errors import ConfigError, DTypeError, OperandRangeError, RegisterOverflow, ShapeError
+from intsim.ops import illm
 
 
 # ---------------------------------------------------------------------------------------------

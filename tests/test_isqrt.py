@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from intsim.errors import ConfigError, DTypeError, OperandRangeError, RegisterOverflow
-from intsim.isqrt import (
+from intsim.core.errors import ConfigError, DTypeError, OperandRangeError, RegisterOverflow
+from intsim.ops.isqrt import (
     FIXED_STEPS_32,
     FIXED_STEPS_64,
     OPERATORS,
@@ -198,7 +198,7 @@ def test_operator_matches_oracles_and_the_per_entry_path(vals, profile):
 
 
 def test_block_kernel_across_blocks_and_its_exact_fallback():
-    from intsim.isqrt import _BLOCK
+    from intsim.ops.isqrt import _BLOCK
 
     rng = np.random.default_rng(7)
     edges = edge_values(U64_MAX)
@@ -222,7 +222,7 @@ def test_block_kernel_across_blocks_and_its_exact_fallback():
     assert isqrt_ivit(arr, steps=12, seed=2).tolist() == [ivit_oracle(v, 12, 2) if v else 0 for v in vals]
     assert isqrt_ivit(arr, steps=11, seed=3).tolist() == [ivit_oracle(v, 11, 3) if v else 0 for v in vals]
     assert isqrt_ivit(arr, steps=10, seed=12345).tolist() == [ivit_oracle(v, 10, 12345) for v in vals]
-    from intsim.isqrt import _run_blocks  # both routes ran: stats[3] counts the blocks redone exactly
+    from intsim.ops.isqrt import _run_blocks  # both routes ran: stats[3] counts the blocks redone exactly
 
     assert _run_blocks(arr, 1, 11, 3)[1][3] > 0 and _run_blocks(arr, 1, 10, 2**16)[1][3] == 0
 
@@ -258,7 +258,7 @@ def _bit_length_samples(e: int, rng: np.random.Generator, count: int = 40) -> li
 
 
 def test_ivit_closed_form_covers_a_proven_and_tight_range():
-    from intsim.isqrt import _ivit_fast_mask
+    from intsim.ops.isqrt import _ivit_fast_mask
 
     mask = _ivit_fast_mask(10, 2**16)
     assert [e for e in range(64) if mask >> e & 1] == list(range(21, 43))  # 2**20 <= n < 2**42
@@ -273,7 +273,7 @@ def test_ivit_closed_form_covers_a_proven_and_tight_range():
 
 @pytest.mark.parametrize(("steps", "seed"), [(10, 2**16), (11, 2**16), (4, 2**8), (12, 2), (6, 2**31)])
 def test_ivit_closed_form_matches_the_iteration(steps, seed):
-    from intsim.isqrt import _BLOCK, _ivit_fast_mask, _run, _run_blocks
+    from intsim.ops.isqrt import _BLOCK, _ivit_fast_mask, _run, _run_blocks
 
     mask = _ivit_fast_mask(steps, seed)
     rng = np.random.default_rng(steps)

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from intsim import ivit
-from intsim.errors import ConfigError, DTypeError, OperandRangeError, RegisterOverflow
-from intsim.inttype import IntType
+from intsim.core.errors import ConfigError, DTypeError, OperandRangeError, RegisterOverflow
+from intsim.core.inttype import IntType
+from intsim.ops import ivit
 
 I31 = 2**31 - 1
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import intsim
-from intsim.cli import main
+from intsim.apps.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,7 +40,7 @@ def test_no_command_is_usage_error(capsys):
 def test_gemm_demo_runs_and_checks(capsys):
     import argparse
 
-    from intsim import demo
+    from intsim.apps import demo
 
     args = argparse.Namespace(seed=1, shape=(16, 64, 8), int4_acc_bits=8, gemm_only=True)
     assert demo.run(args) == 0
@@ -62,7 +62,9 @@ def test_public_api_reexported():
 def test_doctests_of_core_modules():
     import doctest
 
-    from intsim import datapath, dyadic, fileio, gemm, inttype, opcounts, opresult, registers, rounding
+    from intsim.core import dyadic, fileio, inttype, opcounts, rounding
+    from intsim.hw import datapath, gemm
+    from intsim.regs import opresult, registers
 
     for mod in (datapath, dyadic, fileio, gemm, inttype, opcounts, opresult, registers, rounding):
         res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)

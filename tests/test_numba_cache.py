@@ -9,7 +9,7 @@ import sys
 
 PROBE = r"""
 import json
-from intsim import _kernels as k
+from intsim.hw import gemm_kernels as k
 k.warm_up()
 print(json.dumps({f.py_func.__name__: [len(f.stats.cache_hits), len(f.stats.cache_misses)] for f in k.KERNELS}))
 """
@@ -43,8 +43,8 @@ def test_second_process_reuses_compiled_kernels(tmp_path):
 def test_quiet_silences_the_compile_notice(tmp_path):
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"), INTSIM_QUIET="1")
     env.pop("NUMBA_DEBUG_CACHE", None)
-    probe = "from intsim import _jitcache, _kernels as k; k.gemm_int64(k.np.eye(2, dtype='int64'), " \
-            "k.np.eye(2, dtype='int64')); print(_jitcache.compile_count())"
+    probe = ("from intsim.core import jitcache; from intsim.hw import gemm_kernels as k; "
+             "k.gemm_int64(k.np.eye(2, dtype='int64'), k.np.eye(2, dtype='int64')); print(jitcache.compile_count())")
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["1"] and out.stderr == "", (out.stdout, out.stderr)
@@ -53,14 +53,15 @@ def test_quiet_silences_the_compile_notice(tmp_path):
 def test_cache_key_covers_inlined_kernels_of_other_modules():
     """A kernel inlining helpers of another module is recompiled when that module changes."""
     import intsim
-    from intsim import _jitcache, ibert, ivit
+    from intsim.core import jitcache as _jitcache
+    from intsim.ops import ibert, ivit
 
     names = {p.name for p in _jitcache.kernel_dependencies(ivit.__file__)}
-    assert {"ivit.py", "ibert.py", "isqrt.py"} <= names
-    assert {p.name for p in _jitcache.kernel_dependencies(intsim.gemm.__file__)} == {"gemm.py", "_kernels.py"}
+    assert {"ivit.py", "ibert.py", "isqrt.py", "prims.py", "layernorm_chain.py"} <= names
+    assert {p.name for p in _jitcache.kernel_dependencies(intsim.hw.gemm.__file__)} == {"gemm.py", "gemm_kernels.py"}
     # every cached intsim kernel uses the locators whose stamp carries that digest
     kernels = [v for v in vars(ivit).values()
-               if hasattr(v, "stats") and getattr(v, "py_func", None) and v.py_func.__module__ == "intsim.ivit"]
+               if hasattr(v, "stats") and getattr(v, "py_func", None) and v.py_func.__module__ == "intsim.ops.ivit"]
     assert kernels
     for k in kernels:
         loc = k._cache._impl._locator

@@ -1,6 +1,6 @@
 """Output directories are written safely: a user's file is never deleted or replaced.
 
-Every command that writes a directory goes through :func:`intsim.fileio.atomic_directory`; these
+Every command that writes a directory goes through :func:`intsim.core.fileio.atomic_directory`; these
 tests put user files, fake records, concurrent runs, directories created mid-run and kills at each
 step of the swap in its way.
 """
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-import intsim.fileio as fileio
-from intsim.cli import main
-from intsim.errors import ConfigError
-from intsim.fileio import RECORD, atomic_directory, check_output_target
+import intsim.core.fileio as fileio
+from intsim.apps.cli import main
+from intsim.core.errors import ConfigError
+from intsim.core.fileio import RECORD, atomic_directory, check_output_target
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -181,7 +181,7 @@ def test_injected_failure_at_each_step(tmp_path, monkeypatch, step):
 
 _KILL_SCRIPT = textwrap.dedent("""
     import os, signal, sys
-    import intsim.fileio as f
+    import intsim.core.fileio as f
     target, step, mode, content = sys.argv[1:5]
     if mode == "two_renames":
         f._renameat2 = None  # the portable path: two renames

@@ -1,4 +1,4 @@
-"""``intsim compile`` (intsim.precompile): compiles the kernels ahead of time, with a progress bar.
+"""``intsim compile`` (intsim.apps.precompile): compiles the kernels ahead of time, with a progress bar.
 
 The subprocess tests use a private ``NUMBA_CACHE_DIR``. By default only the ``gemm`` group runs
 (five kernels); ``INTSIM_EXHAUSTIVE=1`` adds a run of every group (several minutes on a cold
@@ -16,8 +16,8 @@ import sys
 
 import pytest
 
-from intsim import precompile
-from intsim.errors import ConfigError
+from intsim.apps import precompile
+from intsim.core.errors import ConfigError
 
 EXHAUSTIVE = os.environ.get("INTSIM_EXHAUSTIVE") == "1"
 SUMMARY = re.compile(r"^intsim: (\d+) steps: (\d+) kernel signatures compiled, (\d+) loaded from the cache, "
@@ -31,7 +31,7 @@ def _env(cache) -> dict:
 
 
 def _compile(cache, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    code = "import sys; from intsim.precompile import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; from intsim.apps.precompile import main; sys.exit(main(sys.argv[1:]))"
     return subprocess.run([sys.executable, "-c", code, *args], env=_env(cache), capture_output=True, text=True,
                           timeout=timeout)
 
@@ -60,13 +60,13 @@ def test_kernels_are_found_and_entry_points_exclude_inlined_helpers():
 
     ks = precompile.kernels()
     assert all(isinstance(d, CPUDispatcher) and d.py_func.__module__.startswith("intsim") for d in ks.values())
-    assert {"intsim._kernels._scan_dense", "intsim.ibert._k_softmax", "intsim.ivit._k_shiftmax",
-            "intsim.illm._k_swiglu", "intsim.gemmlowp._softmax_kernel", "intsim.isqrt._kernel_values",
-            "intsim.requant._dyadic_fast", "intsim.unpack._k_levels"} <= set(ks)
+    assert {"intsim.hw.gemm_kernels._scan_dense", "intsim.ops.ibert._k_softmax", "intsim.ops.ivit._k_shiftmax",
+            "intsim.ops.illm._k_swiglu", "intsim.ops.gemmlowp._softmax_kernel", "intsim.ops.isqrt._kernel_values",
+            "intsim.quant.requant._dyadic_fast", "intsim.hw.unpack._k_levels"} <= set(ks)
     entries = precompile._entry_points(ks)
-    assert "intsim._kernels._scan_dense" in entries and "intsim.ibert._k_softmax" in entries
-    assert "intsim._kernels._lims" not in entries  # inline="always"
-    assert "intsim.ibert._k_softmax_row" not in entries  # called by _k_softmax, cached inside it
+    assert "intsim.hw.gemm_kernels._scan_dense" in entries and "intsim.ops.ibert._k_softmax" in entries
+    assert "intsim.hw.gemm_kernels._lims" not in entries  # inline="always"
+    assert "intsim.ops.ibert._k_softmax_row" not in entries  # called by _k_softmax, cached inside it
 
 
 def test_progress_bar_on_a_terminal_redraws_one_line():
@@ -110,13 +110,14 @@ def test_compile_gemm_then_everything_is_loaded(tmp_path):
     assert warm.returncode == 0, warm.stderr
     assert _summary(warm.stderr)[1:3] == (0, compiled), warm.stderr
     # a later process using the GEMM kernels compiles nothing and prints nothing
-    probe = ("from intsim import _jitcache, _kernels; _kernels.warm_up(); print(_jitcache.compile_count())")
+    probe = ("from intsim.core import jitcache; from intsim.hw import gemm_kernels; gemm_kernels.warm_up(); "
+             "print(jitcache.compile_count())")
     out = subprocess.run([sys.executable, "-c", probe], env=_env(cache), capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.split() == ["0"] and out.stderr == "", (out.stdout, out.stderr)
 
 
 def test_missing_model_skips_the_rest_of_its_group(monkeypatch, capsys):
-    from intsim.errors import ModelNotInstalledError
+    from intsim.core.errors import ModelNotInstalledError
 
     calls = []
 
@@ -154,8 +155,8 @@ def test_compile_everything_then_the_demo_compiles_nothing(tmp_path):
     cold = _compile(cache, timeout=3600)
     assert cold.returncode == 0, cold.stderr
     assert "kernels no step reached" not in cold.stderr, cold.stderr
-    probe = ("import sys; from intsim import _jitcache; from intsim.cli import main; rc = main(sys.argv[1:]); "
-             "print('compiles', _jitcache.compile_count()); sys.exit(rc)")
+    probe = ("import sys; from intsim.core import jitcache; from intsim.apps.cli import main; rc = main(sys.argv[1:]); "
+             "print('compiles', jitcache.compile_count()); sys.exit(rc)")
     out = subprocess.run([sys.executable, "-c", probe, "demo", "--gemm-only", "--no-report"], env=_env(cache),
                          capture_output=True, text=True, timeout=1200)
     assert out.returncode == 0, out.stderr

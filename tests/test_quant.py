@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from oracle import round_fraction
 
 from intsim import ConfigError, DTypeError, OperandRangeError, ShapeError
-from intsim.dyadic import Dyadic
-from intsim.quant import alpha_ratio, percentile_alpha, quantize_per_token, quantize_rtn
+from intsim.core.dyadic import Dyadic
+from intsim.quant.quantizers import alpha_ratio, percentile_alpha, quantize_per_token, quantize_rtn
 
 finite = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False, allow_subnormal=True)
 

@@ -12,7 +12,7 @@ from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from intsim import ROUNDING_MODES, IntType
-from intsim.dyadic import (
+from intsim.core.dyadic import (
     Dyadic,
     check_scale,
     ibert_dyadic,
@@ -23,8 +23,8 @@ from intsim.dyadic import (
     quantize_multiplier_smaller_than_one,
     tflite_dyadic,
 )
-from intsim.errors import ConfigError, DTypeError, OperandRangeError, RegisterOverflow
-from intsim.requant import (
+from intsim.core.errors import ConfigError, DTypeError, OperandRangeError, RegisterOverflow
+from intsim.quant.requant import (
     REQUANT_MODES,
     mul_shift_round,
     multiply_by_quantized_multiplier,

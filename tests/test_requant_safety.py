@@ -19,10 +19,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from intsim import ROUNDING_MODES, IntType
-from intsim.dyadic import Dyadic, quantize_multiplier
-from intsim.errors import ConfigError, IntsimError, ShapeError
-from intsim.registers import RegisterFile
-from intsim.requant import (
+from intsim.core.dyadic import Dyadic, quantize_multiplier
+from intsim.core.errors import ConfigError, IntsimError, ShapeError
+from intsim.quant.requant import (
     REQUANT_MODES,
     REQUANT_ORDERS,
     mul_shift_round,
@@ -31,6 +30,7 @@ from intsim.requant import (
     requantize,
     rounding_divide_by_pot,
 )
+from intsim.regs.registers import RegisterFile
 from tests.oracle import round_fraction
 from tests.test_requant import mbqm_double, mbqm_single, round_to_float
 
@@ -482,7 +482,7 @@ def test_scale_beyond_float32_is_a_config_error_in_both_paths(mode):
 @pytest.mark.parametrize("mode", REQUANT_MODES)
 @pytest.mark.parametrize("order", REQUANT_ORDERS)
 def test_scalar_input_gives_a_0d_int64_array_in_both_paths(mode, order):
-    from intsim.ibert import gelu
+    from intsim.ops.ibert import gelu
 
     convention = type(gelu(5, 0.1).values)  # what the other intsim operators return for scalar input
     assert convention is np.ndarray
@@ -538,8 +538,8 @@ def test_bad_register_width_names_operator_register_and_range(mode, register, wi
 
 @pytest.mark.parametrize("width", BAD_WIDTHS)
 def test_bad_register_width_in_registerfile_and_its_callers(width):
-    from intsim.gemmlowp import exp_on_negative_values
-    from intsim.ibert import i_exp
+    from intsim.ops.gemmlowp import exp_on_negative_values
+    from intsim.ops.ibert import i_exp
 
     cases = [
         (lambda: RegisterFile("my_op", {"acc": width}), "my_op", "acc"),

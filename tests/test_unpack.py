@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import intsim.unpack as U
+import intsim.hw.unpack as U
 from intsim import (
     AccumulatorOverflow,
     ConfigError,
@@ -23,7 +23,7 @@ from intsim import (
     OperandRangeError,
     ShapeError,
 )
-from intsim.unpack import (
+from intsim.hw.unpack import (
     STRATEGIES,
     compare_strategies,
     entry_levels,
@@ -547,7 +547,7 @@ def _minilm_or_skip():
 
 
 def test_real_minilm_gemms_are_exact():
-    from intsim.quant import quantize_rtn
+    from intsim.quant.quantizers import quantize_rtn
 
     ops = _minilm_or_skip()
     picked = [o for o in ops if o.layer == 0 and o.name in ("q_proj", "ffn_down")]
@@ -583,7 +583,7 @@ def _fake_ops():
 def test_report_is_complete_consistent_and_deterministic(tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
     import reference.minilm
-    from intsim.reports import unpack as report
+    from intsim.apps.reports import unpack as report
 
     ops = _fake_ops()
     monkeypatch.setattr(reference.minilm, "capture_gemm_operands", lambda sentences, max_len=64: ops)
@@ -602,7 +602,7 @@ def test_report_is_complete_consistent_and_deterministic(tmp_path, monkeypatch):
     rows = list(csv.DictReader((outs[0] / "gemms.csv").open()))
     assert len(rows) == 2 * 2 * 3 * len(STRATEGIES)
     # q_proj of layer 0 at b = 4, plan: the ratio is unpack_stats on the same quantized operands
-    from intsim.quant import quantize_rtn
+    from intsim.quant.quantizers import quantize_rtn
 
     qa = quantize_rtn(ops[0].a, 15, 0.95).values
     qb = quantize_rtn(ops[0].b, 15, 0.95).values

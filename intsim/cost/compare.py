@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 from .counts import CostCounts
 from .methods import FLOAT_NONLINEAR, Method, build_steps, nonlinear_profiles, standard_methods
 from .model import COMPONENTS, Step, cost_steps, datapath_area, energy_table, step_counts, unpriced
@@ -122,7 +122,7 @@ def cost_workload(workload: Workload, profile: Profile, methods: Sequence[Method
     With ``skip_unpriceable``, a method that cannot be built or priced (for example fp32 on
     a profile without floating-point entries) is left out and listed in ``skipped`` with the
     reason, and in ``problems`` with every missing profile entry; otherwise its
-    :class:`~intsim.errors.ConfigError` propagates.
+    :class:`~intsim.core.errors.ConfigError` propagates.
     """
     skipped: list[tuple[str, str]] = []
     problems: list[tuple[str, ConfigError]] = []

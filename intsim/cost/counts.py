@@ -34,8 +34,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from ..errors import ConfigError
-from ..opcounts import KindCounts, OpCounts, format_widths
+from ..core.errors import ConfigError
+from ..core.opcounts import KindCounts, OpCounts, format_widths
 
 __all__ = [
     "CostCounts",

@@ -41,7 +41,7 @@ Only arithmetic is counted here; the caller adds memory accesses.
 
 from __future__ import annotations
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 from .counts import CostCounts
 
 __all__ = [

@@ -10,20 +10,20 @@ into :class:`~intsim.cost.model.Step` records with exact counts:
 ``int8``
     int8 x int8 GEMMs into ``acc_bits`` accumulators (counts by
     :func:`intsim.gemm_ops`; the attention probabilities are ``uint8``), biases
-    preloaded into the accumulators, in the data flow of :mod:`intsim.minilm_int`
+    preloaded into the accumulators, in the data flow of :mod:`intsim.models.minilm`
     (``w8a8``; see :func:`build_steps`); every requantization counted by
-    :func:`intsim.requant.requantize` (``dyadic`` mode, a 31-bit multiplier); non-linear
+    :func:`intsim.quant.requant.requantize` (``dyadic`` mode, a 31-bit multiplier); non-linear
     operators by the method's non-linear profile (below).
 ``unpack{b}-{strategy}``
-    IM-Unpack (:mod:`intsim.unpack`): the *same int8 operands* as ``int8`` (so the
+    IM-Unpack (:mod:`intsim.hw.unpack`): the *same int8 operands* as ``int8`` (so the
     same results, bit for bit) unpacked to ``b``-bit digits with ``strategy`` on both
     operands and run on a ``b``-bit multiplier array, plus the shift-and-add
     reassembly (counts: :func:`unpack_gemm_counts`). The unpacked operands are built
     on chip: weights are read once from DRAM as int8, every low-bit operand read is
-    an SRAM read; the digit extraction is not counted (intsim.unpack does not count
+    an SRAM read; the digit extraction is not counted (intsim.hw.unpack does not count
     it). Everything else as ``int8``.
 ``llm.int8``
-    LLM.int8() (threshold 6.0): the linear layers by :func:`intsim.llmint8.llm_int8_matmul`
+    LLM.int8() (threshold 6.0): the linear layers by :func:`intsim.quant.llmint8.llm_int8_matmul`
     (vector-wise int8 GEMM on the regular feature columns, the outlier columns on a
     16-bit integer path, as intsim emulates the paper's fp16 side-GEMM) plus the
     runtime quantization of the fp16 input; attention GEMMs, non-linear operators and
@@ -38,7 +38,7 @@ widths (integer GEMM outputs at ``acc_bits``).
 **Non-linear profiles** of the integer methods: ``fp32``/``fp16`` dequantize the
 integer input (one ``fmul``), run the float recipe and quantize the result (``fmul`` +
 3 ``fadd`` per output width), which replaces the requantization; an integer profile
-(``ibert``, ``ibert-corrected`` and whatever :data:`intsim.minilm_int.PROFILES`
+(``ibert``, ``ibert-corrected`` and whatever :data:`intsim.models.minilm.PROFILES`
 provides) runs its integer operators on integer inputs derived from the real
 activations, followed by the requantizations.
 
@@ -51,17 +51,16 @@ activations, followed by the requantizations.
 from __future__ import annotations
 
 import functools
-import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..datapath import Datapath
-from ..errors import ConfigError
-from ..gemm import gemm_ops
-from ..inttype import IntType
-from ..opcounts import OpCounts
+from ..core.errors import ConfigError
+from ..core.inttype import IntType
+from ..core.opcounts import OpCounts
+from ..hw.datapath import Datapath
+from ..hw.gemm import gemm_ops
 from . import floatops as fo
 from .counts import CostCounts
 from .model import GemmShape, Step, int_dtype
@@ -87,24 +86,15 @@ FLOAT_NONLINEAR: tuple[str, ...] = ("fp32", "fp16")
 #: LLM.int8() outlier threshold (the paper's and Hugging Face's default; bitsandbytes' own default 0.0
 #: disables the decomposition)
 LLM_INT8_THRESHOLD = 6.0
-#: LayerNorm output register of the integer pipeline (|y| <= 2**30 plus the integer beta), as intsim.minilm_int
+#: LayerNorm output register of the integer pipeline (|y| <= 2**30 plus the integer beta), as intsim.models.minilm
 LN_OUT_BITS = 40
 DEFAULT_UNPACK_BITS: tuple[int, ...] = (4, 2)
 #: strategies left out by default at a width, with the reason (they can still be asked for)
 SLOW_STRATEGIES: dict[tuple[int, str], str] = {
-    (2, "plan"): "unpack 'plan' at 2 bits takes minutes per MiniLM linear GEMM (intsim.unpack.unpack_stats)",
+    (2, "plan"): "unpack 'plan' at 2 bits takes minutes per MiniLM linear GEMM (intsim.hw.unpack.unpack_stats)",
 }
 
 Progress = Callable[[str], None]
-
-
-def _optional(module: str):
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name and module.startswith(exc.name):
-            return None
-        raise
 
 
 @dataclass(frozen=True)
@@ -150,25 +140,15 @@ class Method:
 
 
 def nonlinear_profiles() -> dict[str, str | None]:
-    """Non-linear profiles and their availability: name -> None if usable, else the reason.
+    """Non-linear profiles: name -> None (every profile is usable; the value is kept for callers that
+    report a reason).
 
     ``fp32`` and ``fp16`` (the float recipes) always; the integer profiles are those of
-    :data:`intsim.minilm_int.PROFILES` (``ibert``, ``ibert-corrected``, ``ivit``, ``illm``...).
+    :data:`intsim.models.minilm.PROFILES` (``ibert``, ``ibert-corrected``, ``ivit``, ``illm``...).
     """
-    out: dict[str, str | None] = dict.fromkeys(FLOAT_NONLINEAR)
-    mod = _optional("intsim.minilm_int")
-    if mod is None:
-        return out
-    for name in mod.PROFILES:
-        try:
-            mod.get_profile(name)
-        except ConfigError as exc:
-            out[name] = str(exc)
-        except RecursionError:  # a pending profile whose error message lists the available ones recursively
-            out[name] = f"intsim.minilm_int profile {name!r} is not part of this build"
-        else:
-            out[name] = None
-    return out
+    from ..models.minilm import PROFILES
+
+    return {**dict.fromkeys(FLOAT_NONLINEAR), **dict.fromkeys(PROFILES)}
 
 
 def default_integer_nonlinear() -> str:
@@ -180,9 +160,10 @@ def default_integer_nonlinear() -> str:
 
 
 def unpack_strategies() -> tuple[str, ...]:
-    """The IM-Unpack strategies of :mod:`intsim.unpack` (empty if it is not available)."""
-    m = _optional("intsim.unpack")
-    return tuple(m.STRATEGIES) if m is not None else ()
+    """The IM-Unpack strategies of :mod:`intsim.hw.unpack`."""
+    from ..hw.unpack import STRATEGIES
+
+    return tuple(STRATEGIES)
 
 
 def get_method(name: str, nonlinear: str | None = None) -> Method:
@@ -205,7 +186,7 @@ def get_method(name: str, nonlinear: str | None = None) -> Method:
         bits = head[len("unpack"):]
         strategies = unpack_strategies()
         if not strategies:
-            raise ConfigError(f"method {name!r} needs intsim.unpack, which is not available")
+            raise ConfigError(f"method {name!r} needs intsim.hw.unpack, which is not available")
         if bits.isdigit() and 2 <= int(bits) <= 8 and strategy in strategies:
             b = int(bits)
             return Method(name, "unpack", b, strategy, nl,
@@ -220,24 +201,21 @@ def standard_methods(nonlinear: str | None = None, unpack_bits: Sequence[int] = 
     """The methods compared side by side, and those left out with the reason.
 
     fp32, fp16, int8, IM-Unpack at each of ``unpack_bits`` with every strategy of
-    :mod:`intsim.unpack` (or ``strategies``; :data:`SLOW_STRATEGIES` are left out unless
+    :mod:`intsim.hw.unpack` (or ``strategies``; :data:`SLOW_STRATEGIES` are left out unless
     asked for), and LLM.int8().
     """
     methods = [get_method("fp32"), get_method("fp16"), get_method("int8", nonlinear)]
     skipped: list[tuple[str, str]] = []
     avail = unpack_strategies()
     if not avail:
-        skipped.append(("unpack*", "intsim.unpack is not available"))
+        skipped.append(("unpack*", "intsim.hw.unpack is not available"))
     for b in unpack_bits:
         for s in (strategies or avail):
             if strategies is None and (b, s) in SLOW_STRATEGIES:
                 skipped.append((f"unpack{b}-{s}", SLOW_STRATEGIES[(b, s)]))
                 continue
             methods.append(get_method(f"unpack{b}-{s}", nonlinear))
-    if _optional("intsim.llmint8") is None:
-        skipped.append(("llm.int8", "intsim.llmint8 is not available"))
-    else:
-        methods.append(get_method("llm.int8"))
+    methods.append(get_method("llm.int8"))
     return methods, skipped
 
 
@@ -248,7 +226,7 @@ def standard_methods(nonlinear: str | None = None, unpack_bits: Sequence[int] = 
 
 @functools.cache
 def _requant_one(in_bits: int, out_bits: int, out_signed: bool) -> OpCounts:
-    from ..requant import requantize
+    from ..quant.requant import requantize
 
     out = IntType(out_bits, out_signed)
     return requantize(np.zeros(1, np.int64), 0.01, out=out, in_type=IntType(in_bits)).ops
@@ -256,7 +234,7 @@ def _requant_one(in_bits: int, out_bits: int, out_signed: bool) -> OpCounts:
 
 def requant_counts(n: int, in_bits: int = 32, out_bits: int = 8, out_signed: bool = True) -> OpCounts:
     """Op counts of requantizing ``n`` ``in_bits`` integers to ``out_bits``
-    (:func:`intsim.requant.requantize`, ``dyadic`` mode, scale 0.01 as a 31-bit dyadic
+    (:func:`intsim.quant.requant.requantize`, ``dyadic`` mode, scale 0.01 as a 31-bit dyadic
     multiplier; its counts are the same for every element, so they are one element's
     times ``n``)."""
     return _requant_one(in_bits, out_bits, out_signed) * int(n)
@@ -350,13 +328,13 @@ def _int8_gemm(site: GemmSite, method: Method, acc: int) -> list[Step]:
 
 
 def unpack_gemm_counts(stats, bits: int, acc: int) -> OpCounts:
-    """Op counts of :func:`intsim.unpack.unpack_matmul` from its :class:`~intsim.unpack.UnpackStats`,
+    """Op counts of :func:`intsim.hw.unpack.unpack_matmul` from its :class:`~intsim.hw.unpack.UnpackStats`,
     without running the GEMMs: ``M'K'N'`` MACs (b x b -> acc), ``M'K'`` + ``K'N'`` b-bit reads,
     ``G*M'*N'`` acc-bit writes (G low-bit GEMMs, each over all M' x N' outputs), and
-    ``G*M'*N' - M*N`` reassembly shifts and adds at :data:`intsim.unpack.REASSEMBLY_BITS`
+    ``G*M'*N' - M*N`` reassembly shifts and adds at :data:`intsim.hw.unpack.REASSEMBLY_BITS`
     (each original row and column has exactly one copy of shift 0). The test suite checks
     these against ``unpack_matmul(...).ops``."""
-    from ..unpack import REASSEMBLY_BITS
+    from ..hw.unpack import REASSEMBLY_BITS
 
     M, K, N = stats.shape
     Mp, Kp, Np = stats.unpacked_shape
@@ -373,7 +351,7 @@ def unpack_gemm_counts(stats, bits: int, acc: int) -> OpCounts:
 
 
 def _unpack_gemm(site: GemmSite, method: Method, acc: int) -> list[Step]:
-    from ..unpack import unpack_stats
+    from ..hw.unpack import unpack_stats
 
     if not site.has_data:
         raise ConfigError(f"method {method.name} needs the operands of {site.name}; this workload has no data")
@@ -417,12 +395,12 @@ def _unpack_gemm(site: GemmSite, method: Method, acc: int) -> list[Step]:
 
 
 def _llmint8_gemm(site: GemmSite, method: Method, acc: int) -> list[Step]:
-    """A linear layer by :func:`intsim.llmint8.llm_int8_matmul` (threshold 6.0) on the real
+    """A linear layer by :func:`intsim.quant.llmint8.llm_int8_matmul` (threshold 6.0) on the real
     operands: its op counts (both integer GEMMs and the dequantization), plus the runtime
     vector-wise quantization of the fp16 input (per element: the threshold test and the
     absmax, 2 ``fadd`` (16) as compares, then ``fmul`` + ``fadd`` (16) to scale and round;
     per row: one fp16 reciprocal) and the fp16 bias add. Weights are quantized offline."""
-    from ..llmint8 import llm_int8_matmul
+    from ..quant.llmint8 import llm_int8_matmul
 
     if not site.has_data:
         raise ConfigError(f"method {method.name} needs the operands of {site.name}; this workload has no data")
@@ -541,7 +519,7 @@ def _mixed_vector(site: VectorSite, method: Method, acc: int, bits: int) -> list
 
 
 def _int_quantize(x: np.ndarray, bits: int, headroom: float = 2.0) -> tuple[np.ndarray, float]:
-    """Symmetric per-tensor quantization to ``bits`` with ``headroom`` (as intsim.minilm_int):
+    """Symmetric per-tensor quantization to ``bits`` with ``headroom`` (as intsim.models.minilm):
     ``headroom * max|x|`` maps to the largest value."""
     t = IntType(bits)
     amax = float(np.abs(x).max()) if x.size else 0.0
@@ -550,7 +528,7 @@ def _int_quantize(x: np.ndarray, bits: int, headroom: float = 2.0) -> tuple[np.n
 
 
 def _integer_vector(site: VectorSite, method: Method, acc: int, scales: dict[str, float]) -> list[Step]:
-    """An integer profile's operator (through :func:`intsim.minilm_int.get_profile`) on integer
+    """An integer profile's operator (through :func:`intsim.models.minilm.get_profile`) on integer
     inputs derived from the real activations (see :func:`build_steps`)."""
     prof = _integer_profile(method.nonlinear)
     if site.data is None:
@@ -589,10 +567,9 @@ def _integer_vector(site: VectorSite, method: Method, acc: int, scales: dict[str
 
 @functools.cache
 def _integer_profile(name: str):
-    mod = _optional("intsim.minilm_int")
-    if mod is None:
-        raise ConfigError(f"non-linear profile {name!r} needs intsim.minilm_int, which is not available")
-    return mod.get_profile(name)
+    from ..models.minilm import get_profile
+
+    return get_profile(name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -616,14 +593,14 @@ def build_steps(workload: Workload, method: Method, acc_bits: int = 32, progress
     """The costed steps of ``workload`` under ``method``, in execution order.
 
     ``acc_bits`` is the accumulator width of the integer MAC array (the profile's).
-    Integer methods follow the data flow of :mod:`intsim.minilm_int` (``w8a8``): 8-bit
+    Integer methods follow the data flow of :mod:`intsim.models.minilm` (``w8a8``): 8-bit
     GEMM inputs, a 16-bit residual stream (both residual terms requantized to 16 bits,
     then added), LayerNorm on the 16-bit residual sum plus an integer bias, GELU on a
     16-bit input. Integer non-linear profiles run their operators
-    (:func:`intsim.minilm_int.get_profile`) on integer inputs quantized from the real
+    (:func:`intsim.models.minilm.get_profile`) on integer inputs quantized from the real
     activations: softmax at the int32 score scale, GELU and LayerNorm inputs per tensor
     at 16 bits with headroom 2 (the LayerNorm variance pre-shift from those inputs).
-    Raises :class:`~intsim.errors.ConfigError` when the method needs data the workload
+    Raises :class:`~intsim.core.errors.ConfigError` when the method needs data the workload
     lacks or a module that is not available.
     """
     nl = method.nonlinear

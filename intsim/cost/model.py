@@ -46,8 +46,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ..errors import ConfigError
-from ..inttype import IntType
+from ..core.errors import ConfigError
+from ..core.inttype import IntType
 from .counts import MEMORY_KINDS, CostCounts, format_widths
 from .profiles import ArrayConfig, Price, Profile, VectorUnit
 
@@ -373,7 +373,7 @@ def datapath_area(profile: Profile, pe_units: Sequence[tuple[str, tuple[int, ...
 def unpriced(profile: Profile, counts: Iterable[CostCounts] = (),
              pe_units: Sequence[tuple[str, tuple[int, ...]]] = ()) -> list[ConfigError]:
     """Every reason ``profile`` cannot price ``counts`` (energies) and a MAC array of ``pe_units``
-    plus its vector unit (areas): one :class:`~intsim.errors.ConfigError` per distinct problem,
+    plus its vector unit (areas): one :class:`~intsim.core.errors.ConfigError` per distinct problem,
     most of them :class:`~intsim.cost.profiles.MissingEntryError` naming the entry and the width.
     Empty when everything can be priced.
 

@@ -21,7 +21,7 @@ Profile file format
 
 A profile is a UTF-8 TOML file with the sections below, and no others. Unknown
 sections or keys, wrong types, negative, infinite or NaN numbers are errors
-(:class:`~intsim.errors.ConfigError` naming the file and the key).
+(:class:`~intsim.core.errors.ConfigError` naming the file and the key).
 
 ``[profile]`` (required)
     ``name`` (string, required): the short name used in reports.
@@ -193,7 +193,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 from .counts import MEMORY_LEVELS
 
 __all__ = [
@@ -440,7 +440,7 @@ class Profile:
     def price(self, kind: str, widths: tuple[int, ...], quantity: str = "energy") -> Price:
         """Energy (pJ, ``quantity="energy"``) or area (µm², ``"area"``) of one ``kind`` operation.
 
-        The technology factor is applied. Raises :class:`~intsim.errors.ConfigError` naming
+        The technology factor is applied. Raises :class:`~intsim.core.errors.ConfigError` naming
         the profile and the missing entry when the profile cannot price it.
         """
         if kind not in PROFILE_OPS:
@@ -521,7 +521,7 @@ class Profile:
 
         Without explicit factors, the Stillmaker & Baas factors of :data:`STILLMAKER_BAAS`
         are used; they exist only from 45 nm to 7 nm at 0.7, 0.8 or 0.9 V. Anything else
-        raises :class:`~intsim.errors.ConfigError` unless both factors are given.
+        raises :class:`~intsim.core.errors.ConfigError` unless both factors are given.
         Operation and on-chip memory energies are multiplied by the energy factor,
         areas by the area factor; DRAM energy is not scaled.
 
@@ -724,7 +724,7 @@ def _unit_spec(r: _Reader, s: Any, where: str) -> tuple[str, tuple[int, ...]]:
 def parse_profile(doc: Mapping[str, Any], path: str = "<profile>") -> Profile:
     """Validate a parsed TOML document and build a :class:`Profile`.
 
-    Raises :class:`~intsim.errors.ConfigError` naming ``path`` and the entry: a missing
+    Raises :class:`~intsim.core.errors.ConfigError` naming ``path`` and the entry: a missing
     entry, a negative energy or area, an unknown operation kind or entry, a wrong type.
     """
     r = _Reader(path)
@@ -816,7 +816,7 @@ def builtin_profiles() -> dict[str, Path]:
 def builtin_profile_text(name: str) -> str:
     """The TOML text of a built-in profile (a starting point for a profile of one's own).
 
-    Raises :class:`~intsim.errors.ConfigError` listing the built-ins for an unknown name.
+    Raises :class:`~intsim.core.errors.ConfigError` listing the built-ins for an unknown name.
 
     >>> builtin_profile_text("qkeras_fit").splitlines()[0]
     '# The QKeras QTools fit of the Horowitz 45 nm table, for any integer width b.'
@@ -830,7 +830,7 @@ def builtin_profile_text(name: str) -> str:
 def load_profile(name_or_path: str | os.PathLike) -> Profile:
     """Load a built-in profile by name (``horowitz45``, ``qkeras_fit``, ``aladdin40``) or a TOML file.
 
-    Raises :class:`~intsim.errors.ConfigError` naming the file for an unknown name, a
+    Raises :class:`~intsim.core.errors.ConfigError` naming the file for an unknown name, a
     missing or unreadable file, a directory, a file that is not UTF-8 TOML (including
     nesting too deep to parse) and an invalid profile (naming the key).
 

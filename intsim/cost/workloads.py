@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 
 __all__ = [
     "GemmPart",
@@ -196,7 +196,7 @@ def _default_sentences(sentences: Sequence[str] | None) -> list[str]:
     return out
 
 
-#: Integer pipeline widths of the MiniLM workloads (those of :mod:`intsim.minilm_int`'s ``w8a8``):
+#: Integer pipeline widths of the MiniLM workloads (those of :mod:`intsim.models.minilm`'s ``w8a8``):
 #: GEMM inputs, the residual stream (also the LayerNorm input) and the GELU input, in bits.
 ACT_BITS, RESIDUAL_BITS, GELU_BITS = 8, 16, 16
 
@@ -282,7 +282,7 @@ def minilm_workload(sentences: Sequence[str] | None = None, *, max_len: int = 64
     """The whole MiniLM encoder (6 layers) on ``sentences`` (default: all of
     :data:`reference.sentences.SENTENCES`), from the real weights and activations.
 
-    Needs the installed model (:class:`~intsim.errors.ModelNotInstalledError` otherwise).
+    Needs the installed model (:class:`~intsim.core.errors.ModelNotInstalledError` otherwise).
     """
     sents = _default_sentences(sentences)
     sites, tokens = _minilm_sites(sents, max_len, None, progress)

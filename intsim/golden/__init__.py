@@ -50,7 +50,15 @@ from .operators import (
     register,
 )
 from .spec import SuiteSpec, load_spec, parse_spec, spec_from_dict
-from .suite import FORMAT_VERSION, GenerateReport, Suite, VerifyReport, generate_suite, load_suite, verify_suite
+from .suite import (
+    FORMAT_VERSION,
+    GenerateReport,
+    Suite,
+    VerifyReport,
+    generate_suite,
+    load_suite,
+    verify_suite,
+)
 
 __all__ = [
     "load_spec", "parse_spec", "spec_from_dict", "SuiteSpec",

@@ -23,7 +23,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..errors import IntsimError
+from ..core.errors import IntsimError
 
 __all__ = ["add_parser", "add_commands", "main"]
 
@@ -39,7 +39,7 @@ def _err(exc: IntsimError) -> int:
 
 
 def _os_err(exc: OSError) -> int:
-    from ..cli import describe_os_error
+    from ..core.errors import describe_os_error
 
     print(f"intsim golden: error: {_one_line(describe_os_error(exc))}", file=sys.stderr)
     return 2

@@ -13,9 +13,9 @@ cocotb's ``LogicArray`` (``cocotb.types``; cocotb 2.x, which replaced ``BinaryVa
   first mismatches with index, hex and decimal.
 
 A value with X or Z bits is never converted silently: :func:`from_logicarray` raises
-:class:`~intsim.errors.DTypeError` naming the signal; the scoreboard records it as a
+:class:`~intsim.core.errors.DTypeError` naming the signal; the scoreboard records it as a
 mismatch. cocotb is imported lazily, so this module imports without it (the functions
-that need it raise :class:`~intsim.errors.ModelNotInstalledError`).
+that need it raise :class:`~intsim.core.errors.ModelNotInstalledError`).
 
 >>> from intsim import IntType
 >>> la = to_logicarray(-3, IntType(8))          # doctest: +SKIP
@@ -37,10 +37,10 @@ from typing import Any
 
 import numpy as np
 
-from ..datapath import Datapath
-from ..errors import DTypeError, ModelNotInstalledError, ShapeError
-from ..gemm import matmul, trace_output
-from ..inttype import IntType
+from ..core.errors import DTypeError, ModelNotInstalledError, ShapeError
+from ..core.inttype import IntType
+from ..hw.datapath import Datapath
+from ..hw.gemm import matmul, trace_output
 
 __all__ = ["to_logicarray", "from_logicarray", "pack_lanes", "unpack_lanes", "split_lanes", "GemmReference",
            "Scoreboard", "ScoreboardMismatch"]

@@ -64,9 +64,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FileFormatError
-from ..fileio import atomic_write_bytes
-from ..inttype import IntType
+from ..core.errors import FileFormatError
+from ..core.fileio import atomic_write_bytes
+from ..core.inttype import IntType
 from .hexfmt import hex_digits, interpret_word, read_memh
 from .npyio import load_npy, read_npy_header
 from .operators import TensorDecl

@@ -47,9 +47,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..inttype import IntType
-from .spec import MAX_DIM, brief
+from ..core.errors import ConfigError
+from ..core.inttype import IntType
+from .keys import MAX_DIM, brief
 
 __all__ = ["DISTRIBUTIONS", "normalize_dist", "generate", "uniform_ints", "stream"]
 
@@ -78,7 +78,7 @@ def normalize_dist(value: Any, t: IntType, where: str) -> dict[str, Any]:
     """Validate a distribution (a name or a table with ``dist`` and parameters) for type ``t``.
 
     Returns a dict with ``dist`` and every parameter, defaults filled in; raises
-    :class:`~intsim.errors.ConfigError` naming ``where`` (e.g. ``case 'x': inputs.A``) and
+    :class:`~intsim.core.errors.ConfigError` naming ``where`` (e.g. ``case 'x': inputs.A``) and
     the offending key.
     """
     if isinstance(value, str):

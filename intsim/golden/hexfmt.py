@@ -38,8 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FileFormatError
-from ..inttype import IntType
+from ..core.errors import FileFormatError
+from ..core.inttype import IntType
 from .npyio import MAX_ELEMENTS, MAX_FILE_BYTES, MAX_HEX_WORD_DIGITS, read_file
 
 __all__ = ["format_memh", "parse_memh", "hex_digits", "MemhDump", "read_memh", "interpret_word"]
@@ -73,7 +73,7 @@ def format_memh(values: np.ndarray, t: IntType) -> bytes:
     """The canonical ``$readmemh`` text of ``values`` as words of type ``t`` (see the module docs).
 
     ``values`` must be an integer array whose entries all lie in ``t``; otherwise
-    :class:`~intsim.errors.OperandRangeError` names the first offending entry.
+    :class:`~intsim.core.errors.OperandRangeError` names the first offending entry.
     """
     t.check(values, "hex words")
     digits = hex_digits(t)
@@ -96,7 +96,7 @@ def parse_memh(data: bytes, t: IntType, count: int, source: str | os.PathLike) -
     Returns ``count`` values as int64 (uint64 for ``uint64``), sign-extended when ``t``
     is signed. Any deviation (wrong line length, a non-hex character, a word with
     bits set above the width, too few or too many lines) raises
-    :class:`~intsim.errors.FileFormatError` naming ``source`` and the line.
+    :class:`~intsim.core.errors.FileFormatError` naming ``source`` and the line.
     """
     digits = hex_digits(t)
     width = digits + 1
@@ -184,7 +184,7 @@ def read_memh(path: str | os.PathLike, *, count: int | None = None) -> MemhDump:
     Accepted: whitespace-separated hex words (any case, ``_`` separators, ``x``/``z``/``?``
     digits, at most :data:`~intsim.golden.npyio.MAX_HEX_WORD_DIGITS` digits), ``//`` and
     ``/* */`` comments, ``@hhhh`` address markers. Anything else raises
-    :class:`~intsim.errors.FileFormatError` naming the file and the line.
+    :class:`~intsim.core.errors.FileFormatError` naming the file and the line.
 
     Only a regular file of at most :data:`~intsim.golden.npyio.MAX_FILE_BYTES` bytes is
     read. With ``count`` (the expected number of words), words at addresses at or beyond

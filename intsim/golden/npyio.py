@@ -10,13 +10,13 @@ themselves (a Python literal read with :func:`ast.literal_eval`, never a pickle:
 there is no ``allow_pickle`` anywhere), accept only plain integer dtypes, check
 the declared shape against :data:`MAX_ELEMENTS` and the data length against the
 shape *before* any array is made, and turn every failure into a
-:class:`~intsim.errors.FileFormatError` naming the file. :func:`read_file` and
+:class:`~intsim.core.errors.FileFormatError` naming the file. :func:`read_file` and
 :func:`open_regular` read only regular files (a FIFO, device, directory, socket or
 symbolic link is refused before it is opened, and again after, with ``fstat``, so a
 swap in between cannot make a read hang) and only up to a cap.
 
 Size caps, all checked before anything is allocated (exceeding one raises
-:class:`~intsim.errors.FileFormatError` naming the file and the cap):
+:class:`~intsim.core.errors.FileFormatError` naming the file and the cap):
 
 * :data:`MAX_ELEMENTS` = 16,777,216 (2**24) elements per tensor: a manifest's
   declared shape, an ``.npy`` header's shape, and the words of a hex file read
@@ -59,7 +59,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ..errors import FileFormatError
+from ..core.errors import FileFormatError
 
 __all__ = [
     "npy_bytes", "load_npy", "npy_from_bytes", "NpyHeader", "parse_npy_header", "read_npy_header",
@@ -134,7 +134,7 @@ def open_regular(path: str | os.PathLike, *, max_bytes: int = MAX_FILE_BYTES,
                  missing: str = "missing") -> Iterator[tuple[BinaryIO, int]]:
     """Open a regular file for reading; yields ``(binary file, size in bytes)``.
 
-    Refused with :class:`~intsim.errors.FileFormatError` naming ``path``: a missing file
+    Refused with :class:`~intsim.core.errors.FileFormatError` naming ``path``: a missing file
     (``missing`` is the problem stated), a symbolic link, FIFO, device, socket or
     directory (checked with ``lstat`` before opening and with ``fstat`` after, the open
     itself non-blocking and not following links), and a file larger than ``max_bytes``.

@@ -24,10 +24,10 @@ Built in:
     output in row-major order, (M-1, N-1), then seeded random outputs. Under
     ``overflow = "raise"`` (accumulator or adder tree) ``C`` and the taps hold what
     the registers hold when they wrap, and the case records the
-    :class:`~intsim.errors.AccumulatorOverflow` matmul raises (``raises``): the
+    :class:`~intsim.core.errors.AccumulatorOverflow` matmul raises (``raises``): the
     design must flag that overflow.
 ``requantize``
-    :func:`intsim.requant.requantize`. shape ``x = [dims...]``; config ``mode``,
+    :func:`intsim.quant.requant.requantize`. shape ``x = [dims...]``; config ``mode``,
     ``scale`` (a float, ``{m = .., k = ..}`` for a Dyadic, or a list of either for
     per-channel scales along the last axis), ``rounding``, ``out`` (int8),
     ``in_type`` (int32), ``zero_point`` (0), ``order``, ``allow_negative``,
@@ -35,13 +35,13 @@ Built in:
     operator's ``OpResult.taps`` (declared register widths, else 64 bits).
 
 ``unpack_matmul``
-    :func:`intsim.unpack.unpack_matmul` (registered when :mod:`intsim.unpack` exists): see
+    :func:`intsim.hw.unpack.unpack_matmul` (registered when :mod:`intsim.hw.unpack` exists): see
     :mod:`intsim.golden.unpack_op`; its taps are the unpacked operand streams, index maps,
     shifts and the low-bit GEMM accumulators.
 ``<module>.<name>``
-    every entry of the ``OPERATORS`` dicts of :mod:`intsim.ibert`, :mod:`intsim.ivit`,
-    :mod:`intsim.illm` (and ``intsim.gemmlowp`` once it has one), through
-    :class:`OpResultOperator`: every register of ``OpResult.taps`` becomes a tap.
+    every entry of the ``OPERATORS`` dicts of :mod:`intsim.ops.ibert`, :mod:`intsim.ops.ivit`,
+    :mod:`intsim.ops.illm` (:data:`OPERATOR_MODULES`), through :class:`OpResultOperator`:
+    every register of ``OpResult.taps`` becomes a tap.
 
 Sizes and work: every adapter declares a :class:`~intsim.golden.spec.Budget` (each
 tensor's element count, the multiply-accumulates and one-at-a-time steps) that the spec
@@ -51,10 +51,10 @@ anything is written.
 
 Adding an operator is one entry: subclass :class:`GoldenOperator` (or use
 :class:`OpResultOperator` for any callable returning an
-:class:`~intsim.opresult.OpResult`) and pass an instance to :func:`register`.
-Modules with an ``OPERATORS`` dict (``intsim.gemmlowp``, ``intsim.ibert``,
-``intsim.ivit``, ``intsim.illm``) are picked up automatically as
-``<module>.<key>`` through :class:`OpResultOperator`.
+:class:`~intsim.regs.opresult.OpResult`) and pass an instance to :func:`register`.
+The ``OPERATORS`` dicts of the modules of :data:`OPERATOR_MODULES` (``intsim.ops.ibert``,
+``intsim.ops.ivit``, ``intsim.ops.illm``) are picked up automatically as ``<module>.<key>``
+through :class:`OpResultOperator`.
 
 >>> sorted(k for k in available_operators() if "." not in k)[:2]
 ['matmul', 'requantize']
@@ -68,30 +68,35 @@ import importlib.util
 import inspect
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from ..datapath import Datapath
-from ..dyadic import Dyadic
-from ..errors import AccumulatorOverflow, ConfigError, IntsimError, RegisterOverflow
-from ..gemm import matmul, trace_output
-from ..inttype import IntType
-from .datagen import normalize_dist, stream, uniform_ints
-from .spec import (
+from ..core.dyadic import Dyadic
+from ..core.errors import AccumulatorOverflow, ConfigError, IntsimError, RegisterOverflow
+from ..core.inttype import IntType
+from ..hw.datapath import Datapath
+from ..hw.gemm import matmul, trace_output
+from .datagen import stream, uniform_ints
+from .keys import (
     MAX_DIM,
     MAX_TENSOR_ELEMENTS,
     MAX_TRACE_SAMPLES,
-    NAME_RE,
     OPRESULT_EXPANSION,
     Budget,
-    CaseSpec,
     TensorBudget,
+    bool_key,
     brief,
     check_budget,
+    check_keys,
     check_name,
+    int_key,
+    key_text,
+    type_key,
 )
+from .opbase import Case, CaseSpec, GoldenOperator, OpRun, TensorDecl, input_budget
+from .unpack_op import UnpackMatmulOperator
 
 __all__ = [
     "TensorDecl", "Case", "OpRun", "GoldenOperator", "MatmulOperator", "RequantizeOperator",
@@ -104,90 +109,6 @@ _MAX_SHIFT = 127
 _M_MIN, _M_MAX = -(1 << 63), (1 << 63) - 1
 
 
-@dataclass(frozen=True)
-class TensorDecl:
-    """A tensor of a case: its name, role (``input``, ``output`` or ``tap``), shape and word type."""
-
-    name: str
-    role: str
-    shape: tuple[int, ...]
-    type: IntType
-
-
-@dataclass(frozen=True)
-class Case:
-    """A validated case, every default filled in. ``record()`` is what the manifest stores."""
-
-    name: str
-    operator: str
-    seed: int
-    shape: dict[str, Any]
-    config: dict[str, Any]
-    inputs: dict[str, dict[str, Any]]
-    input_decls: tuple[TensorDecl, ...]
-    description: str = ""
-    #: sizes and work declared by the operator (None: the inputs alone); not part of the record
-    budget: Budget | None = field(default=None, compare=False, repr=False)
-
-    def record(self) -> dict[str, Any]:
-        """The case as plain JSON data (the manifest's case fields, without results)."""
-        return {"name": self.name, "operator": self.operator, "seed": self.seed, "description": self.description,
-                "shape": _plain(self.shape), "config": _plain(self.config), "inputs": _plain(self.inputs)}
-
-
-@dataclass
-class OpRun:
-    """What one operator call produced: outputs and taps (declaration, array) and the raised error, if any."""
-
-    outputs: list[tuple[TensorDecl, np.ndarray]]
-    taps: list[tuple[TensorDecl, np.ndarray]] = field(default_factory=list)
-    raises: dict[str, Any] | None = None
-
-
-def _plain(v: Any) -> Any:
-    """JSON-ready copy: tuples become lists, mapping keys strings."""
-    if isinstance(v, Mapping):
-        return {str(k): _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    return v
-
-
-def _key(k: Any) -> str:
-    """A key as written in messages: plain when it is a short safe name, else its shortened repr."""
-    return k if isinstance(k, str) and NAME_RE.fullmatch(k) else brief(k)
-
-
-def _check_keys(table: Mapping[str, Any], allowed: Mapping[str, Any] | set[str], where: str) -> None:
-    unknown = sorted(str(k) for k in set(table) - set(allowed))
-    if unknown:
-        raise ConfigError(f"{where}.{_key(unknown[0])}: unknown key; valid: {', '.join(sorted(allowed)) or '(none)'}")
-
-
-def _int_key(table: Mapping[str, Any], key: str, where: str, lo: int, hi: int) -> int:
-    if key not in table:
-        raise ConfigError(f"{where}.{key}: missing (an integer from {lo} to {hi})")
-    v = table[key]
-    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-        raise ConfigError(f"{where}.{key}: must be an integer from {lo} to {hi}, got {brief(v)}")
-    return v
-
-
-def _type_key(v: Any, where: str) -> IntType:
-    if not isinstance(v, str):
-        raise ConfigError(f"{where}: must be a type name such as 'int8' or 'uint4', got {brief(v)}")
-    try:
-        return IntType.parse(v)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-
-
-def _bool_key(v: Any, where: str) -> bool:
-    if not isinstance(v, bool):
-        raise ConfigError(f"{where}: must be true or false, got {brief(v)}")
-    return v
-
-
 def _dims(v: Any, where: str) -> list[int]:
     """A shape written as a list of 1 to 4 dimensions from 1 to MAX_DIM."""
     if not isinstance(v, list) or not 1 <= len(v) <= 4 or not all(
@@ -197,79 +118,13 @@ def _dims(v: Any, where: str) -> list[int]:
     return list(v)
 
 
-def _input_budget(decls: Any) -> list[TensorBudget]:
-    return [TensorBudget(d.name, d.role, math.prod(d.shape)) for d in decls]
-
-
 def _estimated_budget(decls: Any) -> Budget:
     """Inputs plus OPRESULT_EXPANSION output and tap elements per input element (before a dry run)."""
-    inputs = _input_budget(decls)
+    inputs = input_budget(decls)
     n = sum(t.elements for t in inputs)
     return Budget(tuple(inputs) + (TensorBudget("outputs and taps (estimate before the dry run: "
                                                 f"OPRESULT_EXPANSION = {OPRESULT_EXPANSION} per input element)",
                                                 "output", OPRESULT_EXPANSION * n),))
-
-
-def _check_produced(case: Case, run: Any) -> None:
-    """The tensor and case caps, on what an adapter's run returned (before anything is written)."""
-    if not isinstance(run, OpRun):
-        return
-    tensors = _input_budget(case.input_decls)
-    for d, _ in list(run.outputs) + list(run.taps):
-        tensors.append(TensorBudget(d.name, d.role, math.prod(d.shape)))
-    check_budget(f"case {case.name!r} (operator {case.operator})", Budget(tuple(tensors)))
-
-
-class GoldenOperator:
-    """Base class of the adapters. Subclasses set ``name`` and implement ``resolve`` and ``run``."""
-
-    name: str = ""
-    summary: str = ""
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        """Wrap a subclass's ``run`` so that what it returns is checked against the caps."""
-        super().__init_subclass__(**kwargs)
-        run = cls.__dict__.get("run")
-        if run is None or getattr(run, "_checks_caps", False):
-            return
-
-        @functools.wraps(run)
-        def checked_run(self: GoldenOperator, case: Case, inputs: Mapping[str, np.ndarray]) -> OpRun:
-            result = run(self, case, inputs)
-            _check_produced(case, result)
-            return result
-
-        checked_run._checks_caps = True  # type: ignore[attr-defined]
-        cls.run = checked_run  # type: ignore[method-assign]
-
-    def budget(self, case: Case) -> Budget:
-        """The case's sizes and work (see :class:`~intsim.golden.spec.Budget`); by default what the
-        case declares, else its inputs alone."""
-        if case.budget is not None:
-            return case.budget
-        return Budget(tuple(_input_budget(case.input_decls)))
-
-    def resolve(self, spec: CaseSpec) -> Case:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def run(self, case: Case, inputs: Mapping[str, np.ndarray]) -> OpRun:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    # helpers for subclasses
-    def _inputs(self, spec: CaseSpec, decls: list[TensorDecl], overflow_as: Mapping[str, str] | None = None
-                ) -> dict[str, dict[str, Any]]:
-        where = f"{spec.where}: inputs"
-        _check_keys(spec.inputs, {d.name for d in decls}, where)
-        dists = {}
-        for d in decls:
-            dist = normalize_dist(spec.inputs.get(d.name, "uniform"), d.type, f"{where}.{d.name}")
-            if dist["dist"] == "overflow" and dist["as"] is None:
-                if not overflow_as or d.name not in overflow_as:
-                    raise ConfigError(f"{where}.{d.name}: operator {self.name!r} has no overflow pattern for "
-                                      f"this input; give one with as = 'most_negative' (or another corner set)")
-                dist["as"] = overflow_as[d.name]
-            dists[d.name] = dist
-        return dists
 
 
 # --------------------------------------------------------------------------------------------------
@@ -294,15 +149,15 @@ class MatmulOperator(GoldenOperator):
 
     def resolve(self, spec: CaseSpec) -> Case:
         where = spec.where
-        _check_keys(spec.shape, {"M", "K", "N"}, f"{where}: shape")
-        M = _int_key(spec.shape, "M", f"{where}: shape", 1, MAX_DIM)
-        K = _int_key(spec.shape, "K", f"{where}: shape", 1, MAX_DIM)
-        N = _int_key(spec.shape, "N", f"{where}: shape", 1, MAX_DIM)
-        _check_keys(spec.config, self.CONFIG, f"{where}: config")
+        check_keys(spec.shape, {"M", "K", "N"}, f"{where}: shape")
+        M = int_key(spec.shape, "M", f"{where}: shape", 1, MAX_DIM)
+        K = int_key(spec.shape, "K", f"{where}: shape", 1, MAX_DIM)
+        N = int_key(spec.shape, "N", f"{where}: shape", 1, MAX_DIM)
+        check_keys(spec.config, self.CONFIG, f"{where}: config")
         cfg = dict(self.CONFIG)
         cfg.update(spec.config)
-        a = _type_key(cfg["a"], f"{where}: config.a")
-        b = _type_key(cfg["b"], f"{where}: config.b")
+        a = type_key(cfg["a"], f"{where}: config.a")
+        b = type_key(cfg["b"], f"{where}: config.b")
         for key in ("acc_bits", "k_chunk", "chunk_bits"):
             v = cfg[key]
             if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
@@ -315,8 +170,8 @@ class MatmulOperator(GoldenOperator):
                           chunk_bits=cfg["chunk_bits"], chunk_overflow=cfg["chunk_overflow"])
         except ConfigError as exc:
             raise ConfigError(f"{where}: config: {exc}") from None
-        bias = _bool_key(cfg["bias"], f"{where}: config.bias")
-        ts = _int_key(cfg, "trace_samples", f"{where}: config", 0, MAX_TRACE_SAMPLES)
+        bias = bool_key(cfg["bias"], f"{where}: config.bias")
+        ts = int_key(cfg, "trace_samples", f"{where}: config", 0, MAX_TRACE_SAMPLES)
         config = {"a": dp.a.name, "b": dp.b.name, "acc_bits": dp.acc_bits, "overflow": dp.overflow,
                   "k_chunk": dp.k_chunk, "chunk_bits": dp.chunk_bits, "chunk_overflow": dp.chunk_overflow,
                   "bias": bias, "trace_samples": ts}
@@ -453,7 +308,7 @@ def _scale_from_config(v: Any, where: str, *, nested: bool = False) -> Any:
             raise ConfigError(f"{where}: {len(v)} scales is more than MAX_DIM = {MAX_DIM}")
         return [_scale_from_config(x, f"{where}[{n}]", nested=True) for n, x in enumerate(v)]
     if isinstance(v, Mapping):
-        _check_keys(v, {"m", "k"}, where)
+        check_keys(v, {"m", "k"}, where)
         if "m" not in v or "k" not in v:
             raise ConfigError(f"{where}: a Dyadic needs both m and k")
         m, k = v["m"], v["k"]
@@ -503,7 +358,7 @@ def _scaled_budget(decls: Any, res: Any, probe_elements: int, elements: int) -> 
     if res is None:
         return _estimated_budget(decls)
     factor = -(-elements // max(1, probe_elements))
-    tensors = _input_budget(decls)
+    tensors = input_budget(decls)
     tensors.append(TensorBudget("y", "output", max(1, int(np.size(getattr(res, "values", 0)))) * factor))
     for tname, arr in (getattr(res, "taps", None) or {}).items():
         tensors.append(TensorBudget(str(tname), "tap", max(1, int(np.size(arr))) * factor))
@@ -527,7 +382,7 @@ def _taps_from_opresult(res: Any, where: str) -> list[tuple[TensorDecl, np.ndarr
 
 
 class RequantizeOperator(GoldenOperator):
-    """:func:`intsim.requant.requantize` (see the module docs)."""
+    """:func:`intsim.quant.requant.requantize` (see the module docs)."""
 
     name = "requantize"
     summary = "integer requantization by a scale, as TFLite / ONNX / onnxruntime / Gemmini / exact dyadic do it"
@@ -536,9 +391,9 @@ class RequantizeOperator(GoldenOperator):
 
     def resolve(self, spec: CaseSpec) -> Case:
         where = spec.where
-        _check_keys(spec.shape, {"x"}, f"{where}: shape")
+        check_keys(spec.shape, {"x"}, f"{where}: shape")
         dims = _dims(spec.shape.get("x"), f"{where}: shape.x")
-        _check_keys(spec.config, self.CONFIG, f"{where}: config")
+        check_keys(spec.config, self.CONFIG, f"{where}: config")
         cfg = dict(self.CONFIG)
         cfg.update(spec.config)
         if cfg["scale"] is None:
@@ -547,8 +402,8 @@ class RequantizeOperator(GoldenOperator):
         if isinstance(scale, list) and len(scale) != dims[-1]:
             raise ConfigError(f"{where}: config.scale: {len(scale)} per-channel scales, but the channel "
                               f"dimension (the last of shape.x = {dims}) is {dims[-1]}")
-        in_t = _type_key(cfg["in_type"], f"{where}: config.in_type")
-        out_t = _type_key(cfg["out"], f"{where}: config.out")
+        in_t = type_key(cfg["in_type"], f"{where}: config.in_type")
+        out_t = type_key(cfg["out"], f"{where}: config.out")
         cfg["in_type"], cfg["out"] = in_t.name, out_t.name
         for key in ("mode", "order", "overflow") + (("rounding",) if cfg["rounding"] is not None else ()):
             if not isinstance(cfg[key], str):
@@ -556,9 +411,9 @@ class RequantizeOperator(GoldenOperator):
         zp = cfg["zero_point"]
         if isinstance(zp, bool) or not isinstance(zp, int) or not _M_MIN <= zp <= _M_MAX:
             raise ConfigError(f"{where}: config.zero_point: must be a 64-bit integer, got {brief(zp)}")
-        _bool_key(cfg["allow_negative"], f"{where}: config.allow_negative")
+        bool_key(cfg["allow_negative"], f"{where}: config.allow_negative")
         decls = [TensorDecl("x", "input", tuple(dims), in_t)]
-        check_budget(where, Budget(tuple(_input_budget(decls))))
+        check_budget(where, Budget(tuple(input_budget(decls))))
         inputs = self._inputs(spec, decls, {"x": "alternating"})
         case = Case(spec.name, self.name, spec.seed, {"x": list(dims)}, cfg, inputs, tuple(decls),
                     spec.description)
@@ -579,7 +434,7 @@ class RequantizeOperator(GoldenOperator):
 
     @staticmethod
     def _call(case: Case, x: np.ndarray) -> Any:
-        from ..requant import requantize
+        from ..quant.requant import requantize
 
         c = case.config
         return requantize(x, _scale_from_config(c["scale"], "scale"), c["rounding"], c["out"], mode=c["mode"],
@@ -633,8 +488,8 @@ class OpResultOperator(GoldenOperator):
     """Any callable ``fn(<tensors>, **config) -> OpResult`` on integer input tensors.
 
     This is the adapter of every operator in the ``OPERATORS`` registries of
-    :mod:`intsim.ibert`, :mod:`intsim.ivit`, :mod:`intsim.illm` (and ``gemmlowp`` when it
-    has one), whose operators share the convention
+    :mod:`intsim.ops.ibert`, :mod:`intsim.ops.ivit` and :mod:`intsim.ops.illm`, whose operators share
+    the convention
     ``fn(x, scale, *, in_type, widths, overflow, taps, profile, ...)``.
 
     Spec: ``shape`` names the tensor inputs and their dimensions, by the callable's
@@ -700,11 +555,11 @@ class OpResultOperator(GoldenOperator):
         types = cfg.get("input_types", {})
         if not isinstance(types, Mapping):
             raise ConfigError(f"{where}: config.input_types: must be a table of type names")
-        _check_keys(types, set(spec.shape), f"{where}: config.input_types")
+        check_keys(types, set(spec.shape), f"{where}: config.input_types")
         decls = []
         for tname, dims in spec.shape.items():
             if self._params and tname not in self._params:
-                raise ConfigError(f"{where}: shape.{_key(tname)}: not an input of {self.name} (its parameters: "
+                raise ConfigError(f"{where}: shape.{key_text(tname)}: not an input of {self.name} (its parameters: "
                                   f"{', '.join(sorted(self._params))})")
             if tname in cfg:
                 raise ConfigError(f"{where}: config.{tname}: {tname} is a tensor input (given in shape)")
@@ -712,13 +567,13 @@ class OpResultOperator(GoldenOperator):
             if tname not in types and "in_type" not in cfg:
                 raise ConfigError(f"{where}: config.in_type: missing (the word type of the inputs, e.g. 'int8')")
             key = f"config.input_types.{tname}" if tname in types else "config.in_type"
-            t = _type_key(types.get(tname, cfg.get("in_type")), f"{where}: {key} (the type of {tname})")
+            t = type_key(types.get(tname, cfg.get("in_type")), f"{where}: {key} (the type of {tname})")
             decls.append(TensorDecl(check_name(tname, f"{where}: shape key"), "input", tuple(dims), t))
         if "in_type" in cfg:
-            cfg["in_type"] = _type_key(cfg["in_type"], f"{where}: config.in_type").name
+            cfg["in_type"] = type_key(cfg["in_type"], f"{where}: config.in_type").name
         if types:
-            cfg["input_types"] = {k: _type_key(v, f"{where}: config.input_types.{k}").name for k, v in types.items()}
-        cfg["out_type"] = _type_key(cfg.get("out_type", "int32"), f"{where}: config.out_type").name
+            cfg["input_types"] = {k: type_key(v, f"{where}: config.input_types.{k}").name for k, v in types.items()}
+        cfg["out_type"] = type_key(cfg.get("out_type", "int32"), f"{where}: config.out_type").name
         kwargs = self._kwargs(cfg, f"{where}: config")
         inputs = self._inputs(spec, decls, {d.name: "alternating" for d in decls})
         check_budget(where, _estimated_budget(decls))  # bounds the dry run below
@@ -769,8 +624,9 @@ class OpResultOperator(GoldenOperator):
 
 OPERATORS: dict[str, GoldenOperator] = {}
 
-#: modules whose ``OPERATORS`` dict is wrapped as ``<module>.<key>`` (when the module exists)
-OPERATOR_MODULES: tuple[str, ...] = ("gemmlowp", "ibert", "ivit", "illm", "minilm_int")
+#: operator-name prefix -> the module whose ``OPERATORS`` table is wrapped as ``<prefix>.<key>``
+#: (the prefixes are the names golden suites use, e.g. ``ibert.softmax``)
+OPERATOR_MODULES: dict[str, str] = {"ibert": "intsim.ops.ibert", "ivit": "intsim.ops.ivit", "illm": "intsim.ops.illm"}
 
 
 def register(op: GoldenOperator) -> GoldenOperator:
@@ -781,29 +637,23 @@ def register(op: GoldenOperator) -> GoldenOperator:
     return op
 
 
-def _discover() -> dict[str, str]:
-    """Wrap the OPERATORS registries of the optional modules; returns module -> why it is absent."""
-    missing = {}
-    for mod in OPERATOR_MODULES:
-        try:
-            m = importlib.import_module(f"intsim.{mod}")
-        except ModuleNotFoundError as exc:
-            if exc.name and f"intsim.{mod}".startswith(exc.name):
-                missing[mod] = "not part of this build"
-                continue
-            raise
-        for key, fn in (getattr(m, "OPERATORS", None) or {}).items():
-            name = f"{mod}.{key}"
+@functools.cache
+def _discover() -> None:
+    """Register the operator modules' functions and the MiniLM layer (once, on first use: importing
+    them compiles nothing, but the MiniLM adapter pulls in the model code)."""
+    for prefix, module in OPERATOR_MODULES.items():
+        for key, fn in importlib.import_module(module).OPERATORS.items():
+            name = f"{prefix}.{key}"
             if name not in OPERATORS and callable(fn):
                 OPERATORS[name] = OpResultOperator(name, fn)
-        hook = getattr(m, "register_golden_operator", None)
-        if callable(hook):  # modules whose golden operator is not a plain OpResult function
-            hook()
-    return missing
+    from .minilm_op import EncoderLayerOperator
+
+    if EncoderLayerOperator.name not in OPERATORS:
+        register(EncoderLayerOperator())
 
 
 def available_operators() -> dict[str, str]:
-    """Operator name -> one-line summary, for every operator this build can put in a suite."""
+    """Operator name -> one-line summary, for every operator a suite can use."""
     _discover()
     return {k: OPERATORS[k].summary for k in sorted(OPERATORS)}
 
@@ -812,23 +662,12 @@ def get_operator(name: Any, where: str = "operator") -> GoldenOperator:
     """The adapter registered as ``name``; ConfigError naming ``where`` and listing the valid names."""
     if isinstance(name, str) and name in OPERATORS:
         return OPERATORS[name]
-    missing = _discover()
+    _discover()
     if isinstance(name, str) and name in OPERATORS:
         return OPERATORS[name]
-    hint = ""
-    if isinstance(name, str) and name.split(".")[0] in missing:
-        hint = f" (intsim.{name.split('.')[0]} is {missing[name.split('.')[0]]})"
-    raise ConfigError(f"{where}: unknown operator {brief(name)}{hint}; available: {', '.join(sorted(OPERATORS))}")
-
-
-def _optional_unpack() -> None:
-    if importlib.util.find_spec("intsim.unpack") is None:  # not part of this build
-        return
-    from . import unpack_op
-
-    register(unpack_op.UnpackMatmulOperator())
+    raise ConfigError(f"{where}: unknown operator {brief(name)}; available: {', '.join(sorted(OPERATORS))}")
 
 
 register(MatmulOperator())
 register(RequantizeOperator())
-_optional_unpack()
+register(UnpackMatmulOperator())

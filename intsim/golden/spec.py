@@ -18,9 +18,9 @@ A spec is a TOML document (read with the standard library's ``tomllib``)::
 ``shape``, ``config`` and ``inputs`` are defined by the operator (see
 ``intsim.golden.operators``); distributions by ``intsim.golden.datagen``. Unknown
 keys anywhere are errors, so a typo cannot silently fall back to a default. Every
-problem raises :class:`~intsim.errors.ConfigError` naming the spec, the case and
+problem raises :class:`~intsim.core.errors.ConfigError` naming the spec, the case and
 the key; an unreadable or syntactically invalid file raises
-:class:`~intsim.errors.FileFormatError` naming the file.
+:class:`~intsim.core.errors.FileFormatError` naming the file.
 
 The derived seed of a case without ``seed`` is the first 63 bits of
 ``sha256(f"{suite_seed}/{name}")`` (little-endian), so it depends only on the
@@ -36,7 +36,7 @@ Limits
 
 Every size a spec declares is checked against these caps while the spec is
 validated, before any input is drawn, anything is computed or a file is written;
-a spec over a cap raises :class:`~intsim.errors.ConfigError` naming the case, the
+a spec over a cap raises :class:`~intsim.core.errors.ConfigError` naming the case, the
 tensor (or the work) and the cap. Element counts cover every tensor of a case:
 inputs, outputs and every tap (``acc_trace`` included). A word costs at most 8 bytes
 in ``.npy`` and 17 in ``.hex``, so a suite within the caps writes at most about
@@ -97,17 +97,40 @@ How each operator declares its sizes and work (:class:`Budget`):
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
-import reprlib
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, FileFormatError
+from ..core.errors import ConfigError, FileFormatError
+from .keys import (
+    MAX_CASE_ELEMENTS,
+    MAX_CASE_MACS,
+    MAX_CASE_STEPS,
+    MAX_CASES,
+    MAX_DIM,
+    MAX_NESTING,
+    MAX_SPEC_BYTES,
+    MAX_SUITE_ELEMENTS,
+    MAX_SUITE_MACS,
+    MAX_SUITE_STEPS,
+    MAX_TENSOR_ELEMENTS,
+    MAX_TRACE_SAMPLES,
+    NAME_RE,
+    OPRESULT_EXPANSION,
+    RESERVED_NAMES,
+    Budget,
+    TensorBudget,
+    brief,
+    check_budget,
+    check_case_name,
+    check_name,
+    over_cap,
+)
+from .opbase import CaseSpec, derived_seed
+from .operators import get_operator
 
 __all__ = [
     "SuiteSpec", "CaseSpec", "load_spec", "parse_spec", "spec_from_dict", "NAME_RE", "check_name", "check_case_name",
@@ -121,132 +144,16 @@ __all__ = [
 # limits (see the module docs); every one is checked before anything is computed or written
 # ------------------------------------------------------------------------------------------------
 
-#: bytes of spec text
-MAX_SPEC_BYTES = 1 << 24
-#: levels of nested tables and arrays in a spec
-MAX_NESTING = 32
-#: cases in one spec
-MAX_CASES = 4096
-#: any one dimension of a shape
-MAX_DIM = 1 << 20
-#: elements of any one tensor of a case: an input, an output or a tap
-MAX_TENSOR_ELEMENTS = 1 << 24
-#: elements of all the tensors (inputs, outputs, taps) of one case
-MAX_CASE_ELEMENTS = 1 << 24
-#: elements of all the tensors of all the cases of a suite
-MAX_SUITE_ELEMENTS = 1 << 25
-#: ``trace_samples`` of a matmul case
-MAX_TRACE_SAMPLES = 4096
-#: multiply-accumulates a case may take (the vectorised and compiled kernels)
-MAX_CASE_MACS = 1 << 28
-#: multiply-accumulates of all the cases of a suite
-MAX_SUITE_MACS = 1 << 30
-#: steps a case may emulate one at a time (accumulator traces, the unpack reassembly check)
-MAX_CASE_STEPS = 1 << 20
-#: one-at-a-time steps of all the cases of a suite
-MAX_SUITE_STEPS = 1 << 22
-#: output and tap elements per input element assumed for an OpResult operator before its dry run
-OPRESULT_EXPANSION = 32
 
-#: a safe name; anchored with \A and \Z, since ``$`` would also match before a final newline
-NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\Z")
-#: names a case may not have (compared ignoring letter case): the suite's own files
-RESERVED_NAMES = frozenset({"manifest.json", "spec.toml"})
-_DEVICE_RE = re.compile(r"(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?", re.IGNORECASE)
 _SEED_MAX = (1 << 63) - 1
 _SUITE_KEYS = {"name", "seed", "description"}
 _CASE_KEYS = {"name", "operator", "seed", "description", "shape", "config", "inputs"}
 
-_BRIEF = reprlib.Repr()
-_BRIEF.maxstring, _BRIEF.maxother, _BRIEF.maxlist, _BRIEF.maxdict, _BRIEF.maxlevel = 120, 80, 8, 8, 3
-_BRIEF.maxlong = 60
-
-
-def brief(value: Any) -> str:
-    """``repr(value)`` shortened for messages (long strings, lists and integers are elided)."""
-    try:
-        return _BRIEF.repr(value)
-    except Exception:  # noqa: BLE001 - a message must never fail
-        return f"<{type(value).__name__}>"
-
-
-def check_name(value: Any, where: str) -> str:
-    """Return ``value`` if it is a safe name (1-100 of ``A-Za-z0-9_.-``, not starting with ``.``/``-``/``_``)."""
-    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
-        raise ConfigError(f"{where}: must be 1 to 100 characters of letters, digits, '_', '.', '-' "
-                          f"starting with a letter or digit, got {brief(value)}")
-    return value
-
-
-def check_case_name(value: Any, where: str) -> str:
-    """A :func:`check_name` name that is also safe as a case directory on every file system.
-
-    Refused: the suite's own file names (:data:`RESERVED_NAMES`), Windows device names
-    (``con``, ``nul``, ``com1``, ``lpt1.txt``, ...) and names ending with ``.`` (Windows drops it),
-    all compared ignoring letter case.
-    """
-    check_name(value, where)
-    if value.lower() in RESERVED_NAMES:
-        raise ConfigError(f"{where}: {value!r} is reserved: the suite has a file of that name "
-                          f"({', '.join(sorted(RESERVED_NAMES))}; letter case is ignored)")
-    if _DEVICE_RE.fullmatch(value):
-        raise ConfigError(f"{where}: {value!r} is reserved: a Windows device name cannot be a directory")
-    if value.endswith("."):
-        raise ConfigError(f"{where}: {value!r} ends with '.', which Windows drops from directory names")
-    return value
 
 
 # ------------------------------------------------------------------------------------------------
 # budgets: the sizes and work of a case, known before it is computed
 # ------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TensorBudget:
-    """A tensor a case will hold: its name, role, element count (an upper bound when the exact
-    count depends on the data) and how many such tensors there can be (``copies``)."""
-
-    name: str
-    role: str
-    elements: int
-    copies: int = 1
-
-
-@dataclass(frozen=True)
-class Budget:
-    """What a case will hold and do, declared by its operator before anything is computed.
-
-    ``tensors``: every input, output and tap (:class:`TensorBudget`); ``macs``: the
-    multiply-accumulates of its kernels; ``steps``: the steps it emulates one at a time.
-    """
-
-    tensors: tuple[TensorBudget, ...]
-    macs: int = 0
-    steps: int = 0
-
-    @property
-    def elements(self) -> int:
-        return sum(t.elements * t.copies for t in self.tensors)
-
-
-def _over(where: str, what: str, n: int, cap_name: str, cap: int) -> ConfigError:
-    return ConfigError(f"{where}: {what}: {n} is more than the cap {cap_name} = {cap} "
-                       "(see the limits in intsim.golden.spec)")
-
-
-def check_budget(where: str, budget: Budget) -> None:
-    """Check one case's budget against the per-tensor and per-case caps (ConfigError naming the cap)."""
-    for t in budget.tensors:
-        if t.elements > MAX_TENSOR_ELEMENTS:
-            raise _over(where, f"{t.role} {t.name!r}: elements", t.elements, "MAX_TENSOR_ELEMENTS",
-                        MAX_TENSOR_ELEMENTS)
-    if budget.elements > MAX_CASE_ELEMENTS:
-        raise _over(where, "elements of all its tensors (inputs, outputs and taps)", budget.elements,
-                    "MAX_CASE_ELEMENTS", MAX_CASE_ELEMENTS)
-    if budget.macs > MAX_CASE_MACS:
-        raise _over(where, "work: multiply-accumulates", budget.macs, "MAX_CASE_MACS", MAX_CASE_MACS)
-    if budget.steps > MAX_CASE_STEPS:
-        raise _over(where, "work: steps emulated one at a time", budget.steps, "MAX_CASE_STEPS", MAX_CASE_STEPS)
 
 
 def _check_nesting(doc: Any, source: str) -> None:
@@ -268,29 +175,6 @@ def _seed(value: Any, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _SEED_MAX:
         raise ConfigError(f"{where}: must be an integer from 0 to 2**63 - 1, got {brief(value)}")
     return value
-
-
-def derived_seed(suite_seed: int, name: str) -> int:
-    """The seed of a case that does not set one (see the module docs)."""
-    digest = hashlib.sha256(f"{suite_seed}/{name}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
-
-
-@dataclass(frozen=True)
-class CaseSpec:
-    """One case as written, before the operator validates it.
-
-    ``where`` locates it in messages (``"spec.toml: case 'mm1'"``).
-    """
-
-    name: str
-    operator: str
-    seed: int
-    shape: dict[str, Any]
-    config: dict[str, Any]
-    inputs: dict[str, Any]
-    description: str = ""
-    where: str = ""
 
 
 @dataclass(frozen=True)
@@ -320,11 +204,10 @@ def _table(value: Any, where: str) -> dict[str, Any]:
 def spec_from_dict(doc: Mapping[str, Any], source: str = "<spec>", text: bytes | None = None) -> SuiteSpec:
     """Validate a spec given as a dict (the parsed TOML) and resolve its cases.
 
-    Raises :class:`~intsim.errors.ConfigError` naming ``source``, the case and the key. Every
+    Raises :class:`~intsim.core.errors.ConfigError` naming ``source``, the case and the key. Every
     cap of the module docs (sizes, work, nesting, number of cases) is checked here, before
     anything is computed.
     """
-    from .operators import get_operator  # the registry imports this module
 
     if not isinstance(doc, Mapping):
         raise ConfigError(f"{source}: a spec must be a table, got {type(doc).__name__}")
@@ -347,7 +230,7 @@ def spec_from_dict(doc: Mapping[str, Any], source: str = "<spec>", text: bytes |
     if not raw_cases:
         raise ConfigError(f"{source}: no [[case]] sections; a suite needs at least one case")
     if len(raw_cases) > MAX_CASES:
-        raise _over(source, "number of cases", len(raw_cases), "MAX_CASES", MAX_CASES)
+        raise over_cap(source, "number of cases", len(raw_cases), "MAX_CASES", MAX_CASES)
     cases = []
     seen: dict[str, int] = {}
     elements = macs = steps = 0
@@ -387,7 +270,7 @@ def spec_from_dict(doc: Mapping[str, Any], source: str = "<spec>", text: bytes |
                 (macs, "multiply-accumulates of the suite up to this case", "MAX_SUITE_MACS", MAX_SUITE_MACS),
                 (steps, "one-at-a-time steps of the suite up to this case", "MAX_SUITE_STEPS", MAX_SUITE_STEPS)):
             if total > cap:
-                raise _over(where, what, total, cap_name, cap)
+                raise over_cap(where, what, total, cap_name, cap)
         cases.append(case)
     return SuiteSpec(name=name, seed=suite_seed, cases=tuple(cases), description=description,
                      source=source, text=text)
@@ -397,7 +280,7 @@ def parse_spec(text: str | bytes, source: str = "<spec>") -> SuiteSpec:
     """Parse and validate spec text (TOML). See the module docs for the format.
 
     Text that is not UTF-8, not TOML, longer than MAX_SPEC_BYTES or nested too deeply
-    to parse raises :class:`~intsim.errors.FileFormatError` naming ``source``.
+    to parse raises :class:`~intsim.core.errors.FileFormatError` naming ``source``.
     """
     try:
         raw = text.encode("utf-8") if isinstance(text, str) else bytes(text)

@@ -22,7 +22,7 @@ a spec twice, on any machine, gives byte-identical suites.
 
 Reading refuses paths that leave the suite (absolute, ``..``, symbolic links), and
 any missing, truncated or modified file raises
-:class:`~intsim.errors.FileFormatError` naming the file and the problem. The manifest
+:class:`~intsim.core.errors.FileFormatError` naming the file and the problem. The manifest
 is untrusted data: every field is checked for type and range before it is used (case
 and tensor names are single safe path components), only regular files are read (a
 FIFO, device or directory is refused, never opened for a blocking read), and every
@@ -61,9 +61,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, FileFormatError, IntsimError
-from ..fileio import Listing, atomic_directory
-from ..inttype import IntType
+from ..core.errors import ConfigError, FileFormatError, IntsimError
+from ..core.fileio import Listing, atomic_directory
+from ..core.inttype import IntType
 from .datagen import generate
 from .hexfmt import format_memh, hex_digits, parse_memh
 from .npyio import (
@@ -136,7 +136,7 @@ def _write(root: Path, rel: str, data: bytes, files: dict[str, dict[str, Any]]) 
 
 def suite_listing(root: Path) -> Listing | None:
     """The files a golden suite's ``manifest.json`` says intsim wrote in ``root`` (with the manifest
-    itself), or None if ``root`` holds no intact intsim manifest. :func:`intsim.fileio.atomic_directory`
+    itself), or None if ``root`` holds no intact intsim manifest. :func:`intsim.core.fileio.atomic_directory`
     uses it to recognize a suite that ``generate --force`` may replace."""
     path = root / MANIFEST
     try:
@@ -212,7 +212,7 @@ def generate_suite(spec: SuiteSpec | str | os.PathLike, out: str | os.PathLike, 
 
     ``spec`` is a :class:`~intsim.golden.spec.SuiteSpec` or the path of a TOML spec. The
     suite is built in a temporary sibling of ``out`` and swapped into place only when
-    complete (:func:`intsim.fileio.atomic_directory`); on any error nothing is left behind and
+    complete (:func:`intsim.core.fileio.atomic_directory`); on any error nothing is left behind and
     an existing ``out`` is untouched. An existing non-empty ``out`` is refused unless ``force``,
     and even then unless it holds exactly an intsim golden suite: every file listed in its
     manifest, unchanged, and nothing else. ``progress``, if given, is called with each case name.
@@ -557,7 +557,7 @@ def _check_case_record(rec: Any, pos: int, where: str, root: Path, files: Mappin
 def load_suite(root: str | os.PathLike, *, check_files: bool = True) -> Suite:
     """Read and check a suite directory's manifest and (with ``check_files``) every file's size and hash.
 
-    Raises :class:`~intsim.errors.FileFormatError` naming the file and the problem: a missing or
+    Raises :class:`~intsim.core.errors.FileFormatError` naming the file and the problem: a missing or
     invalid manifest, an unsupported format version, a manifest whose content hash does not
     match, a path leaving the suite, or missing, truncated or modified files (all of them are
     listed).
@@ -750,7 +750,7 @@ def verify_suite(root: str | os.PathLike, cases: Sequence[str] | None = None) ->
     to the same full record; every input equals both its hex twin and a fresh draw from its
     seed and distribution; the operator, run on the stored inputs, reproduces every output
     and tap exactly and raises (or not) exactly as recorded. Corrupt or missing files raise
-    :class:`~intsim.errors.FileFormatError`; differences are returned as per-case problems.
+    :class:`~intsim.core.errors.FileFormatError`; differences are returned as per-case problems.
     """
     suite = load_suite(root)
     return VerifyReport(Path(root), [_check_case(suite, sc) for sc in suite.select(cases)])

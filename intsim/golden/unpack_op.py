@@ -1,4 +1,4 @@
-"""Golden adapter for :func:`intsim.unpack.unpack_matmul` (IM-Unpack on a low-bit datapath).
+"""Golden adapter for :func:`intsim.hw.unpack.unpack_matmul` (IM-Unpack on a low-bit datapath).
 
 Case tables:
 
@@ -37,12 +37,12 @@ from typing import Any
 
 import numpy as np
 
-from ..datapath import Datapath
-from ..errors import AccumulatorOverflow, ConfigError
-from ..gemm import matmul
-from ..inttype import IntType
-from .operators import Case, GoldenOperator, OpRun, TensorDecl, _bool_key, _check_keys, _int_key, _type_key
-from .spec import Budget, CaseSpec, TensorBudget, brief, check_budget
+from ..core.errors import AccumulatorOverflow, ConfigError
+from ..core.inttype import IntType
+from ..hw.datapath import Datapath
+from ..hw.gemm import matmul
+from .keys import Budget, TensorBudget, bool_key, brief, check_budget, check_keys, int_key, type_key
+from .opbase import Case, CaseSpec, GoldenOperator, OpRun, TensorDecl
 
 __all__ = ["UnpackMatmulOperator"]
 
@@ -73,7 +73,7 @@ def _bits_pair(bits: Any, dp: Datapath) -> tuple[int, int]:
 
 
 class UnpackMatmulOperator(GoldenOperator):
-    """``intsim.unpack.unpack_matmul`` (see the module docs)."""
+    """``intsim.hw.unpack.unpack_matmul`` (see the module docs)."""
 
     name = "unpack_matmul"
     summary = "IM-Unpack: exact A @ B of large integers as low-bit GEMMs plus shift-and-add reassembly"
@@ -88,18 +88,18 @@ class UnpackMatmulOperator(GoldenOperator):
                         chunk_overflow=c["chunk_overflow"])
 
     def resolve(self, spec: CaseSpec) -> Case:
-        from ..unpack import STRATEGIES
+        from ..hw.unpack import STRATEGIES
 
         where = spec.where
-        _check_keys(spec.shape, {"M", "K", "N"}, f"{where}: shape")
-        dims = {k: _int_key(spec.shape, k, f"{where}: shape", 1, _MAX_SIDE) for k in ("M", "K", "N")}
-        _check_keys(spec.config, self.CONFIG, f"{where}: config")
+        check_keys(spec.shape, {"M", "K", "N"}, f"{where}: shape")
+        dims = {k: int_key(spec.shape, k, f"{where}: shape", 1, _MAX_SIDE) for k in ("M", "K", "N")}
+        check_keys(spec.config, self.CONFIG, f"{where}: config")
         cfg = dict(self.CONFIG)
         cfg.update(spec.config)
-        in_a = _type_key(cfg["in_a"], f"{where}: config.in_a")
-        in_b = _type_key(cfg["in_b"], f"{where}: config.in_b")
+        in_a = type_key(cfg["in_a"], f"{where}: config.in_a")
+        in_b = type_key(cfg["in_b"], f"{where}: config.in_b")
         for key in ("a", "b"):
-            _type_key(cfg[key], f"{where}: config.{key}")
+            type_key(cfg[key], f"{where}: config.{key}")
         try:
             dp = self.datapath(cfg)
         except (ConfigError, TypeError) as exc:
@@ -116,7 +116,7 @@ class UnpackMatmulOperator(GoldenOperator):
             bits = tuple(bits)
         elif bits is not None and (isinstance(bits, bool) or not isinstance(bits, int)):
             raise ConfigError(f"{where}: config.bits: must be an integer or a pair [bits_a, bits_b], got {brief(bits)}")
-        _bool_key(cfg["admit_min"], f"{where}: config.admit_min")
+        bool_key(cfg["admit_min"], f"{where}: config.admit_min")
         config = {"in_a": in_a.name, "in_b": in_b.name, "a": dp.a.name, "b": dp.b.name, "acc_bits": dp.acc_bits,
                   "overflow": dp.overflow, "k_chunk": dp.k_chunk, "chunk_bits": dp.chunk_bits,
                   "chunk_overflow": dp.chunk_overflow, "strategy_a": cfg["strategy_a"],
@@ -157,13 +157,13 @@ class UnpackMatmulOperator(GoldenOperator):
         return (c["strategy_a"], c["strategy_b"]), {"bits": bits, "admit_min": c["admit_min"]}
 
     def _call(self, case: Case, A: np.ndarray, B: np.ndarray, dp: Datapath | None = None) -> Any:
-        from ..unpack import unpack_matmul
+        from ..hw.unpack import unpack_matmul
 
         strategies, options = self._options(case.config)
         return unpack_matmul(A, B, dp or self.datapath(case.config), *strategies, **options)
 
     def _pair(self, case: Case, A: np.ndarray, B: np.ndarray, dp: Datapath) -> Any:
-        from ..unpack import unpack_operands
+        from ..hw.unpack import unpack_operands
 
         strategies, options = self._options(case.config)
         return unpack_operands(A, B, dp, *strategies, **options)
@@ -205,7 +205,7 @@ class UnpackMatmulOperator(GoldenOperator):
                     check[int(pair.a_src[p])][int(pair.b_src[q])] += int(g.values[p, q]) << sh
         if check != r.values.tolist() or not np.array_equal(overflow, r.overflow):
             raise RuntimeError(f"{where}: the streams of unpack_operands do not reproduce unpack_matmul's "
-                               "result (intsim.unpack: the two must unpack alike)")
+                               "result (intsim.hw.unpack: the two must unpack alike)")
         acc = dp.acc
         outputs = [(TensorDecl("C", "output", (M, N), IntType(64)), r.values.astype(np.int64))]
         taps = [

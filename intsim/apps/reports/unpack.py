@@ -1,0 +1,438 @@
+"""``intsim report unpack``: IM-Unpack ratios on the real GEMMs of all-MiniLM-L6-v2.
+
+For every GEMM of the 6 encoder layers (``reference.minilm.capture_gemm_operands``),
+every bit-width b (2 to 8) and every strategy (``row``, ``col``, ``both``: the paper's;
+``plan``: intsim's), the report records the unpack ratio M'K'N'/(MKN), the same ratio
+when -2**(b-1) is admitted as in range, the number of low-bit GEMMs, the share of
+out-of-range entries of each operand and the heavy-hitter ratio alpha100/alpha95 of
+each float operand; then the model aggregate sum(M'K'N') / sum(MKN) per b and
+strategy, next to the LLM.int8() baseline, and a plot of ratio against b.
+
+Quantization (the IM-Unpack reference profile, fixed across b so that the bit-width
+is the only variable): every operand is quantized per tensor by round-to-nearest with
+``alpha`` = the ``--percentile`` (0.95) magnitude and ``D = --levels`` (15) levels,
+``q = round(x * 0.5 D / alpha)``, half to even; entries above alpha are not clipped.
+The per-head GEMMs (``scores``: Q_h @ K_h^T, ``attn_v``: P_h @ V_h, one per sentence
+and head) share one scale per layer and operand, as the reference quantizes the whole
+attention tensor; each head's GEMM is unpacked on its own and the report gives one row
+per layer and name, summed over sentences and heads (ratios are sum M'K'N' / sum MKN,
+out-of-range shares are over all entries, low-bit GEMMs are summed).
+
+Both operands of a GEMM use the same strategy (A first, then B against the unpacked
+A, as :func:`intsim.hw.unpack.unpack_matmul` does); the figures come from
+:func:`intsim.hw.unpack.compare_strategies`, which gives exactly the shapes and GEMM
+counts ``unpack_matmul`` produces without running the low-bit GEMMs.
+
+LLM.int8() (:func:`intsim.quant.llmint8.llm_int8_matmul`, its own int8 + 16-bit scheme, so
+a b = 8 figure) runs on the float operands; its work ratio in 8-bit MACs is
+(K - n + 4 n) / K for n outlier columns (|x| >= 6), shown next to every b for
+reference. For a like-for-like comparison the report adds an int8-like IM-Unpack
+profile (p = 1, D = 255) unpacked at b = 8, and the relative Frobenius errors against
+the float64 product of the quantized-then-unpacked GEMMs (exact on their integers, so
+the same for every b and strategy) and of LLM.int8().
+
+Everything is written atomically into ``--out`` (``reports/unpack``) and is
+deterministic: no timestamps; the same inputs give the same bytes. Progress goes to
+stdout, one line per GEMM row as it finishes (``-q``/``--quiet`` hides it);
+``--no-plots`` skips the PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ...core.errors import ConfigError, ModelNotInstalledError
+from ...core.fileio import atomic_directory
+from ...hw.unpack import STRATEGIES, compare_strategies
+from ...quant.llmint8 import llm_int8_matmul
+from ...quant.quantizers import alpha_ratio, quantize_rtn
+
+__all__ = ["add_arguments", "run", "DEFAULT_BITS"]
+
+DEFAULT_BITS = (2, 3, 4, 5, 6, 7, 8)
+_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "ffn_up", "ffn_down")
+_ORDER = ("q_proj", "k_proj", "v_proj", "scores", "attn_v", "o_proj", "ffn_up", "ffn_down")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``intsim report unpack``."""
+    parser.add_argument("--out", default="reports/unpack", help="output directory (default: reports/unpack)")
+    parser.add_argument("--force", action="store_true", help="replace the output directory if it exists")
+    parser.add_argument("--sentences", type=int, default=4,
+                        help="number of sentences of reference.sentences.SENTENCES to run (default: 4)")
+    parser.add_argument("--max-len", type=int, default=64, help="tokenizer max length (default: 64)")
+    parser.add_argument("--bits", default="2-8", help="bit-widths, e.g. '2-8' or '4,8' (default: 2-8)")
+    parser.add_argument("--percentile", type=float, default=0.95,
+                        help="quantization percentile p for alpha (default: 0.95)")
+    parser.add_argument("--levels", type=int, default=15, help="quantization levels D (default: 15)")
+    parser.add_argument("--threshold", type=float, default=6.0, help="LLM.int8() outlier threshold (default: 6.0)")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plot")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress lines (the summary is still printed)")
+
+
+def _parse_bits(text: str) -> tuple[int, ...]:
+    out: set[int] = set()
+    try:
+        for part in str(text).split(","):
+            part = part.strip()
+            if "-" in part:
+                lo, hi = (int(v) for v in part.split("-", 1))
+                out.update(range(lo, hi + 1))
+            elif part:
+                out.add(int(part))
+    except ValueError:
+        raise ConfigError(f"--bits must look like '2-8' or '4,8', got {text!r}") from None
+    if not out or min(out) < 2 or max(out) > 32:
+        raise ConfigError(f"--bits must name bit-widths from 2 to 32, got {text!r}")
+    return tuple(sorted(out))
+
+
+@dataclass
+class _Acc:
+    """Sums over the GEMMs of one report row (a linear GEMM or a per-head group)."""
+
+    count: int = 0
+    macs: int = 0
+    work: dict = field(default_factory=lambda: defaultdict(int))        # (b, strategy, admit) -> sum M'K'N'
+    lowbit: dict = field(default_factory=lambda: defaultdict(int))      # (b, strategy) -> sum of low-bit GEMMs
+    oor: dict = field(default_factory=lambda: defaultdict(int))         # (b, operand) -> out-of-range entries
+    size: dict = field(default_factory=lambda: defaultdict(int))        # operand -> entries
+    llm_work: float = 0.0                                               # sum of work ratio * MKN
+    llm_err: float = 0.0                                                # sum of squared errors
+    q_err: float = 0.0
+    ref_sq: float = 0.0
+    alpha_a: float = 1.0
+    alpha_b: float = 1.0
+    shapes: list = field(default_factory=list)
+    int8_work: dict = field(default_factory=lambda: defaultdict(int))   # strategy -> sum M'K'N', int8 profile
+    int8_err: float = 0.0                                               # its sum of squared errors
+
+
+def _quantize_group(mats: list[np.ndarray], p: float, levels: int) -> tuple[list[np.ndarray], float]:
+    """Quantize several matrices with one per-tensor scale; return the integers and the scale."""
+    flat = np.concatenate([m.ravel() for m in mats])
+    q = quantize_rtn(flat, levels, p)
+    out, pos = [], 0
+    for m in mats:
+        out.append(q.values[pos:pos + m.size].reshape(m.shape))
+        pos += m.size
+    return out, float(q.scale)
+
+
+def _progress(quiet: bool, msg: str) -> None:
+    """Progress on stdout, one line per unit of work, flushed; nothing when ``quiet``."""
+    if not quiet:
+        print(msg, flush=True)
+
+
+def _collect(args: argparse.Namespace, bits: tuple[int, ...]) -> tuple[dict, tuple[str, ...]]:
+    try:
+        from reference.minilm import capture_gemm_operands
+        from reference.sentences import SENTENCES
+    except ImportError as exc:  # pragma: no cover - depends on the checkout
+        raise ModelNotInstalledError(f"the MiniLM reference is needed for this report ({exc})") from None
+    if not 1 <= args.sentences <= len(SENTENCES):
+        raise ConfigError(f"--sentences must be from 1 to {len(SENTENCES)}, got {args.sentences}")
+    sentences = tuple(SENTENCES[:args.sentences])
+    t0 = time.perf_counter()
+    ops = capture_gemm_operands(list(sentences), max_len=args.max_len)
+    _progress(args.quiet, f"captured {len(ops)} GEMMs of {len(sentences)} sentences "
+                          f"({time.perf_counter() - t0:.1f} s)")
+    groups: dict[tuple[int, str], list] = defaultdict(list)
+    for o in ops:
+        groups[(o.layer, o.name)].append(o)
+    rows: dict[tuple[int, str], _Acc] = {}
+    layers = sorted({k[0] for k in groups})
+    todo = [(layer, name) for layer in layers for name in _ORDER if groups.get((layer, name))]
+    for i, key in enumerate(todo, 1):
+        t1 = time.perf_counter()
+        members = groups[key]
+        rows[key] = _row(members, bits, args)
+        _progress(args.quiet, f"[{i}/{len(todo)}] layer {key[0]} {key[1]}: {len(members)} GEMM"
+                              f"{'s' if len(members) != 1 else ''} ({time.perf_counter() - t1:.1f} s)")
+    return rows, sentences
+
+
+def _sq_error(ia: np.ndarray, ib: np.ndarray, scale: float, ref: np.ndarray) -> float:
+    """Squared Frobenius error of the dequantized integer product (exact: integers below 2**53)."""
+    deq = (ia.astype(np.float64) @ ib.astype(np.float64)) / scale
+    return float(np.sum((deq - ref) ** 2))
+
+
+def _row(members: list, bits: tuple[int, ...], args: argparse.Namespace) -> _Acc:
+    acc = _Acc()
+    qa, sa = _quantize_group([o.a for o in members], args.percentile, args.levels)
+    qb, sb = _quantize_group([o.b for o in members], args.percentile, args.levels)
+    qa8, sa8 = _quantize_group([o.a for o in members], 1.0, 255)  # the int8-like profile p100-d255
+    qb8, sb8 = _quantize_group([o.b for o in members], 1.0, 255)
+    acc.alpha_a = alpha_ratio(np.concatenate([o.a.ravel() for o in members]), 0.95)
+    acc.alpha_b = alpha_ratio(np.concatenate([o.b.ravel() for o in members]), 0.95)
+    acc.shapes = sorted({o.shape for o in members})
+    for o, ia, ib, ia8, ib8 in zip(members, qa, qb, qa8, qb8, strict=True):
+        M, K, N = o.shape
+        acc.count += 1
+        acc.macs += M * K * N
+        acc.size["a"] += ia.size
+        acc.size["b"] += ib.size
+        ref = o.a @ o.b
+        acc.ref_sq += float(np.sum(ref * ref))
+        acc.q_err += _sq_error(ia, ib, sa * sb, ref)
+        for b in bits:
+            s = 1 << (b - 1)
+            acc.oor[(b, "a")] += int(np.count_nonzero(np.abs(ia) >= s))
+            acc.oor[(b, "b")] += int(np.count_nonzero(np.abs(ib) >= s))
+            for admit in (False, True):
+                for strat, st in compare_strategies(ia, ib, b, admit_min=admit).items():
+                    acc.work[(b, strat, admit)] += st.work
+                    if not admit:
+                        acc.lowbit[(b, strat)] += st.n_gemms
+        for strat, st in compare_strategies(ia8, ib8, 8).items():
+            acc.int8_work[strat] += st.work
+        acc.int8_err += _sq_error(ia8, ib8, sa8 * sb8, ref)
+        r = llm_int8_matmul(o.a, o.b, threshold=args.threshold)
+        acc.llm_err += float(np.sum((r.values - ref) ** 2))
+        acc.llm_work += r.work_ratio * M * K * N
+    return acc
+
+
+# ---------------------------------------------------------------------------------------------
+# output
+# ---------------------------------------------------------------------------------------------
+
+def _f(x: float, nd: int = 4) -> str:
+    return f"{x:.{nd}f}"
+
+
+def _pct(x: float) -> str:
+    """A signed percentage with one decimal, never "-0.0%"."""
+    v = round(100 * x, 1)
+    return f"{v + 0.0:+.1f}%"
+
+
+def _ratio(work: int, macs: int) -> float:
+    return work / macs if macs else 1.0
+
+
+def _shape_text(acc: _Acc, name: str, n_sent: int) -> str:
+    if name in _LINEAR:
+        (M, K, N), = acc.shapes
+        return f"{M}x{K}x{N}"
+    return f"{acc.count} GEMMs ({n_sent} sentences x 12 heads)"
+
+
+def _csv_text(header: list[str], rows: list[list]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def _md_table(header: list[str], rows: list[list[str]], align: str | None = None) -> str:
+    al = align or ("l" + "r" * (len(header) - 1))
+    sep = ["---:" if a == "r" else "---" for a in al]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(sep) + " |"]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _aggregate(rows: dict, bits: tuple[int, ...]) -> dict:
+    macs = sum(a.macs for a in rows.values())
+    agg = {"macs": macs}
+    for b in bits:
+        for strat in STRATEGIES:
+            for admit in (False, True):
+                agg[(b, strat, admit)] = _ratio(sum(a.work[(b, strat, admit)] for a in rows.values()), macs)
+    ref = sum(a.ref_sq for a in rows.values())
+    agg["q_err"] = (sum(a.q_err for a in rows.values()) / ref) ** 0.5 if ref else 0.0
+    agg["llm_err"] = (sum(a.llm_err for a in rows.values()) / ref) ** 0.5 if ref else 0.0
+    agg["llm"] = sum(a.llm_work for a in rows.values()) / macs if macs else 1.0
+    agg["int8_err"] = (sum(a.int8_err for a in rows.values()) / ref) ** 0.5 if ref else 0.0
+    for strat in STRATEGIES:
+        agg[("int8", strat)] = _ratio(sum(a.int8_work[strat] for a in rows.values()), macs)
+    return agg
+
+
+def _plot(path: Path, agg: dict, bits: tuple[int, ...]) -> None:
+    try:
+        import matplotlib
+    except ImportError:
+        raise ModelNotInstalledError("the unpack report plot needs matplotlib: pip install 'intsim[reports]'") from None
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
+    markers = {"row": "o", "col": "s", "both": "^", "plan": "D"}
+    for strat in STRATEGIES:
+        ax.plot(bits, [agg[(b, strat, False)] for b in bits], marker=markers[strat], label=strat)
+    ax.plot(bits, [agg["llm"]] * len(bits), linestyle="--", color="black", label="LLM.int8() (work)")
+    ax.set_yscale("log")
+    ax.set_xlabel("bit-width b")
+    ax.set_ylabel("unpack ratio  sum M'K'N' / sum MKN")
+    ax.set_title("all-MiniLM-L6-v2, all GEMMs of 6 layers")
+    ax.set_xticks(list(bits))
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, format="png", metadata={"Software": None})
+    plt.close(fig)
+
+
+def _write(out: Path, rows: dict, bits: tuple[int, ...], args: argparse.Namespace, sentences: tuple[str, ...]) -> dict:
+    agg = _aggregate(rows, bits)
+    keys = sorted(rows, key=lambda k: (k[0], _ORDER.index(k[1])))
+    n_sent = len(sentences)
+
+    # long CSV: GEMM x b x strategy
+    long_rows = []
+    for key in keys:
+        a = rows[key]
+        for b in bits:
+            for strat in STRATEGIES:
+                long_rows.append([
+                    key[0], key[1], _shape_text(a, key[1], n_sent), a.count, b, strat, a.macs,
+                    a.work[(b, strat, False)], _f(_ratio(a.work[(b, strat, False)], a.macs)),
+                    _f(_ratio(a.work[(b, strat, True)], a.macs)), a.lowbit[(b, strat)],
+                    _f(a.oor[(b, "a")] / a.size["a"], 6), _f(a.oor[(b, "b")] / a.size["b"], 6),
+                    _f(a.alpha_a, 3), _f(a.alpha_b, 3)])
+    (out / "gemms.csv").write_text(_csv_text(
+        ["layer", "gemm", "shape", "gemms", "bits", "strategy", "macs", "unpacked_macs", "unpack_ratio",
+         "unpack_ratio_admit_min", "low_bit_gemms", "out_of_range_a", "out_of_range_b",
+         "alpha100_alpha95_a", "alpha100_alpha95_b"], long_rows), newline="\n")
+
+    agg_rows = []
+    for b in bits:
+        for strat in STRATEGIES:
+            r, r2 = agg[(b, strat, False)], agg[(b, strat, True)]
+            agg_rows.append([b, strat, _f(r), _f(r2), _f(100 * (1 - r2 / r), 2)])
+        agg_rows.append([b, "llm.int8 (b=8 scheme)", _f(agg["llm"]), "", ""])
+    (out / "aggregate.csv").write_text(_csv_text(
+        ["bits", "strategy", "unpack_ratio", "unpack_ratio_admit_min", "admit_min_saving_percent"], agg_rows),
+        newline="\n")
+    (out / "accuracy.csv").write_text(_csv_text(
+        ["method", "rel_error"],
+        [[f"quantized p={args.percentile} D={args.levels}, unpacked (any b, any strategy)", f"{agg['q_err']:.6g}"],
+         ["quantized p=1 D=255, unpacked (any b, any strategy)", f"{agg['int8_err']:.6g}"],
+         ["llm.int8 (int8 + 16-bit outliers)", f"{agg['llm_err']:.6g}"]]), newline="\n")
+    plots = not getattr(args, "no_plots", False)
+    if plots:
+        _plot(out / "ratio_vs_bits.png", agg, bits)
+    (out / "README.md").write_text(_markdown(rows, keys, agg, bits, args, sentences, plots), newline="\n")
+    return agg
+
+
+def _markdown(rows: dict, keys: list, agg: dict, bits: tuple[int, ...], args: argparse.Namespace,
+              sentences: tuple[str, ...], plots: bool = True) -> str:
+    n_sent = len(sentences)
+    total_gemms = sum(a.count for a in rows.values())
+    paragraphs = [
+        "# IM-Unpack on all-MiniLM-L6-v2",
+        "Generated by `intsim report unpack --force` (options: "
+        f"`--sentences {n_sent} --max-len {args.max_len} --bits {','.join(map(str, bits))} "
+        f"--percentile {args.percentile} --levels {args.levels} --threshold {args.threshold}`). "
+        "Deterministic: rerunning gives the same files.",
+        f"Input: the first {n_sent} sentences of `reference.sentences.SENTENCES`; {total_gemms} GEMMs over the "
+        f"6 encoder layers, {agg['macs']:,} MACs in total. Every operand is quantized per tensor with "
+        f"p = {args.percentile}, D = {args.levels} (`q = round(x * 0.5 D / alpha_p)`, half to even, no clipping); "
+        "the same integers are unpacked at every bit-width b. The per-head GEMMs (`scores` = Q_h K_h^T, "
+        "`attn_v` = P_h V_h, one per sentence and head) share one scale per layer and operand, as the reference "
+        "quantizes the whole attention tensor, and are unpacked one by one; their rows sum over sentences and heads.",
+        "Ratio = sum M'K'N' / sum MKN. Strategies, used on both operands (A first, then B against the unpacked A): "
+        "`row`, `col`, `both` (the paper's greedy) and `plan` (intsim's: the digit copies of every row and "
+        "column chosen to minimize the GEMM work exactly; see `intsim/unpack.py`).",
+        "LLM.int8(): vector-wise absmax int8 (per row of A, per column of B), outlier columns "
+        f"(|x| >= {args.threshold}) on a 16-bit path, counted as 4 int8 MACs each; its work ratio is a b = 8 "
+        "figure, repeated in every row for reference.",
+        "## Model aggregate",
+    ]
+    hdr = ["b", *STRATEGIES, "LLM.int8()", "plan vs both", "plan vs best of row/col/both"]
+    body = []
+    for b in bits:
+        r = {s: agg[(b, s, False)] for s in STRATEGIES}
+        best_paper = min(r["row"], r["col"], r["both"])
+        body.append([str(b), *(_f(r[s], 3) for s in STRATEGIES), _f(agg["llm"], 3),
+                     _pct(r["plan"] / r["both"] - 1), _pct(r["plan"] / best_paper - 1)])
+    paragraphs.append(_md_table(hdr, body))
+    if plots:
+        paragraphs.append("![unpack ratio against bit-width](ratio_vs_bits.png)")
+    paragraphs.append("## Admitting -2^(b-1) (the two's-complement minimum)")
+    paragraphs.append("The same, with -2^(b-1) counted as in range, as a real b-bit two's-complement multiplier "
+                      "allows (the reference's range is symmetric); the saving is relative to the table above.")
+    hdr = ["b", *STRATEGIES, *(f"saving {s}" for s in STRATEGIES)]
+    body = [[str(b), *(_f(agg[(b, s, True)], 3) for s in STRATEGIES),
+             *(f"{100 * (1 - agg[(b, s, True)] / agg[(b, s, False)]):.1f}%" for s in STRATEGIES)] for b in bits]
+    paragraphs.append(_md_table(hdr, body))
+    paragraphs.append("## Against LLM.int8() at b = 8, like for like")
+    paragraphs.append("LLM.int8() keeps every value's 8-bit precision relative to its row or column maximum. The "
+                      "IM-Unpack counterpart is an int8-like profile: per-tensor p = 1, D = 255 (`q = round(x * "
+                      "127.5 / max|x|)`; the maximum lands on +-128, one step out of range), unpacked at b = 8. "
+                      "Work ratios and the relative Frobenius error against the float64 product over all GEMMs; "
+                      "the unpacked GEMMs are exact on their integers, so their error is the quantizer's alone.")
+    paragraphs.append(_md_table(["method", "work ratio (b = 8)", "relative error"], [
+        *[[f"p = 1, D = 255, unpacked, {s}", _f(agg[("int8", s)], 4), f"{agg['int8_err']:.4g}"] for s in STRATEGIES],
+        ["LLM.int8() (int8 + 16-bit outliers)", _f(agg["llm"], 4), f"{agg['llm_err']:.4g}"],
+        [f"p = {args.percentile}, D = {args.levels} (this report's profile), unpacked, plan",
+         _f(agg[(8, "plan", False)], 4) if 8 in bits else "", f"{agg['q_err']:.4g}"]]))
+    paragraphs.append("## Per GEMM")
+    paragraphs.append("`oor A`/`oor B`: share of out-of-range entries (|q| >= 2^(b-1)); `a100/a95`: heavy-hitter "
+                      "ratio of the float operand; `GEMMs`: low-bit GEMMs (distinct inner scales) per strategy, "
+                      "summed over the row's GEMMs. Every value, with the admit -2^(b-1) ratios: `gemms.csv`.")
+    for layer in sorted({k[0] for k in keys}):
+        paragraphs.append(f"### Layer {layer}")
+        hdr = ["gemm", "shape", "b", "oor A", "oor B", "a100/a95 A", "a100/a95 B", *STRATEGIES,
+               "GEMMs row/col/both/plan"]
+        body = []
+        for key in (k for k in keys if k[0] == layer):
+            a = rows[key]
+            for b in bits:
+                body.append([key[1], _shape_text(a, key[1], n_sent), str(b),
+                             f"{100 * a.oor[(b, 'a')] / a.size['a']:.2f}%",
+                             f"{100 * a.oor[(b, 'b')] / a.size['b']:.2f}%",
+                             _f(a.alpha_a, 2), _f(a.alpha_b, 2),
+                             *(_f(_ratio(a.work[(b, s, False)], a.macs), 3) for s in STRATEGIES),
+                             "/".join(str(a.lowbit[(b, s)]) for s in STRATEGIES)])
+        paragraphs.append(_md_table(hdr, body, "ll" + "r" * (len(hdr) - 2)))
+    paragraphs.append("## Files\n\n"
+                      "- `gemms.csv`: every GEMM (or per-head group) x bit-width x strategy.\n"
+                      "- `aggregate.csv`: model aggregate per bit-width and strategy, with LLM.int8().\n"
+                      "- `accuracy.csv`: relative errors."
+                      + ("\n- `ratio_vs_bits.png`: the plot above." if plots else ""))
+    return "\n\n".join(p.rstrip("\n") for p in paragraphs) + "\n"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Generate the report; returns 0 (errors are raised as intsim errors)."""
+    bits = _parse_bits(args.bits)
+    if not 0 < args.percentile <= 1:
+        raise ConfigError(f"--percentile must be in (0, 1], got {args.percentile}")
+    if args.levels < 1:
+        raise ConfigError(f"--levels must be a positive integer, got {args.levels}")
+    out = Path(args.out)
+    t0 = time.perf_counter()
+    with atomic_directory(out, force=args.force) as tmp:
+        rows, sentences = _collect(args, bits)
+        agg = _write(tmp, rows, bits, args, sentences)
+    summary = ", ".join(f"b={b}: " + " ".join(f"{s} {agg[(b, s, False)]:.3f}" for s in STRATEGIES)
+                        for b in (bits[0], bits[-1]))
+    print(f"wrote {out} in {time.perf_counter() - t0:.0f} s ({summary}; LLM.int8() {agg['llm']:.3f})", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone entry point: ``python -m intsim.apps.reports.unpack [options]``."""
+    parser = argparse.ArgumentParser(prog="intsim report unpack", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,1012 @@
+"""I-BERT integer-only operators (Kim et al., ICML 2021): i-exp, integer softmax,
+i-GELU and integer LayerNorm, bit-exact to the published algorithm, with corrected
+variants where the published one has a flaw that hardware should not copy.
+
+Every operator takes an integer array and the real value of one of its steps
+(``scale``), computes along the last axis where it reduces (softmax, LayerNorm),
+and returns an :class:`~intsim.regs.opresult.OpResult`: int64 outputs, the output
+scale, exact op counts, the :class:`~intsim.regs.registers.RegisterFile` of the call
+and, with ``taps=True``, every intermediate register as an int64 array.
+
+Conventions shared by :mod:`intsim.ops.ibert`, :mod:`intsim.ops.ivit` and :mod:`intsim.ops.illm`
+------------------------------------------------------------------------------------
+
+* **Inputs.** ``x`` is an integer array (any integer dtype; floats raise
+  :class:`~intsim.core.errors.DTypeError`) whose values must lie in ``in_type`` (else
+  :class:`~intsim.core.errors.OperandRangeError`); ``in_type`` is at most 32 bits.
+  ``scale`` must be a finite positive real (else :class:`~intsim.core.errors.ConfigError`).
+* **Constants.** Every constant the published code derives from a float scale
+  (``floor(-0.6931 / S)``, ``floor(b / S)``...) is derived here in float64 from the
+  Python float ``scale``, with the same floor. The PyTorch references hold scales in
+  float32 tensors, which can move a constant by one at an exact boundary; that
+  artefact is not reproduced. All integer arithmetic is exact (int64, 128 bits where
+  a product needs it); the references compute "integers" in float32/float64 and are
+  exact only below 2**24 / 2**53.
+* **Registers.** Each operator names its intermediate registers (its *steps*) and
+  declares a default width for each; ``widths={step: bits or IntType}`` overrides them.
+  Every intermediate value passes through its register under the ``overflow`` policy
+  of :mod:`intsim.regs.registers` (``raise`` / ``wrap`` / ``saturate`` / ``record``).
+  Accumulators are checked after every add (a saturating accumulator saturates per
+  add). A value that does not even fit int64 is handled exactly under ``wrap`` and
+  ``saturate``, raises under ``raise``, and raises under ``record`` too (it cannot be
+  recorded exactly). A division by zero always raises
+  :class:`~intsim.core.errors.RegisterOverflow` naming the step. Events name the first
+  offending element by its index in ``x`` (or the row index for a per-row register).
+* **Taps.** ``taps=False`` (the default) keeps the call fast; ``taps=True`` returns
+  every register's values: element registers shaped like ``x``, per-row registers
+  shaped ``x.shape[:-1]``.
+* **Op counts.** Counts of the published algorithm's operations (not of how the
+  emulator computes them), per call; a ``div`` is keyed by its divisor's width, a
+  ``mul`` by its operands' widths, everything else by its result register's width.
+* **Profiles.** ``profile="published"`` reproduces the published code; ``"corrected"``
+  is this module's fixed variant (documented per operator).
+
+Scale conventions for an integer-only Transformer (e.g. MiniLM, 384 hidden):
+softmax takes the int32 attention scores with their scale (``S_q * S_k / sqrt(d)``)
+and returns probabilities at scale ``2**-out_bit``; i-GELU takes the int32 GEMM
+output at its accumulator scale (``S_x * S_w``, around 1e-3 or finer) and returns
+int32-range values at a *negative* scale (published) or a positive one (corrected);
+LayerNorm takes the residual sum (22-bit in I-BERT) and returns ``|y| <= 2**30`` at
+``sqrt(D) / 2**30 * gamma`` per channel (``gamma`` folded into the scale, ``beta``
+added as an integer bias), for the next requantization to absorb.
+
+>>> import numpy as np
+>>> from intsim import ibert
+>>> r = ibert.gelu(np.array([-3000, -1000, 0, 1000, 3000]), 0.001)
+>>> r.values.tolist(), round(r.scale, 12)
+([3000, 139000, 0, -708000, -2538000], -1.182947e-06)
+>>> p = ibert.softmax(np.array([[10, 20, 30, 40, 50]]), 0.1)
+>>> p.values.tolist(), p.scale
+([[3, 8, 22, 60, 162]], 0.00390625)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from numba import njit, prange
+
+from ..core.dyadic import check_scale, ibert_frexp, ibert_scale_ratio
+from ..core.errors import ConfigError, ShapeError
+from ..core.inttype import IntType
+from ..core.opcounts import OpCounts
+from ..regs.opresult import OpResult
+from ..regs.prims import (
+    add_chk,
+    bitlen64,
+    fits,
+    lut_get,
+    mul_reg,
+    mul_shr_rne,
+    reg,
+    shl_reg,
+    tap,
+    wide,
+)
+from ..regs.registers import RegisterFile
+from ..regs.runtime import (
+    INT64_MAX,
+    LUT_MAX,
+    Lut,
+    Plan,
+    as_blocks,
+    as_rows,
+    check_in_type,
+    check_input,
+    check_int_param,
+    check_op_scale,
+    check_profile,
+    make_registers,
+    no_lut,
+)
+from .layernorm_chain import (
+    MEAN_RNE,
+    SQ_FLOAT,
+    SQ_NORM,
+    check_float_params,
+    ln_affine,
+    run_layernorm,
+)
+
+__all__ = [
+    "i_exp", "softmax", "gelu", "layernorm", "fixedpoint_mul", "quantize", "quant_scale",
+    "layernorm_shift", "exp_constants", "gelu_constants", "softmax_requant",
+    "EXP_X0", "EXP_N", "EXP_COEF", "GELU_K", "GELU_N", "GELU_COEF",
+    "OPERATORS", "PROFILES", "INPUTS",
+]
+
+# ---------------------------------------------------------------------------------------------
+# published constants (fairseq/quantization/utils/quant_modules.py of kssteven418/I-BERT)
+# ---------------------------------------------------------------------------------------------
+EXP_X0 = -0.6931  #: -ln 2 as written in the code
+EXP_N = 30  #: "sufficiently large integer": caps z at 30 and scales exp by 2**30
+EXP_COEF = (0.35815147, 0.96963238, 1.0)  #: a x**2 + b x + c on (-ln2, 0]
+GELU_K = 1.4142  #: sqrt(2) as written
+GELU_N = 14  #: the ">> 14" that keeps the erf polynomial small
+GELU_COEF = (-0.2888, -1.769, 1.0)  #: a (x + b)**2 + c, with c then divided by a
+SOFTMAX_MAX_BIT = 32  #: factor = floor(2**32 / sum)
+LN_MAX_BIT = 32  #: the variance register of IntLayerNorm (overflow check at 2**32)
+
+I8, I16, I32, I64 = IntType(8), IntType(16), IntType(32), IntType(64)
+U32 = IntType(32, signed=False)
+I22 = IntType(22)  #: I-BERT's LayerNorm input (the 22-bit residual QuantAct)
+
+# =============================================================================================
+# shared machinery (also used by intsim.ops.ivit, intsim.ops.illm and intsim.ops.isqrt)
+# =============================================================================================
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+# ---- numba register primitives ---------------------------------------------------------------
+# Every kernel passes (cf, st, tp, ton) and a position (i, j); j = -1 for a per-row register.
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+# =============================================================================================
+# I-BERT exponential chain
+# =============================================================================================
+def exp_constants(scale: float) -> dict[str, Any]:
+    """The integer constants I-BERT's ``int_exp`` derives from the input scale ``S``.
+
+    ``x0 = floor(-0.6931 / S)``, ``b_int = floor((b/a) / S)``, ``c_int = floor((c/a) / S**2)``
+    with ``(a, b, c) = EXP_COEF``, and the output scale ``S_exp = a * S**2 / 2**30``.
+
+    >>> exp_constants(0.1)["x0"], exp_constants(0.1)["b_int"], exp_constants(0.1)["c_int"]
+    (-7, 27, 279)
+    """
+    S = float(scale)
+    a, b, c = EXP_COEF
+    b_over_a, c_over_a = b / a, c / a
+    x0 = math.floor(EXP_X0 / S)
+    b_int = math.floor(b_over_a / S)
+    c_int = math.floor(c_over_a / S ** 2)
+    return {"x0": int(x0), "n": EXP_N, "b_int": int(b_int), "c_int": int(c_int),
+            "scale_out": a * S ** 2 / 2 ** EXP_N}
+
+
+def _exp_params(S: float, op: str) -> dict[str, Any]:
+    k = exp_constants(S)
+    # the largest magnitudes of the chain on its clamped domain [n*x0, 0] (exact Python ints)
+    x0, n, b_int, c_int = k["x0"], k["n"], k["b_int"], k["c_int"]
+    peak = max(abs(n * x0), abs(x0 * x0 + b_int * x0) + abs(c_int), abs(b_int) + abs(x0)) * (1 << n)
+    if peak > INT64_MAX or abs(c_int) << n > INT64_MAX:
+        raise ConfigError(f"{op}: scale {S!r} is too small: the I-BERT exponent would exceed 64 bits "
+                          f"(c_int = {c_int}, times 2**{n}); intsim emulates it exactly only within int64")
+    return k
+
+
+def softmax_requant(scale: float, exp_range: float = 1.0) -> tuple[int, int, float]:
+    """The 16-bit requantization of I-BERT's softmax: ``(m, e, S16)``.
+
+    ``S16 = float32(exp_range) / 32767`` in float32 (``QuantAct(16)`` with calibrated range
+    ``[0, exp_range]``), and ``(m, e) = ibert_frexp(S_exp / float64(S16))`` (§2.1 of the design
+    note: ``m`` rounded half away from zero to 31 bits, ``e = 31 - exponent``). The step then
+    computes ``clamp(round_half_even(exp_int * m / 2**e), -32768, 32767)``.
+
+    >>> softmax_requant(0.1)[:2], softmax_requant(0.01)[:2]
+    ((1968898443, 54), (1260095003, 60))
+    """
+    s16 = float(np.float32(np.float32(exp_range) / np.float32(32767)))
+    s_exp = exp_constants(scale)["scale_out"]
+    m, e = ibert_frexp(ibert_scale_ratio(s_exp, s16))
+    return int(m), int(e), s16
+
+
+@njit(cache=True, inline="always")
+def _exp_chain(cf, st, tp, ton, i, j, s0, v, x0, n, b_int, c_int, rq_m, rq_e, with16):
+    """Steps from "q" on, for the clamped input v: q, x0q, r, poly_sum, poly_mul, poly, exp
+    [, exp16] at indices s0, s0+1, ... Returns the last register's value."""
+    q = reg(cf, st, tp, ton, i, j, s0, v // x0)
+    p = mul_reg(cf, st, tp, ton, i, j, s0 + 1, x0, q)
+    r = reg(cf, st, tp, ton, i, j, s0 + 2, v - p)
+    t = reg(cf, st, tp, ton, i, j, s0 + 3, r + b_int)
+    t = mul_reg(cf, st, tp, ton, i, j, s0 + 4, r, t)
+    t = reg(cf, st, tp, ton, i, j, s0 + 5, t + c_int)
+    # exp = max(floor(t * 2**(n - q)), 0)
+    if t <= 0:
+        e = reg(cf, st, tp, ton, i, j, s0 + 6, np.int64(0))
+    else:
+        e = shl_reg(cf, st, tp, ton, i, j, s0 + 6, t, n - q)
+    if not with16:
+        return e
+    y, big = mul_shr_rne(e, rq_m, rq_e)
+    if big:
+        y = np.int64(32767) if (e >= 0) == (rq_m >= 0) else np.int64(-32768)
+    elif y > 32767:
+        y = np.int64(32767)
+    elif y < -32768:
+        y = np.int64(-32768)
+    return reg(cf, st, tp, ton, i, j, s0 + 7, y)
+
+
+@njit(cache=True)
+def _k_exp_lut(cf, st, tp, lo, s0, x0, n, b_int, c_int, rq_m, rq_e, with16, out):
+    for i in range(out.shape[0]):
+        out[i] = _exp_chain(cf, st, tp, True, i, 0, s0, lo + i, x0, n, b_int, c_int, rq_m, rq_e, with16)
+
+
+def _lut_exp(plan: Plan, k: dict, with16: bool, rq: tuple[int, int]) -> tuple:
+    s0 = plan.s("q")
+    s1 = plan.s("exp16") + 1 if with16 else plan.s("exp") + 1
+    lo = EXP_N * k["x0"]
+    size = -lo + 1
+    if size > LUT_MAX:
+        return no_lut(s1 - s0)
+
+    def fill(cf, st, tp, out):
+        _k_exp_lut(cf, st, tp, np.int64(lo), np.int64(s0), np.int64(k["x0"]), np.int64(k["n"]),
+                   np.int64(k["b_int"]), np.int64(k["c_int"]), np.int64(rq[0]), np.int64(rq[1]), with16, out)
+    return Lut(plan, s0, s1, lo, size, fill).args()
+
+
+def _exp_steps(with16: bool) -> list[tuple[str, str]]:
+    st = [("x_clamped", "e"), ("q", "e"), ("x0q", "e"), ("r", "e"), ("poly_sum", "e"), ("poly_mul", "e"),
+          ("poly", "e"), ("exp", "e")]
+    if with16:
+        st.append(("exp16", "e"))
+    return st
+
+
+_EXP_WIDTHS = {"x_clamped": I32, "q": I32, "x0q": I32, "r": I32, "poly_sum": I32, "poly_mul": I64, "poly": I32,
+               "exp": I64}
+
+
+def _exp_ops(ops: OpCounts, regs: RegisterFile, n: int, with16: bool) -> None:
+    w = lambda s: regs.type_of(s).bits  # noqa: E731
+    ops.add("compare", (w("x_clamped"),), n)
+    ops.add("div", (w("x_clamped"),), n)  # divisor x0 held at the input width
+    ops.add("mul", (w("x_clamped"), w("q")), n)
+    ops.add("add", (w("r"),), n)
+    ops.add("add", (w("poly_sum"),), n)
+    ops.add("mul", (w("r"), w("poly_sum")), n)
+    ops.add("add", (w("poly"),), n)
+    ops.add("add", (w("q"),), n)  # the shift amount n - q
+    ops.add("shift", (w("exp"),), n)
+    ops.add("compare", (w("exp"),), n)  # max(., 0)
+    if with16:
+        ops.add("mul", (w("exp"), 32), n)
+        ops.add("shift", (w("exp") + 32,), n)  # the rounding shift of the 96-bit product
+        ops.add("compare", (w("exp16"),), 2 * n)  # the int16 clamp
+
+
+# Every parallel kernel of this module (and of ivit, illm, isqrt) is a thin `for i in prange(...)` loop that
+# calls a separate, non-inlined @njit function holding the loop body (here _k_iexp_block). numba's parfor
+# passes copy and rewrite the whole body of a prange loop several times; with the register helpers inlined
+# into it, a cold compile took about 90 s for the LayerNorm kernel alone. A call keeps the loop body small.
+# The body functions use error_model="numpy", the model numba compiles a prange body with (an integer
+# division behaves as it did inside the loop), and no reference counting (_nrt=False, as some of numba's own
+# hot helpers; they allocate nothing): the refcount updates on the array arguments that the inlined helpers
+# leave in the inner loops made the element-wise kernels several times slower. The index is passed as
+# np.int64(i): inside numba's gufunc the prange index is unsigned, and a bare i would compile the body a
+# second time, for uint64.
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _k_iexp_block(i, cf, st, tp, ton, x, B, x0, n, b_int, c_int, lfin, lval, lev, lbad, llo, ls0, out, size, nx0,
+                  usable):
+    """Block i of :func:`_k_iexp` (the body of its parallel loop)."""
+    p0 = i * B
+    p1 = min(p0 + B, size)
+    if usable:
+        xs = x[p0:p1]  # slices indexed from 0: no negative-index wrap, so LLVM vectorizes the loop
+        os = out[p0:p1]
+        hi = np.int64(xs[0])
+        for j in range(xs.shape[0]):
+            v = np.int64(xs[j])
+            hi = max(hi, v)
+            os[j] = lfin[min(max(v, nx0), np.int64(0)) - llo]
+        if hi <= 0:
+            return
+    for j in range(p1 - p0):
+        p = p0 + j
+        v = np.int64(x[p])
+        if v < nx0:
+            v = nx0
+        v = reg(cf, st, tp, ton, i, j, 0, v)
+        e, found = lut_get(cf, st, tp, ton, i, j, lfin, lval, lev, lbad, llo, ls0, v)
+        if not found:
+            e = _exp_chain(cf, st, tp, ton, i, j, 1, v, x0, n, b_int, c_int, np.int64(0), np.int64(1), False)
+        out[p] = e
+
+
+@njit(cache=True, parallel=True)
+def _k_iexp(cf, st, tp, ton, x, B, x0, n, b_int, c_int, lfin, lval, lev, lbad, llo, ls0, out):
+    size = x.shape[0]
+    nx0 = n * x0
+    nl = lfin.shape[0]
+    # fast path: x <= 0 keeps x_clamped in [n x0, 0], the table's domain; usable when that
+    # register holds the whole domain and no table entry had an event
+    usable = (not ton) and nl > 0 and fits(cf, 0, nx0) and fits(cf, 0, 0) and llo == nx0 and nl == 1 - nx0
+    if usable:
+        for t in range(nl):
+            if lbad[t]:
+                usable = False
+    for i in prange(st.shape[0]):
+        _k_iexp_block(np.int64(i), cf, st, tp, ton, x, B, x0, n, b_int, c_int, lfin, lval, lev, lbad, llo, ls0, out,
+                      size, nx0, usable)
+
+
+def i_exp(x: Any, scale: float, *, profile: str = "published", in_type: IntType | str = I32,
+          widths: dict | None = None, overflow: str = "raise", taps: bool = False) -> OpResult:
+    """I-BERT's integer exponential ``int_exp``, element-wise.
+
+    Semantics (``S = scale``; constants from :func:`exp_constants`)::
+
+        x  = max(x, 30 * x0)                      # x0 = floor(-0.6931 / S)
+        q  = floor(x / x0);  r = x - x0 * q       # r in (x0, 0]
+        z  = r * (r + b_int) + c_int              # 0.35815147 (p + 2.707)**2 + ..., scale a*S**2
+        out = max(floor(z * 2**(30 - q)), 0);  scale_out = 0.35815147 * S**2 / 2**30
+
+    The published code applies it to ``x - max(x) <= 0``; positive ``x`` are accepted
+    (``q < 0``) and overflow the ``exp`` register quickly. Registers (defaults):
+    ``x_clamped``, ``q``, ``x0q`` (``x0 * q``), ``r``, ``poly_sum`` (``r + b_int``),
+    ``poly`` at 32 bits; ``poly_mul`` (``r * (r + b_int)``) and ``exp`` at 64 bits (``exp``
+    needs about 39 bits at S = 0.1, 46 at S = 0.01). A scale below about 1.8e-5 makes
+    ``exp`` exceed 64 bits and raises ConfigError.
+
+    >>> import numpy as np
+    >>> r = i_exp(np.array([0, -7, -14]), 0.1)
+    >>> r.values.tolist(), [round(float(v), 4) for v in r.dequantize()]
+    ([299573968896, 149786984448, 74893492224], [0.9992, 0.4996, 0.2498])
+    """
+    op = "ibert.i_exp"
+    check_profile(profile, ("published",), op)
+    in_t = check_in_type(in_type, op)
+    S = check_op_scale(scale, op)
+    k = _exp_params(S, op)
+    arr = check_input(x, in_t, op, min_ndim=0)
+    regs = make_registers(op, _EXP_WIDTHS, widths, overflow)
+    flat, nb, B = as_blocks(arr)
+    plan = Plan(regs, _exp_steps(False), nb, B, taps)
+    out = np.empty(flat.size, dtype=np.int64)
+    if flat.size:
+        lut = _lut_exp(plan, k, False, (0, 1)) if flat.size >= 1024 else no_lut(7)
+        _k_iexp(*plan.args(), flat, np.int64(B), np.int64(k["x0"]), np.int64(k["n"]), np.int64(k["b_int"]),
+                np.int64(k["c_int"]), *lut, out)
+    tapd = plan.finish(arr.shape, "flat")
+    ops = OpCounts()
+    _exp_ops(ops, regs, int(flat.size), False)
+    return OpResult(values=out.reshape(arr.shape), scale=k["scale_out"], ops=ops, registers=regs, taps=tapd)
+
+
+# =============================================================================================
+# softmax
+# =============================================================================================
+_SOFTMAX_PROFILES = ("published", "corrected")
+
+
+@njit(cache=True, inline="always")
+def _smax_norm(acc, corrected, out_bit):
+    """(factor, shift) of the normalization: floor(2**32 / sum), or the corrected normalized one."""
+    s = acc if acc != 0 else np.int64(1)
+    if corrected:
+        a = -s if s < 0 else s
+        L2 = bitlen64(a)
+        k = L2 - 32 if L2 > 32 else np.int64(0)
+        return (np.int64(1) << np.int64(30 + L2 - k)) // (s >> k), np.int64(30 + L2 - out_bit)
+    return (np.int64(1) << np.int64(32)) // s, np.int64(32 - out_bit)
+
+
+@njit(cache=True, inline="always")
+def _smax_out(p, sh, corrected, top):
+    if corrected:
+        if sh >= 63:
+            o = np.int64(0)
+        else:
+            o = (p + (np.int64(1) << (sh - np.int64(1)))) >> sh
+        return o if o < top else top
+    return p >> sh
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _k_softmax_row(i, cf, st, tp, ton, x, x0, n, b_int, c_int, rq_m, rq_e, lfin, lval, lev, lbad, llo, ls0, corrected,
+                   out_bit, out, N, nx0, top, nl):
+    """Row i of :func:`_k_softmax` (the body of its parallel loop)."""
+    mx = np.int64(x[i, 0])
+    mn = mx
+    for j in range(1, N):
+        v = np.int64(x[i, j])
+        mx = max(mx, v)
+        mn = min(mn, v)
+    # fast path: row-wise range checks of every register, then unchecked loops
+    dlo = mn - mx
+    vlo = max(dlo, nx0)
+    ok = (not ton) and nl > 0 and fits(cf, 0, dlo) and fits(cf, 0, 0) and fits(cf, 1, vlo) and fits(cf, 1, 0)
+    if ok:
+        acc = np.int64(0)
+        emin = np.int64(1) << np.int64(62)
+        emax = np.int64(0)
+        bad = False
+        for j in range(N):
+            k = max(x[i, j] - mx, nx0) - llo
+            bad |= lbad[k]
+            e = lfin[k]
+            out[i, j] = e
+            acc += e
+            emin = min(emin, e)
+            emax = max(emax, e)
+        ok = (not bad) and emin >= 0 and fits(cf, 10, 0) and fits(cf, 10, acc)
+        if ok:
+            f, sh = _smax_norm(acc, corrected, out_bit)
+            ok = f >= 0 and fits(cf, 11, f) and fits(cf, 12, emin * f) and fits(cf, 12, emax * f)
+            ok = ok and fits(cf, 13, _smax_out(emin * f, sh, corrected, top))
+            ok = ok and fits(cf, 13, _smax_out(emax * f, sh, corrected, top))
+            if ok:
+                for j in range(N):
+                    out[i, j] = _smax_out(out[i, j] * f, sh, corrected, top)
+    if ok:
+        return
+    # checked path: every register, in pipeline order
+    acc = np.int64(0)
+    for j in range(N):
+        d = reg(cf, st, tp, ton, i, j, 0, x[i, j] - mx)
+        v = d if d > nx0 else nx0
+        v = reg(cf, st, tp, ton, i, j, 1, v)
+        e, found = lut_get(cf, st, tp, ton, i, j, lfin, lval, lev, lbad, llo, ls0, v)
+        if not found:
+            e = _exp_chain(cf, st, tp, ton, i, j, 2, v, x0, n, b_int, c_int, rq_m, rq_e, True)
+        out[i, j] = e
+        acc = add_chk(cf, st, i, j, 10, acc, e)
+    tap(tp, ton, i, -1, 10, acc)
+    f, sh = _smax_norm(acc, corrected, out_bit)
+    f = reg(cf, st, tp, ton, i, -1, 11, f)
+    for j in range(N):
+        p = mul_reg(cf, st, tp, ton, i, j, 12, out[i, j], f)
+        out[i, j] = reg(cf, st, tp, ton, i, j, 13, _smax_out(p, sh, corrected, top))
+
+
+@njit(cache=True, parallel=True)
+def _k_softmax(cf, st, tp, ton, x, x0, n, b_int, c_int, rq_m, rq_e, lfin, lval, lev, lbad, llo, ls0,
+               corrected, out_bit, out):
+    R, N = x.shape
+    nx0 = n * x0
+    top = (np.int64(1) << np.int64(out_bit)) - np.int64(1)
+    nl = lfin.shape[0]
+    for i in prange(R):
+        _k_softmax_row(np.int64(i), cf, st, tp, ton, x, x0, n, b_int, c_int, rq_m, rq_e, lfin, lval, lev, lbad, llo,
+                       ls0, corrected, out_bit, out, N, nx0, top, nl)
+
+
+_SOFTMAX_STEPS = [("x_sub", "e"), *_exp_steps(True), ("sum", "r"), ("factor", "r"), ("prod", "e"), ("out", "e")]
+
+
+def softmax(x: Any, scale: float, *, profile: str = "published", out_bit: int = 8, exp_range: float = 1.0,
+            in_type: IntType | str = I32, widths: dict | None = None, overflow: str = "raise",
+            taps: bool = False) -> OpResult:
+    """I-BERT's integer softmax (``IntSoftmax``) along the last axis.
+
+    ``published`` (the code, followed exactly; constants in :func:`exp_constants`,
+    :func:`softmax_requant`)::
+
+        d     = x - max(x)                                  # per row
+        e     = i_exp(d)                                    # 64-bit, scale 0.358 S**2 / 2**30
+        e16   = clamp(round_half_even(e * m / 2**e_sh), -32768, 32767)   # QuantAct(16), scale
+                                                            #   exp_range / 32767 (design note §3.1)
+        sum   = sum(e16);  factor = floor(2**32 / sum)
+        out   = floor(e16 * factor / 2**(32 - out_bit));  scale_out = 2**-out_bit
+
+    Outputs lie in [0, 2**out_bit]; ``2**out_bit`` itself occurs when one element's ``e16`` is
+    a power of two holding the whole row sum, so the ``out`` register is unsigned
+    ``out_bit + 1`` bits. ``exp_range`` is the QuantAct's calibrated real range of the
+    exponentials (1.0 by default: the row maximum gives ``e16 = 32767``). The code passes the
+    integer ``exp_int`` to that QuantAct with the exponent's scale and calibrates on the
+    integers; in exact arithmetic that is the same requantization with the range expressed in
+    real units, which is what is implemented (its dyadic multiplier can differ in the last
+    bit). A zero ``sum`` (only if ``exp_range`` is huge) divides by 1 instead of 0 (the
+    reference produces NaN); that row outputs zeros.
+
+    ``corrected`` (this module's fix of two flaws): the 32-bit sum wraps once a row has
+    more than 65538 elements near its maximum, and ``floor(2**32 / sum)`` keeps few bits for
+    long rows (4096 equal logits give ``factor = 32``). It normalizes the reciprocal,
+    ``factor = floor(2**(30 + L) / sum)`` with ``L = bitlen(sum)`` (31 significant bits for
+    any row length), rounds the output half up (``(e16 * factor + 2**(sh-1)) >> sh``,
+    ``sh = 30 + L - out_bit``) and clamps it to ``2**out_bit - 1`` so it fits ``out_bit``
+    unsigned bits; its ``sum`` register is 48 bits.
+
+    Registers (defaults): ``x_sub`` 32, the exponent chain of :func:`i_exp`, ``exp16`` 16,
+    ``sum`` 32 (published) / 48 (corrected), ``factor`` 32, ``prod`` 64, ``out`` unsigned
+    ``out_bit + 1``. Accuracy (design note, reproduced by the tests): max |error| about 0.012
+    for logits N(0, 3**2), 64-128 per row, S in {0.1, 0.05, 0.01}.
+
+    >>> import numpy as np
+    >>> softmax(np.array([[0, 0, 0, 0]]), 0.1).values.tolist()
+    [[63, 63, 63, 63]]
+    """
+    op = "ibert.softmax"
+    profile = check_profile(profile, _SOFTMAX_PROFILES, op)
+    in_t = check_in_type(in_type, op)
+    S = check_op_scale(scale, op)
+    out_bit = check_int_param(out_bit, "out_bit", op, 1, 30)
+    rng_ = check_op_scale(exp_range, op, "exp_range")
+    k = _exp_params(S, op)
+    rq_m, rq_e, s16 = softmax_requant(S, rng_)
+    if abs(rq_m) >= 1 << 32 or rq_e < 1:
+        raise ConfigError(f"{op}: the 16-bit requantization multiplier ({rq_m}, {rq_e}) is outside the emulated "
+                          "range (|m| < 2**32, e >= 1); exp_range is too small")
+    arr = check_input(x, in_t, op)
+    corrected = profile == "corrected"
+    defaults = {"x_sub": I32, **_EXP_WIDTHS, "exp16": I16, "sum": IntType(48) if corrected else I32,
+                "factor": U32, "prod": I64, "out": IntType(out_bit if corrected else out_bit + 1, signed=False)}
+    regs = make_registers(op, defaults, widths, overflow)
+    R = int(np.prod(arr.shape[:-1])) if arr.ndim > 1 else 1
+    N = arr.shape[-1]
+    plan = Plan(regs, _SOFTMAX_STEPS, R, N, taps)
+    assert plan.s("sum") == 10 and plan.s("out") == 13
+    out = np.empty((R, N), dtype=np.int64)
+    if arr.size:
+        xr = as_rows(arr)
+        lut = _lut_exp(plan, k, True, (rq_m, rq_e)) if arr.size >= 1024 else no_lut(8)
+        _k_softmax(*plan.args(), xr, np.int64(k["x0"]), np.int64(k["n"]), np.int64(k["b_int"]), np.int64(k["c_int"]),
+                   np.int64(rq_m), np.int64(rq_e), *lut, corrected, np.int64(out_bit), out)
+    tapd = plan.finish(arr.shape, "rows")
+    ops = _softmax_ops(regs, R, N, in_t, corrected)
+    return OpResult(values=out.reshape(arr.shape), scale=2.0 ** -out_bit, ops=ops, registers=regs, taps=tapd)
+
+
+def _softmax_ops(regs: RegisterFile, R: int, N: int, in_t: IntType, corrected: bool) -> OpCounts:
+    w = lambda s: regs.type_of(s).bits  # noqa: E731
+    n = R * N
+    ops = OpCounts()
+    if n == 0:
+        return ops
+    ops.add("compare", (in_t.bits,), R * (N - 1))  # row max
+    ops.add("add", (w("x_sub"),), n)
+    _exp_ops(ops, regs, n, True)
+    ops.add("add", (w("sum"),), R * (N - 1))
+    if corrected:
+        ops.add("compare", (w("sum"),), R)  # leading-zero count of the sum
+    ops.add("div", (w("sum"),), R)
+    ops.add("mul", (w("exp16"), w("factor")), n)
+    if corrected:
+        ops.add("add", (w("prod"),), n)  # the rounding increment
+        ops.add("compare", (w("out"),), n)  # the clamp
+    ops.add("shift", (w("prod"),), n)
+    return ops
+
+
+# =============================================================================================
+# i-GELU
+# =============================================================================================
+_GELU_PROFILES = ("published", "corrected")
+
+
+def gelu_constants(scale: float, profile: str = "published", sig_bits: int = 12) -> dict[str, Any]:
+    """Integer constants of I-BERT's i-GELU at input scale ``S`` (design note §3.2).
+
+    ``S' = S / 1.4142``; ``b_int = floor(-1.769 / S')``; ``c_int = floor((1 / -0.2888) / S'**2)``;
+    ``S_erf = -0.2888 * S'**2 * 2**shift``; ``shift_int = 1.0 // S_erf`` (Python float floor
+    division, as the code); ``S_out = S * S_erf / 2``. Published: ``shift = 14``. Corrected:
+    ``shift = max(0, bitlen(|c_int|) - sig_bits)`` (so the erf keeps ``sig_bits`` bits at any
+    scale), ``shift_int = floor(c_int / 2**shift)`` computed on integers, and ``S_out`` is
+    returned with the opposite sign (the output is negated).
+
+    >>> k = gelu_constants(0.001)
+    >>> k["b_int"], k["c_int"], k["shift_int"], round(k["scale_out"], 12)
+    (-2502, -6925075, -423, -1.182947e-06)
+    """
+    S = float(scale)
+    Sp = S / GELU_K
+    a, b, c = GELU_COEF
+    c_over_a = c / a
+    b_int = math.floor(b / Sp)
+    c_int = math.floor(c_over_a / Sp ** 2)
+    if profile == "published":
+        sh = GELU_N
+        s_erf = Sp ** 2 * a * 2 ** sh
+        shift_int = math.floor(1.0 // s_erf)
+        s_out = S * s_erf / 2
+    else:
+        sh = max(0, abs(c_int).bit_length() - sig_bits)
+        s_erf = Sp ** 2 * a * 2 ** sh
+        shift_int = c_int >> sh
+        s_out = -(S * s_erf / 2)
+    return {"b_int": int(b_int), "c_int": int(c_int), "shift": int(sh), "shift_int": int(shift_int),
+            "scale_erf": s_erf, "scale_out": s_out}
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _k_gelu_block(i, cf, st, tp, ton, x, B, b_int, c_int, sh, shift_int, negate, out, size):
+    """Block i of :func:`_k_gelu` (the body of its parallel loop)."""
+    for j in range(B):
+        p = i * B + j
+        if p >= size:
+            break
+        xv = np.int64(x[p])
+        a = reg(cf, st, tp, ton, i, j, 0, -xv if xv < 0 else xv)
+        m = reg(cf, st, tp, ton, i, j, 1, a if a < -b_int else -b_int)
+        t = reg(cf, st, tp, ton, i, j, 2, m + b_int)
+        t = mul_reg(cf, st, tp, ton, i, j, 3, t, t)
+        t = reg(cf, st, tp, ton, i, j, 4, t + c_int)
+        if xv < 0:
+            y = -t
+        elif xv == 0:
+            y = np.int64(0)
+        else:
+            y = t
+        y = reg(cf, st, tp, ton, i, j, 5, y)
+        y = reg(cf, st, tp, ton, i, j, 6, y >> sh)
+        g = reg(cf, st, tp, ton, i, j, 7, y + shift_int)
+        o = mul_reg(cf, st, tp, ton, i, j, 8, xv, g)
+        if negate:
+            o = reg(cf, st, tp, ton, i, j, 9, -o)
+        out[p] = o
+
+
+@njit(cache=True, parallel=True)
+def _k_gelu(cf, st, tp, ton, x, B, b_int, c_int, sh, shift_int, negate, out):
+    size = x.shape[0]
+    for i in prange(st.shape[0]):
+        _k_gelu_block(np.int64(i), cf, st, tp, ton, x, B, b_int, c_int, sh, shift_int, negate, out, size)
+
+
+def gelu(x: Any, scale: float, *, profile: str = "published", sig_bits: int = 12, in_type: IntType | str = I32,
+         widths: dict | None = None, overflow: str = "raise", taps: bool = False) -> OpResult:
+    """I-BERT's i-GELU (``IntGELU``), element-wise: ``x * (1 + L(x / sqrt 2)) / 2`` with the
+    second-order erf approximation ``L(u) = sgn(u) [a (min(|u|, -b) + b)**2 + 1]``,
+    ``a = -0.2888``, ``b = -1.769``.
+
+    ``published``, exactly as the code (constants in :func:`gelu_constants`)::
+
+        y   = sgn(x) * ((min(|x|, -b_int) + b_int)**2 + c_int)     # sgn(0) = 0
+        y   = floor(y / 2**14)                                     # arithmetic shift
+        out = x * (y + shift_int);   scale_out = S * S_erf / 2     # NEGATIVE scale (quirk)
+
+    ``corrected``: the ``>> 14`` is replaced by ``>> shift`` with ``shift`` chosen from
+    ``c_int`` so the erf keeps ``sig_bits`` (12) significant bits at any input scale (the
+    published version keeps about 2 bits at S = 0.01, max error 0.73), ``shift_int`` is
+    ``c_int >> shift`` (integer-only), and the output is negated so its scale is positive
+    (register ``neg``).
+
+    Registers (defaults): ``abs`` unsigned 32 (holds ``|-2**31|``), ``clip``, ``poly_sum``,
+    ``poly`` and ``erf``, ``erf_shifted``, ``sig`` at 32 bits; ``poly_sq`` 64; ``out`` 32
+    (with int32 inputs a large ``|x|`` overflows it: the product needs up to 41 bits at
+    S = 1e-3); ``neg`` 32. The default input is int32 (the GEMM accumulator), and i-GELU
+    needs a fine scale (about 1e-3; max error 0.0218 on [-4, 4] at S = 1e-3).
+
+    >>> import numpy as np
+    >>> r = gelu(np.array([-3000, -1000, 0, 1000, 3000]), 0.001, profile="corrected")
+    >>> r.values.tolist(), r.scale > 0
+    ([-3000, -1103000, 0, 5662000, 20292000], True)
+    """
+    op = "ibert.gelu"
+    profile = check_profile(profile, _GELU_PROFILES, op)
+    in_t = check_in_type(in_type, op)
+    S = check_op_scale(scale, op)
+    sig_bits = check_int_param(sig_bits, "sig_bits", op, 1, 30)
+    k = gelu_constants(S, profile, sig_bits)
+    peak_poly = max(k["b_int"] ** 2, abs(k["c_int"])) + abs(k["c_int"])
+    peak_sig = (peak_poly >> k["shift"]) + 1 + abs(k["shift_int"])
+    if peak_poly > INT64_MAX or peak_sig * (1 << 32) > INT64_MAX:
+        raise ConfigError(f"{op}: scale {S!r} is too small for exact int64 emulation of i-GELU")
+    arr = check_input(x, in_t, op, min_ndim=0)
+    corrected = profile == "corrected"
+    steps = [("abs", "e"), ("clip", "e"), ("poly_sum", "e"), ("poly_sq", "e"), ("poly", "e"), ("erf", "e"),
+             ("erf_shifted", "e"), ("sig", "e"), ("out", "e")]
+    defaults = {"abs": U32, "clip": I32, "poly_sum": I32, "poly_sq": I64, "poly": I32, "erf": I32,
+                "erf_shifted": I32, "sig": I32, "out": I32}
+    if corrected:
+        steps.append(("neg", "e"))
+        defaults["neg"] = I32
+    regs = make_registers(op, defaults, widths, overflow)
+    flat, nb, B = as_blocks(arr)
+    plan = Plan(regs, steps, nb, B, taps)
+    out = np.empty(flat.size, dtype=np.int64)
+    if flat.size:
+        _k_gelu(*plan.args(), flat, np.int64(B), np.int64(k["b_int"]), np.int64(k["c_int"]), np.int64(k["shift"]),
+                np.int64(k["shift_int"]), corrected, out)
+    tapd = plan.finish(arr.shape, "flat")
+    w = lambda s: regs.type_of(s).bits  # noqa: E731
+    n = int(flat.size)
+    ops = OpCounts()
+    if n:
+        ops.add("compare", (w("abs"),), n)  # |x| (sign test + negate)
+        ops.add("add", (w("abs"),), n)
+        ops.add("compare", (w("clip"),), n)
+        ops.add("add", (w("poly_sum"),), n)
+        ops.add("mul", (w("poly_sum"), w("poly_sum")), n)
+        ops.add("add", (w("poly"),), n)
+        ops.add("add", (w("erf"),), n)  # apply the sign (conditional negate)
+        ops.add("shift", (w("erf_shifted"),), n)
+        ops.add("add", (w("sig"),), n)
+        ops.add("mul", (in_t.bits, w("sig")), n)
+        if corrected:
+            ops.add("add", (w("neg"),), n)
+    return OpResult(values=out.reshape(arr.shape), scale=k["scale_out"], ops=ops, registers=regs, taps=tapd)
+
+
+# =============================================================================================
+# LayerNorm (also the engine of I-ViT's I-LayerNorm and I-LLM's DI-Norm)
+# =============================================================================================
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+_LN_PROFILES = ("published", "corrected")
+
+
+def layernorm(x: Any, scale: float, gamma: Any = None, beta: Any = None, *, profile: str = "published",
+              shift: int = 0, in_type: IntType | str = I22, widths: dict | None = None,
+              overflow: str = "raise", taps: bool = False) -> OpResult:
+    """I-BERT's integer LayerNorm (``IntLayerNorm``) over the last axis (length D).
+
+    ``published``::
+
+        mean   = round_half_even(sum(x) / D);  y = x - mean
+        var    = sum(floor(y / 2**shift)**2)           # 'var' register: unsigned 32 bits (max_bit)
+        std    = floor(sqrt(var)) * 2**shift           # exact i-sqrt (intsim.ops.isqrt); the code
+                                                       #   uses torch.sqrt, equal below 2**52
+        factor = floor(2**31 / std);  out = floor(y * factor / 2)
+        out   += bias_int;  scale_out = sqrt(D) / 2**30 * gamma      (per channel)
+
+    ``shift`` is I-BERT's calibrated ``shift`` buffer (0 by default; :func:`layernorm_shift`
+    computes it from calibration data as the code's ``set_shift`` does). ``bias_int =
+    floor((beta / gamma) / (sqrt(D) / 2**30))``; without ``gamma``/``beta`` the output scale is the
+    scalar ``sqrt(D) / 2**30``. ``scale`` is only validated: normalization is scale-free and
+    I-BERT has no epsilon. A zero ``std`` (possible with ``shift > 0``) divides by 1 (the
+    reference divides by zero).
+
+    ``corrected``: the variance is accumulated exactly in 64 bits (no shift, no 2**32 limit)
+    and the square root is taken with extra precision, ``std = isqrt(var << 2g)`` with
+    ``g = max(0, (62 - bitlen(var)) // 2)`` and ``factor = floor(2**(31 + g) / std)``: the
+    published ``floor(sqrt(var))`` loses up to 1/std relative precision, i.e. a large error
+    for small variances. Same output convention and scale.
+
+    Registers (defaults): ``sum`` 40, ``mean``, ``y``, ``y_shifted`` 32; ``y_sq`` 64; ``var``
+    unsigned 32 (published) / 64 (corrected); ``var_norm`` 64 (the value fed to the square
+    root); ``sqrt_iter`` 64 (tap only); ``std`` 32; ``factor`` 32; ``prod`` 64; ``out``,
+    ``out_bias`` 32. A row whose ``sum(y**2)`` reaches 2**32 overflows the published ``var``
+    register (I-BERT's training-time overflow check), which ``shift`` is meant to prevent.
+
+    >>> import numpy as np
+    >>> r = layernorm(np.array([[1, 2, 3, 4]]), 0.1)
+    >>> r.values.tolist(), r.scale == 2.0 / 2**30
+    ([[-536870912, 0, 536870912, 1073741824]], True)
+    """
+    op = "ibert.layernorm"
+    profile = check_profile(profile, _LN_PROFILES, op)
+    in_t = check_in_type(in_type, op)
+    check_op_scale(scale, op)
+    shift = check_int_param(shift, "shift", op, 0, 62)
+    check_float_params(gamma, "gamma", op)
+    check_float_params(beta, "beta", op)
+    arr = check_input(x, in_t, op)
+    D = arr.shape[-1]
+    if D == 0:
+        raise ShapeError(f"{op}: the normalized axis is empty")
+    corrected = profile == "corrected"
+    s_y = math.sqrt(D) / 2 ** 30
+    out_scale, bias = ln_affine(gamma, beta, D, s_y, op)
+    defaults = {"sum": IntType(40), "mean": I32, "y": I32, "y_shifted": I32, "y_sq": I64,
+                "var": I64 if corrected else U32, "var_norm": I64, "sqrt_iter": I64, "std": I32,
+                "factor": U32, "prod": I64, "out": I32, "out_bias": I32}
+    regs = make_registers(op, defaults, widths, overflow)
+    return run_layernorm(op, arr, regs, taps, in_t, mean_mode=MEAN_RNE, shift=0 if corrected else shift,
+                          sqrt_mode=SQ_NORM if corrected else SQ_FLOAT, iv_steps=0, num_bits=31, norm_top=62,
+                          prod_shift=1, prod_round=0, eps_int=0, bias=bias, out_scale=out_scale)
+
+
+
+
+
+
+def layernorm_shift(x: Any, shift: int = 0, *, in_type: IntType | str = I22) -> int:
+    """The ``shift`` buffer I-BERT's ``set_shift`` would hold after seeing ``x``.
+
+    The code computes ``max(shift, ceil(log2(sqrt(max_var / 2**32))))`` on float variances
+    ``max_var = max over rows of sum(y**2)``; here exactly: the smallest ``s >= shift`` with
+    ``max_var <= 2**(32 + 2 s)``.
+
+    >>> import numpy as np
+    >>> layernorm_shift(np.array([[0, 2**20, -2**20, 0]]))
+    5
+    """
+    op = "ibert.layernorm_shift"
+    in_t = check_in_type(in_type, op)
+    arr = check_input(x, in_t, op)
+    xr = as_rows(arr)
+    D = xr.shape[1]
+    best = int(shift)
+    for row in xr:
+        s = sum(int(v) for v in row)
+        q, r = divmod(s, D)
+        mean = q + (1 if 2 * r > D or (2 * r == D and q & 1) else 0)
+        var = sum((int(v) - mean) ** 2 for v in row)
+        need = 0
+        while var > 1 << (32 + 2 * need):
+            need += 1
+        best = max(best, need)
+    return best
+
+
+# =============================================================================================
+# requantization helpers (I-BERT's QuantAct paths)
+# =============================================================================================
+def quant_scale(x_min: float, x_max: float, bits: int = 8) -> float:
+    """``symmetric_linear_quantization_params``: ``max(|x_min|, |x_max|, 1e-8) / (2**(bits-1) - 1)``.
+
+    >>> quant_scale(-1.0, 0.5, 8) == 1 / 127
+    True
+    """
+    n = 2 ** (int(bits) - 1) - 1
+    return max(abs(float(x_min)), abs(float(x_max)), 1e-8) / n
+
+
+def quantize(x: Any, scale: float, bits: int = 8) -> np.ndarray:
+    """I-BERT's ``SymmetricQuantFunction`` (float to int): ``clamp(round_half_even(x / scale),
+    -n, n - 1)`` with ``n = 2**(bits-1) - 1``: the published off-by-one clamp, [-127, 126] for
+    8 bits (I-ViT and HAWQ clamp to [-128, 127]). Computed in float64 as ``x * (1 / scale)``,
+    like the code's ``1.0 / scale * x``. Returns int64; NaN raises OperandRangeError.
+
+    >>> quantize(np.array([-2.0, -0.004, 0.006, 2.0]), 1 / 127).tolist()
+    [-127, -1, 1, 126]
+    """
+    from ..core.rounding import round_float
+    s = check_scale(scale, "scale")
+    bits = check_int_param(bits, "bits", "ibert.quantize", 2, 32)
+    n = 2 ** (bits - 1) - 1
+    q = round_float(np.asarray(x, dtype=np.float64) * (1.0 / s), "half_even")
+    return np.clip(q, -n, n - 1)
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _k_fpmul_block(i, cf, st, tp, ton, x, B, m, e, lo, hi, do_clamp, out, size):
+    """Block i of :func:`_k_fpmul` (the body of its parallel loop)."""
+    for j in range(B):
+        p = i * B + j
+        if p >= size:
+            break
+        xv = np.int64(x[p])
+        y, big = mul_shr_rne(xv, m, e)
+        if big:
+            y = wide(cf, st, tp, ton, i, j, 0, y, (xv < 0) != (m < 0))
+        else:
+            y = reg(cf, st, tp, ton, i, j, 0, y)
+        if do_clamp:
+            if y < lo:
+                y = lo
+            elif y > hi:
+                y = hi
+        out[p] = reg(cf, st, tp, ton, i, j, 1, y)
+
+
+@njit(cache=True, parallel=True)
+def _k_fpmul(cf, st, tp, ton, x, B, m, e, lo, hi, do_clamp, out):
+    size = x.shape[0]
+    for i in prange(st.shape[0]):
+        _k_fpmul_block(np.int64(i), cf, st, tp, ton, x, B, m, e, lo, hi, do_clamp, out, size)
+
+
+def fixedpoint_mul(x: Any, in_scale: float, out_scale: float, bits: int = 8, *, profile: str = "published",
+                   in_type: IntType | str = I32, widths: dict | None = None, overflow: str = "raise",
+                   taps: bool = False) -> OpResult:
+    """I-BERT's ``FixedPointMul`` (the dyadic requantization of ``QuantAct``; design note §2.1).
+
+    ``(m, e) = ibert_frexp(in_scale / float64(float32(out_scale)))``;
+    ``y = round_half_even(x * m / 2**e)`` exactly (128-bit product); then for ``bits`` in
+    {4, 8, 16} a clamp to ``[-2**(bits-1), 2**(bits-1) - 1]`` (other widths are not clamped, as in
+    the fairseq code; the HF port also clamps 32). Registers: ``scaled`` 64 (before the clamp)
+    and ``out`` (``bits`` wide, 64 when unclamped). Output scale: ``out_scale``.
+
+    >>> fixedpoint_mul(np.array([1000, -1000, 12345]), 0.01, 0.1).values.tolist()
+    [100, -100, 127]
+    """
+    op = "ibert.fixedpoint_mul"
+    check_profile(profile, ("published",), op)
+    in_t = check_in_type(in_type, op)
+    si = check_op_scale(in_scale, op, "in_scale")
+    so = check_op_scale(out_scale, op, "out_scale")
+    bits = check_int_param(bits, "bits", op, 2, 64)
+    m, e = ibert_frexp(ibert_scale_ratio(si, so))
+    if abs(m) >= 1 << 32 or e < 1:
+        raise ConfigError(f"{op}: the scale ratio {si / so!r} is outside the emulated range (ratio < 2**30)")
+    arr = check_input(x, in_t, op, min_ndim=0)
+    clamp = bits in (4, 8, 16)
+    regs = make_registers(op, {"scaled": I64, "out": IntType(bits) if clamp else I64}, widths, overflow)
+    flat, nb, B = as_blocks(arr)
+    plan = Plan(regs, [("scaled", "e"), ("out", "e")], nb, B, taps)
+    out = np.empty(flat.size, dtype=np.int64)
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    if flat.size:
+        _k_fpmul(*plan.args(), flat, np.int64(B), np.int64(m), np.int64(e), np.int64(max(lo, -(1 << 63))),
+                 np.int64(min(hi, INT64_MAX)), clamp, out)
+    tapd = plan.finish(arr.shape, "flat")
+    n = int(flat.size)
+    ops = OpCounts()
+    if n:
+        ops.add("mul", (in_t.bits, 32), n).add("shift", (in_t.bits + 32,), n)
+        if clamp:
+            ops.add("compare", (bits,), 2 * n)
+    return OpResult(values=out.reshape(arr.shape), scale=so, ops=ops, registers=regs, taps=tapd)
+
+
+OPERATORS: dict[str, Callable[..., OpResult]] = {
+    "i_exp": i_exp,
+    "softmax": softmax,
+    "gelu": gelu,
+    "layernorm": layernorm,
+    "fixedpoint_mul": fixedpoint_mul,
+}
+#: the positional inputs of each operator (all take ``profile=`` and the keyword options above)
+INPUTS: dict[str, tuple[str, ...]] = {
+    "i_exp": ("x", "scale"),
+    "softmax": ("x", "scale"),
+    "gelu": ("x", "scale"),
+    "layernorm": ("x", "scale"),
+    "fixedpoint_mul": ("x", "in_scale", "out_scale"),
+}
+PROFILES: dict[str, tuple[str, ...]] = {
+    "i_exp": ("published",),
+    "softmax": _SOFTMAX_PROFILES,
+    "gelu": _GELU_PROFILES,
+    "layernorm": _LN_PROFILES,
+    "fixedpoint_mul": ("published",),
+}
