@@ -60,6 +60,7 @@ from typing import BinaryIO
 import numpy as np
 
 from ..core.errors import FileFormatError
+from .keys import MAX_TENSOR_ELEMENTS
 
 __all__ = [
     "npy_bytes", "load_npy", "npy_from_bytes", "NpyHeader", "parse_npy_header", "read_npy_header",
@@ -68,8 +69,9 @@ __all__ = [
     "MAX_HEX_WORD_DIGITS",
 ]
 
-MAX_ELEMENTS = 1 << 24
-"""Most elements a tensor may have (16,777,216): manifest shapes, ``.npy`` headers, hex words."""
+MAX_ELEMENTS = MAX_TENSOR_ELEMENTS
+"""Most elements a tensor may have (16,777,216, the same cap as a spec's tensors): manifest shapes,
+``.npy`` headers, hex words."""
 MAX_NDIM = 32
 """Most dimensions a tensor may have."""
 MAX_FILE_BYTES = 1 << 29
