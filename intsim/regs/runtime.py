@@ -24,19 +24,11 @@ from ..core.errors import ConfigError, RegisterOverflow, ShapeError
 from ..core.inttype import IntType
 from .registers import RegisterEvent, RegisterFile
 
-WRAP, SATURATE, RAISE, RECORD = 0, 1, 2, 3
-
-
+WRAP, SATURATE, RAISE, RECORD = 0, 1, 2, 3  #: the overflow policies as the kernels see them (``cf[s, 4]``)
 POLICY_CODE = {"wrap": WRAP, "saturate": SATURATE, "raise": RAISE, "record": RECORD}
-
-
 INT64_MAX = (1 << 63) - 1
-
-
-BLOCK = 4096  # elements per parallel block of the element-wise kernels
-
-
-LUT_MAX = 1 << 22  # largest look-up table the emulator builds to speed up an element chain
+BLOCK = 4096  #: elements per parallel block of the element-wise kernels
+LUT_MAX = 1 << 22  #: largest look-up table the emulator builds to speed up an element chain
 
 
 def check_input(x: Any, in_type: IntType, op: str, name: str = "x", min_ndim: int = 1) -> np.ndarray:
