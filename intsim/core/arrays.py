@@ -66,6 +66,16 @@ def _index(pos: int, shape: tuple) -> tuple:
     return tuple(int(i) for i in np.unravel_index(pos, shape)) if shape else ()
 
 
+def read_array_like(x: Any, name: str, what: str) -> np.ndarray:
+    """``np.asarray(x)`` as a plain ndarray (subclasses through :func:`plain_array`); an object numpy
+    cannot read is a DTypeError saying it is not ``what`` (e.g. ``"an integer array"``)."""
+    try:
+        arr = np.asarray(x)
+    except (OverflowError, ValueError, TypeError) as exc:
+        raise DTypeError(f"{name}: {type(x).__name__} cannot be read as {what} ({exc})") from None
+    return arr if type(arr) is np.ndarray else plain_array(arr, name)
+
+
 def plain_array(x: np.ndarray, name: str) -> np.ndarray:
     """An ndarray subclass as a plain ndarray (O(1) for every subclass but a masked array
     with a mask, whose mask is checked in one vectorized pass).
@@ -212,12 +222,7 @@ def as_int_array(x: Any, name: str = "x") -> np.ndarray:
     elif isinstance(x, (str, bytes)):
         raise DTypeError(f"{name}: got a {type(x).__name__} ({short_repr(x)}) where an integer array is due")
     else:
-        try:
-            arr = np.asarray(x)
-        except (OverflowError, ValueError, TypeError) as exc:
-            raise DTypeError(f"{name}: {type(x).__name__} cannot be read as an integer array ({exc})") from None
-        if type(arr) is not np.ndarray:
-            arr = plain_array(arr, name)
+        arr = read_array_like(x, name, "an integer array")
     if arr.dtype == object:
         arr = _object_to_int(arr, name)
     kind = arr.dtype.kind

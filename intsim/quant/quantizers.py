@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.arrays import plain_array, read_sequence, scan_elements, short_repr
+from ..core.arrays import plain_array, read_array_like, read_sequence, scan_elements, short_repr
 from ..core.dyadic import Dyadic
 from ..core.errors import ConfigError, DTypeError, OperandRangeError, ShapeError
 from ..core.rounding import round_float, rounding_mode
@@ -86,12 +86,7 @@ def as_real_array(x: Any, name: str = "x") -> np.ndarray:
             return np.zeros(arr.shape, np.float64)  # no elements, no dtype: an empty real array
         arr = _real_elements(flat, arr.shape, name)  # every element is checked: no bool, None or string inside
     else:
-        try:
-            arr = np.asarray(x)
-        except (OverflowError, ValueError, TypeError) as exc:
-            raise DTypeError(f"{name}: {type(x).__name__} cannot be read as a real array ({exc})") from None
-        if type(arr) is not np.ndarray:
-            arr = plain_array(arr, name)
+        arr = read_array_like(x, name, "a real array")
     if arr.dtype == object:
         arr = _real_elements(arr.reshape(-1).tolist(), arr.shape, name)
     kind = arr.dtype.kind
