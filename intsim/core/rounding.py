@@ -54,13 +54,17 @@ import numpy as np
 from .arrays import INT64_MAX, as_int_array, to_int64
 from .errors import ConfigError, OperandRangeError
 
-__all__ = ["ROUNDING_MODES", "rounding_mode", "shift_right", "div_round", "round_float"]
+__all__ = ["ROUNDING_MODES", "ROUNDING_CODE", "rounding_mode", "shift_right", "div_round", "round_float"]
 
 ROUNDING_MODES: tuple[str, ...] = (
     "floor", "ceil", "trunc", "away",
     "half_even", "half_odd", "half_away", "half_up", "half_down", "half_zero",
     "jam", "jam_unbiased",
 )
+#: the one numeric encoding of the rounding modes every numba kernel receives (the position in
+#: :data:`ROUNDING_MODES`: ``floor`` 0, ``ceil`` 1, ``trunc`` 2, ``away`` 3, ``half_even`` 4, ...)
+ROUNDING_CODE: dict[str, int] = {name: i for i, name in enumerate(ROUNDING_MODES)}
+FLOOR, CEIL, TRUNC, AWAY, HALF_EVEN, HALF_ODD, HALF_AWAY, HALF_UP, HALF_DOWN, HALF_ZERO, JAM, JAM_UNBIASED = range(12)
 
 _ALIASES: dict[str, str] = {
     "trn": "floor", "to_neg": "floor", "floor": "floor",

@@ -73,6 +73,7 @@ from ..core.dyadic import check_scale, ibert_frexp, ibert_scale_ratio
 from ..core.errors import ConfigError, ShapeError
 from ..core.inttype import IntType
 from ..core.opcounts import OpCounts
+from ..regs.chain import Chain, Cost, Step
 from ..regs.opresult import OpResult
 from ..regs.prims import (
     add_chk,
@@ -81,8 +82,10 @@ from ..regs.prims import (
     lut_get,
     mul_reg,
     mul_shr_rne,
+    mul_step,
     reg,
     shl_reg,
+    step,
     tap,
     wide,
 )
@@ -658,39 +661,69 @@ def gelu_constants(scale: float, profile: str = "published", sig_bits: int = 12)
             "scale_erf": s_erf, "scale_out": s_out}
 
 
+# The chain of i-GELU, written once: steps, default widths and the published operations per element.
+GELU_CHAIN = Chain("ibert.gelu", [
+    Step("abs", "e", U32, (Cost("compare", ("abs",)), Cost("add", ("abs",)))),  # sign test, negate
+    Step("clip", "e", I32, (Cost("compare", ("clip",)),)),
+    Step("poly_sum", "e", I32, (Cost("add", ("poly_sum",)),)),
+    Step("poly_sq", "e", I64, (Cost("mul", ("poly_sum", "poly_sum")),)),
+    Step("poly", "e", I32, (Cost("add", ("poly",)),)),
+    Step("erf", "e", I32, (Cost("add", ("erf",)),)),  # apply the sign (conditional negate)
+    Step("erf_shifted", "e", I32, (Cost("shift", ("erf_shifted",)),)),
+    Step("sig", "e", I32, (Cost("add", ("sig",)),)),
+    Step("out", "e", I32, (Cost("mul", ("in", "sig")),)),
+])
+GELU_NEG = Chain("ibert.gelu", [Step("neg", "e", I32, (Cost("add", ("neg",)),))])  #: corrected only
+G_ABS, G_CLIP, G_SUM, G_SQ, G_POLY, G_ERF, G_SHIFTED, G_SIG, G_OUT = range(len(GELU_CHAIN))
+G_NEG = len(GELU_CHAIN)
+#: the kernel's parameter vector (computed once per call from the scale)
+GP_B_INT, GP_C_INT, GP_SHIFT, GP_SHIFT_INT, GP_NEGATE = range(5)
+
+
+@njit(cache=True, inline="always")
+def _gelu_chain(cf, st, tp, ton, i, j, xv, kp, rec):
+    """i-GELU of one element; returns ``(out, ok)`` (``ok`` False: a register overflowed
+    in the unrecorded pass)."""
+    b_int, c_int = kp[GP_B_INT], kp[GP_C_INT]
+    ok = True
+    a, ok = step(cf, st, tp, ton, i, j, G_ABS, -xv if xv < 0 else xv, rec, ok)
+    m, ok = step(cf, st, tp, ton, i, j, G_CLIP, a if a < -b_int else -b_int, rec, ok)
+    t, ok = step(cf, st, tp, ton, i, j, G_SUM, m + b_int, rec, ok)
+    t, ok = mul_step(cf, st, tp, ton, i, j, G_SQ, t, t, rec, ok)
+    t, ok = step(cf, st, tp, ton, i, j, G_POLY, t + c_int, rec, ok)
+    y = -t if xv < 0 else (np.int64(0) if xv == 0 else t)
+    y, ok = step(cf, st, tp, ton, i, j, G_ERF, y, rec, ok)
+    y, ok = step(cf, st, tp, ton, i, j, G_SHIFTED, y >> kp[GP_SHIFT], rec, ok)
+    g, ok = step(cf, st, tp, ton, i, j, G_SIG, y + kp[GP_SHIFT_INT], rec, ok)
+    o, ok = mul_step(cf, st, tp, ton, i, j, G_OUT, xv, g, rec, ok)
+    if kp[GP_NEGATE]:
+        o, ok = step(cf, st, tp, ton, i, j, G_NEG, -o, rec, ok)
+    return o, ok
+
+
 @njit(cache=True, error_model="numpy", _nrt=False)
-def _k_gelu_block(i, cf, st, tp, ton, x, B, b_int, c_int, sh, shift_int, negate, out, size):
-    """Block i of :func:`_k_gelu` (the body of its parallel loop)."""
-    for j in range(B):
-        p = i * B + j
-        if p >= size:
-            break
-        xv = np.int64(x[p])
-        a = reg(cf, st, tp, ton, i, j, 0, -xv if xv < 0 else xv)
-        m = reg(cf, st, tp, ton, i, j, 1, a if a < -b_int else -b_int)
-        t = reg(cf, st, tp, ton, i, j, 2, m + b_int)
-        t = mul_reg(cf, st, tp, ton, i, j, 3, t, t)
-        t = reg(cf, st, tp, ton, i, j, 4, t + c_int)
-        if xv < 0:
-            y = -t
-        elif xv == 0:
-            y = np.int64(0)
-        else:
-            y = t
-        y = reg(cf, st, tp, ton, i, j, 5, y)
-        y = reg(cf, st, tp, ton, i, j, 6, y >> sh)
-        g = reg(cf, st, tp, ton, i, j, 7, y + shift_int)
-        o = mul_reg(cf, st, tp, ton, i, j, 8, xv, g)
-        if negate:
-            o = reg(cf, st, tp, ton, i, j, 9, -o)
-        out[p] = o
+def _k_gelu_block(i, cf, st, tp, ton, x, kp, out, B, size):
+    """Block i of :func:`_k_gelu` (the body of its parallel loop): unrecorded first, the whole
+    block again recorded when a register overflowed (or taps are on)."""
+    p0 = i * B
+    p1 = min(p0 + B, size)
+    good = not ton
+    if good:
+        for p in range(p0, p1):
+            o, ok = _gelu_chain(cf, st, tp, ton, i, p - p0, np.int64(x[p]), kp, False)
+            out[p] = o
+            good &= ok
+    if not good:
+        for p in range(p0, p1):
+            o, _ = _gelu_chain(cf, st, tp, ton, i, p - p0, np.int64(x[p]), kp, True)
+            out[p] = o
 
 
 @njit(cache=True, parallel=True)
-def _k_gelu(cf, st, tp, ton, x, B, b_int, c_int, sh, shift_int, negate, out):
+def _k_gelu(cf, st, tp, ton, x, kp, out, B):
     size = x.shape[0]
     for i in prange(st.shape[0]):
-        _k_gelu_block(np.int64(i), cf, st, tp, ton, x, B, b_int, c_int, sh, shift_int, negate, out, size)
+        _k_gelu_block(np.int64(i), cf, st, tp, ton, x, kp, out, B, size)
 
 
 def gelu(x: Any, scale: float, *, profile: str = "published", sig_bits: int = 12, in_type: IntType | str = I32,
@@ -734,37 +767,16 @@ def gelu(x: Any, scale: float, *, profile: str = "published", sig_bits: int = 12
         raise ConfigError(f"{op}: scale {S!r} is too small for exact int64 emulation of i-GELU")
     arr = check_input(x, in_t, op, min_ndim=0)
     corrected = profile == "corrected"
-    steps = [("abs", "e"), ("clip", "e"), ("poly_sum", "e"), ("poly_sq", "e"), ("poly", "e"), ("erf", "e"),
-             ("erf_shifted", "e"), ("sig", "e"), ("out", "e")]
-    defaults = {"abs": U32, "clip": I32, "poly_sum": I32, "poly_sq": I64, "poly": I32, "erf": I32,
-                "erf_shifted": I32, "sig": I32, "out": I32}
-    if corrected:
-        steps.append(("neg", "e"))
-        defaults["neg"] = I32
-    regs = make_registers(op, defaults, widths, overflow)
+    chain = GELU_CHAIN + GELU_NEG if corrected else GELU_CHAIN
+    regs = chain.registers(widths, overflow)
     flat, nb, B = as_blocks(arr)
-    plan = Plan(regs, steps, nb, B, taps)
+    plan = chain.plan(regs, nb, B, taps)
     out = np.empty(flat.size, dtype=np.int64)
     if flat.size:
-        _k_gelu(*plan.args(), flat, np.int64(B), np.int64(k["b_int"]), np.int64(k["c_int"]), np.int64(k["shift"]),
-                np.int64(k["shift_int"]), corrected, out)
+        kp = np.array([k["b_int"], k["c_int"], k["shift"], k["shift_int"], int(corrected)], dtype=np.int64)
+        _k_gelu(*plan.args(), flat, kp, out, np.int64(B))
     tapd = plan.finish(arr.shape, "flat")
-    w = lambda s: regs.type_of(s).bits  # noqa: E731
-    n = int(flat.size)
-    ops = OpCounts()
-    if n:
-        ops.add("compare", (w("abs"),), n)  # |x| (sign test + negate)
-        ops.add("add", (w("abs"),), n)
-        ops.add("compare", (w("clip"),), n)
-        ops.add("add", (w("poly_sum"),), n)
-        ops.add("mul", (w("poly_sum"), w("poly_sum")), n)
-        ops.add("add", (w("poly"),), n)
-        ops.add("add", (w("erf"),), n)  # apply the sign (conditional negate)
-        ops.add("shift", (w("erf_shifted"),), n)
-        ops.add("add", (w("sig"),), n)
-        ops.add("mul", (in_t.bits, w("sig")), n)
-        if corrected:
-            ops.add("add", (w("neg"),), n)
+    ops = chain.op_counts(regs, in_bits=in_t.bits, elements=int(flat.size), rows=nb)
     return OpResult(values=out.reshape(arr.shape), scale=k["scale_out"], ops=ops, registers=regs, taps=tapd)
 
 

@@ -6,6 +6,13 @@ stores a value in step ``s``'s register: it checks the declared range, applies t
 (wrap, saturate, raise, record), records the first event and writes the tap. ``chk`` only checks,
 ``tap`` only records. ``mul_reg``/``shl_reg``/``add_chk`` do the exact wide arithmetic first
 (a product or shift beyond int64 is an event, never a silent wrap of the emulator itself).
+
+Each operator's chain is written once, as an inlined function with a ``rec`` flag, through the
+``*_step`` forms: with ``rec`` they are ``reg``/``mul_reg``/``shl_reg`` (the recorded path);
+without, they pass the value through untouched and return ``ok`` cleared when it leaves its
+register (or int64). The fast path runs a row unrecorded and, where ``ok`` came back False,
+runs that row again recorded, so the policies, events and taps come from one copy of the
+arithmetic.
 """
 
 from __future__ import annotations
@@ -236,3 +243,87 @@ def lut_get(cf, st, tp, ton, i, j, lfin, lval, lev, lbad, llo, ls0, v):
             else:
                 tp[ls0 + t, i, 0] = lval[k, t]
     return lfin[k], True
+
+
+@njit(cache=True, inline="always")
+def step(cf, st, tp, ton, i, j, s, v, rec, ok):
+    """Register s <- v: recorded when ``rec`` (as :func:`reg`), else only range-checked.
+    Returns ``(value, ok)``."""
+    if rec:
+        return reg(cf, st, tp, ton, i, j, s, v), ok
+    return v, ok & (v >= cf[s, 0]) & (v <= cf[s, 1])
+
+
+@njit(cache=True, inline="always")
+def mul_step(cf, st, tp, ton, i, j, s, a, b, rec, ok):
+    """Register s <- a * b exactly (as :func:`mul_reg` when ``rec``). Returns ``(value, ok)``."""
+    if rec:
+        return mul_reg(cf, st, tp, ton, i, j, s, a, b), ok
+    p = a * b
+    if a < 3037000499 and a > -3037000499 and b < 3037000499 and b > -3037000499:
+        return p, ok & (p >= cf[s, 0]) & (p <= cf[s, 1])
+    if a != 0 and b != 0 and mul_wide(a, b):
+        return p, False
+    return p, ok & (p >= cf[s, 0]) & (p <= cf[s, 1])
+
+
+@njit(cache=True, inline="always")
+def shl_step(cf, st, tp, ton, i, j, s, v, sh, rec, ok):
+    """Register s <- v * 2**sh exactly, sh < 0 a floor division (as :func:`shl_reg` when
+    ``rec``). Returns ``(value, ok)``."""
+    if rec:
+        return shl_reg(cf, st, tp, ton, i, j, s, v, sh), ok
+    if sh <= 0:
+        m = -sh
+        if m > 63:
+            m = 63
+        r = v >> np.int64(m)
+        return r, ok & (r >= cf[s, 0]) & (r <= cf[s, 1])
+    if v == 0:
+        return v, ok & (v >= cf[s, 0]) & (v <= cf[s, 1])
+    if sh >= 64:
+        return v, False
+    hi = np.int64(INT64_MAX) >> np.int64(sh)
+    if v > hi or v < -hi - np.int64(1):
+        return v, False
+    r = v << np.int64(sh)
+    return r, ok & (r >= cf[s, 0]) & (r <= cf[s, 1])
+
+
+@njit(cache=True, inline="always")
+def div_round(a, d, code):
+    """round(a / d) for d > 0, in the rounding mode of code ``code`` (the numbering of
+    :data:`intsim.core.rounding.ROUNDING_CODE`: floor 0, ceil 1, trunc 2, away 3, half_even 4,
+    half_odd 5, half_away 6, half_up 7, half_down 8, half_zero 9, jam 10, jam_unbiased 11)."""
+    q = a // d
+    r = a - q * d
+    if code == 0:
+        return q
+    if code == 10:
+        return q | np.int64(1)
+    if r == 0:
+        return q
+    if code == 1:
+        return q + 1
+    if code == 2:
+        return q + 1 if a < 0 else q
+    if code == 3:
+        return q + 1 if a > 0 else q
+    if code == 11:
+        return q | np.int64(1)
+    t = r - (d - r)
+    if t > 0:
+        return q + 1
+    if t < 0:
+        return q
+    if code == 4:
+        return q + (q & np.int64(1))
+    if code == 5:
+        return q + np.int64(1) - (q & np.int64(1))
+    if code == 6:
+        return q + 1 if a > 0 else q
+    if code == 7:
+        return q + 1
+    if code == 8:
+        return q
+    return q if a > 0 else q + 1  # half_zero

@@ -7,8 +7,8 @@ kernel, into register events, raised or recorded as the policy says, and into th
 intermediate registers). The argument checks every operator shares live here too, so that every
 operator words its errors the same way.
 
-Overflow policies have one numeric encoding, :data:`POLICY_CODE` (``wrap`` 0, ``saturate`` 1,
-``raise`` 2, ``record`` 3), used by every operator kernel.
+Overflow policies have one numeric encoding, :data:`intsim.core.overflow.POLICY_CODE` (``wrap`` 0,
+``saturate`` 1, ``raise`` 2, ``record`` 3), used by every kernel.
 """
 
 from __future__ import annotations
@@ -22,10 +22,9 @@ from ..core.arrays import as_int_array
 from ..core.dyadic import check_scale
 from ..core.errors import ConfigError, RegisterOverflow, ShapeError
 from ..core.inttype import IntType
+from ..core.overflow import POLICY_CODE
 from .registers import RegisterEvent, RegisterFile
 
-WRAP, SATURATE, RAISE, RECORD = 0, 1, 2, 3  #: the overflow policies as the kernels see them (``cf[s, 4]``)
-POLICY_CODE = {"wrap": WRAP, "saturate": SATURATE, "raise": RAISE, "record": RECORD}
 INT64_MAX = (1 << 63) - 1
 BLOCK = 4096  #: elements per parallel block of the element-wise kernels
 LUT_MAX = 1 << 22  #: largest look-up table the emulator builds to speed up an element chain
