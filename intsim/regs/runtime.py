@@ -58,10 +58,14 @@ def check_op_scale(scale: Any, op: str, name: str = "scale") -> float:
         raise ConfigError(f"{op}: {exc}") from None
 
 
-def check_profile(profile: Any, valid: tuple[str, ...], op: str) -> str:
-    if profile not in valid:
-        raise ConfigError(f"{op}: unknown profile {profile!r}; valid: {', '.join(valid)}")
-    return profile
+def check_variant(variant: Any, valid: tuple[str, ...], op: str) -> str:
+    """The name of one of an operator's published variants (``published``, ``corrected``, ...)."""
+    if variant not in valid:
+        raise ConfigError(f"{op}: unknown variant {variant!r}; valid: {', '.join(valid)}")
+    return variant
+
+
+check_profile = check_variant  # the old name, until every operator says variant=
 
 
 def check_int_param(v: Any, name: str, op: str, lo: int, hi: int) -> int:
