@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from oracle import gemm_oracle
 
 from intsim import (
     AccumulatorOverflow,
@@ -20,6 +19,7 @@ from intsim import (
     matmul,
     trace_output,
 )
+from intsim.oracles.gemm import matmul as gemm_oracle
 
 POLICIES = ["wrap", "saturate", "raise"]
 

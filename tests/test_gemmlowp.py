@@ -3,9 +3,7 @@ design note's vectors and tolerances."""
 
 from __future__ import annotations
 
-import math
 import os
-from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
 import pytest
@@ -15,7 +13,6 @@ from hypothesis import strategies as st
 from intsim import IntType
 from intsim.core.errors import ConfigError, DTypeError, OperandRangeError, RegisterOverflow
 from intsim.ops.gemmlowp import (
-    EXP_BARREL_CONSTANTS,
     QuantOpResult,
     exp_on_interval_between_negative_one_quarter_and_0_excl,
     exp_on_negative_values,
@@ -24,137 +21,16 @@ from intsim.ops.gemmlowp import (
     softmax_int8,
     softmax_params,
 )
+from intsim.oracles.gemmlowp import exp_on_interval_between_negative_one_quarter_and_0_excl as exp_interval
+from intsim.oracles.gemmlowp import exp_on_negative_values as exp_neg
+from intsim.oracles.gemmlowp import get_inv_sqrt_quantized_multiplier_exp as inv_sqrt
+from intsim.oracles.gemmlowp import one_over_one_plus_x_for_x_in_0_1 as one_over
+from intsim.oracles.gemmlowp import rounding_divide_by_pot as rdbpot
+from intsim.oracles.gemmlowp import softmax_int8 as softmax_row
+from intsim.oracles.gemmlowp import softmax_params as tflite_params
 
 MIN32, MAX32 = -(2**31), 2**31 - 1
 WIDE = IntType(40)  # declaring a wider register forces the checked kernels (results must not change)
-
-# ------------------------------------------------------------------------------------------------
-# literal oracles (Python ints, following fixedpoint.h / softmax.h line by line)
-# ------------------------------------------------------------------------------------------------
-
-
-def wrap32(v: int) -> int:
-    v &= 0xFFFFFFFF
-    return v - (1 << 32) if v >= 1 << 31 else v
-
-
-def srdhm(a: int, b: int) -> int:
-    if a == b == MIN32:
-        return MAX32
-    ab = a * b
-    nudge = (1 << 30) if ab >= 0 else 1 - (1 << 30)
-    q = abs(ab + nudge) // (1 << 31)
-    return q if ab + nudge >= 0 else -q
-
-
-def rdbpot(x: int, e: int) -> int:
-    mask = (1 << e) - 1
-    rem = x & mask
-    thr = (mask >> 1) + (1 if x < 0 else 0)
-    return (x >> e) + (1 if rem > thr else 0)
-
-
-def srmpot(x: int, e: int) -> int:
-    if e <= 0:
-        return rdbpot(x, -e)
-    thr = (1 << (31 - e)) - 1
-    return MAX32 if x > thr else MIN32 if x < -thr else x << e
-
-
-def exp_interval(a: int) -> int:
-    x = a + (1 << 28)
-    x2 = srdhm(x, x)
-    x3 = srdhm(x2, x)
-    x4 = srdhm(x2, x2)
-    t = wrap32(rdbpot(x4, 2) + x3)
-    t = rdbpot(wrap32(srdhm(t, 715827883) + x2), 1)
-    return wrap32(1895147668 + srdhm(1895147668, wrap32(x + t)))
-
-
-def exp_neg(a: int, k: int) -> int:
-    frac = 31 - k
-    quarter = 1 << (frac - 2)
-    am = wrap32((a & (quarter - 1)) - quarter)
-    r = exp_interval(srmpot(am, k))
-    rem = wrap32(am - a)
-    for e, c in zip(range(-2, 5), EXP_BARREL_CONSTANTS, strict=True):
-        if k > e and rem & (1 << (frac + e)):
-            r = srdhm(r, c)
-    if k > 5 and a < -(1 << (36 - k)):
-        r = 0
-    return MAX32 if a == 0 else r
-
-
-def one_over(a: int) -> int:
-    s = a + MAX32
-    h = (s + 1) // 2  # RoundingHalfSum with a positive sum
-    x = wrap32(1515870810 + srdhm(h, -1010580540))
-    for _ in range(3):
-        om = wrap32((1 << 29) - srdhm(h, x))
-        x = wrap32(x + srmpot(srdhm(x, om), 2))
-    return srmpot(x, 1)
-
-
-def inv_sqrt(inp: int, reverse_shift: int = -1) -> tuple[int, int]:
-    if inp <= 1:
-        return MAX32, 0
-    shift = 11
-    while inp >= 1 << 29:
-        inp //= 4
-        shift += 1
-    clz = 32 - inp.bit_length()
-    pairs = (clz - 1) // 2 - 1
-    shift -= pairs
-    inp <<= 2 * pairs
-    half = rdbpot(inp >> 1, 1)
-    x = 1 << 28
-    for _ in range(5):
-        x3 = srmpot(srdhm(srdhm(x, x), x), 6)
-        x = srmpot(wrap32(srdhm((1 << 28) + (1 << 27), x) - srdhm(half, x3)), 3)
-    x = srdhm(x, 1518500250)
-    if shift < 0:
-        x = wrap32(x << -shift)
-        shift = 0
-    return x, shift * reverse_shift
-
-
-def tflite_params(scale: float, beta: float = 1.0, single: bool = False, f32: bool = True) -> tuple[int, int, int]:
-    if f32:
-        scale, beta = float(np.float32(scale)), float(np.float32(beta))
-    real = min(beta * scale * 2.0**26, float((1 << 30) - 1 if single else (1 << 31) - 1))
-    f, shift = math.frexp(real)
-    q = int(Decimal(f * 2**31).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-    if q == 2**31:
-        q, shift = q // 2, shift + 1
-    return q, shift, -math.floor(31 * 2.0**26 / 2.0**shift)
-
-
-def softmax_row(row: list[int], scale: float, out: IntType, single: bool = False, beta: float = 1.0) -> list[int]:
-    q, lshift, diff_min = tflite_params(scale, beta, single)
-    mx = max(row)
-    exps = []
-    total = 0
-    for v in row:
-        d = v - mx
-        if d < diff_min:
-            exps.append(None)
-            continue
-        if single:
-            s = (d * q + (1 << (30 - lshift))) >> (31 - lshift)
-        else:
-            s = srdhm(d * (1 << lshift), q)
-        e = exp_neg(s, 5)
-        exps.append(e)
-        total = wrap32(total + rdbpot(e, 12))
-    u = total & 0xFFFFFFFF
-    hp = 32 - u.bit_length()
-    nbou = 12 - hp
-    recip = one_over(wrap32((u << hp) - (1 << 31)))
-    expo = nbou + 31 - out.bits
-    assert 0 <= expo <= 31
-    lo = out.min
-    return [lo if e is None else min(max(rdbpot(srdhm(recip, e), expo) + lo, lo), out.max) for e in exps]
-
 
 # ------------------------------------------------------------------------------------------------
 # softmax

@@ -4,7 +4,6 @@ design note's vectors and accuracy figures, register overflow detection and bad 
 from __future__ import annotations
 
 import math
-from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
 import numpy as np
@@ -15,91 +14,17 @@ from hypothesis import strategies as st
 from intsim.core.errors import ConfigError, DTypeError, OperandRangeError, RegisterOverflow, ShapeError
 from intsim.core.inttype import IntType
 from intsim.ops import ibert
+from intsim.oracles.ibert import fixedpoint_mul as fpmul_oracle
+from intsim.oracles.ibert import gelu as gelu_oracle
+from intsim.oracles.ibert import i_exp as exp_oracle
+from intsim.oracles.ibert import ibert_frexp as frexp_decimal
+from intsim.oracles.ibert import layernorm as ln_oracle
+from intsim.oracles.ibert import softmax as softmax_oracle
+from intsim.oracles.rounding import round_half_even as rne
 
 # ---------------------------------------------------------------------------------------------
-# oracles: the published code, element by element, on Python ints
+# oracles: intsim.oracles.ibert (the published code, element by element, on Python ints)
 # ---------------------------------------------------------------------------------------------
-
-
-def rne(q: Fraction) -> int:
-    fl = q.numerator // q.denominator
-    rem = q - fl
-    if rem > Fraction(1, 2) or (rem == Fraction(1, 2) and fl % 2):
-        return fl + 1
-    return fl
-
-
-def frexp_decimal(r: float) -> tuple[int, int]:
-    """batch_frexp as the code writes it: Decimal ROUND_HALF_UP of f * 2**31."""
-    f, x = math.frexp(r)
-    return int(Decimal(f * 2**31).quantize(Decimal("1"), rounding=ROUND_HALF_UP)), 31 - x
-
-
-def exp_oracle(d: int, S: float) -> int:
-    x0 = math.floor(-0.6931 / S)
-    n = 30
-    b = math.floor((0.96963238 / 0.35815147) / S)
-    c = math.floor((1.0 / 0.35815147) / S**2)
-    d = max(d, n * x0)
-    q = d // x0
-    r = d - x0 * q
-    z = r * (r + b) + c
-    e = z * 2 ** (n - q) if n >= q else z // 2 ** (q - n)
-    return max(e, 0)
-
-
-def softmax_oracle(row: list[int], S: float, out_bit: int = 8, rng: float = 1.0, corrected: bool = False) -> list[int]:
-    s16 = float(np.float32(np.float32(rng) / np.float32(32767)))
-    m, e = frexp_decimal((0.35815147 * S**2 / 2**30) / s16)
-    mx = max(row)
-    e16 = [min(max(rne(Fraction(exp_oracle(v - mx, S) * m, 2**e)), -32768), 32767) for v in row]
-    s = sum(e16) or 1
-    if not corrected:
-        f = 2**32 // s
-        return [(v * f) // 2 ** (32 - out_bit) for v in e16]
-    L = abs(s).bit_length()
-    k = max(L - 32, 0)
-    f = 2 ** (30 + L - k) // (s >> k)
-    sh = 30 + L - out_bit
-    return [min((v * f + 2 ** (sh - 1)) >> sh, 2**out_bit - 1) for v in e16]
-
-
-def gelu_oracle(x: int, S: float, corrected: bool = False, sig_bits: int = 12) -> int:
-    Sp = S / 1.4142
-    b = math.floor(-1.769 / Sp)
-    c = math.floor((1 / -0.2888) / Sp**2)
-    sign = (x > 0) - (x < 0)
-    y = sign * ((min(abs(x), -b) + b) ** 2 + c)
-    if not corrected:
-        s_erf = Sp**2 * -0.2888 * 2**14
-        return x * (y // 2**14 + math.floor(1.0 // s_erf))
-    sh = max(0, abs(c).bit_length() - sig_bits)
-    return -(x * ((y >> sh) + (c >> sh)))
-
-
-def ln_oracle(row: list[int], shift: int = 0, corrected: bool = False, bias: list[int] | None = None) -> list[int]:
-    D = len(row)
-    mean = rne(Fraction(sum(row), D))
-    y = [v - mean for v in row]
-    if not corrected:
-        var = sum((v // 2**shift) ** 2 for v in y)
-        std = math.isqrt(var) * 2**shift or 1
-        f = 2**31 // std
-    else:
-        var = sum(v * v for v in y)
-        g = max(0, (62 - var.bit_length()) // 2)
-        std = math.isqrt(var << (2 * g))
-        f = 0 if std == 0 else 2 ** (31 + g) // std
-    out = [(v * f) // 2 for v in y]
-    return out if bias is None else [o + b for o, b in zip(out, bias, strict=True)]
-
-
-def fpmul_oracle(x: int, s_in: float, s_out: float, bits: int) -> int:
-    m, e = frexp_decimal(s_in / float(np.float32(s_out)))
-    y = rne(Fraction(x * m, 2**e))
-    if bits in (4, 8, 16):
-        y = min(max(y, -(2 ** (bits - 1))), 2 ** (bits - 1) - 1)
-    return y
 
 
 def softmax_e16_of_max(S: float, rng: float = 1.0) -> int:

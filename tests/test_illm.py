@@ -3,105 +3,24 @@ float64 accuracy, register overflow detection and bad input."""
 
 from __future__ import annotations
 
-import math
 from fractions import Fraction
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from oracle import round_fraction
 
 from intsim.core.dyadic import Dyadic
 from intsim.core.errors import ConfigError, DTypeError, OperandRangeError, RegisterOverflow, ShapeError
 from intsim.ops import illm
-
-
-# ---------------------------------------------------------------------------------------------
-# oracles
-# ---------------------------------------------------------------------------------------------
-def rne(q: Fraction) -> int:
-    return round_fraction(q, "half_even")
-
-
-def dyadic_oracle(s: float, m_bits: int = 8) -> tuple[int, int]:
-    """Largest k <= 62 with round_half_even(s * 2**k) < 2**m_bits."""
-    q = Fraction(s)
-    for k in range(62, -1, -1):
-        m = rne(q * 2**k)
-        if m < 2**m_bits:
-            return m, k
-    raise AssertionError
-
-
-def ratio_oracle(num: int, den: int, k: int, m_bits: int) -> tuple[int, int]:
-    if num == 0:
-        return 0, 0
-    best = None
-    for j in range(62 - k, -200, -1):
-        m2 = rne(Fraction(num * 2**j, den) if j >= 0 else Fraction(num, den * 2**-j))
-        if m2 < 2**m_bits:
-            best = (m2, j)
-            break
-    m2, j = best
-    k2 = k + j
-    if k2 < 0:
-        return m2 << -k2, 0
-    return m2, k2
-
-
-def diexp_oracle(z: int, m: int, k: int, F: int = 15, terms=((0, 1), (1, 1), (4, -1))) -> int:
-    t = z * m
-    u = sum(sg * (t >> sh) for sh, sg in terms)
-    a = max(-u, 0)
-    q, r = a >> k, a & ((1 << k) - 1)
-    fr = math.floor(Fraction(2**F) * (1 - Fraction(r, 2 ** (k + 1))))
-    return fr >> q
-
-
-def csoftmax_oracle(row: list[int], s: float, clip: float = 15.0, in_bits: int | None = 8, ob: int = 16,
-                    F: int = 15) -> list[int]:
-    m, k = dyadic_oracle(s)
-    T = math.floor(Fraction(clip) * 2**k / m)
-    mx, mn = max(row), min(row)
-    R = min(mx - mn, T)
-    if in_bits:
-        D = 2**in_bits - 1
-        mz, kz = ratio_oracle(m * R, D, k, 8)
-    else:
-        mz, kz = m, k
-    es = []
-    for v in row:
-        dc = max(v - mx, -T)
-        z = (-rne(Fraction(-dc * D, R)) if R else 0) if in_bits else dc
-        es.append(diexp_oracle(z, mz, kz, F))
-    total = sum(es)
-    return [rne(Fraction(e * (2**ob - 1), total)) for e in es]
-
-
-def norm_oracle(row: list[int], mode: str, F: int = 16, eps_int: int = 0) -> list[int]:
-    D = len(row)
-    y = row if mode == "rms" else [v - rne(Fraction(sum(row), D)) for v in row]
-    var = sum(v * v for v in y) + eps_int
-    g = max(0, (62 - var.bit_length()) // 2)
-    std = math.isqrt((var << (2 * g)) // D)
-    f = 0 if std == 0 else 2 ** (F + 16 + g) // std
-    return [rne(Fraction(v * f, 2**16)) for v in y]
-
-
-def swiglu_oracle(g: int, u: int, m: int, k: int, F: int = 15, Fs: int = 15) -> int:
-    e = diexp_oracle(-abs(g), m, k, F)
-    sig = rne(Fraction((2**F if g >= 0 else e) << Fs, 2**F + e))
-    return g * sig * u
-
-
-def dynq_oracle(row: list[int], bits: int, symmetric: bool, mode: str) -> list[int]:
-    if symmetric:
-        A = max(abs(v) for v in row) or 1
-        return [round_fraction(Fraction(v * (2 ** (bits - 1) - 1), A), mode) for v in row]
-    lo = min(row)
-    R = (max(row) - lo) or 1
-    return [round_fraction(Fraction((v - lo) * (2**bits - 1), R), mode) for v in row]
+from intsim.oracles.illm import clipped_softmax as csoftmax_oracle
+from intsim.oracles.illm import di_exp as diexp_oracle
+from intsim.oracles.illm import di_norm as norm_oracle
+from intsim.oracles.illm import dyadic_ratio as ratio_oracle
+from intsim.oracles.illm import dynamic_requant as dynq_oracle
+from intsim.oracles.illm import row_dyadic as dyadic_oracle
+from intsim.oracles.illm import swiglu as swiglu_oracle
+from intsim.oracles.rounding import round_half_even as rne
 
 
 def rows_of(lo: int, hi: int, max_rows: int = 3, max_n: int = 12):

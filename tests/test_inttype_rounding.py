@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from oracle import round_fraction
 
 from intsim import (
     ROUNDING_MODES,
@@ -21,6 +20,7 @@ from intsim import (
     rounding_mode,
     shift_right,
 )
+from intsim.oracles.rounding import round_fraction
 
 I64 = st.integers(-(2**63), 2**63 - 1)
 

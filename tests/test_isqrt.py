@@ -21,15 +21,10 @@ from intsim.ops.isqrt import (
     isqrt_op,
     newton_steps,
 )
+from intsim.oracles.isqrt import isqrt_fixed as _fixed_oracle
+from intsim.oracles.isqrt import isqrt_ivit as ivit_oracle
 
 U64_MAX = 2**64 - 1
-
-
-def ivit_oracle(n: int, steps: int = 10, k: int = 2**16) -> int:
-    """I-ViT's loop, literally: k = floor((k + floor(var / k)) / 2), ten times."""
-    for _ in range(steps):
-        k = (k + n // k) // 2
-    return k
 
 
 def edge_values(limit: int) -> list[int]:
@@ -225,15 +220,6 @@ def test_block_kernel_across_blocks_and_its_exact_fallback():
     from intsim.ops.isqrt import _run_blocks  # both routes ran: stats[3] counts the blocks redone exactly
 
     assert _run_blocks(arr, 1, 11, 3)[1][3] > 0 and _run_blocks(arr, 1, 10, 2**16)[1][3] == 0
-
-
-def _fixed_oracle(n: int, steps: int) -> int:
-    if n == 0:
-        return 0
-    x = 1 << ((n.bit_length() + 1) >> 1)
-    for _ in range(steps):
-        x = min(x, (x + n // x) // 2)
-    return x
 
 
 def _ivit_arrival(n: int, steps: int = 10, seed: int = 2**16) -> int | None:

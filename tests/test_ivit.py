@@ -3,9 +3,6 @@ Python-int oracles, the design note's Shiftmax vectors, accuracy figures and reg
 
 from __future__ import annotations
 
-import math
-from fractions import Fraction
-
 import numpy as np
 import pytest
 from hypothesis import given
@@ -14,105 +11,13 @@ from hypothesis import strategies as st
 from intsim.core.errors import ConfigError, DTypeError, OperandRangeError, RegisterOverflow
 from intsim.core.inttype import IntType
 from intsim.ops import ivit
+from intsim.oracles.ivit import layernorm as ln_oracle
+from intsim.oracles.ivit import shift_exp as sexp_oracle
+from intsim.oracles.ivit import shiftgelu as shiftgelu_oracle
+from intsim.oracles.ivit import shiftmax as shiftmax_oracle
+from intsim.oracles.rounding import c_div as tdiv
 
 I31 = 2**31 - 1
-
-
-# ---------------------------------------------------------------------------------------------
-# oracles (the published code on Python ints)
-# ---------------------------------------------------------------------------------------------
-def rne(q: Fraction) -> int:
-    fl = q.numerator // q.denominator
-    rem = q - fl
-    return fl + 1 if rem > Fraction(1, 2) or (rem == Fraction(1, 2) and fl % 2) else fl
-
-
-def tdiv(a: int, b: int) -> int:
-    q = abs(a) // abs(b)
-    return q if (a >= 0) == (b >= 0) else -q
-
-
-def x0_oracle(S: float, tvm: bool) -> int:
-    return int(-1.0 / S - 1) if tvm else math.floor(-1.0 / S)
-
-
-def sexp_oracle(x: int, S: float, n: int, tvm: bool) -> int:
-    t = x + math.floor(x / 2) - math.floor(x / 16)
-    x0 = x0_oracle(S, tvm)
-    t = max(t, n * x0)
-    if tvm:
-        q = tdiv(t, x0)
-        r = t - q * x0
-        base = (r >> 1) - x0
-        return base << (n - q) if n >= q else base >> (q - n)
-    q = t // x0
-    r = t - x0 * q
-    return max(math.floor((Fraction(r, 2) - x0) * Fraction(2) ** (n - q)), 0)
-
-
-def shiftmax_oracle(row: list[int], S: float, profile: str = "pytorch", out_bit: int = 8) -> list[int]:
-    tvm = profile == "tvm"
-    n = 16 if tvm else 15
-    mx = max(row)
-    e = [sexp_oracle(v - mx, S, n, tvm) for v in row]
-    s = sum(e)
-    if profile == "pytorch":
-        s = min(s, I31)
-        f = I31 // s
-        return [(v * f) // 2 ** (32 - out_bit) for v in e]
-    if tvm:
-        f = tdiv(I31, s)
-        return [(f * v) >> 24 for v in e]
-    L = s.bit_length()
-    k = max(L - 32, 0)
-    f = 2 ** (30 + L - k) // (s >> k)
-    sh = 30 + L - k - (out_bit - 1)
-    return [min(((v >> k) * f + 2 ** (sh - 1)) >> sh, 2 ** (out_bit - 1) - 1) for v in e]
-
-
-def shiftgelu_oracle(row: list[int], S: float, profile: str = "pytorch", out_bit: int = 8) -> list[int]:
-    tvm = profile == "tvm"
-    Ss = S * 1.702
-    m = max(row)
-    if profile == "corrected":
-        m = max(m, 0)
-    em = sexp_oracle(-m, Ss, 23, tvm)
-    out = []
-    for v in row:
-        e = sexp_oracle(v - m, Ss, 23, tvm)
-        s = e + em
-        if profile == "pytorch":
-            sig = (e * (I31 // min(s, I31))) // 2 ** (32 - out_bit)
-        elif tvm:
-            sig = (tdiv(I31, s) * e) >> 24
-        else:
-            sig = (e << (out_bit - 1)) // s
-        out.append(v * sig)
-    return out
-
-
-def ln_oracle(row: list[int], profile: str = "pytorch", steps: int = 10) -> list[int]:
-    D = len(row)
-    if profile == "tvm":
-        mean = tdiv(sum(row), D)
-    else:
-        mean = rne(Fraction(sum(row), D))
-    y = [v - mean for v in row]
-    var = sum(v * v for v in y)
-    if profile == "corrected":
-        g = max(0, (62 - var.bit_length()) // 2)
-        std = math.isqrt(var << (2 * g))
-        f = 0 if std == 0 else 2 ** (31 + g) // std
-        return [(v * f) // 2 for v in y]
-    k = 2**16
-    for _ in range(steps):
-        k = (k + var // k) // 2
-    if profile == "tvm":
-        f = tdiv(I31, k)
-        return [tdiv(f * v, 2) for v in y]
-    f = I31 // k
-    return [(v * f) // 2 for v in y]
-
 
 int8_rows = st.integers(1, 3).flatmap(lambda R: st.integers(1, 12).flatmap(
     lambda N: st.lists(st.lists(st.integers(-128, 127), min_size=N, max_size=N), min_size=R, max_size=R)))

@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from intsim import ConfigError, Datapath, IntType, OperandRangeError, ShapeError
+from intsim.oracles.quant import llm_int8_part
 from intsim.quant.llmint8 import llm_int8_matmul, outlier_columns
 
 vals = st.floats(-20, 20, allow_nan=False, allow_infinity=False)
@@ -23,23 +24,8 @@ def float_gemms(draw):
     return A, B
 
 
-def quant_oracle(x: list[float], qmax: int) -> tuple[list[int], float]:
-    alpha = max(max(abs(v) for v in x), 1e-20)
-    scale = (0.5 * (2 * qmax)) / alpha
-    return [round(v * scale) for v in x], scale
-
-
 def part_oracle(A: np.ndarray, B: np.ndarray, bits: int) -> np.ndarray:
-    qmax = 2 ** (bits - 1) - 1
-    qa = [quant_oracle(r, qmax) for r in A.tolist()]
-    qb = [quant_oracle(c, qmax) for c in B.T.tolist()]
-    M, N, K = A.shape[0], B.shape[1], A.shape[1]
-    out = np.zeros((M, N))
-    for i in range(M):
-        for j in range(N):
-            acc = sum(qa[i][0][k] * qb[j][0][k] for k in range(K))  # exact Python ints
-            out[i, j] = acc / (qa[i][1] * qb[j][1])
-    return out
+    return np.array(llm_int8_part(A.tolist(), B.T.tolist(), bits), dtype=np.float64).reshape(A.shape[0], B.shape[1])
 
 
 @given(float_gemms(), st.sampled_from([6.0, 3.0, 100.0]))

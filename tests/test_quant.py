@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from oracle import round_fraction
 
 from intsim import ConfigError, DTypeError, OperandRangeError, ShapeError
 from intsim.core.dyadic import Dyadic
+from intsim.oracles.quant import percentile_alpha as alpha_oracle
+from intsim.oracles.quant import quantize_per_token_step as step_oracle
+from intsim.oracles.rounding import round_fraction
 from intsim.quant.quantizers import alpha_ratio, percentile_alpha, quantize_per_token, quantize_rtn
 
 finite = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False, allow_subnormal=True)
@@ -31,18 +33,6 @@ def real_matrices(draw, max_dim: int = 6, min_dim: int = 1):
         keep = np.array(draw(st.lists(st.booleans(), min_size=m * n, max_size=m * n))).reshape(m, n)
         vals = np.where(keep & (np.arange(m * n).reshape(m, n) % 7 == 0), vals, 0.0)
     return vals
-
-
-def alpha_oracle(values: list[float], p: float) -> float:
-    mags = sorted((abs(v) for v in values), reverse=True)
-    if not mags:
-        return 0.0
-    k = max(1, int(len(mags) * (1 - p)))
-    a = mags[k - 1]
-    if a == 0 and mags[0] > 0:
-        nz = [v for v in mags if v > 0]
-        a = nz[max(1, int(len(nz) * (1 - p))) - 1]
-    return a
 
 
 def groups_of(x: np.ndarray, granularity: str) -> list[list[float]]:
@@ -161,16 +151,6 @@ def test_alpha_ratio():
 # ---------------------------------------------------------------------------------------------
 # dynamic per-token quantization
 # ---------------------------------------------------------------------------------------------
-
-def step_oracle(amax: float, qmax: int, scale_bits: int, max_shift: int) -> tuple[int, int]:
-    t = Fraction(amax) / qmax
-    limit = 2**scale_bits - 1
-    for k in range(max_shift, -1, -1):
-        m = -((-t.numerator * 2**k) // t.denominator)
-        if m <= limit:
-            return m, k
-    raise AssertionError("no step")
-
 
 @st.composite
 def token_matrices(draw):

@@ -24,6 +24,14 @@ from intsim.core.dyadic import (
     tflite_dyadic,
 )
 from intsim.core.errors import ConfigError, DTypeError, OperandRangeError, RegisterOverflow
+from intsim.oracles.requant import multiply_by_quantized_multiplier as mbqm_double
+from intsim.oracles.requant import multiply_by_quantized_multiplier_single_rounding as mbqm_single
+from intsim.oracles.requant import quantize_multiplier as qm_oracle
+from intsim.oracles.requant import requantize as requant_oracle
+from intsim.oracles.requant import requantize_float as fp_oracle
+from intsim.oracles.requant import rounding_divide_by_pot as rdbpot_round
+from intsim.oracles.requant import saturating_rounding_doubling_high_mul as srdhm_c
+from intsim.oracles.rounding import c_div, round_fraction
 from intsim.quant.requant import (
     REQUANT_MODES,
     mul_shift_round,
@@ -36,60 +44,10 @@ from intsim.quant.requant import (
     saturating_rounding_doubling_high_mul,
     saturating_rounding_multiply_by_pot,
 )
-from tests.oracle import round_fraction
 
 I32 = st.integers(-(2**31), 2**31 - 1)
 I16 = st.integers(-(2**15), 2**15 - 1)
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
-
-
-# ------------------------------------------------------------------------------------------------
-# oracles (literal C semantics on Python ints)
-# ------------------------------------------------------------------------------------------------
-
-
-def c_div(a: int, b: int) -> int:
-    """C integer division (truncation toward zero)."""
-    q = abs(a) // abs(b)
-    return q if (a >= 0) == (b > 0) else -q
-
-
-def srdhm_c(a: int, b: int, bits: int = 32) -> int:
-    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    if a == b == lo:
-        return hi
-    ab = a * b
-    nudge = (1 << (bits - 2)) if ab >= 0 else 1 - (1 << (bits - 2))
-    return c_div(ab + nudge, 1 << (bits - 1))
-
-
-def rdbpot_round(x: int, e: int) -> int:
-    """std::round(x / 2**e): half away from zero."""
-    return round_fraction(Fraction(x, 1 << e), "half_away")
-
-
-def mbqm_double(x: int, q: int, shift: int) -> int:
-    left, right = max(shift, 0), max(-shift, 0)
-    return rdbpot_round(srdhm_c(x * (1 << left), q), right)
-
-
-def mbqm_single(x: int, q: int, shift: int) -> int:
-    return (x * q + (1 << (30 - shift))) >> (31 - shift)
-
-
-def round_to_float(q: Fraction, mant: int) -> Fraction:
-    """Round an exact rational to the nearest binary float with ``mant`` significand bits
-    (ties to even), normal range only."""
-    if q == 0:
-        return Fraction(0)
-    sign = -1 if q < 0 else 1
-    a = abs(q)
-    e = a.numerator.bit_length() - a.denominator.bit_length()
-    if Fraction(2) ** e > a:
-        e -= 1
-    ulp = Fraction(2) ** (e - mant + 1)
-    n = round_fraction(a / ulp, "half_even")
-    return sign * n * ulp
 
 
 # ------------------------------------------------------------------------------------------------
@@ -181,19 +139,6 @@ def test_rounding_half_sum(a, b):
 # ------------------------------------------------------------------------------------------------
 # TFLite multipliers
 # ------------------------------------------------------------------------------------------------
-
-
-def qm_oracle(scale: float, single: bool = False) -> tuple[int, int]:
-    f, shift = math.frexp(scale)
-    q = int(Decimal(f * 2**31).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-    if q == 2**31:
-        q //= 2
-        shift += 1
-    if shift < -31:
-        return 0, 0
-    if single and shift > 30:
-        return 2**31 - 1, 30
-    return q, shift
 
 
 positive_floats = st.floats(min_value=2.0**-40, max_value=2.0**40, allow_nan=False, allow_infinity=False)
@@ -376,16 +321,6 @@ def test_mbqm_int64_refuses_wide_input():
 # ------------------------------------------------------------------------------------------------
 
 
-def requant_oracle(x: int, m: int, k: int, mode: str, out: IntType, zp: int = 0, order: str = "rts") -> int:
-    v = Fraction(x * m, 1 << k)
-    if order == "ctr":
-        lo, hi = out.min - zp, out.max - zp
-        v = min(max(v, Fraction(lo)), Fraction(hi))
-        return min(max(round_fraction(v, mode) + zp, out.min), out.max)  # (jam can step off a bound)
-    r = round_fraction(v, mode) + zp
-    return min(max(r, out.min), out.max)
-
-
 out_types = st.sampled_from([IntType(8), IntType(8, signed=False), IntType(4), IntType(16), IntType(32),
                              IntType(2), IntType(64)])
 
@@ -527,13 +462,6 @@ def test_requantize_tflite_accepts_dyadic_and_int64_inputs():
 # ------------------------------------------------------------------------------------------------
 # requantize: float back-ends
 # ------------------------------------------------------------------------------------------------
-
-
-def fp_oracle(x: int, scale: float, mant: int, out: IntType, zp: int = 0) -> int:
-    s = Fraction(float(np.float32(scale))) if mant == 24 else Fraction(scale)
-    xf = round_to_float(Fraction(x), mant)
-    v = round_to_float(xf * s, mant)
-    return min(max(round_fraction(v, "half_even") + zp, out.min), out.max)
 
 
 scales = st.floats(min_value=1e-6, max_value=100.0, allow_nan=False)

@@ -21,6 +21,9 @@ from hypothesis import strategies as st
 from intsim import ROUNDING_MODES, IntType
 from intsim.core.dyadic import Dyadic, quantize_multiplier
 from intsim.core.errors import ConfigError, IntsimError, ShapeError
+from intsim.oracles.requant import multiply_by_quantized_multiplier as mbqm_double
+from intsim.oracles.requant import multiply_by_quantized_multiplier_single_rounding as mbqm_single
+from intsim.oracles.rounding import round_fraction, round_to_float
 from intsim.quant.requant import (
     REQUANT_MODES,
     REQUANT_ORDERS,
@@ -31,8 +34,6 @@ from intsim.quant.requant import (
     rounding_divide_by_pot,
 )
 from intsim.regs.registers import RegisterFile
-from tests.oracle import round_fraction
-from tests.test_requant import mbqm_double, mbqm_single, round_to_float
 
 FLOAT_MODES = ("onnx_ref", "ort_fp32", "gemmini_fp32")
 CTR = "clamp_then_round"

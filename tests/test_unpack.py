@@ -36,73 +36,19 @@ from intsim.hw.unpack import (
     unpack_rows,
     unpack_stats,
 )
+from intsim.oracles.unpack import unpack_both as both_oracle
+from intsim.oracles.unpack import unpack_matmul as unpack_matmul_oracle
+from intsim.oracles.unpack import unpack_rows as rows_oracle
 
 PAIRS = list(itertools.product(STRATEGIES, STRATEGIES))
 
 
 # ---------------------------------------------------------------------------------------------
-# oracles: the design note's pseudo-code with Python ints and lists
+# oracle adapters (the oracles are intsim.oracles.unpack)
 # ---------------------------------------------------------------------------------------------
 
-def _oor(v: int, b: int, admit: bool) -> bool:
-    s = 1 << (b - 1)
-    return not ((-s if admit else -s + 1) <= v <= s - 1)
-
-
-def rows_oracle(A: list[list[int]], b: int, admit: bool = False):
-    s = 1 << (b - 1)
-    blocks = [[list(r) for r in A]]
-    idx = [list(range(len(A)))]
-    sc = [[1] * len(A)]
-    while True:
-        X = blocks[-1]
-        m = [i for i, r in enumerate(X) if any(_oor(v, b, admit) for v in r)]
-        if not m:
-            break
-        new = []
-        for i in m:
-            new.append([v // s for v in X[i]])
-            X[i] = [v % s for v in X[i]]
-        blocks.append(new)
-        idx.append([idx[-1][i] for i in m])
-        sc.append([sc[-1][i] * s for i in m])
-    return [r for blk in blocks for r in blk], [i for blk in idx for i in blk], [c for blk in sc for c in blk]
-
-
-def both_oracle(A: list[list[int]], B: list[list[int]], b: int, admit: bool = False):
-    """UnpackBoth (design note 2.3); our B is K x N, so a split column duplicates a row of B."""
-    s = 1 << (b - 1)
-    Au = [list(r) for r in A]
-    Be = [list(r) for r in B]
-    K = len(B)
-    p_idx, p_sc, sc = list(range(len(A))), [1] * len(A), [1] * K
-    while True:
-        rc = [sum(_oor(v, b, admit) for v in row) for row in Au]
-        cc = [sum(_oor(row[j], b, admit) for row in Au) for j in range(len(sc))]
-        r = max(range(len(rc)), key=rc.__getitem__) if rc else -1
-        c = max(range(len(cc)), key=cc.__getitem__) if cc else -1
-        mr = rc[r] if rc else 0
-        mc = cc[c] if cc else 0
-        if mr == 0 and mc == 0:
-            break
-        if mr >= mc:
-            Au.append([v // s for v in Au[r]])
-            Au[r] = [v % s for v in Au[r]]
-            p_idx.append(p_idx[r])
-            p_sc.append(p_sc[r] * s)
-        else:
-            for row in Au:
-                row.append(row[c] // s)
-                row[c] = row[c] % s
-            Be.append(list(Be[c]))
-            sc.append(sc[c] * s)
-    return Au, Be, p_idx, p_sc, sc
-
-
 def exact_product(A: np.ndarray, B: np.ndarray) -> list[list[int]]:
-    M, K = A.shape
-    N = B.shape[1]
-    return [[sum(int(A[i, k]) * int(B[k, j]) for k in range(K)) for j in range(N)] for i in range(M)]
+    return unpack_matmul_oracle(lists(A), lists(B), B.shape[1])
 
 
 def scales_of(shifts: np.ndarray) -> list[int]:
