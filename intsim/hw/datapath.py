@@ -16,6 +16,10 @@ Semantics, for each output (i, j) of ``A (M x K) @ B (K x N)``:
    modulo 2**acc_bits), ``saturate`` (clamp to the register range and go on) or
    ``raise`` (:class:`~intsim.core.errors.AccumulatorOverflow`).
 
+The two registers are the steps ``"tree"`` (3.) and ``"acc"`` (4.) of the overflow events of
+:attr:`GemmResult.events <intsim.hw.gemm.GemmResult.events>`; the numba kernels receive the
+policies as :data:`intsim.core.overflow.POLICY_CODE`.
+
 With ``a=IntType(8, signed=False)``, ``b=IntType(8)``, ``k_chunk=2``,
 ``chunk_bits=16`` and ``chunk_overflow="saturate"`` this is the x86
 ``VPMADDUBSW`` pairwise int16 saturation used by onnxruntime and oneDNN on

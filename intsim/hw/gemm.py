@@ -23,7 +23,7 @@ the outputs the proof cannot clear are emulated add by add, in order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,7 @@ from ..core.arrays import as_int_array, as_int_matrix, short_repr, to_int64
 from ..core.errors import AccumulatorOverflow, ConfigError, OperandRangeError, ShapeError
 from ..core.inttype import IntType
 from ..core.opcounts import OpCounts
+from ..regs.registers import RegisterEvent
 from . import gemm_kernels as kern
 from .datapath import Datapath, as_datapath
 
@@ -41,6 +42,22 @@ _F32_EXACT = 1 << 24
 _F64_EXACT = 1 << 53
 _MIN_F32_BLOCK = 256
 _SPOT_CHECKS = 8
+
+
+@dataclass(frozen=True)
+class _StageOverflows:
+    """The outputs of one GEMM whose register ``step`` (``"tree"`` or ``"acc"``) overflowed:
+    ``flat`` their row-major flat indices (ascending) and, for each, the first value that did not
+    fit that register as a 128-bit pair (``hi`` signed high word, ``lo`` unsigned low word)."""
+
+    step: str
+    flat: np.ndarray
+    hi: np.ndarray
+    lo: np.ndarray
+
+    def value(self, n: int) -> int:
+        """The value of the ``n``-th listed output (a Python int)."""
+        return kern.value128(self.hi[n], self.lo[n])
 
 
 @dataclass(frozen=True)
@@ -62,6 +79,8 @@ class GemmResult:
     method:
         how the cleared outputs were computed (``"float32-blas"``, ``"float64-blas"``,
         ``"int64"``, ``"none"``); ``n_scanned`` outputs were emulated in order.
+    events, overflowed:
+        the overflow report shared with the operators' results (see :attr:`events`).
     """
 
     values: np.ndarray
@@ -71,11 +90,49 @@ class GemmResult:
     datapath: Datapath
     method: str = "none"
     n_scanned: int = 0
+    _overflows: tuple[_StageOverflows, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def n_overflow(self) -> int:
         """Number of outputs with at least one overflow."""
         return int(np.count_nonzero(self.overflow))
+
+    @property
+    def events(self) -> tuple[RegisterEvent, ...]:
+        """One :class:`~intsim.regs.registers.RegisterEvent` per register of the datapath that
+        overflowed, in pipeline order: step ``"tree"`` (the ``chunk_bits`` adder-tree output,
+        policy ``chunk_policy``), then ``"acc"`` (the accumulator, policy ``overflow``); op
+        ``"matmul"``, signed. ``count``: the outputs (i, j) where that register overflowed at
+        least once; ``index``: the first of them in row-major order; ``value``: at that output,
+        the exact value (a Python int) that did not fit that register at its first overflowing
+        add, before the policy applied (what :class:`~intsim.core.errors.AccumulatorOverflow`
+        reports under ``raise``). Empty when nothing overflowed.
+
+        >>> import numpy as np
+        >>> from intsim import Datapath, IntType, matmul
+        >>> r = matmul(np.array([[7, 7], [-8, 1]]), np.array([[7], [7]]),
+        ...            Datapath(a=IntType(4), b=IntType(4), acc_bits=7, overflow="saturate"))
+        >>> [(e.step, e.bits, e.count, e.index, e.value, e.policy) for e in r.events], r.overflowed
+        ([('acc', 7, 1, (0, 0), 98, 'saturate')], True)
+        """
+        n_cols = self.values.shape[1]
+        out = []
+        for h in self._overflows:
+            bits, policy = register_of(self.datapath, h.step)
+            index = divmod(int(h.flat[0]), n_cols)
+            out.append(RegisterEvent("matmul", h.step, bits, True, int(h.flat.size), index, h.value(0), policy))
+        return tuple(out)
+
+    @property
+    def overflowed(self) -> bool:
+        """True when some register overflowed (``events`` is not empty; ``overflow.any()``)."""
+        return bool(self._overflows)
+
+
+def register_of(dp: Datapath, step: str) -> tuple[int, str]:
+    """Width and policy of the register ``step`` of ``dp``: ``"tree"`` (the adder-tree output,
+    ``chunk_bits`` and ``chunk_policy``) or ``"acc"`` (the accumulator, ``acc_bits`` and ``overflow``)."""
+    return (dp.chunk_bits, dp.chunk_policy) if step == "tree" else (dp.acc_bits, dp.overflow)
 
 
 def gemm_ops(M: int, K: int, N: int, dp: Datapath) -> OpCounts:
@@ -269,6 +326,7 @@ def matmul(A: Any, B: Any, datapath: Datapath | None = None, bias: Any = None) -
     ops = _gemm_ops(M, K, N, dp)
     overflow = np.zeros((M, N), bool)
     first_k = np.full((M, N), -1, np.int64)
+    overflows: tuple[_StageOverflows, ...] = ()
     if M == 0 or N == 0 or K == 0:
         values = np.broadcast_to(bias64, (M, N)).copy()
         return GemmResult(values, overflow, first_k, ops, dp)
@@ -306,18 +364,26 @@ def matmul(A: Any, B: Any, datapath: Datapath | None = None, bias: Any = None) -
         A_c = to_int64(A[rows_u], "A")
         B_c = np.ascontiguousarray(to_int64(B[:, cols_u], "B"))
         wide = _needs_wide(dp, pmax, group)
-        val, flag, fk, vhi, vlo, stage, rk = kern.scan(
-            A_c, B_c, bias64[cols_u], r_map.astype(np.int64), c_map.astype(np.int64), dp.k_chunk,
-            dp.chunk_bits or 0, kern.POLICY_CODES[dp.chunk_policy], dp.acc_bits,
-            kern.POLICY_CODES[dp.overflow], wide)
-        values[rows, cols] = val
-        overflow[rows, cols] = flag
-        first_k[rows, cols] = fk
-        if (stage != 0).any():
-            _raise_first(dp, rows, cols, rk, vhi, vlo, stage)
+        kp = kern.scan_params(dp.k_chunk, dp.chunk_bits or 0, dp.chunk_policy, dp.acc_bits, dp.overflow)
+        res = kern.scan(A_c, B_c, bias64[cols_u], r_map.astype(np.int64), c_map.astype(np.int64), kp, wide)
+        fk = res[kern.R_FIRST_K]
+        if n_suspect == M * N:  # every output, in row-major order
+            values.reshape(-1)[:] = res[kern.R_VAL]
+            overflow.reshape(-1)[:] = fk >= 0
+            first_k.reshape(-1)[:] = fk
+        else:
+            values[rows, cols] = res[kern.R_VAL]
+            overflow[rows, cols] = fk >= 0
+            first_k[rows, cols] = fk
+        mask = res[kern.R_MASK]
+        stop = kern.raising_stages(kp)
+        if stop and (mask & stop).any():
+            _raise_first(dp, rows, cols, res, stop)
+        if mask.any():
+            overflows = _stage_overflows(res, mask, rows, cols, N)
     if method != "none":
         _spot_check(A, B, values, suspect, bias64, method)
-    return GemmResult(values, overflow, first_k, ops, dp, method, n_suspect)
+    return GemmResult(values, overflow, first_k, ops, dp, method, n_suspect, overflows)
 
 
 def _needs_wide(dp: Datapath, pmax: int, group: int) -> bool:
@@ -386,12 +452,36 @@ def _suspects(A: np.ndarray, B: np.ndarray, bias64: np.ndarray, pmax: int, acc_l
     return r_idx, c_idx, sub
 
 
-def _raise_first(dp: Datapath, rows, cols, rk, vhi, vlo, stage) -> None:
-    raised = np.flatnonzero(stage != 0)
+def _stage_overflows(res: np.ndarray, mask: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+                     n_cols: int) -> tuple[_StageOverflows, ...]:
+    """Per register that overflowed (pipeline order), its outputs and first values, from the
+    scan result ``res`` of the outputs ``(rows, cols)`` (row-major order)."""
+    out = []
+    flat = None
+    for bit in (kern.TREE, kern.ACC):
+        hit = (mask & bit) != 0
+        if not hit.any():
+            continue
+        if flat is None:
+            flat = rows * n_cols + cols
+        _, r_hi, r_lo = kern.STAGE_ROWS[bit]
+        if hit.all():
+            out.append(_StageOverflows(kern.STEP_NAMES[bit], flat, res[r_hi].copy(), res[r_lo].copy()))
+        else:
+            sel = np.flatnonzero(hit)
+            out.append(_StageOverflows(kern.STEP_NAMES[bit], flat[sel], res[r_hi, sel], res[r_lo, sel]))
+    return tuple(out)
+
+
+def _raise_first(dp: Datapath, rows: np.ndarray, cols: np.ndarray, res: np.ndarray, stop: int) -> None:
+    """Raise AccumulatorOverflow for the first output (row-major) that a raise-policy register stopped."""
+    raised = np.flatnonzero(res[kern.R_MASK] & stop)
     s = int(raised[0])  # suspects are listed in row-major order
-    i, j, k = int(rows[s]), int(cols[s]), int(rk[s])
-    value = kern.value128(vhi[s], vlo[s])
-    if stage[s] == 1:
+    stage = int(res[kern.R_MASK, s]) & stop  # one bit: the scan stops at the first raise-policy overflow
+    r_k, r_hi, r_lo = kern.STAGE_ROWS[stage]
+    i, j, k = int(rows[s]), int(cols[s]), int(res[r_k, s])
+    value = kern.value128(res[r_hi, s], res[r_lo, s])
+    if stage == kern.TREE:
         bits = dp.chunk_bits or 0
         where = f"the {bits}-bit adder-tree output"
     else:

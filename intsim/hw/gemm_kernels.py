@@ -7,6 +7,13 @@ proved that no product, tree sum or register add can leave int64.
 word and an unsigned low word stored in int64), so it is exact for every
 configuration the Datapath accepts (32-bit operands, 64-bit accumulators).
 numba's int64 arithmetic wraps modulo 2**64, which the 128-bit code relies on.
+
+Arguments are structured: the per-call constants go to a kernel as one int64
+vector ``kp`` (:func:`scan_params`, indices ``P_*``), and the scan writes one
+int64 result matrix, one row per field (``R_*``), one column per output (:func:`scan`).
+Overflow policies are numbered by :data:`intsim.core.overflow.POLICY_CODE`.
+The registers of the datapath are numbered by their bit in an output's overflow
+mask: :data:`TREE` (the adder-tree output) and :data:`ACC` (the accumulator).
 """
 
 from __future__ import annotations
@@ -14,10 +21,54 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-WRAP, SATURATE, RAISE = 0, 1, 2
-POLICY_CODES = {"wrap": WRAP, "saturate": SATURATE, "raise": RAISE}
+from ..core.overflow import POLICY_CODE, RAISE, SATURATE, WRAP
+
+#: The registers of the datapath, by their bit in an output's overflow mask (row ``R_MASK``),
+#: in pipeline order, and their step names in overflow events.
+TREE, ACC = 1, 2
+STEP_NAMES: dict[int, str] = {TREE: "tree", ACC: "acc"}
+
+#: Indices of the kernels' parameter vector ``kp`` (int64): products per adder-tree group, the
+#: tree output's width (0: exact, no register) and policy code, the accumulator's width and policy code.
+P_K_CHUNK, P_TREE_BITS, P_TREE_POLICY, P_ACC_BITS, P_ACC_POLICY = range(5)
+N_PARAMS = 5
+
+#: Rows of the scan result (one int64 column per scanned output): the accumulator after the last
+#: add; the k of the last product of the first overflowing add (either register), -1 if none; the
+#: overflow mask (TREE | ACC bits of the registers that overflowed); for each register, the k of its
+#: first overflowing add (-1 if none) and the value that did not fit there as a 128-bit pair (signed
+#: high word, unsigned low word; 0, 0 if none), in three consecutive rows.
+(R_VAL, R_FIRST_K, R_MASK,
+ R_TREE_K, R_TREE_HI, R_TREE_LO,
+ R_ACC_K, R_ACC_HI, R_ACC_LO) = range(9)
+N_RESULT = 9
+
+#: For each register bit: its (k, high word, low word) rows in the scan result.
+STAGE_ROWS: dict[int, tuple[int, int, int]] = {TREE: (R_TREE_K, R_TREE_HI, R_TREE_LO),
+                                               ACC: (R_ACC_K, R_ACC_HI, R_ACC_LO)}
 
 _MIN64 = np.int64(-(2**63))
+
+
+def scan_params(k_chunk: int, tree_bits: int, tree_policy: str, acc_bits: int, acc_policy: str) -> np.ndarray:
+    """The parameter vector ``kp`` of the scan kernels (``tree_bits`` 0: the tree output is exact).
+
+    >>> scan_params(2, 16, "saturate", 32, "wrap").tolist()
+    [2, 16, 1, 32, 0]
+    """
+    kp = np.empty(N_PARAMS, np.int64)
+    kp[P_K_CHUNK] = k_chunk
+    kp[P_TREE_BITS] = tree_bits
+    kp[P_TREE_POLICY] = POLICY_CODE[tree_policy]
+    kp[P_ACC_BITS] = acc_bits
+    kp[P_ACC_POLICY] = POLICY_CODE[acc_policy]
+    return kp
+
+
+def raising_stages(kp: np.ndarray) -> int:
+    """The mask bits of the registers whose policy is ``raise`` (an overflow there stops the output)."""
+    return (TREE if kp[P_TREE_BITS] > 0 and kp[P_TREE_POLICY] == RAISE else 0) | \
+        (ACC if kp[P_ACC_POLICY] == RAISE else 0)
 
 
 @njit(cache=True, inline="always")
@@ -54,21 +105,57 @@ def _fits128(hi, lo, lo_lim, hi_lim):
     return False
 
 
+@njit(cache=True, inline="always")
+def _sign(v):
+    return np.int64(-1) if v < 0 else np.int64(0)
+
+
+@njit(cache=True, inline="always")
+def _clear(res, s):
+    """No overflow yet at output s: value 0 for both registers (their k is written by _finish)."""
+    res[R_TREE_HI, s] = 0
+    res[R_TREE_LO, s] = 0
+    res[R_ACC_HI, s] = 0
+    res[R_ACC_LO, s] = 0
+
+
+@njit(cache=True, inline="always")
+def _first(res, s, r_k, k, hi, lo):
+    """The first overflow of a register at output s, in the group ending at k: its value (hi, lo)
+    into the rows after r_k (R_TREE_K or R_ACC_K: then its high and its low word). Returns k."""
+    res[r_k + 1, s] = hi
+    res[r_k + 2, s] = lo
+    return k
+
+
+@njit(cache=True, inline="always")
+def _finish(res, s, acc, tk, ak):
+    """Write the accumulator of output s, the first overflowing k of each register (tk, ak; -1 if
+    none), the first overflowing k of either and the overflow mask. Within one group the tree
+    comes first and both have the group's last k, so the first overflow is the smaller one set."""
+    res[R_VAL, s] = acc
+    res[R_TREE_K, s] = tk
+    res[R_ACC_K, s] = ak
+    res[R_FIRST_K, s] = ak if tk < 0 or (0 <= ak < tk) else tk
+    res[R_MASK, s] = (TREE if tk >= 0 else 0) | (ACC if ak >= 0 else 0)
+
+
 @njit(cache=True, parallel=True)
-def _scan_wide(A, BT, bias, rows, cols, k_chunk, chunk_bits, chunk_pol, acc_bits, acc_pol,
-               out_val, out_flag, out_k, out_hi, out_lo, out_stage, out_rk):
+def _scan_wide(A, BT, bias, rows, cols, kp, res):
+    """The outputs (rows[s], cols[s]) of A @ BT.T, add by add in 128-bit arithmetic, into column s of res."""
     K = A.shape[1]
+    k_chunk = kp[P_K_CHUNK]
+    chunk_bits, chunk_pol = kp[P_TREE_BITS], kp[P_TREE_POLICY]
+    acc_bits, acc_pol = kp[P_ACC_BITS], kp[P_ACC_POLICY]
     acc_lo_lim, acc_hi_lim = _lims(acc_bits)
     ch_lo_lim, ch_hi_lim = _lims(chunk_bits if chunk_bits > 0 else 64)
     for s in prange(rows.size):
         i = rows[s]
         j = cols[s]
         acc = bias[j]
-        first = -1
-        stage = 0
-        vhi = np.int64(0)
-        vlo = np.int64(0)
-        rk = -1
+        tk = -1
+        ak = -1
+        _clear(res, s)
         for k0 in range(0, K, k_chunk):
             k1 = min(k0 + k_chunk, K)
             hi = np.int64(0)
@@ -81,71 +168,55 @@ def _scan_wide(A, BT, bias, rows, cols, k_chunk, chunk_bits, chunk_pol, acc_bits
                 hi, lo = _add128(hi, lo, phi, p)
             if chunk_bits > 0:
                 if not _fits128(hi, lo, ch_lo_lim, ch_hi_lim):
-                    if first < 0:
-                        first = k1 - 1
+                    if tk < 0:
+                        tk = _first(res, s, R_TREE_K, k1 - 1, hi, lo)
                     if chunk_pol == RAISE:
-                        stage = 1
-                        vhi = hi
-                        vlo = lo
-                        rk = k1 - 1
                         break
                     if chunk_pol == WRAP:
                         lo = _wrap64(lo, chunk_bits)
                     else:
                         lo = ch_lo_lim if hi < 0 else ch_hi_lim
-                hi = np.int64(-1) if lo < 0 else np.int64(0)
-            ahi = np.int64(-1) if acc < 0 else np.int64(0)
-            hi, lo = _add128(hi, lo, ahi, acc)
+                hi = _sign(lo)
+            hi, lo = _add128(hi, lo, _sign(acc), acc)
             if _fits128(hi, lo, acc_lo_lim, acc_hi_lim):
                 acc = lo
             else:
-                if first < 0:
-                    first = k1 - 1
+                if ak < 0:
+                    ak = _first(res, s, R_ACC_K, k1 - 1, hi, lo)
                 if acc_pol == RAISE:
-                    stage = 2
-                    vhi = hi
-                    vlo = lo
-                    rk = k1 - 1
                     break
                 if acc_pol == WRAP:
                     acc = _wrap64(lo, acc_bits)
                 else:
                     acc = acc_lo_lim if hi < 0 else acc_hi_lim
-        out_val[s] = acc
-        out_flag[s] = first >= 0
-        out_k[s] = first
-        out_hi[s] = vhi
-        out_lo[s] = vlo
-        out_stage[s] = stage
-        out_rk[s] = rk
+        _finish(res, s, acc, tk, ak)
 
 
 @njit(cache=True, parallel=True)
-def _scan_narrow(A, BT, bias, rows, cols, k_chunk, chunk_bits, chunk_pol, acc_bits, acc_pol,
-                 out_val, out_flag, out_k, out_hi, out_lo, out_stage, out_rk):
+def _scan_narrow(A, BT, bias, rows, cols, kp, res):
+    """As :func:`_scan_wide`, in int64 arithmetic (every sum provably fits int64)."""
     K = A.shape[1]
+    k_chunk = kp[P_K_CHUNK]
+    chunk_bits, chunk_pol = kp[P_TREE_BITS], kp[P_TREE_POLICY]
+    acc_bits, acc_pol = kp[P_ACC_BITS], kp[P_ACC_POLICY]
     acc_lo_lim, acc_hi_lim = _lims(acc_bits)
     ch_lo_lim, ch_hi_lim = _lims(chunk_bits if chunk_bits > 0 else 64)
     for s in prange(rows.size):
         i = rows[s]
         j = cols[s]
         acc = bias[j]
-        first = -1
-        stage = 0
-        val = np.int64(0)
-        rk = -1
+        tk = -1
+        ak = -1
+        _clear(res, s)
         for k0 in range(0, K, k_chunk):
             k1 = min(k0 + k_chunk, K)
             t = np.int64(0)
             for k in range(k0, k1):
                 t += A[i, k] * BT[j, k]
             if chunk_bits > 0 and (t < ch_lo_lim or t > ch_hi_lim):
-                if first < 0:
-                    first = k1 - 1
+                if tk < 0:
+                    tk = _first(res, s, R_TREE_K, k1 - 1, _sign(t), t)
                 if chunk_pol == RAISE:
-                    stage = 1
-                    val = t
-                    rk = k1 - 1
                     break
                 if chunk_pol == WRAP:
                     t = _wrap64(t, chunk_bits)
@@ -153,25 +224,16 @@ def _scan_narrow(A, BT, bias, rows, cols, k_chunk, chunk_bits, chunk_pol, acc_bi
                     t = ch_lo_lim if t < 0 else ch_hi_lim
             t += acc
             if t < acc_lo_lim or t > acc_hi_lim:
-                if first < 0:
-                    first = k1 - 1
+                if ak < 0:
+                    ak = _first(res, s, R_ACC_K, k1 - 1, _sign(t), t)
                 if acc_pol == RAISE:
-                    stage = 2
-                    val = t
-                    rk = k1 - 1
                     break
                 if acc_pol == WRAP:
                     t = _wrap64(t, acc_bits)
                 else:
                     t = acc_lo_lim if t < 0 else acc_hi_lim
             acc = t
-        out_val[s] = acc
-        out_flag[s] = first >= 0
-        out_k[s] = first
-        out_hi[s] = np.int64(-1) if val < 0 else np.int64(0)
-        out_lo[s] = val
-        out_stage[s] = stage
-        out_rk[s] = rk
+        _finish(res, s, acc, tk, ak)
 
 
 @njit(cache=True, parallel=True)
@@ -188,14 +250,15 @@ def _gemm_int64(A, B, out):
 
 
 @njit(cache=True, parallel=True)
-def _scan_rows(A, Bc, bias, row_ptr, col, acc_bits, acc_pol, out_val, out_flag, out_k, out_v):
+def _scan_rows(A, Bc, bias, row_ptr, col, kp, res):
     """k_chunk = 1, exact tree, narrow arithmetic: all suspects of one row advance together
     over k, branch-free, so the inner loop vectorizes. Under raise the first overflow is
     recorded and the row goes on wrapping (the caller raises; the values are not returned)."""
     R, K = A.shape
+    acc_bits = kp[P_ACC_BITS]
     lo, hi = _lims(acc_bits)
-    sh = np.int64(64 - acc_bits)
-    sat = acc_pol == SATURATE
+    sh = np.int64(64) - acc_bits
+    sat = kp[P_ACC_POLICY] == SATURATE
     for r in prange(R):
         s0 = row_ptr[r]
         n = row_ptr[r + 1] - s0
@@ -218,21 +281,24 @@ def _scan_rows(A, Bc, bias, row_ptr, col, acc_bits, acc_pol, out_val, out_flag, 
                 else:
                     acc[t] = (v << sh) >> sh
         for t in range(n):
-            out_val[s0 + t] = acc[t]
-            out_flag[s0 + t] = first[t] >= 0
-            out_k[s0 + t] = first[t]
-            out_v[s0 + t] = val[t]
+            s = s0 + t
+            _clear(res, s)
+            if first[t] >= 0:
+                _first(res, s, R_ACC_K, first[t], _sign(val[t]), val[t])
+            _finish(res, s, acc[t], -1, first[t])
 
 
 @njit(cache=True, parallel=True)
-def _scan_dense(A, Bc, bias, acc_bits, acc_pol, out_val, out_k, out_v):
+def _scan_dense(A, Bc, bias, kp, res):
     """As _scan_rows, for every output of the block A (R x K) @ Bc (K x C): contiguous rows of
-    Bc, no gather. Used when most outputs of the block are in doubt."""
+    Bc, no gather. Used when most outputs of the block are in doubt. Output (r, t) is column
+    ``r * C + t`` of ``res``."""
     R, K = A.shape
     C = Bc.shape[1]
+    acc_bits = kp[P_ACC_BITS]
     lo, hi = _lims(acc_bits)
-    sh = np.int64(64 - acc_bits)
-    sat = acc_pol == SATURATE
+    sh = np.int64(64) - acc_bits
+    sat = kp[P_ACC_POLICY] == SATURATE
     for r in prange(R):
         acc = bias.copy()
         first = np.full(C, -1, np.int64)
@@ -254,52 +320,42 @@ def _scan_dense(A, Bc, bias, acc_bits, acc_pol, out_val, out_k, out_v):
                     first[t] = k if fresh else first[t]
                     val[t] = v if fresh else val[t]
                     acc[t] = (v << sh) >> sh
-        out_val[r] = acc
-        out_k[r] = first
-        out_v[r] = val
+        s0 = r * C
+        for t in range(C):
+            s = s0 + t
+            _clear(res, s)
+            if first[t] >= 0:
+                _first(res, s, R_ACC_K, first[t], _sign(val[t]), val[t])
+            _finish(res, s, acc[t], -1, first[t])
 
 
-def scan(A, Bc, bias, rows, cols, k_chunk, chunk_bits, chunk_pol, acc_bits, acc_pol, wide):
+def scan(A: np.ndarray, Bc: np.ndarray, bias: np.ndarray, rows: np.ndarray, cols: np.ndarray, kp: np.ndarray,
+         wide: bool) -> np.ndarray:
     """Run the ordered accumulation for the outputs (rows[s], cols[s]) of A (R x K) @ Bc (K x C).
 
-    ``rows`` must be sorted (row-major order of the outputs). Returns (values, flags,
-    first_k, raise value high and low words, raise stage, raise k): an overflow in a
-    stage whose policy is raise stops that output and records the stage (1 adder-tree
-    output, 2 accumulator register; 0 none), its k and the value.
+    ``rows`` must be sorted (row-major order of the outputs); ``kp`` is :func:`scan_params`;
+    ``wide``: 128-bit arithmetic. Returns the int64 (:data:`N_RESULT`, S) matrix: row ``R_*``
+    (see the module constants) holds that field of every output. An overflow in a register
+    whose policy is raise stops that output there (its column then holds that register's k and
+    value; the caller raises).
     """
     S = rows.size
-    val = np.empty(S, np.int64)
-    flag = np.empty(S, np.bool_)
-    firstk = np.empty(S, np.int64)
-    vhi = np.zeros(S, np.int64)
-    vlo = np.zeros(S, np.int64)
-    stage = np.zeros(S, np.int8)
-    raise_k = np.full(S, -1, np.int64)
-    if k_chunk == 1 and chunk_bits == 0 and not wide and 2 * S >= A.shape[0] * Bc.shape[1]:
+    if kp[P_K_CHUNK] == 1 and kp[P_TREE_BITS] == 0 and not wide:
         R, C = A.shape[0], Bc.shape[1]
-        dv = np.empty((R, C), np.int64)
-        dk = np.empty((R, C), np.int64)
-        dval = np.empty((R, C), np.int64)
-        _scan_dense(A, Bc, bias, np.int64(acc_bits), np.int64(acc_pol), dv, dk, dval)
-        val[:] = dv[rows, cols]
-        firstk[:] = dk[rows, cols]
-        flag[:] = firstk >= 0
-        vlo[:] = dval[rows, cols]
-    elif k_chunk == 1 and chunk_bits == 0 and not wide:
-        row_ptr = np.zeros(A.shape[0] + 1, np.int64)
-        np.cumsum(np.bincount(rows, minlength=A.shape[0]), out=row_ptr[1:])
-        _scan_rows(A, Bc, bias, row_ptr, cols, np.int64(acc_bits), np.int64(acc_pol), val, flag, firstk, vlo)
-    if k_chunk == 1 and chunk_bits == 0 and not wide:
-        if acc_pol == RAISE:
-            stage[flag] = 2
-            raise_k[flag] = firstk[flag]
-            vhi[flag] = np.where(vlo[flag] < 0, -1, 0)
-        return val, flag, firstk, vhi, vlo, stage, raise_k
+        if 2 * S >= R * C:
+            res = np.empty((N_RESULT, R * C), np.int64)
+            _scan_dense(A, Bc, bias, kp, res)
+            # S == R * C: the outputs are the whole block, in row-major order
+            return res if S == R * C else res[:, rows * C + cols]
+        res = np.empty((N_RESULT, S), np.int64)
+        row_ptr = np.zeros(R + 1, np.int64)
+        np.cumsum(np.bincount(rows, minlength=R), out=row_ptr[1:])
+        _scan_rows(A, Bc, bias, row_ptr, cols, kp, res)
+        return res
+    res = np.empty((N_RESULT, S), np.int64)
     BT = np.ascontiguousarray(Bc.T)
-    kern = _scan_wide if wide else _scan_narrow
-    kern(A, BT, bias, rows, cols, np.int64(k_chunk), np.int64(chunk_bits), np.int64(chunk_pol),
-         np.int64(acc_bits), np.int64(acc_pol), val, flag, firstk, vhi, vlo, stage, raise_k)
-    return val, flag, firstk, vhi, vlo, stage, raise_k
+    (_scan_wide if wide else _scan_narrow)(A, BT, bias, rows, cols, kp, res)
+    return res
 
 
 def gemm_int64(A: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -320,10 +376,11 @@ def warm_up() -> None:
     bias = np.zeros(2, np.int64)
     rows = np.array([0, 0, 1], np.int64)
     cols = np.array([0, 1, 0], np.int64)
-    scan(A, B, bias, rows, cols, 1, 0, WRAP, 8, SATURATE, False)  # dense block
-    scan(A, B, bias, np.array([0], np.int64), np.array([1], np.int64), 1, 0, WRAP, 8, WRAP, False)  # rows
-    scan(A, B, bias, rows, cols, 2, 6, SATURATE, 8, WRAP, False)  # narrow, adder tree
-    scan(A, B, bias, rows, cols, 2, 6, SATURATE, 8, WRAP, True)  # wide
+    scan(A, B, bias, rows, cols, scan_params(1, 0, "wrap", 8, "saturate"), False)  # dense block
+    scan(A, B, bias, np.array([0], np.int64), np.array([1], np.int64), scan_params(1, 0, "wrap", 8, "wrap"),
+         False)  # rows
+    scan(A, B, bias, rows, cols, scan_params(2, 6, "saturate", 8, "wrap"), False)  # narrow, adder tree
+    scan(A, B, bias, rows, cols, scan_params(2, 6, "saturate", 8, "wrap"), True)  # wide
     gemm_int64(A, B)
 
 

@@ -73,8 +73,9 @@ from numba import njit
 from ..core.arrays import as_int_array, as_int_matrix, short_repr, to_int64
 from ..core.errors import AccumulatorOverflow, ConfigError, OperandRangeError, ShapeError
 from ..core.opcounts import OpCounts
+from ..regs.registers import RegisterEvent
 from .datapath import Datapath, as_datapath
-from .gemm import GemmResult, matmul
+from .gemm import GemmResult, matmul, register_of
 
 __all__ = [
     "STRATEGIES",
@@ -107,6 +108,16 @@ REASSEMBLY_BITS = 64
 
 _MAX64 = np.int64(2**63 - 1)
 _MIN64 = np.int64(-(2**63))
+
+#: Indices of the digit parameter vector ``dg`` (int64) of the unpacking kernels: the digit width
+#: ``sb = bits - 1`` (the base is ``s = 2**sb``), the in-range interval ``[lo, hi]`` and, for
+#: :func:`_k_plan_build`, 1 when the operand is stored transposed (inner x own lines).
+D_SHIFT, D_LO, D_HI, D_TRANSPOSED = range(4)
+
+#: The cover graph of :func:`_k_cover_graph`: the source and sink nodes, the first node of a line
+#: (the nodes of the rows, then of the columns, follow) and the edge types.
+SOURCE, SINK, FIRST_LINE_NODE = 0, 1, 2
+E_REVERSE, E_SOURCE, E_SINK, E_MIDDLE = range(4)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -141,6 +152,13 @@ def _range(bits: int, admit_min: bool) -> tuple[int, int]:
         raise ConfigError(f"admit_min must be True or False, got {short_repr(admit_min)}")
     s = 1 << (bits - 1)
     return (-s if admit_min else -s + 1), s - 1
+
+
+def _digits(sb: int, lo: int, hi: int, transposed: bool = False) -> np.ndarray:
+    """The digit parameter vector ``dg`` of the unpacking kernels (indices ``D_*``)."""
+    dg = np.empty(4, np.int64)
+    dg[D_SHIFT], dg[D_LO], dg[D_HI], dg[D_TRANSPOSED] = sb, lo, hi, int(transposed)
+    return dg
 
 
 def _shifts_from_scales(scales: Any, n: int, name: str) -> np.ndarray:
@@ -199,7 +217,7 @@ def entry_levels(x: Any, bits: int, admit_min: bool = False) -> np.ndarray:
     arr = to_int64(as_int_array(x, "x"), "x")
     lo, hi = _range(b, admit_min)
     flat = np.ascontiguousarray(arr.reshape(1, -1))
-    return _k_levels(flat, b - 1, lo, hi).reshape(arr.shape)
+    return _k_levels(flat, _digits(b - 1, lo, hi)).reshape(arr.shape)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,7 +225,9 @@ def entry_levels(x: Any, bits: int, admit_min: bool = False) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 @njit(cache=True)
-def _k_levels(X, sb, lo, hi):
+def _k_levels(X, dg):
+    """The number of floor digits of every entry of X (see :func:`entry_levels`)."""
+    sb, lo, hi = dg[D_SHIFT], dg[D_LO], dg[D_HI]
     m, n = X.shape
     out = np.empty((m, n), np.int64)
     for i in range(m):
@@ -229,12 +249,13 @@ def _k_grow(a, cap):
 
 
 @njit(cache=True)
-def _k_both(X0, row_shift0, col_shift0, sb, lo, hi):
+def _k_both(X0, row_shift0, col_shift0, dg):
     """The paper's greedy UnpackBoth on int64 X0; returns (X, row_src, row_shift, col_src, col_shift).
 
     Out-of-range counts per row and column are updated incrementally at each split.
     Buffers grow by the original number of rows (columns), as in the reference.
     """
+    sb, lo, hi = dg[D_SHIFT], dg[D_LO], dg[D_HI]
     m, n = X0.shape
     step_r = max(m, 1)
     step_c = max(n, 1)
@@ -330,12 +351,17 @@ def _k_both(X0, row_shift0, col_shift0, sb, lo, hi):
 
 
 @njit(cache=True)
-def _k_plan_build(X, a, c, row_pos, col_pos, n_rows, n_cols, sb, lo, hi, transposed):
+def _k_plan_build(X, a, c, row_pos, col_pos, dg):
     """Write each entry's minimal floor-digit string into its a[i] x c[k] block.
 
     Own line i, inner line k; digit j of the entry goes to own copy p = min(j, a[i]-1)
-    and inner copy j - p. ``transposed``: X is (inner x own) and so is the output.
+    and inner copy j - p (``row_pos``/``col_pos``: the position of each copy, sum(a) own and
+    sum(c) inner lines in all). ``dg[D_TRANSPOSED]``: X is (inner x own) and so is the output.
     """
+    sb, lo, hi = dg[D_SHIFT], dg[D_LO], dg[D_HI]
+    transposed = dg[D_TRANSPOSED] != 0
+    n_rows = a.sum()
+    n_cols = c.sum()
     if transposed:
         n, m = X.shape
         out = np.zeros((n_cols, n_rows), np.int64)
@@ -400,17 +426,18 @@ def _k_reassemble(C, G, rsrc, rsh, csrc, csh, t):
 
 @njit(cache=True)
 def _k_cover_graph(ell, tr, tc):
-    """The bipartite cover graph of :func:`_k_cover_solve`, in CSR form.
+    """The bipartite cover graph of :func:`_k_cover_solve`, in CSR form: the tuple
+    ``(start, to, rev, etype, owner, sink_edge, xoff, yoff)``.
 
-    Node 0 is the source, 1 the sink; row i has nodes ``xoff[i] + t`` (t < tr[i]), one
-    per unit of alpha_i; column k has ``yoff[k] + t`` (t < tc[k]). Entry (i, k) joins
-    x_{i,t} and y_{k,ell-1-t} for t < ell. ``etype``: 1 source edge (owner = row),
-    2 sink edge (owner = column), 3 uncuttable middle edge, 0 reverse edge.
+    Node SOURCE (0) is the source, SINK (1) the sink; row i has nodes ``xoff[i] + t`` (t < tr[i]),
+    one per unit of alpha_i; column k has ``yoff[k] + t`` (t < tc[k]). Entry (i, k) joins
+    x_{i,t} and y_{k,ell-1-t} for t < ell. ``etype``: E_SOURCE source edge (owner = row),
+    E_SINK sink edge (owner = column), E_MIDDLE uncuttable middle edge, E_REVERSE reverse edge.
     """
     m, n = ell.shape
     xoff = np.empty(m, np.int64)
     yoff = np.empty(n, np.int64)
-    nid = 2
+    nid = FIRST_LINE_NODE
     for i in range(m):
         xoff[i] = nid
         nid += tr[i]
@@ -418,9 +445,9 @@ def _k_cover_graph(ell, tr, tc):
         yoff[k] = nid
         nid += tc[k]
     deg = np.zeros(nid, np.int64)
-    deg[0] = tr.sum()
-    deg[1] = tc.sum()
-    deg[2:] = 1
+    deg[SOURCE] = tr.sum()
+    deg[SINK] = tc.sum()
+    deg[FIRST_LINE_NODE:] = 1
     for i in range(m):
         for k in range(n):
             lv = ell[i, k]
@@ -434,18 +461,18 @@ def _k_cover_graph(ell, tr, tc):
     n_e = start[nid]
     to = np.empty(n_e, np.int64)
     rev = np.empty(n_e, np.int64)
-    etype = np.zeros(n_e, np.int64)
+    etype = np.full(n_e, E_REVERSE, np.int64)
     owner = np.zeros(n_e, np.int64)
     sink_edge = np.full(nid, -1, np.int64)
     for i in range(m):
         for t in range(tr[i]):
-            a, b = _k_pair(fill, to, rev, 0, xoff[i] + t)
-            etype[a] = 1
+            a, b = _k_pair(fill, to, rev, SOURCE, xoff[i] + t)
+            etype[a] = E_SOURCE
             owner[a] = i
     for k in range(n):
         for t in range(tc[k]):
-            a, b = _k_pair(fill, to, rev, yoff[k] + t, 1)
-            etype[a] = 2
+            a, b = _k_pair(fill, to, rev, yoff[k] + t, SINK)
+            etype[a] = E_SINK
             owner[a] = k
             sink_edge[yoff[k] + t] = a
     for i in range(m):
@@ -453,7 +480,7 @@ def _k_cover_graph(ell, tr, tc):
             lv = ell[i, k]
             for t in range(lv):
                 a, b = _k_pair(fill, to, rev, xoff[i] + t, yoff[k] + lv - 1 - t)
-                etype[a] = 3
+                etype[a] = E_MIDDLE
     return start, to, rev, etype, owner, sink_edge, xoff, yoff
 
 
@@ -471,7 +498,7 @@ def _k_pair(fill, to, rev, u, v):
 
 
 @njit(cache=True)
-def _k_cover_solve(start, to, rev, etype, owner, sink_edge, xoff, yoff, tr, tc, cx, cy):
+def _k_cover_solve(graph, tr, tc, cx, cy):
     """Integer alpha, gamma >= 0 with alpha[i] + gamma[k] >= ell[i, k] minimizing
     ``sum(cx * alpha) + sum(cy * gamma)``, as a minimum s-t cut of :func:`_k_cover_graph`.
 
@@ -479,8 +506,9 @@ def _k_cover_solve(start, to, rev, etype, owner, sink_edge, xoff, yoff, tr, tc, 
     entry (i, k), so counting cover nodes per line is feasible; the prefix solutions
     are covers; so the minimum weighted cover (x in the cover: its source edge is cut;
     y: its sink edge is cut) is the optimum. Max flow: a greedy pass over the
-    source-x-y-sink paths, then Dinic's algorithm.
+    source-x-y-sink paths, then Dinic's algorithm. ``graph``: the tuple of :func:`_k_cover_graph`.
     """
+    start, to, rev, etype, owner, sink_edge, xoff, yoff = graph
     n_nodes = start.shape[0] - 1
     n_e = to.shape[0]
     m = tr.shape[0]
@@ -493,19 +521,19 @@ def _k_cover_solve(start, to, rev, etype, owner, sink_edge, xoff, yoff, tr, tc, 
     cap = np.zeros(n_e, np.int64)
     for e in range(n_e):
         t = etype[e]
-        if t == 1:
+        if t == E_SOURCE:
             cap[e] = cx[owner[e]]
-        elif t == 2:
+        elif t == E_SINK:
             cap[e] = cy[owner[e]]
-        elif t == 3:
+        elif t == E_MIDDLE:
             cap[e] = inf
-    for p in range(start[0], start[1]):  # greedy initial flow along s -> x -> y -> t
+    for p in range(start[SOURCE], start[SOURCE + 1]):  # greedy initial flow along s -> x -> y -> t
         x = to[p]
         for q in range(start[x], start[x + 1]):
             if cap[p] == 0:
                 break
             y = to[q]
-            if etype[q] != 3:
+            if etype[q] != E_MIDDLE:
                 continue
             r = sink_edge[y]
             f = min(cap[p], cap[r])
@@ -523,10 +551,10 @@ def _k_cover_solve(start, to, rev, etype, owner, sink_edge, xoff, yoff, tr, tc, 
     pn = np.empty(n_nodes, np.int64)
     while True:
         level[:] = -1
-        level[0] = 0
+        level[SOURCE] = 0
         qh = 0
         qt = 1
-        queue[0] = 0
+        queue[0] = SOURCE
         while qh < qt:
             u = queue[qh]
             qh += 1
@@ -536,16 +564,16 @@ def _k_cover_solve(start, to, rev, etype, owner, sink_edge, xoff, yoff, tr, tc, 
                     level[v] = level[u] + 1
                     queue[qt] = v
                     qt += 1
-        if level[1] < 0:
+        if level[SINK] < 0:
             break
         for u in range(n_nodes):
             it[u] = start[u]
         while True:
             depth = 0
-            u = 0
+            u = SOURCE
             found = False
             while True:
-                if u == 1:
+                if u == SINK:
                     found = True
                     break
                 e = it[u]
@@ -686,14 +714,14 @@ def _unpack_operand(X: np.ndarray, own_axis: int, strategy: str, inner_shift: np
         if _all_in_range(X, lo, hi):
             return _Side(X, own_id, own_zero, None, inner_shift)
         Xo = X if own_axis == 0 else X.T
-        mat_o, osrc, osh, isrc, ish = _k_both(Xo, own_zero, np.ascontiguousarray(inner_shift), sb, lo, hi)
+        mat_o, osrc, osh, isrc, ish = _k_both(Xo, own_zero, np.ascontiguousarray(inner_shift), _digits(sb, lo, hi))
         return _Side(mat_o if own_axis == 0 else mat_o.T, osrc, osh, isrc, ish)
     a, c = counts
     if int(a.max(initial=1)) == 1 and int(c.max(initial=1)) == 1:
         return _Side(X, own_id, own_zero, None, inner_shift)
     rpos, osrc, rlev = _copy_positions(a)
     cpos, isrc, clev = _copy_positions(c)
-    mat = _k_plan_build(X, a, c, rpos, cpos, osrc.size, isrc.size, sb, lo, hi, own_axis == 1)
+    mat = _k_plan_build(X, a, c, rpos, cpos, _digits(sb, lo, hi, own_axis == 1))
     return _Side(mat, osrc, rlev * sb, isrc, inner_shift[isrc] + clev * sb)
 
 
@@ -764,7 +792,7 @@ def _plan_levels(L: np.ndarray, w: np.ndarray, v: np.ndarray) -> tuple[np.ndarra
         (x1, y1), (x2, y2) = p1, p2
         g = gcd(y1 - y2, x2 - x1)
         cx, cy = (y1 - y2) // g, (x2 - x1) // g
-        al, ga = _k_cover_solve(*graph, tr, tc, ws * cx, vs * cy)
+        al, ga = _k_cover_solve(graph, tr, tc, ws * cx, vs * cy)
         p = point(al, ga)
         if cx * p[0] + cy * p[1] >= cx * x1 + cy * y1:
             continue  # nothing strictly below the chord: P1 P2 is a hull edge
@@ -840,10 +868,10 @@ def _unpack_pair(A: np.ndarray, B: np.ndarray, strategy_a: str, strategy_b: str,
     N = B.shape[1]
     zeros_k = np.zeros(K, np.int64)
     plan_a, plan_b = strategy_a == "plan", strategy_b == "plan"
-    LBt = _k_levels(B, sbb, lo_b, hi_b).T if plan_b else None
+    LBt = _k_levels(B, _digits(sbb, lo_b, hi_b)).T if plan_b else None
     f_cnt = e_cnt = counts_a = None
     if plan_a:
-        LA = _k_levels(A, sa, lo_a, hi_a)
+        LA = _k_levels(A, _digits(sa, lo_a, hi_a))
         if plan_b:
             a_cnt, c_cnt, f_cnt, e_cnt = _joint_plan(LA, LBt)
         else:
@@ -1008,7 +1036,7 @@ def unpack(A: Any, B: Any, bits: int, strategy: str = "both", scales: Any = None
     lo, hi = _range(b, admit_min)
     counts = None
     if strat == "plan":
-        L = _k_levels(A64, b - 1, lo, hi)
+        L = _k_levels(A64, _digits(b - 1, lo, hi))
         counts = _plan_levels(L, np.ones(A64.shape[0], np.int64), np.ones(A64.shape[1], np.int64))
     side = _unpack_operand(A64, 0, strat, shifts, b - 1, lo, hi, counts)
     isrc = side.inner_src if side.inner_src is not None else np.arange(A64.shape[1], dtype=np.int64)
@@ -1152,8 +1180,8 @@ def compare_strategies(A: Any, B: Any, bits: int | tuple[int, int] = 8, strategi
     out: dict[str, UnpackStats] = {}
     if any(n != "both" for n in names):
         (lo_a, hi_a), (lo_b, hi_b) = _range(bits_a, admit_min), _range(bits_b, admit_min)
-        LA = _k_levels(A64, bits_a - 1, lo_a, hi_a)
-        LBt = _k_levels(B64, bits_b - 1, lo_b, hi_b).T
+        LA = _k_levels(A64, _digits(bits_a - 1, lo_a, hi_a))
+        LBt = _k_levels(B64, _digits(bits_b - 1, lo_b, hi_b)).T
     for n in names:
         if n == "both":
             out[n] = _pair_stats(A64, B64, n, n, bits_a, bits_b, admit_min)
@@ -1172,7 +1200,9 @@ class LowBitGemm:
 
     ``shape`` (M', k, N'); ``n_overflow`` outputs with an overflow; ``first_overflow``
     the first such output in row-major order as (row of A', column of B', k step) or
-    None; ``method`` how :func:`intsim.matmul` computed it.
+    None; ``method`` how :func:`intsim.matmul` computed it; ``events`` the
+    :attr:`GemmResult.events <intsim.hw.gemm.GemmResult.events>` of this GEMM (indices are
+    (row of A', column of B')) and ``overflowed`` whether there are any.
     """
 
     inner_shift: int
@@ -1180,6 +1210,12 @@ class LowBitGemm:
     n_overflow: int
     first_overflow: tuple[int, int, int] | None
     method: str
+    events: tuple[RegisterEvent, ...] = ()
+
+    @property
+    def overflowed(self) -> bool:
+        """True when a register of this low-bit GEMM overflowed."""
+        return bool(self.events)
 
 
 @dataclass(frozen=True)
@@ -1203,6 +1239,8 @@ class UnpackResult:
         output) per low-bit GEMM output, at :data:`REASSEMBLY_BITS` bits.
     shape, unpacked_shape:
         (M, K, N) and (M', K', N').
+    events, overflowed:
+        the overflow report shared with the operators' results (see :attr:`events`).
     """
 
     values: np.ndarray
@@ -1217,6 +1255,31 @@ class UnpackResult:
     bits_b: int
     admit_min: bool
     datapath: Datapath = field(repr=False)
+    _events: tuple[RegisterEvent, ...] = field(default=(), repr=False, compare=False)
+
+    @property
+    def events(self) -> tuple[RegisterEvent, ...]:
+        """One :class:`~intsim.regs.registers.RegisterEvent` per datapath register that overflowed
+        in some low-bit GEMM, in pipeline order (``"tree"``, then ``"acc"``; op ``"unpack_matmul"``,
+        the datapath's width and policy of that register). ``count``: the outputs (r, c) of
+        ``A @ B`` fed by a low-bit output whose register overflowed; ``index``: the first of them
+        in row-major order; ``value``: the first value that did not fit that register (exact,
+        before the policy) at the first low-bit output feeding ``index`` (low-bit GEMMs by
+        ascending inner shift, each in row-major order). Each GEMM's own events, in its
+        coordinates, are in ``gemms[g].events``.
+
+        >>> from intsim import Datapath, IntType
+        >>> A = np.array([[7] * 8, [1] * 8]); B = np.array([[7, 0]] * 8)
+        >>> r = unpack_matmul(A, B, Datapath(IntType(4), IntType(4), acc_bits=8, overflow="wrap"))
+        >>> [(e.op, e.step, e.count, e.index, e.value) for e in r.events], r.overflowed
+        ([('unpack_matmul', 'acc', 1, (0, 0), 147)], True)
+        """
+        return self._events
+
+    @property
+    def overflowed(self) -> bool:
+        """True when some low-bit register overflowed (``events`` is not empty; ``overflow.any()``)."""
+        return bool(self._events)
 
     @property
     def n_gemms(self) -> int:
@@ -1386,7 +1449,7 @@ def unpack_matmul(A: Any, B: Any, datapath: Datapath | None = None, strategy_a: 
             rr, qq = np.nonzero(g.overflow)
             first = (int(rr[0]), int(qq[0]), int(g.first_overflow_k[rr[0], qq[0]]))
             overflow[pair.a_src[rr], pair.b_src[qq]] = True
-        gemms.append(LowBitGemm(t, (Mp, k1 - k0, Np), g.n_overflow, first, g.method))
+        gemms.append(LowBitGemm(t, (Mp, k1 - k0, Np), g.n_overflow, first, g.method, g.events))
         results.append((t, g))
     ops += _reassembly_ops([t for t, _ in results], pair.a_shift, pair.b_shift, M, N)
     if len(results) == 1 and results[0][0] == 0 and (Mp, Np) == (M, N) and not pair.a_shift.any() \
@@ -1398,8 +1461,37 @@ def unpack_matmul(A: Any, B: Any, datapath: Datapath | None = None, strategy_a: 
             if not _k_reassemble(values, g.values, pair.a_src, pair.a_shift, pair.b_src, pair.b_shift, t):
                 values = _reassemble_exact(results, pair, M, N)
                 break
+    events = _unpack_events(results, pair, N, dp) if overflow.any() else ()
     return UnpackResult(values, overflow, tuple(gemms), ops, (M, K, N), (Mp, Kp, Np), sa_name, sb_name,
-                        bits_a, bits_b, admit_min, dp)
+                        bits_a, bits_b, admit_min, dp, events)
+
+
+def _unpack_events(results: list[tuple[int, GemmResult]], pair: UnpackedPair, N: int,
+                   dp: Datapath) -> tuple[RegisterEvent, ...]:
+    """The events of :attr:`UnpackResult.events` from the low-bit GEMMs' overflowing outputs."""
+    events = []
+    for step in ("tree", "acc"):
+        orig, found = [], []
+        for _, g in results:
+            for h in g._overflows:
+                if h.step == step:
+                    r, q = np.divmod(h.flat, g.values.shape[1])
+                    orig.append(pair.a_src[r] * N + pair.b_src[q])
+                    found.append(h)
+        if not orig:
+            continue
+        flat = np.concatenate(orig)
+        p = int(np.argmin(flat))  # the first occurrence: earliest GEMM, then row-major
+        for o, h in zip(orig, found, strict=True):
+            if p < o.size:
+                value = h.value(p)
+                break
+            p -= o.size
+        bits, policy = register_of(dp, step)
+        index = divmod(int(flat.min()), N)
+        events.append(RegisterEvent("unpack_matmul", step, bits, True, int(np.unique(flat).size), index, value,
+                                    policy))
+    return tuple(events)
 
 
 def _reassemble_exact(results: list[tuple[int, GemmResult]], pair: UnpackedPair, M: int, N: int) -> np.ndarray:

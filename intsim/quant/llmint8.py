@@ -32,7 +32,7 @@ GEMM work in ``bits x bits`` MACs over ``M * K * N``. A ``2b x 2b`` product is f
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -43,6 +43,7 @@ from ..core.inttype import IntType
 from ..core.opcounts import OpCounts
 from ..hw.datapath import Datapath, as_datapath
 from ..hw.gemm import GemmResult, matmul
+from ..regs.registers import RegisterEvent
 from .quantizers import as_real_array, quantize_rtn
 
 __all__ = ["LLMInt8Result", "llm_int8_matmul", "outlier_columns", "DEQUANT_BITS"]
@@ -80,7 +81,8 @@ class LLMInt8Result:
     ``values`` float64 (M, N) approximates ``A @ B``; ``outlier_columns`` the inner
     indices on the wide path; ``regular``/``outlier`` the two integer GEMMs (None when
     a part is empty); ``ops`` both GEMMs plus the dequantization (two multiplies per
-    output and part) and, with outliers, one add per output, at :data:`DEQUANT_BITS`.
+    output and part) and, with outliers, one add per output, at :data:`DEQUANT_BITS`;
+    ``events``/``overflowed`` the overflow report shared with the operators' results.
     """
 
     values: np.ndarray
@@ -94,6 +96,29 @@ class LLMInt8Result:
     threshold: float
     datapath: Datapath = field(repr=False)
     outlier_datapath: Datapath = field(repr=False)
+
+    @property
+    def events(self) -> tuple[RegisterEvent, ...]:
+        """The :attr:`GemmResult.events <intsim.hw.gemm.GemmResult.events>` of the regular GEMM,
+        then of the outlier GEMM, as op ``"llm_int8_matmul"`` with the step prefixed by the part
+        (``"regular.acc"``, ``"outlier.tree"``, ...). Both GEMMs have the (M, N) outputs of
+        ``A @ B``, so ``index`` is (i, j) of the result; ``count``, ``value`` and the width and
+        policy are the GEMM's. Empty with the default datapaths (their policy is ``raise``).
+
+        >>> from intsim import Datapath, IntType
+        >>> dp = Datapath(IntType(8), IntType(8), acc_bits=16, overflow="saturate")
+        >>> r = llm_int8_matmul(np.ones((2, 4)), np.ones((4, 3)), datapath=dp)
+        >>> [(e.step, e.bits, e.count, e.index, e.value, e.policy) for e in r.events], r.overflowed
+        ([('regular.acc', 16, 6, (0, 0), 48387, 'saturate')], True)
+        """
+        return tuple(replace(e, op="llm_int8_matmul", step=f"{part}.{e.step}")
+                     for part, g in (("regular", self.regular), ("outlier", self.outlier)) if g is not None
+                     for e in g.events)
+
+    @property
+    def overflowed(self) -> bool:
+        """True when a register of either GEMM overflowed (``events`` is not empty)."""
+        return any(g is not None and g.overflowed for g in (self.regular, self.outlier))
 
     @property
     def n_outliers(self) -> int:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..core.opcounts import OpCounts
-from .registers import RegisterFile
+from .registers import RegisterEvent, RegisterFile
 
 __all__ = ["OpResult"]
 
@@ -57,5 +57,25 @@ class OpResult:
         return self.values.astype(np.float64) * np.asarray(scale, dtype=np.float64)
 
     @property
+    def events(self) -> tuple[RegisterEvent, ...]:
+        """The register overflow events of the call, one per step that overflowed, in the
+        order they were recorded (``()`` without a register file). The same protocol as
+        :attr:`GemmResult.events <intsim.hw.gemm.GemmResult.events>`,
+        :attr:`UnpackResult.events <intsim.hw.unpack.UnpackResult.events>` and
+        :attr:`LLMInt8Result.events <intsim.quant.llmint8.LLMInt8Result.events>`: each
+        :class:`~intsim.regs.registers.RegisterEvent` names the op, the step (register), its
+        width, signedness and policy, how many values did not fit, the index of the first and
+        that value (before the policy applied).
+
+        >>> from intsim.regs.registers import RegisterFile
+        >>> regs = RegisterFile("demo", {"acc": 8}, overflow="wrap")
+        >>> r = OpResult(values=regs.check("acc", np.array([5, 300, 400])), registers=regs)
+        >>> [(e.step, e.count, e.index, e.value, e.policy) for e in r.events], r.overflowed
+        ([('acc', 2, (1,), 300, 'wrap')], True)
+        """
+        return tuple(self.registers.events) if self.registers else ()
+
+    @property
     def overflowed(self) -> bool:
+        """True when some register overflowed (``events`` is not empty)."""
         return bool(self.registers is not None and self.registers.events)
