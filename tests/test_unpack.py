@@ -14,6 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import intsim.hw.unpack as U
+import intsim.hw.unpack.matmul as unpack_matmul_module
+import intsim.hw.unpack.stats as unpack_stats_module
 from intsim import (
     AccumulatorOverflow,
     ConfigError,
@@ -36,6 +38,7 @@ from intsim.hw.unpack import (
     unpack_rows,
     unpack_stats,
 )
+from intsim.hw.unpack.operands import plan_levels
 from intsim.oracles.unpack import unpack_both as both_oracle
 from intsim.oracles.unpack import unpack_matmul as unpack_matmul_oracle
 from intsim.oracles.unpack import unpack_rows as rows_oracle
@@ -294,7 +297,7 @@ def test_closed_form_stats_equal_the_materialized_unpacking(AB, b, admit):
     A, B = AB
     table = compare_strategies(A, B, b, admit_min=admit)
     for s in STRATEGIES:
-        built = U._pair_stats(A, B, s, s, b, b, admit)  # builds the unpacked matrices
+        built = unpack_stats_module._pair_stats(A, B, s, s, b, b, admit)  # builds the unpacked matrices
         assert (table[s].unpacked_shape, table[s].n_gemms) == (built.unpacked_shape, built.n_gemms), s
 
 
@@ -328,7 +331,7 @@ def test_python_int_fallback_gives_the_same_int64_result(monkeypatch):
     B = rng.integers(-(2**20), 2**20, (5, 4))
     dp = Datapath(IntType(4), IntType(4), acc_bits=32)
     fast = unpack_matmul(A, B, dp, "both", "plan")
-    monkeypatch.setattr(U, "_k_reassemble", lambda *a: False)  # as if the int64 path overflowed
+    monkeypatch.setattr(unpack_matmul_module, "k_reassemble", lambda *a: False)  # as if the int64 path overflowed
     slow = unpack_matmul(A, B, dp, "both", "plan")
     assert slow.values.dtype == np.int64
     assert (slow.values == fast.values).all() and lists(fast.values) == exact_product(A, B)
@@ -350,7 +353,7 @@ def test_plan_levels_is_the_exact_minimum(m, n, data):
     L = np.array(data.draw(st.lists(st.integers(1, 4), min_size=m * n, max_size=m * n))).reshape(m, n)
     w = np.array(data.draw(st.lists(st.integers(1, 3), min_size=m, max_size=m)), dtype=np.int64)
     v = np.array(data.draw(st.lists(st.integers(1, 3), min_size=n, max_size=n)), dtype=np.int64)
-    a, c = U._plan_levels(L.astype(np.int64), w, v)
+    a, c = plan_levels(L.astype(np.int64), w, v)
     assert (a[:, None] + c[None, :] - 1 >= L).all()
     Ls, ws, vs = L.tolist(), w.tolist(), v.tolist()
     best = None
