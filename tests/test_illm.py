@@ -279,3 +279,13 @@ def test_narrow_dtypes_are_widened():
     x = np.array([[-(2**31), 2**31 - 1, 0]], dtype=np.int32)
     d = illm.dynamic_requant(x, 1.0, symmetric=True)
     assert d.values.tolist() == [dynq_oracle([-(2**31), 2**31 - 1, 0], 8, True, "half_even")]
+
+
+def test_di_norm_wide_output_fractions():
+    """Beyond 16 output fraction bits the factor's numerator 2**(F + 16 + g) passes 2**63 for small
+    variances (g grows as the variance shrinks); the quotient itself fits and must be exact."""
+    for x in ([[1]], [[2]], [[3, -1]], [[2, 2, 2, 3]], [[-32768, 32767, 5]]):
+        for mode in ("rms", "layer"):
+            for F in (17, 20):
+                r = illm.di_norm(np.array(x), 0.05, mode=mode, out_frac_bits=F)
+                assert r.values.tolist() == [norm_oracle(row, mode, F) for row in x], (x, mode, F)

@@ -139,8 +139,25 @@ def ln_sqrt(cf, st, tp, ton, i, v, N, shift, sqrt_mode, iv_steps, num_bits, norm
     if std == 0:
         f, ok = row_reg(cf, st, tp, ton, i, 9, np.int64(0), rec, ok)
     else:
-        f, ok = row_reg(cf, st, tp, ton, i, 9, (np.int64(1) << np.int64(num_bits + g)) // std, rec, ok)
+        f, ok = row_reg(cf, st, tp, ton, i, 9, pow2_floordiv(num_bits + g, std), rec, ok)
     return f, it, ok
+
+
+@njit(cache=True, inline="always")
+def pow2_floordiv(e, d):
+    """floor(2**e / d) for e >= 0 and 0 < d < 2**62, exact whenever the quotient fits int64: past
+    bit 62 the division goes on one bit at a time (long division), so 2**e itself never has to
+    fit a 64-bit register."""
+    top = min(np.int64(e), np.int64(62))
+    q = (np.int64(1) << top) // d
+    r = (np.int64(1) << top) - q * d
+    for _ in range(np.int64(e) - top):
+        q <<= np.int64(1)
+        r <<= np.int64(1)
+        if r >= d:
+            q += np.int64(1)
+            r -= d
+    return q
 
 
 @njit(cache=True, inline="always")
