@@ -1,9 +1,9 @@
 """Integer-only MiniLM against the float64 reference, and the wall time of `intsim demo`, in one run.
 
-Usage:  python benchmarks/minilm.py [--repeat N] [--configs w8a8 ...] [--skip-demo]
+Usage:  python benchmarks/minilm.py [--repeat N] [--configs w8a8 ...] [--nonlinear ibert] [--skip-demo]
 
 1. The integer-only forward pass (intsim.models.minilm, configuration w8a8 with the I-BERT
-   profile unless --configs says otherwise) and the float64 reference pass
+   non-linear operators unless --configs / --nonlinear say otherwise) and the float64 reference pass
    (reference.minilm.MiniLMReference.forward) on the same 32 sentences, one after the other
    in this process, for two sets: the demo's 32 test sentences (reference/sentences.py,
    10 to 18 tokens), and 32 long inputs made of six consecutive test sentences each,
@@ -37,11 +37,11 @@ from reference.sentences import SENTENCES  # noqa: E402
 
 def compare(label: str, sentences: list[str], args: argparse.Namespace) -> bool:
     """Time the integer and the float64 pass on ``sentences``; True if every ratio is at most 20."""
-    ids, mask = mi._tokenize(sentences, 64)
+    ids, mask = mi.tokenize_sentences(sentences, 64)
     print(f"{label}: {len(sentences)} sentences, {int(mask.sum())} tokens, {ids.shape[1]} at most (max_len 64)")
     ok = True
     for name in args.configs:
-        model = mi.load_int_minilm(name, args.profile)
+        model = mi.load_int_minilm(name, args.nonlinear)
         ref = model.reference
 
         def float_pass(ref=ref) -> None:
@@ -55,7 +55,7 @@ def compare(label: str, sentences: list[str], args: argparse.Namespace) -> bool:
         t_int = best_time(int_pass, args.repeat)
         ratio = t_int / t_float
         ok &= ratio <= 20
-        print(f"  {name}/{args.profile}: integer pass {t_int:.2f} s, float64 pass {t_float:.2f} s, "
+        print(f"  {name}/{args.nonlinear}: integer pass {t_int:.2f} s, float64 pass {t_float:.2f} s, "
               f"ratio {ratio:.1f}x (acceptance <= 20x: {'PASS' if ratio <= 20 else 'FAIL'})")
     return ok
 
@@ -80,7 +80,10 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3, help="timed runs per pass (default 3; the minimum is kept)")
     ap.add_argument("--configs", nargs="+", default=["w8a8"], choices=list(mi.CONFIGURATIONS),
                     help="integer configurations to time (default: w8a8)")
-    ap.add_argument("--profile", default="ibert", help="integer operator profile (default: ibert)")
+    ap.add_argument("--nonlinear", default="ibert", choices=list(mi.NONLINEAR),
+                    help="family of integer softmax/GELU/LayerNorm operators (default: ibert)")
+    ap.add_argument("--profile", dest="nonlinear", default=argparse.SUPPRESS, choices=list(mi.NONLINEAR),
+                    help=argparse.SUPPRESS)  # the old name of --nonlinear
     ap.add_argument("--skip-demo", action="store_true", help="do not time `intsim demo`")
     args = ap.parse_args()
 

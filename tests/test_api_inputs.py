@@ -427,9 +427,9 @@ def test_every_error_is_an_intsim_error():
     assert intsim.DTypeError is DTypeError
 
 
-def test_isqrt_op_profile_must_be_a_name():
+def test_isqrt_op_variant_must_be_a_name():
     from intsim import isqrt_op
     from intsim.core.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="unknown profile"):
-        isqrt_op(np.array([4, 9]), profile=["newton"])
+    with pytest.raises(ConfigError, match="unknown variant"):
+        isqrt_op(np.array([4, 9]), variant=["newton"])

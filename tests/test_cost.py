@@ -324,8 +324,8 @@ def test_float_softmax_row_by_hand():
     assert g["fmul", (32,)] == 11 + 4 + 6 and g["fadd", (32,)] == 7 + 2 + 7
 
 
-class _FakeProfile:
-    """Stands in for an intsim.models.minilm profile (the real I-BERT kernels take minutes to compile
+class _FakeNonlinear:
+    """Stands in for an intsim.models.minilm non-linear family (the real I-BERT kernels take minutes to compile
     with numba on a cold cache; the whole-model report exercises them)."""
 
     description = "fake integer operators"
@@ -358,8 +358,8 @@ class _FakeProfile:
 def test_integer_softmax_row_step_is_the_operator_plus_its_memory(monkeypatch):
     import intsim.cost.methods as methods
 
-    fake = _FakeProfile()
-    monkeypatch.setattr(methods, "_integer_profile", lambda name: fake)
+    fake = _FakeNonlinear()
+    monkeypatch.setattr(methods, "_integer_nonlinear", lambda name: fake)
     row = np.array([[0.5, -1.0, 2.0, 0.25]])
     sites = (VectorSite("L0.softmax", 0, "softmax", ((1, 4),), (row,)),
              VectorSite("L0.ln1", 0, "layernorm", ((1, 4),), (row,), params=8, int_outputs=(8, 16)))
@@ -445,6 +445,26 @@ def test_report_is_written_atomically_and_deterministically(tmp_path):
     md = (out / "README.md").read_text(encoding="utf-8")
     assert "Cheapest under horowitz45: int8" in md
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left behind
+
+
+def test_nonlinear_comparison_rows_per_family_and_the_old_names():
+    import intsim.cost as cost
+    from intsim.cost import nonlinear_comparison
+
+    row = np.array([[0.5, -1.0, 2.0, 0.25]])
+    w = Workload("row", "one softmax row", (VectorSite("L0.softmax", 0, "softmax", ((1, 4),), (row,)),))
+    f = nonlinear_comparison(w, H45, nonlinear=["fp32", "int8+fp32"])
+    assert list(f.columns[:3]) == ["nonlinear", "op", "elements"]
+    assert f.nonlinear.tolist() == ["fp32", "fp32", "int8+fp32", "int8+fp32"]
+    with pytest.warns(DeprecationWarning, match="nonlinear="):
+        old = nonlinear_comparison(w, H45, profiles=["fp32", "int8+fp32"])
+    assert old.equals(f)
+    # the hardware energy/area table is a HardwareProfile; the old names stay for one release
+    assert isinstance(H45, cost.HardwareProfile) and cost.Profile is cost.HardwareProfile
+    assert cost.nonlinear_profiles is cost.nonlinear_families
+    assert {"fp32", "fp16", "ibert"} <= set(cost.nonlinear_families())
+    with pytest.raises(ConfigError, match="unknown non-linear family 'nope'"):
+        build_steps(w, get_method("int8", "nope"))
 
 
 def test_a_profile_without_float_units_lists_the_float_methods_as_not_priced(tmp_path):

@@ -129,7 +129,7 @@ def test_the_non_linear_comparison_must_be_priced_too(tmp_path, capsys, monkeypa
     site = VectorSite("L0.softmax", 0, "softmax", ((1, 4),), (np.array(row),))
     small = Workload("tiny", "a 2x3x4 GEMM and one softmax row", gemm_workload(2, 3, 4).sites + (site,))
     monkeypatch.setattr(cost, "parse_workload", lambda *a, **k: small)
-    monkeypatch.setattr(compare, "nonlinear_profiles", lambda: {"fp32": None, "fp16": None})
+    monkeypatch.setattr(compare, "nonlinear_families", lambda: {"fp32": None, "fp16": None})
     args = ["--methods", "fp32,int8", "--nonlinear", "fp32"]
     assert _report(tmp_path, prof, *args) == 2
     err = capsys.readouterr().err
@@ -138,7 +138,7 @@ def test_the_non_linear_comparison_must_be_priced_too(tmp_path, capsys, monkeypa
     assert _report(tmp_path, prof, *args, "--allow-partial") == 0
     assert "warning: partial report" in capsys.readouterr().out
     with (tmp_path / "out" / "nonlinear.csv").open(encoding="utf-8") as f:
-        assert {r["profile"] for r in csv.DictReader(f)} == {"fp32", "int8+fp32"}
+        assert {r["nonlinear"] for r in csv.DictReader(f)} == {"fp32", "int8+fp32"}
 
 
 def test_cost_workload_lists_every_missing_entry_of_a_method():

@@ -92,15 +92,15 @@ def test_softmax_uint8_matches_oracle(row, scale):
 def test_softmax_checked_and_fast_paths_agree():
     rng = np.random.default_rng(3)
     x = rng.integers(-128, 128, size=(16, 300)).astype(np.int8)
-    fast = softmax_int8(x, 0.07)
-    checked = softmax_int8(x, 0.07, registers={"sum": WIDE})
+    fast = softmax_int8(x, 0.07, taps=True)
+    checked = softmax_int8(x, 0.07, widths={"sum": WIDE}, taps=True)
     assert np.array_equal(fast.values, checked.values)
     assert all(np.array_equal(fast.taps[k], checked.taps[k]) for k in fast.taps)
 
 
 def test_softmax_taps_are_consistent():
     x = np.array([[5, -60, 100, 99, -128, 0]], dtype=np.int8)
-    r = softmax_int8(x, 0.1)
+    r = softmax_int8(x, 0.1, taps=True)
     t = r.taps
     assert t["row_max"].tolist() == [100] and t["diff"].tolist() == [[-95, -160, 0, -1, -228, -100]]
     active = t["diff"] >= softmax_params(0.1).diff_min
@@ -120,13 +120,14 @@ def test_softmax_long_rows_sum_and_exponent_registers():
     assert rec.values.tolist() == [[-128] * 512] * 2  # 0.5/256 -> exact rounding gives 0
     assert rec.registers.events[0].count == 2 and rec.registers.events[0].index == (0,)
     # 4095 maxima do not wrap the sum (only the exponent is out of range); 4096 wrap it
-    r4095 = softmax_int8(np.zeros(4095, dtype=np.int8), 0.1, overflow="record")
+    r4095 = softmax_int8(np.zeros(4095, dtype=np.int8), 0.1, overflow="record", taps=True)
     assert [e.step for e in r4095.registers.events] == ["output_exponent"]
     assert int(r4095.taps["sum"]) == 4095 << 19
     with pytest.raises(RegisterOverflow) as ei:
-        softmax_int8(np.zeros(4096, dtype=np.int8), 0.1, registers={"output_exponent": IntType(8)})
+        softmax_int8(np.zeros(4096, dtype=np.int8), 0.1, widths={"output_exponent": IntType(8)})
     assert ei.value.step == "sum" and ei.value.value == 2**31
-    w = softmax_int8(np.zeros(4096, dtype=np.int8), 0.1, overflow="wrap", registers={"output_exponent": 8})
+    w = softmax_int8(np.zeros(4096, dtype=np.int8), 0.1, overflow="wrap", widths={"output_exponent": 8},
+                     taps=True)
     assert int(w.taps["sum"]) == MIN32  # the note's wrap-around to INT32_MIN
 
 
@@ -153,7 +154,7 @@ def test_softmax_bad_input():
     with pytest.raises(ConfigError):
         softmax_int8(np.array([1, 2]), 0.1, out_type="int32")
     with pytest.raises(ConfigError):
-        softmax_int8(np.array([1, 2]), 0.1, registers={"accumulator": 40})
+        softmax_int8(np.array([1, 2]), 0.1, widths={"accumulator": 40})
     with pytest.raises(ConfigError):
         softmax_int8(np.array(3), 0.1)
 
@@ -173,9 +174,9 @@ def test_exp_note_sample_points():
 @example([MIN32, -1, 0], 5)
 @example([MIN32, -(1 << 28)], 29)
 def test_exp_matches_literal_oracle(xs, k):
-    r = exp_on_negative_values(np.array(xs), k)
+    r = exp_on_negative_values(np.array(xs), k, taps=True)
     assert r.values.tolist() == [exp_neg(x, k) for x in xs]
-    c = exp_on_negative_values(np.array(xs), k, registers={"poly_a": WIDE})
+    c = exp_on_negative_values(np.array(xs), k, widths={"poly_a": WIDE}, taps=True)
     assert c.values.tolist() == r.values.tolist()
     assert np.array_equal(c.taps["interval_exp"], r.taps["interval_exp"])
 
@@ -229,9 +230,9 @@ def test_exp_op_counts_and_bad_input():
 
 def test_exp_narrow_register_raises_and_names_step():
     with pytest.raises(RegisterOverflow) as ei:
-        exp_on_negative_values(np.array([-(1 << 20)]), 5, registers={"poly_out": 16})
+        exp_on_negative_values(np.array([-(1 << 20)]), 5, widths={"poly_out": 16})
     assert ei.value.op == "exp_on_negative_values" and ei.value.step == "poly_out" and ei.value.bits == 16
-    r = exp_on_negative_values(np.array([-(1 << 20)]), 5, registers={"poly_out": 16}, overflow="record")
+    r = exp_on_negative_values(np.array([-(1 << 20)]), 5, widths={"poly_out": 16}, overflow="record")
     assert r.registers.events[0].index == (0,)
 
 
@@ -267,7 +268,7 @@ def test_one_over_one_plus_x_tolerances():
 def test_one_over_matches_oracle(xs):
     r = one_over_one_plus_x_for_x_in_0_1(np.array(xs))
     assert r.values.tolist() == [one_over(x) for x in xs]
-    c = one_over_one_plus_x_for_x_in_0_1(np.array(xs), registers={"seed": WIDE})
+    c = one_over_one_plus_x_for_x_in_0_1(np.array(xs), widths={"seed": WIDE})
     assert c.values.tolist() == r.values.tolist()
 
 
@@ -275,7 +276,7 @@ def test_one_over_bad_input():
     with pytest.raises(OperandRangeError):
         one_over_one_plus_x_for_x_in_0_1(np.array([-1]))
     with pytest.raises(RegisterOverflow) as ei:
-        one_over_one_plus_x_for_x_in_0_1(np.array([5]), registers={"newton_update": 24})
+        one_over_one_plus_x_for_x_in_0_1(np.array([5]), widths={"newton_update": 24})
     assert ei.value.step == "newton_update"
 
 
@@ -290,7 +291,7 @@ def test_inv_sqrt_matches_oracle(xs, rs):
     r = get_inv_sqrt_quantized_multiplier_exp(np.array(xs), reverse_shift=rs)
     want = [inv_sqrt(x, rs) for x in xs]
     assert list(zip(r.values.tolist(), r.taps["shift"].tolist(), strict=True)) == want
-    c = get_inv_sqrt_quantized_multiplier_exp(np.array(xs), reverse_shift=rs, registers={"multiplier": WIDE})
+    c = get_inv_sqrt_quantized_multiplier_exp(np.array(xs), reverse_shift=rs, widths={"multiplier": WIDE})
     assert c.values.tolist() == r.values.tolist()
 
 
@@ -332,16 +333,16 @@ def _verify_default_registers(step: int) -> None:
     chunk = 1 << 22
     for lo in range(-(1 << 29), 0, chunk * step):
         a = np.arange(lo, min(lo + chunk * step, 0), step, dtype=np.int64)
-        c = exp_on_interval_between_negative_one_quarter_and_0_excl(a, registers={"poly_a": 32, "poly_b": WIDE},
+        c = exp_on_interval_between_negative_one_quarter_and_0_excl(a, widths={"poly_a": 32, "poly_b": WIDE},
                                                                     overflow="record")
         assert not c.registers.events
         assert np.array_equal(c.values, exp_on_interval_between_negative_one_quarter_and_0_excl(a).values)
     for lo in range(0, 1 << 31, chunk * step):
         a = np.arange(lo, min(lo + chunk * step, 1 << 31), step, dtype=np.int64)
-        c = one_over_one_plus_x_for_x_in_0_1(a, registers={"seed": WIDE}, overflow="record")
+        c = one_over_one_plus_x_for_x_in_0_1(a, widths={"seed": WIDE}, overflow="record")
         assert not c.registers.events
         assert np.array_equal(c.values, one_over_one_plus_x_for_x_in_0_1(a).values)
-        c = get_inv_sqrt_quantized_multiplier_exp(a, registers={"multiplier": 32, "newton_difference": WIDE},
+        c = get_inv_sqrt_quantized_multiplier_exp(a, widths={"multiplier": 32, "newton_difference": WIDE},
                                                   overflow="record")
         assert not c.registers.events
         assert np.array_equal(c.values, get_inv_sqrt_quantized_multiplier_exp(a).values)
@@ -377,7 +378,7 @@ def test_nonlinear_report_writes_deterministic_files(tmp_path):
     assert pngs and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
     assert "gemmlowp.softmax_int8" in md and "exceeded: 0" in md
     header = csv1.splitlines()[0].split(",")
-    assert header[:3] == ["operator", "profile", "input_scale"] and "within_bound" in header
+    assert header[:3] == ["operator", "variant", "input_scale"] and "within_bound" in header
     assert all(line.endswith(",yes") or line.endswith(",") for line in csv1.splitlines()[1:])
     with pytest.raises(ConfigError):
         rep.run(args)  # exists: needs --force

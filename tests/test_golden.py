@@ -17,7 +17,7 @@ from intsim import AccumulatorOverflow, ConfigError, Datapath, FileFormatError, 
 from intsim.golden import cli, compare_suite, generate_suite, parse_spec, verify_suite
 from intsim.golden.datagen import generate, normalize_dist
 from intsim.golden.hexfmt import format_memh, interpret_word, parse_memh, read_memh
-from intsim.golden.operators import OPERATORS, available_operators
+from intsim.golden.operators import ADAPTERS, available_operators
 from intsim.golden.suite import MANIFEST, _content_hash, load_suite, manifest_bytes
 
 REPO = Path(__file__).resolve().parent.parent
@@ -327,7 +327,7 @@ def test_unreadable_specs_are_format_errors(tmp_path):
 
 def test_failed_generate_leaves_nothing_behind(tmp_path, monkeypatch):
     spec = parse_spec(SMALL_SPEC)
-    op = OPERATORS["matmul"]
+    op = ADAPTERS["matmul"]
     calls = []
     original = type(op).run
 
@@ -346,7 +346,7 @@ def test_failed_generate_leaves_nothing_behind(tmp_path, monkeypatch):
 
 def test_failed_regenerate_keeps_the_old_suite(suite_copy, monkeypatch):
     before = tree(suite_copy)
-    monkeypatch.setattr(type(OPERATORS["matmul"]), "run", lambda self, case, inputs: 1 / 0)
+    monkeypatch.setattr(type(ADAPTERS["matmul"]), "run", lambda self, case, inputs: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         generate_suite(parse_spec(SMALL_SPEC), suite_copy, force=True)
     assert tree(suite_copy) == before
@@ -681,7 +681,7 @@ def _toy_op(x, scale, *, in_type="int8", overflow="raise", taps=False):
 def test_generic_opresult_adapter(tmp_path, monkeypatch):
     from intsim.golden.operators import OpResultOperator
 
-    monkeypatch.setitem(OPERATORS, "toy.triple", OpResultOperator("toy.triple", _toy_op))
+    monkeypatch.setitem(ADAPTERS, "toy.triple", OpResultOperator("toy.triple", _toy_op))
     spec = parse_spec("""
 [[case]]
 name = "ok"
@@ -722,3 +722,33 @@ inputs = { x = "alternating" }
         else:
             with pytest.raises(ConfigError, match=match):
                 parse_spec(text)
+
+
+def test_the_suite_regenerates_from_its_own_edited_spec(tmp_path):
+    """``generate out/spec.toml --out out --force`` after editing that spec (the checked-in suite's
+    workflow): the edited spec is the input and goes back verbatim; any other edit still refuses."""
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SMALL_SPEC)
+    out = tmp_path / "suite"
+    generate_suite(spec, out)
+    edited = SMALL_SPEC.replace('name = "mm_wrap"', 'name = "mm_wrap_renamed"')
+    (out / "spec.toml").write_text(edited)
+    rep = generate_suite(out / "spec.toml", out, force=True)
+    assert (out / "spec.toml").read_text() == edited and (out / "mm_wrap_renamed").is_dir()
+    assert not (out / "mm_wrap").exists() and rep.cases
+    (out / "spec.toml").write_text(edited + "\n# another edit\n")
+    hexfile = next((out / "mm_wrap_renamed").glob("*.hex"))
+    hexfile.write_text(hexfile.read_text() + "00\n")
+    with pytest.raises(ConfigError, match="was modified after intsim wrote it"):
+        generate_suite(out / "spec.toml", out, force=True)
+    assert (out / "spec.toml").read_text().endswith("# another edit\n")
+
+
+def test_an_edited_spec_elsewhere_does_not_excuse_an_edited_suite_copy(tmp_path):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SMALL_SPEC)
+    out = tmp_path / "suite"
+    generate_suite(spec, out)
+    (out / "spec.toml").write_text(SMALL_SPEC + "\n# edited in the suite\n")
+    with pytest.raises(ConfigError, match="'spec.toml' was modified after intsim wrote it"):
+        generate_suite(spec, out, force=True)

@@ -26,7 +26,7 @@ from intsim.core.errors import ConfigError, FileFormatError, IntsimError
 from intsim.core.inttype import IntType
 from intsim.golden import cli, generate_suite, parse_spec
 from intsim.golden import spec as specmod
-from intsim.golden.operators import OPERATORS, GoldenOperator, OpResultOperator, OpRun, TensorDecl
+from intsim.golden.operators import ADAPTERS, GoldenOperator, OpResultOperator, OpRun, TensorDecl
 from intsim.golden.spec import load_spec
 from intsim.golden.suite import MANIFEST, SPEC_COPY
 
@@ -107,7 +107,7 @@ def test_huge_trace_is_refused_before_anything_is_computed(tmp_path, monkeypatch
               name="big", inputs='{ A = "overflow", B = "overflow" }')
     calls = []
     monkeypatch.setattr("intsim.golden.suite.generate", lambda *a, **k: calls.append(a) or 1 / 0)
-    monkeypatch.setattr(type(OPERATORS["matmul"]), "run", lambda *a: calls.append(a) or 1 / 0)
+    monkeypatch.setattr(type(ADAPTERS["matmul"]), "run", lambda *a: calls.append(a) or 1 / 0)
     t0 = time.perf_counter()
     with pytest.raises(ConfigError, match=r"case 'big': tap 'acc_trace': elements: 268435456 is more than "
                                           r"the cap MAX_TENSOR_ELEMENTS = 16777216"):
@@ -201,9 +201,9 @@ def test_opresult_taps_are_sized_by_a_dry_run_before_the_case_runs(monkeypatch, 
         calls.append(np.shape(x))
         return _toy_wide(x, scale, in_type=in_type, taps=taps)
 
-    monkeypatch.setitem(OPERATORS, "toy.wide", OpResultOperator("toy.wide", fn))
+    monkeypatch.setitem(ADAPTERS, "toy.wide", OpResultOperator("toy.wide", fn))
     ok = parse_spec(case_text("w", "toy.wide", shape="{ x = [4, 8] }", config='{ in_type = "int8", scale = 0.5 }'))
-    budget = OPERATORS["toy.wide"].budget(ok.cases[0])
+    budget = ADAPTERS["toy.wide"].budget(ok.cases[0])
     assert {(t.name, t.role, t.elements) for t in budget.tensors} == {("x", "input", 32), ("y", "output", 32),
                                                                         ("wide", "tap", 64 * 32)}
     # within the estimate, the dry run finds the 64x tap over the tensor cap
@@ -238,7 +238,7 @@ class _Sneaky(GoldenOperator):
 
 
 def test_what_an_adapter_returns_is_checked_before_anything_is_written(monkeypatch, tmp_path):
-    monkeypatch.setitem(OPERATORS, "toy.sneaky", _Sneaky())
+    monkeypatch.setitem(ADAPTERS, "toy.sneaky", _Sneaky())
     spec = parse_spec(case_text("s", "toy.sneaky"))
     with pytest.raises(ConfigError, match=r"case 's' \(operator toy.sneaky\): tap 'huge': elements: 16777217 "
                                           r"is more than the cap MAX_TENSOR_ELEMENTS"):
@@ -254,7 +254,7 @@ def test_unpack_budget_bounds_what_the_case_produces(strategies, types):
     from intsim.golden.suite import make_inputs
 
     in_a, in_b, a, b, admit = types
-    op = OPERATORS["unpack_matmul"]
+    op = ADAPTERS["unpack_matmul"]
     for dist in ("heavy_tailed", "alternating", "most_negative", "uniform"):
         spec = parse_spec(case_text("u", "unpack_matmul", shape="{ M = 3, K = 4, N = 2 }",
                                     config=toml_value({"in_a": in_a, "in_b": in_b, "a": a, "b": b, "overflow": "wrap",

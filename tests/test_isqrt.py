@@ -13,14 +13,13 @@ from intsim.core.errors import ConfigError, DTypeError, OperandRangeError, Regis
 from intsim.ops.isqrt import (
     FIXED_STEPS_32,
     FIXED_STEPS_64,
-    OPERATORS,
-    PROFILES,
     isqrt,
     isqrt_fixed,
     isqrt_ivit,
     isqrt_op,
     newton_steps,
 )
+from intsim.ops.registry import get_op
 from intsim.oracles.isqrt import isqrt_fixed as _fixed_oracle
 from intsim.oracles.isqrt import isqrt_ivit as ivit_oracle
 
@@ -113,7 +112,7 @@ def test_ivit_matches_oracle(vals):
 
 
 def test_operator_form():
-    assert OPERATORS["isqrt"] is isqrt_op and PROFILES["isqrt"] == ("newton", "ivit", "fixed")
+    assert get_op("isqrt.isqrt").fn is isqrt_op and get_op("isqrt.isqrt").variants == ("newton", "ivit", "fixed")
     n = np.array([[0, 1, 2, 99], [2**40, 2**40 - 1, 7, 8]], dtype=np.int64)
     r = isqrt_op(n, scale=0.25, in_type="int64")
     assert r.values.tolist() == [[math.isqrt(int(v)) for v in row] for row in n.tolist()]
@@ -121,13 +120,13 @@ def test_operator_form():
     iters = sum(newton_steps(int(v)) for v in n.reshape(-1))
     assert r.ops.total("div") == iters
     assert r.ops["compare", (64,)] == 8 + 7  # zero tests + seeds of the nonzero entries
-    rf = isqrt_op(n, profile="fixed", in_type="int64", taps=True)
+    rf = isqrt_op(n, variant="fixed", in_type="int64", taps=True)
     assert rf.values.tolist() == r.values.tolist()
     assert rf.ops.total("div") == 6 * 7
     assert rf.taps["root"].tolist() == r.values.tolist()
     # the first Newton numerator tap: seed + n // seed
     assert rf.taps["iter"][1, 0] == 2**21 + 2**40 // 2**21  # bitlen(2**40) = 41: seed 2**21
-    ri = isqrt_op(np.array([0, 10**4]), profile="ivit", steps=12)
+    ri = isqrt_op(np.array([0, 10**4]), variant="ivit", steps=12)
     assert ri.values.tolist() == [ivit_oracle(0, 12), ivit_oracle(10**4, 12)]
     assert ri.ops.total("div") == 24
 
@@ -154,7 +153,7 @@ def test_bad_inputs():
     with pytest.raises(ConfigError, match="seed"):
         isqrt_ivit(4, seed=1)
     with pytest.raises(ConfigError):
-        isqrt_op(np.array([4]), profile="nope")
+        isqrt_op(np.array([4]), variant="nope")
     # int64 data under the default uint64 input type: the sign is checked inside the kernel
     with pytest.raises(OperandRangeError, match=r"first at index \(1, 0\): -1"):
         isqrt_op(np.array([[4, 9], [-1, -2]], dtype=np.int64))
@@ -169,27 +168,27 @@ def test_bad_inputs():
         isqrt_op(np.array([-1]), in_type="int8")
 
 
-def _expected(profile: str, vals: list[int]) -> tuple[list[int], int]:
-    """Oracle roots and division count of isqrt_op for each profile."""
-    if profile == "ivit":
+def _expected(variant: str, vals: list[int]) -> tuple[list[int], int]:
+    """Oracle roots and division count of isqrt_op for each variant."""
+    if variant == "ivit":
         return [ivit_oracle(v) for v in vals], 10 * len(vals)
-    if profile == "newton":
+    if variant == "newton":
         return [math.isqrt(v) for v in vals], sum(newton_steps(v) for v in vals)
     return [math.isqrt(v) for v in vals], FIXED_STEPS_64 * sum(1 for v in vals if v)
 
 
 @given(st.lists(u64, min_size=1, max_size=64), st.sampled_from(["newton", "fixed", "ivit"]))
-def test_operator_matches_oracles_and_the_per_entry_path(vals, profile):
+def test_operator_matches_oracles_and_the_per_entry_path(vals, variant):
     arr = np.array(vals, dtype=np.uint64)
-    roots, divs = _expected(profile, vals)
+    roots, divs = _expected(variant, vals)
     # the block kernel (no taps; the per-entry kernel only where an I-ViT numerator overflows the
     # 33-bit iter register, which happens for large n and is recorded)
-    r = isqrt_op(arr, profile=profile, overflow="record")
+    r = isqrt_op(arr, variant=variant, overflow="record")
     assert r.values.tolist() == roots and r.ops.total("div") == divs
-    t = isqrt_op(arr, profile=profile, taps=True, overflow="record")  # the per-entry kernel
+    t = isqrt_op(arr, variant=variant, taps=True, overflow="record")  # the per-entry kernel
     assert t.values.tolist() == roots and t.ops == r.ops
     assert r.registers.events == t.registers.events
-    assert bool(r.registers.events) == (profile == "ivit" and int(t.taps["iter"].max()) >= 2**33)
+    assert bool(r.registers.events) == (variant == "ivit" and int(t.taps["iter"].max()) >= 2**33)
 
 
 def test_block_kernel_across_blocks_and_its_exact_fallback():
@@ -201,13 +200,13 @@ def test_block_kernel_across_blocks_and_its_exact_fallback():
             + edges + rng.integers(0, 100, 17).tolist())  # three blocks and a partial one
     vals = [int(v) for v in vals]
     arr = np.array(vals, dtype=np.uint64)
-    for profile in ("newton", "fixed", "ivit"):
-        roots, divs = _expected(profile, vals)
-        r = isqrt_op(arr, profile=profile, overflow="record")
-        assert r.values.tolist() == roots and r.ops.total("div") == divs, profile
-        assert isqrt_op(arr, profile=profile, taps=True, overflow="record").ops == r.ops
+    for variant in ("newton", "fixed", "ivit"):
+        roots, divs = _expected(variant, vals)
+        r = isqrt_op(arr, variant=variant, overflow="record")
+        assert r.values.tolist() == roots and r.ops.total("div") == divs, variant
+        assert isqrt_op(arr, variant=variant, taps=True, overflow="record").ops == r.ops
     small = arr[arr < 2**40]  # no I-ViT register overflow: the block kernel alone
-    r = isqrt_op(small, profile="ivit")
+    r = isqrt_op(small, variant="ivit")
     assert r.values.tolist() == [ivit_oracle(int(v)) for v in small] and not r.registers.events
     assert isqrt_fixed(arr, steps=3).tolist() == [_fixed_oracle(v, 3) for v in vals]
     # from a seed of 3 the first quotients n // 3 of large n are too large for the float estimate:

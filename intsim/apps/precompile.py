@@ -5,15 +5,15 @@ in its on-disk cache; on a cold cache the first ``intsim demo`` spends about two
 compiling. ``intsim compile`` does that work up front: it calls every kernel through intsim's
 public functions on tiny inputs, covering the argument types intsim passes them (the GEMM
 kernels with their int64 operands, the operators of intsim.ops.ibert, intsim.ops.ivit, intsim.ops.illm and
-intsim.ops.gemmlowp for each profile, input word (int8, int16, int32, int64) and overflow policy,
+intsim.ops.gemmlowp for each variant, input word (int8, int16, int32, int64) and overflow policy,
 requantization in every mode, the square roots, IM-Unpack for every strategy pair, and one
-short sentence through the integer MiniLM for every configuration and profile when the model
+short sentence through the integer MiniLM for every configuration and non-linear family when the model
 package is installed). Kernels already in the cache are loaded, not compiled.
 
-Afterwards ``intsim demo`` (any configuration and profile), the golden suites and the
+Afterwards ``intsim demo`` (any configuration and non-linear family), the golden suites and the
 operators on 8- to 64-bit inputs load every kernel from the cache. A cold run of every group
 takes about 11 minutes of one core; ``--only gemm --only minilm`` compiles what ``intsim demo``
-needs (int64 operator inputs, every profile) in about 3 minutes.
+needs (int64 operator inputs, every non-linear family) in about 3 minutes.
 
 Progress goes to stderr: a bar redrawn in place on a terminal, one line per step otherwise,
 then a summary line (kernel signatures compiled and loaded, elapsed time, cache directory) and,
@@ -193,11 +193,11 @@ def _isqrt() -> list[Step]:
             _try(m.isqrt_fixed, arr)
             _try(m.isqrt_fixed, arr, steps=3)
         big = np.arange(5000, dtype=np.int64) * 7919  # long enough for the block kernels
-        for profile in m.METHODS:
+        for variant in m.METHODS:
             for taps in (False, True):
                 for pol in _POLICIES:
-                    _try(m.isqrt_op, vals, profile=profile, taps=taps, overflow=pol)
-                    _try(m.isqrt_op, big, profile=profile, taps=taps, overflow=pol)
+                    _try(m.isqrt_op, vals, variant=variant, taps=taps, overflow=pol)
+                    _try(m.isqrt_op, big, variant=variant, taps=taps, overflow=pol)
 
     return [Step("isqrt", "methods", methods)]
 
@@ -238,43 +238,48 @@ def _gemmlowp() -> list[Step]:
     return [Step("gemmlowp", "operators", ops)]
 
 
-def _operator_module(module: str) -> list[Step]:
-    """One step per operator of ``intsim.ops.<module>.OPERATORS``: every profile, input word, policy, taps."""
-    mod = importlib.import_module(f"intsim.ops.{module}")
+def _operator_family(family: str) -> list[Step]:
+    """One step per operator of ``family`` in :mod:`intsim.ops.registry`: every variant, input word,
+    policy, taps."""
+    from ..ops.registry import operators
+
     gamma, beta = np.linspace(0.5, 1.5, 16), np.linspace(-0.1, 0.1, 16)
     out = []
-    for name in mod.OPERATORS:
-        def exercise(name: str = name) -> None:
-            fn = mod.OPERATORS[name]
-            params = inspect.signature(fn).parameters
-            for profile in mod.PROFILES[name]:
+    for name, spec in operators().items():
+        if name.split(".")[0] != family:
+            continue
+
+        def exercise(spec: Any = spec) -> None:
+            params = inspect.signature(spec.fn).parameters
+            for variant in spec.variants or (None,):
+                kw = {} if variant is None else {"variant": variant}
                 for word in _WORDS:
                     # tensors (x, p, gate, up) of this word with values in [-7, 0] (the exponentials
                     # take x <= 0), every other input (a scale) a float
                     args = [_rows(word, (3, 16), -7, 0) if n in _TENSORS else 0.05 - 0.01 * i
-                            for i, n in enumerate(mod.INPUTS[name])]
+                            for i, n in enumerate(spec.inputs)]
                     for pol in _POLICIES:
                         for taps in (False, True):
-                            _try(fn, *args, profile=profile, overflow=pol, taps=taps)
+                            _try(spec.fn, *args, **kw, overflow=pol, taps=taps)
                 if "gamma" in params:  # with the affine parameters too
                     affine = (gamma, beta) if "beta" in params else (gamma,)
-                    _try(fn, _rows(np.int32, (3, 16), -7, 0), 0.05, *affine, profile=profile)
-        out.append(Step(module, name, exercise))
+                    _try(spec.fn, _rows(np.int32, (3, 16), -7, 0), 0.05, *affine, **kw)
+        out.append(Step(family, spec.name, exercise))
     return out
 
 
 def _minilm() -> list[Step]:
-    """One short sentence through the integer MiniLM, per configuration and available profile."""
-    from ..models.minilm import CONFIGURATIONS, available_profiles
+    """One short sentence through the integer MiniLM, per configuration and available non-linear family."""
+    from ..models.minilm import CONFIGURATIONS, available_nonlinear
 
     out = []
-    for profile in available_profiles():
+    for nonlinear in available_nonlinear():
         for config in CONFIGURATIONS:
-            def embed(config: str = config, profile: str = profile) -> None:
+            def embed(config: str = config, nonlinear: str = nonlinear) -> None:
                 from ..models.minilm import load_int_minilm
 
-                load_int_minilm(config, profile).embed(["A cat sleeps on the warm windowsill."])
-            out.append(Step("minilm", f"{config}.{profile}", embed))
+                load_int_minilm(config, nonlinear).embed(["A cat sleeps on the warm windowsill."])
+            out.append(Step("minilm", f"{config}.{nonlinear}", embed))
     return out
 
 
@@ -284,9 +289,9 @@ GROUPS: dict[str, Callable[[], list[Step]]] = {
     "requant": _requant,
     "isqrt": _isqrt,
     "gemmlowp": _gemmlowp,
-    "ibert": lambda: _operator_module("ibert"),
-    "ivit": lambda: _operator_module("ivit"),
-    "illm": lambda: _operator_module("illm"),
+    "ibert": lambda: _operator_family("ibert"),
+    "ivit": lambda: _operator_family("ivit"),
+    "illm": lambda: _operator_family("illm"),
     "minilm": _minilm,
 }
 #: the module whose kernels each group is meant to reach (for the "not exercised" check)

@@ -23,9 +23,9 @@ Pieces, each usable on its own:
 from .compare import CostResult, cost_workload, nonlinear_comparison
 from .counts import COST_KINDS, MEMORY_LEVELS, CostCounts
 from .export import accelergy_action_counts_yaml, accelergy_ert_yaml, qonnx_cost
-from .methods import Method, build_steps, get_method, nonlinear_profiles, standard_methods
+from .methods import Method, build_steps, get_method, nonlinear_families, nonlinear_profiles, standard_methods
 from .model import COMPONENTS, GemmShape, Step, cost_steps, datapath_area, energy_by_component, energy_table
-from .profiles import Profile, builtin_profiles, load_profile, parse_profile
+from .profiles import HardwareProfile, Profile, builtin_profiles, load_profile, parse_profile
 from .workloads import (
     GemmSite,
     VectorSite,
@@ -39,9 +39,10 @@ from .workloads import (
 
 __all__ = [
     "COMPONENTS", "COST_KINDS", "MEMORY_LEVELS",
-    "CostCounts", "CostResult", "GemmShape", "GemmSite", "Method", "Profile", "Step", "VectorSite", "Workload",
+    "CostCounts", "CostResult", "GemmShape", "GemmSite", "HardwareProfile", "Method", "Profile", "Step", "VectorSite",
+    "Workload",
     "accelergy_action_counts_yaml", "accelergy_ert_yaml", "build_steps", "builtin_profiles", "cost_steps",
     "cost_workload", "datapath_area", "energy_by_component", "energy_table", "gemm_workload", "get_method",
     "load_profile", "minilm_gemm_workload", "minilm_layer_workload", "minilm_workload", "nonlinear_comparison",
-    "nonlinear_profiles", "parse_profile", "parse_workload", "qonnx_cost", "standard_methods",
+    "nonlinear_families", "nonlinear_profiles", "parse_profile", "parse_workload", "qonnx_cost", "standard_methods",
 ]

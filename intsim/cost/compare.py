@@ -1,4 +1,4 @@
-"""Methods side by side on one workload and one profile, as pandas DataFrames.
+"""Methods side by side on one workload and one hardware profile, as pandas DataFrames.
 
 >>> from intsim.cost import cost_workload, gemm_workload, get_method, load_profile
 >>> r = cost_workload(gemm_workload(2, 3, 4, data=False), load_profile("horowitz45"),
@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from ..core.deprecation import renamed_keyword
 from ..core.errors import ConfigError
 from .counts import CostCounts
-from .methods import FLOAT_NONLINEAR, Method, build_steps, nonlinear_profiles, standard_methods
+from .methods import FLOAT_NONLINEAR, Method, build_steps, nonlinear_families, standard_methods
 from .model import COMPONENTS, Step, cost_steps, datapath_area, energy_table, step_counts, unpriced
-from .profiles import Profile
+from .profiles import HardwareProfile
 from .workloads import VectorSite, Workload
 
 __all__ = ["CostResult", "cost_workload", "nonlinear_comparison"]
@@ -29,7 +30,7 @@ Progress = Callable[[str], None]
 
 @dataclass
 class CostResult:
-    """Costs of several methods on one workload under one profile.
+    """Costs of several methods on one workload under one hardware profile.
 
     ``frame`` has one row per step (see :func:`intsim.cost.model.cost_steps`); the methods
     give per-method views. Energies in pJ, areas in µm², times in ns. ``skipped`` lists the
@@ -38,7 +39,7 @@ class CostResult:
     """
 
     workload: Workload
-    profile: Profile
+    profile: HardwareProfile
     methods: list[Method]
     steps: dict[str, list[Step]]
     frame: pd.DataFrame
@@ -115,7 +116,7 @@ class CostResult:
         return t.reindex([m.name for m in self.methods])
 
 
-def cost_workload(workload: Workload, profile: Profile, methods: Sequence[Method] | None = None, *,
+def cost_workload(workload: Workload, profile: HardwareProfile, methods: Sequence[Method] | None = None, *,
                   progress: Progress | None = None, skip_unpriceable: bool = False) -> CostResult:
     """Cost ``workload`` under ``profile`` with each of ``methods`` (default: :func:`standard_methods`).
 
@@ -164,27 +165,29 @@ def cost_workload(workload: Workload, profile: Profile, methods: Sequence[Method
     return CostResult(workload, profile, kept, steps, pd.concat(frames, ignore_index=True), skipped, problems)
 
 
-def nonlinear_comparison(workload: Workload, profile: Profile, profiles: Sequence[str] | None = None,
+@renamed_keyword("profiles", "nonlinear")
+def nonlinear_comparison(workload: Workload, profile: HardwareProfile, nonlinear: Sequence[str] | None = None,
                          acc_bits: int | None = None, *, skip_unpriceable: bool = False,
                          progress: Progress | None = None) -> pd.DataFrame:
-    """Energy of the non-linear operators (softmax, GELU, LayerNorm) of ``workload`` under
-    each non-linear profile, one row per (profile, op) plus a ``total`` row per profile.
+    """Energy of the non-linear operators (softmax, GELU, LayerNorm) of ``workload`` on the
+    hardware ``profile`` under each non-linear family (``nonlinear``, default: all; ``profiles=``
+    is its old name), one row per (family, op) plus a ``total`` row per family.
 
     ``fp32``/``fp16``: the float recipes on float inputs (a float pipeline). ``int8+fp32``
     and ``int8+fp16``: the same recipes inside an integer pipeline (int32 input
-    dequantized, 8-bit output quantized). Integer profiles: their operators on the
+    dequantized, 8-bit output quantized). Integer families: their operators on the
     integer pipeline's int32 inputs, 8-bit outputs (requantization included). Columns:
-    ``profile``, ``op``, ``elements``, the ``<component>_pj`` energies, ``total_pj``,
-    ``relative_to_fp32``. Profiles that are not available are left out; with
+    ``nonlinear``, ``op``, ``elements``, the ``<component>_pj`` energies, ``total_pj``,
+    ``relative_to_fp32``. Families that are not available are left out; with
     ``skip_unpriceable``, so are those ``profile`` cannot price, listed with the reason in
     ``frame.attrs["skipped"]`` and with every missing profile entry in ``frame.attrs["problems"]``
-    (``(profile, error)``). ``progress`` is called with one line per non-linear profile.
+    (``(family, error)``). ``progress`` is called with one line per non-linear family.
     """
     from .methods import get_method
 
     acc = acc_bits or profile.array.acc_bits
-    avail = nonlinear_profiles()
-    names = list(profiles) if profiles is not None else (
+    avail = nonlinear_families()
+    names = list(nonlinear) if nonlinear is not None else (
         list(FLOAT_NONLINEAR) + [f"int8+{p}" for p in FLOAT_NONLINEAR]
         + [p for p, why in avail.items() if why is None and p not in FLOAT_NONLINEAR])
     sites = tuple(s for s in workload.sites if isinstance(s, VectorSite) and s.op != "residual")
@@ -219,16 +222,16 @@ def nonlinear_comparison(workload: Workload, profile: Profile, profiles: Sequenc
         g = f.groupby("op", sort=False)[[f"{c}_pj" for c in COMPONENTS] + ["total_pj"]].sum()
         for op, row in g.iterrows():
             elements = sum(s.elements for s in sites if s.op == op)
-            rows.append({"profile": name, "op": op, "elements": elements, **row.to_dict()})
+            rows.append({"nonlinear": name, "op": op, "elements": elements, **row.to_dict()})
         tot = g.sum()
-        rows.append({"profile": name, "op": "total", "elements": sum(s.elements for s in sites), **tot.to_dict()})
+        rows.append({"nonlinear": name, "op": "total", "elements": sum(s.elements for s in sites), **tot.to_dict()})
     out = pd.DataFrame(rows)
     if out.empty:
-        err = ConfigError(f"no non-linear profile could be priced on {profile.name}: "
+        err = ConfigError(f"no non-linear family could be priced on {profile.name}: "
                           + "; ".join(f"{n}: {why}" for n, why in skipped))
         err.problems = problems  # the structured reasons, as frame.attrs["problems"]
         raise err
-    ref = out[out.profile == "fp32"].set_index("op")["total_pj"] if (out.profile == "fp32").any() else None
+    ref = out[out.nonlinear == "fp32"].set_index("op")["total_pj"] if (out.nonlinear == "fp32").any() else None
     out["relative_to_fp32"] = [r.total_pj / ref[r.op] if ref is not None and r.op in ref.index else math.nan
                                for r in out.itertuples()]
     out.attrs["skipped"] = skipped

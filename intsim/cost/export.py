@@ -28,7 +28,7 @@ from collections.abc import Iterable
 
 from .counts import CostCounts
 from .model import Step, action_price, dtype_bits, expand_actions
-from .profiles import Profile
+from .profiles import HardwareProfile
 
 __all__ = ["qonnx_cost", "accelergy_ert_yaml", "accelergy_action_counts_yaml", "ACCELERGY_VERSION"]
 
@@ -80,7 +80,7 @@ def _num(x: float) -> str:
     return repr(float(x))
 
 
-def _header(title: str, profile: Profile) -> list[str]:
+def _header(title: str, profile: HardwareProfile) -> list[str]:
     return [f"# {title}, written by intsim (intsim.cost.export)",
             f"# profile: {profile.name} ({profile.title or profile.path})" + (
                 f"; {profile.scaling_note}" if profile.scaling_note else ""),
@@ -88,7 +88,7 @@ def _header(title: str, profile: Profile) -> list[str]:
             "# memory actions read/write one element of `bits` bits"]
 
 
-def accelergy_ert_yaml(counts: CostCounts, profile: Profile) -> str:
+def accelergy_ert_yaml(counts: CostCounts, profile: HardwareProfile) -> str:
     """Accelergy-style energy reference table (``ERT``) of the actions in ``counts`` on ``profile``.
 
     Each action carries its energy in pJ and, as a comment, where the figure came from
@@ -110,7 +110,7 @@ def accelergy_ert_yaml(counts: CostCounts, profile: Profile) -> str:
     return "\n".join(lines) + "\n"
 
 
-def accelergy_action_counts_yaml(counts: CostCounts, profile: Profile) -> str:
+def accelergy_action_counts_yaml(counts: CostCounts, profile: HardwareProfile) -> str:
     """Accelergy-style action counts (``action_counts``) of ``counts`` (exact integers)."""
     by_unit: dict[str, list[tuple[str, tuple[int, ...], int]]] = {}
     for (unit, action, w), n in expand_actions(counts).items():

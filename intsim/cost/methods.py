@@ -13,7 +13,7 @@ into :class:`~intsim.cost.model.Step` records with exact counts:
     preloaded into the accumulators, in the data flow of :mod:`intsim.models.minilm`
     (``w8a8``; see :func:`build_steps`); every requantization counted by
     :func:`intsim.quant.requant.requantize` (``dyadic`` mode, a 31-bit multiplier); non-linear
-    operators by the method's non-linear profile (below).
+    operators by the method's non-linear family (below).
 ``unpack{b}-{strategy}``
     IM-Unpack (:mod:`intsim.hw.unpack`): the *same int8 operands* as ``int8`` (so the
     same results, bit for bit) unpacked to ``b``-bit digits with ``strategy`` on both
@@ -35,10 +35,10 @@ see :mod:`intsim.cost.model`): weights, biases and LayerNorm parameters are read
 from DRAM once; activations are read from and written to SRAM at their stored
 widths (integer GEMM outputs at ``acc_bits``).
 
-**Non-linear profiles** of the integer methods: ``fp32``/``fp16`` dequantize the
+**Non-linear families** of the integer methods: ``fp32``/``fp16`` dequantize the
 integer input (one ``fmul``), run the float recipe and quantize the result (``fmul`` +
-3 ``fadd`` per output width), which replaces the requantization; an integer profile
-(``ibert``, ``ibert-corrected`` and whatever :data:`intsim.models.minilm.PROFILES`
+3 ``fadd`` per output width), which replaces the requantization; an integer family
+(``ibert``, ``ibert-corrected`` and whatever :data:`intsim.models.minilm.NONLINEAR`
 provides) runs its integer operators on integer inputs derived from the real
 activations, followed by the requantizations.
 
@@ -73,6 +73,7 @@ __all__ = [
     "DEFAULT_UNPACK_BITS",
     "get_method",
     "standard_methods",
+    "nonlinear_families",
     "nonlinear_profiles",
     "unpack_strategies",
     "build_steps",
@@ -103,7 +104,7 @@ class Method:
 
     Attributes: ``name``, ``family`` (``float``, ``int8``, ``unpack``, ``llmint8``),
     ``bits`` (float format bits, or the integer multiplier operand bits), ``strategy``
-    (IM-Unpack strategy on both operands), ``nonlinear`` (non-linear profile),
+    (IM-Unpack strategy on both operands), ``nonlinear`` (non-linear family),
     ``description``.
     """
 
@@ -132,28 +133,32 @@ class Method:
         return (("mul", (self.bits, self.bits)), ("add", (acc_bits,)))
 
     def with_nonlinear(self, nonlinear: str) -> Method:
-        """The same method with another non-linear profile (integer methods only)."""
+        """The same method with another non-linear family (integer methods only)."""
         if not self.is_integer:
             raise ConfigError(f"method {self.name} fixes its non-linear operators ({self.nonlinear})")
         return Method(self.name if nonlinear == self.nonlinear else f"{self.name}+{nonlinear}", self.family,
                       self.bits, self.strategy, nonlinear, self.description)
 
 
-def nonlinear_profiles() -> dict[str, str | None]:
-    """Non-linear profiles: name -> None (every profile is usable; the value is kept for callers that
+def nonlinear_families() -> dict[str, str | None]:
+    """Non-linear families: name -> None (every family is usable; the value is kept for callers that
     report a reason).
 
-    ``fp32`` and ``fp16`` (the float recipes) always; the integer profiles are those of
-    :data:`intsim.models.minilm.PROFILES` (``ibert``, ``ibert-corrected``, ``ivit``, ``illm``...).
+    ``fp32`` and ``fp16`` (the float recipes) always; the integer families are those of
+    :data:`intsim.models.minilm.NONLINEAR` (``ibert``, ``ibert-corrected``, ``ivit``, ``illm``...).
     """
-    from ..models.minilm import PROFILES
+    from ..models.minilm import NONLINEAR
 
-    return {**dict.fromkeys(FLOAT_NONLINEAR), **dict.fromkeys(PROFILES)}
+    return {**dict.fromkeys(FLOAT_NONLINEAR), **dict.fromkeys(NONLINEAR)}
+
+
+#: The old name of :func:`nonlinear_families` (kept for one release).
+nonlinear_profiles = nonlinear_families
 
 
 def default_integer_nonlinear() -> str:
-    """The first usable integer non-linear profile, else ``fp32``."""
-    for name, why in nonlinear_profiles().items():
+    """The first usable integer non-linear family, else ``fp32``."""
+    for name, why in nonlinear_families().items():
         if name not in FLOAT_NONLINEAR and why is None:
             return name
     return "fp32"
@@ -169,8 +174,8 @@ def unpack_strategies() -> tuple[str, ...]:
 def get_method(name: str, nonlinear: str | None = None) -> Method:
     """A method by name: ``fp32``, ``fp16``, ``int8``, ``unpack4-row``, ``unpack2-col``..., ``llm.int8``.
 
-    ``nonlinear`` sets the non-linear profile of an integer method (default: the first
-    available integer profile, else ``fp32``).
+    ``nonlinear`` sets the non-linear family of an integer method (default: the first
+    available integer family, else ``fp32``).
     """
     nl = nonlinear or default_integer_nonlinear()
     if name in ("fp32", "fp16"):
@@ -229,7 +234,7 @@ def _requant_one(in_bits: int, out_bits: int, out_signed: bool) -> OpCounts:
     from ..quant.requant import requantize
 
     out = IntType(out_bits, out_signed)
-    return requantize(np.zeros(1, np.int64), 0.01, out=out, in_type=IntType(in_bits)).ops
+    return requantize(np.zeros(1, np.int64), 0.01, out=out, in_type=IntType(in_bits), taps=False).ops
 
 
 def requant_counts(n: int, in_bits: int = 32, out_bits: int = 8, out_signed: bool = True) -> OpCounts:
@@ -528,28 +533,28 @@ def _int_quantize(x: np.ndarray, bits: int, headroom: float = 2.0) -> tuple[np.n
 
 
 def _integer_vector(site: VectorSite, method: Method, acc: int, scales: dict[str, float]) -> list[Step]:
-    """An integer profile's operator (through :func:`intsim.models.minilm.get_profile`) on integer
-    inputs derived from the real activations (see :func:`build_steps`)."""
-    prof = _integer_profile(method.nonlinear)
+    """An integer non-linear family's operator (through :func:`intsim.models.minilm.get_nonlinear`) on
+    integer inputs derived from the real activations (see :func:`build_steps`)."""
+    fam = _integer_nonlinear(method.nonlinear)
     if site.data is None:
-        raise ConfigError(f"non-linear profile {method.nonlinear!r} needs the activations of {site.name}")
+        raise ConfigError(f"non-linear family {method.nonlinear!r} needs the activations of {site.name}")
     ops = OpCounts()
     n = site.elements
     if site.op == "softmax":
         S = scales.get(f"L{site.layer}.softmax", 1.0)
         for d in site.data:
             x = np.clip(np.rint(d / S), -(2**(acc - 1)), 2**(acc - 1) - 1).astype(np.int64)
-            ops += prof.softmax(x, S, 8, acc, "saturate").ops
+            ops += fam.softmax(x, S, 8, acc, "saturate").ops
         out_bits, reads, out_int = 8, acc, 8
     elif site.op == "gelu":
         x, s = _int_quantize(np.concatenate([d.ravel() for d in site.data]), GELU_BITS)
-        ops += prof.gelu(x, s, GELU_BITS, "saturate").ops
+        ops += fam.gelu(x, s, GELU_BITS, "saturate").ops
         out_bits, reads, out_int = 32, GELU_BITS, 32
     else:
         x, _ = _int_quantize(np.vstack(site.data), RESIDUAL_BITS)
         y = x - np.rint(x.mean(axis=1, keepdims=True))
-        shift = prof.layernorm_shift(float((y * y).sum(axis=1).max()))
-        ops += prof.layernorm(x, RESIDUAL_BITS, shift, "saturate").ops
+        shift = fam.layernorm_shift(float((y * y).sum(axis=1).max()))
+        ops += fam.layernorm(x, RESIDUAL_BITS, shift, "saturate").ops
         ops.add("add", (LN_OUT_BITS,), n)  # the integer beta bias
         out_bits, reads, out_int = LN_OUT_BITS, RESIDUAL_BITS, LN_OUT_BITS
     c = CostCounts.from_opcounts(ops).add("sram_read", (reads,), n).add("sram_write", (out_bits,), n)
@@ -559,17 +564,17 @@ def _integer_vector(site: VectorSite, method: Method, acc: int, scales: dict[str
         weights = (("INT32", site.params // 2),)
     sign = "UINT" if site.op == "softmax" else "INT"
     steps = [_mk(method, site, site.op, "nonlinear", c, weights=weights, outputs=((f"{sign}{out_int}", n),),
-                 note=f"{prof.description}")]
+                 note=f"{fam.description}")]
     for i, w in enumerate(site.int_outputs):
         steps.append(_requant_step(method, site, n, out_bits, w, suffix=f".requant{i}" if i else ".requant"))
     return steps
 
 
 @functools.cache
-def _integer_profile(name: str):
-    from ..models.minilm import get_profile
+def _integer_nonlinear(name: str):
+    from ..models.minilm import get_nonlinear
 
-    return get_profile(name)
+    return get_nonlinear(name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -592,23 +597,23 @@ def _gemm_scales(workload: Workload) -> dict[str, float]:
 def build_steps(workload: Workload, method: Method, acc_bits: int = 32, progress: Progress | None = None) -> list[Step]:
     """The costed steps of ``workload`` under ``method``, in execution order.
 
-    ``acc_bits`` is the accumulator width of the integer MAC array (the profile's).
+    ``acc_bits`` is the accumulator width of the integer MAC array (the hardware profile's).
     Integer methods follow the data flow of :mod:`intsim.models.minilm` (``w8a8``): 8-bit
     GEMM inputs, a 16-bit residual stream (both residual terms requantized to 16 bits,
     then added), LayerNorm on the 16-bit residual sum plus an integer bias, GELU on a
-    16-bit input. Integer non-linear profiles run their operators
-    (:func:`intsim.models.minilm.get_profile`) on integer inputs quantized from the real
+    16-bit input. Integer non-linear families run their operators
+    (:func:`intsim.models.minilm.get_nonlinear`) on integer inputs quantized from the real
     activations: softmax at the int32 score scale, GELU and LayerNorm inputs per tensor
     at 16 bits with headroom 2 (the LayerNorm variance pre-shift from those inputs).
     Raises :class:`~intsim.core.errors.ConfigError` when the method needs data the workload
     lacks or a module that is not available.
     """
     nl = method.nonlinear
-    known = nonlinear_profiles()
+    known = nonlinear_families()
     if nl not in known:
-        raise ConfigError(f"unknown non-linear profile {nl!r}; valid: {', '.join(known)}")
+        raise ConfigError(f"unknown non-linear family {nl!r}; valid: {', '.join(known)}")
     if known[nl] is not None:
-        raise ConfigError(f"non-linear profile {nl!r} is not available: {known[nl]}")
+        raise ConfigError(f"non-linear family {nl!r} is not available: {known[nl]}")
     fbits = method.bits if method.family == "float" else 16
     scales = _gemm_scales(workload) if method.is_integer and nl not in FLOAT_NONLINEAR else {}
     steps: list[Step] = []

@@ -2,7 +2,7 @@
 
 Inputs are :class:`Step` records (one costed operation of a workload under one
 method: its exact :class:`~intsim.cost.counts.CostCounts` and the GEMMs it runs
-on the MAC array) and a :class:`~intsim.cost.profiles.Profile`.
+on the MAC array) and a :class:`~intsim.cost.profiles.HardwareProfile`.
 
 **Actions.** Counts expand into priced actions of hardware units: a ``mac``
 (a, b, acc) is one ``multiplier.mul`` (a×b) plus one ``adder.add`` (acc); an
@@ -49,7 +49,7 @@ import pandas as pd
 from ..core.errors import ConfigError
 from ..core.inttype import IntType
 from .counts import MEMORY_KINDS, CostCounts, format_widths
-from .profiles import ArrayConfig, Price, Profile, VectorUnit
+from .profiles import ArrayConfig, HardwareProfile, Price, VectorUnit
 
 __all__ = [
     "COMPONENTS",
@@ -218,7 +218,7 @@ def expand_actions(counts: CostCounts) -> dict[Action, int]:
     return dict(sorted(out.items()))
 
 
-def action_price(profile: Profile, action: Action) -> Price:
+def action_price(profile: HardwareProfile, action: Action) -> Price:
     """Energy (pJ) of one action on ``profile``, with its provenance (``memory`` for accesses)."""
     unit, name, w = action
     if unit in _UNITS:
@@ -230,7 +230,7 @@ def _component(unit: str) -> str:
     return _UNITS[unit][1] if unit in _UNITS else unit
 
 
-def energy_table(counts: CostCounts, profile: Profile) -> pd.DataFrame:
+def energy_table(counts: CostCounts, profile: HardwareProfile) -> pd.DataFrame:
     """One row per action: ``unit``, ``action``, ``widths``, ``count``, ``pj_each``, ``energy_pj``,
     ``component``, ``provenance`` (``table``, ``fit``, ``interpolated``, ``scaled``, ``derived``, ``memory``)."""
     rows = []
@@ -243,7 +243,7 @@ def energy_table(counts: CostCounts, profile: Profile) -> pd.DataFrame:
                                        "provenance"])
 
 
-def energy_by_component(counts: CostCounts, profile: Profile) -> dict[str, float]:
+def energy_by_component(counts: CostCounts, profile: HardwareProfile) -> dict[str, float]:
     """Energy in pJ per component (all of :data:`COMPONENTS`, zeros included).
 
     >>> from intsim.cost.profiles import load_profile
@@ -296,7 +296,7 @@ def vector_cycles(counts: CostCounts, vu: VectorUnit) -> int:
     return -(-work // vu.lanes)
 
 
-def step_counts(step: Step, profile: Profile) -> CostCounts:
+def step_counts(step: Step, profile: HardwareProfile) -> CostCounts:
     """All actions of a step on ``profile``: its own counts plus the array-mapping accesses."""
     total = step.counts
     for g in step.gemms:
@@ -304,7 +304,7 @@ def step_counts(step: Step, profile: Profile) -> CostCounts:
     return total
 
 
-def cost_steps(steps: Iterable[Step], profile: Profile) -> pd.DataFrame:
+def cost_steps(steps: Iterable[Step], profile: HardwareProfile) -> pd.DataFrame:
     """Price steps: one row per step with energy by component (pJ), totals and timing.
 
     Columns: ``method``, ``step``, ``layer``, ``op``, ``category``, ``macs``, ``bops``,
@@ -344,7 +344,7 @@ def cost_steps(steps: Iterable[Step], profile: Profile) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------------
 
 
-def datapath_area(profile: Profile, pe_units: Sequence[tuple[str, tuple[int, ...]]]) -> pd.DataFrame:
+def datapath_area(profile: HardwareProfile, pe_units: Sequence[tuple[str, tuple[int, ...]]]) -> pd.DataFrame:
     """Area of the configured MAC array with ``pe_units`` in every PE, plus the vector unit.
 
     ``pe_units`` lists ``(kind, widths)`` of one PE, e.g. ``[("mul", (8, 8)), ("add", (32,))]``
@@ -370,7 +370,7 @@ def datapath_area(profile: Profile, pe_units: Sequence[tuple[str, tuple[int, ...
     return pd.DataFrame(rows, columns=["block", "unit", "widths", "instances", "um2_each", "um2", "provenance"])
 
 
-def unpriced(profile: Profile, counts: Iterable[CostCounts] = (),
+def unpriced(profile: HardwareProfile, counts: Iterable[CostCounts] = (),
              pe_units: Sequence[tuple[str, tuple[int, ...]]] = ()) -> list[ConfigError]:
     """Every reason ``profile`` cannot price ``counts`` (energies) and a MAC array of ``pe_units``
     plus its vector unit (areas): one :class:`~intsim.core.errors.ConfigError` per distinct problem,

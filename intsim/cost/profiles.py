@@ -169,7 +169,7 @@ comments are optional)::
     [op.lut]
     same_as = "memory.register_file"
 
-Technology scaling (:meth:`Profile.scaled`): the Stillmaker & Baas (2017)
+Technology scaling (:meth:`HardwareProfile.scaled`): the Stillmaker & Baas (2017)
 factors from 45 nm to 7 nm (energy 0.085 / 0.094 / 0.102 at 0.7 / 0.8 / 0.9 V,
 area 0.059) multiply every operation and on-chip memory energy and every area;
 DRAM (off-chip) is not scaled.
@@ -197,6 +197,7 @@ from ..core.errors import ConfigError
 from .counts import MEMORY_LEVELS
 
 __all__ = [
+    "HardwareProfile",
     "Profile",
     "Quantity",
     "OpEntry",
@@ -405,7 +406,7 @@ class VectorUnit:
 
 
 @dataclass(frozen=True)
-class Profile:
+class HardwareProfile:
     """A validated hardware profile (see the module docs for the file format).
 
     Use :func:`load_profile` to read one. Energies are in pJ, areas in µm², memory
@@ -516,7 +517,7 @@ class Profile:
 
     # -- technology scaling --------------------------------------------------------------------
     def scaled(self, target_nm: float, voltage_v: float | None = None, *, energy_factor: float | None = None,
-               area_factor: float | None = None) -> Profile:
+               area_factor: float | None = None) -> HardwareProfile:
         """This profile moved to another technology node.
 
         Without explicit factors, the Stillmaker & Baas factors of :data:`STILLMAKER_BAAS`
@@ -559,6 +560,10 @@ class Profile:
         s = (f"{self.name}: {self.title or 'user profile'}; {a.rows}x{a.cols} MAC array at {a.clock_mhz:g} MHz, "
              f"acc{a.acc_bits}")
         return s + (f"; {self.scaling_note}" if self.scaling_note else "")
+
+
+#: The old name of :class:`HardwareProfile` (kept for one release).
+Profile = HardwareProfile
 
 
 # ---------------------------------------------------------------------------------------------
@@ -721,8 +726,8 @@ def _unit_spec(r: _Reader, s: Any, where: str) -> tuple[str, tuple[int, ...]]:
     return kind, _parse_widths(r, w, kind == "mul", where + " ")
 
 
-def parse_profile(doc: Mapping[str, Any], path: str = "<profile>") -> Profile:
-    """Validate a parsed TOML document and build a :class:`Profile`.
+def parse_profile(doc: Mapping[str, Any], path: str = "<profile>") -> HardwareProfile:
+    """Validate a parsed TOML document and build a :class:`HardwareProfile`.
 
     Raises :class:`~intsim.core.errors.ConfigError` naming ``path`` and the entry: a missing
     entry, a negative energy or area, an unknown operation kind or entry, a wrong type.
@@ -793,7 +798,7 @@ def parse_profile(doc: Mapping[str, Any], path: str = "<profile>") -> Profile:
         if kind not in ops_raw:
             raise r.fail(f"missing entry 'op.{kind}'")
     ops = {kind: _op_entry(r, kind, r.table(ops_raw, kind, "op.")) for kind in ops_raw}
-    profile = Profile(name=name, path=path, technology_nm=tech, array=array, vector_unit=vector, memory=memory,
+    profile = HardwareProfile(name=name, path=path, technology_nm=tech, array=array, vector_unit=vector, memory=memory,
                       ops=ops, title=r.string(prof, "title", "profile.", required=False) or "", voltage_v=volt,
                       sources=tuple(sources))
     # Every same_as chain must resolve (no cycles, no missing target), and the vector unit must be priceable.
@@ -827,7 +832,7 @@ def builtin_profile_text(name: str) -> str:
     return builtins[name].read_text(encoding="utf-8")
 
 
-def load_profile(name_or_path: str | os.PathLike) -> Profile:
+def load_profile(name_or_path: str | os.PathLike) -> HardwareProfile:
     """Load a built-in profile by name (``horowitz45``, ``qkeras_fit``, ``aladdin40``) or a TOML file.
 
     Raises :class:`~intsim.core.errors.ConfigError` naming the file for an unknown name, a

@@ -39,7 +39,7 @@ from .compare import CompareReport, compare_suite, write_junit
 from .datagen import DISTRIBUTIONS, generate
 from .hexfmt import format_memh, interpret_word, parse_memh, read_memh
 from .operators import (
-    OPERATORS,
+    ADAPTERS,
     Case,
     GoldenOperator,
     OpResultOperator,
@@ -66,6 +66,6 @@ __all__ = [
     "compare_suite", "CompareReport", "write_junit",
     "format_memh", "parse_memh", "read_memh", "interpret_word",
     "DISTRIBUTIONS", "generate",
-    "OPERATORS", "GoldenOperator", "OpResultOperator", "OpRun", "Case", "TensorDecl", "register", "get_operator",
+    "ADAPTERS", "GoldenOperator", "OpResultOperator", "OpRun", "Case", "TensorDecl", "register", "get_operator",
     "available_operators",
 ]

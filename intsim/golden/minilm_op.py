@@ -14,7 +14,7 @@ import numpy as np
 
 from ..core.errors import ConfigError
 from ..core.inttype import IntType
-from ..models.minilm import CONFIGURATIONS, DEFAULT_CONFIG, DEFAULT_PROFILE, PROFILES, get_config, load_int_minilm
+from ..models.minilm import CONFIGURATIONS, DEFAULT_CONFIG, DEFAULT_NONLINEAR, NONLINEAR, get_config, load_int_minilm
 from .keys import check_keys, int_key
 from .opbase import Case, GoldenOperator, OpRun, TensorDecl
 
@@ -24,8 +24,9 @@ __all__ = ["EncoderLayerOperator"]
 class EncoderLayerOperator(GoldenOperator):
     """One integer MiniLM encoder layer on one sentence of ``T`` tokens.
 
-    shape ``T`` (1 to 64); config ``configuration`` (default ``w8a8``), ``profile``
-    (``ibert``), ``layer`` (0); input ``x``: the residual-stream integers ``[T, 384]``
+    shape ``T`` (1 to 64); config ``configuration`` (default ``w8a8``), ``nonlinear`` (the
+    family of integer softmax/GELU/LayerNorm, default ``ibert``; ``profile``, its old name, is
+    accepted too), ``layer`` (0); input ``x``: the residual-stream integers ``[T, 384]``
     (default distribution: heavy-tailed, scale_bits 11, 1% outliers, 2 outlier channels,
     like the real stream). Output ``y``: the next layer's residual-stream input. Taps:
     every intermediate integer tensor in order, then the layer's integer parameters
@@ -35,21 +36,26 @@ class EncoderLayerOperator(GoldenOperator):
 
     name = "minilm_int.encoder_layer"
     summary = "one integer-only MiniLM encoder layer (attention, FFN, LayerNorms) on one sentence"
-    CONFIG = {"configuration": DEFAULT_CONFIG, "profile": DEFAULT_PROFILE, "layer": 0}
+    CONFIG = {"configuration": DEFAULT_CONFIG, "nonlinear": DEFAULT_NONLINEAR, "layer": 0}
 
     def resolve(self, spec: Any) -> Any:
         where = spec.where
         check_keys(spec.shape, {"T"}, f"{where}: shape")
         T = int_key(spec.shape, "T", f"{where}: shape", 1, 64)
-        check_keys(spec.config, self.CONFIG, f"{where}: config")
-        cfg = dict(self.CONFIG)
+        check_keys(spec.config, {*self.CONFIG, "profile"}, f"{where}: config")
+        # "profile", the old name of "nonlinear", is accepted and kept as written (old suites still verify)
+        nl_key = "profile" if "profile" in spec.config else "nonlinear"
+        if nl_key == "profile" and "nonlinear" in spec.config:
+            raise ConfigError(f"{where}: config: give nonlinear or its old name profile, not both")
+        cfg = {"configuration": DEFAULT_CONFIG, nl_key: DEFAULT_NONLINEAR, "layer": 0}
         cfg.update(spec.config)
         if not isinstance(cfg["configuration"], str) or cfg["configuration"] not in CONFIGURATIONS:
             raise ConfigError(f"{where}: config.configuration: unknown {cfg['configuration']!r}; valid: "
                               f"{', '.join(CONFIGURATIONS)}")
         c = get_config(cfg["configuration"])
-        if not isinstance(cfg["profile"], str) or cfg["profile"] not in PROFILES:
-            raise ConfigError(f"{where}: config.profile: unknown {cfg['profile']!r}; valid: {', '.join(PROFILES)}")
+        if not isinstance(cfg[nl_key], str) or cfg[nl_key] not in NONLINEAR:
+            raise ConfigError(f"{where}: config.{nl_key}: unknown nonlinear family {cfg[nl_key]!r}; valid: "
+                              f"{', '.join(NONLINEAR)}")
         int_key(cfg, "layer", f"{where}: config", 0, 5)
         t = IntType(c.residual_bits)
         decls = [TensorDecl("x", "input", (T, 384), t)]
@@ -60,7 +66,7 @@ class EncoderLayerOperator(GoldenOperator):
 
     def run(self, case: Any, inputs: Mapping[str, np.ndarray]) -> Any:
         c = case.config
-        m = load_int_minilm(c["configuration"], c["profile"]).model
+        m = load_int_minilm(c["configuration"], c.get("nonlinear", c.get("profile"))).model
         li = int(c["layer"])
         x = inputs["x"]
         rec: dict[str, np.ndarray] = {}

@@ -35,13 +35,13 @@ Built in:
     operator's ``OpResult.taps`` (declared register widths, else 64 bits).
 
 ``unpack_matmul``
-    :func:`intsim.hw.unpack.unpack_matmul` (registered when :mod:`intsim.hw.unpack` exists): see
+    :func:`intsim.hw.unpack.unpack_matmul`: see
     :mod:`intsim.golden.unpack_op`; its taps are the unpacked operand streams, index maps,
     shifts and the low-bit GEMM accumulators.
-``<module>.<name>``
-    every entry of the ``OPERATORS`` dicts of :mod:`intsim.ops.ibert`, :mod:`intsim.ops.ivit`,
-    :mod:`intsim.ops.illm` (:data:`OPERATOR_MODULES`), through :class:`OpResultOperator`:
-    every register of ``OpResult.taps`` becomes a tap.
+``<family>.<name>``
+    every operator of :mod:`intsim.ops.registry` (``ibert.softmax``, ``ivit.shiftmax``,
+    ``illm.swiglu``, ``isqrt.isqrt``...), through :class:`OpResultOperator`: every register of
+    ``OpResult.taps`` becomes a tap.
 
 Sizes and work: every adapter declares a :class:`~intsim.golden.spec.Budget` (each
 tensor's element count, the multiply-accumulates and one-at-a-time steps) that the spec
@@ -52,9 +52,8 @@ anything is written.
 Adding an operator is one entry: subclass :class:`GoldenOperator` (or use
 :class:`OpResultOperator` for any callable returning an
 :class:`~intsim.regs.opresult.OpResult`) and pass an instance to :func:`register`.
-The ``OPERATORS`` dicts of the modules of :data:`OPERATOR_MODULES` (``intsim.ops.ibert``,
-``intsim.ops.ivit``, ``intsim.ops.illm``) are picked up automatically as ``<module>.<key>``
-through :class:`OpResultOperator`.
+Every operator of :mod:`intsim.ops.registry` (the ``OPS`` table of its family's module) is
+picked up automatically as ``<family>.<name>`` through :class:`OpResultOperator`.
 
 >>> sorted(k for k in available_operators() if "." not in k)[:2]
 ['matmul', 'requantize']
@@ -63,8 +62,6 @@ through :class:`OpResultOperator`.
 from __future__ import annotations
 
 import functools
-import importlib
-import importlib.util
 import inspect
 import math
 from collections.abc import Callable, Mapping
@@ -78,6 +75,7 @@ from ..core.errors import AccumulatorOverflow, ConfigError, IntsimError, Registe
 from ..core.inttype import IntType
 from ..hw.datapath import Datapath
 from ..hw.gemm import matmul, trace_output
+from ..ops.registry import operators
 from .datagen import stream, uniform_ints
 from .keys import (
     MAX_DIM,
@@ -100,7 +98,7 @@ from .unpack_op import UnpackMatmulOperator
 
 __all__ = [
     "TensorDecl", "Case", "OpRun", "GoldenOperator", "MatmulOperator", "RequantizeOperator",
-    "OpResultOperator", "OPERATORS", "register", "get_operator", "available_operators",
+    "OpResultOperator", "ADAPTERS", "register", "get_operator", "available_operators",
 ]
 
 # the caps on sizes and work live in intsim.golden.spec (module docs: limits)
@@ -439,7 +437,7 @@ class RequantizeOperator(GoldenOperator):
         c = case.config
         return requantize(x, _scale_from_config(c["scale"], "scale"), c["rounding"], c["out"], mode=c["mode"],
                           in_type=c["in_type"], zero_point=c["zero_point"], order=c["order"],
-                          allow_negative=c["allow_negative"], overflow=c["overflow"])
+                          allow_negative=c["allow_negative"], overflow=c["overflow"], taps=True)
 
     def run(self, case: Case, inputs: Mapping[str, np.ndarray]) -> OpRun:
         out_t = IntType.parse(case.config["out"])
@@ -487,10 +485,8 @@ def _number_array(v: list[Any], where: str) -> np.ndarray:
 class OpResultOperator(GoldenOperator):
     """Any callable ``fn(<tensors>, **config) -> OpResult`` on integer input tensors.
 
-    This is the adapter of every operator in the ``OPERATORS`` registries of
-    :mod:`intsim.ops.ibert`, :mod:`intsim.ops.ivit` and :mod:`intsim.ops.illm`, whose operators share
-    the convention
-    ``fn(x, scale, *, in_type, widths, overflow, taps, profile, ...)``.
+    This is the adapter of every operator of :mod:`intsim.ops.registry`, whose operators share
+    the convention ``fn(x, scale, *, in_type, widths, overflow, taps, variant, ...)``.
 
     Spec: ``shape`` names the tensor inputs and their dimensions, by the callable's
     parameter names (``shape = { x = [4, 16] }``; ``{ gate = [..], up = [..] }`` for a
@@ -528,9 +524,13 @@ class OpResultOperator(GoldenOperator):
 
     def _kwargs(self, config: Mapping[str, Any], where: str) -> dict[str, Any]:
         out: dict[str, Any] = {}
+        if "profile" in config and "variant" in config:
+            raise ConfigError(f"{where}: config.profile is the old name of config.variant; give one of them")
         for k, v in config.items():
             if k in self.RESERVED:
                 continue
+            if k == "profile":  # the old name of variant=, still read from suites written with it
+                k = "variant"
             if isinstance(v, Mapping) and set(v) == {"m", "k"}:
                 out[k] = _scale_from_config(v, f"{where}.{k}")
             elif isinstance(v, list) and v and all(isinstance(x, Mapping) for x in v):
@@ -619,53 +619,48 @@ class OpResultOperator(GoldenOperator):
 
 
 # --------------------------------------------------------------------------------------------------
-# registry
+# the adapters, by operator name
 # --------------------------------------------------------------------------------------------------
 
-OPERATORS: dict[str, GoldenOperator] = {}
-
-#: operator-name prefix -> the module whose ``OPERATORS`` table is wrapped as ``<prefix>.<key>``
-#: (the prefixes are the names golden suites use, e.g. ``ibert.softmax``)
-OPERATOR_MODULES: dict[str, str] = {"ibert": "intsim.ops.ibert", "ivit": "intsim.ops.ivit", "illm": "intsim.ops.illm"}
+#: operator name (as golden suites spell it) -> the adapter that resolves, runs and budgets its cases
+ADAPTERS: dict[str, GoldenOperator] = {}
 
 
 def register(op: GoldenOperator) -> GoldenOperator:
-    """Add an adapter to :data:`OPERATORS` under ``op.name`` (refuses a duplicate name)."""
-    if not op.name or op.name in OPERATORS:
+    """Add an adapter to :data:`ADAPTERS` under ``op.name`` (refuses a duplicate name)."""
+    if not op.name or op.name in ADAPTERS:
         raise ConfigError(f"cannot register golden operator {op.name!r}: empty or already registered")
-    OPERATORS[op.name] = op
+    ADAPTERS[op.name] = op
     return op
 
 
 @functools.cache
 def _discover() -> None:
-    """Register the operator modules' functions and the MiniLM layer (once, on first use: importing
-    them compiles nothing, but the MiniLM adapter pulls in the model code)."""
-    for prefix, module in OPERATOR_MODULES.items():
-        for key, fn in importlib.import_module(module).OPERATORS.items():
-            name = f"{prefix}.{key}"
-            if name not in OPERATORS and callable(fn):
-                OPERATORS[name] = OpResultOperator(name, fn)
+    """Register the operators of :mod:`intsim.ops.registry` and the MiniLM layer (once, on first
+    use: importing them compiles nothing, but the MiniLM adapter pulls in the model code)."""
+    for name, spec in operators().items():
+        if name not in ADAPTERS:
+            ADAPTERS[name] = OpResultOperator(name, spec.fn, spec.summary)
     from .minilm_op import EncoderLayerOperator
 
-    if EncoderLayerOperator.name not in OPERATORS:
+    if EncoderLayerOperator.name not in ADAPTERS:
         register(EncoderLayerOperator())
 
 
 def available_operators() -> dict[str, str]:
     """Operator name -> one-line summary, for every operator a suite can use."""
     _discover()
-    return {k: OPERATORS[k].summary for k in sorted(OPERATORS)}
+    return {k: ADAPTERS[k].summary for k in sorted(ADAPTERS)}
 
 
 def get_operator(name: Any, where: str = "operator") -> GoldenOperator:
     """The adapter registered as ``name``; ConfigError naming ``where`` and listing the valid names."""
-    if isinstance(name, str) and name in OPERATORS:
-        return OPERATORS[name]
+    if isinstance(name, str) and name in ADAPTERS:
+        return ADAPTERS[name]
     _discover()
-    if isinstance(name, str) and name in OPERATORS:
-        return OPERATORS[name]
-    raise ConfigError(f"{where}: unknown operator {brief(name)}; available: {', '.join(sorted(OPERATORS))}")
+    if isinstance(name, str) and name in ADAPTERS:
+        return ADAPTERS[name]
+    raise ConfigError(f"{where}: unknown operator {brief(name)}; available: {', '.join(sorted(ADAPTERS))}")
 
 
 register(MatmulOperator())

@@ -8,7 +8,7 @@ A spec is a TOML document (read with the standard library's ``tomllib``)::
 
     [[case]]
     name = "mm_int8_wrap"       # unique; also the case's directory in the suite
-    operator = "matmul"         # a key of intsim.golden.OPERATORS
+    operator = "matmul"         # a key of intsim.golden.ADAPTERS
     seed = 7                    # optional; default derived from suite.seed and the name
     description = "free text"   # optional
     shape = { M = 4, K = 16, N = 8 }

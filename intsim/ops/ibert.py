@@ -38,8 +38,13 @@ Conventions shared by :mod:`intsim.ops.ibert`, :mod:`intsim.ops.ivit` and :mod:`
 * **Op counts.** Counts of the published algorithm's operations (not of how the
   emulator computes them), per call; a ``div`` is keyed by its divisor's width, a
   ``mul`` by its operands' widths, everything else by its result register's width.
-* **Profiles.** ``profile="published"`` reproduces the published code; ``"corrected"``
-  is this module's fixed variant (documented per operator).
+* **Variants.** ``variant="published"`` reproduces the published code; ``"corrected"``
+  is this module's fixed variant (documented per operator). (``profile=`` is the old,
+  deprecated name of ``variant=``.)
+* **Kernels.** Each operator's register chain is a :class:`~intsim.regs.chain.Chain` (its
+  steps, default widths and published operations, from which the op counts come) and one
+  numba function with a ``rec`` flag. A block or row runs unrecorded first and
+  again recorded only where a register would not hold a value (or taps are on).
 
 Scale conventions for an integer-only Transformer (e.g. MiniLM, 384 hidden):
 softmax takes the int32 attention scores with their scale (``S_q * S_k / sqrt(d)``)
@@ -62,34 +67,30 @@ added as an integer bias), for the next requantization to absorb.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from numba import njit, prange
 
+from ..core.deprecation import renamed_keyword
 from ..core.dyadic import check_scale, ibert_frexp, ibert_scale_ratio
 from ..core.errors import ConfigError, ShapeError
 from ..core.inttype import IntType
-from ..core.opcounts import OpCounts
 from ..regs.chain import Chain, Cost, Step
 from ..regs.opresult import OpResult
 from ..regs.prims import (
-    add_chk,
     bitlen64,
     fits,
     lut_get,
-    mul_reg,
     mul_shr_rne,
     mul_step,
-    reg,
-    shl_reg,
+    shl_step,
     step,
     tap,
     wide,
 )
-from ..regs.registers import RegisterFile
 from ..regs.runtime import (
     INT64_MAX,
     LUT_MAX,
@@ -101,24 +102,31 @@ from ..regs.runtime import (
     check_input,
     check_int_param,
     check_op_scale,
-    check_profile,
-    make_registers,
+    check_variant,
     no_lut,
 )
 from .layernorm_chain import (
+    LN_CHAIN,
     MEAN_RNE,
     SQ_FLOAT,
     SQ_NORM,
+    acc_end,
+    acc_range,
+    acc_start,
+    acc_step,
+    chain_op_counts,
     check_float_params,
     ln_affine,
+    mulv_step,
     run_layernorm,
 )
+from .opspec import OpSpec
 
 __all__ = [
     "i_exp", "softmax", "gelu", "layernorm", "fixedpoint_mul", "quantize", "quant_scale",
     "layernorm_shift", "exp_constants", "gelu_constants", "softmax_requant",
     "EXP_X0", "EXP_N", "EXP_COEF", "GELU_K", "GELU_N", "GELU_COEF",
-    "OPERATORS", "PROFILES", "INPUTS",
+    "OPS",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -136,69 +144,6 @@ LN_MAX_BIT = 32  #: the variance register of IntLayerNorm (overflow check at 2**
 I8, I16, I32, I64 = IntType(8), IntType(16), IntType(32), IntType(64)
 U32 = IntType(32, signed=False)
 I22 = IntType(22)  #: I-BERT's LayerNorm input (the 22-bit residual QuantAct)
-
-# =============================================================================================
-# shared machinery (also used by intsim.ops.ivit, intsim.ops.illm and intsim.ops.isqrt)
-# =============================================================================================
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-# ---- numba register primitives ---------------------------------------------------------------
-# Every kernel passes (cf, st, tp, ton) and a position (i, j); j = -1 for a per-row register.
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 # =============================================================================================
@@ -251,81 +196,99 @@ def softmax_requant(scale: float, exp_range: float = 1.0) -> tuple[int, int, flo
     return int(m), int(e), s16
 
 
-@njit(cache=True, inline="always")
-def _exp_chain(cf, st, tp, ton, i, j, s0, v, x0, n, b_int, c_int, rq_m, rq_e, with16):
-    """Steps from "q" on, for the clamped input v: q, x0q, r, poly_sum, poly_mul, poly, exp
-    [, exp16] at indices s0, s0+1, ... Returns the last register's value."""
-    q = reg(cf, st, tp, ton, i, j, s0, v // x0)
-    p = mul_reg(cf, st, tp, ton, i, j, s0 + 1, x0, q)
-    r = reg(cf, st, tp, ton, i, j, s0 + 2, v - p)
-    t = reg(cf, st, tp, ton, i, j, s0 + 3, r + b_int)
-    t = mul_reg(cf, st, tp, ton, i, j, s0 + 4, r, t)
-    t = reg(cf, st, tp, ton, i, j, s0 + 5, t + c_int)
-    # exp = max(floor(t * 2**(n - q)), 0)
-    if t <= 0:
-        e = reg(cf, st, tp, ton, i, j, s0 + 6, np.int64(0))
-    else:
-        e = shl_reg(cf, st, tp, ton, i, j, s0 + 6, t, n - q)
-    if not with16:
-        return e
-    y, big = mul_shr_rne(e, rq_m, rq_e)
-    if big:
-        y = np.int64(32767) if (e >= 0) == (rq_m >= 0) else np.int64(-32768)
-    elif y > 32767:
-        y = np.int64(32767)
-    elif y < -32768:
-        y = np.int64(-32768)
-    return reg(cf, st, tp, ton, i, j, s0 + 7, y)
+# The exponent chain of i_exp and softmax, written once: steps, default widths and the published
+# operations per element (the requantization to 16 bits, EXP16, is softmax's).
+EXP_CHAIN = Chain("ibert.i_exp", [
+    Step("x_clamped", "e", I32, (Cost("compare", ("x_clamped",)),)),
+    Step("q", "e", I32, (Cost("div", ("x_clamped",)),)),  # divisor x0 held at the input width
+    Step("x0q", "e", I32, (Cost("mul", ("x_clamped", "q")),)),
+    Step("r", "e", I32, (Cost("add", ("r",)),)),
+    Step("poly_sum", "e", I32, (Cost("add", ("poly_sum",)),)),
+    Step("poly_mul", "e", I64, (Cost("mul", ("r", "poly_sum")),)),
+    Step("poly", "e", I32, (Cost("add", ("poly",)),)),
+    # the shift amount n - q, the shift, max(., 0)
+    Step("exp", "e", I64, (Cost("add", ("q",)), Cost("shift", ("exp",)), Cost("compare", ("exp",)))),
+])
+EXP16 = Chain("ibert.softmax", [
+    # the 96-bit product, its rounding shift, the int16 clamp
+    Step("exp16", "e", I16, (Cost("mul", ("exp", 32)), Cost("shift", ("exp+32",)), Cost("compare", ("exp16",), 2))),
+])
+E_CLAMP, E_Q, E_X0Q, E_R, E_PSUM, E_PMUL, E_POLY, E_EXP = range(len(EXP_CHAIN))  #: from the chain's first step
+E_EXP16 = len(EXP_CHAIN)
+IE_EXP = EXP_CHAIN.index["x_clamped"]  #: where the exponent chain starts in i_exp's (it is i_exp's chain)
+#: the kernels' parameter vector (computed once per call from the scale); softmax's continue it
+EP_X0, EP_N, EP_B_INT, EP_C_INT, EP_RQ_M, EP_RQ_E, EP_NX0 = range(7)
+
+
+def _exp_kp(k: dict, rq: tuple[int, int], *extra: int) -> np.ndarray:
+    return np.array([k["x0"], k["n"], k["b_int"], k["c_int"], rq[0], rq[1], k["n"] * k["x0"], *extra], dtype=np.int64)
 
 
 @njit(cache=True)
-def _k_exp_lut(cf, st, tp, lo, s0, x0, n, b_int, c_int, rq_m, rq_e, with16, out):
+def _exp_chain(cf, st, tp, ton, i, j, s0, v, kp, with16, rec, ok):
+    """The exponent of a clamped input ``v``: the steps from ``q`` on of EXP_CHAIN (and EXP16 when
+    ``with16``), the chain starting at step ``s0`` of the operator's. Returns ``(last register, ok)``."""
+    x0, n = kp[EP_X0], kp[EP_N]
+    q, ok = step(cf, st, tp, ton, i, j, s0 + E_Q, v // x0, rec, ok)
+    p, ok = mul_step(cf, st, tp, ton, i, j, s0 + E_X0Q, x0, q, rec, ok)
+    r, ok = step(cf, st, tp, ton, i, j, s0 + E_R, v - p, rec, ok)
+    t, ok = step(cf, st, tp, ton, i, j, s0 + E_PSUM, r + kp[EP_B_INT], rec, ok)
+    t, ok = mul_step(cf, st, tp, ton, i, j, s0 + E_PMUL, r, t, rec, ok)
+    t, ok = step(cf, st, tp, ton, i, j, s0 + E_POLY, t + kp[EP_C_INT], rec, ok)
+    # exp = max(floor(t * 2**(n - q)), 0)
+    if t <= 0:
+        e, ok = step(cf, st, tp, ton, i, j, s0 + E_EXP, np.int64(0), rec, ok)
+    else:
+        e, ok = shl_step(cf, st, tp, ton, i, j, s0 + E_EXP, t, n - q, rec, ok)
+    if not with16:
+        return e, ok
+    m = kp[EP_RQ_M]
+    y, big = mul_shr_rne(e, m, kp[EP_RQ_E])
+    if big:
+        y = np.int64(32767) if (e >= 0) == (m >= 0) else np.int64(-32768)
+    else:
+        y = min(max(y, np.int64(-32768)), np.int64(32767))
+    return step(cf, st, tp, ton, i, j, s0 + E_EXP16, y, rec, ok)
+
+
+@njit(cache=True)
+def _exp_clamp(cf, st, tp, ton, i, j, s0, d, kp, rec, ok):
+    """Step x_clamped of the exponent chain starting at step ``s0``: ``max(d, n x0)``."""
+    return step(cf, st, tp, ton, i, j, s0 + E_CLAMP, max(d, kp[EP_NX0]), rec, ok)
+
+
+@njit(cache=True)
+def _exp_value(cf, st, tp, ton, i, j, s0, v, kp, lfin, lval, lev, lbad, llo, ls0, with16, rec, ok):
+    """The exponent of a clamped input ``v``: from the table (a :class:`Lut` of :func:`_exp_chain`)
+    when it holds the entry, else from the chain. Returns ``(value, ok)``."""
+    if rec:
+        e, found = lut_get(cf, st, tp, ton, i, j, lfin, lval, lev, lbad, llo, ls0, v)
+        if found:
+            return e, ok
+    else:
+        k = v - llo
+        if k >= 0 and k < lfin.shape[0]:
+            return lfin[k], ok and not lbad[k]
+    return _exp_chain(cf, st, tp, ton, i, j, s0, v, kp, with16, rec, ok)
+
+
+@njit(cache=True)
+def _k_exp_lut(cf, st, tp, lo, s0, kp, with16, out):
     for i in range(out.shape[0]):
-        out[i] = _exp_chain(cf, st, tp, True, i, 0, s0, lo + i, x0, n, b_int, c_int, rq_m, rq_e, with16)
+        out[i] = _exp_chain(cf, st, tp, True, i, 0, s0, lo + i, kp, with16, True, True)[0]
 
 
-def _lut_exp(plan: Plan, k: dict, with16: bool, rq: tuple[int, int]) -> tuple:
-    s0 = plan.s("q")
-    s1 = plan.s("exp16") + 1 if with16 else plan.s("exp") + 1
-    lo = EXP_N * k["x0"]
+def _lut_exp(plan: Plan, s0: int, kp: np.ndarray, with16: bool) -> tuple:
+    """The table of the exponent chain (starting at step ``s0``) over its clamped domain [n x0, 0]."""
+    lo = int(kp[EP_NX0])
     size = -lo + 1
+    s1 = s0 + (E_EXP16 if with16 else E_EXP) + 1
     if size > LUT_MAX:
-        return no_lut(s1 - s0)
+        return no_lut(s1 - s0 - E_Q)
 
     def fill(cf, st, tp, out):
-        _k_exp_lut(cf, st, tp, np.int64(lo), np.int64(s0), np.int64(k["x0"]), np.int64(k["n"]),
-                   np.int64(k["b_int"]), np.int64(k["c_int"]), np.int64(rq[0]), np.int64(rq[1]), with16, out)
-    return Lut(plan, s0, s1, lo, size, fill).args()
-
-
-def _exp_steps(with16: bool) -> list[tuple[str, str]]:
-    st = [("x_clamped", "e"), ("q", "e"), ("x0q", "e"), ("r", "e"), ("poly_sum", "e"), ("poly_mul", "e"),
-          ("poly", "e"), ("exp", "e")]
-    if with16:
-        st.append(("exp16", "e"))
-    return st
-
-
-_EXP_WIDTHS = {"x_clamped": I32, "q": I32, "x0q": I32, "r": I32, "poly_sum": I32, "poly_mul": I64, "poly": I32,
-               "exp": I64}
-
-
-def _exp_ops(ops: OpCounts, regs: RegisterFile, n: int, with16: bool) -> None:
-    w = lambda s: regs.type_of(s).bits  # noqa: E731
-    ops.add("compare", (w("x_clamped"),), n)
-    ops.add("div", (w("x_clamped"),), n)  # divisor x0 held at the input width
-    ops.add("mul", (w("x_clamped"), w("q")), n)
-    ops.add("add", (w("r"),), n)
-    ops.add("add", (w("poly_sum"),), n)
-    ops.add("mul", (w("r"), w("poly_sum")), n)
-    ops.add("add", (w("poly"),), n)
-    ops.add("add", (w("q"),), n)  # the shift amount n - q
-    ops.add("shift", (w("exp"),), n)
-    ops.add("compare", (w("exp"),), n)  # max(., 0)
-    if with16:
-        ops.add("mul", (w("exp"), 32), n)
-        ops.add("shift", (w("exp") + 32,), n)  # the rounding shift of the 96-bit product
-        ops.add("compare", (w("exp16"),), 2 * n)  # the int16 clamp
+        _k_exp_lut(cf, st, tp, np.int64(lo), np.int64(s0), kp, with16, out)
+    return Lut(plan, s0 + E_Q, s1, lo, size, fill).args()
 
 
 # Every parallel kernel of this module (and of ivit, illm, isqrt) is a thin `for i in prange(...)` loop that
@@ -339,14 +302,16 @@ def _exp_ops(ops: OpCounts, regs: RegisterFile, n: int, with16: bool) -> None:
 # np.int64(i): inside numba's gufunc the prange index is unsigned, and a bare i would compile the body a
 # second time, for uint64.
 @njit(cache=True, error_model="numpy", _nrt=False)
-def _k_iexp_block(i, cf, st, tp, ton, x, B, x0, n, b_int, c_int, lfin, lval, lev, lbad, llo, ls0, out, size, nx0,
-                  usable):
-    """Block i of :func:`_k_iexp` (the body of its parallel loop)."""
+def _k_iexp_block(i, cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, out, B, size, usable):
+    """Block i of :func:`_k_iexp` (the body of its parallel loop): with ``usable``, the table over
+    the block (done when no input is positive); then the chain unrecorded, and again recorded
+    when a register overflowed (or taps are on)."""
     p0 = i * B
     p1 = min(p0 + B, size)
     if usable:
         xs = x[p0:p1]  # slices indexed from 0: no negative-index wrap, so LLVM vectorizes the loop
         os = out[p0:p1]
+        nx0 = kp[EP_NX0]
         hi = np.int64(xs[0])
         for j in range(xs.shape[0]):
             v = np.int64(xs[j])
@@ -354,36 +319,39 @@ def _k_iexp_block(i, cf, st, tp, ton, x, B, x0, n, b_int, c_int, lfin, lval, lev
             os[j] = lfin[min(max(v, nx0), np.int64(0)) - llo]
         if hi <= 0:
             return
-    for j in range(p1 - p0):
-        p = p0 + j
-        v = np.int64(x[p])
-        if v < nx0:
-            v = nx0
-        v = reg(cf, st, tp, ton, i, j, 0, v)
-        e, found = lut_get(cf, st, tp, ton, i, j, lfin, lval, lev, lbad, llo, ls0, v)
-        if not found:
-            e = _exp_chain(cf, st, tp, ton, i, j, 1, v, x0, n, b_int, c_int, np.int64(0), np.int64(1), False)
-        out[p] = e
+    good = not ton
+    if good:
+        for j in range(p1 - p0):
+            v, ok = _exp_clamp(cf, st, tp, ton, i, j, IE_EXP, np.int64(x[p0 + j]), kp, False, True)
+            e, ok = _exp_value(cf, st, tp, ton, i, j, IE_EXP, v, kp, lfin, lval, lev, lbad, llo, ls0, False, False, ok)
+            out[p0 + j] = e
+            good &= ok
+    if not good:
+        for j in range(p1 - p0):
+            v, _ = _exp_clamp(cf, st, tp, ton, i, j, IE_EXP, np.int64(x[p0 + j]), kp, True, True)
+            out[p0 + j] = _exp_value(cf, st, tp, ton, i, j, IE_EXP, v, kp, lfin, lval, lev, lbad, llo, ls0, False,
+                                     True, True)[0]
 
 
 @njit(cache=True, parallel=True)
-def _k_iexp(cf, st, tp, ton, x, B, x0, n, b_int, c_int, lfin, lval, lev, lbad, llo, ls0, out):
+def _k_iexp(cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, out, B):
     size = x.shape[0]
-    nx0 = n * x0
+    nx0 = kp[EP_NX0]
     nl = lfin.shape[0]
-    # fast path: x <= 0 keeps x_clamped in [n x0, 0], the table's domain; usable when that
+    # the table alone: x <= 0 keeps x_clamped in [n x0, 0], the table's domain; usable when that
     # register holds the whole domain and no table entry had an event
-    usable = (not ton) and nl > 0 and fits(cf, 0, nx0) and fits(cf, 0, 0) and llo == nx0 and nl == 1 - nx0
+    s = IE_EXP + E_CLAMP
+    usable = (not ton) and nl > 0 and fits(cf, s, nx0) and fits(cf, s, 0) and llo == nx0 and nl == 1 - nx0
     if usable:
         for t in range(nl):
             if lbad[t]:
                 usable = False
     for i in prange(st.shape[0]):
-        _k_iexp_block(np.int64(i), cf, st, tp, ton, x, B, x0, n, b_int, c_int, lfin, lval, lev, lbad, llo, ls0, out,
-                      size, nx0, usable)
+        _k_iexp_block(np.int64(i), cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, out, B, size, usable)
 
 
-def i_exp(x: Any, scale: float, *, profile: str = "published", in_type: IntType | str = I32,
+@renamed_keyword("profile", "variant")
+def i_exp(x: Any, scale: float, *, variant: str = "published", in_type: IntType | str = I32,
           widths: dict | None = None, overflow: str = "raise", taps: bool = False) -> OpResult:
     """I-BERT's integer exponential ``int_exp``, element-wise.
 
@@ -407,22 +375,21 @@ def i_exp(x: Any, scale: float, *, profile: str = "published", in_type: IntType 
     ([299573968896, 149786984448, 74893492224], [0.9992, 0.4996, 0.2498])
     """
     op = "ibert.i_exp"
-    check_profile(profile, ("published",), op)
+    check_variant(variant, ("published",), op)
     in_t = check_in_type(in_type, op)
     S = check_op_scale(scale, op)
     k = _exp_params(S, op)
     arr = check_input(x, in_t, op, min_ndim=0)
-    regs = make_registers(op, _EXP_WIDTHS, widths, overflow)
+    regs = EXP_CHAIN.registers(widths, overflow)
     flat, nb, B = as_blocks(arr)
-    plan = Plan(regs, _exp_steps(False), nb, B, taps)
+    plan = EXP_CHAIN.plan(regs, nb, B, taps)
     out = np.empty(flat.size, dtype=np.int64)
     if flat.size:
-        lut = _lut_exp(plan, k, False, (0, 1)) if flat.size >= 1024 else no_lut(7)
-        _k_iexp(*plan.args(), flat, np.int64(B), np.int64(k["x0"]), np.int64(k["n"]), np.int64(k["b_int"]),
-                np.int64(k["c_int"]), *lut, out)
+        kp = _exp_kp(k, (0, 1))
+        lut = _lut_exp(plan, IE_EXP, kp, False) if flat.size >= 1024 else no_lut(E_EXP + 1 - E_Q)
+        _k_iexp(*plan.args(), flat, kp, *lut, out, np.int64(B))
     tapd = plan.finish(arr.shape, "flat")
-    ops = OpCounts()
-    _exp_ops(ops, regs, int(flat.size), False)
+    ops = chain_op_counts(EXP_CHAIN, regs, in_bits=in_t.bits, elements=int(flat.size), rows=nb)
     return OpResult(values=out.reshape(arr.shape), scale=k["scale_out"], ops=ops, registers=regs, taps=tapd)
 
 
@@ -432,7 +399,7 @@ def i_exp(x: Any, scale: float, *, profile: str = "published", in_type: IntType 
 _SOFTMAX_PROFILES = ("published", "corrected")
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _smax_norm(acc, corrected, out_bit):
     """(factor, shift) of the normalization: floor(2**32 / sum), or the corrected normalized one."""
     s = acc if acc != 0 else np.int64(1)
@@ -444,7 +411,7 @@ def _smax_norm(acc, corrected, out_bit):
     return (np.int64(1) << np.int64(32)) // s, np.int64(32 - out_bit)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _smax_out(p, sh, corrected, top):
     if corrected:
         if sh >= 63:
@@ -455,79 +422,117 @@ def _smax_out(p, sh, corrected, top):
     return p >> sh
 
 
-@njit(cache=True, error_model="numpy", _nrt=False)
-def _k_softmax_row(i, cf, st, tp, ton, x, x0, n, b_int, c_int, rq_m, rq_e, lfin, lval, lev, lbad, llo, ls0, corrected,
-                   out_bit, out, N, nx0, top, nl):
-    """Row i of :func:`_k_softmax` (the body of its parallel loop)."""
-    mx = np.int64(x[i, 0])
-    mn = mx
+# The chain of softmax: the row maximum subtracted, the exponent chain with its 16-bit
+# requantization, the row sum, the reciprocal factor and the product. Per-call widths: ``sum`` 48
+# bits and ``out`` unsigned ``out_bit`` (corrected), ``out`` unsigned ``out_bit + 1`` (published).
+# Op count parameters: ``reduce`` (N - 1, the compares of the row maximum and the adds of the
+# sum) and ``corrected`` (1 for the corrected variant).
+SOFTMAX_CHAIN = Chain("ibert.softmax", [
+    Step("x_sub", "e", I32, (Cost("compare", ("in",), "reduce", "r"), Cost("add", ("x_sub",)))),
+]) + EXP_CHAIN + EXP16 + Chain("ibert.softmax", [
+    Step("sum", "r", I32, (Cost("add", ("sum",), "reduce", "r"),)),
+    # the leading-zero count of the sum (corrected), the division
+    Step("factor", "r", U32, (Cost("compare", ("sum",), "corrected", "r"), Cost("div", ("sum",), per="r"))),
+    # the product, the rounding increment (corrected)
+    Step("prod", "e", I64, (Cost("mul", ("exp16", "factor")), Cost("add", ("prod",), "corrected"))),
+    # the clamp (corrected), the shift
+    Step("out", "e", IntType(9, signed=False), (Cost("compare", ("out",), "corrected"), Cost("shift", ("prod",)))),
+])
+SM_SUB, SM_EXP = SOFTMAX_CHAIN.ids("x_sub", "x_clamped")  # SM_EXP: where the exponent chain starts
+SM_SUM, SM_FACTOR, SM_PROD, SM_OUT = SOFTMAX_CHAIN.ids("sum", "factor", "prod", "out")
+SP_CORRECTED, SP_OUT_BIT, SP_TOP = range(EP_NX0 + 1, EP_NX0 + 4)  #: after the exponent's parameters
+_SOFTMAX_STEPS = [(s.name, s.kind) for s in SOFTMAX_CHAIN.steps]
+
+
+@njit(cache=True)
+def _softmax_in(cf, st, tp, ton, i, j, xv, mx, kp, rec, ok):
+    """Steps x_sub and x_clamped of one element (``mx`` its row's maximum): ``(x_clamped, ok)``."""
+    d, ok = step(cf, st, tp, ton, i, j, SM_SUB, xv - mx, rec, ok)
+    return _exp_clamp(cf, st, tp, ton, i, j, SM_EXP, d, kp, rec, ok)
+
+
+@njit(cache=True)
+def _softmax_out(cf, st, tp, ton, i, j, e, f, sh, corrected, top, rec, ok):
+    """Steps prod and out of one element (``e`` its exponent): ``(out, ok)``."""
+    p, ok = mulv_step(cf, st, tp, ton, i, j, SM_PROD, e, f, rec, ok)
+    return step(cf, st, tp, ton, i, j, SM_OUT, _smax_out(p, sh, corrected, top), rec, ok)
+
+
+@njit(cache=True)
+def _softmax_row(cf, st, tp, ton, i, x, kp, lfin, lval, lev, lbad, llo, ls0, out, rec):
+    """Softmax of row i; returns ``ok``.
+
+    Recorded (``rec``), every register of every element. Unrecorded (only with a table of the
+    whole clamped domain [n x0, 0] in which no register had an event), the element steps are
+    checked where they are largest and the loops run unchecked: x_sub and x_clamped increase with
+    x, so :func:`_softmax_in` is checked at the row's smallest and largest x (then every exponent
+    is the table's); the sum is checked by :func:`acc_end`; prod and out move with the exponent,
+    so :func:`_softmax_out` is checked at the row's smallest and largest. ``ok`` False: some
+    register might not hold its value (the row is then run again, recorded)."""
+    N = x.shape[1]
+    mx = mn = np.int64(x[i, 0])
     for j in range(1, N):
-        v = np.int64(x[i, j])
-        mx = max(mx, v)
-        mn = min(mn, v)
-    # fast path: row-wise range checks of every register, then unchecked loops
-    dlo = mn - mx
-    vlo = max(dlo, nx0)
-    ok = (not ton) and nl > 0 and fits(cf, 0, dlo) and fits(cf, 0, 0) and fits(cf, 1, vlo) and fits(cf, 1, 0)
-    if ok:
-        acc = np.int64(0)
-        emin = np.int64(1) << np.int64(62)
-        emax = np.int64(0)
-        bad = False
-        for j in range(N):
-            k = max(x[i, j] - mx, nx0) - llo
-            bad |= lbad[k]
-            e = lfin[k]
-            out[i, j] = e
-            acc += e
-            emin = min(emin, e)
-            emax = max(emax, e)
-        ok = (not bad) and emin >= 0 and fits(cf, 10, 0) and fits(cf, 10, acc)
-        if ok:
-            f, sh = _smax_norm(acc, corrected, out_bit)
-            ok = f >= 0 and fits(cf, 11, f) and fits(cf, 12, emin * f) and fits(cf, 12, emax * f)
-            ok = ok and fits(cf, 13, _smax_out(emin * f, sh, corrected, top))
-            ok = ok and fits(cf, 13, _smax_out(emax * f, sh, corrected, top))
-            if ok:
-                for j in range(N):
-                    out[i, j] = _smax_out(out[i, j] * f, sh, corrected, top)
-    if ok:
-        return
-    # checked path: every register, in pipeline order
-    acc = np.int64(0)
+        mx = max(mx, np.int64(x[i, j]))
+        mn = min(mn, np.int64(x[i, j]))
+    ok = True
+    if not rec:
+        _, ok = _softmax_in(cf, st, tp, ton, i, -1, mn, mx, kp, False, ok)
+        _, ok = _softmax_in(cf, st, tp, ton, i, -1, mx, mx, kp, False, ok)
+        if not ok:
+            return False
+    acc = acc_start()
     for j in range(N):
-        d = reg(cf, st, tp, ton, i, j, 0, x[i, j] - mx)
-        v = d if d > nx0 else nx0
-        v = reg(cf, st, tp, ton, i, j, 1, v)
-        e, found = lut_get(cf, st, tp, ton, i, j, lfin, lval, lev, lbad, llo, ls0, v)
-        if not found:
-            e = _exp_chain(cf, st, tp, ton, i, j, 2, v, x0, n, b_int, c_int, rq_m, rq_e, True)
+        v, _ = _softmax_in(cf, st, tp, ton, i, j, np.int64(x[i, j]), mx, kp, rec, True)
+        if rec:
+            e, _ = _exp_value(cf, st, tp, ton, i, j, SM_EXP, v, kp, lfin, lval, lev, lbad, llo, ls0, True, True, True)
+        else:  # v is in the table's domain (checked at the row's ends)
+            e = lfin[v - llo]
         out[i, j] = e
-        acc = add_chk(cf, st, i, j, 10, acc, e)
-    tap(tp, ton, i, -1, 10, acc)
-    f, sh = _smax_norm(acc, corrected, out_bit)
-    f = reg(cf, st, tp, ton, i, -1, 11, f)
+        acc = acc_step(cf, st, i, j, SM_SUM, acc, e, rec)
+    emin, emax = acc_range(acc)  # the smallest and largest exponent (unrecorded)
+    total, ok = acc_end(cf, SM_SUM, acc, rec, ok)
+    if not (ok or rec):
+        return False
+    tap(tp, ton, i, -1, SM_SUM, total)
+    corrected = kp[SP_CORRECTED] != 0
+    f, sh = _smax_norm(total, corrected, kp[SP_OUT_BIT])
+    f, ok = step(cf, st, tp, ton, i, -1, SM_FACTOR, f, rec, ok)
+    top = kp[SP_TOP]
+    if not rec:
+        _, ok = _softmax_out(cf, st, tp, ton, i, -1, emin, f, sh, corrected, top, False, ok)
+        _, ok = _softmax_out(cf, st, tp, ton, i, -1, emax, f, sh, corrected, top, False, ok)
+        if not ok:
+            return False
     for j in range(N):
-        p = mul_reg(cf, st, tp, ton, i, j, 12, out[i, j], f)
-        out[i, j] = reg(cf, st, tp, ton, i, j, 13, _smax_out(p, sh, corrected, top))
+        out[i, j] = _softmax_out(cf, st, tp, ton, i, j, out[i, j], f, sh, corrected, top, rec, True)[0]
+    return ok
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _k_softmax_row(i, cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, out, good):
+    """Row i of :func:`_k_softmax` (the body of its parallel loop): unrecorded first when ``good``
+    (see :func:`_softmax_row`), again recorded when a register might have overflowed (or taps are
+    on)."""
+    if ton or not good or not _softmax_row(cf, st, tp, ton, i, x, kp, lfin, lval, lev, lbad, llo, ls0, out, False):
+        _softmax_row(cf, st, tp, ton, i, x, kp, lfin, lval, lev, lbad, llo, ls0, out, True)
 
 
 @njit(cache=True, parallel=True)
-def _k_softmax(cf, st, tp, ton, x, x0, n, b_int, c_int, rq_m, rq_e, lfin, lval, lev, lbad, llo, ls0,
-               corrected, out_bit, out):
-    R, N = x.shape
-    nx0 = n * x0
-    top = (np.int64(1) << np.int64(out_bit)) - np.int64(1)
+def _k_softmax(cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, out):
+    nx0 = kp[EP_NX0]
     nl = lfin.shape[0]
-    for i in prange(R):
-        _k_softmax_row(np.int64(i), cf, st, tp, ton, x, x0, n, b_int, c_int, rq_m, rq_e, lfin, lval, lev, lbad, llo,
-                       ls0, corrected, out_bit, out, N, nx0, top, nl)
+    # the table holds the whole clamped domain, and no register had an event in it
+    good = nl > 0 and llo == nx0 and nl == 1 - nx0
+    if good:
+        for t in range(nl):
+            if lbad[t]:
+                good = False
+    for i in prange(x.shape[0]):
+        _k_softmax_row(np.int64(i), cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, out, good)
 
 
-_SOFTMAX_STEPS = [("x_sub", "e"), *_exp_steps(True), ("sum", "r"), ("factor", "r"), ("prod", "e"), ("out", "e")]
-
-
-def softmax(x: Any, scale: float, *, profile: str = "published", out_bit: int = 8, exp_range: float = 1.0,
+@renamed_keyword("profile", "variant")
+def softmax(x: Any, scale: float, *, variant: str = "published", out_bit: int = 8, exp_range: float = 1.0,
             in_type: IntType | str = I32, widths: dict | None = None, overflow: str = "raise",
             taps: bool = False) -> OpResult:
     """I-BERT's integer softmax (``IntSoftmax``) along the last axis.
@@ -570,7 +575,7 @@ def softmax(x: Any, scale: float, *, profile: str = "published", out_bit: int = 
     [[63, 63, 63, 63]]
     """
     op = "ibert.softmax"
-    profile = check_profile(profile, _SOFTMAX_PROFILES, op)
+    corrected = check_variant(variant, _SOFTMAX_PROFILES, op) == "corrected"
     in_t = check_in_type(in_type, op)
     S = check_op_scale(scale, op)
     out_bit = check_int_param(out_bit, "out_bit", op, 1, 30)
@@ -581,44 +586,20 @@ def softmax(x: Any, scale: float, *, profile: str = "published", out_bit: int = 
         raise ConfigError(f"{op}: the 16-bit requantization multiplier ({rq_m}, {rq_e}) is outside the emulated "
                           "range (|m| < 2**32, e >= 1); exp_range is too small")
     arr = check_input(x, in_t, op)
-    corrected = profile == "corrected"
-    defaults = {"x_sub": I32, **_EXP_WIDTHS, "exp16": I16, "sum": IntType(48) if corrected else I32,
-                "factor": U32, "prod": I64, "out": IntType(out_bit if corrected else out_bit + 1, signed=False)}
-    regs = make_registers(op, defaults, widths, overflow)
+    regs = SOFTMAX_CHAIN.registers(widths, overflow, defaults={
+        "sum": IntType(48) if corrected else I32, "out": IntType(out_bit if corrected else out_bit + 1, signed=False)})
     R = int(np.prod(arr.shape[:-1])) if arr.ndim > 1 else 1
     N = arr.shape[-1]
-    plan = Plan(regs, _SOFTMAX_STEPS, R, N, taps)
-    assert plan.s("sum") == 10 and plan.s("out") == 13
+    plan = SOFTMAX_CHAIN.plan(regs, R, N, taps)
     out = np.empty((R, N), dtype=np.int64)
     if arr.size:
-        xr = as_rows(arr)
-        lut = _lut_exp(plan, k, True, (rq_m, rq_e)) if arr.size >= 1024 else no_lut(8)
-        _k_softmax(*plan.args(), xr, np.int64(k["x0"]), np.int64(k["n"]), np.int64(k["b_int"]), np.int64(k["c_int"]),
-                   np.int64(rq_m), np.int64(rq_e), *lut, corrected, np.int64(out_bit), out)
+        kp = _exp_kp(k, (rq_m, rq_e), int(corrected), out_bit, (1 << out_bit) - 1)
+        lut = _lut_exp(plan, SM_EXP, kp, True) if arr.size >= 1024 else no_lut(E_EXP16 + 1 - E_Q)
+        _k_softmax(*plan.args(), as_rows(arr), kp, *lut, out)
     tapd = plan.finish(arr.shape, "rows")
-    ops = _softmax_ops(regs, R, N, in_t, corrected)
+    ops = chain_op_counts(SOFTMAX_CHAIN, regs, in_bits=in_t.bits, elements=R * N, rows=R,
+                          params={"reduce": N - 1, "corrected": int(corrected)})
     return OpResult(values=out.reshape(arr.shape), scale=2.0 ** -out_bit, ops=ops, registers=regs, taps=tapd)
-
-
-def _softmax_ops(regs: RegisterFile, R: int, N: int, in_t: IntType, corrected: bool) -> OpCounts:
-    w = lambda s: regs.type_of(s).bits  # noqa: E731
-    n = R * N
-    ops = OpCounts()
-    if n == 0:
-        return ops
-    ops.add("compare", (in_t.bits,), R * (N - 1))  # row max
-    ops.add("add", (w("x_sub"),), n)
-    _exp_ops(ops, regs, n, True)
-    ops.add("add", (w("sum"),), R * (N - 1))
-    if corrected:
-        ops.add("compare", (w("sum"),), R)  # leading-zero count of the sum
-    ops.add("div", (w("sum"),), R)
-    ops.add("mul", (w("exp16"), w("factor")), n)
-    if corrected:
-        ops.add("add", (w("prod"),), n)  # the rounding increment
-        ops.add("compare", (w("out"),), n)  # the clamp
-    ops.add("shift", (w("prod"),), n)
-    return ops
 
 
 # =============================================================================================
@@ -627,7 +608,8 @@ def _softmax_ops(regs: RegisterFile, R: int, N: int, in_t: IntType, corrected: b
 _GELU_PROFILES = ("published", "corrected")
 
 
-def gelu_constants(scale: float, profile: str = "published", sig_bits: int = 12) -> dict[str, Any]:
+@renamed_keyword("profile", "variant")
+def gelu_constants(scale: float, variant: str = "published", sig_bits: int = 12) -> dict[str, Any]:
     """Integer constants of I-BERT's i-GELU at input scale ``S`` (design note §3.2).
 
     ``S' = S / 1.4142``; ``b_int = floor(-1.769 / S')``; ``c_int = floor((1 / -0.2888) / S'**2)``;
@@ -647,7 +629,7 @@ def gelu_constants(scale: float, profile: str = "published", sig_bits: int = 12)
     c_over_a = c / a
     b_int = math.floor(b / Sp)
     c_int = math.floor(c_over_a / Sp ** 2)
-    if profile == "published":
+    if variant == "published":
         sh = GELU_N
         s_erf = Sp ** 2 * a * 2 ** sh
         shift_int = math.floor(1.0 // s_erf)
@@ -676,11 +658,12 @@ GELU_CHAIN = Chain("ibert.gelu", [
 GELU_NEG = Chain("ibert.gelu", [Step("neg", "e", I32, (Cost("add", ("neg",)),))])  #: corrected only
 G_ABS, G_CLIP, G_SUM, G_SQ, G_POLY, G_ERF, G_SHIFTED, G_SIG, G_OUT = range(len(GELU_CHAIN))
 G_NEG = len(GELU_CHAIN)
+GELU_CORRECTED = GELU_CHAIN + GELU_NEG
 #: the kernel's parameter vector (computed once per call from the scale)
 GP_B_INT, GP_C_INT, GP_SHIFT, GP_SHIFT_INT, GP_NEGATE = range(5)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _gelu_chain(cf, st, tp, ton, i, j, xv, kp, rec):
     """i-GELU of one element; returns ``(out, ok)`` (``ok`` False: a register overflowed
     in the unrecorded pass)."""
@@ -726,7 +709,8 @@ def _k_gelu(cf, st, tp, ton, x, kp, out, B):
         _k_gelu_block(np.int64(i), cf, st, tp, ton, x, kp, out, B, size)
 
 
-def gelu(x: Any, scale: float, *, profile: str = "published", sig_bits: int = 12, in_type: IntType | str = I32,
+@renamed_keyword("profile", "variant")
+def gelu(x: Any, scale: float, *, variant: str = "published", sig_bits: int = 12, in_type: IntType | str = I32,
          widths: dict | None = None, overflow: str = "raise", taps: bool = False) -> OpResult:
     """I-BERT's i-GELU (``IntGELU``), element-wise: ``x * (1 + L(x / sqrt 2)) / 2`` with the
     second-order erf approximation ``L(u) = sgn(u) [a (min(|u|, -b) + b)**2 + 1]``,
@@ -751,23 +735,23 @@ def gelu(x: Any, scale: float, *, profile: str = "published", sig_bits: int = 12
     needs a fine scale (about 1e-3; max error 0.0218 on [-4, 4] at S = 1e-3).
 
     >>> import numpy as np
-    >>> r = gelu(np.array([-3000, -1000, 0, 1000, 3000]), 0.001, profile="corrected")
+    >>> r = gelu(np.array([-3000, -1000, 0, 1000, 3000]), 0.001, variant="corrected")
     >>> r.values.tolist(), r.scale > 0
     ([-3000, -1103000, 0, 5662000, 20292000], True)
     """
     op = "ibert.gelu"
-    profile = check_profile(profile, _GELU_PROFILES, op)
+    variant = check_variant(variant, _GELU_PROFILES, op)
     in_t = check_in_type(in_type, op)
     S = check_op_scale(scale, op)
     sig_bits = check_int_param(sig_bits, "sig_bits", op, 1, 30)
-    k = gelu_constants(S, profile, sig_bits)
+    k = gelu_constants(S, variant, sig_bits)
     peak_poly = max(k["b_int"] ** 2, abs(k["c_int"])) + abs(k["c_int"])
     peak_sig = (peak_poly >> k["shift"]) + 1 + abs(k["shift_int"])
     if peak_poly > INT64_MAX or peak_sig * (1 << 32) > INT64_MAX:
         raise ConfigError(f"{op}: scale {S!r} is too small for exact int64 emulation of i-GELU")
     arr = check_input(x, in_t, op, min_ndim=0)
-    corrected = profile == "corrected"
-    chain = GELU_CHAIN + GELU_NEG if corrected else GELU_CHAIN
+    corrected = variant == "corrected"
+    chain = GELU_CORRECTED if corrected else GELU_CHAIN
     regs = chain.registers(widths, overflow)
     flat, nb, B = as_blocks(arr)
     plan = chain.plan(regs, nb, B, taps)
@@ -776,36 +760,18 @@ def gelu(x: Any, scale: float, *, profile: str = "published", sig_bits: int = 12
         kp = np.array([k["b_int"], k["c_int"], k["shift"], k["shift_int"], int(corrected)], dtype=np.int64)
         _k_gelu(*plan.args(), flat, kp, out, np.int64(B))
     tapd = plan.finish(arr.shape, "flat")
-    ops = chain.op_counts(regs, in_bits=in_t.bits, elements=int(flat.size), rows=nb)
+    ops = chain_op_counts(chain, regs, in_bits=in_t.bits, elements=int(flat.size), rows=nb)
     return OpResult(values=out.reshape(arr.shape), scale=k["scale_out"], ops=ops, registers=regs, taps=tapd)
 
 
 # =============================================================================================
 # LayerNorm (also the engine of I-ViT's I-LayerNorm and I-LLM's DI-Norm)
 # =============================================================================================
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 _LN_PROFILES = ("published", "corrected")
 
 
-def layernorm(x: Any, scale: float, gamma: Any = None, beta: Any = None, *, profile: str = "published",
+@renamed_keyword("profile", "variant")
+def layernorm(x: Any, scale: float, gamma: Any = None, beta: Any = None, *, variant: str = "published",
               shift: int = 0, in_type: IntType | str = I22, widths: dict | None = None,
               overflow: str = "raise", taps: bool = False) -> OpResult:
     """I-BERT's integer LayerNorm (``IntLayerNorm``) over the last axis (length D).
@@ -844,7 +810,7 @@ def layernorm(x: Any, scale: float, gamma: Any = None, beta: Any = None, *, prof
     ([[-536870912, 0, 536870912, 1073741824]], True)
     """
     op = "ibert.layernorm"
-    profile = check_profile(profile, _LN_PROFILES, op)
+    corrected = check_variant(variant, _LN_PROFILES, op) == "corrected"
     in_t = check_in_type(in_type, op)
     check_op_scale(scale, op)
     shift = check_int_param(shift, "shift", op, 0, 62)
@@ -854,20 +820,13 @@ def layernorm(x: Any, scale: float, gamma: Any = None, beta: Any = None, *, prof
     D = arr.shape[-1]
     if D == 0:
         raise ShapeError(f"{op}: the normalized axis is empty")
-    corrected = profile == "corrected"
     s_y = math.sqrt(D) / 2 ** 30
     out_scale, bias = ln_affine(gamma, beta, D, s_y, op)
-    defaults = {"sum": IntType(40), "mean": I32, "y": I32, "y_shifted": I32, "y_sq": I64,
-                "var": I64 if corrected else U32, "var_norm": I64, "sqrt_iter": I64, "std": I32,
-                "factor": U32, "prod": I64, "out": I32, "out_bias": I32}
-    regs = make_registers(op, defaults, widths, overflow)
+    # LN_CHAIN's default widths are I-BERT's; the corrected variance register is 64 bits
+    regs = LN_CHAIN.registers(widths, overflow, op, defaults={"var": I64} if corrected else None)
     return run_layernorm(op, arr, regs, taps, in_t, mean_mode=MEAN_RNE, shift=0 if corrected else shift,
-                          sqrt_mode=SQ_NORM if corrected else SQ_FLOAT, iv_steps=0, num_bits=31, norm_top=62,
-                          prod_shift=1, prod_round=0, eps_int=0, bias=bias, out_scale=out_scale)
-
-
-
-
+                         sqrt_mode=SQ_NORM if corrected else SQ_FLOAT, iv_steps=0, num_bits=31, norm_top=62,
+                         prod_shift=1, prod_round=0, eps_int=0, bias=bias, out_scale=out_scale)
 
 
 def layernorm_shift(x: Any, shift: int = 0, *, in_type: IntType | str = I22) -> int:
@@ -929,35 +888,69 @@ def quantize(x: Any, scale: float, bits: int = 8) -> np.ndarray:
     return np.clip(q, -n, n - 1)
 
 
+# The chain of fixedpoint_mul: the rounded product (``scaled``) and the output after the clamp,
+# whose width and two compares follow the call's ``bits`` (see _fpmul_chain_of).
+FPMUL_CHAIN = Chain("ibert.fixedpoint_mul", [
+    Step("scaled", "e", I64, (Cost("mul", ("in", 32)), Cost("shift", ("in+32",)))),
+    Step("out", "e", I64),
+])
+F_SCALED, F_OUT = range(len(FPMUL_CHAIN))
+FP_M, FP_E, FP_LO, FP_HI, FP_CLAMP = range(5)  #: the kernel's parameter vector
+
+
+@functools.cache
+def _fpmul_chain_of(bits: int) -> Chain:
+    """FPMUL_CHAIN for a call with ``bits``: for 4, 8 and 16 a clamp (two compares at ``bits``)
+    and an ``out`` register ``bits`` wide."""
+    if bits not in (4, 8, 16):
+        return FPMUL_CHAIN
+    return Chain(FPMUL_CHAIN.op, [FPMUL_CHAIN.steps[F_SCALED], Step("out", "e", IntType(bits),
+                                                                    (Cost("compare", (bits,), 2),))])
+
+
+@njit(cache=True)
+def _fpmul_chain(cf, st, tp, ton, i, j, xv, kp, rec):
+    """FixedPointMul of one element; returns ``(out, ok)``."""
+    ok = True
+    m = kp[FP_M]
+    y, big = mul_shr_rne(xv, m, kp[FP_E])
+    if big:  # beyond int64: always an event
+        if rec:
+            y = wide(cf, st, tp, ton, i, j, F_SCALED, y, (xv < 0) != (m < 0))
+        ok = False
+    else:
+        y, ok = step(cf, st, tp, ton, i, j, F_SCALED, y, rec, ok)
+    if kp[FP_CLAMP]:
+        y = min(max(y, kp[FP_LO]), kp[FP_HI])
+    return step(cf, st, tp, ton, i, j, F_OUT, y, rec, ok)
+
+
 @njit(cache=True, error_model="numpy", _nrt=False)
-def _k_fpmul_block(i, cf, st, tp, ton, x, B, m, e, lo, hi, do_clamp, out, size):
-    """Block i of :func:`_k_fpmul` (the body of its parallel loop)."""
-    for j in range(B):
-        p = i * B + j
-        if p >= size:
-            break
-        xv = np.int64(x[p])
-        y, big = mul_shr_rne(xv, m, e)
-        if big:
-            y = wide(cf, st, tp, ton, i, j, 0, y, (xv < 0) != (m < 0))
-        else:
-            y = reg(cf, st, tp, ton, i, j, 0, y)
-        if do_clamp:
-            if y < lo:
-                y = lo
-            elif y > hi:
-                y = hi
-        out[p] = reg(cf, st, tp, ton, i, j, 1, y)
+def _k_fpmul_block(i, cf, st, tp, ton, x, kp, out, B, size):
+    """Block i of :func:`_k_fpmul` (the body of its parallel loop): unrecorded first, the whole
+    block again recorded when a register overflowed (or taps are on)."""
+    p0 = i * B
+    p1 = min(p0 + B, size)
+    good = not ton
+    if good:
+        for p in range(p0, p1):
+            o, ok = _fpmul_chain(cf, st, tp, ton, i, p - p0, np.int64(x[p]), kp, False)
+            out[p] = o
+            good &= ok
+    if not good:
+        for p in range(p0, p1):
+            out[p] = _fpmul_chain(cf, st, tp, ton, i, p - p0, np.int64(x[p]), kp, True)[0]
 
 
 @njit(cache=True, parallel=True)
-def _k_fpmul(cf, st, tp, ton, x, B, m, e, lo, hi, do_clamp, out):
+def _k_fpmul(cf, st, tp, ton, x, kp, out, B):
     size = x.shape[0]
     for i in prange(st.shape[0]):
-        _k_fpmul_block(np.int64(i), cf, st, tp, ton, x, B, m, e, lo, hi, do_clamp, out, size)
+        _k_fpmul_block(np.int64(i), cf, st, tp, ton, x, kp, out, B, size)
 
 
-def fixedpoint_mul(x: Any, in_scale: float, out_scale: float, bits: int = 8, *, profile: str = "published",
+@renamed_keyword("profile", "variant")
+def fixedpoint_mul(x: Any, in_scale: float, out_scale: float, bits: int = 8, *, variant: str = "published",
                    in_type: IntType | str = I32, widths: dict | None = None, overflow: str = "raise",
                    taps: bool = False) -> OpResult:
     """I-BERT's ``FixedPointMul`` (the dyadic requantization of ``QuantAct``; design note §2.1).
@@ -972,7 +965,7 @@ def fixedpoint_mul(x: Any, in_scale: float, out_scale: float, bits: int = 8, *, 
     [100, -100, 127]
     """
     op = "ibert.fixedpoint_mul"
-    check_profile(profile, ("published",), op)
+    check_variant(variant, ("published",), op)
     in_t = check_in_type(in_type, op)
     si = check_op_scale(in_scale, op, "in_scale")
     so = check_op_scale(out_scale, op, "out_scale")
@@ -981,44 +974,26 @@ def fixedpoint_mul(x: Any, in_scale: float, out_scale: float, bits: int = 8, *, 
     if abs(m) >= 1 << 32 or e < 1:
         raise ConfigError(f"{op}: the scale ratio {si / so!r} is outside the emulated range (ratio < 2**30)")
     arr = check_input(x, in_t, op, min_ndim=0)
-    clamp = bits in (4, 8, 16)
-    regs = make_registers(op, {"scaled": I64, "out": IntType(bits) if clamp else I64}, widths, overflow)
+    chain = _fpmul_chain_of(bits)
+    regs = chain.registers(widths, overflow)
     flat, nb, B = as_blocks(arr)
-    plan = Plan(regs, [("scaled", "e"), ("out", "e")], nb, B, taps)
+    plan = chain.plan(regs, nb, B, taps)
     out = np.empty(flat.size, dtype=np.int64)
-    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     if flat.size:
-        _k_fpmul(*plan.args(), flat, np.int64(B), np.int64(m), np.int64(e), np.int64(max(lo, -(1 << 63))),
-                 np.int64(min(hi, INT64_MAX)), clamp, out)
+        lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        kp = np.array([m, e, max(lo, -(1 << 63)), min(hi, INT64_MAX), int(bits in (4, 8, 16))], dtype=np.int64)
+        _k_fpmul(*plan.args(), flat, kp, out, np.int64(B))
     tapd = plan.finish(arr.shape, "flat")
-    n = int(flat.size)
-    ops = OpCounts()
-    if n:
-        ops.add("mul", (in_t.bits, 32), n).add("shift", (in_t.bits + 32,), n)
-        if clamp:
-            ops.add("compare", (bits,), 2 * n)
+    ops = chain_op_counts(chain, regs, in_bits=in_t.bits, elements=int(flat.size), rows=nb)
     return OpResult(values=out.reshape(arr.shape), scale=so, ops=ops, registers=regs, taps=tapd)
 
 
-OPERATORS: dict[str, Callable[..., OpResult]] = {
-    "i_exp": i_exp,
-    "softmax": softmax,
-    "gelu": gelu,
-    "layernorm": layernorm,
-    "fixedpoint_mul": fixedpoint_mul,
-}
-#: the positional inputs of each operator (all take ``profile=`` and the keyword options above)
-INPUTS: dict[str, tuple[str, ...]] = {
-    "i_exp": ("x", "scale"),
-    "softmax": ("x", "scale"),
-    "gelu": ("x", "scale"),
-    "layernorm": ("x", "scale"),
-    "fixedpoint_mul": ("x", "in_scale", "out_scale"),
-}
-PROFILES: dict[str, tuple[str, ...]] = {
-    "i_exp": ("published",),
-    "softmax": _SOFTMAX_PROFILES,
-    "gelu": _GELU_PROFILES,
-    "layernorm": _LN_PROFILES,
-    "fixedpoint_mul": ("published",),
-}
+#: the operators of this family (:mod:`intsim.ops.registry` lists them as ``ibert.<name>``): the
+#: positional inputs of each and the values of its ``variant=`` keyword
+OPS: tuple[OpSpec, ...] = (
+    OpSpec("i_exp", i_exp, ("x", "scale"), ("published",)),
+    OpSpec("softmax", softmax, ("x", "scale"), _SOFTMAX_PROFILES),
+    OpSpec("gelu", gelu, ("x", "scale"), _GELU_PROFILES),
+    OpSpec("layernorm", layernorm, ("x", "scale"), _LN_PROFILES),
+    OpSpec("fixedpoint_mul", fixedpoint_mul, ("x", "in_scale", "out_scale"), ("published",)),
+)

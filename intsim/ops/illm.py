@@ -47,8 +47,8 @@ Scales are per row: ``scale`` is a scalar or an array of shape ``x.shape[:-1]``.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -56,31 +56,42 @@ from typing import Any
 import numpy as np
 from numba import njit, prange
 
+from ..core.deprecation import renamed_keyword
 from ..core.dyadic import Dyadic
 from ..core.errors import ConfigError, DTypeError, OperandRangeError, ShapeError
 from ..core.inttype import IntType
-from ..core.opcounts import OpCounts
-from ..core.rounding import rounding_mode
+from ..core.rounding import (
+    AWAY,
+    CEIL,
+    FLOOR,
+    HALF_AWAY,
+    HALF_DOWN,
+    HALF_EVEN,
+    HALF_ODD,
+    HALF_UP,
+    JAM,
+    JAM_UNBIASED,
+    ROUNDING_CODE,
+    TRUNC,
+    rounding_mode,
+)
+from ..regs.chain import Chain, Cost, Step
 from ..regs.opresult import OpResult
 from ..regs.prims import (
-    add_chk,
     bitlen64,
     div0,
-    fits,
-    mul_reg,
-    reg,
-    shl_reg,
+    div_round,
+    shl_step,
+    step,
     tap,
 )
-from ..regs.registers import RegisterFile
 from ..regs.runtime import (
-    Plan,
+    INT64_MAX,
     as_rows,
     check_in_type,
     check_input,
     check_int_param,
-    check_profile,
-    make_registers,
+    check_variant,
 )
 from .ibert import (
     I8,
@@ -89,20 +100,24 @@ from .ibert import (
     I64,
 )
 from .layernorm_chain import (
+    LN_CHAIN,
     MEAN_NONE,
     MEAN_RNE,
     SQ_NORM,
+    acc_end_mag,
+    acc_start,
+    acc_step,
     check_float_params,
-    div_round_mode,
     ln_affine,
+    mulv_step,
     run_layernorm,
 )
+from .opspec import OpSpec
 
 __all__ = ["di_exp", "clipped_softmax", "di_norm", "rmsnorm", "layernorm", "swiglu", "dynamic_requant",
-           "AffineOpResult", "row_dyadic", "OPERATORS", "PROFILES", "INPUTS"]
+           "AffineOpResult", "row_dyadic", "OPS"]
 
 LOG2E_SHIFTS = ((0, 1), (1, 1), (4, -1))
-_U16 = IntType(16, signed=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,16 +172,18 @@ def row_dyadic(scale: Any, rows_shape: tuple, m_bits: int = 8, op: str = "illm")
     return np.ascontiguousarray(m), np.ascontiguousarray(k)
 
 
-def _monotone(sh: np.ndarray, sg: np.ndarray) -> bool:
-    """Whether ``sum(sign * (t >> shift))`` is non-decreasing in t (which the fast paths' range
-    checks rely on): when t grows by one, each ``+(t >> 0)`` term grows by exactly one and each
-    negative term falls by at most one, so it is enough that there are at least as many
+def _monotone(terms: np.ndarray) -> bool:
+    """Whether ``sum(sign * (t >> shift))`` is non-decreasing in t (which the range proofs of
+    :func:`_diexp_fits` rely on): when t grows by one, each ``+(t >> 0)`` term grows by exactly one
+    and each negative term falls by at most one, so it is enough that there are at least as many
     ``(0, +1)`` terms as negative ones (true of the default 1 + 1/2 - 1/16)."""
-    terms = list(zip(sh.tolist(), sg.tolist(), strict=True))
-    return sum(1 for a, b in terms if a == 0 and b > 0) >= sum(1 for _, b in terms if b < 0)
+    pairs = terms.tolist()
+    return sum(1 for a, b in pairs if a == 0 and b > 0) >= sum(1 for _, b in pairs if b < 0)
 
 
-def _log2e_terms(terms: Any, op: str) -> tuple[np.ndarray, np.ndarray]:
+def _log2e_terms(terms: Any, op: str) -> tuple[np.ndarray, bool]:
+    """The shift-add terms as an int64 array of ``(shift, sign)`` rows, and whether they are the
+    default ``t + (t >> 1) - (t >> 4)`` (which the kernels then read as constants)."""
     try:
         sh = np.array([int(t[0]) for t in terms], dtype=np.int64)
         sg = np.array([int(t[1]) for t in terms], dtype=np.int64)
@@ -174,147 +191,120 @@ def _log2e_terms(terms: Any, op: str) -> tuple[np.ndarray, np.ndarray]:
         raise ConfigError(f"{op}: log2e_shifts must be (shift, sign) pairs, got {terms!r}") from None
     if sh.size == 0 or np.any(sh < 0) or np.any(sh > 62) or np.any(np.abs(sg) != 1):
         raise ConfigError(f"{op}: log2e_shifts need shifts in [0, 62] and signs +-1, got {terms!r}")
-    return sh, sg
+    arr = np.ascontiguousarray(np.stack([sh, sg], axis=1))
+    return arr, arr.tolist() == [list(t) for t in LOG2E_SHIFTS]
 
 
 # ---------------------------------------------------------------------------------------------
-# DI-Exp
+# DI-Exp (the chain of di_exp, and a sub-chain of clipped_softmax and swiglu)
 # ---------------------------------------------------------------------------------------------
-@njit(cache=True, inline="always")
-def _shift_add(t, sh, sg):
-    """The log2(e) multiply as shift-adds: ``sum(sign * (t >> shift))`` over the terms."""
-    u = np.int64(0)
-    for w in range(sh.shape[0]):
-        if sg[w] > 0:
-            u += t >> sh[w]
-        else:
-            u -= t >> sh[w]
-    return u
+def _diexp_steps(src: str = "in") -> Chain:
+    """DI-Exp's steps ``mul`` ... ``exp``; ``src`` is the register of its input (its width keys the
+    multiply by the 8-bit mantissa). ``terms1`` (a call parameter of the op counts) is the number
+    of shift-add terms minus one. ``frac`` and ``exp`` are ``F + 2`` bits (:func:`_diexp_widths`)."""
+    return Chain("illm.di_exp", [
+        Step("mul", "e", I64, (Cost("mul", (src, 8)),)),
+        # the shift-adds, then the negation / clamp at 0
+        Step("log2e", "e", I64, (Cost("shift", ("mul",), "terms1"), Cost("add", ("log2e",), "terms1"),
+                                 Cost("add", ("log2e",)))),
+        Step("q", "e", I32, (Cost("shift", ("q",)),)),  # integer part
+        Step("r", "e", I64, (Cost("shift", ("r",)),)),  # fraction mask
+        Step("frac", "e", IntType(17), (Cost("shift", ("frac",)), Cost("add", ("frac",), 2))),  # 1 - f/2, rounded
+        Step("exp", "e", IntType(17), (Cost("shift", ("exp",)),)),
+    ])
 
 
-@njit(cache=True, inline="always")
-def _diexp_chain(cf, st, tp, ton, i, j, s0, z, m, k, sh, sg, F):
-    """DI-Exp of z <= 0 at scale m / 2**k: steps mul, log2e, q, r, frac, exp (s0 ... s0+5).
+DIEXP_CHAIN = _diexp_steps()
+#: DI-Exp's steps, counted from its first (``mul``)
+D_MUL, D_LOG2E, D_Q, D_R, D_FRAC, D_EXP = range(len(DIEXP_CHAIN))
+#: the head of every I-LLM DI-Exp kernel's parameter vector: F (out_frac_bits), 1 when the
+#: shift-add terms are the default ones, 1 when they are monotone (:func:`_monotone`)
+EP_F, EP_DEFAULT_TERMS, EP_MONO = range(3)
 
-    t = z*m; u = sum(sign * (t >> shift)); a = max(-u, 0); q = a >> k; r = a mod 2**k;
-    frac = floor(2**F * (1 - r / 2**(k+1))); exp = frac >> q.
-    """
-    t = mul_reg(cf, st, tp, ton, i, j, s0, z, m)
-    u = reg(cf, st, tp, ton, i, j, s0 + 1, _shift_add(t, sh, sg))
-    a = -u if u < 0 else np.int64(0)
-    q = reg(cf, st, tp, ton, i, j, s0 + 2, a >> k)
-    r = reg(cf, st, tp, ton, i, j, s0 + 3, a & ((np.int64(1) << k) - np.int64(1)))
-    one = np.int64(1) << F
-    if k + 1 >= F:
-        d = k + 1 - F
-        fr = one - ((r + (np.int64(1) << d) - np.int64(1)) >> d)
-    else:
-        fr = one - (r << (F - k - 1))
-    fr = reg(cf, st, tp, ton, i, j, s0 + 4, fr)
-    if q >= 63:
-        e = np.int64(0)
-    else:
-        e = fr >> q
-    return reg(cf, st, tp, ton, i, j, s0 + 5, e)
+
+def _diexp_widths(F: int) -> dict[str, IntType]:
+    return {"frac": IntType(F + 2), "exp": IntType(F + 2)}
 
 
 @njit(cache=True)
-def _div_round5(a, d, mode):
-    if mode == 4:
-        if a < 0:
-            return -div_round_mode(-a, d, 3)
-        return div_round_mode(a, d, 3)
-    return div_round_mode(a, d, mode)
+def _shift_add(t, terms, dflt):
+    """The log2(e) multiply as shift-adds: ``sum(sign * (t >> shift))`` over the terms (``dflt``:
+    the default terms, read as constants so that the loops vectorize)."""
+    if dflt:
+        return t + (t >> np.int64(1)) - (t >> np.int64(4))
+    u = np.int64(0)
+    for w in range(terms.shape[0]):
+        if terms[w, 1] > 0:
+            u += t >> terms[w, 0]
+        else:
+            u -= t >> terms[w, 0]
+    return u
 
 
-@njit(cache=True, inline="always")
-def _is_default_log2e(sh, sg):
-    """Whether the shift-add terms are the default ``t + (t >> 1) - (t >> 4)``."""
-    return sh.shape[0] == 3 and sh[0] == 0 and sh[1] == 1 and sh[2] == 4 and sg[0] == 1 and sg[1] == 1 and sg[2] == -1
+@njit(cache=True)
+def _diexp_head(cf, st, tp, ton, i, j, s0, z, m, terms, dflt, rec, ok):
+    """DI-Exp's steps ``mul`` and ``log2e`` of z: ``t = z*m; u = sum(sign * (t >> shift))``.
+    Returns ``(a, ok)``, ``a = max(-u, 0)`` (non-increasing in z for monotone terms, see
+    :func:`_monotone`)."""
+    t, ok = mulv_step(cf, st, tp, ton, i, j, s0 + D_MUL, z, m, rec, ok)
+    u, ok = step(cf, st, tp, ton, i, j, s0 + D_LOG2E, _shift_add(t, terms, dflt), rec, ok)
+    return (-u if u < 0 else np.int64(0)), ok
 
 
-@njit(cache=True, inline="always")
-def _diexp_raw(z, m, k, sh, sg, F):
-    """DI-Exp without registers (the fast paths): same arithmetic as _diexp_chain."""
-    if _is_default_log2e(sh, sg):
-        return _diexp_default(z, m, k, F)
-    return _diexp_tail(_shift_add(z * m, sh, sg), k, F)
-
-
-@njit(cache=True, inline="always")
-def _diexp_default(z, m, k, F):
-    """_diexp_raw for the default shift-add terms (no array reads: the loop vectorizes cleanly)."""
-    t = z * m
-    return _diexp_tail(t + (t >> np.int64(1)) - (t >> np.int64(4)), k, F)
-
-
-@njit(cache=True, inline="always")
-def _diexp_tail(u, k, F):
-    """From ``u = x s log2(e) 2**k``: the integer and fractional parts, the linear fraction, the shift."""
-    a = -u if u < 0 else np.int64(0)
-    q = a >> k
-    r = a & ((np.int64(1) << k) - np.int64(1))
+@njit(cache=True)
+def _diexp_tail(cf, st, tp, ton, i, j, s0, a, k, F, rec, ok):
+    """DI-Exp's steps ``q`` ... ``exp`` of a >= 0: ``q = a >> k; r = a mod 2**k;
+    frac = floor(2**F * (1 - r / 2**(k+1))); exp = frac >> q``. Returns ``(exp, ok)``."""
+    q, ok = step(cf, st, tp, ton, i, j, s0 + D_Q, a >> k, rec, ok)
+    r, ok = step(cf, st, tp, ton, i, j, s0 + D_R, a & ((np.int64(1) << k) - np.int64(1)), rec, ok)
     one = np.int64(1) << F
     if k + 1 >= F:
         d = k + 1 - F
         fr = one - ((r + (np.int64(1) << d) - np.int64(1)) >> d)
     else:
         fr = one - (r << (F - k - 1))
-    if q >= 63:
-        return np.int64(0)
-    return fr >> q
+    fr, ok = step(cf, st, tp, ton, i, j, s0 + D_FRAC, fr, rec, ok)
+    return step(cf, st, tp, ton, i, j, s0 + D_EXP, np.int64(0) if q >= 63 else fr >> q, rec, ok)
 
 
-@njit(cache=True, inline="always")
-def _diexp_fits(cf, s0, zlo, m, k, sh, sg, F):
-    """Whether every DI-Exp register (steps s0..s0+5) holds its values for all z in [zlo, 0],
-    by monotonicity (valid for the default shift-add, which is non-decreasing in t)."""
-    tlo = zlo * m
-    ulo = _shift_add(tlo, sh, sg)
-    amax = -ulo if ulo < 0 else np.int64(0)
-    rmax = min(amax, (np.int64(1) << k) - np.int64(1))
-    one = np.int64(1) << F
-    ok = fits(cf, s0, tlo) and fits(cf, s0, 0) and fits(cf, s0 + 1, ulo) and fits(cf, s0 + 1, 0)
-    ok = ok and fits(cf, s0 + 2, 0) and fits(cf, s0 + 2, amax >> k) and fits(cf, s0 + 3, 0) and fits(cf, s0 + 3, rmax)
-    ok = ok and fits(cf, s0 + 4, one >> 1) and fits(cf, s0 + 4, one) and fits(cf, s0 + 5, 0) and fits(cf, s0 + 5, one)
+@njit(cache=True)
+def _diexp(cf, st, tp, ton, i, j, s0, z, m, k, terms, dflt, F, rec, ok):
+    """DI-Exp of z <= 0 at scale m / 2**k, steps ``mul`` ... ``exp`` from ``s0``::
+
+        t = z*m; u = sum(sign * (t >> shift)); a = max(-u, 0); q = a >> k; r = a mod 2**k;
+        frac = floor(2**F * (1 - r / 2**(k+1))); exp = frac >> q
+
+    Returns ``(exp, ok)`` (recorded when ``rec``; else ``ok`` False when a register would not hold
+    a value)."""
+    a, ok = _diexp_head(cf, st, tp, ton, i, j, s0, z, m, terms, dflt, rec, ok)
+    return _diexp_tail(cf, st, tp, ton, i, j, s0, a, k, F, rec, ok)
+
+
+@njit(cache=True)
+def _diexp_fits(cf, st, tp, ton, i, s0, zlo, m, k, terms, dflt, F, ok):
+    """Unrecorded range proof of the DI-Exp chain (steps from ``s0``) for every z in [zlo, 0],
+    with monotone shift-add terms (:func:`_monotone`): the chain's own steps at the ends and at
+    the corners of its non-monotone steps. ``t``, ``u``, ``a`` and ``q`` move monotonically with
+    z, so their ends are those of z = zlo and z = 0 (a = 0); ``r`` lies in [0, min(a_max,
+    2**k - 1)] (the tail at that a reaches the top); ``frac`` falls as ``r`` grows (its ends are
+    those of r = 0 and r = r_max); ``exp`` lies in [0, 2**F] (its top is the tail at a = 0, and
+    every register holds 0). Returns ``ok``."""
+    _, ok = _diexp_head(cf, st, tp, ton, i, -1, s0, np.int64(0), m, terms, dflt, False, ok)
+    amax, ok = _diexp_head(cf, st, tp, ton, i, -1, s0, zlo, m, terms, dflt, False, ok)
+    for a in (np.int64(0), min(amax, (np.int64(1) << k) - np.int64(1)), amax):
+        _, ok = _diexp_tail(cf, st, tp, ton, i, -1, s0, a, k, F, False, ok)
     return ok
 
 
-@njit(cache=True, inline="always")
-def _fdiv(a, d, inv, mode):
-    """round(a / d) for d > 0 (mode as _div_round5), using a float estimate when |a| < 2**52."""
-    if a >= 4503599627370496 or a <= -4503599627370496:
-        return _div_round5(a, d, mode)
-    q = np.int64(np.floor(a * inv))
-    r = a - q * d
-    while r < 0:
-        q -= 1
-        r += d
-    while r >= d:
-        q += 1
-        r -= d
-    if mode == 2 or r == 0:
-        return q
-    if mode == 1:
-        return q + 1 if a < 0 else q
-    t = r - (d - r)
-    if t > 0:
-        return q + 1
-    if t < 0:
-        return q
-    if mode == 0:
-        return q + (q & 1)
-    if mode == 3:
-        return q + 1
-    return q + 1 if a > 0 else q  # half_away
-
-
-@njit(cache=True, inline="always")
+# ---------------------------------------------------------------------------------------------
+# exact rounded division
+# ---------------------------------------------------------------------------------------------
+@njit(cache=True)
 def _fdiv_rne(a, d, inv):
     """round_half_even(a / d) for a >= 0, d > 0, inv = 1.0 / d (float-estimated, then exact;
     plain integer division from 2**52 on)."""
     if a >= 4503599627370496:
-        return div_round_mode(a, d, 0)
+        return div_round(a, d, HALF_EVEN)
     q = np.int64(a * inv + 0.5)
     r = a - q * d
     if 2 * r > d:
@@ -330,62 +320,116 @@ def _fdiv_rne(a, d, inv):
     return q
 
 
-_DIEXP_STEPS = ["mul", "log2e", "q", "r", "frac", "exp"]
+@njit(cache=True)
+def _fdiv(a, d, inv, code):
+    """round(a / d) in rounding mode ``code`` (:data:`~intsim.core.rounding.ROUNDING_CODE`) for
+    d != 0, exactly; ``inv = 1.0 / d``. For d > 0 it is :func:`~intsim.regs.prims.div_round`, the
+    quotient estimated in float64 when |a| < 2**52 and then corrected exactly. A negative d (only
+    reachable when a register wrapped) keeps the result intsim has always given: the rounding rule
+    applied to the remainder of the floor division, which moves an exact quotient one step
+    (up for half_even and half_up; for half_away, up for a >= 0 and down for a < 0)."""
+    if d < 0:
+        v = div_round(a, d, code)
+        if (code == HALF_EVEN or code == HALF_UP or code == HALF_AWAY) and a % d == 0:
+            v += np.int64(-1) if (code == HALF_AWAY and a < 0) else np.int64(1)
+        return v
+    if a >= 4503599627370496 or a <= -4503599627370496:
+        return div_round(a, d, code)
+    if code == HALF_EVEN:
+        return _fdiv_rne(a, d, inv) if a >= 0 else -_fdiv_rne(-a, d, inv)
+    q = np.int64(np.floor(a * inv))
+    r = a - q * d
+    while r < 0:
+        q -= 1
+        r += d
+    while r >= d:
+        q += 1
+        r -= d
+    # the rounding of prims.div_round, from the exact floor quotient q and remainder r
+    if code == FLOOR:
+        return q
+    if code == JAM:
+        return q | np.int64(1)
+    if r == 0:
+        return q
+    if code == CEIL:
+        return q + 1
+    if code == TRUNC:
+        return q + 1 if a < 0 else q
+    if code == AWAY:
+        return q + 1 if a > 0 else q
+    if code == JAM_UNBIASED:
+        return q | np.int64(1)
+    t = r - (d - r)
+    if t > 0:
+        return q + 1
+    if t < 0:
+        return q
+    if code == HALF_ODD:
+        return q + np.int64(1) - (q & np.int64(1))
+    if code == HALF_AWAY:
+        return q + 1 if a > 0 else q
+    if code == HALF_UP:
+        return q + 1
+    if code == HALF_DOWN:
+        return q
+    return q if a > 0 else q + 1  # half_zero
 
 
-def _diexp_widths(F: int) -> dict[str, IntType]:
-    return {"mul": I64, "log2e": I64, "q": I32, "r": I64, "frac": IntType(F + 2), "exp": IntType(F + 2)}
-
-
-def _diexp_ops(ops: OpCounts, regs: RegisterFile, n: int, in_bits: int, nterms: int) -> None:
-    w = lambda s: regs.type_of(s).bits  # noqa: E731
-    ops.add("mul", (in_bits, 8), n)
-    ops.add("shift", (w("mul"),), n * (nterms - 1)).add("add", (w("log2e"),), n * (nterms - 1))
-    ops.add("add", (w("log2e"),), n)  # negate / clamp at 0
-    ops.add("shift", (w("q"),), n).add("shift", (w("r"),), n)  # integer part, fraction mask
-    ops.add("shift", (w("frac"),), n).add("add", (w("frac"),), 2 * n)  # 1 - f/2 with its rounding
-    ops.add("shift", (w("exp"),), n)
+@njit(cache=True)
+def _diexp_chain(i, cf, st, tp, ton, x, m, k, terms, kp, out, dflt, rec):
+    """DI-Exp of row i, recorded (``rec``) or unrecorded (monotone terms only): then the
+    registers are proven at the row's ends by :func:`_diexp_fits` (returns False when that fails)
+    and the loop checks nothing. Returns ``ok``. ``dflt``: the default shift-add terms (a
+    constant, so that the loop vectorizes)."""
+    F = kp[EP_F]
+    mi, ki = m[i], k[i]
+    xr = x[i]
+    orow = out[i]
+    if not rec:
+        zlo = np.int64(xr[0])
+        for j in range(1, xr.shape[0]):
+            zlo = min(zlo, np.int64(xr[j]))
+        if not _diexp_fits(cf, st, tp, ton, i, 0, zlo, mi, ki, terms, dflt, F, True):
+            return False
+    for j in range(xr.shape[0]):
+        orow[j], _ = _diexp(cf, st, tp, ton, i, j, 0, np.int64(xr[j]), mi, ki, terms, dflt, F, rec, True)
+    return True
 
 
 # The parallel kernels call their loop body as a separate, non-inlined function, compiled with the options
 # explained at ibert._k_iexp_block: numba's parfor passes copy the whole prange body, so a call keeps it
 # small and the cold compile fast.
 @njit(cache=True, error_model="numpy", _nrt=False)
-def _k_diexp_row(i, cf, st, tp, ton, x, m, k, sh, sg, F, mono, out, N):
-    """Row i of :func:`_k_diexp` (the body of its parallel loop)."""
-    zlo = np.int64(x[i, 0])
-    for j in range(1, N):
-        zlo = min(zlo, np.int64(x[i, j]))
-    if (not ton) and mono and _diexp_fits(cf, 0, zlo, m[i], k[i], sh, sg, F):
-        xr = x[i]
-        orow = out[i]
-        mi = m[i]
-        ki = k[i]
-        if _is_default_log2e(sh, sg):
-            for j in range(N):
-                orow[j] = _diexp_default(np.int64(xr[j]), mi, ki, F)
-        else:
-            for j in range(N):
-                orow[j] = _diexp_raw(np.int64(xr[j]), mi, ki, sh, sg, F)
-        return
-    for j in range(N):
-        out[i, j] = _diexp_chain(cf, st, tp, ton, i, j, 0, x[i, j], m[i], k[i], sh, sg, F)
+def _k_diexp_row(i, cf, st, tp, ton, x, m, k, terms, kp, out):
+    """Row i of :func:`_k_diexp` (the body of its parallel loop): unrecorded first when the terms
+    are monotone (proven at the row's ends), the row again recorded when that fails (or taps are
+    on)."""
+    dflt, mono = kp[EP_DEFAULT_TERMS] != 0, kp[EP_MONO] != 0
+    if not ton:
+        if dflt:
+            if _diexp_chain(i, cf, st, tp, ton, x, m, k, terms, kp, out, True, False):
+                return
+        elif mono:
+            if _diexp_chain(i, cf, st, tp, ton, x, m, k, terms, kp, out, False, False):
+                return
+    _diexp_chain(i, cf, st, tp, ton, x, m, k, terms, kp, out, dflt, True)
 
 
 @njit(cache=True, parallel=True)
-def _k_diexp(cf, st, tp, ton, x, m, k, sh, sg, F, mono, out):
-    R, N = x.shape
-    for i in prange(R):
-        _k_diexp_row(np.int64(i), cf, st, tp, ton, x, m, k, sh, sg, F, mono, out, N)
+def _k_diexp(cf, st, tp, ton, x, m, k, terms, kp, out):
+    for i in prange(x.shape[0]):
+        _k_diexp_row(np.int64(i), cf, st, tp, ton, x, m, k, terms, kp, out)
 
 
 def _rows_shape(arr: np.ndarray) -> tuple:
     return arr.shape[:-1] if arr.ndim >= 1 else ()
 
 
+@renamed_keyword("profile", "variant")
 def di_exp(x: Any, scale: Any, *, out_frac_bits: int = 15, m_bits: int = 8, log2e_shifts: Any = LOG2E_SHIFTS,
            in_type: IntType | str = I32, widths: dict | None = None, overflow: str = "raise",
-           taps: bool = False, profile: str = "default") -> OpResult:
+           taps: bool = False, variant: str = "default") -> OpResult:
     """DI-Exp: ``exp(x * s)`` for ``x <= 0`` with a per-row dyadic scale ``s = m / 2**k``.
 
     Semantics (intsim's construction; see the module table)::
@@ -405,11 +449,11 @@ def di_exp(x: Any, scale: Any, *, out_frac_bits: int = 15, m_bits: int = 8, log2
     ([[32768, 12792, 4598]], [1.0, 0.39, 0.14])
     """
     op = "illm.di_exp"
-    check_profile(profile, ("default",), op)
+    check_variant(variant, ("default",), op)
     in_t = check_in_type(in_type, op)
     F = check_int_param(out_frac_bits, "out_frac_bits", op, 1, 40)
     m_bits = check_int_param(m_bits, "m_bits", op, 2, 30)
-    sh, sg = _log2e_terms(log2e_shifts, op)
+    terms, dflt = _log2e_terms(log2e_shifts, op)
     arr = check_input(x, in_t, op, min_ndim=1)
     if arr.size and int(arr.max()) > 0:
         flat = np.flatnonzero(arr.reshape(-1) > 0)
@@ -419,17 +463,15 @@ def di_exp(x: Any, scale: Any, *, out_frac_bits: int = 15, m_bits: int = 8, log2
                                 value=int(arr[idx]))
     m, k = row_dyadic(scale, _rows_shape(arr), m_bits, op)
     _check_k(k, F, op)
-    regs = make_registers(op, _diexp_widths(F), widths, overflow)
+    regs = DIEXP_CHAIN.registers(widths, overflow, op, defaults=_diexp_widths(F))
     R = int(np.prod(arr.shape[:-1])) if arr.ndim > 1 else 1
     N = arr.shape[-1]
-    plan = Plan(regs, [(s, "e") for s in _DIEXP_STEPS], R, N, taps)
+    plan = DIEXP_CHAIN.plan(regs, R, N, taps)
     out = np.empty((R, N), dtype=np.int64)
     if arr.size:
-        _k_diexp(*plan.args(), as_rows(arr), m, k, sh, sg, np.int64(F), _monotone(sh, sg), out)
+        _k_diexp(*plan.args(), as_rows(arr), m, k, terms, np.array([F, dflt, _monotone(terms)], dtype=np.int64), out)
     tapd = plan.finish(arr.shape, "rows")
-    ops = OpCounts()
-    if arr.size:
-        _diexp_ops(ops, regs, R * N, in_t.bits, len(sh))
+    ops = DIEXP_CHAIN.op_counts(regs, in_bits=in_t.bits, elements=R * N, rows=R, params={"terms1": len(terms) - 1})
     return OpResult(values=out.reshape(arr.shape), scale=2.0 ** -F, ops=ops, registers=regs, taps=tapd)
 
 
@@ -451,17 +493,17 @@ def _dyadic_ratio(num, den, k, m_bits):
     j = np.int64(m_bits) + bitlen64(den) - bitlen64(num)
     while True:
         if j >= 0:
-            m2 = div_round_mode(num << j, den, 0)
+            m2 = div_round(num << j, den, HALF_EVEN)
         else:
-            m2 = div_round_mode(num, den << (-j), 0)
+            m2 = div_round(num, den << (-j), HALF_EVEN)
         if m2 >= top:
             j -= 1
             continue
         # try one more bit
         if j + 1 >= 0:
-            m3 = div_round_mode(num << (j + 1), den, 0)
+            m3 = div_round(num << (j + 1), den, HALF_EVEN)
         else:
-            m3 = div_round_mode(num, den << (-(j + 1)), 0)
+            m3 = div_round(num, den << (-(j + 1)), HALF_EVEN)
         if m3 < top and k + j + 1 <= 62:
             j += 1
             continue
@@ -473,120 +515,184 @@ def _dyadic_ratio(num, den, k, m_bits):
     return m2, k2
 
 
-@njit(cache=True, error_model="numpy", _nrt=False)
-def _k_csoftmax_row(i, cf, st, tp, ton, x, m, k, clip_int, in_bits, m_bits, sh, sg, F, mono, tab, zscale_m, zscale_k,
-                    out, N, qmax, D):
-    """Row i of :func:`_k_csoftmax` (the body of its parallel loop)."""
-    mx = np.int64(x[i, 0])
+@functools.cache
+def _csm_steps(ib: int, m_bits: int, ob: int) -> Chain:
+    """DI-ClippedSoftmax's chain for ``in_bits`` ``ib`` (0: no requantization), ``m_bits`` and
+    ``out_bits`` ``ob``. ``minmax`` and ``reduce`` (call parameters of the op counts) are
+    ``2 R (N - 1)`` (row maxima and minima) and ``R (N - 1)`` (row sums)."""
+    rq = ib > 0
+    head = Chain("illm.clipped_softmax", [
+        Step("x_sub", "e", I32, (Cost("compare", ("in",), "minmax", "call"), Cost("add", ("x_sub",)))),
+        Step("x_clipped", "e", I32, (Cost("compare", ("x_clipped",)),)),
+        Step("range", "r", I32, (Cost("add", ("range",), 1, "r"), Cost("compare", ("range",), 1, "r"))),
+        Step("z", "e", I32, (Cost("mul", ("x_clipped", ib)), Cost("div", ("range",))) if rq else ()),
+        # the new scale (one division per row)
+        Step("scale_m", "r", I32, (Cost("mul", (m_bits, "range"), 1, "r"), Cost("div", (ib,), 1, "r")) if rq else ()),
+    ])
+    tail = Chain("illm.clipped_softmax", [
+        Step("sum", "r", I32, (Cost("add", ("sum",), "reduce", "call"),)),
+        Step("prod", "e", I64, (Cost("mul", ("exp", ob)),)),
+        Step("out", "e", IntType(ob, signed=False), (Cost("div", ("sum",)),)),
+    ])
+    return head + _diexp_steps("z") + tail
+
+
+C_XSUB, C_XCLIP, C_RANGE, C_Z, C_SCALE_M, C_EXP, C_SUM, C_PROD, C_OUT = _csm_steps(8, 8, 16).ids(
+    "x_sub", "x_clipped", "range", "z", "scale_m", "mul", "sum", "prod", "out")
+#: the kernel's parameter vector (after EP_F, EP_DEFAULT_TERMS, EP_MONO)
+CP_IN_BITS, CP_M_BITS, CP_OUT_BITS = range(3, 6)
+
+
+@njit(cache=True)
+def _csm_z(cf, st, tp, ton, i, j, dc, ib, D, rg, inv, rec, ok):
+    """Step ``z``: the clipped difference ``dc`` requantized to ``ib`` bits. Unrecorded, the
+    chain has checked ``0 <= rg <= INT64_MAX // D`` (so ``0 <= -dc * D`` holds exactly: ``-dc <=
+    rg``), and the division is :func:`_fdiv`'s for a non-negative dividend. Returns ``(z, ok)``."""
+    if ib > 0:
+        if rg == 0:
+            z = np.int64(0)
+        elif rec:
+            z = -_fdiv(-dc * D, rg, inv, HALF_EVEN)
+        else:
+            z = -_fdiv_rne(-dc * D, rg, inv)
+    else:
+        z = dc
+    return step(cf, st, tp, ton, i, j, C_Z, z, rec, ok)
+
+
+@njit(cache=True)
+def _csm_exp(cf, st, tp, ton, i, j, dc, ib, D, rg, inv, mz, kz, terms, dflt, F, rec, ok):
+    """Step ``z`` and DI-Exp of it. Returns ``(exp, ok)``."""
+    z, ok = _csm_z(cf, st, tp, ton, i, j, dc, ib, D, rg, inv, rec, ok)
+    return _diexp(cf, st, tp, ton, i, j, C_EXP, z, mz, kz, terms, dflt, F, rec, ok)
+
+
+@njit(cache=True)
+def _csm_out(cf, st, tp, ton, i, j, e, qmax, acc, inv, rec, ok):
+    """Steps ``prod`` and ``out`` of the exponential e. Unrecorded, ``acc > 0`` and the product
+    is non-negative unless ``ok`` is cleared. Returns ``(out, ok)``."""
+    p, ok = mulv_step(cf, st, tp, ton, i, j, C_PROD, e, qmax, rec, ok)
+    if not rec:
+        return step(cf, st, tp, ton, i, j, C_OUT, _fdiv_rne(p, acc, inv), rec, ok)
+    if acc == 0:
+        return div0(cf, st, tp, ton, i, j, C_OUT), ok
+    o = -_fdiv(p, -acc, inv, HALF_EVEN) if acc < 0 else _fdiv(p, acc, inv, HALF_EVEN)
+    return step(cf, st, tp, ton, i, j, C_OUT, o, rec, ok)
+
+
+@njit(cache=True)
+def _csm_chain(i, cf, st, tp, ton, x, m, k, clip_int, terms, kp, tab, zscale_m, zscale_k, out, dflt, rec):
+    """DI-ClippedSoftmax of row i, unrecorded (``rec`` False: returns False when a register would
+    not hold a value) or recorded. Returns ``ok``. Unrecorded, a row whose clipped differences
+    take at most ``tab.shape[1]`` values computes its exponentials and outputs once per value (in
+    ``tab[i]``). ``dflt``: the default shift-add terms (kp[EP_DEFAULT_TERMS]; a constant in the
+    unrecorded calls, so that the loops vectorize). Unrecorded (monotone terms only), the
+    per-element registers are proven at the row's ends and the element loops check nothing:
+    ``x_sub``, ``x_clipped`` and ``z`` do not decrease with x, DI-Exp is proven by
+    :func:`_diexp_fits` on [z_min, 0], and ``prod``, ``out`` do not decrease with the exponential,
+    which lies in [0, 2**F] (``r`` < 2**k makes ``frac`` > 2**(F-1) > 0)."""
+    F = kp[EP_F]
+    ib, m_bits, ob = kp[CP_IN_BITS], kp[CP_M_BITS], kp[CP_OUT_BITS]
+    qmax = (np.int64(1) << ob) - np.int64(1)
+    D = (np.int64(1) << ib) - np.int64(1) if ib > 0 else np.int64(1)
+    one = np.int64(1) << F
+    xr = x[i]
+    orow = out[i]
+    N = xr.shape[0]
+    mx = np.int64(xr[0])
     mn = mx
     for j in range(1, N):
-        mx = max(mx, np.int64(x[i, j]))
-        mn = min(mn, np.int64(x[i, j]))
+        mx = max(mx, np.int64(xr[j]))
+        mn = min(mn, np.int64(xr[j]))
     T = clip_int[i]
-    rg = min(mx - mn, T)
-    if in_bits > 0:
+    rg, ok = step(cf, st, tp, ton, i, -1, C_RANGE, min(mx - mn, T), rec, True)
+    if ib > 0:
         mz, kz = _dyadic_ratio(m[i] * rg, D, k[i], m_bits)
     else:
         mz, kz = m[i], k[i]
+    mz, ok = step(cf, st, tp, ton, i, -1, C_SCALE_M, mz, rec, ok)
     zscale_m[i] = mz
     zscale_k[i] = kz
-    # fast path: range checks by monotonicity, float-assisted exact divisions
-    dlo = mn - mx
-    clo = max(dlo, -T)
-    if in_bits > 0:
-        zlo = -div_round_mode(-clo * D, rg, 0) if rg > 0 else np.int64(0)
+    if not rec and not (ok and 0 <= rg <= INT64_MAX // D):
+        return False
+    inv = 1.0 / rg if rg != 0 else 0.0
+    width = -max(mn - mx, -T) + 1
+    table = not rec and width <= tab.shape[1]
+    if not rec:
+        z = np.int64(0)
+        for xe in (mx, mn):  # z ends at the row's smallest
+            d, ok = step(cf, st, tp, ton, i, -1, C_XSUB, xe - mx, rec, ok)
+            dc, ok = step(cf, st, tp, ton, i, -1, C_XCLIP, d if d > -T else -T, rec, ok)
+            if not table:
+                z, ok = _csm_z(cf, st, tp, ton, i, -1, dc, ib, D, rg, inv, rec, ok)
+        if not table:
+            ok = _diexp_fits(cf, st, tp, ton, i, C_EXP, z, mz, kz, terms, dflt, F, ok)
+        if not ok:
+            return False
+    acc = acc_start()
+    if table:
+        tr = tab[i]
+        for t in range(width):
+            tr[t], ok = _csm_exp(cf, st, tp, ton, i, 0, np.int64(-t), ib, D, rg, inv, mz, kz, terms, dflt, F, rec,
+                                 ok)
+        for j in range(N):
+            d, okj = step(cf, st, tp, ton, i, j, C_XSUB, xr[j] - mx, rec, ok)
+            dc, okj = step(cf, st, tp, ton, i, j, C_XCLIP, d if d > -T else -T, rec, okj)
+            acc = acc_step(cf, st, i, j, C_SUM, acc, tr[-dc], rec)
+            orow[j] = -dc
     else:
-        zlo = clo
-    ok = (not ton) and mono and fits(cf, 0, dlo) and fits(cf, 0, 0) and fits(cf, 1, clo) and fits(cf, 1, 0)
-    ok = ok and fits(cf, 2, rg) and fits(cf, 3, zlo) and fits(cf, 3, 0) and fits(cf, 4, mz)
-    ok = ok and _diexp_fits(cf, 5, zlo, mz, kz, sh, sg, F)
-    if ok:
-        inv = 1.0 / rg if rg > 0 else 0.0
-        width = -clo + 1
-        acc = np.int64(0)
-        if width <= tab.shape[1]:
-            # the row's clipped differences take at most `width` values: tabulate exp per value
-            tr = tab[i]
-            for t in range(width):
-                if in_bits > 0:
-                    z = -_fdiv_rne(t * D, rg, inv) if rg > 0 else np.int64(0)
-                else:
-                    z = -t
-                tr[t] = _diexp_raw(z, mz, kz, sh, sg, F)
-            for j in range(N):
-                t = -max(x[i, j] - mx, -T)
-                acc += tr[t]
-                out[i, j] = t
-            ok = fits(cf, 11, 0) and fits(cf, 11, acc) and acc > 0
-            ok = ok and fits(cf, 12, 0) and fits(cf, 12, (np.int64(1) << F) * qmax) and fits(cf, 13, 0)
-            ok = ok and fits(cf, 13, qmax)
-            if ok:
-                inv = 1.0 / acc
-                for t in range(width):
-                    tr[t] = _fdiv_rne(tr[t] * qmax, acc, inv)
-                for j in range(N):
-                    out[i, j] = tr[out[i, j]]
-                return
-        else:
-            for j in range(N):
-                dc = max(x[i, j] - mx, -T)
-                if in_bits > 0:
-                    z = -_fdiv_rne(-dc * D, rg, inv) if rg > 0 else np.int64(0)
-                else:
-                    z = dc
-                e = _diexp_raw(z, mz, kz, sh, sg, F)
-                out[i, j] = e
-                acc += e
-            ok = fits(cf, 11, 0) and fits(cf, 11, acc) and acc > 0
-            ok = ok and fits(cf, 12, 0) and fits(cf, 12, (np.int64(1) << F) * qmax) and fits(cf, 13, 0)
-            ok = ok and fits(cf, 13, qmax)
-            if ok:
-                inv = 1.0 / acc
-                for j in range(N):
-                    out[i, j] = _fdiv_rne(out[i, j] * qmax, acc, inv)
-                return
-    # checked path
-    rg = reg(cf, st, tp, ton, i, -1, 2, rg)
-    if in_bits > 0:
-        mz, kz = _dyadic_ratio(m[i] * rg, D, k[i], m_bits)
-    mz = reg(cf, st, tp, ton, i, -1, 4, mz)
-    zscale_m[i] = mz
-    zscale_k[i] = kz
-    acc = np.int64(0)
+        for j in range(N):
+            d, okj = step(cf, st, tp, ton, i, j, C_XSUB, xr[j] - mx, rec, ok)
+            dc, okj = step(cf, st, tp, ton, i, j, C_XCLIP, d if d > -T else -T, rec, okj)
+            e, okj = _csm_exp(cf, st, tp, ton, i, j, dc, ib, D, rg, inv, mz, kz, terms, dflt, F, rec, okj)
+            orow[j] = e
+            acc = acc_step(cf, st, i, j, C_SUM, acc, e, rec)
+    # unrecorded, every exponential lies in [0, 2**F]
+    acc, ok = acc_end_mag(cf, C_SUM, acc, one, rec, ok)
+    if not (rec or ok):
+        return False
+    if rec:
+        tap(tp, ton, i, -1, C_SUM, acc)
+    if acc == 0 and not rec:
+        return False
+    inv = 1.0 / acc if acc > 0 else (-1.0 / acc if acc < 0 else 0.0)
+    if table:
+        tr = tab[i]
+        for t in range(width):
+            tr[t], ok = _csm_out(cf, st, tp, ton, i, 0, tr[t], qmax, acc, inv, rec, ok)
+        for j in range(N):
+            orow[j] = tr[orow[j]]
+        return ok
+    if not rec:
+        for ee in (np.int64(0), one):
+            _, ok = _csm_out(cf, st, tp, ton, i, -1, ee, qmax, acc, inv, rec, ok)
+    # (unrecorded, the element loops' ok is not needed: the ends proved it)
     for j in range(N):
-        d = reg(cf, st, tp, ton, i, j, 0, x[i, j] - mx)
-        dc = reg(cf, st, tp, ton, i, j, 1, d if d > -T else -T)
-        if in_bits > 0:
-            z = -div_round_mode(-dc * D, rg, 0) if rg != 0 else np.int64(0)
-        else:
-            z = dc
-        z = reg(cf, st, tp, ton, i, j, 3, z)
-        e = _diexp_chain(cf, st, tp, ton, i, j, 5, z, mz, kz, sh, sg, F)
-        out[i, j] = e
-        acc = add_chk(cf, st, i, j, 11, acc, e)
-    tap(tp, ton, i, -1, 11, acc)
-    for j in range(N):
-        p = mul_reg(cf, st, tp, ton, i, j, 12, out[i, j], qmax)
-        if acc == 0:
-            o = div0(cf, st, tp, ton, i, j, 13)
-        elif acc < 0:
-            o = reg(cf, st, tp, ton, i, j, 13, -div_round_mode(p, -acc, 0))
-        else:
-            o = reg(cf, st, tp, ton, i, j, 13, div_round_mode(p, acc, 0))
-        out[i, j] = o
+        orow[j], _ = _csm_out(cf, st, tp, ton, i, j, orow[j], qmax, acc, inv, rec, ok)
+    return ok
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _k_csoftmax_row(i, cf, st, tp, ton, x, m, k, clip_int, terms, kp, tab, zscale_m, zscale_k, out):
+    """Row i of :func:`_k_csoftmax` (the body of its parallel loop): unrecorded first when the
+    terms are monotone (proven at the row's ends), again recorded when a register overflowed (or
+    taps are on)."""
+    dflt, mono = kp[EP_DEFAULT_TERMS] != 0, kp[EP_MONO] != 0
+    if not ton:
+        if dflt:
+            if _csm_chain(i, cf, st, tp, ton, x, m, k, clip_int, terms, kp, tab, zscale_m, zscale_k, out, True, False):
+                return
+        elif mono:
+            if _csm_chain(i, cf, st, tp, ton, x, m, k, clip_int, terms, kp, tab, zscale_m, zscale_k, out, False,
+                          False):
+                return
+    _csm_chain(i, cf, st, tp, ton, x, m, k, clip_int, terms, kp, tab, zscale_m, zscale_k, out, dflt, True)
 
 
 @njit(cache=True, parallel=True)
-def _k_csoftmax(cf, st, tp, ton, x, m, k, clip_int, in_bits, m_bits, sh, sg, F, ob, mono, tab, zscale_m, zscale_k,
-                out):
-    """Steps: x_sub 0, x_clipped 1, range 2 (row), z 3, scale_m 4 (row), DI-Exp chain 5-10,
-    sum 11 (row), prod 12, out 13."""
-    R, N = x.shape
-    qmax = (np.int64(1) << np.int64(ob)) - np.int64(1)
-    D = (np.int64(1) << np.int64(in_bits)) - np.int64(1) if in_bits > 0 else np.int64(1)
-    for i in prange(R):
-        _k_csoftmax_row(np.int64(i), cf, st, tp, ton, x, m, k, clip_int, in_bits, m_bits, sh, sg, F, mono, tab,
-                        zscale_m, zscale_k, out, N, qmax, D)
+def _k_csoftmax(cf, st, tp, ton, x, m, k, clip_int, terms, kp, tab, zscale_m, zscale_k, out):
+    for i in prange(x.shape[0]):
+        _k_csoftmax_row(np.int64(i), cf, st, tp, ton, x, m, k, clip_int, terms, kp, tab, zscale_m, zscale_k, out)
 
 
 def _clip_int(clip: Any, m: np.ndarray, k: np.ndarray, op: str) -> np.ndarray:
@@ -608,10 +714,11 @@ def _clip_int(clip: Any, m: np.ndarray, k: np.ndarray, op: str) -> np.ndarray:
     return out
 
 
+@renamed_keyword("profile", "variant")
 def clipped_softmax(x: Any, scale: Any, *, clip: float = 15.0, in_bits: int | None = 8, out_bits: int = 16,
                     out_frac_bits: int = 15, m_bits: int = 8, log2e_shifts: Any = LOG2E_SHIFTS,
                     in_type: IntType | str = I32, widths: dict | None = None, overflow: str = "raise",
-                    taps: bool = False, profile: str = "default") -> OpResult:
+                    taps: bool = False, variant: str = "default") -> OpResult:
     """DI-ClippedSoftmax along the last axis, with a per-row dyadic input scale ``s = m / 2**k``.
 
     Semantics (intsim's construction; the module table lists the choices)::
@@ -638,25 +745,22 @@ def clipped_softmax(x: Any, scale: Any, *, clip: float = 15.0, in_bits: int | No
     [[21845, 21845, 21845]]
     """
     op = "illm.clipped_softmax"
-    check_profile(profile, ("default",), op)
+    check_variant(variant, ("default",), op)
     in_t = check_in_type(in_type, op)
     F = check_int_param(out_frac_bits, "out_frac_bits", op, 1, 40)
     ob = check_int_param(out_bits, "out_bits", op, 1, 31)
     m_bits = check_int_param(m_bits, "m_bits", op, 2, 30)
     ib = 0 if in_bits is None else check_int_param(in_bits, "in_bits", op, 1, 24)
-    sh, sg = _log2e_terms(log2e_shifts, op)
+    terms, dflt = _log2e_terms(log2e_shifts, op)
     arr = check_input(x, in_t, op)
     m, k = row_dyadic(scale, _rows_shape(arr), m_bits, op)
     _check_k(k, F, op)
     clip_int = _clip_int(clip, m, k, op)
-    steps = [("x_sub", "e"), ("x_clipped", "e"), ("range", "r"), ("z", "e"), ("scale_m", "r"),
-             *[(s, "e") for s in _DIEXP_STEPS], ("sum", "r"), ("prod", "e"), ("out", "e")]
-    defaults = {"x_sub": I32, "x_clipped": I32, "range": I32, "z": I32, "scale_m": I32, **_diexp_widths(F),
-                "sum": I32, "prod": I64, "out": IntType(ob, signed=False)}
-    regs = make_registers(op, defaults, widths, overflow)
+    chain = _csm_steps(ib, m_bits, ob)
+    regs = chain.registers(widths, overflow, op, defaults=_diexp_widths(F))
     R = int(np.prod(arr.shape[:-1])) if arr.ndim > 1 else 1
     N = arr.shape[-1]
-    plan = Plan(regs, steps, R, N, taps)
+    plan = chain.plan(regs, R, N, taps)
     out = np.empty((R, N), dtype=np.int64)
     zm = np.zeros(R, dtype=np.int64)
     zk = np.zeros(R, dtype=np.int64)
@@ -664,25 +768,14 @@ def clipped_softmax(x: Any, scale: Any, *, clip: float = 15.0, in_bits: int | No
         # per-row tables when a row's clipped differences take fewer values than half its length
         tw = N // 2 if (N >= 64 and not taps) else 0
         tab = np.empty((R if tw else 1, max(tw, 1)), dtype=np.int64)
-        _k_csoftmax(*plan.args(), as_rows(arr), m, k, clip_int, np.int64(ib), np.int64(m_bits), sh, sg, np.int64(F),
-                    np.int64(ob), _monotone(sh, sg), tab if tw else tab[:, :0], zm, zk, out)
+        kp = np.array([F, dflt, _monotone(terms), ib, m_bits, ob], dtype=np.int64)
+        _k_csoftmax(*plan.args(), as_rows(arr), m, k, clip_int, terms, kp, tab if tw else tab[:, :0], zm, zk, out)
     tapd = plan.finish(arr.shape, "rows")
     if taps:
         tapd["z_scale_m"] = zm.reshape(arr.shape[:-1])
         tapd["z_scale_k"] = zk.reshape(arr.shape[:-1])
-    w = lambda s: regs.type_of(s).bits  # noqa: E731
-    ops = OpCounts()
-    if arr.size:
-        ne = R * N
-        ops.add("compare", (in_t.bits,), 2 * R * (N - 1))  # row max and min
-        ops.add("add", (w("x_sub"),), ne).add("compare", (w("x_clipped"),), ne)
-        ops.add("add", (w("range"),), R).add("compare", (w("range"),), R)
-        if ib:
-            ops.add("mul", (w("x_clipped"), ib), ne).add("div", (w("range"),), ne)  # requantize z
-            ops.add("mul", (m_bits, w("range")), R).add("div", (ib,), R)  # the new scale (one division)
-        _diexp_ops(ops, regs, ne, w("z"), len(sh))
-        ops.add("add", (w("sum"),), R * (N - 1))
-        ops.add("mul", (w("exp"), ob), ne).add("div", (w("sum"),), ne)
+    ops = chain.op_counts(regs, in_bits=in_t.bits, elements=R * N, rows=R,
+                          params={"terms1": len(terms) - 1, "minmax": 2 * R * (N - 1), "reduce": R * (N - 1)})
     return OpResult(values=out.reshape(arr.shape), scale=1.0 / ((1 << ob) - 1), ops=ops, registers=regs, taps=tapd)
 
 
@@ -692,9 +785,10 @@ def clipped_softmax(x: Any, scale: Any, *, clip: float = 15.0, in_bits: int | No
 _NORM_MODES = ("rms", "layer")
 
 
+@renamed_keyword("profile", "variant")
 def di_norm(x: Any, scale: Any, gamma: Any = None, beta: Any = None, *, mode: str = "rms",
             out_frac_bits: int = 16, eps: float = 0.0, in_type: IntType | str = I16, widths: dict | None = None,
-            overflow: str = "raise", taps: bool = False, profile: str = "default") -> OpResult:
+            overflow: str = "raise", taps: bool = False, variant: str = "default") -> OpResult:
     """DI-Norm: integer RMSNorm (``mode="rms"``) or LayerNorm (``mode="layer"``) over the last axis.
 
     Semantics (intsim's construction; D = row length, F = out_frac_bits)::
@@ -723,7 +817,7 @@ def di_norm(x: Any, scale: Any, gamma: Any = None, beta: Any = None, *, mode: st
     [[65536, -65536, 65536, -65536]]
     """
     op = f"illm.{'rmsnorm' if mode == 'rms' else 'layernorm'}"
-    check_profile(profile, ("default",), op)
+    check_variant(variant, ("default",), op)
     if mode not in _NORM_MODES:
         raise ConfigError(f"illm.di_norm: unknown mode {mode!r}; valid: {', '.join(_NORM_MODES)}")
     in_t = check_in_type(in_type, op)
@@ -758,7 +852,7 @@ def di_norm(x: Any, scale: Any, gamma: Any = None, beta: Any = None, *, mode: st
     defaults = {"sum": IntType(48), "mean": I32, "y": I32, "y_shifted": I32, "y_sq": I64, "var": I64,
                 "var_norm": I64, "sqrt_iter": I64, "std": I32, "factor": I64, "prod": I64, "out": I32,
                 "out_bias": I32}
-    regs = make_registers(op, defaults, widths, overflow)
+    regs = LN_CHAIN.registers(widths, overflow, op, defaults=defaults)
     return run_layernorm(op, arr, regs, taps, in_t, mean_mode=MEAN_RNE if mode == "layer" else MEAN_NONE,
                           shift=0, sqrt_mode=SQ_NORM, iv_steps=0, num_bits=F + 16, norm_top=62, prod_shift=16,
                           prod_round=2, eps_int=eps_arr, bias=bias, out_scale=out_scale, div_d=True)
@@ -772,6 +866,7 @@ def _rne_fraction(q: Fraction) -> int:
     return fl
 
 
+@renamed_keyword("profile", "variant")
 def rmsnorm(x: Any, scale: Any, gamma: Any = None, **kw: Any) -> OpResult:
     """DI-Norm in RMSNorm mode: :func:`di_norm` with ``mode="rms"``.
 
@@ -781,6 +876,7 @@ def rmsnorm(x: Any, scale: Any, gamma: Any = None, **kw: Any) -> OpResult:
     return di_norm(x, scale, gamma, mode="rms", **kw)
 
 
+@renamed_keyword("profile", "variant")
 def layernorm(x: Any, scale: Any, gamma: Any = None, beta: Any = None, **kw: Any) -> OpResult:
     """DI-Norm in LayerNorm mode: :func:`di_norm` with ``mode="layer"``.
 
@@ -793,74 +889,90 @@ def layernorm(x: Any, scale: Any, gamma: Any = None, beta: Any = None, **kw: Any
 # ---------------------------------------------------------------------------------------------
 # DI-SwiGLU
 # ---------------------------------------------------------------------------------------------
-@njit(cache=True, error_model="numpy", _nrt=False)
-def _k_swiglu_row(i, cf, st, tp, ton, g, u, m, k, sh, sg, F, Fs, mono, tab, out, N, one):
-    """Row i of :func:`_k_swiglu` (the body of its parallel loop)."""
-    glo = np.int64(g[i, 0])
-    ghi = glo
-    umax = np.int64(0)
-    for j in range(N):
-        glo = min(glo, np.int64(g[i, j]))
-        ghi = max(ghi, np.int64(g[i, j]))
-        umax = max(umax, abs(np.int64(u[i, j])))
-    amax = max(-glo, ghi)
-    smax = np.int64(1) << Fs
-    slo = min(glo * smax, np.int64(0))
-    shi = max(ghi * smax, np.int64(0))
-    omax = max(-slo, shi) * umax
-    ok = (not ton) and mono and fits(cf, 0, 0) and fits(cf, 0, amax) and _diexp_fits(cf, 1, -amax, m[i], k[i], sh,
-                                                                                      sg, F)
-    ok = ok and fits(cf, 7, one) and fits(cf, 7, 2 * one) and fits(cf, 8, 0) and fits(cf, 8, one << Fs)
-    ok = ok and fits(cf, 9, 0) and fits(cf, 9, smax) and fits(cf, 10, slo) and fits(cf, 10, shi)
-    ok = ok and fits(cf, 11, -omax) and fits(cf, 11, omax)
-    if ok:
+SWIGLU_CHAIN = Chain("illm.swiglu", [
+    Step("abs", "e", I32, (Cost("compare", ("in",)), Cost("add", ("abs",)))),
+]) + _diexp_steps() + Chain("illm.swiglu", [
+    Step("denom", "e", IntType(18), (Cost("add", ("denom",)),)),
+    Step("num", "e", I64, (Cost("shift", ("num",)),)),
+    Step("sig", "e", IntType(16, signed=False), (Cost("div", ("denom",)),)),
+    Step("silu", "e", I32, (Cost("mul", ("in", "sig")),)),
+    Step("out", "e", I32, (Cost("mul", ("silu", "in")),)),
+])
+W_ABS, W_EXP, W_DENOM, W_NUM, W_SIG, W_SILU, W_OUT = SWIGLU_CHAIN.ids("abs", "mul", "denom", "num", "sig", "silu",
+                                                                      "out")
+#: the kernel's parameter vector (after EP_F, EP_DEFAULT_TERMS, EP_MONO): Fs (sig_bits)
+WP_SIG_BITS = 3
+
+
+@njit(cache=True)
+def _swiglu_sig(cf, st, tp, ton, i, j, gv, m, k, terms, dflt, F, Fs, rec, ok):
+    """Steps ``abs`` ... ``sig`` of the gate value gv: the sigmoid at scale 2**-Fs. Returns
+    ``(sig, ok)``."""
+    one = np.int64(1) << F
+    a, ok = step(cf, st, tp, ton, i, j, W_ABS, -gv if gv < 0 else gv, rec, ok)
+    e, ok = _diexp(cf, st, tp, ton, i, j, W_EXP, -a, m, k, terms, dflt, F, rec, ok)
+    den, ok = step(cf, st, tp, ton, i, j, W_DENOM, one + e, rec, ok)
+    num, ok = shl_step(cf, st, tp, ton, i, j, W_NUM, one if gv >= 0 else e, Fs, rec, ok)
+    if den == 0:
+        if rec:
+            return div0(cf, st, tp, ton, i, j, W_SIG), ok
+        return np.int64(0), False
+    return step(cf, st, tp, ton, i, j, W_SIG, _fdiv(num, den, 1.0 / den, HALF_EVEN), rec, ok)
+
+
+@njit(cache=True)
+def _swiglu_chain(i, cf, st, tp, ton, g, u, m, k, terms, kp, tab, out, rec):
+    """DI-SwiGLU of row i, unrecorded (``rec`` False) or recorded. Returns ``ok``. Unrecorded, a
+    row whose gate values span at most ``tab.shape[1]`` values computes the sigmoid once per
+    value (in ``tab[i]``)."""
+    F, dflt, Fs = kp[EP_F], kp[EP_DEFAULT_TERMS] != 0, kp[WP_SIG_BITS]
+    mi, ki = m[i], k[i]
+    gr, ur, orow = g[i], u[i], out[i]
+    N = gr.shape[0]
+    ok = True
+    if not rec and tab.shape[1] > 0:
+        glo = np.int64(gr[0])
+        ghi = glo
+        for j in range(1, N):
+            glo = min(glo, np.int64(gr[j]))
+            ghi = max(ghi, np.int64(gr[j]))
         width = ghi - glo + 1
         if width <= tab.shape[1]:
-            # narrow inputs: tabulate the sigmoid over the row's gate values
             tr = tab[i]
             for t in range(width):
-                gv = glo + t
-                e = _diexp_raw(-abs(gv), m[i], k[i], sh, sg, F)
-                den = one + e
-                tr[t] = _fdiv((one if gv >= 0 else e) << Fs, den, 1.0 / den, 0)
+                tr[t], ok = _swiglu_sig(cf, st, tp, ton, i, 0, glo + t, mi, ki, terms, dflt, F, Fs, rec, ok)
             for j in range(N):
-                gv = np.int64(g[i, j])
-                out[i, j] = gv * tr[gv - glo] * u[i, j]
-            return
-        for j in range(N):
-            gv = np.int64(g[i, j])
-            e = _diexp_raw(-abs(gv), m[i], k[i], sh, sg, F)
-            den = one + e
-            s = _fdiv((one if gv >= 0 else e) << Fs, den, 1.0 / den, 0)
-            out[i, j] = gv * s * u[i, j]
-        return
+                gv = np.int64(gr[j])
+                t, ok = mulv_step(cf, st, tp, ton, i, j, W_SILU, gv, tr[gv - glo], rec, ok)
+                orow[j], ok = mulv_step(cf, st, tp, ton, i, j, W_OUT, t, np.int64(ur[j]), rec, ok)
+            return ok
     for j in range(N):
-        gv = np.int64(g[i, j])
-        a = reg(cf, st, tp, ton, i, j, 0, -gv if gv < 0 else gv)
-        e = _diexp_chain(cf, st, tp, ton, i, j, 1, -a, m[i], k[i], sh, sg, F)
-        den = reg(cf, st, tp, ton, i, j, 7, one + e)
-        num = shl_reg(cf, st, tp, ton, i, j, 8, one if gv >= 0 else e, Fs)
-        if den == 0:
-            s = div0(cf, st, tp, ton, i, j, 9)
-        else:
-            s = reg(cf, st, tp, ton, i, j, 9, div_round_mode(num, den, 0))
-        t = mul_reg(cf, st, tp, ton, i, j, 10, gv, s)
-        out[i, j] = mul_reg(cf, st, tp, ton, i, j, 11, t, u[i, j])
+        gv = np.int64(gr[j])
+        s, ok = _swiglu_sig(cf, st, tp, ton, i, j, gv, mi, ki, terms, dflt, F, Fs, rec, ok)
+        t, ok = mulv_step(cf, st, tp, ton, i, j, W_SILU, gv, s, rec, ok)
+        orow[j], ok = mulv_step(cf, st, tp, ton, i, j, W_OUT, t, np.int64(ur[j]), rec, ok)
+    return ok
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _k_swiglu_row(i, cf, st, tp, ton, g, u, m, k, terms, kp, tab, out):
+    """Row i of :func:`_k_swiglu` (the body of its parallel loop): unrecorded first, again
+    recorded when a register overflowed (or taps are on)."""
+    if ton or not _swiglu_chain(i, cf, st, tp, ton, g, u, m, k, terms, kp, tab, out, False):
+        _swiglu_chain(i, cf, st, tp, ton, g, u, m, k, terms, kp, tab, out, True)
 
 
 @njit(cache=True, parallel=True)
-def _k_swiglu(cf, st, tp, ton, g, u, m, k, sh, sg, F, Fs, mono, tab, out):
-    """Steps: abs 0, DI-Exp chain 1-6, denom 7, num 8, sig 9, silu 10, out 11."""
-    R, N = g.shape
-    one = np.int64(1) << F
-    for i in prange(R):
-        _k_swiglu_row(np.int64(i), cf, st, tp, ton, g, u, m, k, sh, sg, F, Fs, mono, tab, out, N, one)
+def _k_swiglu(cf, st, tp, ton, g, u, m, k, terms, kp, tab, out):
+    for i in prange(g.shape[0]):
+        _k_swiglu_row(np.int64(i), cf, st, tp, ton, g, u, m, k, terms, kp, tab, out)
 
 
+@renamed_keyword("profile", "variant")
 def swiglu(gate: Any, scale: Any, up: Any, up_scale: Any, *, sig_bits: int = 15, out_frac_bits: int = 15,
            m_bits: int = 8, log2e_shifts: Any = LOG2E_SHIFTS, in_type: IntType | str = I8,
            widths: dict | None = None, overflow: str = "raise", taps: bool = False,
-           profile: str = "default") -> OpResult:
+           variant: str = "default") -> OpResult:
     """DI-SwiGLU: ``silu(gate) * up = gate * sigmoid(gate) * up``, element-wise, with the
     sigmoid built from DI-Exp.
 
@@ -882,12 +994,12 @@ def swiglu(gate: Any, scale: Any, up: Any, up_scale: Any, *, sig_bits: int = 15,
     ([[-20155000, 0, 143685000]], [-0.246, 0.0, 1.756])
     """
     op = "illm.swiglu"
-    check_profile(profile, ("default",), op)
+    check_variant(variant, ("default",), op)
     in_t = check_in_type(in_type, op, max_bits=16)
     F = check_int_param(out_frac_bits, "out_frac_bits", op, 1, 30)
     Fs = check_int_param(sig_bits, "sig_bits", op, 1, 30)
     m_bits = check_int_param(m_bits, "m_bits", op, 2, 30)
-    sh, sg = _log2e_terms(log2e_shifts, op)
+    terms, dflt = _log2e_terms(log2e_shifts, op)
     ga = check_input(gate, in_t, op, "gate")
     ua = check_input(up, in_t, op, "up")
     if ga.shape != ua.shape:
@@ -902,29 +1014,19 @@ def swiglu(gate: Any, scale: Any, up: Any, up_scale: Any, *, sig_bits: int = 15,
         su = np.broadcast_to(su, rows)
     except ValueError:
         raise ShapeError(f"{op}: up_scale does not broadcast to the rows shape {rows}") from None
-    steps = [("abs", "e"), *[(s, "e") for s in _DIEXP_STEPS], ("denom", "e"), ("num", "e"), ("sig", "e"),
-             ("silu", "e"), ("out", "e")]
-    defaults = {"abs": I32, **_diexp_widths(F), "denom": IntType(F + 3), "num": I64,
-                "sig": IntType(Fs + 1, signed=False), "silu": I32, "out": I32}
-    regs = make_registers(op, defaults, widths, overflow)
+    regs = SWIGLU_CHAIN.registers(widths, overflow, op, defaults={
+        **_diexp_widths(F), "denom": IntType(F + 3), "sig": IntType(Fs + 1, signed=False)})
     R = int(np.prod(rows)) if len(rows) else 1
     N = ga.shape[-1]
-    plan = Plan(regs, steps, R, N, taps)
+    plan = SWIGLU_CHAIN.plan(regs, R, N, taps)
     out = np.empty((R, N), dtype=np.int64)
     if ga.size:
         tw = (1 << in_t.bits) if (in_t.bits <= 10 and 2 * (1 << in_t.bits) <= N and not taps) else 0
         tab = np.empty((R if tw else 1, max(tw, 1)), dtype=np.int64)
-        _k_swiglu(*plan.args(), as_rows(ga), as_rows(ua), m, k, sh, sg, np.int64(F), np.int64(Fs), _monotone(sh, sg),
-                  tab if tw else tab[:, :0], out)
+        kp = np.array([F, dflt, _monotone(terms), Fs], dtype=np.int64)
+        _k_swiglu(*plan.args(), as_rows(ga), as_rows(ua), m, k, terms, kp, tab if tw else tab[:, :0], out)
     tapd = plan.finish(ga.shape, "rows")
-    w = lambda s: regs.type_of(s).bits  # noqa: E731
-    ops = OpCounts()
-    if ga.size:
-        ne = R * N
-        ops.add("compare", (in_t.bits,), ne).add("add", (w("abs"),), ne)
-        _diexp_ops(ops, regs, ne, in_t.bits, len(sh))
-        ops.add("add", (w("denom"),), ne).add("shift", (w("num"),), ne).add("div", (w("denom"),), ne)
-        ops.add("mul", (in_t.bits, w("sig")), ne).add("mul", (w("silu"), in_t.bits), ne)
+    ops = SWIGLU_CHAIN.op_counts(regs, in_bits=in_t.bits, elements=R * N, rows=R, params={"terms1": len(terms) - 1})
     s_g = (m.astype(np.float64) / np.exp2(k.astype(np.float64))).reshape(rows)
     out_scale = s_g * su * 2.0 ** -Fs
     out_scale = out_scale[..., None] if out_scale.ndim else float(out_scale)
@@ -954,71 +1056,81 @@ class AffineOpResult(OpResult):
         return base + self.offset.astype(np.float64) * np.asarray(self.offset_scale, dtype=np.float64)
 
 
-_ROUND_CODE = {"half_even": 0, "trunc": 1, "floor": 2, "half_up": 3, "half_away": 4}
+_ROUNDINGS = ("half_even", "trunc", "floor", "half_up", "half_away")  #: the roundings of dynamic_requant
 
 
-@njit(cache=True, error_model="numpy", _nrt=False)
-def _k_dynq_row(i, cf, st, tp, ton, x, bits, symmetric, rmode, rng_out, lo_out, out, N):
-    """Row i of :func:`_k_dynq` (the body of its parallel loop)."""
-    mx = np.int64(x[i, 0])
+@functools.cache
+def _dynq_steps(bits: int, symmetric: bool) -> Chain:
+    """dynamic_requant's chain; ``minmax`` (a call parameter of the op counts) is ``2 R (N - 1)``,
+    the compares of the row minima and maxima."""
+    return Chain("illm.dynamic_requant", [
+        Step("p_min", "r", I32, (Cost("compare", ("in",), "minmax", "call"),)),
+        Step("p_max", "r", I32),
+        Step("range", "r", IntType(33), (Cost("add", ("range",), 1, "r"),)),
+        Step("shifted", "e", IntType(33), () if symmetric else (Cost("add", ("shifted",)),)),
+        Step("prod", "e", I64, (Cost("mul", ("shifted", bits)),)),
+        Step("out", "e", IntType(bits, signed=symmetric), (Cost("div", ("range",)),)),
+    ])
+
+
+Q_PMIN, Q_PMAX, Q_RANGE, Q_SHIFTED, Q_PROD, Q_OUT = range(len(_dynq_steps(8, False)))
+#: the kernel's parameter vector
+QP_BITS, QP_SYMMETRIC, QP_ROUNDING = range(3)
+
+
+@njit(cache=True)
+def _dynq_chain(i, cf, st, tp, ton, x, kp, rng_out, lo_out, out, rec):
+    """The requantization of row i, unrecorded (``rec`` False) or recorded. Returns ``ok``."""
+    bits, symmetric, code = kp[QP_BITS], kp[QP_SYMMETRIC] != 0, kp[QP_ROUNDING]
+    xr = x[i]
+    orow = out[i]
+    N = xr.shape[0]
+    mx = np.int64(xr[0])
     mn = mx
     for j in range(1, N):
-        mx = max(mx, np.int64(x[i, j]))
-        mn = min(mn, np.int64(x[i, j]))
+        mx = max(mx, np.int64(xr[j]))
+        mn = min(mn, np.int64(xr[j]))
+    mn, ok = step(cf, st, tp, ton, i, -1, Q_PMIN, mn, rec, True)
+    mx, ok = step(cf, st, tp, ton, i, -1, Q_PMAX, mx, rec, ok)
     if symmetric:
         rg = max(-mn, mn, -mx, mx)
-        qm = (np.int64(1) << np.int64(bits - 1)) - np.int64(1)
+        qm = (np.int64(1) << (bits - np.int64(1))) - np.int64(1)
         base = np.int64(0)
     else:
         rg = mx - mn
-        qm = (np.int64(1) << np.int64(bits)) - np.int64(1)
+        qm = (np.int64(1) << bits) - np.int64(1)
         base = mn
-    rgd = rg if rg != 0 else np.int64(1)
-    ok = (not ton) and fits(cf, 0, mn) and fits(cf, 1, mx) and fits(cf, 2, rg)
-    ok = ok and fits(cf, 3, mn - base) and fits(cf, 3, mx - base)
-    ok = ok and fits(cf, 4, (mn - base) * qm) and fits(cf, 4, (mx - base) * qm)
-    ok = ok and fits(cf, 5, _div_round5((mn - base) * qm, rgd, rmode))
-    ok = ok and fits(cf, 5, _div_round5((mx - base) * qm, rgd, rmode))
-    rng_out[i] = rgd
-    lo_out[i] = base
-    if ok:
-        inv = 1.0 / rgd
-        if rmode == 0 and max(abs(mn - base), abs(mx - base)) * qm < 4503599627370496:
-            for j in range(N):
-                a = (x[i, j] - base) * qm
-                out[i, j] = _fdiv_rne(a, rgd, inv) if a >= 0 else -_fdiv_rne(-a, rgd, inv)
-        else:
-            for j in range(N):
-                out[i, j] = _fdiv((x[i, j] - base) * qm, rgd, inv, rmode)
-        return
-    mn = reg(cf, st, tp, ton, i, -1, 0, mn)
-    mx = reg(cf, st, tp, ton, i, -1, 1, mx)
-    if symmetric:
-        rg = reg(cf, st, tp, ton, i, -1, 2, max(-mn, mn, -mx, mx))
-    else:
-        rg = reg(cf, st, tp, ton, i, -1, 2, mx - mn)
-        base = mn
+    rg, ok = step(cf, st, tp, ton, i, -1, Q_RANGE, rg, rec, ok)
     if rg == 0:
         rg = np.int64(1)
     rng_out[i] = rg
     lo_out[i] = base
+    inv = 1.0 / rg
     for j in range(N):
-        sft = reg(cf, st, tp, ton, i, j, 3, x[i, j] - base)
-        p = mul_reg(cf, st, tp, ton, i, j, 4, sft, qm)
-        out[i, j] = reg(cf, st, tp, ton, i, j, 5, _div_round5(p, rg, rmode))
+        sft, ok = step(cf, st, tp, ton, i, j, Q_SHIFTED, xr[j] - base, rec, ok)
+        p, ok = mulv_step(cf, st, tp, ton, i, j, Q_PROD, sft, qm, rec, ok)
+        orow[j], ok = step(cf, st, tp, ton, i, j, Q_OUT, _fdiv(p, rg, inv, code), rec, ok)
+    return ok
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _k_dynq_row(i, cf, st, tp, ton, x, kp, rng_out, lo_out, out):
+    """Row i of :func:`_k_dynq` (the body of its parallel loop): unrecorded first, again recorded
+    when a register overflowed (or taps are on)."""
+    if ton or not _dynq_chain(i, cf, st, tp, ton, x, kp, rng_out, lo_out, out, False):
+        _dynq_chain(i, cf, st, tp, ton, x, kp, rng_out, lo_out, out, True)
 
 
 @njit(cache=True, parallel=True)
-def _k_dynq(cf, st, tp, ton, x, bits, symmetric, rmode, rng_out, lo_out, out):
-    """Steps: p_min 0, p_max 1, range 2, shifted 3, prod 4, out 5."""
-    R, N = x.shape
-    for i in prange(R):
-        _k_dynq_row(np.int64(i), cf, st, tp, ton, x, bits, symmetric, rmode, rng_out, lo_out, out, N)
+def _k_dynq(cf, st, tp, ton, x, kp, rng_out, lo_out, out):
+    for i in prange(x.shape[0]):
+        _k_dynq_row(np.int64(i), cf, st, tp, ton, x, kp, rng_out, lo_out, out)
 
 
+@renamed_keyword("profile", "variant")
 def dynamic_requant(p: Any, scale: Any, *, bits: int = 8, symmetric: bool = False, rounding: str = "half_even",
                     m_bits: int = 8, in_type: IntType | str = I32, widths: dict | None = None,
-                    overflow: str = "raise", taps: bool = False, profile: str = "default") -> OpResult:
+                    overflow: str = "raise", taps: bool = False, variant: str = "default") -> OpResult:
     """Dynamic per-token requantization of a GEMM output (DI-MatMul's output step).
 
     Per row (token) of the integer GEMM result ``P`` with input scale ``s`` (real ``P * s``)::
@@ -1047,13 +1159,13 @@ def dynamic_requant(p: Any, scale: Any, *, bits: int = 8, symmetric: bool = Fals
     ([[0, 100, 255]], [[-100]], [[255]], [[-50.0, 0.0, 77.5]])
     """
     op = "illm.dynamic_requant"
-    check_profile(profile, ("default",), op)
+    check_variant(variant, ("default",), op)
     in_t = check_in_type(in_type, op)
     bits = check_int_param(bits, "bits", op, 2, 24)
     m_bits = check_int_param(m_bits, "m_bits", op, 2, 30)
     rmode = rounding_mode(rounding)
-    if rmode not in _ROUND_CODE:
-        raise ConfigError(f"{op}: rounding {rounding!r} not supported here; valid: {', '.join(_ROUND_CODE)}")
+    if rmode not in _ROUNDINGS:
+        raise ConfigError(f"{op}: rounding {rounding!r} not supported here; valid: {', '.join(_ROUNDINGS)}")
     if not isinstance(symmetric, (bool, np.bool_)):
         raise ConfigError(f"{op}: symmetric must be True or False")
     arr = check_input(p, in_t, op)
@@ -1073,17 +1185,16 @@ def dynamic_requant(p: Any, scale: Any, *, bits: int = 8, symmetric: bool = Fals
             s_in = np.broadcast_to(a, rows).reshape(R)
         except ValueError:
             raise ShapeError(f"{op}: scale does not broadcast to the rows shape {rows}") from None
-    steps = [("p_min", "r"), ("p_max", "r"), ("range", "r"), ("shifted", "e"), ("prod", "e"), ("out", "e")]
-    defaults = {"p_min": I32, "p_max": I32, "range": IntType(33), "shifted": IntType(33), "prod": I64,
-                "out": IntType(bits, signed=bool(symmetric))}
-    regs = make_registers(op, defaults, widths, overflow)
+    chain = _dynq_steps(bits, bool(symmetric))
+    regs = chain.registers(widths, overflow, op)
     N = arr.shape[-1]
-    plan = Plan(regs, steps, R, N, taps)
+    plan = chain.plan(regs, R, N, taps)
     out = np.empty((R, N), dtype=np.int64)
     rg = np.ones(R, dtype=np.int64)
     lo = np.zeros(R, dtype=np.int64)
     if arr.size:
-        _k_dynq(*plan.args(), as_rows(arr), np.int64(bits), bool(symmetric), np.int64(_ROUND_CODE[rmode]), rg, lo, out)
+        kp = np.array([bits, int(bool(symmetric)), ROUNDING_CODE[rmode]], dtype=np.int64)
+        _k_dynq(*plan.args(), as_rows(arr), kp, rg, lo, out)
     tapd = plan.finish(arr.shape, "rows")
     qm = (1 << (bits - 1)) - 1 if symmetric else (1 << bits) - 1
     s_out = s_in * rg.astype(np.float64) / qm
@@ -1091,15 +1202,7 @@ def dynamic_requant(p: Any, scale: Any, *, bits: int = 8, symmetric: bool = Fals
         dy = [Dyadic.from_float(float(v), bits=m_bits, rounding="half_even", max_shift=62) for v in s_out]
         tapd["scale_m"] = np.array([d.m for d in dy], dtype=np.int64).reshape(rows)
         tapd["scale_k"] = np.array([d.k for d in dy], dtype=np.int64).reshape(rows)
-    w = lambda s: regs.type_of(s).bits  # noqa: E731
-    ops = OpCounts()
-    if arr.size:
-        ne = R * N
-        ops.add("compare", (in_t.bits,), 2 * R * (N - 1))
-        ops.add("add", (w("range"),), R)
-        if not symmetric:
-            ops.add("add", (w("shifted"),), ne)
-        ops.add("mul", (w("shifted"), bits), ne).add("div", (w("range"),), ne)
+    ops = chain.op_counts(regs, in_bits=in_t.bits, elements=R * N, rows=R, params={"minmax": 2 * R * (N - 1)})
     shape_s = rows + (1,)
     values = out.reshape(arr.shape)
     scale_out = s_out.reshape(shape_s)
@@ -1110,16 +1213,13 @@ def dynamic_requant(p: Any, scale: Any, *, bits: int = 8, symmetric: bool = Fals
                           offset=lo.reshape(shape_s), offset_scale=s_in.reshape(shape_s))
 
 
-OPERATORS: dict[str, Callable[..., OpResult]] = {
-    "di_exp": di_exp,
-    "clipped_softmax": clipped_softmax,
-    "rmsnorm": rmsnorm,
-    "layernorm": layernorm,
-    "swiglu": swiglu,
-    "dynamic_requant": dynamic_requant,
-}
-PROFILES: dict[str, tuple[str, ...]] = {name: ("default",) for name in OPERATORS}
-#: the positional inputs of each operator (all take ``profile=`` and keyword options)
-INPUTS: dict[str, tuple[str, ...]] = {name: ("x", "scale") for name in OPERATORS}
-INPUTS["swiglu"] = ("gate", "scale", "up", "up_scale")
-_ = (I64,)
+#: the operators of this family (:mod:`intsim.ops.registry` lists them as ``illm.<name>``) and the
+#: positional inputs of each; each has a single form (no ``variant=`` choice)
+OPS: tuple[OpSpec, ...] = (
+    OpSpec("di_exp", di_exp),
+    OpSpec("clipped_softmax", clipped_softmax),
+    OpSpec("rmsnorm", rmsnorm),
+    OpSpec("layernorm", layernorm),
+    OpSpec("swiglu", swiglu, ("gate", "scale", "up", "up_scale")),
+    OpSpec("dynamic_requant", dynamic_requant, ("p", "scale")),
+)

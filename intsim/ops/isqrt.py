@@ -68,15 +68,18 @@ from numba import njit, prange
 from numba.cpython.unsafe.numbers import leading_zeros
 
 from ..core.arrays import as_int_array
+from ..core.deprecation import renamed_keyword
 from ..core.errors import ConfigError, DTypeError, OperandRangeError
 from ..core.inttype import IntType
-from ..core.opcounts import OpCounts
+from ..regs.chain import Chain, Cost, Step
 from ..regs.opresult import OpResult
-from ..regs.runtime import check_input, check_register_u64, make_registers
+from ..regs.prims import reg
+from ..regs.runtime import BLOCK, check_input, check_variant
+from .opspec import OpSpec
 
 __all__ = [
     "isqrt", "isqrt_ivit", "isqrt_fixed", "isqrt_op", "newton_steps",
-    "METHODS", "FIXED_STEPS_64", "FIXED_STEPS_32", "OPERATORS", "PROFILES", "INPUTS",
+    "METHODS", "FIXED_STEPS_64", "FIXED_STEPS_32", "OPS",
 ]
 
 METHODS: tuple[str, ...] = ("newton", "ivit", "fixed")
@@ -93,7 +96,7 @@ _U64 = IntType(64, signed=False)
 # ---------------------------------------------------------------------------------------------
 # numba kernels (uint64 throughout: mixing int64 and uint64 would promote to float64)
 # ---------------------------------------------------------------------------------------------
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _seed_u64(v):
     """``(2**ceil(bits(v)/2), shift)`` of the Newton seed, ``(0, 0)`` for ``v = 0``."""
     one = np.uint64(1)
@@ -101,7 +104,7 @@ def _seed_u64(v):
     return (one << c) if v != np.uint64(0) else np.uint64(0), c
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def isqrt_newton_u64(n):
     """I-BERT's Newton floor sqrt of a uint64; returns (root, number of updates + final check)."""
     zero = np.uint64(0)
@@ -118,7 +121,7 @@ def isqrt_newton_u64(n):
         x = y
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def isqrt_fixed_u64(n, steps):
     """Fixed-count Newton from the normalized seed, with the min() that makes it monotone."""
     zero = np.uint64(0)
@@ -133,7 +136,7 @@ def isqrt_fixed_u64(n, steps):
     return x
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def isqrt_ivit_u64(n, steps, seed):
     """I-ViT's fixed iteration: k = (k + n // k) // 2, ``steps`` times from ``seed``.
 
@@ -153,7 +156,7 @@ def isqrt_ivit_u64(n, steps, seed):
     return k, peak
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _first_numerator(n):
     """The largest Newton numerator x + n // x of "newton" and "fixed": the first one (the
     seed is a power of two, so n // seed is a shift); 0 for n = 0."""
@@ -161,7 +164,7 @@ def _first_numerator(n):
     return x + (n >> c)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def isqrt_float_u64(n):
     """floor(sqrt(n)) from the float64 square root, corrected exactly (the same value as the
     Newton iterations, which are proven to return the floor square root). The float root is
@@ -178,28 +181,24 @@ def isqrt_float_u64(n):
 # explained at ibert._k_iexp_block: numba's parfor passes copy the whole prange body, so a call keeps it
 # small and the cold compile fast. Here the body is one entry, so it is also marked forceinline: LLVM (not
 # numba's IR inliner) inlines the small compiled function into the loop, which saves a call per entry.
+@njit(cache=True)
+def _isqrt_entry(v, method, steps, seed):
+    """``(root, iterations, largest numerator)`` of one uint64 entry by the per-entry routines
+    (methods as :func:`_kernel`)."""
+    if method == 1:
+        r, p = isqrt_ivit_u64(v, steps, np.uint64(seed))
+        return r, np.int64(steps), p
+    if method == 0:
+        r, it = isqrt_newton_u64(v)
+        return r, it, _first_numerator(v)
+    r = isqrt_float_u64(v) if method == 2 else isqrt_fixed_u64(v, steps)
+    return r, np.int64(steps if v != np.uint64(0) else 0), _first_numerator(v)
+
+
 @njit(cache=True, error_model="numpy", _nrt=False, forceinline=True)
 def _kernel_item(i, n, method, steps, seed, out, iters, peak):
     """Entry i of :func:`_kernel` (the body of its parallel loop)."""
-    v = np.uint64(n[i])
-    if method == 0:
-        r, it = isqrt_newton_u64(v)
-        out[i] = r
-        iters[i] = it
-        peak[i] = _first_numerator(v)
-    elif method == 1:
-        r, p = isqrt_ivit_u64(v, steps, np.uint64(seed))
-        out[i] = r
-        iters[i] = steps
-        peak[i] = p
-    elif method == 2:
-        out[i] = isqrt_float_u64(v)
-        iters[i] = steps if v != np.uint64(0) else 0
-        peak[i] = _first_numerator(v)
-    else:
-        out[i] = isqrt_fixed_u64(v, steps)
-        iters[i] = steps if v != np.uint64(0) else 0
-        peak[i] = _first_numerator(v)
+    out[i], iters[i], peak[i] = _isqrt_entry(np.uint64(n[i]), method, steps, seed)
 
 
 @njit(cache=True, parallel=True)
@@ -224,7 +223,7 @@ _BLOCK = 512  # fewer passes wasted on a block's slowest entry than with larger 
 _F_LIMIT = 2.0 ** 51  # float64 quotients below this are within 1 of the floor quotient
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _udiv_est(n, d):
     """``(floor(n / d), bad)`` for uint64 ``n`` and ``1 <= d < 2**53``: the float64 quotient
     ``q`` (relative error below 2**-51, so for ``q < 2**51`` within 1 of ``n / d`` and its
@@ -236,13 +235,13 @@ def _udiv_est(n, d):
     return _udiv_fix(n, d, np.uint64(min(qf, _F_LIMIT))), bad
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _udiv_near(n, d):
     """:func:`_udiv_est` for quotients known to be below 2**51 (no range test)."""
     return _udiv_fix(n, d, np.uint64(np.float64(n) / np.float64(d)))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _udiv_fix(n, d, q):
     """The floor quotient from an estimate ``q`` within 1 of it."""
     r = np.int64(n - q * d)
@@ -327,7 +326,7 @@ def _kernel_block(b, n, method, steps, seed, okmask, out, stats, blk):
     _put_stats(stats, b, total, zeros, peak, 0, rmax, nmax, closed)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _ivit_closed_entry(v, sd, c, okmask):
     """``(root, peak, good)`` of I-ViT's iteration for ``n = v`` from the seed ``sd = 2**c`` in
     closed form (see :func:`_ivit_fast_mask`): ``good`` is 1 when the bit length of ``v`` is in
@@ -444,16 +443,7 @@ def _block_exact(b, n, method, steps, seed, out, stats, start, stop):
         v = n[i]
         nmax = max(nmax, v)
         zeros += v == np.uint64(0)
-        if method == 0:
-            r, it = isqrt_newton_u64(v)
-            p = _first_numerator(v)
-        elif method == 1:
-            r, p = isqrt_ivit_u64(v, steps, np.uint64(seed))
-            it = steps
-        else:
-            r = isqrt_fixed_u64(v, steps)
-            it = steps if v != np.uint64(0) else 0
-            p = _first_numerator(v)
+        r, it, p = _isqrt_entry(v, method, steps, seed)
         out[i] = r
         total += it
         peak = max(peak, p)
@@ -461,7 +451,7 @@ def _block_exact(b, n, method, steps, seed, out, stats, start, stop):
     _put_stats(stats, b, total, zeros, peak, 1, rmax, nmax, 0)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _put_stats(stats, b, total, zeros, peak, exact, rmax, nmax, closed):
     """Row b of the block statistics (the columns :func:`_kernel_blocks` lists)."""
     stats[b, 0] = total
@@ -587,7 +577,8 @@ def _check_steps(steps: Any, name: str = "steps") -> int:
 
 
 def _run(n: Any, method: int, steps: int, seed: int, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple]:
-    """Roots, per-entry iteration counts and ``iter`` register values (the per-entry kernel)."""
+    """Roots, per-entry iteration counts and ``iter`` register values by the per-entry kernel
+    (the plain iteration the tests hold the block kernel's results and aggregates to)."""
     flat, shape = _as_u64(n, name)
     out = np.empty(flat.shape, dtype=np.uint64)
     iters = np.empty(flat.shape, dtype=np.int64)
@@ -672,7 +663,7 @@ def isqrt(n: Any) -> Any:
 
     Python ints run the iteration itself. Arrays take a faster route to the same values (the
     iteration is proven to return the floor square root): the float64 square root, corrected
-    exactly with integer squares; :func:`isqrt_op` with ``profile="newton"`` runs the iteration
+    exactly with integer squares; :func:`isqrt_op` with ``variant="newton"`` runs the iteration
     element by element to count its operations.
 
     ``n`` is a non-negative Python int (any size; returns a Python int) or an integer
@@ -744,14 +735,54 @@ def isqrt_fixed(n: Any, steps: int = FIXED_STEPS_64) -> Any:
 # the operator form: OpResult with op counts and registers
 # ---------------------------------------------------------------------------------------------
 _METHOD_CODE = {"newton": 0, "ivit": 1, "fixed": 2}
+# The chain of isqrt_op: the largest Newton numerator of an entry (``iter``) and its root. Op count
+# parameters: ``nonzero`` (the nonzero entries) and ``updates`` (the Newton updates of the call).
+_UPDATES = (Cost("div", (64,), "updates", "call"), Cost("add", ("iter",), "updates", "call"),
+            Cost("shift", ("iter",), "updates", "call"))
+ISQRT_CHAIN = Chain("isqrt", [  #: "newton" and "fixed"
+    # the n == 0 test, the seed (a leading-zero count and a shift), the updates and their tests
+    Step("iter", "e", IntType(33, signed=False), (
+        Cost("compare", (64,)), Cost("compare", (64,), "nonzero", "call"), Cost("shift", (64,), "nonzero", "call"),
+        *_UPDATES, Cost("compare", ("iter",), "updates", "call"))),
+    Step("root", "e", IntType(32, signed=False)),
+])
+IVIT_CHAIN = Chain("isqrt", [Step("iter", "e", IntType(33, signed=False), _UPDATES), ISQRT_CHAIN.steps[1]])
+Q_ITER, Q_ROOT = range(len(ISQRT_CHAIN))
+QP_METHOD, QP_STEPS, QP_SEED = range(3)  #: the recorded kernel's parameter vector
 
 
-def isqrt_op(n: Any, scale: float = 1.0, *, profile: str = "newton", steps: int | None = None,
+@njit(cache=True)
+def _isqrt_chain(cf, st, tp, ton, i, j, v, kp):
+    """The registers of one uint64 entry, recorded: ``iter`` <- its largest numerator, ``root``
+    <- its root (the value returned)."""
+    r, _, p = _isqrt_entry(v, kp[QP_METHOD], kp[QP_STEPS], kp[QP_SEED])
+    reg(cf, st, tp, ton, i, j, Q_ITER, np.int64(p))  # below 2**49: the seed is at most 2**32
+    return reg(cf, st, tp, ton, i, j, Q_ROOT, np.int64(r))
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _k_isqrt_block(i, cf, st, tp, ton, n, kp, out, B, size):
+    """Block i of :func:`_k_isqrt` (the body of its parallel loop)."""
+    p0 = i * B
+    for p in range(p0, min(p0 + B, size)):
+        out[p] = _isqrt_chain(cf, st, tp, ton, i, p - p0, n[p], kp)
+
+
+@njit(cache=True, parallel=True)
+def _k_isqrt(cf, st, tp, ton, n, kp, out, B):
+    """isqrt_op's chain over the entries of ``n`` (uint64, flat) by blocks of ``B``, recorded."""
+    size = n.shape[0]
+    for i in prange(st.shape[0]):
+        _k_isqrt_block(np.int64(i), cf, st, tp, ton, n, kp, out, B, size)
+
+
+@renamed_keyword("profile", "variant")
+def isqrt_op(n: Any, scale: float = 1.0, *, variant: str = "newton", steps: int | None = None,
              in_type: IntType | str = _U64, widths: dict | None = None, overflow: str = "raise",
              taps: bool = False) -> OpResult:
     """Integer square root as an operator returning :class:`~intsim.regs.opresult.OpResult`.
 
-    ``profile`` is a method of the module table: ``"newton"`` (I-BERT, exact),
+    ``variant`` is a method of the module table: ``"newton"`` (I-BERT, exact),
     ``"ivit"`` (published 10 steps from 2**16; ``steps`` overrides 10) or ``"fixed"``
     (corrected; ``steps`` defaults to 6). ``scale`` is the real value of one input step;
     the output scale is ``sqrt(scale)`` (a float; exact when ``scale`` is a power of 4).
@@ -771,20 +802,23 @@ def isqrt_op(n: Any, scale: float = 1.0, *, profile: str = "newton", steps: int 
     made (data dependent), "fixed" ``steps`` per nonzero element, "ivit" ``steps`` updates of
     one ``div``, ``add`` and ``shift`` per element.
 
-    >>> r = isqrt_op(np.array([0, 10**4]), profile="ivit")
+    The registers are checked on the block kernel's aggregates (the largest numerator and the
+    largest root); only when one of them would not fit (or with taps) does the chain run again
+    entry by entry, recorded (:func:`_isqrt_chain`).
+
+    >>> r = isqrt_op(np.array([0, 10**4]), variant="ivit")
     >>> r.values.tolist(), r.ops.total("div")
     ([64, 108], 20)
     """
     from ..core.dyadic import check_scale
 
     op = "isqrt"
-    if not isinstance(profile, str) or profile not in _METHOD_CODE:
-        raise ConfigError(f"{op}: unknown profile {profile!r}; valid: {', '.join(METHODS)}")
+    variant = check_variant(variant, METHODS, op)
     try:
         s = check_scale(scale, "scale")
     except ConfigError as exc:
         raise ConfigError(f"{op}: {exc}") from None
-    steps = _check_steps(IVIT_STEPS if profile == "ivit" else FIXED_STEPS_64) if steps is None else _check_steps(steps)
+    steps = _check_steps(IVIT_STEPS if variant == "ivit" else FIXED_STEPS_64) if steps is None else _check_steps(steps)
     in_t = IntType.parse(in_type)
     # int64 data declared uint64 (the default): its one range condition, n >= 0, is checked by the
     # kernel (a negative entry reads as >= 2**63 through the uint64 view), saving a pass over the input
@@ -792,8 +826,9 @@ def isqrt_op(n: Any, scale: float = 1.0, *, profile: str = "newton", steps: int 
     fused = arr.dtype == np.int64 and in_t.bits == 64 and not in_t.signed
     if not fused:
         arr = check_input(n, in_t, op, "n", min_ndim=0)
-    regs = make_registers(op, {"iter": IntType(33, signed=False), "root": IntType(32, signed=False)}, widths, overflow)
-    code = _METHOD_CODE[profile]
+    chain = IVIT_CHAIN if variant == "ivit" else ISQRT_CHAIN
+    regs = chain.registers(widths, overflow)
+    code = _METHOD_CODE[variant]
     if code == 2 and steps < FIXED_STEPS_64:
         code = 3
     it_t, root_t = regs.type_of("iter"), regs.type_of("root")
@@ -809,28 +844,21 @@ def isqrt_op(n: Any, scale: float = 1.0, *, profile: str = "newton", steps: int 
         check_input(arr, in_t, op, "n", min_ndim=0)  # raises, naming the first negative entry
     taps_d: dict[str, np.ndarray] = {}
     if taps or peak_max > it_t.max or root_max > root_t.max:
-        # per-entry register values are needed (taps, or an event to record): the per-entry kernel
-        out, _, peak, _ = _run(flat, code, steps, IVIT_SEED, "n")
-        it_vals = check_register_u64(regs, "iter", peak.reshape(shape))
-        if taps:
-            taps_d["iter"] = it_vals.copy()
-        root = regs.check("root", _result(out, shape))
-        if taps:
-            taps_d["root"] = root.copy()
+        # a register would not hold a value (or taps): the chain again, entry by entry, recorded
+        size = int(flat.size)
+        B = min(BLOCK, max(size, 1))
+        plan = chain.plan(regs, -(-size // B), B, taps)
+        vals = np.empty(size, dtype=np.int64)
+        if size:
+            _k_isqrt(*plan.args(), flat, np.array([code, steps, IVIT_SEED], dtype=np.int64), vals, np.int64(B))
+        taps_d = plan.finish(shape, "flat")
+        root = vals.reshape(shape)
     else:  # every value fits both registers: nothing to record
         root = _result(out, shape)
-    size = int(out.size)
-    b = it_t.bits
-    ops = OpCounts()
-    if profile == "ivit":
-        ops.add("div", (64,), total).add("add", (b,), total).add("shift", (b,), total)
-    elif size:
-        nz = size - zeros
-        ops.add("compare", (64,), size + nz).add("shift", (64,), nz)
-        ops.add("div", (64,), total).add("add", (b,), total).add("shift", (b,), total).add("compare", (b,), total)
+    ops = chain.op_counts(regs, in_bits=in_t.bits, elements=int(out.size), rows=1,
+                          params={"nonzero": int(out.size) - zeros, "updates": total})
     return OpResult(values=root, scale=math.sqrt(s), ops=ops, registers=regs, taps=taps_d)
 
 
-OPERATORS: dict[str, Any] = {"isqrt": isqrt_op}
-PROFILES: dict[str, tuple[str, ...]] = {"isqrt": METHODS}
-INPUTS: dict[str, tuple[str, ...]] = {"isqrt": ("n", "scale")}
+#: the operators of this family (:mod:`intsim.ops.registry` lists them as ``isqrt.<name>``)
+OPS: tuple[OpSpec, ...] = (OpSpec("isqrt", isqrt_op, ("n", "scale"), METHODS),)

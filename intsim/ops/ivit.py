@@ -3,7 +3,8 @@ I-LayerNorm, with both published parameter sets and corrected variants.
 
 I-ViT ships two implementations that are not bit-identical: the PyTorch modules
 (``models/quantization_utils/quant_modules.py``) and the TVM kernels
-(``TVM_benchmark/models/layers.py``). Both are reproduced as profiles:
+(``TVM_benchmark/models/layers.py``). Both are reproduced as variants (``variant=``; ``profile=`` is
+its old, deprecated name):
 
 ==============  ==========================================  ==========================================
                 ``"pytorch"``                               ``"tvm"``
@@ -20,7 +21,7 @@ I-LayerNorm     round-half-even mean, 10-step sqrt          truncated mean, uint
 ==============  ==========================================  ==========================================
 
 ``"corrected"`` (Shiftmax, ShiftGELU, I-LayerNorm) is this module's fix of the flaws the
-design note flags; see each operator. All profiles use :mod:`intsim.ops.ibert`'s conventions
+design note flags; see each operator. All variants use :mod:`intsim.ops.ibert`'s conventions
 (validation, registers, taps, op counts; constants derived in float64 from the float scale).
 The register policy ``overflow="wrap"`` reproduces the TVM kernels' int32 wrap-around
 exactly, register by register.
@@ -28,35 +29,33 @@ exactly, register by register.
 >>> import numpy as np
 >>> from intsim import ivit
 >>> x = np.array([[10, 20, 30, 40, 50]])
->>> ivit.shiftmax(x, 0.1).values.tolist(), ivit.shiftmax(x, 0.1, profile="tvm").values.tolist()
+>>> ivit.shiftmax(x, 0.1).values.tolist(), ivit.shiftmax(x, 0.1, variant="tvm").values.tolist()
 ([[1, 4, 11, 31, 78]], [[2, 5, 13, 31, 75]])
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from numba import njit, prange
 
+from ..core.deprecation import renamed_keyword
 from ..core.errors import ConfigError, ShapeError
 from ..core.inttype import IntType
-from ..core.opcounts import OpCounts
+from ..regs.chain import Chain, Cost, Step
 from ..regs.opresult import OpResult
 from ..regs.prims import (
     add_chk,
     bitlen64,
     div0,
-    fits,
     lut_get,
-    mul_reg,
-    reg,
-    shl_reg,
+    mul_step,
+    shl_step,
+    step,
     tap,
 )
-from ..regs.registers import RegisterFile
 from ..regs.runtime import (
     LUT_MAX,
     Lut,
@@ -67,8 +66,7 @@ from ..regs.runtime import (
     check_input,
     check_int_param,
     check_op_scale,
-    check_profile,
-    make_registers,
+    check_variant,
     no_lut,
 )
 from .ibert import (
@@ -78,17 +76,24 @@ from .ibert import (
     U32,
 )
 from .layernorm_chain import (
+    LN_CHAIN,
     MEAN_RNE,
     MEAN_TRUNC,
     SQ_IVIT,
     SQ_NORM,
+    acc_end,
+    acc_range,
+    acc_start,
+    acc_step,
     check_float_params,
     ln_affine,
+    mulv_step,
     run_layernorm,
 )
+from .opspec import OpSpec
 
-__all__ = ["shift_exp", "shiftmax", "shiftgelu", "layernorm", "x0_int", "OPERATORS", "PROFILES", "INPUTS",
-           "SOFTMAX_N", "GELU_N", "GELU_SIGMOID_K"]
+__all__ = ["shift_exp", "shiftmax", "shiftgelu", "layernorm", "x0_int", "OPS", "SOFTMAX_N", "GELU_N",
+           "GELU_SIGMOID_K"]
 
 SOFTMAX_N = {"pytorch": 15, "tvm": 16, "corrected": 15}  #: Shiftmax's "sufficiently large integer"
 GELU_N = 23  #: ShiftGELU's n (both paths)
@@ -96,7 +101,8 @@ GELU_SIGMOID_K = 1.702  #: GELU(x) ~ x * sigmoid(1.702 x)
 I16 = IntType(16)
 
 
-def x0_int(scale: float, profile: str = "pytorch") -> int:
+@renamed_keyword("profile", "variant")
+def x0_int(scale: float, variant: str = "pytorch") -> int:
     """The integer standing for -1 in the log2 domain: ``floor(-1/S)`` (PyTorch) or
     ``int(-1/S - 1)`` (TVM's float-to-int32 constant, truncating toward zero).
 
@@ -104,12 +110,12 @@ def x0_int(scale: float, profile: str = "pytorch") -> int:
     (-10, -11, -4, -4)
     """
     S = float(scale)
-    if profile == "tvm":
+    if variant == "tvm":
         return int(-1.0 / S - 1)
     return math.floor(-1.0 / S)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _tdiv(a, b):
     """C (truncating) integer division, b != 0."""
     q = a // b
@@ -118,139 +124,165 @@ def _tdiv(a, b):
     return q
 
 
-@njit(cache=True, inline="always")
-def _log2e(cf, st, tp, ton, i, j, s, x):
-    """x + x/2 - x/16 with floor shifts (x * 1.4375)."""
-    return reg(cf, st, tp, ton, i, j, s, x + (x >> np.int64(1)) - (x >> np.int64(4)))
+# ---------------------------------------------------------------------------------------------
+# the shift-exp chain (shift_exp; the element and row-maximum exponentials of Shiftmax and ShiftGELU)
+# ---------------------------------------------------------------------------------------------
+PYTORCH, TVM, CORRECTED = 0, 1, 2  #: the kernels' variant codes
 
 
-@njit(cache=True, inline="always")
-def _sexp_chain(cf, st, tp, ton, i, j, s0, v, x0, n, tvm):
-    """Steps from "q" on for the clamped log2-domain value v: q, x0q, r, exp_base, exp."""
+def _sexp_steps(prefix: str = "", per: str = "e", src: str = "in", tvm: bool = False, clamp: bool = False) -> Chain:
+    """The shift-exp steps ``log2e`` ... ``exp`` (named with ``prefix``), one value per element
+    (``per="e"``) or per row (``"r"``). ``src`` is the register the chain starts from (its width
+    keys the shifts of ``x * log2 e``); ``clamp`` counts the compare of PyTorch's ``max(exp, 0)``."""
+    p = prefix
+
+    def c(op: str, widths: tuple, times: int = 1) -> Cost:
+        return Cost(op, widths, times, per)
+
+    return Chain("ivit.shift_exp", [
+        Step(p + "log2e", per, I32, (c("shift", (src,), 2), c("add", (p + "log2e",), 2))),  # x + (x>>1) - (x>>4)
+        Step(p + "x_clamped", per, I32, (c("compare", (p + "x_clamped",)),)),
+        Step(p + "q", per, I32, (c("div", (p + "x_clamped",)),)),  # divisor x0 held at the clamped width
+        Step(p + "x0q", per, I32, (c("mul", (p + "x_clamped", p + "q")),)),
+        Step(p + "r", per, I32, (c("add", (p + "r",)),)),
+        # r >> 1 (TVM) or the doubling of x0 (PyTorch), then the subtraction
+        Step(p + "exp_base", per, I32, (c("shift", (p + "r",)), c("add", (p + "exp_base",)))),
+        # the shift amount n - q and the shift [, max(exp, 0)]
+        Step(p + "exp", per, I32 if tvm else I64,
+             (c("add", (p + "q",)), c("shift", (p + "exp",)), *([c("compare", (p + "exp",))] if clamp else []))),
+    ])
+
+
+#: the steps of the chain, counted from its first (``log2e``)
+SX_LOG2E, SX_CLAMPED, SX_Q, SX_X0Q, SX_R, SX_BASE, SX_EXP = range(len(_sexp_steps()))
+#: the kernels' parameter vector: x0, n, the variant code, out_bit, and 1 when the table of
+#: :func:`_lut_sexp` covers the clamped domain with no event in any entry (then the unrecorded
+#: chain reads it branch-free)
+XP_X0, XP_N, XP_MODE, XP_OUT_BIT, XP_TAB = range(5)
+
+
+def _params(x0: int, n: int, mode: int, out_bit: int, lut: tuple) -> np.ndarray:
+    kp = np.zeros(5, dtype=np.int64)
+    lfin, lbad = lut[0], lut[3]
+    kp[[XP_X0, XP_N, XP_MODE, XP_OUT_BIT, XP_TAB]] = [x0, n, mode, out_bit, lfin.shape[0] > 0 and not lbad.any()]
+    return kp
+
+
+@njit(cache=True)
+def _sexp_tail(cf, st, tp, ton, i, j, s0, v, x0, n, tvm, rec, ok):
+    """Steps q ... exp (``s0`` the chain's first step) for the clamped log2-domain value v.
+    Returns ``(exp, ok)``."""
+    q, ok = step(cf, st, tp, ton, i, j, s0 + SX_Q, _tdiv(v, x0) if tvm else v // x0, rec, ok)
+    p, ok = mul_step(cf, st, tp, ton, i, j, s0 + SX_X0Q, x0, q, rec, ok)
+    r, ok = step(cf, st, tp, ton, i, j, s0 + SX_R, v - p, rec, ok)
     if tvm:
-        q = reg(cf, st, tp, ton, i, j, s0, _tdiv(v, x0))
-    else:
-        q = reg(cf, st, tp, ton, i, j, s0, v // x0)
-    p = mul_reg(cf, st, tp, ton, i, j, s0 + 1, x0, q)
-    r = reg(cf, st, tp, ton, i, j, s0 + 2, v - p)
-    if tvm:
-        base = reg(cf, st, tp, ton, i, j, s0 + 3, (r >> np.int64(1)) - x0)
-        return shl_reg(cf, st, tp, ton, i, j, s0 + 4, base, n - q)
-    base = reg(cf, st, tp, ton, i, j, s0 + 3, r - np.int64(2) * x0)  # twice the code's r/2 - x0
-    sh = n - q - np.int64(1)
+        base, ok = step(cf, st, tp, ton, i, j, s0 + SX_BASE, (r >> np.int64(1)) - x0, rec, ok)
+        return shl_step(cf, st, tp, ton, i, j, s0 + SX_EXP, base, n - q, rec, ok)
+    base, ok = step(cf, st, tp, ton, i, j, s0 + SX_BASE, r - np.int64(2) * x0, rec, ok)  # twice the code's r/2 - x0
     if base <= 0:
-        return reg(cf, st, tp, ton, i, j, s0 + 4, np.int64(0))
-    return shl_reg(cf, st, tp, ton, i, j, s0 + 4, base, sh)
+        return step(cf, st, tp, ton, i, j, s0 + SX_EXP, np.int64(0), rec, ok)
+    return shl_step(cf, st, tp, ton, i, j, s0 + SX_EXP, base, n - q - np.int64(1), rec, ok)
 
 
-@njit(cache=True, inline="always")
-def _sexp(cf, st, tp, ton, i, j, s0, x, x0, n, tvm, lfin, lval, lev, lbad, llo, ls0):
-    """Full shift-exp of x: steps log2e (s0), x_clamped (s0+1), then the chain (s0+2...)."""
-    t = _log2e(cf, st, tp, ton, i, j, s0, x)
+@njit(cache=True)
+def _sexp(cf, st, tp, ton, i, j, s0, x, x0, n, tvm, lfin, lval, lev, lbad, llo, ls0, tab, rec, ok):
+    """The shift-exp of x (steps from ``s0``): ``log2e``, ``x_clamped``, then the steps from
+    ``q`` on, from the table of :func:`_lut_sexp` where it holds the value (``lfin`` empty: no
+    table), else by :func:`_sexp_tail`. Returns ``(exp, ok)``.
+
+    ``tab`` (unrecorded only; kp[XP_TAB]): the table covers the whole clamped domain [n x0, 0]
+    with no event, so a clamped value ``v >= n x0`` is read without a branch (the loops
+    vectorize) and ``ok`` cleared when ``v > 0``, outside the table."""
+    t, ok = step(cf, st, tp, ton, i, j, s0 + SX_LOG2E, x + (x >> np.int64(1)) - (x >> np.int64(4)), rec, ok)
     lo = n * x0
-    v = reg(cf, st, tp, ton, i, j, s0 + 1, t if t > lo else lo)
-    e, ok = lut_get(cf, st, tp, ton, i, j, lfin, lval, lev, lbad, llo, ls0, v)
-    if not ok:
-        e = _sexp_chain(cf, st, tp, ton, i, j, s0 + 2, v, x0, n, tvm)
-    return e
+    v, ok = step(cf, st, tp, ton, i, j, s0 + SX_CLAMPED, t if t > lo else lo, rec, ok)
+    if rec:
+        e, found = lut_get(cf, st, tp, ton, i, j, lfin, lval, lev, lbad, llo, ls0, v)
+        if found:
+            return e, ok
+    elif tab:
+        return lfin[min(v, np.int64(0)) - llo], ok & (v <= 0)
+    else:
+        k = v - llo
+        if k >= 0 and k < lfin.shape[0]:
+            return lfin[k], ok and not lbad[k]
+    return _sexp_tail(cf, st, tp, ton, i, j, s0, v, x0, n, tvm, rec, ok)
 
 
 @njit(cache=True)
 def _k_sexp_lut(cf, st, tp, lo, s0, x0, n, tvm, out):
     for i in range(out.shape[0]):
-        out[i] = _sexp_chain(cf, st, tp, True, i, 0, s0, lo + i, x0, n, tvm)
+        out[i], _ = _sexp_tail(cf, st, tp, True, i, 0, s0, lo + i, x0, n, tvm, True, True)
 
 
-def _lut_sexp(plan: Plan, s_first: str, x0: int, n: int, tvm: bool, use: bool = True) -> tuple:
+def _lut_sexp(plan: Plan, s0: int, x0: int, n: int, tvm: bool, use: bool = True) -> tuple:
+    """The steps ``q`` ... ``exp`` of the chain starting at step ``s0``, tabulated over the clamped
+    domain [n x0, 0] by :func:`_sexp_tail` (events and taps replayed per entry)."""
     lo = n * x0
     size = -lo + 1
     if size > LUT_MAX or not use:
-        return no_lut(5)
-    s0 = plan.s(s_first)
+        return no_lut(SX_EXP - SX_Q + 1)
 
     def fill(cf, st, tp, out):
         _k_sexp_lut(cf, st, tp, np.int64(lo), np.int64(s0), np.int64(x0), np.int64(n), tvm, out)
-    return Lut(plan, s0, s0 + 5, lo, size, fill).args()
-
-
-def _sexp_steps(prefix: str = "", kind: str = "e") -> list[tuple[str, str]]:
-    names = ["log2e", "x_clamped", "q", "x0q", "r", "exp_base", "exp"]
-    return [(prefix + s, kind) for s in names]
-
-
-def _sexp_widths(prefix: str = "", tvm: bool = False) -> dict[str, IntType]:
-    w = {"log2e": I32, "x_clamped": I32, "q": I32, "x0q": I32, "r": I32, "exp_base": I32,
-         "exp": I32 if tvm else I64}
-    return {prefix + k: v for k, v in w.items()}
-
-
-def _sexp_ops(ops: OpCounts, regs: RegisterFile, n: int, in_bits: int, prefix: str = "") -> None:
-    w = lambda s: regs.type_of(prefix + s).bits  # noqa: E731
-    ops.add("shift", (in_bits,), 2 * n).add("add", (w("log2e"),), 2 * n)  # x + (x >> 1) - (x >> 4)
-    ops.add("compare", (w("x_clamped"),), n)
-    ops.add("div", (w("x_clamped"),), n)
-    ops.add("mul", (w("x_clamped"), w("q")), n)
-    ops.add("add", (w("r"),), n)
-    ops.add("shift", (w("r"),), n)  # r >> 1 (TVM) or the doubling of x0 (PyTorch)
-    ops.add("add", (w("exp_base"),), n)
-    ops.add("add", (w("q"),), n)  # the shift amount n - q
-    ops.add("shift", (w("exp"),), n)
+    return Lut(plan, s0 + SX_Q, s0 + SX_EXP + 1, lo, size, fill).args()
 
 
 # ---------------------------------------------------------------------------------------------
 # shift-exp
 # ---------------------------------------------------------------------------------------------
-@njit(cache=True, inline="always")
-def _t(x):
-    """x * 1.4375 by floor shifts (monotone non-decreasing in x)."""
-    return x + (x >> np.int64(1)) - (x >> np.int64(4))
+_SEXP_PROFILES = ("pytorch", "tvm")
+_SEXP_CHAINS = {v: _sexp_steps(tvm=v == "tvm", clamp=v != "tvm") for v in _SEXP_PROFILES}
 
 
 # The parallel kernels call their loop body as a separate, non-inlined function, compiled with the options
 # explained at ibert._k_iexp_block: numba's parfor passes copy the whole prange body, so a call keeps it
 # small and the cold compile fast.
 @njit(cache=True, error_model="numpy", _nrt=False)
-def _k_shift_exp_block(i, cf, st, tp, ton, x, B, x0, n, tvm, lfin, lval, lev, lbad, llo, ls0, out, size, nx0, usable):
-    """Block i of :func:`_k_shift_exp` (the body of its parallel loop)."""
+def _k_shift_exp_block(i, cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, out, B, size):
+    """Block i of :func:`_k_shift_exp` (the body of its parallel loop): unrecorded first, the
+    whole block again recorded when a register overflowed (or taps are on)."""
     p0 = i * B
     p1 = min(p0 + B, size)
-    if usable:
-        # log2e is monotone: its range over the block is [t(min x), t(max x)]
-        xs = x[p0:p1]  # slices indexed from 0: no negative-index wrap, so LLVM vectorizes the loop
-        os = out[p0:p1]
-        lo = np.int64(xs[0])
-        hi = lo
+    x0, n = kp[XP_X0], kp[XP_N]
+    tvm = kp[XP_MODE] == TVM
+    xs = x[p0:p1]  # slices indexed from 0: no negative-index wrap, so LLVM vectorizes the loop
+    os = out[p0:p1]
+    good = not ton
+    if good and kp[XP_TAB] != 0:  # the table, branch-free
+        lo = hi = np.int64(xs[0])
         for j in range(xs.shape[0]):
             v = np.int64(xs[j])
             lo = min(lo, v)
             hi = max(hi, v)
-            os[j] = lfin[min(max(_t(v), nx0), np.int64(0)) - llo]
-        if hi <= 0 and fits(cf, 0, _t(lo)) and fits(cf, 0, _t(hi)):
-            return
-    for j in range(p1 - p0):
-        out[p0 + j] = _sexp(cf, st, tp, ton, i, j, 0, np.int64(x[p0 + j]), x0, n, tvm, lfin, lval, lev, lbad, llo,
-                            ls0)
+            os[j], _ = _sexp(cf, st, tp, ton, i, j, 0, v, x0, n, tvm, lfin, lval, lev, lbad, llo, ls0, True, False,
+                             True)
+        # log2e, x_clamped and the table index increase with x: checked at the block's ends
+        for v in (lo, hi):
+            _, good = _sexp(cf, st, tp, ton, i, -1, 0, v, x0, n, tvm, lfin, lval, lev, lbad, llo, ls0, True, False,
+                            good)
+    elif good:
+        for j in range(xs.shape[0]):
+            e, ok = _sexp(cf, st, tp, ton, i, j, 0, np.int64(xs[j]), x0, n, tvm, lfin, lval, lev, lbad, llo, ls0,
+                          False, False, True)
+            os[j] = e
+            good &= ok
+    if not good:
+        for j in range(xs.shape[0]):
+            e, _ = _sexp(cf, st, tp, ton, i, j, 0, np.int64(xs[j]), x0, n, tvm, lfin, lval, lev, lbad, llo, ls0,
+                         False, True, True)
+            os[j] = e
 
 
 @njit(cache=True, parallel=True)
-def _k_shift_exp(cf, st, tp, ton, x, B, x0, n, tvm, lfin, lval, lev, lbad, llo, ls0, out):
+def _k_shift_exp(cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, out, B):
     size = x.shape[0]
-    nx0 = n * x0
-    nl = lfin.shape[0]
-    usable = (not ton) and nl > 0 and fits(cf, 1, nx0) and fits(cf, 1, 0) and llo == nx0 and nl == 1 - nx0
-    if usable:
-        for t in range(nl):
-            if lbad[t]:
-                usable = False
     for i in prange(st.shape[0]):
-        _k_shift_exp_block(np.int64(i), cf, st, tp, ton, x, B, x0, n, tvm, lfin, lval, lev, lbad, llo, ls0, out, size,
-                           nx0, usable)
+        _k_shift_exp_block(np.int64(i), cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, out, B, size)
 
 
-_SEXP_PROFILES = ("pytorch", "tvm")
-
-
-def shift_exp(x: Any, scale: float, *, profile: str = "pytorch", n: int | None = None,
+@renamed_keyword("profile", "variant")
+def shift_exp(x: Any, scale: float, *, variant: str = "pytorch", n: int | None = None,
               in_type: IntType | str = I32, widths: dict | None = None, overflow: str = "raise",
               taps: bool = False) -> OpResult:
     """I-ViT's shift exponential ``int_exp_shift``, element-wise (meant for ``x <= 0``).
@@ -263,7 +295,7 @@ def shift_exp(x: Any, scale: float, *, profile: str = "pytorch", n: int | None =
         out = max(floor((r/2 - x0) * 2**(n - q)), 0);  scale_out = S / 2**n
 
     ``tvm``: ``x0 = int(-1/S - 1)``, ``q`` by truncating division, ``out = ((r >> 1) - x0) <<
-    (n - q)``, no clamp. ``n`` defaults to the profile's Shiftmax value (15 / 16).
+    (n - q)``, no clamp. ``n`` defaults to the variant's Shiftmax value (15 / 16).
 
     Registers (defaults): ``log2e``, ``x_clamped``, ``q``, ``x0q``, ``r``, ``exp_base`` (``r -
     2 x0`` for PyTorch, i.e. twice the code's ``r/2 - x0``; ``(r >> 1) - x0`` for TVM) at 32 bits;
@@ -274,27 +306,24 @@ def shift_exp(x: Any, scale: float, *, profile: str = "pytorch", n: int | None =
     [327680, 131072, 49152]
     """
     op = "ivit.shift_exp"
-    profile = check_profile(profile, _SEXP_PROFILES, op)
+    variant = check_variant(variant, _SEXP_PROFILES, op)
     in_t = check_in_type(in_type, op)
     S = check_op_scale(scale, op)
-    n = SOFTMAX_N[profile] if n is None else check_int_param(n, "n", op, 0, 62)
-    tvm = profile == "tvm"
-    x0 = x0_int(S, profile)
+    n = SOFTMAX_N[variant] if n is None else check_int_param(n, "n", op, 0, 62)
+    tvm = variant == "tvm"
+    x0 = x0_int(S, variant)
     _check_x0(x0, n, op)
     arr = check_input(x, in_t, op, min_ndim=0)
-    regs = make_registers(op, _sexp_widths("", tvm), widths, overflow)
+    chain = _SEXP_CHAINS[variant]
+    regs = chain.registers(widths, overflow, op)
     flat, nb, B = as_blocks(arr)
-    plan = Plan(regs, _sexp_steps(), nb, B, taps)
+    plan = chain.plan(regs, nb, B, taps)
     out = np.empty(flat.size, dtype=np.int64)
     if flat.size:
-        lut = _lut_sexp(plan, "q", x0, n, tvm, flat.size >= 1024)
-        _k_shift_exp(*plan.args(), flat, np.int64(B), np.int64(x0), np.int64(n), tvm, *lut, out)
+        lut = _lut_sexp(plan, 0, x0, n, tvm, flat.size >= 1024)
+        _k_shift_exp(*plan.args(), flat, _params(x0, n, TVM if tvm else PYTORCH, 0, lut), *lut, out, np.int64(B))
     tapd = plan.finish(arr.shape, "flat")
-    ops = OpCounts()
-    if flat.size:
-        _sexp_ops(ops, regs, int(flat.size), in_t.bits)
-        if not tvm:
-            ops.add("compare", (regs.type_of("exp").bits,), int(flat.size))
+    ops = chain.op_counts(regs, in_bits=in_t.bits, elements=int(flat.size), rows=nb)
     return OpResult(values=out.reshape(arr.shape), scale=S / 2 ** n, ops=ops, registers=regs, taps=tapd)
 
 
@@ -309,120 +338,150 @@ def _check_x0(x0: int, n: int, op: str) -> None:
 # Shiftmax
 # ---------------------------------------------------------------------------------------------
 _SMAX_PROFILES = ("pytorch", "tvm", "corrected")
-_I31 = (1 << 31) - 1
 
 
-@njit(cache=True, inline="always")
+def _smax_steps(variant: str) -> Chain:
+    """Shiftmax's chain: ``x_sub``, the shift-exp chain, ``sum`` ... ``out``. ``reduce`` (a call
+    parameter of the op counts) is ``R (N - 1)``: the compares of the row maxima, the adds of the
+    row sums."""
+    mode = _SMAX_PROFILES.index(variant)
+    tvm, corrected = mode == TVM, mode == CORRECTED
+    head = Chain("ivit.shiftmax", [
+        Step("x_sub", "e", I32, (Cost("compare", ("in",), "reduce", "call"), Cost("add", ("x_sub",)))),
+    ])
+    tail = Chain("ivit.shiftmax", [
+        Step("sum", "r", I32 if tvm else I64, (Cost("add", ("sum",), "reduce", "call"),)),
+        # PyTorch: min(sum, 2**31 - 1); corrected: the bit length of the sum and its normalizing shift
+        Step("sum_clamped", "r", I64 if corrected else I32,
+             (Cost("compare", ("sum",), 1, "r"),) if mode == PYTORCH else
+             (Cost("compare", ("sum",), 1, "r"), Cost("shift", ("sum",), 1, "r")) if corrected else ()),
+        Step("factor", "r", U32 if corrected else I32, (Cost("div", ("sum_clamped",), 1, "r"),)),
+        Step("prod", "e", I32 if tvm else I64,
+             (*([Cost("shift", ("exp",))] if corrected else []), Cost("mul", ("exp", "factor")))),
+        # the shift [, its rounding increment and the clamp]
+        Step("out", "e", I8, (Cost("shift", ("prod",)),
+                              *([Cost("add", ("prod",)), Cost("compare", ("out",))] if corrected else []))),
+    ])
+    return head + _sexp_steps(src="x_sub", tvm=tvm, clamp=mode == PYTORCH) + tail
+
+
+_SMAX_CHAINS = {v: _smax_steps(v) for v in _SMAX_PROFILES}
+M_XSUB, M_EXP, M_SUM, M_SUMC, M_FACTOR, M_PROD, M_OUT = _SMAX_CHAINS["pytorch"].ids(
+    "x_sub", "log2e", "sum", "sum_clamped", "factor", "prod", "out")
+
+
+@njit(cache=True)
 def _smx_norm(acc, mode, out_bit):
     """(sum_clamped, factor, shift, k) of Shiftmax's normalization (factor -1: division by zero)."""
     i31 = np.int64(2147483647)
-    sc = min(acc, i31) if mode == 0 else acc
+    sc = min(acc, i31) if mode == PYTORCH else acc
     if sc == 0:
         return sc, np.int64(-1), np.int64(0), np.int64(0)
-    if mode == 2:
+    if mode == CORRECTED:
         a = -sc if sc < 0 else sc
         L2 = bitlen64(a)
         k = L2 - 32 if L2 > 32 else np.int64(0)
         f = (np.int64(1) << np.int64(30 + L2 - k)) // (sc >> k)
         return sc, f, np.int64(30 + L2 - k - (out_bit - 1)), k
-    if mode == 1:
+    if mode == TVM:
         return sc, _tdiv(i31, sc), np.int64(24), np.int64(0)
     return sc, i31 // sc, np.int64(32 - out_bit), np.int64(0)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _smx_out(p, sh, mode, top):
-    if mode == 2:
+    if mode == CORRECTED:
         o = p >> sh if sh <= 0 else (p + (np.int64(1) << (sh - np.int64(1)))) >> sh
         return o if o < top else top
     return p >> sh
 
 
-@njit(cache=True, error_model="numpy", _nrt=False)
-def _k_shiftmax_row(i, cf, st, tp, ton, x, x0, n, mode, out_bit, lfin, lval, lev, lbad, llo, ls0, out, N, tvm, nx0, nl,
-                    top):
-    """Row i of :func:`_k_shiftmax` (the body of its parallel loop)."""
-    mx = np.int64(x[i, 0])
+@njit(cache=True)
+def _smax_chain(i, cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, out, tab, rec):
+    """Shiftmax of row i, unrecorded (``rec`` False: returns False as soon as a register would
+    not hold a value) or recorded. Returns ``ok``. ``tab``: see :func:`_sexp`."""
+    N = x.shape[1]
+    x0, n, mode, out_bit = kp[XP_X0], kp[XP_N], kp[XP_MODE], kp[XP_OUT_BIT]
+    tvm = mode == TVM
+    top = (np.int64(1) << (out_bit - np.int64(1))) - np.int64(1)
+    xr = x[i]
+    orow = out[i]
+    mx = np.int64(xr[0])
     mn = mx
     for j in range(1, N):
-        mx = max(mx, x[i, j])
-        mn = min(mn, x[i, j])
-    # fast path
-    dlo = mn - mx
-    tlo = _t(dlo)
-    ok = (not ton) and nl > 0 and fits(cf, 0, dlo) and fits(cf, 0, 0) and fits(cf, 1, tlo) and fits(cf, 1, 0)
-    ok = ok and fits(cf, 2, max(tlo, nx0)) and fits(cf, 2, 0)
-    if ok:
-        acc = np.int64(0)
-        emin = np.int64(1) << np.int64(62)
-        emax = np.int64(0)
-        bad = False
-        for j in range(N):
-            k = max(_t(x[i, j] - mx), nx0) - llo
-            bad |= lbad[k]
-            e = lfin[k]
-            out[i, j] = e
-            acc += e
-            emin = min(emin, e)
-            emax = max(emax, e)
-        ok = (not bad) and emin >= 0 and fits(cf, 8, 0) and fits(cf, 8, acc)
-        if ok:
-            sc, f, sh, kk = _smx_norm(acc, mode, out_bit)
-            ok = f >= 0 and fits(cf, 9, sc) and fits(cf, 10, f)
-            plo = (emin >> kk) * f
-            phi = (emax >> kk) * f
-            ok = ok and fits(cf, 11, plo) and fits(cf, 11, phi)
-            ok = ok and fits(cf, 12, _smx_out(plo, sh, mode, top)) and fits(cf, 12, _smx_out(phi, sh, mode, top))
-            if ok:
-                for j in range(N):
-                    out[i, j] = _smx_out((out[i, j] >> kk) * f, sh, mode, top)
-    if ok:
-        return
-    # checked path
-    acc = np.int64(0)
+        mx = max(mx, np.int64(xr[j]))
+        mn = min(mn, np.int64(xr[j]))
+    ok = True
+    if tab:  # (unrecorded) x_sub, log2e, x_clamped and the table index increase with x: checked at the row's ends
+        for xe in (mn, mx):
+            d, ok = step(cf, st, tp, ton, i, -1, M_XSUB, xe - mx, rec, ok)
+            _, ok = _sexp(cf, st, tp, ton, i, -1, M_EXP, d, x0, n, tvm, lfin, lval, lev, lbad, llo, ls0, tab, rec, ok)
+    acc = acc_start()
     for j in range(N):
-        d = reg(cf, st, tp, ton, i, j, 0, x[i, j] - mx)
-        e = _sexp(cf, st, tp, ton, i, j, 1, d, x0, n, tvm, lfin, lval, lev, lbad, llo, ls0)
-        if mode == 0 and e < 0:
+        d, okj = step(cf, st, tp, ton, i, j, M_XSUB, xr[j] - mx, rec, ok)
+        e, okj = _sexp(cf, st, tp, ton, i, j, M_EXP, d, x0, n, tvm, lfin, lval, lev, lbad, llo, ls0, tab, rec, okj)
+        if not tab:
+            ok = okj
+        if mode == PYTORCH and e < 0:
             e = np.int64(0)
-        out[i, j] = e
-        acc = add_chk(cf, st, i, j, 8, acc, e)
-    tap(tp, ton, i, -1, 8, acc)
+        orow[j] = e
+        acc = acc_step(cf, st, i, j, M_SUM, acc, e, rec)
+    elo, ehi = acc_range(acc)
+    acc, ok = acc_end(cf, M_SUM, acc, rec, ok)
+    if not (rec or ok):
+        return False
+    if rec:
+        tap(tp, ton, i, -1, M_SUM, acc)
     sc0, f, sh, kk = _smx_norm(acc, mode, out_bit)
-    sc = reg(cf, st, tp, ton, i, -1, 9, sc0)
+    sc, ok = step(cf, st, tp, ton, i, -1, M_SUMC, sc0, rec, ok)
     if sc != sc0:  # the policy changed the register: normalize what it holds
         _, f, sh, kk = _smx_norm(sc, mode, out_bit)
     if sc == 0:
-        f = div0(cf, st, tp, ton, i, -1, 10)
+        if not rec:
+            return False
+        f = div0(cf, st, tp, ton, i, -1, M_FACTOR)
     else:
-        f = reg(cf, st, tp, ton, i, -1, 10, f)
+        f, ok = step(cf, st, tp, ton, i, -1, M_FACTOR, f, rec, ok)
+    if tab:  # (unrecorded) prod and out move with the exponential: checked at the smallest and largest
+        for ee in (elo, ehi):
+            p, ok = mulv_step(cf, st, tp, ton, i, -1, M_PROD, ee >> kk, f, rec, ok)
+            _, ok = step(cf, st, tp, ton, i, -1, M_OUT, _smx_out(p, sh, mode, top), rec, ok)
     for j in range(N):
-        p = mul_reg(cf, st, tp, ton, i, j, 11, out[i, j] >> kk, f)
-        out[i, j] = reg(cf, st, tp, ton, i, j, 12, _smx_out(p, sh, mode, top))
+        p, okj = mulv_step(cf, st, tp, ton, i, j, M_PROD, orow[j] >> kk, f, rec, ok)
+        orow[j], okj = step(cf, st, tp, ton, i, j, M_OUT, _smx_out(p, sh, mode, top), rec, okj)
+        if not tab:
+            ok = okj
+    return ok
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _k_shiftmax_row(i, cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, out):
+    """Row i of :func:`_k_shiftmax` (the body of its parallel loop): unrecorded first (reading
+    the table branch-free when it can), again recorded when a register overflowed (or taps are on)."""
+    if not ton:
+        if kp[XP_TAB] != 0:
+            if _smax_chain(i, cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, out, True, False):
+                return
+        elif _smax_chain(i, cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, out, False, False):
+            return
+    _smax_chain(i, cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, out, False, True)
 
 
 @njit(cache=True, parallel=True)
-def _k_shiftmax(cf, st, tp, ton, x, x0, n, mode, out_bit, lfin, lval, lev, lbad, llo, ls0, out):
-    """mode 0 pytorch, 1 tvm, 2 corrected. Steps: x_sub 0, chain 1-7, sum 8, sum_clamped 9,
-    factor 10, prod 11, out 12."""
-    R, N = x.shape
-    tvm = mode == 1
-    nx0 = n * x0
-    nl = lfin.shape[0]
-    top = (np.int64(1) << np.int64(out_bit - 1)) - np.int64(1)
-    for i in prange(R):
-        _k_shiftmax_row(np.int64(i), cf, st, tp, ton, x, x0, n, mode, out_bit, lfin, lval, lev, lbad, llo, ls0, out, N,
-                        tvm, nx0, nl, top)
+def _k_shiftmax(cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, out):
+    for i in prange(x.shape[0]):
+        _k_shiftmax_row(np.int64(i), cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, out)
 
 
-def shiftmax(x: Any, scale: float, *, profile: str = "pytorch", out_bit: int | None = None, n: int | None = None,
+@renamed_keyword("profile", "variant")
+def shiftmax(x: Any, scale: float, *, variant: str = "pytorch", out_bit: int | None = None, n: int | None = None,
              in_type: IntType | str = I8, widths: dict | None = None, overflow: str = "raise",
              taps: bool = False) -> OpResult:
     """I-ViT's Shiftmax (``IntSoftmax``) along the last axis.
 
     ``pytorch`` (n = 15, ``out_bit`` 8 by default, 16 in the released ViT models)::
 
-        e   = shift_exp(x - max(x))                      # pytorch profile
+        e   = shift_exp(x - max(x))                      # pytorch variant
         sum = min(sum(e), 2**31 - 1);  f = floor((2**31 - 1) / sum)
         out = floor(e * f / 2**(32 - out_bit));  scale_out = 2**-(out_bit - 1)   # out in [0, 2**(out_bit-1))
 
@@ -440,7 +499,7 @@ def shiftmax(x: Any, scale: float, *, profile: str = "pytorch", out_bit: int | N
     The input is int8 by default (I-ViT quantizes the scaled attention scores to 8 bits).
     Registers (defaults): ``x_sub`` 32, the shift-exp chain (see :func:`shift_exp`), ``sum`` 64
     (PyTorch, corrected) / 32 (TVM), ``sum_clamped`` 32 (PyTorch: ``min(sum, 2**31 - 1)``; the
-    other profiles pass the sum through), ``factor`` 32, ``prod`` 64 (PyTorch, corrected) /
+    other variants pass the sum through), ``factor`` 32, ``prod`` 64 (PyTorch, corrected) /
     32 (TVM), ``out`` signed ``out_bit``.
 
     Test vectors (design note §4.5), ``[10, 20, 30, 40, 50]`` at S = 0.1: PyTorch
@@ -450,50 +509,31 @@ def shiftmax(x: Any, scale: float, *, profile: str = "pytorch", out_bit: int | N
     [[31, 31, 31, 31]]
     """
     op = "ivit.shiftmax"
-    profile = check_profile(profile, _SMAX_PROFILES, op)
+    variant = check_variant(variant, _SMAX_PROFILES, op)
     in_t = check_in_type(in_type, op)
     S = check_op_scale(scale, op)
-    tvm = profile == "tvm"
+    tvm = variant == "tvm"
     if out_bit is None:
         out_bit = 8
     out_bit = check_int_param(out_bit, "out_bit", op, 2, 31)
     if tvm and out_bit != 8:
         raise ConfigError(f"{op}: the TVM kernel's output is fixed to 8 bits (>> 24, int8); got out_bit={out_bit}")
-    n = SOFTMAX_N[profile] if n is None else check_int_param(n, "n", op, 0, 62)
+    n = SOFTMAX_N[variant] if n is None else check_int_param(n, "n", op, 0, 62)
     x0 = x0_int(S, "tvm" if tvm else "pytorch")
     _check_x0(x0, n, op)
     arr = check_input(x, in_t, op)
-    mode = {"pytorch": 0, "tvm": 1, "corrected": 2}[profile]
-    steps = [("x_sub", "e"), *_sexp_steps(), ("sum", "r"), ("sum_clamped", "r"), ("factor", "r"), ("prod", "e"),
-             ("out", "e")]
-    defaults = {"x_sub": I32, **_sexp_widths("", tvm), "sum": I32 if tvm else I64, "sum_clamped": I32,
-                "factor": U32 if mode == 2 else I32, "prod": I32 if tvm else I64, "out": IntType(out_bit)}
-    if mode == 2:
-        defaults["sum_clamped"] = I64
-    regs = make_registers(op, defaults, widths, overflow)
+    chain = _SMAX_CHAINS[variant]
+    regs = chain.registers(widths, overflow, op, defaults={"out": IntType(out_bit)})
     R = int(np.prod(arr.shape[:-1])) if arr.ndim > 1 else 1
     N = arr.shape[-1]
-    plan = Plan(regs, steps, R, N, taps)
+    plan = chain.plan(regs, R, N, taps)
     out = np.empty((R, N), dtype=np.int64)
     if arr.size:
-        xr = as_rows(arr)
-        lut = _lut_sexp(plan, "q", x0, n, tvm, arr.size >= 1024)
-        _k_shiftmax(*plan.args(), xr, np.int64(x0), np.int64(n), np.int64(mode), np.int64(out_bit), *lut, out)
+        lut = _lut_sexp(plan, M_EXP, x0, n, tvm, arr.size >= 1024)
+        _k_shiftmax(*plan.args(), as_rows(arr), _params(x0, n, _SMAX_PROFILES.index(variant), out_bit, lut), *lut,
+                    out)
     tapd = plan.finish(arr.shape, "rows")
-    w = lambda s: regs.type_of(s).bits  # noqa: E731
-    ops = OpCounts()
-    if arr.size:
-        ne = R * N
-        ops.add("compare", (in_t.bits,), R * (N - 1)).add("add", (w("x_sub"),), ne)
-        _sexp_ops(ops, regs, ne, w("x_sub"))
-        if mode == 0:
-            ops.add("compare", (w("exp"),), ne).add("compare", (w("sum"),), R)
-        ops.add("add", (w("sum"),), R * (N - 1))
-        if mode == 2:
-            ops.add("compare", (w("sum"),), R).add("shift", (w("sum"),), R)  # bitlen, normalization
-            ops.add("shift", (w("exp"),), ne).add("add", (w("prod"),), ne).add("compare", (w("out"),), ne)
-        ops.add("div", (w("sum_clamped"),), R)
-        ops.add("mul", (w("exp"), w("factor")), ne).add("shift", (w("prod"),), ne)
+    ops = chain.op_counts(regs, in_bits=in_t.bits, elements=R * N, rows=R, params={"reduce": R * (N - 1)})
     return OpResult(values=out.reshape(arr.shape), scale=2.0 ** -(out_bit - 1), ops=ops, registers=regs, taps=tapd)
 
 
@@ -503,65 +543,127 @@ def shiftmax(x: Any, scale: float, *, profile: str = "pytorch", out_bit: int | N
 _GELU_PROFILES = ("pytorch", "tvm", "corrected")
 
 
-@njit(cache=True, error_model="numpy", _nrt=False)
-def _k_shiftgelu_row(i, cf, st, tp, ton, x, x0, n, mode, out_bit, lfin, lval, lev, lbad, llo, ls0, nfin, nval, nev,
-                     nbad, nlo, ns0, out, N, tvm, i31):
-    """Row i of :func:`_k_shiftgelu` (the body of its parallel loop)."""
-    mx = np.int64(x[i, 0])
+def _gelu_steps(variant: str) -> Chain:
+    """ShiftGELU's chain: ``x_sub``, the element shift-exp chain, ``neg_max`` and the row's
+    ``max_`` shift-exp chain, ``sum`` ... ``out``. ``reduce`` (a call parameter of the op counts)
+    is ``R (N - 1)``, the compares of the row maxima."""
+    mode = _GELU_PROFILES.index(variant)
+    tvm, corrected = mode == TVM, mode == CORRECTED
+    head = Chain("ivit.shiftgelu", [
+        Step("x_sub", "e", I32, (Cost("compare", ("in",), "reduce", "call"), Cost("add", ("x_sub",)))),
+    ])
+    neg_max = Chain("ivit.shiftgelu", [
+        # -m [, m = max(m, 0) (corrected)]
+        Step("neg_max", "r", I32, (Cost("add", ("neg_max",), 1, "r"),
+                                   *([Cost("compare", ("in",), 1, "r")] if corrected else []))),
+    ])
+    tail = Chain("ivit.shiftgelu", [
+        Step("sum", "e", I32 if tvm else I64, (Cost("add", ("sum",)),)),
+        Step("sum_clamped", "e", I64 if corrected else I32,
+             (Cost("compare", ("sum",)),) if mode == PYTORCH else ()),  # min(sum, 2**31 - 1)
+        # the reciprocal (published) or the exact sigmoid's division (corrected)
+        Step("factor", "e", I64 if corrected else I32, (Cost("div", ("sum_clamped",)),)),
+        Step("prod", "e", I32 if tvm else I64,
+             (Cost("shift", ("prod",)),) if corrected else (Cost("mul", ("exp", "factor")), Cost("shift", ("prod",)))),
+        Step("sig", "e", I8),
+        Step("out", "e", I32, (Cost("mul", ("in", "sig")),)),
+    ])
+    clamp = mode == PYTORCH
+    return (head + _sexp_steps(src="x_sub", tvm=tvm, clamp=clamp) + neg_max
+            + _sexp_steps("max_", "r", "neg_max", tvm, clamp) + tail)
+
+
+_GELU_CHAINS = {v: _gelu_steps(v) for v in _GELU_PROFILES}
+G_XSUB, G_EXP, G_NEG_MAX, G_MAX_EXP, G_SUM, G_SUMC, G_FACTOR, G_PROD, G_SIG, G_OUT = _GELU_CHAINS["pytorch"].ids(
+    "x_sub", "log2e", "neg_max", "max_log2e", "sum", "sum_clamped", "factor", "prod", "sig", "out")
+
+
+@njit(cache=True)
+def _add_step(cf, st, i, j, s, a, b, rec, ok):
+    """Register s <- a + b, recorded as :func:`~intsim.regs.prims.add_chk` (no tap) or only
+    checked (beyond int64 or outside the register clears ``ok``). Returns ``(value, ok)``."""
+    if rec:
+        return add_chk(cf, st, i, j, s, a, b), ok
+    r = a + b
+    wide = ((a >= 0) == (b >= 0)) & ((r >= 0) != (a >= 0))
+    return r, ok & (not wide) & (r >= cf[s, 0]) & (r <= cf[s, 1])
+
+
+@njit(cache=True)
+def _gelu_chain(i, cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, out, tab, rec):
+    """ShiftGELU of row i, unrecorded (``rec`` False: returns False as soon as a register would
+    not hold a value) or recorded. Returns ``ok``. ``tab``: see :func:`_sexp`."""
+    N = x.shape[1]
+    x0, n, mode, out_bit = kp[XP_X0], kp[XP_N], kp[XP_MODE], kp[XP_OUT_BIT]
+    tvm = mode == TVM
+    i31 = np.int64(2147483647)
+    sh = np.int64(24) if tvm else np.int64(32 - out_bit)
+    xr = x[i]
+    orow = out[i]
+    mx = np.int64(xr[0])
     for j in range(1, N):
-        mx = max(mx, np.int64(x[i, j]))
-    if mode == 2 and mx < 0:
+        mx = max(mx, np.int64(xr[j]))
+    if mode == CORRECTED and mx < 0:
         mx = np.int64(0)
-    nm = reg(cf, st, tp, ton, i, -1, 8, -mx)
-    em = _sexp(cf, st, tp, ton, i, -1, 9, nm, x0, n, tvm, nfin, nval, nev, nbad, nlo, ns0)
-    if mode == 0 and em < 0:
+    nm, ok = step(cf, st, tp, ton, i, -1, G_NEG_MAX, -mx, rec, True)
+    em, ok = _sexp(cf, st, tp, ton, i, -1, G_MAX_EXP, nm, x0, n, tvm, lfin[:0], lval, lev, lbad, llo, ls0, False, rec,
+                   ok)
+    if mode == PYTORCH and em < 0:
         em = np.int64(0)
     for j in range(N):
-        d = reg(cf, st, tp, ton, i, j, 0, x[i, j] - mx)
-        e = _sexp(cf, st, tp, ton, i, j, 1, d, x0, n, tvm, lfin, lval, lev, lbad, llo, ls0)
-        if mode == 0 and e < 0:
+        xv = np.int64(xr[j])
+        d, ok = step(cf, st, tp, ton, i, j, G_XSUB, xv - mx, rec, ok)
+        e, ok = _sexp(cf, st, tp, ton, i, j, G_EXP, d, x0, n, tvm, lfin, lval, lev, lbad, llo, ls0, tab, rec, ok)
+        if mode == PYTORCH and e < 0:
             e = np.int64(0)
-        s = add_chk(cf, st, i, j, 16, e, em)
-        tap(tp, ton, i, j, 16, s)
-        if mode == 0:
-            s = reg(cf, st, tp, ton, i, j, 17, s if s < i31 else i31)
-        else:
-            s = reg(cf, st, tp, ton, i, j, 17, s)
-        if mode == 2:
-            # exact sigmoid: floor(e * 2**(out_bit-1) / (e + em))
+        s, ok = _add_step(cf, st, i, j, G_SUM, e, em, rec, ok)
+        if rec:
+            tap(tp, ton, i, j, G_SUM, s)
+        s, ok = step(cf, st, tp, ton, i, j, G_SUMC, s if mode != PYTORCH or s < i31 else i31, rec, ok)
+        f = np.int64(0)
+        if s == 0:
+            if not rec:
+                return False
+            f = div0(cf, st, tp, ton, i, j, G_FACTOR)
+        if mode == CORRECTED:
+            # exact sigmoid: floor(e * 2**(out_bit-1) / (e + em)); factor holds e + em
             if s == 0:
-                sig = div0(cf, st, tp, ton, i, j, 18)
+                sig = f
             else:
-                num = shl_reg(cf, st, tp, ton, i, j, 19, e, np.int64(out_bit - 1))
-                tap(tp, ton, i, j, 18, s)
-                sig = reg(cf, st, tp, ton, i, j, 20, num // s)
+                num, ok = shl_step(cf, st, tp, ton, i, j, G_PROD, e, out_bit - np.int64(1), rec, ok)
+                if rec:
+                    tap(tp, ton, i, j, G_FACTOR, s)
+                sig, ok = step(cf, st, tp, ton, i, j, G_SIG, num // s, rec, ok)
         else:
-            if s == 0:
-                f = div0(cf, st, tp, ton, i, j, 18)
-            elif tvm:
-                f = reg(cf, st, tp, ton, i, j, 18, _tdiv(i31, s))
-            else:
-                f = reg(cf, st, tp, ton, i, j, 18, i31 // s)
-            p = mul_reg(cf, st, tp, ton, i, j, 19, e, f)
-            sh = np.int64(24) if tvm else np.int64(32 - out_bit)
-            sig = reg(cf, st, tp, ton, i, j, 20, p >> sh)
-        out[i, j] = mul_reg(cf, st, tp, ton, i, j, 21, x[i, j], sig)
+            if s != 0:
+                f, ok = step(cf, st, tp, ton, i, j, G_FACTOR, _tdiv(i31, s) if tvm else i31 // s, rec, ok)
+            p, ok = mulv_step(cf, st, tp, ton, i, j, G_PROD, e, f, rec, ok)
+            sig, ok = step(cf, st, tp, ton, i, j, G_SIG, p >> sh, rec, ok)
+        orow[j], ok = mulv_step(cf, st, tp, ton, i, j, G_OUT, xv, sig, rec, ok)
+    return ok
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _k_shiftgelu_row(i, cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, out):
+    """Row i of :func:`_k_shiftgelu` (the body of its parallel loop): unrecorded first (reading
+    the table branch-free when it can), again recorded when a register overflowed (or taps are on)."""
+    if not ton:
+        if kp[XP_TAB] != 0:
+            if _gelu_chain(i, cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, out, True, False):
+                return
+        elif _gelu_chain(i, cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, out, False, False):
+            return
+    _gelu_chain(i, cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, out, False, True)
 
 
 @njit(cache=True, parallel=True)
-def _k_shiftgelu(cf, st, tp, ton, x, x0, n, mode, out_bit, lfin, lval, lev, lbad, llo, ls0, nfin, nval, nev,
-                 nbad, nlo, ns0, out):
-    """Steps: x_sub 0, e-chain 1-7, neg_max 8, em-chain 9-15, sum 16, sum_clamped 17, factor 18,
-    prod 19, sig 20, out 21."""
-    R, N = x.shape
-    tvm = mode == 1
-    i31 = np.int64(2147483647)
-    for i in prange(R):
-        _k_shiftgelu_row(np.int64(i), cf, st, tp, ton, x, x0, n, mode, out_bit, lfin, lval, lev, lbad, llo, ls0, nfin,
-                         nval, nev, nbad, nlo, ns0, out, N, tvm, i31)
+def _k_shiftgelu(cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, out):
+    for i in prange(x.shape[0]):
+        _k_shiftgelu_row(np.int64(i), cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, out)
 
 
-def shiftgelu(x: Any, scale: float, *, profile: str = "pytorch", out_bit: int = 8, n: int = GELU_N,
+@renamed_keyword("profile", "variant")
+def shiftgelu(x: Any, scale: float, *, variant: str = "pytorch", out_bit: int = 8, n: int = GELU_N,
               in_type: IntType | str = I8, widths: dict | None = None, overflow: str = "raise",
               taps: bool = False) -> OpResult:
     """I-ViT's ShiftGELU (``IntGELU``): ``x * sigmoid(1.702 x)`` with the sigmoid as
@@ -594,53 +696,30 @@ def shiftgelu(x: Any, scale: float, *, profile: str = "pytorch", out_bit: int = 
     [[-520, -490, 0, 800, 4160]]
     """
     op = "ivit.shiftgelu"
-    profile = check_profile(profile, _GELU_PROFILES, op)
+    variant = check_variant(variant, _GELU_PROFILES, op)
     in_t = check_in_type(in_type, op)
     S = check_op_scale(scale, op)
     out_bit = check_int_param(out_bit, "out_bit", op, 2, 31)
     n = check_int_param(n, "n", op, 0, 62)
-    tvm = profile == "tvm"
+    tvm = variant == "tvm"
     if tvm and out_bit != 8:
         raise ConfigError(f"{op}: the TVM kernel's sigmoid is fixed to 8 bits (>> 24); got out_bit={out_bit}")
     S_sig = S * GELU_SIGMOID_K
     x0 = x0_int(S_sig, "tvm" if tvm else "pytorch")
     _check_x0(x0, n, op)
     arr = check_input(x, in_t, op)
-    mode = {"pytorch": 0, "tvm": 1, "corrected": 2}[profile]
-    steps = [("x_sub", "e"), *_sexp_steps(), ("neg_max", "r"), *_sexp_steps("max_", "r"), ("sum", "e"),
-             ("sum_clamped", "e"), ("factor", "e"), ("prod", "e"), ("sig", "e"), ("out", "e")]
-    defaults = {"x_sub": I32, **_sexp_widths("", tvm), "neg_max": I32, **_sexp_widths("max_", tvm),
-                "sum": I32 if tvm else I64, "sum_clamped": I64 if mode == 2 else I32,
-                "factor": I64 if mode == 2 else I32, "prod": I32 if tvm else I64, "sig": IntType(out_bit),
-                "out": I32}
-    regs = make_registers(op, defaults, widths, overflow)
+    chain = _GELU_CHAINS[variant]
+    regs = chain.registers(widths, overflow, op, defaults={"sig": IntType(out_bit)})
     R = int(np.prod(arr.shape[:-1])) if arr.ndim > 1 else 1
     N = arr.shape[-1]
-    plan = Plan(regs, steps, R, N, taps)
-    assert plan.s("neg_max") == 8 and plan.s("out") == 21
+    plan = chain.plan(regs, R, N, taps)
     out = np.empty((R, N), dtype=np.int64)
     if arr.size:
-        xr = as_rows(arr)
-        lut = _lut_sexp(plan, "q", x0, n, tvm, arr.size >= 1024)
-        _k_shiftgelu(*plan.args(), xr, np.int64(x0), np.int64(n), np.int64(mode), np.int64(out_bit), *lut,
-                     *no_lut(5), out)
+        lut = _lut_sexp(plan, G_EXP, x0, n, tvm, arr.size >= 1024)
+        _k_shiftgelu(*plan.args(), as_rows(arr), _params(x0, n, _GELU_PROFILES.index(variant), out_bit, lut), *lut,
+                     out)
     tapd = plan.finish(arr.shape, "rows")
-    w = lambda s: regs.type_of(s).bits  # noqa: E731
-    ops = OpCounts()
-    if arr.size:
-        ne = R * N
-        ops.add("compare", (in_t.bits,), R * (N - 1)).add("add", (w("x_sub"),), ne).add("add", (w("neg_max"),), R)
-        _sexp_ops(ops, regs, ne, w("x_sub"))
-        _sexp_ops(ops, regs, R, w("neg_max"), "max_")
-        if mode == 0:
-            ops.add("compare", (w("exp"),), ne).add("compare", (w("max_exp"),), R).add("compare", (w("sum"),), ne)
-        if mode == 2:
-            ops.add("compare", (in_t.bits,), R)  # max(m, 0)
-            ops.add("add", (w("sum"),), ne).add("shift", (w("prod"),), ne).add("div", (w("sum_clamped"),), ne)
-        else:
-            ops.add("add", (w("sum"),), ne).add("div", (w("sum_clamped"),), ne)
-            ops.add("mul", (w("exp"), w("factor")), ne).add("shift", (w("prod"),), ne)
-        ops.add("mul", (in_t.bits, w("sig")), ne)
+    ops = chain.op_counts(regs, in_bits=in_t.bits, elements=R * N, rows=R, params={"reduce": R * (N - 1)})
     return OpResult(values=out.reshape(arr.shape), scale=S / 2 ** (out_bit - 1), ops=ops, registers=regs,
                     taps=tapd)
 
@@ -651,7 +730,8 @@ def shiftgelu(x: Any, scale: float, *, profile: str = "pytorch", out_bit: int = 
 _LN_PROFILES = ("pytorch", "tvm", "corrected")
 
 
-def layernorm(x: Any, scale: float, gamma: Any = None, beta: Any = None, *, profile: str = "pytorch",
+@renamed_keyword("profile", "variant")
+def layernorm(x: Any, scale: float, gamma: Any = None, beta: Any = None, *, variant: str = "pytorch",
               sqrt_steps: int = 10, in_type: IntType | str = I16, widths: dict | None = None,
               overflow: str = "raise", taps: bool = False) -> OpResult:
     """I-ViT's I-LayerNorm (``IntLayerNorm``) over the last axis (length D).
@@ -670,7 +750,7 @@ def layernorm(x: Any, scale: float, gamma: Any = None, beta: Any = None, *, prof
     ``corrected``: I-ViT's square root is far off for small variances (``var = 0`` gives 64,
     ``var = 10**4`` gives 108) and ±1 up to about 2**22, and 10 steps are too few above about
     2**48; the corrected variant uses the exact normalized square root of
-    :func:`intsim.ops.ibert.layernorm`'s corrected profile (``std = isqrt(var << 2g)``,
+    :func:`intsim.ops.ibert.layernorm`'s corrected variant (``std = isqrt(var << 2g)``,
     ``factor = floor(2**(31 + g) / std)``) with a 64-bit variance; same output convention.
 
     The input is the 16-bit residual stream by default. Registers (defaults): ``sum`` 40 (32
@@ -685,7 +765,7 @@ def layernorm(x: Any, scale: float, gamma: Any = None, beta: Any = None, *, prof
     ([[0, 0, 0, 0]], True)
     """
     op = "ivit.layernorm"
-    profile = check_profile(profile, _LN_PROFILES, op)
+    variant = check_variant(variant, _LN_PROFILES, op)
     in_t = check_in_type(in_type, op)
     check_op_scale(scale, op)
     sqrt_steps = check_int_param(sqrt_steps, "sqrt_steps", op, 0, 64)
@@ -697,31 +777,24 @@ def layernorm(x: Any, scale: float, gamma: Any = None, beta: Any = None, *, prof
         raise ShapeError(f"{op}: the normalized axis is empty")
     s_y = math.sqrt(D) / 2 ** 30
     out_scale, bias = ln_affine(gamma, beta, D, s_y, op)
-    tvm = profile == "tvm"
-    corrected = profile == "corrected"
+    tvm = variant == "tvm"
+    corrected = variant == "corrected"
     defaults = {"sum": I32 if tvm else IntType(40), "mean": I32, "y": I32, "y_shifted": I32,
                 "y_sq": U32 if tvm else I64, "var": U32 if tvm else I64, "var_norm": I64,
                 "sqrt_iter": U32 if tvm else I64, "std": I32, "factor": U32 if corrected else I32,
                 "prod": I32 if tvm else I64, "out": I32, "out_bias": I32}
-    regs = make_registers(op, defaults, widths, overflow)
+    regs = LN_CHAIN.registers(widths, overflow, op, defaults=defaults)
     return run_layernorm(op, arr, regs, taps, in_t, mean_mode=MEAN_TRUNC if tvm else MEAN_RNE, shift=0,
                           sqrt_mode=SQ_NORM if corrected else SQ_IVIT, iv_steps=sqrt_steps, num_bits=31,
                           norm_top=62, prod_shift=1, prod_round=1 if tvm else 0, eps_int=0, bias=bias,
                           out_scale=out_scale)
 
 
-OPERATORS: dict[str, Callable[..., OpResult]] = {
-    "shift_exp": shift_exp,
-    "shiftmax": shiftmax,
-    "shiftgelu": shiftgelu,
-    "layernorm": layernorm,
-}
-#: the positional inputs of each operator (all take ``profile=`` and keyword options)
-INPUTS: dict[str, tuple[str, ...]] = {name: ("x", "scale") for name in OPERATORS}
-PROFILES: dict[str, tuple[str, ...]] = {
-    "shift_exp": _SEXP_PROFILES,
-    "shiftmax": _SMAX_PROFILES,
-    "shiftgelu": _GELU_PROFILES,
-    "layernorm": _LN_PROFILES,
-}
-_ = (I64, I8, Callable)
+#: the operators of this family (:mod:`intsim.ops.registry` lists them as ``ivit.<name>``): the
+#: positional inputs of each and the values of its ``variant=`` keyword
+OPS: tuple[OpSpec, ...] = (
+    OpSpec("shift_exp", shift_exp, ("x", "scale"), _SEXP_PROFILES),
+    OpSpec("shiftmax", shiftmax, ("x", "scale"), _SMAX_PROFILES),
+    OpSpec("shiftgelu", shiftgelu, ("x", "scale"), _GELU_PROFILES),
+    OpSpec("layernorm", layernorm, ("x", "scale"), _LN_PROFILES),
+)

@@ -2,7 +2,18 @@
 DI-Norm: row sum, mean (round-half-even, truncated or none), centring, optional shift, squared sum,
 integer square root (float as published by I-BERT, I-ViT's fixed iteration, or exact Newton on a
 normalized variance), the reciprocal factor, the product and its rounding, and the integer bias.
-Each variant is a set of modes (:data:`MEAN_RNE` ..., :data:`SQ_FLOAT` ...) passed to one kernel.
+
+The chain is :data:`LN_CHAIN` (its steps, default widths and published operations, from which the
+op counts come); the variants are sets of modes (:data:`MEAN_RNE` ..., :data:`SQ_FLOAT` ...) in one
+parameter vector of the one kernel. :func:`ln_row` is the one copy of the arithmetic: a row runs
+unrecorded first (its element steps checked where they are largest, see :func:`ln_row`) and again
+recorded only when a register might not hold a value (or taps are on), so the policies, events
+and taps all come from it.
+
+Also here, for every operator's kernels: the checked accumulator (:func:`acc_start`,
+:func:`acc_step`, :func:`acc_end`), :func:`mulv_step` (a branch-free ``mul_step``),
+:func:`chain_op_counts` (memoized op counts) and :func:`div_round_mode` (I-LLM's numbering of
+:func:`intsim.regs.prims.div_round`).
 """
 
 from __future__ import annotations
@@ -15,135 +26,193 @@ from numba import njit, prange
 from ..core.errors import ConfigError, DTypeError, ShapeError
 from ..core.inttype import IntType
 from ..core.opcounts import OpCounts
+from ..core.rounding import FLOOR, HALF_EVEN, HALF_UP, TRUNC
+from ..regs.chain import Chain, Cost, Step
 from ..regs.opresult import OpResult
-from ..regs.prims import (
-    add_chk,
-    bitlen64,
-    chk,
-    div0,
-    fits,
-    mul_reg,
-    reg,
-    shl_reg,
-    tap,
-)
+from ..regs.prims import add_chk, bitlen64, div0, div_round, mul_step, shl_step, step, tap
 from ..regs.registers import RegisterFile
-from ..regs.runtime import (
-    INT64_MAX,
-    Plan,
-    as_rows,
-)
+from ..regs.runtime import INT64_MAX, as_rows
 from .isqrt import isqrt_newton_u64
 
 # sqrt methods
 SQ_FLOAT, SQ_IVIT, SQ_NORM = 0, 1, 2
-
-
 # mean modes
 MEAN_RNE, MEAN_TRUNC, MEAN_NONE = 0, 1, 2
 
+_I32, _I64, _U32 = IntType(32), IntType(64), IntType(32, signed=False)
 
-LN_STEPS = [("sum", "r"), ("mean", "r"), ("y", "e"), ("y_shifted", "e"), ("y_sq", "e"), ("var", "r"),
-             ("var_norm", "r"), ("sqrt_iter", "r"), ("std", "r"), ("factor", "r"), ("prod", "e"), ("out", "e"),
-             ("out_bias", "e")]
+# The chain, written once: steps, I-BERT's default widths (I-ViT and I-LLM declare their own) and the
+# published operations. The counts that depend on the call's modes or data are parameters (see
+# run_layernorm): ``mean`` (1 with a mean), ``mean_adds`` (N - 1 with a mean), ``shifted``,
+# ``var_adds`` (N - 1, + 1 with an epsilon), ``norm`` (SQ_NORM), ``newton`` (not SQ_IVIT; ``newton2``
+# twice that), ``its`` (square-root iterations of the call; ``newton_its``, ``ivit_its`` by method),
+# ``std_shift`` (a shifted Newton std) and ``bias``.
+LN_CHAIN = Chain("layernorm", [
+    Step("sum", "r", IntType(40), (Cost("add", ("sum",), "mean_adds", "r"), Cost("div", ("sum",), "mean", "r"))),
+    Step("mean", "r", _I32),
+    Step("y", "e", _I32, (Cost("add", ("y",), "mean"),)),
+    Step("y_shifted", "e", _I32, (Cost("shift", ("y_shifted",), "shifted"),)),
+    Step("y_sq", "e", _I64, (Cost("mul", ("y_shifted", "y_shifted")),)),
+    Step("var", "r", _U32, (Cost("add", ("var",), "var_adds", "r"),)),
+    Step("var_norm", "r", _I64, (
+        Cost("compare", ("var",), "norm", "r"), Cost("shift", ("var_norm",), "norm", "r"),  # bitlen, even shift
+        Cost("compare", ("var_norm",), "newton2", "r"), Cost("shift", ("var_norm",), "newton", "r"),  # zero, seed
+        Cost("div", ("var_norm",), "newton_its", "call"))),
+    Step("sqrt_iter", "r", _I64, (
+        Cost("div", ("sqrt_iter",), "ivit_its", "call"), Cost("add", ("sqrt_iter",), "its", "call"),
+        Cost("shift", ("sqrt_iter",), "its", "call"), Cost("compare", ("sqrt_iter",), "newton_its", "call"))),
+    Step("std", "r", _I32, (Cost("shift", ("std",), "std_shift", "r"),)),
+    Step("factor", "r", _U32, (Cost("div", ("std",), per="r"),)),
+    Step("prod", "e", _I64, (Cost("mul", ("y", "factor")), Cost("shift", ("prod",)))),
+    Step("out", "e", _I32),
+    Step("out_bias", "e", _I32, (Cost("add", ("out_bias",), "bias"),)),
+])
+L_SUM, L_MEAN, L_Y, L_YS, L_YSQ, L_VAR, L_VNORM, L_ITER, L_STD, L_FACTOR, L_PROD, L_OUT, L_BIAS = range(len(LN_CHAIN))
+#: the steps as (name, kind) pairs (the kernel's order)
+LN_STEPS = [(s.name, s.kind) for s in LN_CHAIN.steps]
+#: the kernel's parameter vector (the modes of the call)
+(LP_MEAN_MODE, LP_SHIFT, LP_SQRT_MODE, LP_IV_STEPS, LP_NUM_BITS, LP_NORM_TOP, LP_DIV_D, LP_PROD_SHIFT,
+ LP_PROD_ROUND, LP_HAS_BIAS, LP_BIAS_LO, LP_BIAS_HI) = range(12)
+
+_DIV_ROUND_CODES = (HALF_EVEN, TRUNC, FLOOR, HALF_UP)
 
 
-@njit(cache=True, inline="always")
+_OPS_MEMO: dict = {}
+
+
+def chain_op_counts(chain: Chain, regs: RegisterFile, *, in_bits: int, elements: int, rows: int,
+                    params: dict[str, int] | None = None) -> OpCounts:
+    """``chain.op_counts(...)``, memoized: a call's counts depend only on these arguments and the
+    register widths (a fresh copy is returned; the memo holds up to 1024 entries)."""
+    key = (chain, tuple(regs.widths.items()), regs.default_bits, in_bits, elements, rows,
+           tuple(params.items()) if params else ())
+    ops = _OPS_MEMO.get(key)
+    if ops is None:
+        if len(_OPS_MEMO) >= 1024:
+            _OPS_MEMO.clear()
+        ops = _OPS_MEMO[key] = chain.op_counts(regs, in_bits=in_bits, elements=elements, rows=rows, params=params)
+    return OpCounts() + ops
+
+
+@njit(cache=True)
 def div_round_mode(a, d, mode):
-    """round(a / d) for d > 0: mode 0 half-even, 1 trunc, 2 floor, 3 half-up."""
-    q = a // d
-    r = a - q * d
-    if mode == 2:
-        return q
-    if mode == 1:
-        if r != 0 and a < 0:
-            return q + 1
-        return q
-    twice = r - (d - r)
-    if twice > 0:
-        return q + 1
-    if twice == 0:
-        if mode == 3 or (q & 1) == 1:
-            return q + 1
-    return q
+    """round(a / d) for d > 0: mode 0 half-even, 1 trunc, 2 floor, 3 half-up (this numbering;
+    :func:`intsim.regs.prims.div_round` in the :data:`~intsim.core.rounding.ROUNDING_CODE` one)."""
+    return div_round(a, d, _DIV_ROUND_CODES[mode])
 
 
-@njit(cache=True, inline="always")
-def row_reg(cf, st, tp, ton, i, s, v, rec, ok):
-    """A per-row register: recorded when ``rec``, else only range-checked (the fast path)."""
+@njit(cache=True)
+def acc_start():
+    """A checked accumulator at 0 (see :func:`acc_step`): ``(sum, sum of the positive addends,
+    smallest addend, largest addend, number of addends)``."""
+    z = np.int64(0)
+    return z, z, np.int64(INT64_MAX), np.int64(-INT64_MAX - 1), z
+
+
+@njit(cache=True)
+def acc_step(cf, st, i, j, s, acc, b, rec):
+    """Accumulator register s <- sum + b, checked after every add. Recorded (``rec``): as
+    :func:`~intsim.regs.prims.add_chk` (no tap). Unrecorded: the sum, the sum of the positive
+    addends and the smallest and largest addend, reductions that vectorize (a test of every
+    partial sum would not); :func:`acc_end` checks them."""
+    a, pos, lo, hi, n = acc
     if rec:
-        return reg(cf, st, tp, ton, i, -1, s, v), ok
-    return v, ok and fits(cf, s, v)
+        return add_chk(cf, st, i, j, s, a, b), pos, lo, hi, n
+    return a + b, pos + max(b, np.int64(0)), min(lo, b), max(hi, b), n + 1
 
 
-@njit(cache=True, inline="always")
-def ln_sqrt(cf, st, tp, ton, i, v, N, shift, sqrt_mode, iv_steps, num_bits, norm_top, div_d, rec):
-    """Steps var_norm (6), sqrt_iter (7), std (8), factor (9) of a row with variance v >= 0.
-    Returns (factor, iterations, ok); ``ok`` is False in the fast path when a register would
-    not hold its value (the caller then redoes the row with ``rec``)."""
-    ok = True
-    if sqrt_mode == 1:
-        vn, ok = row_reg(cf, st, tp, ton, i, 6, v, rec, ok)
+@njit(cache=True)
+def acc_range(acc):
+    """The smallest and largest addend of an unrecorded accumulator."""
+    return acc[2], acc[3]
+
+
+@njit(cache=True)
+def acc_end_mag(cf, s, acc, mag, rec, ok):
+    """:func:`acc_end` with the caller's bound ``mag`` on the addends: each lies in ``[-mag - 1,
+    mag]`` (then the accumulator's smallest and largest addend are not needed, and their
+    reductions vanish from the loop)."""
+    a, pos, lo, hi, n = acc
+    if rec:
+        return a, ok
+    return a, ok and (n == 0 or mag < INT64_MAX // n) and pos <= cf[s, 1] and a - pos >= cf[s, 0]
+
+
+@njit(cache=True)
+def acc_end(cf, s, acc, rec, ok):
+    """``(sum, ok)`` of an accumulator. Unrecorded, ``ok`` stays set only when every partial sum
+    provably fitted int64 and register s: ``n`` addends of magnitude at most ``mag + 1``, ``mag =
+    max(largest, ~smallest)``, cannot leave int64 when ``mag < INT64_MAX // n``, and then every
+    partial sum lies in ``[neg, pos]``, ``neg = sum - pos`` the sum of the negative addends. (A row
+    this bound rejects is run again recorded, which records exactly the partial sums that did not
+    fit, if any.)"""
+    lo, hi = acc_range(acc)
+    return acc_end_mag(cf, s, acc, max(hi, ~lo), rec, ok)
+
+
+@njit(cache=True)
+def mulv_step(cf, st, tp, ton, i, j, s, a, b, rec, ok):
+    """Register s <- a * b exactly, as :func:`~intsim.regs.prims.mul_step`, but branch-free when
+    unrecorded, so that loops over it vectorize: the product wraps, and ``ok`` is cleared unless
+    the float product (relative error below 2**-51) shows the exact one inside int64 (a product
+    within 0.3% of 2**63 is refused too: that row is run again, recorded) and it fits register s."""
+    if rec:
+        return mul_step(cf, st, tp, ton, i, j, s, a, b, rec, ok)
+    p = np.int64(np.uint64(a) * np.uint64(b))
+    fine = abs(np.float64(a) * np.float64(b)) < 9.2e18
+    return p, ok & fine & (p >= cf[s, 0]) & (p <= cf[s, 1])
+
+
+@njit(cache=True)
+def ln_sqrt(cf, st, tp, ton, i, v, N, kp, rec, ok):
+    """Steps var_norm, sqrt_iter, std and factor of a row with variance v >= 0. Returns
+    ``(factor, iterations, ok)``."""
+    sqrt_mode = kp[LP_SQRT_MODE]
+    num_bits = kp[LP_NUM_BITS]
+    if sqrt_mode == SQ_IVIT:
+        vn, ok = step(cf, st, tp, ton, i, -1, L_VNORM, v, rec, ok)
         k = np.int64(65536)
         peak = k
-        for _ in range(iv_steps):
+        for _ in range(kp[LP_IV_STEPS]):
             if k == 0:
                 break
-            t = k + vn // k
-            if rec:
-                t = chk(cf, st, i, -1, 7, t)
-            else:
-                ok = ok and fits(cf, 7, t)
+            t, ok = step(cf, st, tp, ton, i, -1, L_ITER, k + vn // k, rec, ok)
             peak = max(peak, t)
             k = t >> np.int64(1)
-        if rec:
-            tap(tp, ton, i, -1, 7, peak)
-        std, ok = row_reg(cf, st, tp, ton, i, 8, k, rec, ok)
+        tap(tp, ton, i, -1, L_ITER, peak)  # the register's tap: the largest numerator
+        std, ok = step(cf, st, tp, ton, i, -1, L_STD, k, rec, ok)
         if std == 0:
             if rec:
-                return div0(cf, st, tp, ton, i, -1, 9), iv_steps, ok
-            return np.int64(0), iv_steps, False
-        f, ok = row_reg(cf, st, tp, ton, i, 9, ((np.int64(1) << np.int64(num_bits)) - np.int64(1)) // std, rec, ok)
-        return f, iv_steps, ok
+                return div0(cf, st, tp, ton, i, -1, L_FACTOR), kp[LP_IV_STEPS], ok
+            return np.int64(0), kp[LP_IV_STEPS], False
+        f, ok = step(cf, st, tp, ton, i, -1, L_FACTOR, ((np.int64(1) << num_bits) - np.int64(1)) // std, rec, ok)
+        return f, kp[LP_IV_STEPS], ok
     g = np.int64(0)
-    if sqrt_mode == 2:
-        g = (norm_top - bitlen64(v)) // 2
-        if g < 0:
-            g = np.int64(0)
+    if sqrt_mode == SQ_NORM:
+        g = max((kp[LP_NORM_TOP] - bitlen64(v)) // 2, np.int64(0))
     vs = v << np.int64(2 * g)
-    if div_d:
+    if kp[LP_DIV_D]:
         vs = vs // N
-    vn, ok = row_reg(cf, st, tp, ton, i, 6, vs, rec, ok)
+    vn, ok = step(cf, st, tp, ton, i, -1, L_VNORM, vs, rec, ok)
     r, it = isqrt_newton_u64(np.uint64(vn if vn > 0 else 0))
     num = np.int64(0)
     if vn > 0:  # the Newton numerator peaks at its first step: seed + vn // seed
         sd = np.int64(1) << np.int64((bitlen64(vn) + 1) // 2)
         num = sd + vn // sd
-    if rec:
-        tap(tp, ton, i, -1, 7, chk(cf, st, i, -1, 7, num))
-    else:
-        ok = ok and fits(cf, 7, num)
-    if sqrt_mode == 0:
-        if rec:
-            std = shl_reg(cf, st, tp, ton, i, -1, 8, np.int64(r), shift)
-        else:
-            if shift > 0 and np.int64(r) > (np.int64(INT64_MAX) >> shift):
-                return np.int64(0), it, False
-            std = np.int64(r) << shift
-            ok = ok and fits(cf, 8, std)
+    num, ok = step(cf, st, tp, ton, i, -1, L_ITER, num, rec, ok)
+    if sqrt_mode == SQ_FLOAT:
+        std, ok = shl_step(cf, st, tp, ton, i, -1, L_STD, np.int64(r), kp[LP_SHIFT], rec, ok)
         if std == 0:
             std = np.int64(1)
-        f, ok = row_reg(cf, st, tp, ton, i, 9, (np.int64(1) << np.int64(num_bits)) // std, rec, ok)
+        f, ok = step(cf, st, tp, ton, i, -1, L_FACTOR, (np.int64(1) << num_bits) // std, rec, ok)
         return f, it, ok
-    std, ok = row_reg(cf, st, tp, ton, i, 8, np.int64(r), rec, ok)
-    if std == 0:
-        f, ok = row_reg(cf, st, tp, ton, i, 9, np.int64(0), rec, ok)
-    else:
-        f, ok = row_reg(cf, st, tp, ton, i, 9, pow2_floordiv(num_bits + g, std), rec, ok)
+    std, ok = step(cf, st, tp, ton, i, -1, L_STD, np.int64(r), rec, ok)
+    f = pow2_floordiv(num_bits + g, std) if std != 0 else np.int64(0)
+    f, ok = step(cf, st, tp, ton, i, -1, L_FACTOR, f, rec, ok)
     return f, it, ok
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def pow2_floordiv(e, d):
     """floor(2**e / d) for e >= 0 and 0 < d < 2**62, exact whenever the quotient fits int64: past
     bit 62 the division goes on one bit at a time (long division), so 2**e itself never has to
@@ -160,7 +229,7 @@ def pow2_floordiv(e, d):
     return q
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def ln_round(p, prod_shift, prod_round):
     """p / 2**prod_shift rounded: 0 floor, 1 toward zero, 2 half to even (by shifts and masks)."""
     sh = np.int64(prod_shift)
@@ -176,109 +245,106 @@ def ln_round(p, prod_shift, prod_round):
     return q
 
 
-@njit(cache=True, error_model="numpy", _nrt=False)
-def _k_layernorm_row(i, cf, st, tp, ton, x, mean_mode, shift, sqrt_mode, iv_steps, num_bits, norm_top, div_d,
-                     prod_shift, prod_round, eps, bias, has_bias, bias_lo, bias_hi, its, out, N):
-    """Row i of :func:`k_layernorm` (the body of its parallel loop)."""
-    ev = eps[i] if eps.shape[0] > 1 else eps[0]
-    # ---- fast path ----
-    ok = not ton
+@njit(cache=True)
+def ln_center(cf, st, tp, ton, i, j, xv, m, shift, rec, ok):
+    """Steps y, y_shifted and y_sq of one element: ``(y, y_sq, ok)``."""
+    y, ok = step(cf, st, tp, ton, i, j, L_Y, xv - m, rec, ok)
+    ys, ok = step(cf, st, tp, ton, i, j, L_YS, y >> shift, rec, ok)
+    sq, ok = mulv_step(cf, st, tp, ton, i, j, L_YSQ, ys, ys, rec, ok)
+    return y, sq, ok
+
+
+@njit(cache=True)
+def ln_output(cf, st, tp, ton, i, j, y, f, b, prod_shift, prod_round, has_bias, rec, ok):
+    """Steps prod, out and out_bias of one element (``b`` its bias): ``(out_bias, ok)``."""
+    p, ok = mulv_step(cf, st, tp, ton, i, j, L_PROD, y, f, rec, ok)
+    o, ok = step(cf, st, tp, ton, i, j, L_OUT, ln_round(p, prod_shift, prod_round), rec, ok)
+    return step(cf, st, tp, ton, i, j, L_BIAS, o + b if has_bias else o, rec, ok)
+
+
+@njit(cache=True)
+def ln_row(cf, st, tp, ton, i, x, kp, ev, bias, out, rec):
+    """Row i of the LayerNorm chain (``ev`` its epsilon); returns ``(iterations, ok)``.
+
+    Recorded (``rec``), every register of every element. Unrecorded, the element steps are
+    checked where they are largest, and the loops over the row run unchecked: y and y_shifted
+    increase with x and y_sq is largest at an end, so :func:`ln_center` is checked at the row's
+    smallest and largest x; prod and out move with y (either way, with the sign of the factor) and
+    out_bias with y and the bias, so :func:`ln_output` is checked at the four corners; the
+    accumulators are checked by :func:`acc_end`. ``ok`` False: some register might not hold its
+    value (the row is then run again, recorded)."""
+    N = x.shape[1]
+    ok = True
+    shift = kp[LP_SHIFT]
     m = np.int64(0)
-    mn = np.int64(x[i, 0])
-    mx = mn
-    if ok:
-        acc = np.int64(0)
-        pos = np.int64(0)
-        neg = np.int64(0)
+    mn = mx = np.int64(x[i, 0])
+    if kp[LP_MEAN_MODE] != MEAN_NONE:
+        acc = acc_start()
         for j in range(N):
-            v = np.int64(x[i, j])
-            acc += v
-            mn = min(mn, v)
-            mx = max(mx, v)
-            if v > 0:
-                pos += v
-            else:
-                neg += v
-        if mean_mode != 2:
-            # every partial sum lies in [sum of the negatives, sum of the positives]
-            ok = fits(cf, 0, neg) and fits(cf, 0, pos) and fits(cf, 0, 0)
-            m = div_round_mode(acc, np.int64(N), 0 if mean_mode == 0 else 1)
-            ok = ok and fits(cf, 1, m)
-        ylo = mn - m
-        yhi = mx - m
-        slo = ylo >> shift
-        shi = yhi >> shift
-        ok = ok and fits(cf, 2, ylo) and fits(cf, 2, yhi) and fits(cf, 3, slo) and fits(cf, 3, shi)
-        amax = max(-slo, shi)
-        ok = ok and amax < 3037000499
-        if ok:
-            sqmax = amax * amax
-            ok = fits(cf, 4, sqmax) and fits(cf, 4, 0) and sqmax <= (np.int64(INT64_MAX) - max(ev, 0)) // N
-    if ok:
-        v = np.int64(0)
+            acc = acc_step(cf, st, i, j, L_SUM, acc, np.int64(x[i, j]), rec)
+        mn, mx = acc_range(acc)  # (unrecorded)
+        total, ok = acc_end(cf, L_SUM, acc, rec, ok)
+        if not (ok or rec):
+            return np.int64(0), False
+        tap(tp, ton, i, -1, L_SUM, total)
+        code = HALF_EVEN if kp[LP_MEAN_MODE] == MEAN_RNE else TRUNC
+        m, ok = step(cf, st, tp, ton, i, -1, L_MEAN, div_round(total, np.int64(N), code), rec, ok)
+    elif not rec:
         for j in range(N):
-            y = x[i, j] - m
-            ys = y >> shift
-            v += ys * ys
-            out[i, j] = y
-        v += ev
-        ok = fits(cf, 5, v) and fits(cf, 5, 0) and fits(cf, 5, v - ev)
-        if ok:
-            f, it, ok = ln_sqrt(cf, st, tp, ton, i, max(v, np.int64(0)), N, shift, sqrt_mode, iv_steps,
-                                 num_bits, norm_top, div_d, False)
-        if ok:
-            a = max(abs(ylo), abs(yhi))
-            ok = f >= 0 and (a == 0 or f <= np.int64(INT64_MAX) // a)
-        if ok:
-            olo = ln_round(ylo * f, prod_shift, prod_round)
-            ohi = ln_round(yhi * f, prod_shift, prod_round)
-            ok = fits(cf, 10, ylo * f) and fits(cf, 10, yhi * f) and fits(cf, 11, olo) and fits(cf, 11, ohi)
-            if has_bias:
-                ok = ok and fits(cf, 12, olo + bias_lo) and fits(cf, 12, ohi + bias_hi)
-            else:
-                ok = ok and fits(cf, 12, olo) and fits(cf, 12, ohi)
-        if ok:
-            its[i] = it
-            for j in range(N):
-                o = ln_round(out[i, j] * f, prod_shift, prod_round)
-                out[i, j] = o + bias[j] if has_bias else o
-            return
-    # ---- checked path ----
-    m = np.int64(0)
-    if mean_mode != 2:
-        acc = np.int64(0)
-        for j in range(N):
-            acc = add_chk(cf, st, i, j, 0, acc, x[i, j])
-        tap(tp, ton, i, -1, 0, acc)
-        m = reg(cf, st, tp, ton, i, -1, 1, div_round_mode(acc, np.int64(N), 0 if mean_mode == 0 else 1))
-    v = np.int64(0)
+            mn = min(mn, np.int64(x[i, j]))
+            mx = max(mx, np.int64(x[i, j]))
+    ylo = yhi = mag = np.int64(0)
+    if not rec:
+        ylo, sqlo, ok = ln_center(cf, st, tp, ton, i, -1, mn, m, shift, False, ok)
+        yhi, sqhi, ok = ln_center(cf, st, tp, ton, i, -1, mx, m, shift, False, ok)
+        if not ok:
+            return np.int64(0), False
+        mag = max(sqlo, sqhi, ev ^ (ev >> np.int64(63)))  # every y_sq lies in [0, max(sqlo, sqhi)]
+    acc = acc_start()
     for j in range(N):
-        y = reg(cf, st, tp, ton, i, j, 2, x[i, j] - m)
-        ys = reg(cf, st, tp, ton, i, j, 3, y >> shift)
-        sq = mul_reg(cf, st, tp, ton, i, j, 4, ys, ys)
-        v = add_chk(cf, st, i, j, 5, v, sq)
+        y, sq, _ = ln_center(cf, st, tp, ton, i, j, np.int64(x[i, j]), m, shift, rec, True)
+        acc = acc_step(cf, st, i, j, L_VAR, acc, sq, rec)
         out[i, j] = y
     if ev != 0:
-        v = add_chk(cf, st, i, -1, 5, v, ev)
-    tap(tp, ton, i, -1, 5, v)
-    if v < 0:
-        v = np.int64(0)
-    f, it, _ok = ln_sqrt(cf, st, tp, ton, i, v, N, shift, sqrt_mode, iv_steps, num_bits, norm_top, div_d, True)
-    its[i] = it
+        acc = acc_step(cf, st, i, -1, L_VAR, acc, ev, rec)
+    v, ok = acc_end_mag(cf, L_VAR, acc, mag, rec, ok)
+    if not (ok or rec):
+        return np.int64(0), False
+    tap(tp, ton, i, -1, L_VAR, v)
+    f, it, ok = ln_sqrt(cf, st, tp, ton, i, max(v, np.int64(0)), N, kp, rec, ok)
+    if not (ok or rec):
+        return it, False
+    has_bias = kp[LP_HAS_BIAS] != 0
+    prod_shift, prod_round = kp[LP_PROD_SHIFT], kp[LP_PROD_ROUND]
+    if not rec:
+        for yc in (ylo, yhi):
+            for bc in (kp[LP_BIAS_LO], kp[LP_BIAS_HI]):
+                _, ok = ln_output(cf, st, tp, ton, i, -1, yc, f, bc, prod_shift, prod_round, has_bias, False, ok)
+        if not ok:
+            return it, False
     for j in range(N):
-        p = mul_reg(cf, st, tp, ton, i, j, 10, out[i, j], f)
-        o = reg(cf, st, tp, ton, i, j, 11, ln_round(p, prod_shift, prod_round))
-        if has_bias:
-            o = reg(cf, st, tp, ton, i, j, 12, o + bias[j])
-        else:
-            o = reg(cf, st, tp, ton, i, j, 12, o)
-        out[i, j] = o
+        b = bias[j] if has_bias else np.int64(0)
+        out[i, j] = ln_output(cf, st, tp, ton, i, j, out[i, j], f, b, prod_shift, prod_round, has_bias, rec, True)[0]
+    return it, ok
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _k_layernorm_row(i, cf, st, tp, ton, x, kp, eps, bias, its, out):
+    """Row i of :func:`k_layernorm` (the body of its parallel loop): unrecorded first, again
+    recorded when a register overflowed (or taps are on)."""
+    ev = eps[i] if eps.shape[0] > 1 else eps[0]
+    if not ton:
+        it, ok = ln_row(cf, st, tp, ton, i, x, kp, ev, bias, out, False)
+        if ok:
+            its[i] = it
+            return
+    its[i] = ln_row(cf, st, tp, ton, i, x, kp, ev, bias, out, True)[0]
 
 
 @njit(cache=True, parallel=True)
-def k_layernorm(cf, st, tp, ton, x, mean_mode, shift, sqrt_mode, iv_steps, num_bits, norm_top, div_d, prod_shift,
-                 prod_round, eps, bias, has_bias, bias_lo, bias_hi, its, out):
-    """Generic integer LayerNorm / RMSNorm row kernel (steps in the order of LN_STEPS).
+def k_layernorm(cf, st, tp, ton, x, kp, eps, bias, its, out):
+    """Generic integer LayerNorm / RMSNorm row kernel (the steps of :data:`LN_CHAIN`); ``kp``
+    holds the modes (indices ``LP_*``):
 
     mean_mode 0: mean = round_half_even(sum / D); 1: trunc(sum / D) (TVM); 2: no mean (RMSNorm).
     sqrt_mode 0: std = isqrt(var) << shift, factor = floor(2**num_bits / max(std, 1))   (I-BERT)
@@ -286,18 +352,15 @@ def k_layernorm(cf, st, tp, ton, x, mean_mode, shift, sqrt_mode, iv_steps, num_b
     sqrt_mode 2: g = max(0, (norm_top - bitlen(var)) // 2), vn = var << 2g (// D if div_d),
                  std = isqrt(vn), factor = floor(2**(num_bits + g) / std), 0 if std = 0 (corrected)
     prod_round: 0 floor, 1 trunc (TVM's / 2), 2 half-even, for out = prod / 2**prod_shift.
-    eps[i] (or eps[0]) is added to the variance; its[i] receives the square-root iterations.
-    Each row first runs a fast path (row-wise range checks, unchecked loops); a row where any
-    register might not hold its value is redone on the checked path.
+    eps[i] (or eps[0]) is added to the variance; bias[j] to the output when has_bias; its[i]
+    receives the square-root iterations.
     """
-    R, N = x.shape
-    for i in prange(R):
-        _k_layernorm_row(np.int64(i), cf, st, tp, ton, x, mean_mode, shift, sqrt_mode, iv_steps, num_bits, norm_top,
-                         div_d, prod_shift, prod_round, eps, bias, has_bias, bias_lo, bias_hi, its, out, N)
+    for i in prange(x.shape[0]):
+        _k_layernorm_row(np.int64(i), cf, st, tp, ton, x, kp, eps, bias, its, out)
 
 
 def ln_affine(gamma: Any, beta: Any, D: int, s_y: float, op: str,
-               mode: str = "floor") -> tuple[Any, np.ndarray | None]:
+              mode: str = "floor") -> tuple[Any, np.ndarray | None]:
     """Fold gamma into the output scale and beta into an integer bias ``floor((beta/gamma) / s_y)``."""
     if gamma is None and beta is None:
         return s_y, None
@@ -327,13 +390,17 @@ def check_float_params(a: Any, name: str, op: str) -> None:
         raise DTypeError(f"{op}: {name} must be a real array, got {arr.dtype}")
 
 
+
+
 def run_layernorm(op: str, arr: np.ndarray, regs: RegisterFile, taps: bool, in_t: IntType, *, mean_mode: int,
-                   shift: int, sqrt_mode: int, iv_steps: int, num_bits: int, norm_top: int, prod_shift: int,
-                   prod_round: int, eps_int: Any, bias: np.ndarray | None, out_scale: Any,
-                   div_d: bool = False) -> OpResult:
+                  shift: int, sqrt_mode: int, iv_steps: int, num_bits: int, norm_top: int, prod_shift: int,
+                  prod_round: int, eps_int: Any, bias: np.ndarray | None, out_scale: Any,
+                  div_d: bool = False) -> OpResult:
+    """LayerNorm over the last axis of ``arr`` in the registers ``regs`` (the steps of
+    :data:`LN_CHAIN`), in the modes of :func:`k_layernorm`; op counts from the chain."""
     R = int(np.prod(arr.shape[:-1])) if arr.ndim > 1 else 1
     N = arr.shape[-1]
-    plan = Plan(regs, LN_STEPS, R, N, taps)
+    plan = LN_CHAIN.plan(regs, R, N, taps)
     out = np.empty((R, N), dtype=np.int64)
     its = np.zeros(R, dtype=np.int64)
     if arr.size:
@@ -342,46 +409,20 @@ def run_layernorm(op: str, arr: np.ndarray, regs: RegisterFile, taps: bool, in_t
         eps = np.ascontiguousarray(np.asarray(eps_int, dtype=np.int64).reshape(-1))
         if eps.size == 0:
             eps = np.zeros(1, dtype=np.int64)
-        blo = int(b.min()) if bias is not None else 0
-        bhi = int(b.max()) if bias is not None else 0
-        k_layernorm(*plan.args(), xr, np.int64(mean_mode), np.int64(shift), np.int64(sqrt_mode), np.int64(iv_steps),
-                     np.int64(num_bits), np.int64(norm_top), bool(div_d), np.int64(prod_shift), np.int64(prod_round),
-                     eps, b, bias is not None, np.int64(blo), np.int64(bhi), its, out)
+        kp = np.zeros(12, dtype=np.int64)
+        kp[[LP_MEAN_MODE, LP_SHIFT, LP_SQRT_MODE, LP_IV_STEPS, LP_NUM_BITS, LP_NORM_TOP, LP_DIV_D, LP_PROD_SHIFT,
+            LP_PROD_ROUND]] = [mean_mode, shift, sqrt_mode, iv_steps, num_bits, norm_top, int(div_d), prod_shift,
+                               prod_round]
+        if bias is not None:
+            kp[[LP_HAS_BIAS, LP_BIAS_LO, LP_BIAS_HI]] = [1, b.min(), b.max()]
+        k_layernorm(*plan.args(), xr, kp, eps, b, its, out)
     tapd = plan.finish(arr.shape, "rows")
-    has_eps = bool(np.any(np.asarray(eps_int) != 0))
-    ops = ln_ops(regs, R, N, mean_mode, shift, sqrt_mode, int(its.sum()), bias is not None, has_eps)
+    mean = int(mean_mode != MEAN_NONE)
+    newton = int(sqrt_mode != SQ_IVIT)
+    total = int(its.sum())
+    params = {"mean": mean, "mean_adds": mean * (N - 1), "shifted": int(shift != 0),
+              "var_adds": N - 1 + int(bool(np.any(np.asarray(eps_int) != 0))), "norm": int(sqrt_mode == SQ_NORM),
+              "newton": newton, "newton2": 2 * newton, "its": total, "newton_its": newton * total,
+              "ivit_its": (1 - newton) * total, "std_shift": newton * int(shift != 0), "bias": int(bias is not None)}
+    ops = chain_op_counts(LN_CHAIN, regs, in_bits=in_t.bits, elements=R * N, rows=R, params=params)
     return OpResult(values=out.reshape(arr.shape), scale=out_scale, ops=ops, registers=regs, taps=tapd)
-
-
-def ln_ops(regs: RegisterFile, R: int, N: int, mean_mode: int, shift: int, sqrt_mode: int, its: int,
-            has_bias: bool, has_eps: bool) -> OpCounts:
-    w = lambda s: regs.type_of(s).bits  # noqa: E731
-    n = R * N
-    ops = OpCounts()
-    if n == 0:
-        return ops
-    if mean_mode != MEAN_NONE:
-        ops.add("add", (w("sum"),), R * (N - 1))
-        ops.add("div", (w("sum"),), R)
-        ops.add("add", (w("y"),), n)
-    if shift:
-        ops.add("shift", (w("y_shifted"),), n)
-    ops.add("mul", (w("y_shifted"), w("y_shifted")), n)
-    ops.add("add", (w("var"),), R * (N - 1) + (R if has_eps else 0))
-    if sqrt_mode == SQ_IVIT:
-        ops.add("div", (w("sqrt_iter"),), its).add("add", (w("sqrt_iter"),), its)
-        ops.add("shift", (w("sqrt_iter"),), its)
-    else:
-        if sqrt_mode == SQ_NORM:
-            ops.add("compare", (w("var"),), R).add("shift", (w("var_norm"),), R)  # bitlen and the even shift
-        ops.add("compare", (w("var_norm"),), 2 * R).add("shift", (w("var_norm"),), R)  # zero test and the seed
-        ops.add("div", (w("var_norm"),), its).add("add", (w("sqrt_iter"),), its)
-        ops.add("shift", (w("sqrt_iter"),), its).add("compare", (w("sqrt_iter"),), its)
-        if shift:
-            ops.add("shift", (w("std"),), R)
-    ops.add("div", (w("std"),), R)
-    ops.add("mul", (w("y"), w("factor")), n)
-    ops.add("shift", (w("prod"),), n)
-    if has_bias:
-        ops.add("add", (w("out_bias"),), n)
-    return ops

@@ -42,24 +42,23 @@ every rounding mode except ``jam`` (which turns the clamped bound ``min`` into
 ``min | 1``), because every other mode is monotone and leaves integers unchanged; the
 option exists so a model states which one its hardware has.
 
-**Exactness.** ``dyadic``: when every product ``x * m`` fits int64 the computation is
-numpy int64 (the product is exact, then :func:`intsim.core.rounding.shift_right` rounds
-exactly). Otherwise the product register (declared 64 bits by default) overflows:
-``overflow="raise"`` raises :class:`~intsim.core.errors.RegisterOverflow`, ``"wrap"`` /
-``"saturate"`` model a 64-bit product register, and ``"record"`` computes the exact
-128-bit product with a numba kernel (proof in :func:`_mul_u64_128`) and rounds it
-exactly. The float modes are exact emulations because numpy's float32/float64
-arithmetic *is* the IEEE arithmetic the runtimes use.
+**Exactness.** ``dyadic``: when every product ``x * m`` fits int64 the product is exact and
+the rounding is exact integer arithmetic (a numba kernel). Otherwise the product register
+(declared 64 bits by default) overflows: ``overflow="raise"`` raises
+:class:`~intsim.core.errors.RegisterOverflow`, ``"wrap"`` / ``"saturate"`` model a 64-bit
+product register, and ``"record"`` computes the exact 128-bit product with a numba kernel
+(proof in :func:`_mul_u64_128`) and rounds it exactly. The float modes are exact emulations
+because numba's float32/float64 arithmetic *is* the IEEE arithmetic the runtimes use.
 
-With ``taps=False`` the common cases run as one fused numba loop per call (per-tensor or
-last-axis scales, default register widths). The dyadic loop rounds by bias-and-shift,
-``round(p / 2**k) = (p + b) >> k`` with ``b`` = 0 (floor), ``2**k - 1`` (ceil), ``2**(k-1)``
-(half up), ``2**(k-1) - 1`` (half down), the sign-dependent choice between those for
-trunc/away/half_away/half_zero, and a step back at exact ties for half_even/half_odd;
-it is taken only when ``|x| * |m| + 2**k`` fits int64, so no intermediate wraps. The TFLite
-loops reproduce the C expressions in int64 and fall back to the checked path if an int32
-register would overflow. The tests compare the fused and reference paths on random inputs
-for every mode.
+Each back-end's chain is written once, as a numba function run over blocks of elements (on the
+cores from 2**21 elements): unrecorded first and, in a block where a register overflowed, again
+recorded (events, policies and taps from the same arithmetic). The dyadic chain rounds by bias-and-shift where
+that cannot wrap (``|x| * |m| + 2**k`` fits int64), ``round(p / 2**k) = (p + b) >> k`` with
+``b`` = 0 (floor), ``2**k - 1`` (ceil), ``2**(k-1)`` (half up), ``2**(k-1) - 1`` (half down),
+the sign-dependent choice between those for trunc/away/half_away/half_zero, and a step back at
+exact ties for half_even/half_odd; otherwise from the floor and the class of the remainder.
+The TFLite chains reproduce the C expressions in int64. ``taps=False`` (the default) skips
+the taps.
 
 >>> import numpy as np
 >>> from intsim.quant.requant import requantize
@@ -82,13 +81,33 @@ import numba
 import numpy as np
 
 from ..core.arrays import as_int_array, to_int64
+from ..core.deprecation import renamed_keyword
 from ..core.dyadic import Dyadic, check_scale, quantize_multiplier
 from ..core.errors import ConfigError, OperandRangeError, RegisterOverflow, ShapeError
 from ..core.inttype import IntType
 from ..core.opcounts import OpCounts
-from ..core.rounding import ROUNDING_MODES, rounding_mode, shift_right
+from ..core.rounding import (
+    AWAY,
+    CEIL,
+    FLOOR,
+    HALF_AWAY,
+    HALF_DOWN,
+    HALF_EVEN,
+    HALF_ODD,
+    HALF_UP,
+    HALF_ZERO,
+    JAM,
+    JAM_UNBIASED,
+    ROUNDING_CODE,
+    TRUNC,
+    rounding_mode,
+    shift_right,
+)
+from ..regs.chain import Chain, Step
 from ..regs.opresult import OpResult
+from ..regs.prims import step
 from ..regs.registers import RegisterEvent, RegisterFile
+from ..regs.runtime import Plan
 
 __all__ = [
     "REQUANT_MODES",
@@ -106,19 +125,13 @@ __all__ = [
 
 REQUANT_MODES: tuple[str, ...] = ("dyadic", "tflite_double", "tflite_single", "onnx_ref", "ort_fp32", "gemmini_fp32")
 REQUANT_ORDERS: tuple[str, ...] = ("round_then_saturate", "clamp_then_round")
-#: the intermediate registers each requantize mode declares (the names ``registers=`` accepts)
-_MODE_REGISTERS: dict[str, tuple[str, ...]] = {
-    "dyadic": ("product",), "tflite_double": ("shifted_input", "result"),
-    "tflite_single": ("shifted_input", "result"), "onnx_ref": (), "ort_fp32": (), "gemmini_fp32": (),
-}
-
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
-_MODE_CODE = {name: i for i, name in enumerate(ROUNDING_MODES)}
 INT8 = IntType(8)
 INT32 = IntType(32)
+INT64 = IntType(64)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -322,10 +335,10 @@ def _mbqm_args(op: str, xshape: tuple, quantized_multiplier: Any, shift: Any, lo
     return q, s
 
 
+@renamed_keyword("registers", "widths")
 def multiply_by_quantized_multiplier(
     x: Any, quantized_multiplier: Any, shift: Any, *, single_rounding: bool = False,
-    overflow: str = "raise", registers: Mapping[str, Any] | None = None,
-    _regs: RegisterFile | None = None, _taps: dict | None = None,
+    overflow: str = "raise", widths: Mapping[str, Any] | None = None,
 ) -> np.ndarray:
     """TFLite ``MultiplyByQuantizedMultiplier(int32 x, int32 q, int shift)``: ``x * q * 2**(shift-31)``.
 
@@ -344,9 +357,11 @@ def multiply_by_quantized_multiplier(
 
     ``x`` int32, ``0 <= q <= 2**31 - 1``, ``-31 <= shift <= 30``. ``q`` and ``shift`` are
     scalars or arrays that broadcast to ``x``'s shape (per-channel multipliers along the
-    trailing axes work; any other shape is a ShapeError). ``registers`` overrides the widths
-    of ``shifted_input`` and ``result`` (32 bits); any other name is a ConfigError. Returns
-    int64 values of the int32 result, of ``x``'s shape.
+    trailing axes work; any other shape is a ShapeError). ``widths`` overrides the widths
+    of ``shifted_input`` and ``result`` (32 bits); any other name is a ConfigError (the old
+    keyword ``registers=`` still works, with a DeprecationWarning). Returns int64 values of the
+    int32 result, of ``x``'s shape. A ``shifted_input`` value that is not an int32 (the register
+    declared wider, or kept under ``record``) raises OperandRangeError at the SRDHM.
 
     >>> multiply_by_quantized_multiplier([-99996, 5], 1610612736, -1).tolist()
     [-37499, 2]
@@ -354,28 +369,11 @@ def multiply_by_quantized_multiplier(
     [-37498, 2]
     """
     op = "multiply_by_quantized_multiplier"
-    widths = _check_registers(op, registers, ("shifted_input", "result"))
-    regs = _regs or RegisterFile(op, dict({"shifted_input": 32, "result": 32}, **widths), overflow=overflow)
+    regs = RegisterFile(op, dict(TFLITE_CHAIN.defaults(), **_check_registers(op, widths, TFLITE_CHAIN.names)),
+                        overflow=overflow)
     xx = to_int64(IntType(32).check(as_int_array(x, "x"), "x"), "x")
     q, s = _mbqm_args(op, xx.shape, quantized_multiplier, shift, -31, 30)
-    if single_rounding:
-        total = 31 - s
-        prod = xx * q  # |x*q| < 2**62
-        res = (prod + (np.int64(1) << (total - 1))) >> total
-        if _taps is not None:
-            _taps["product"] = prod
-            _taps["rounded"] = res
-        return regs.check("result", res)
-    left = np.maximum(s, 0)
-    right = np.maximum(-s, 0)
-    shifted = regs.check("shifted_input", xx * (np.int64(1) << left))
-    hm = saturating_rounding_doubling_high_mul(shifted, q)
-    res = rounding_divide_by_pot(hm, right)
-    if _taps is not None:
-        _taps["shifted_input"] = shifted
-        _taps["srdhm"] = hm
-        _taps["rounded"] = res
-    return res
+    return _run_tflite(regs, xx, q, s, bool(single_rounding), INT64_MIN, INT64_MAX, 0, None)
 
 
 def multiply_by_quantized_multiplier_int64(
@@ -421,14 +419,14 @@ _U1 = np.uint64(1)
 _U32 = np.uint64(32)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _abs_u64(v):  # pragma: no cover - numba
     if v < 0:
         return np.uint64(-(v + 1)) + _U1
     return np.uint64(v)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _mul_u64_128(a, b):  # pragma: no cover - numba
     """Full 128-bit product of two uint64 values as (hi, lo).
 
@@ -456,35 +454,36 @@ def _mul_u64_128(a, b):  # pragma: no cover - numba
     return hi, lo
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _round_code(fl, cls, mode):  # pragma: no cover - numba
     """Round v = fl + frac (fl = floor v) where cls codes frac: 0 zero, 1 below 1/2, 2 a tie,
-    3 above 1/2; ``mode`` is the index in ROUNDING_MODES. Mirrors intsim.core.rounding._round_int."""
-    if mode == 10:  # jam
+    3 above 1/2; ``mode`` is a :data:`~intsim.core.rounding.ROUNDING_CODE`. Mirrors
+    intsim.core.rounding._round_int."""
+    if mode == JAM:
         return fl | 1
-    if cls == 0 or mode == 0:
+    if cls == 0 or mode == FLOOR:
         return fl
-    if mode == 1:  # ceil
+    if mode == CEIL:
         return fl + 1
-    if mode == 2:  # trunc
+    if mode == TRUNC:
         return fl + 1 if fl < 0 else fl
-    if mode == 3:  # away
+    if mode == AWAY:
         return fl if fl < 0 else fl + 1
-    if mode == 11:  # jam_unbiased
+    if mode == JAM_UNBIASED:
         return fl | 1
     if cls == 1:
         return fl
     if cls == 3:
         return fl + 1
-    if mode == 4:  # half_even
+    if mode == HALF_EVEN:
         return fl + (fl & 1)
-    if mode == 5:  # half_odd
+    if mode == HALF_ODD:
         return fl + 1 - (fl & 1)
-    if mode == 6:  # half_away
+    if mode == HALF_AWAY:
         return fl if fl < 0 else fl + 1
-    if mode == 7:  # half_up
+    if mode == HALF_UP:
         return fl + 1
-    if mode == 8:  # half_down
+    if mode == HALF_DOWN:
         return fl
     return fl + 1 if fl < 0 else fl  # half_zero
 
@@ -618,7 +617,7 @@ def _mul_shift_round_exact(xx: np.ndarray, mm: np.ndarray, kk: np.ndarray, mode:
     res = np.empty(xf.size, dtype=np.int64)
     huge = np.zeros(xf.size, dtype=np.bool_)
     wide = np.zeros(xf.size, dtype=np.bool_)
-    _wide_kernel(xf, mf, kf, _MODE_CODE[mode], res, huge, wide)
+    _wide_kernel(xf, mf, kf, ROUNDING_CODE[mode], res, huge, wide)
     for i in np.flatnonzero(huge):
         v = _round_python(int(xf[i]), int(mf[i]), int(kf[i]), mode)
         if clip is not None:
@@ -632,206 +631,526 @@ def _mul_shift_round_exact(xx: np.ndarray, mm: np.ndarray, kk: np.ndarray, mode:
 
 
 # ------------------------------------------------------------------------------------------------
-# fused single-pass kernels for requantize(..., taps=False) (same results as the numpy paths)
+# the chains of requantize, written once (numba). Each runs over blocks of elements (on the cores for
+# large inputs, see _parallel); a block runs unrecorded and, where a value left its register, again
+# recorded (regs.prims.step).
+# The block bodies are separate @njit functions (see the comment above intsim.ops.ibert._k_iexp_block).
 # ------------------------------------------------------------------------------------------------
+#: the registers each chain declares, with their default widths (the names ``widths=`` accepts)
+DYADIC_CHAIN = Chain("requantize", [Step("product", "e", INT64)])
+TFLITE_CHAIN = Chain("requantize", [Step("shifted_input", "e", INT32), Step("result", "e", INT32)])
+(PRODUCT,) = DYADIC_CHAIN.ids("product")
+SHIFTED_INPUT, RESULT = TFLITE_CHAIN.ids("shifted_input", "result")
+#: the kernels' parameter vector
+RP_LO, RP_HI, RP_ZP, RP_ROUNDING, RP_CLAMP_FIRST, RP_BIAS, RP_SINGLE, RP_USE32 = range(8)
+_BLOCK = 16384  #: elements per parallel block (rounded to whole rows of the per-channel parameters)
 
 
-@numba.njit(cache=True, inline="always")
+_PARALLEL = 1 << 21  #: elements from which the blocks run over the cores
+
+
+def _block(period: int) -> int:
+    return period * max(1, _BLOCK // period)
+
+
+def _parallel(n: int) -> bool:
+    """Whether a kernel runs its blocks over the cores. Below ``_PARALLEL`` elements one thread is
+    as fast (the kernels are memory bound, about 1 ns an element) and avoids waking the worker
+    threads, which on a loaded machine can cost milliseconds per call."""
+    return n >= _PARALLEL
+
+
+def _plan(chain: Chain, regs: RegisterFile, R: int, N: int) -> Plan:
+    """``chain.plan`` (no taps: requantize taps its own values) for registers of up to 64 bits,
+    unsigned 64 included: every value is an int64, so such a register's upper bound is INT64_MAX
+    and only negative values leave it (its wrap keeps the bits, as RegisterFile.check does)."""
+    u64 = [s for s, name in enumerate(chain.names) if regs.type_of(name).max > INT64_MAX]
+    if not u64:
+        return chain.plan(regs, R, N, False)
+    held = {name: INT64 if s in u64 else regs.type_of(name) for s, name in enumerate(chain.names)}
+    plan = chain.plan(RegisterFile(regs.op, held, overflow=regs.overflow), R, N, False)
+    plan.regs = regs  # the events name the declared registers
+    for s in u64:
+        plan.cf[s, :4] = (0, INT64_MAX, 64, 0)
+    return plan
+
+
+@numba.njit(cache=True)
 def _rdbpot1(x, e):  # pragma: no cover - numba
     mask = (np.int64(1) << e) - np.int64(1)
     thr = (mask >> np.int64(1)) + (np.int64(1) if x < 0 else np.int64(0))
     return (x >> e) + (np.int64(1) if (x & mask) > thr else np.int64(0))
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _shift_round(p, kk, mode):  # pragma: no cover - numba
-    """round(p / 2**kk) for 0 <= kk <= 62 by bias-and-shift, branch-free once ``mode`` is a
-    constant: the bias is what must be added before the floor shift for each rule, and the
-    two tie-parity modes then step back from an odd/even result at an exact tie."""
+    """round(p / 2**kk) for 0 <= kk <= 62 by bias-and-shift, when ``|p| + 2**kk`` fits int64;
+    branch-free once ``mode`` is a constant: the bias is what must be added before the floor
+    shift for each rule, and the two tie-parity modes then step back from an odd/even result at
+    an exact tie."""
     one = np.int64(1)
     if kk == 0:
-        return p | one if mode == 10 else p
+        return p | one if mode == JAM else p
     d = one << kk
     half = d >> one
     neg = one if p < 0 else np.int64(0)
-    if mode == 0:  # floor
+    if mode == FLOOR:
         return p >> kk
-    if mode == 1:  # ceil
+    if mode == CEIL:
         return (p + d - one) >> kk
-    if mode == 2:  # trunc
+    if mode == TRUNC:
         return (p + neg * (d - one)) >> kk
-    if mode == 3:  # away
+    if mode == AWAY:
         return (p + (one - neg) * (d - one)) >> kk
-    if mode == 4:  # half_even
+    if mode == HALF_EVEN:
         q = (p + half) >> kk
         tie = one if (p & (d - one)) == half else np.int64(0)
         return q - (tie & q)
-    if mode == 5:  # half_odd
+    if mode == HALF_ODD:
         q = (p + half) >> kk
         tie = one if (p & (d - one)) == half else np.int64(0)
         return q - (tie & (one - (q & one)))
-    if mode == 6:  # half_away
+    if mode == HALF_AWAY:
         return (p + half - neg) >> kk
-    if mode == 7:  # half_up
+    if mode == HALF_UP:
         return (p + half) >> kk
-    if mode == 8:  # half_down
+    if mode == HALF_DOWN:
         return (p + half - one) >> kk
-    if mode == 9:  # half_zero
+    if mode == HALF_ZERO:
         return (p + half - (one - neg)) >> kk
-    if mode == 10:  # jam
+    if mode == JAM:
         return (p >> kk) | one
     return (p >> kk) | (one if (p & (d - one)) != 0 else np.int64(0))  # jam_unbiased
 
 
-@numba.njit(cache=True, inline="always")
-def _dyadic_loop(x, m, k, mode, lo, hi, zp, out):  # pragma: no cover - numba
-    C = m.size
-    if C == 1:
+@numba.njit(cache=True)
+def _floor_ceil(p, k):  # pragma: no cover - numba
+    """(floor, ceil) of p / 2**k for any int64 p and k >= 0."""
+    if k < 63:
+        fl = p >> k
+        return fl, fl + (np.int64(1) if (p & ((np.int64(1) << k) - np.int64(1))) != 0 else np.int64(0))
+    fl = p >> np.int64(63)
+    exact = p == 0 or (k == 63 and p == INT64_MIN)
+    return fl, fl + (np.int64(0) if exact else np.int64(1))
+
+
+@numba.njit(cache=True)
+def _round_exact(p, k, mode):  # pragma: no cover - numba
+    """round(p / 2**k) for any int64 p and k >= 0, exactly (the rule of
+    :func:`intsim.core.rounding.shift_right`): the floor and the class of the remainder."""
+    if k == 0:
+        return p | np.int64(1) if mode == JAM else p
+    if k < 63:
+        d = np.int64(1) << k
+        r = p & (d - np.int64(1))
+        rest = d - r
+        return _round_code(p >> k, 0 if r == 0 else (1 if r < rest else (2 if r == rest else 3)), mode)
+    half = np.int64(1) << np.int64(62)
+    if p >= 0:  # floor 0, fraction p / 2**k < 1/2 unless k == 63 and p >= 2**62
+        cls = 0 if p == 0 else (1 if k > 63 or p < half else (2 if p == half else 3))
+        return _round_code(np.int64(0), cls, mode)
+    # floor -1, fraction 1 - |p| / 2**k (|p| <= 2**63)
+    if k == 63:
+        if p == INT64_MIN:
+            cls = 0
+        else:
+            cls = 3 if -p < half else (2 if -p == half else 1)
+    elif k == 64:
+        cls = 2 if p == INT64_MIN else 3
+    else:
+        cls = 3
+    return _round_code(np.int64(-1), cls, mode)
+
+
+@numba.njit(cache=True)
+def _dyadic_chain(cf, st, tp, i, j, xv, m, k, mode, lo, hi, zp, ctr, bias, rec, ok):  # pragma: no cover - numba
+    """One element of the dyadic requantization: the product register, round(p / 2**k), the
+    clamp (clamp-then-round) or the saturation, + zp. Returns (out, product, rounded, ok).
+    Unrecorded, ``bias`` (|x| |m| + 2**k fits int64, k <= 62) allows the bias-and-shift
+    rounding; recorded, the product may be any int64 after its policy."""
+    p, ok = step(cf, st, tp, False, i, j, PRODUCT, xv * m, rec, ok)
+    if bias and not rec:
+        r = _shift_round(p, k, mode)
+    else:
+        r = _round_exact(p, k, mode)
+    v = r
+    if ctr:  # the real value is below lo iff its floor is, above hi iff its ceiling is
+        fl, ce = _floor_ceil(p, k)
+        if fl < lo:
+            v = lo | np.int64(1) if mode == JAM else lo
+        elif ce > hi:
+            v = hi | np.int64(1) if mode == JAM else hi
+    return min(max(v, lo), hi) + zp, p, r, ok
+
+
+@numba.njit(cache=True)
+def _dyadic_elem(cf, st, tp, i, j, xv, m, k, mode, lo, hi, zp, os, ts, ton, ctr, bias, rec):  # pragma: no cover
+    v, p, r, ok = _dyadic_chain(cf, st, tp, i, j, xv, m, k, mode, lo, hi, zp, ctr, bias, rec, True)
+    os[j] = v
+    if ton:
+        ts[0, j] = p
+        ts[1, j] = r
+    return ok
+
+
+@numba.njit(cache=True)
+def _dyadic_loop(cf, st, tp, i, xs, m, k, mode, kp, os, ts, ton, ctr, bias, rec):  # pragma: no cover - numba
+    lo = kp[RP_LO]
+    hi = kp[RP_HI]
+    zp = kp[RP_ZP]
+    good = True
+    C = m.shape[0]
+    if C == 1:  # per tensor: the parameters are loop invariants (the loop vectorizes)
         m0 = m[0]
         k0 = k[0]
-        for i in range(x.size):
-            out[i] = min(max(_shift_round(np.int64(x[i]) * m0, k0, mode), lo), hi) + zp
+        for j in range(xs.shape[0]):
+            good &= _dyadic_elem(cf, st, tp, i, j, np.int64(xs[j]), m0, k0, mode, lo, hi, zp, os, ts, ton, ctr, bias,
+                                 rec)
+        return good
+    for row in range(xs.shape[0] // C):
+        for c in range(C):
+            j = row * C + c
+            good &= _dyadic_elem(cf, st, tp, i, j, np.int64(xs[j]), m[c], k[c], mode, lo, hi, zp, os, ts, ton, ctr,
+                                 bias, rec)
+    return good
+
+
+@numba.njit(cache=True, error_model="numpy", _nrt=False)
+def _dyadic_block(i, cf, st, tp, x, m, k, kp, out, tq, ton, check, B):  # pragma: no cover - numba
+    p0 = i * B
+    p1 = min(p0 + B, x.shape[0])
+    xs = x[p0:p1]
+    os = out[p0:p1]
+    ts = tq[:, p0:p1]
+    mode = kp[RP_ROUNDING]
+    ctr = kp[RP_CLAMP_FIRST] != 0
+    bias = kp[RP_BIAS] != 0
+    if bias and not (check or ton or ctr):
+        # the common case: the common modes get a loop with the mode a constant (vectorizable)
+        if mode == HALF_EVEN:
+            _dyadic_loop(cf, st, tp, i, xs, m, k, HALF_EVEN, kp, os, ts, False, False, True, False)
+        elif mode == HALF_UP:
+            _dyadic_loop(cf, st, tp, i, xs, m, k, HALF_UP, kp, os, ts, False, False, True, False)
+        elif mode == HALF_AWAY:
+            _dyadic_loop(cf, st, tp, i, xs, m, k, HALF_AWAY, kp, os, ts, False, False, True, False)
+        elif mode == FLOOR:
+            _dyadic_loop(cf, st, tp, i, xs, m, k, FLOOR, kp, os, ts, False, False, True, False)
+        elif mode == TRUNC:
+            _dyadic_loop(cf, st, tp, i, xs, m, k, TRUNC, kp, os, ts, False, False, True, False)
+        else:
+            _dyadic_loop(cf, st, tp, i, xs, m, k, mode, kp, os, ts, False, False, True, False)
+    elif not _dyadic_loop(cf, st, tp, i, xs, m, k, mode, kp, os, ts, ton, ctr, bias, False):
+        _dyadic_loop(cf, st, tp, i, xs, m, k, mode, kp, os, ts, ton, ctr, bias, True)
+
+
+@numba.njit(cache=True, parallel=True)
+def _dyadic_fast(cf, st, tp, x, m, k, kp, out, tq, ton, check, B, par):  # pragma: no cover - numba
+    """The dyadic requantization of flat x with per-channel m, k (period m.size), every product
+    fitting int64 (the caller checks); ``check`` when the product register is not 64-bit; the
+    blocks over the cores when ``par`` (see :func:`_parallel`), else in this thread."""
+    if par:
+        for i in numba.prange(st.shape[0]):
+            _dyadic_block(np.int64(i), cf, st, tp, x, m, k, kp, out, tq, ton, check, B)
     else:
-        for r in range(x.size // C):
-            for j in range(C):
-                i = r * C + j
-                out[i] = min(max(_shift_round(np.int64(x[i]) * m[j], k[j], mode), lo), hi) + zp
+        for i in range(st.shape[0]):
+            _dyadic_block(np.int64(i), cf, st, tp, x, m, k, kp, out, tq, ton, check, B)
 
 
 @numba.njit(cache=True)
-def _dyadic_fast(x, m, k, mode, lo, hi, ctr, zp, out):  # pragma: no cover - numba
-    """out = clip(round(x*m / 2**k)) + zp for int x, per-channel m, k (period C = m.size);
-    every product fits int64 and 0 <= k <= 62 (the caller checks). The common rounding modes
-    get their own loop with the mode as a constant, so LLVM can vectorize it."""
-    if ctr:
-        C = m.size
-        for r in range(x.size // C):
-            for j in range(C):
-                i = r * C + j
-                p = np.int64(x[i]) * m[j]
-                kk = k[j]
-                v = _shift_round(p, kk, mode)
-                q = p >> kk
-                if q < lo:
-                    v = lo | 1 if mode == 10 else lo
-                elif q + (np.int64(1) if (p & ((np.int64(1) << kk) - np.int64(1))) != 0 else np.int64(0)) > hi:
-                    v = hi | 1 if mode == 10 else hi
-                out[i] = min(max(v, lo), hi) + zp
-    elif mode == 4:  # the common modes get a loop with the mode as a constant (vectorizable)
-        _dyadic_loop(x, m, k, 4, lo, hi, zp, out)
-    elif mode == 7:
-        _dyadic_loop(x, m, k, 7, lo, hi, zp, out)
-    elif mode == 6:
-        _dyadic_loop(x, m, k, 6, lo, hi, zp, out)
-    elif mode == 0:
-        _dyadic_loop(x, m, k, 0, lo, hi, zp, out)
-    elif mode == 2:
-        _dyadic_loop(x, m, k, 2, lo, hi, zp, out)
-    else:
-        _dyadic_loop(x, m, k, mode, lo, hi, zp, out)
+def _int32_step(cf, st, tp, i, j, s, v, check, rec, ok):  # pragma: no cover - numba
+    """``step`` into register s. Unrecorded with the register at its default width, int32
+    (``check`` False), the range test has constant bounds, which LLVM keeps out of the loop (it
+    cannot hoist the loads from ``cf``, which the output array might alias). Returns (value, ok)."""
+    if rec or check:
+        return step(cf, st, tp, False, i, j, s, v, rec, ok)
+    return v, ok & (v >= INT32_MIN) & (v <= INT32_MAX)
 
 
-@numba.njit(cache=True, inline="always")
-def _tflite_one(xi, q, ss, single):  # pragma: no cover - numba
-    """(value, 1 if an int32 register overflowed else 0) of MultiplyByQuantizedMultiplier."""
+@numba.njit(cache=True)
+def _tflite_chain(cf, st, tp, i, j, xv, q, s, single, check, rec, ok):  # pragma: no cover - numba
+    """MultiplyByQuantizedMultiplier of one int32 x: returns (result, three taps, whether the
+    SRDHM operand is an int32, ok). Single rounding taps (product, rounded), double rounding
+    (shifted_input, srdhm, rounded). ``check``: a register is not at its default width."""
     if single:
-        total = np.int64(31) - ss
-        v = (xi * q + (np.int64(1) << (total - np.int64(1)))) >> total
-        return v, (np.int64(1) if v < INT32_MIN or v > INT32_MAX else np.int64(0))
-    sh = xi << max(ss, np.int64(0))
+        total = np.int64(31) - s
+        prod = xv * q  # |x q| < 2**62
+        r0 = (prod + (np.int64(1) << (total - np.int64(1)))) >> total
+        r, ok = _int32_step(cf, st, tp, i, j, RESULT, r0, check, rec, ok)
+        return r, prod, r0, r0, True, ok
+    sh, ok = _int32_step(cf, st, tp, i, j, SHIFTED_INPUT, xv << max(s, np.int64(0)), check, rec, ok)
+    fits = (sh >= INT32_MIN) & (sh <= INT32_MAX)
     hm = (sh * q + np.int64(1 << 30)) >> np.int64(31)  # SRDHM; MIN*MIN cannot occur: q >= 0
-    return _rdbpot1(hm, max(-ss, np.int64(0))), (np.int64(1) if sh < INT32_MIN or sh > INT32_MAX else np.int64(0))
+    r = _rdbpot1(hm, max(-s, np.int64(0)))
+    return r, sh, hm, r, fits, ok & fits
 
 
 @numba.njit(cache=True)
-def _tflite_fast(x, q, s, single, lo, hi, zp, out):  # pragma: no cover - numba
-    """TFLite MultiplyByQuantizedMultiplier then clip + zp; returns how many int32 registers
-    (shifted input or result) overflowed (the caller then reruns the checked numpy path)."""
-    C = q.size
-    bad = np.int64(0)
-    if C == 1:
+def _tflite_elem(cf, st, tp, oe, i, j, xv, q, s, lo, hi, zp, os, ts, single, ton, check, rec):  # pragma: no cover
+    r, t0, t1, t2, fits, ok = _tflite_chain(cf, st, tp, i, j, xv, q, s, single, check, rec, True)
+    os[j] = min(max(r, lo), hi) + zp
+    if ton:
+        ts[0, j] = t0
+        ts[1, j] = t1
+        ts[2, j] = t2
+    if rec and not fits:  # the SRDHM operand is not an int32 (an error, raised afterwards)
+        if oe[i, 0] == 0:
+            oe[i, 1] = j
+            oe[i, 2] = t0
+        oe[i, 0] += 1
+    return ok
+
+
+@numba.njit(cache=True)
+def _tflite_loop(cf, st, tp, oe, i, xs, q, s, kp, os, ts, single, ton, check, rec):  # pragma: no cover - numba
+    lo = kp[RP_LO]
+    hi = kp[RP_HI]
+    zp = kp[RP_ZP]
+    good = True
+    C = q.shape[0]
+    if C == 1:  # per tensor: the parameters are loop invariants (the loop vectorizes)
         q0 = q[0]
         s0 = s[0]
-        if single:
-            for i in range(x.size):
-                v, b = _tflite_one(np.int64(x[i]), q0, s0, True)
-                bad += b
-                out[i] = min(max(v, lo), hi) + zp
-        else:
-            for i in range(x.size):
-                v, b = _tflite_one(np.int64(x[i]), q0, s0, False)
-                bad += b
-                out[i] = min(max(v, lo), hi) + zp
-        return bad
-    for r in range(x.size // C):
-        for j in range(C):
-            i = r * C + j
-            v, b = _tflite_one(np.int64(x[i]), q[j], s[j], single)
-            bad += b
-            out[i] = min(max(v, lo), hi) + zp
-    return bad
+        for j in range(xs.shape[0]):
+            good &= _tflite_elem(cf, st, tp, oe, i, j, np.int64(xs[j]), q0, s0, lo, hi, zp, os, ts, single, ton, check,
+                                 rec)
+        return good
+    for row in range(xs.shape[0] // C):
+        for c in range(C):
+            j = row * C + c
+            good &= _tflite_elem(cf, st, tp, oe, i, j, np.int64(xs[j]), q[c], s[c], lo, hi, zp, os, ts, single, ton,
+                                 check, rec)
+    return good
 
 
-@numba.njit(cache=True, inline="always")
-def _float_one(xi, s64, s32, use32, flo, fhi):  # pragma: no cover - numba
-    """clip(rint(v), lo, hi) for v = x*s in float32 (use32) or float64. ``rint`` of a float is
-    an integer-valued float of the same precision, exactly representable in float64; ``flo``,
-    ``fhi`` are the integer bounds, exact in float64 (|bound| < 2**53), so the comparisons and
-    the conversion to int64 are exact. A product that overflows is +-inf (never NaN: x and s
-    are finite), which the clip maps to ``fhi`` / ``flo`` before the conversion: it saturates,
-    as in the numpy path."""
-    if use32:
-        v = np.float64(np.rint(np.float32(xi) * s32))
+@numba.njit(cache=True, error_model="numpy", _nrt=False)
+def _tflite_block(i, cf, st, tp, oe, x, q, s, kp, out, tq, ton, check, B):  # pragma: no cover - numba
+    p0 = i * B
+    p1 = min(p0 + B, x.shape[0])
+    xs = x[p0:p1]
+    os = out[p0:p1]
+    ts = tq[:, p0:p1]
+    single = kp[RP_SINGLE] != 0
+    if ton:
+        good = _tflite_loop(cf, st, tp, oe, i, xs, q, s, kp, os, ts, single, True, check, False)
+    elif check:
+        good = _tflite_loop(cf, st, tp, oe, i, xs, q, s, kp, os, ts, single, False, True, False)
+    elif single:
+        good = _tflite_loop(cf, st, tp, oe, i, xs, q, s, kp, os, ts, True, False, False, False)
     else:
-        v = np.rint(np.float64(xi) * s64)
-    return np.int64(min(max(v, flo), fhi))
+        good = _tflite_loop(cf, st, tp, oe, i, xs, q, s, kp, os, ts, False, False, False, False)
+    if not good:
+        _tflite_loop(cf, st, tp, oe, i, xs, q, s, kp, os, ts, single, ton, check, True)
+
+
+@numba.njit(cache=True, parallel=True)
+def _k_tflite(cf, st, tp, oe, x, q, s, kp, out, tq, ton, check, B, par):  # pragma: no cover - numba
+    """TFLite MultiplyByQuantizedMultiplier of flat int32 x, per-channel q, s (period q.size),
+    then clip to [lo, hi] + zp; ``check`` when a register is not int32; the blocks over the
+    cores when ``par``, else in this thread."""
+    if par:
+        for i in numba.prange(st.shape[0]):
+            _tflite_block(np.int64(i), cf, st, tp, oe, x, q, s, kp, out, tq, ton, check, B)
+    else:
+        for i in range(st.shape[0]):
+            _tflite_block(np.int64(i), cf, st, tp, oe, x, q, s, kp, out, tq, ton, check, B)
 
 
 @numba.njit(cache=True)
-def _float_fast(x, s64, s32, use32, lo, hi, zp, out):  # pragma: no cover - numba
-    """Float back-ends in one pass: float32 (use32) or float64 scaling, rint (ties to even),
-    exact saturation to the integer bounds [lo, hi] (both orders: see _requant_float)."""
-    C = s64.size
-    flo = np.float64(lo)
-    fhi = np.float64(hi)
-    if C == 1:
+def _float_one(xi, s64, s32, use32, flo, fhi):  # pragma: no cover - numba
+    """clip(rint(v), lo, hi) for v = x*s in float32 (use32) or float64, and v (in its type; 0 in
+    the other). ``rint`` of a float is an integer-valued float of the same precision, exactly
+    representable in float64; ``flo``, ``fhi`` are the integer bounds, exact in float64
+    (|bound| < 2**53), so the comparisons and the conversion to int64 are exact. A product that
+    overflows is +-inf (never NaN: x and s are finite), which the clip maps to ``fhi`` / ``flo``
+    before the conversion: it saturates."""
+    if use32:
+        v32 = np.float32(xi) * s32
+        v64 = np.float64(0)
+        v = np.float64(np.rint(v32))
+    else:
+        v32 = np.float32(0)
+        v64 = np.float64(xi) * s64
+        v = np.rint(v64)
+    return np.int64(min(max(v, flo), fhi)), v32, v64
+
+
+@numba.njit(cache=True)
+def _float_elem(j, xv, s64, s32, flo, fhi, zp, os, t32, t64, use32, ton):  # pragma: no cover - numba
+    v, v32, v64 = _float_one(xv, s64, s32, use32, flo, fhi)
+    os[j] = v + zp
+    if ton:
+        if use32:
+            t32[j] = v32
+        else:
+            t64[j] = v64
+
+
+@numba.njit(cache=True)
+def _float_loop(xs, s64, s32, kp, os, t32, t64, use32, ton):  # pragma: no cover - numba
+    flo = np.float64(kp[RP_LO])
+    fhi = np.float64(kp[RP_HI])
+    zp = kp[RP_ZP]
+    C = s64.shape[0]
+    if C == 1:  # per tensor: the scale is a loop invariant (the loop vectorizes)
         a64 = s64[0]
         a32 = s32[0]
-        if use32:
-            for i in range(x.size):
-                out[i] = _float_one(x[i], a64, a32, True, flo, fhi) + zp
-        else:
-            for i in range(x.size):
-                out[i] = _float_one(x[i], a64, a32, False, flo, fhi) + zp
+        for j in range(xs.shape[0]):
+            _float_elem(j, xs[j], a64, a32, flo, fhi, zp, os, t32, t64, use32, ton)
         return
-    if use32:
-        for r in range(x.size // C):
-            for j in range(C):
-                i = r * C + j
-                out[i] = _float_one(x[i], s64[j], s32[j], True, flo, fhi) + zp
+    for row in range(xs.shape[0] // C):
+        for c in range(C):
+            j = row * C + c
+            _float_elem(j, xs[j], s64[c], s32[c], flo, fhi, zp, os, t32, t64, use32, ton)
+
+
+@numba.njit(cache=True, error_model="numpy", _nrt=False)
+def _float_block(i, x, s64, s32, kp, out, t32, t64, ton, B):  # pragma: no cover - numba
+    p0 = i * B
+    p1 = min(p0 + B, x.shape[0])
+    xs = x[p0:p1]
+    os = out[p0:p1]
+    if ton:
+        _float_loop(xs, s64, s32, kp, os, t32[p0:p1], t64[p0:p1], kp[RP_USE32] != 0, True)
+    elif kp[RP_USE32]:
+        _float_loop(xs, s64, s32, kp, os, t32, t64, True, False)
     else:
-        for r in range(x.size // C):
-            for j in range(C):
-                i = r * C + j
-                out[i] = _float_one(x[i], s64[j], s32[j], False, flo, fhi) + zp
+        _float_loop(xs, s64, s32, kp, os, t32, t64, False, False)
+
+
+@numba.njit(cache=True, parallel=True)
+def _k_float(x, s64, s32, kp, out, t32, t64, ton, B, nblocks, par):  # pragma: no cover - numba
+    """The float back-ends: float32 (use32) or float64 scaling, rint (ties to even), exact
+    saturation to the integer bounds [lo, hi] (both orders: see :func:`_run_float`); the blocks
+    over the cores when ``par``, else in this thread."""
+    if par:
+        for i in numba.prange(nblocks):
+            _float_block(np.int64(i), x, s64, s32, kp, out, t32, t64, ton, B)
+    else:
+        for i in range(nblocks):
+            _float_block(np.int64(i), x, s64, s32, kp, out, t32, t64, ton, B)
 
 
 def _kernel_input(xa: np.ndarray) -> np.ndarray:
-    """The flat input for a fused kernel, as int32 or int64 (two compiled variants only)."""
+    """The flat input for a kernel, as int32 or int64 (two compiled variants only)."""
     flat = xa.reshape(-1)
     if flat.dtype in (np.int32, np.int64):
         return flat
     return flat.astype(np.int32 if flat.dtype.itemsize <= 2 else np.int64)  # (u)int8/16 -> int32; uint32 -> int64
 
 
-def _channel_vector(arr: np.ndarray, xshape: tuple) -> np.ndarray | None:
-    """A per-tensor or last-axis parameter as a flat array of period 1 or xshape[-1]; None if it
-    broadcasts any other way (the numpy path handles those)."""
-    if arr.size == 1:
-        return arr.reshape(1)
-    if xshape and arr.ndim <= len(xshape) and arr.shape[-1] == xshape[-1] and arr.size == xshape[-1]:
-        return np.ascontiguousarray(arr.reshape(-1))
-    return None
+def _per_channel(xshape: tuple, *params: np.ndarray) -> list[np.ndarray]:
+    """Parameters that broadcast to ``xshape`` as flat int64/float arrays of one common period:
+    1 (per tensor), ``xshape[-1]`` (along the last axis) or, for any other broadcast, the size of
+    x (then expanded to x's shape)."""
+    if all(p.size == 1 for p in params):
+        return [np.ascontiguousarray(p.reshape(1)) for p in params]
+    c = xshape[-1] if xshape else 1
+    if all(p.size == 1 or (p.ndim <= len(xshape) and p.shape[-1] == c and p.size == c) for p in params):
+        # (np.full / reshape: the same arrays as broadcast_to(p.reshape(-1), (c,)), without its cost)
+        return [np.full(c, p.reshape(-1)[0], dtype=p.dtype) if p.size == 1 else np.ascontiguousarray(p.reshape(-1))
+                for p in params]
+    return [np.ascontiguousarray(np.broadcast_to(p, xshape).reshape(-1)) for p in params]
+
+
+def _run_dyadic(regs: RegisterFile, xx: np.ndarray, m: np.ndarray, k: np.ndarray, rmode: str, lo: int, hi: int,
+                zp: int, ctr: bool, taps: dict | None, xmax: int | None = None) -> np.ndarray:
+    """``sat(round(x*m / 2**k) + zp)`` (or clamp-then-round) through the product register, for
+    products that fit int64 (the caller checks); taps ``product`` and ``rounded`` into ``taps``.
+    ``xmax`` is ``max |x|`` when the caller has it (a pass over x saved)."""
+    mv, kv = _per_channel(xx.shape, m, k)
+    n = int(xx.size)
+    kmax = int(kv.max())
+    if xmax is None:
+        xmax = _abs_max(xx)
+    bias = kmax <= 62 and xmax * _abs_max(mv) + (1 << kmax) <= INT64_MAX  # p + bias fits int64
+    B = _block(mv.size)
+    plan = _plan(DYADIC_CHAIN, regs, -(-n // B), B)
+    kp = np.array([lo, hi, zp, ROUNDING_CODE[rmode], ctr, bias, 0, 0], dtype=np.int64)
+    out = np.empty(xx.shape, dtype=np.int64)
+    tq = np.empty((2, n if taps is not None else 0), dtype=np.int64)
+    if n:
+        _dyadic_fast(*plan.args()[:3], _kernel_input(xx), mv, kv, kp, out.reshape(-1), tq, taps is not None,
+                     regs.type_of("product") != INT64, B, _parallel(n))
+    plan.finish(xx.shape, "flat")
+    if taps is not None:
+        taps["product"] = tq[0].reshape(xx.shape)
+        taps["rounded"] = tq[1].reshape(xx.shape)
+    return out
+
+
+def _run_tflite(regs: RegisterFile, xx: np.ndarray, q: np.ndarray, s: np.ndarray, single: bool, lo: int, hi: int,
+                zp: int, taps: dict | None) -> np.ndarray:
+    """MultiplyByQuantizedMultiplier of int32 ``xx`` (the caller checks), then
+    ``min(max(., lo), hi) + zp``; taps into ``taps``. An SRDHM operand that is not an int32 (a
+    ``shifted_input`` register declared wider, or overflowed under ``record``) raises
+    OperandRangeError, as gemmlowp's SRDHM takes int32 operands."""
+    qv, sv = _per_channel(xx.shape, q, s)
+    n = int(xx.size)
+    B = _block(qv.size)
+    nb = -(-n // B)
+    plan = _plan(TFLITE_CHAIN, regs, nb, B)
+    oe = np.zeros((nb, 3), dtype=np.int64)
+    kp = np.array([lo, hi, zp, 0, 0, 0, single, 0], dtype=np.int64)
+    out = np.empty(xx.shape, dtype=np.int64)
+    tq = np.empty((3, n if taps is not None else 0), dtype=np.int64)
+    if n:
+        check = any(regs.type_of(name) != INT32 for name in TFLITE_CHAIN.names)
+        _k_tflite(*plan.args()[:3], oe, _kernel_input(xx), qv, sv, kp, out.reshape(-1), tq, taps is not None, check,
+                  B, _parallel(n))
+    plan.finish(xx.shape, "flat")
+    if oe[:, 0].any():
+        i0 = int(np.flatnonzero(oe[:, 0])[0])
+        idx = tuple(int(v) for v in np.unravel_index(i0 * B + int(oe[i0, 1]), xx.shape))
+        count, value = int(oe[:, 0].sum()), int(oe[i0, 2])
+        raise OperandRangeError(f"a: {count} of {n} entries are outside int32 [{INT32_MIN}, {INT32_MAX}]; "
+                                f"first at index {idx}: {value}", count=count, index=idx, value=value)
+    if taps is not None:
+        names = ("product", "rounded") if single else ("shifted_input", "srdhm", "rounded")
+        for t, name in enumerate(names):
+            taps[name] = tq[t].reshape(xx.shape)
+    return out
+
+
+_NO_TAPS32 = np.empty(0, dtype=np.float32)  #: the float kernels' tap arrays without taps (never written)
+_NO_TAPS64 = np.empty(0, dtype=np.float64)
+
+
+def _run_float(xx: np.ndarray, sarr: np.ndarray, use32: bool, lo: int, hi: int, zp: int,
+               taps: dict | None) -> np.ndarray:
+    """The float back-ends: ``v = x*s`` in float64 (onnx_ref) or float32 (one IEEE rounding),
+    then ``clip(rint(v), lo, hi) + zp`` with the exact integer bounds ``lo``, ``hi`` (|bound| <= 2**53).
+
+    Both orders compute that value. Clamp-then-round is ``rint(clip(v, lo, hi))`` with the
+    clamp done on the real value ``v`` against the exact integers ``lo``, ``hi``; since ``rint``
+    (ties to even) is monotone and leaves integers unchanged, ``v > hi`` implies ``rint(v) >=
+    hi`` and ``v < lo`` implies ``rint(v) <= lo``, so it equals ``clip(rint(v), lo, hi)``. (The
+    bounds are never converted to the working float type: once ``|hi| > 2**24``, ``float32(hi)``
+    can round inward, below ``hi``, and a clamp against it would cut off valid results, e.g.
+    ``float32(2**31 + 99) == 2**31``.) Taps: ``scaled_bits``, the bit pattern of ``v`` in its
+    type, and ``rounded``, the saturated value ``clip(rint(v), lo, hi)`` (before the zero point
+    is added), in both orders.
+
+    A product that overflows the working type is ``+-inf`` and saturates like any other value
+    beyond the bounds (``rounded`` = ``hi`` or ``lo``; ``scaled_bits`` holds the inf pattern).
+    """
+    (sv,) = _per_channel(xx.shape, sarr)
+    n = int(xx.size)
+    with np.errstate(over="ignore"):  # (onnx_ref does not use the float32 copy)
+        s32 = sv.astype(np.float32)
+    ton = taps is not None
+    t32 = np.empty(n, dtype=np.float32) if ton and use32 else _NO_TAPS32
+    t64 = np.empty(n, dtype=np.float64) if ton and not use32 else _NO_TAPS64
+    kp = np.array([lo, hi, zp, 0, 0, 0, 0, use32], dtype=np.int64)
+    out = np.empty(xx.shape, dtype=np.int64)
+    B = _block(sv.size)
+    if n:
+        _k_float(_kernel_input(xx), sv.astype(np.float64), s32, kp, out.reshape(-1), t32, t64, ton, B,
+                 -(-n // B), _parallel(n))
+    if ton:
+        bits = t32.view(np.int32).astype(np.int64) if use32 else t64.view(np.int64)
+        taps["scaled_bits"] = bits.reshape(xx.shape)
+        taps["rounded"] = out - zp
+    return out
 
 
 # ------------------------------------------------------------------------------------------------
@@ -959,6 +1278,7 @@ def _exact_beyond_int64(r: np.ndarray, xa: np.ndarray, m: np.ndarray, k: np.ndar
     return values
 
 
+@renamed_keyword("registers", "widths")
 def requantize(
     x: Any,
     scale: Any,
@@ -971,8 +1291,8 @@ def requantize(
     order: str = "round_then_saturate",
     allow_negative: bool = False,
     overflow: str = "raise",
-    registers: Mapping[str, Any] | None = None,
-    taps: bool = True,
+    widths: Mapping[str, Any] | None = None,
+    taps: bool = False,
 ) -> OpResult:
     """Requantize integers ``x`` (real value ``x * s_in``) to ``out`` by the scale ``s``.
 
@@ -1020,15 +1340,15 @@ def requantize(
         the mode computes it. ``clamp_then_round`` (qonnx, TVM): ``round(clip(v, lo, hi)) + zp``
         where ``lo = out.min - zp`` and ``hi = out.max - zp`` are exact integers (compared
         with ``v`` exactly, in every mode: never rounded to the float working type).
-    overflow, registers:
+    overflow, widths:
         policy and width overrides for the intermediate registers: ``product`` (64 bits) in
         ``dyadic``; ``shifted_input`` and ``result`` (32 bits) in the TFLite modes; the float
         modes have none. A name the mode does not declare raises ConfigError listing the
-        valid names.
+        valid names. (``registers=`` is the old name of ``widths=``; it still works, with a
+        DeprecationWarning.)
     taps:
-        return the intermediate registers as taps (default). ``taps=False`` runs a fused
-        single-pass numba kernel where one applies (per-tensor or last-axis scales, default
-        register widths, no register event): same values, several times faster.
+        also return the intermediate registers as taps (default False: the fused kernels
+        write only the values).
 
     Returns
     -------
@@ -1070,68 +1390,49 @@ def requantize(
     taps_d: dict[str, np.ndarray] = {}
     ops = OpCounts()
     lo, hi = _clamp_bounds(out_t, zp)
-    values = None
-
+    tapd = taps_d if taps else None
+    ctr = order == "clamp_then_round"
     if mode == "dyadic":
         rmode = rounding_mode(rounding if rounding is not None else "half_even")
-        widths = _check_registers(f"requantize(mode={mode!r})", registers, _MODE_REGISTERS[mode])
-        regs = RegisterFile("requantize", dict({"product": 64}, **widths), overflow=overflow)
+        regs = RegisterFile("requantize", dict(DYADIC_CHAIN.defaults(), **_check_registers(
+            f"requantize(mode={mode!r})", widths, DYADIC_CHAIN.names)), overflow=overflow)
         m, k, _ = _dyadics(scale, allow_negative)
         _check_param_shape("requantize", "scale", m.shape, "x", xa.shape)
-        if not taps and regs.type_of("product") == IntType(64) and k.size and int(k.max()) <= 62 \
-                and _abs_max(xa) * _abs_max(m) + (1 << int(k.max())) <= INT64_MAX:  # p + bias fits int64
-            mv, kv = _channel_vector(m, xa.shape), _channel_vector(k, xa.shape)
-            if mv is not None and kv is not None:
-                size = max(mv.size, kv.size)
-                mv, kv = np.broadcast_to(mv, (size,)).copy(), np.broadcast_to(kv, (size,)).copy()
-                out = np.empty(xa.shape, dtype=np.int64)
-                _dyadic_fast(_kernel_input(xa), mv, kv, _MODE_CODE[rmode], lo, hi, order == "clamp_then_round", zp,
-                             out.reshape(-1))
-                values = out
-        if values is None:
-            r = _requant_dyadic(to_int64(xa, "x"), m, k, rmode, lo, hi, order, regs, taps_d)
-            if order == "clamp_then_round" and rmode == "jam":
-                r = np.clip(r, lo, hi)  # jam can move an exact bound by one
+        xmax, mmax = _abs_max(xa), _abs_max(m)
+        if xmax * mmax <= INT64_MAX:  # every product fits int64
+            values = _run_dyadic(regs, xa, m, k, rmode, lo, hi, zp, ctr, tapd, xmax)
+        else:
+            values = _requant_dyadic_wide(to_int64(xa, "x"), m, k, rmode, lo, hi, zp, ctr, regs, tapd)
             if regs.overflow == "record" and (out_t.min - zp < lo or out_t.max - zp > hi):
-                values = _exact_beyond_int64(r, xa, m, k, rmode, order, out_t, zp, lo, hi)
-        mbits = max(1, int(_abs_max(m)).bit_length() + 1)
+                values = _exact_beyond_int64(values - zp, xa, m, k, rmode, order, out_t, zp, lo, hi)
+        mbits = max(1, int(mmax).bit_length() + 1)
         prod_bits = min(128, in_t.bits + mbits)
         ops.add("mul", (in_t.bits, mbits), n).add("shift", (prod_bits,), n)
     elif mode in ("tflite_double", "tflite_single"):
         if rounding is not None and rounding_mode(rounding) != ("half_up" if mode == "tflite_single" else "half_away"):
             raise ConfigError(f"mode {mode!r} fixes its own rounding; do not pass rounding={rounding!r}")
         single = mode == "tflite_single"
-        widths = _check_registers(f"requantize(mode={mode!r})", registers, _MODE_REGISTERS[mode])
+        w = _check_registers(f"requantize(mode={mode!r})", widths, TFLITE_CHAIN.names)
         q, s = _tflite_params(scale, single)
         _check_param_shape("requantize", "scale", q.shape, "x", xa.shape)
-        regs = RegisterFile("requantize", dict({"shifted_input": 32, "result": 32}, **widths), overflow=overflow)
+        regs = RegisterFile("requantize", dict(TFLITE_CHAIN.defaults(), **w), overflow=overflow)
         if in_t.bits > 32:
             if in_t.bits > 48:
                 raise ConfigError(f"TFLite's int64-input MultiplyByQuantizedMultiplier takes |x| < 2**47; "
                                   f"in_type {in_t.name} is too wide")
             r = multiply_by_quantized_multiplier_int64(to_int64(xa, "x"), q, s, _regs=regs, _taps=taps_d)
+            values = np.clip(r, lo, hi) + zp  # already an integer: both orders coincide
             ops.add("mul", (48, 16), n).add("add", (64,), n).add("shift", (64,), n)
         else:
-            default_regs = regs.type_of("shifted_input") == IntType(32) and regs.type_of("result") == IntType(32)
-            qv, sv = _channel_vector(q, xa.shape), _channel_vector(s, xa.shape)
-            if not taps and default_regs and qv is not None and sv is not None:
-                size = max(qv.size, sv.size)
-                out = np.empty(xa.shape, dtype=np.int64)
-                bad = _tflite_fast(_kernel_input(xa), np.broadcast_to(qv, (size,)).copy(),
-                                   np.broadcast_to(sv, (size,)).copy(), single, lo, hi, zp, out.reshape(-1))
-                if bad == 0:
-                    values = out
-            if values is None:
-                r = multiply_by_quantized_multiplier(to_int64(xa, "x"), q, s, single_rounding=single, _regs=regs,
-                                                     _taps=taps_d)
+            if not in_t.signed and in_t.bits == 32:
+                INT32.check(xa, "x")  # uint32 values above INT32_MAX are not int32 inputs
+            values = _run_tflite(regs, xa, q, s, single, lo, hi, zp, tapd)  # both orders coincide
             if single:
                 ops.add("mul", (32, 32), n).add("add", (64,), n).add("shift", (64,), n)
             else:
                 ops.add("shift", (32,), n)                                   # x << left
                 ops.add("mul", (32, 32), n).add("add", (64,), n).add("shift", (64,), n)  # SRDHM
                 ops.add("shift", (32,), n).add("compare", (32,), n).add("add", (32,), n)  # RDBPOT
-        if values is None:
-            r = np.clip(r, lo, hi)  # already an integer: both orders coincide
     else:
         if rounding is not None and rounding_mode(rounding) != "half_even":
             raise ConfigError(f"mode {mode!r} rounds half to even; do not pass rounding={rounding!r}")
@@ -1142,28 +1443,18 @@ def requantize(
         use32 = mode != "onnx_ref"
         if use32 and in_t.bits > 53:
             raise ConfigError(f"{mode}: inputs wider than 53 bits are not supported (in_type {in_t.name})")
-        regs = RegisterFile("requantize", _check_registers(f"requantize(mode={mode!r})", registers,
-                                                           _MODE_REGISTERS[mode]), overflow=overflow)
+        regs = RegisterFile("requantize", _check_registers(f"requantize(mode={mode!r})", widths, ()),
+                            overflow=overflow)
         sarr = _scales_array(scale, allow_negative)
         _check_param_shape("requantize", "scale", sarr.shape, "x", xa.shape)
         if use32:
             _check_float32_scale(mode, sarr)
-        sv = _channel_vector(sarr, xa.shape)
-        if not taps and sv is not None:
-            out = np.empty(xa.shape, dtype=np.int64)
-            with np.errstate(over="ignore"):  # (onnx_ref does not use the float32 copy)
-                s32 = sv.astype(np.float32)
-            _float_fast(_kernel_input(xa), sv.astype(np.float64), s32, use32, lo, hi, zp, out.reshape(-1))
-            values = out
-        else:
-            r = _requant_float(to_int64(xa, "x"), sarr, mode, lo, hi, taps_d)
+        values = _run_float(xa, sarr, use32, lo, hi, zp, tapd)
         w = 24 if use32 else 53
         ops.add("mul", (w, w), n).add("shift", (32 if w == 24 else 64,), 2 * n)  # multiply; int->float, rint
     if zp:
         ops.add("add", (out_t.bits,), n)
     ops.add("compare", (out_t.bits,), 2 * n)
-    if values is None:
-        values = r + zp
     # int64 arrays in every path: a scalar x gives 0-d arrays (never numpy scalars), as the other
     # intsim operators return for scalar input
     values = np.asarray(values, dtype=np.int64)
@@ -1229,86 +1520,46 @@ def _product_overflow(regs: RegisterFile, xb: np.ndarray, mb: np.ndarray, bad: n
             op=regs.op, step="product", value=value, bits=t.bits)
 
 
-def _requant_dyadic(xx: np.ndarray, m: np.ndarray, k: np.ndarray, mode: str, lo: int, hi: int, order: str,
-                    regs: RegisterFile, taps: dict) -> np.ndarray:
-    """clip(round(x*m / 2**k), lo, hi) (or clamp-then-round), through the product register."""
-    if _abs_max(xx) * _abs_max(m) <= INT64_MAX:
-        # every product is exact in int64; the register applies any narrower declared width
-        return _round_and_clip(regs.check("product", xx * m), k, mode, lo, hi, order, taps)
+def _requant_dyadic_wide(xx: np.ndarray, m: np.ndarray, k: np.ndarray, mode: str, lo: int, hi: int, zp: int,
+                         ctr: bool, regs: RegisterFile, taps: dict | None) -> np.ndarray:
+    """The dyadic requantization when some ``|x| |m|`` exceeds int64 (``values``, zero point
+    added): where no product does, as :func:`_run_dyadic`; else the product register overflows
+    (an event; raised under ``raise``): ``wrap``/``saturate`` give the 64-bit register's
+    product, ``record`` the exact result of the (wider than declared) product."""
     xb, mb, kb = np.broadcast_arrays(xx, m, k)
     r, wide = _mul_shift_round_exact(xx, m, k, mode, product_fits=False, clip=(lo, hi))
+    one = np.ones(1, dtype=np.int64)
     if not wide.any():
-        return _round_and_clip(regs.check("product", xb * mb), kb, mode, lo, hi, order, taps)
+        return _run_dyadic(regs, xb * mb, one, kb, mode, lo, hi, zp, ctr, taps)
     t = regs.type_of("product")
     low = (xb.astype(np.uint64) * mb.astype(np.uint64)).astype(np.int64)  # the product mod 2**64
     exact_low = np.where(wide, 0, low)  # exact where the product fits int64
     bad = wide | ~np.asarray(t.contains(exact_low))
     _product_overflow(regs, xb, mb, bad)  # raises under "raise"
-    if regs.overflow == "wrap":
-        return _round_and_clip(np.asarray(t.wrap(low), dtype=np.int64), kb, mode, lo, hi, order, taps)
-    if regs.overflow == "saturate":
-        neg = (xb < 0) != (mb < 0)
-        sat = np.where(neg, np.int64(t.min), np.int64(t.max))
-        prod = np.where(wide, sat, np.asarray(t.saturate(exact_low), dtype=np.int64))
-        return _round_and_clip(prod, kb, mode, lo, hi, order, taps)
+    if regs.overflow in ("wrap", "saturate"):
+        if regs.overflow == "wrap":
+            prod = np.asarray(t.wrap(low), dtype=np.int64)
+        else:
+            neg = (xb < 0) != (mb < 0)
+            sat = np.where(neg, np.int64(t.min), np.int64(t.max))
+            prod = np.where(wide, sat, np.asarray(t.saturate(exact_low), dtype=np.int64))
+        # the products after the register's policy (its event is recorded): round and saturate them
+        return _run_dyadic(RegisterFile("requantize", {"product": 64}), prod, one, kb, mode, lo, hi, zp, ctr, taps)
     # record: the exact result of the (wider than declared) product
-    if order == "clamp_then_round":
+    if ctr:
         wider = (max(lo - 1, INT64_MIN), min(hi + 1, INT64_MAX))
         fl, _ = _mul_shift_round_exact(xx, m, k, "floor", product_fits=False, clip=wider)
         ce, _ = _mul_shift_round_exact(xx, m, k, "ceil", product_fits=False, clip=wider)
-        return np.where(fl < lo, _round_bound(lo, mode), np.where(ce > hi, _round_bound(hi, mode), r))
-    taps["rounded"] = r
-    return np.clip(r, lo, hi)
-
-
-def _round_and_clip(prod: np.ndarray, k: Any, mode: str, lo: int, hi: int, order: str, taps: dict) -> np.ndarray:
-    """From an int64 product: round(prod / 2**k), then clip to [lo, hi]; or, for clamp-then-round,
-    clamp the real value first (below lo iff floor < lo, above hi iff ceil > hi), then round."""
-    taps["product"] = prod
-    r = np.asarray(shift_right(prod, k, mode), dtype=np.int64)
-    taps["rounded"] = r
-    if order == "clamp_then_round":
-        fl = np.asarray(shift_right(prod, k, "floor"), dtype=np.int64)
-        ce = np.asarray(shift_right(prod, k, "ceil"), dtype=np.int64)
-        return np.where(fl < lo, _round_bound(lo, mode), np.where(ce > hi, _round_bound(hi, mode), r))
-    return np.clip(r, lo, hi)
+        r = np.where(fl < lo, _round_bound(lo, mode), np.where(ce > hi, _round_bound(hi, mode), r))
+        if mode == "jam":
+            r = np.clip(r, lo, hi)  # jam can move an exact bound by one
+    else:
+        if taps is not None:
+            taps["rounded"] = r
+        r = np.clip(r, lo, hi)
+    return r + zp
 
 
 def _round_bound(b: int, mode: str) -> int:
     """The rounding of an (exact) integer bound: the bound itself, except ``jam`` (``b | 1``)."""
     return b | 1 if mode == "jam" else b
-
-
-def _requant_float(xx: np.ndarray, sarr: np.ndarray, mode: str, lo: int, hi: int, taps: dict) -> np.ndarray:
-    """The float back-ends: ``v = x*s`` in float64 (onnx_ref) or float32 (one IEEE rounding),
-    then ``clip(rint(v), lo, hi)`` with the exact integer bounds ``lo``, ``hi`` (|bound| <= 2**53).
-
-    Both orders compute that value. Clamp-then-round is ``rint(clip(v, lo, hi))`` with the
-    clamp done on the real value ``v`` against the exact integers ``lo``, ``hi``; since ``rint``
-    (ties to even) is monotone and leaves integers unchanged, ``v > hi`` implies ``rint(v) >=
-    hi`` and ``v < lo`` implies ``rint(v) <= lo``, so it equals ``clip(rint(v), lo, hi)``. (The
-    bounds are never converted to the working float type: once ``|hi| > 2**24``, ``float32(hi)``
-    can round inward, below ``hi``, and a clamp against it would cut off valid results, e.g.
-    ``float32(2**31 + 99) == 2**31``.) The ``rounded`` tap is that saturated value
-    ``clip(rint(v), lo, hi)`` (before the zero point is added), in both orders.
-
-    A product that overflows the working type is ``+-inf`` and saturates like any other value
-    beyond the bounds (``rounded`` = ``hi`` or ``lo``; ``scaled_bits`` holds the inf pattern),
-    exactly as the fused kernel :func:`_float_fast` does.
-    """
-    with np.errstate(over="ignore"):  # an overflowing product is +-inf, which saturates (see requantize)
-        if mode == "onnx_ref":
-            v = np.asarray(xx.astype(np.float64) * sarr.astype(np.float64))
-            taps["scaled_bits"] = v.view(np.int64)
-        else:
-            v = np.asarray(xx.astype(np.float32) * sarr.astype(np.float32))
-            taps["scaled_bits"] = v.view(np.int32).astype(np.int64)
-    # rint in the working precision (exact integer values, exact in float64; +-inf stays +-inf),
-    # then saturation against the integer bounds, compared in the integer domain (int64, exact).
-    # The clip to +-2**53 (beyond every bound) maps +-inf to a finite value first; the product of
-    # a finite x and a finite scale is never NaN.
-    r = np.clip(np.rint(v).astype(np.float64), -(2.0**53), 2.0**53).astype(np.int64)
-    out = np.clip(r, lo, hi)
-    taps["rounded"] = out
-    return out
-

@@ -65,8 +65,6 @@ def check_variant(variant: Any, valid: tuple[str, ...], op: str) -> str:
     return variant
 
 
-check_profile = check_variant  # the old name, until every operator says variant=
-
 
 def check_int_param(v: Any, name: str, op: str, lo: int, hi: int) -> int:
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or not lo <= int(v) <= hi:

@@ -5,8 +5,8 @@ atomically (the directory is built aside and renamed into place; ``--force`` rep
 an existing one):
 
 * ``README.md``: the workload, the profile and its sources, the methods side by side
-  (energy by component, relative to int8 direct, cycles, area), the non-linear profiles
-  against the float operators, the unpack ratios, which figures are extrapolated, and
+  (energy by component, relative to int8 direct, cycles, area), the integer non-linear
+  families against the float operators, the unpack ratios, which figures are extrapolated, and
   what was left out and why;
 * ``summary.csv`` (one row per method), ``steps.csv`` (one row per method and step),
   ``counts.csv`` (exact action counts), ``energy_table.csv`` (energy per action with
@@ -49,8 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="gemm:MxKxN, gemm:LAYER.NAME (a real MiniLM linear GEMM), layer[:L] or minilm "
                              "(default: minilm)")
     parser.add_argument("--profile", default="horowitz45",
-                        help="built-in profile (horowitz45, qkeras_fit, aladdin40) or a TOML file "
-                             "(default: horowitz45)")
+                        help="hardware profile (energy/area table): built-in horowitz45, qkeras_fit, aladdin40 "
+                             "or a TOML file (default: horowitz45)")
     parser.add_argument("--scale-to", type=float, default=None, metavar="NM",
                         help="technology node to scale the profile to (Stillmaker & Baas; 7 from 45 nm)")
     parser.add_argument("--voltage", type=float, default=None, metavar="V",
@@ -62,8 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strategies", default=None,
                         help="IM-Unpack strategies (default: all of intsim.hw.unpack except the slow ones)")
     parser.add_argument("--nonlinear", default=None,
-                        help="non-linear profile of the integer methods (default: the first integer profile "
-                             "available, else fp32)")
+                        help="family of non-linear operators of the integer methods (default: the first "
+                             "integer family available, else fp32)")
     parser.add_argument("--sentences", type=int, default=None,
                         help="use the first N sentences of reference.sentences.SENTENCES (default: all)")
     parser.add_argument("--max-len", type=int, default=64, help="tokenizer truncation length (default: 64)")
@@ -73,7 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     parser.add_argument("--allow-partial", action="store_true",
                         help="write the report even if the profile cannot price some methods or non-linear "
-                             "profiles: they are left out, listed in the report and in a warning (default: that "
+                             "families: they are left out, listed in the report and in a warning (default: that "
                              "is an error naming every missing profile entry)")
     parser.add_argument("--print-profile", metavar="NAME", default=None,
                         help="print the TOML file of a built-in profile (horowitz45, qkeras_fit, aladdin40) to "
@@ -304,14 +304,14 @@ def _markdown(result, summary: pd.DataFrame, energy_tab: pd.DataFrame, nonlinear
             "unpack ratio of " + ", ".join(f"{(mul[8] + add) / (mul[b] + add):.2f} ({b} bits)" for b in mul if b != 8)
             + "; memory traffic and the reassembly move it further.", ""]
     if nonlinear is not None:
-        L += ["## Non-linear operators: integer profiles against float", "",
+        L += ["## Non-linear operators: integer families against float", "",
               "Energy of softmax, GELU and LayerNorm over the whole workload. `fp32`/`fp16`: float recipes "
               "(`intsim.cost.floatops`) in a float pipeline; `int8+fp32`/`int8+fp16`: the same recipes in the "
-              "integer pipeline (dequantize, compute, quantize); integer profiles: their operators on integer "
+              "integer pipeline (dequantize, compute, quantize); integer families: their operators on integer "
               "inputs from the real activations, with the requantizations that follow them.", ""]
-        nt = nonlinear.pivot_table(index="profile", columns="op", values="total_pj", aggfunc="sum", sort=False)
-        rel = nonlinear[nonlinear.op == "total"].set_index("profile")["relative_to_fp32"]
-        ntab = pd.DataFrame({"profile": nt.index})
+        nt = nonlinear.pivot_table(index="nonlinear", columns="op", values="total_pj", aggfunc="sum", sort=False)
+        rel = nonlinear[nonlinear.op == "total"].set_index("nonlinear")["relative_to_fp32"]
+        ntab = pd.DataFrame({"nonlinear": nt.index})
         for c in nt.columns:
             ntab[c] = [_fmt_pj(v) for v in nt[c]]
         if not rel.isna().all():
@@ -341,9 +341,9 @@ def _markdown(result, summary: pd.DataFrame, energy_tab: pd.DataFrame, nonlinear
           + (", `nonlinear.csv`" if nonlinear is not None else ""),
           "- `accelergy/ERT.yaml` (energy per action) and `accelergy/action_counts_<method>.yaml`, for "
           "Timeloop/Accelergy cross-checks", ""]
-    from ...cost.methods import nonlinear_profiles
+    from ...cost.methods import nonlinear_families
 
-    missing = [(f"non-linear profile {n}", why) for n, why in nonlinear_profiles().items() if why is not None]
+    missing = [(f"non-linear family {n}", why) for n, why in nonlinear_families().items() if why is not None]
     L += ["## Not included", ""]
     L += [f"- `{n}`: {why}" for n, why in list(result.skipped) + missing]
     L += ["- IM-Unpack's digit extraction (the shifts and masks that build the unpacked operands) is not counted: "
@@ -465,10 +465,10 @@ def run(args: argparse.Namespace) -> int:
         nonlinear = None
         nl_skipped: list[tuple[str, str]] = []
         if any(s.__class__.__name__ == "VectorSite" and s.op != "residual" for s in workload.sites):
-            progress("comparing the non-linear profiles")
+            progress("comparing the non-linear families")
             try:
                 nonlinear = nonlinear_comparison(workload, profile, skip_unpriceable=True, progress=progress)
-                nl_skipped = [(f"non-linear profile {n}", why) for n, why in nonlinear.attrs.get("skipped", [])]
+                nl_skipped = [(f"non-linear family {n}", why) for n, why in nonlinear.attrs.get("skipped", [])]
                 problems += [(_NL + n, e) for n, e in nonlinear.attrs.get("problems", [])]
             except ConfigError as exc:
                 nl_skipped = [("non-linear comparison", str(exc))]
