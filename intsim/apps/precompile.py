@@ -12,7 +12,7 @@ package is installed). Kernels already in the cache are loaded, not compiled.
 
 Afterwards ``intsim demo`` (any configuration and non-linear family), the golden suites and the
 operators on 8- to 64-bit inputs load every kernel from the cache. A cold run of every group
-takes about 11 minutes of one core; ``--only gemm --only minilm`` compiles what ``intsim demo``
+takes about 6 minutes of one core; ``--only gemm --only minilm`` compiles what ``intsim demo``
 needs (int64 operator inputs, every non-linear family) in about 3 minutes.
 
 Progress goes to stderr: a bar redrawn in place on a terminal, one line per step otherwise,

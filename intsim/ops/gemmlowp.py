@@ -290,14 +290,14 @@ def _plan(chain: Chain, regs: RegisterFile, R: int, N: int, exact_on_record: tup
 # ------------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _srdhm(a, b):  # pragma: no cover - numba
     # floor((a*b + 2**30) / 2**31); only MIN*MIN exceeds INT32_MAX (it gives 2**31)
     r = (a * b + np.int64(1 << 30)) >> np.int64(31)
     return r if r <= np.int64(INT32_MAX) else np.int64(INT32_MAX)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _srdhm32(a, b):  # pragma: no cover - numba
     """_srdhm for operands known to be int32: the sign-extend-from-int32 form lets LLVM use a
     32x32->64 vector multiply (vpmuldq) instead of a 64x64 one."""
@@ -305,7 +305,7 @@ def _srdhm32(a, b):  # pragma: no cover - numba
     return r if r <= np.int64(INT32_MAX) else np.int64(INT32_MAX)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _mul(a, b, rec):  # pragma: no cover - numba
     """SRDHM in a chain: the int32 form unrecorded (every value is the C code's, an int32), the
     exact int64 form recorded (a policy may have left a value beyond int32 in a register)."""
@@ -314,7 +314,7 @@ def _mul(a, b, rec):  # pragma: no cover - numba
     return _srdhm32(a, b)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _mul_nonneg(a, b, rec, ok):  # pragma: no cover - numba
     """SRDHM of operands that are non-negative int32 values in the C code: unrecorded it is the
     unsigned 32x32->64 form, ``(a b + 2**30) >> 31 <= 2**31 - 2`` (no clamp; zero-extended, so
@@ -326,7 +326,7 @@ def _mul_nonneg(a, b, rec, ok):  # pragma: no cover - numba
     return np.int64(p >> np.uint64(31)), ok & (a >= 0) & (b >= 0)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _rdbpot(x, e):  # pragma: no cover - numba
     # exact round-half-away of x / 2**e for any 0 <= e <= 62 (gemmlowp allows e <= 31)
     mask = (np.int64(1) << e) - np.int64(1)
@@ -335,7 +335,7 @@ def _rdbpot(x, e):  # pragma: no cover - numba
     return (x >> e) + (np.int64(1) if rem > thr else np.int64(0))
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _srmpot_left(x, e):  # pragma: no cover - numba
     thr = (np.int64(1) << np.int64(31 - e)) - np.int64(1)
     if x > thr:
@@ -345,7 +345,7 @@ def _srmpot_left(x, e):  # pragma: no cover - numba
     return x << np.int64(e)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _shl(x, e, rec, ok):  # pragma: no cover - numba
     """SaturatingRoundingMultiplyByPOT<e> (e > 0) where the C code never saturates: unrecorded a
     plain shift, with ``ok`` cleared if it would have saturated. Returns ``(value, ok)``."""
@@ -355,14 +355,14 @@ def _shl(x, e, rec, ok):  # pragma: no cover - numba
     return x << np.int64(e), ok & (x <= thr) & (x >= -thr)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _rounding_half_sum(a, b):  # pragma: no cover - numba
     s = a + b
     n = s + (np.int64(1) if s >= 0 else np.int64(-1))
     return n // 2 if n >= 0 else -((-n) // 2)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _bit_length(u):  # pragma: no cover - numba
     """Bit length of 0 <= u < 2**32 by a branch-free binary search (vectorizable)."""
     n = np.int64(0)
@@ -381,7 +381,7 @@ def _bit_length(u):  # pragma: no cover - numba
 # ------------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _exp_interval_chain(cf, st, tp, i, j, a, s0, rec, ok):  # pragma: no cover - numba
     """exp on [-1/4, 0): Taylor expansion around -1/8 (Q0.31 in and out). Returns (y, ok)."""
     x = a + np.int64(1 << 28)
@@ -394,13 +394,13 @@ def _exp_interval_chain(cf, st, tp, i, j, a, s0, rec, ok):  # pragma: no cover -
     return step(cf, st, tp, False, i, j, s0 + P_OUT, np.int64(_EXP_M1_8) + _mul(np.int64(_EXP_M1_8), u, rec), rec, ok)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _barrel(result, rem, bit, c, rec):  # pragma: no cover - numba
     sel = (rem >> np.int64(bit)) & np.int64(1)
     return result + sel * (_mul(result, np.int64(c), rec) - result)  # branch-free select
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _exp_neg_chain(cf, st, tp, i, j, a, ib, s0, rec, ok):  # pragma: no cover - numba
     """exp_on_negative_values for a Q(ib).(31-ib) raw a <= 0; returns (Q0.31 result, a', interval
     exp, ok)."""
@@ -429,7 +429,7 @@ def _exp_neg_chain(cf, st, tp, i, j, a, ib, s0, rec, ok):  # pragma: no cover - 
     return result, a_mod, y0, ok
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _one_over_chain(cf, st, tp, i, j, a, s0, rec, ok):  # pragma: no cover - numba
     """1/(1+x) for x in [0, 1]: Q0.31 in, Q0.31 out (Newton-Raphson in Q2.29). Returns (y, ok)."""
     h = _rounding_half_sum(a, np.int64(INT32_MAX))
@@ -441,7 +441,7 @@ def _one_over_chain(cf, st, tp, i, j, a, s0, rec, ok):  # pragma: no cover - num
     return _srmpot_left(x, 1), ok
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _inv_sqrt_newton(cf, st, tp, i, j, x, half_in, rec, ok):  # pragma: no cover - numba
     """x = Rescale<3>(1.5 x - half_in * Rescale<3>(x**3)) (Q3.28; the products Q6.25)."""
     x2, ok = _mul_nonneg(x, x, rec, ok)
@@ -453,7 +453,7 @@ def _inv_sqrt_newton(cf, st, tp, i, j, x, half_in, rec, ok):  # pragma: no cover
     return _shl(t, 3, rec, ok)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _inv_sqrt_chain(cf, st, tp, i, j, inp, rs, rec, ok):  # pragma: no cover - numba
     """TFLite GetInvSqrtQuantizedMultiplierExp of one int32 >= 0; returns (multiplier, shift, ok).
     Unrecorded, branch-free (vectorizable): every Newton iterate lies in [2**28, 2**29), no
@@ -507,7 +507,7 @@ def _parallel(n: int) -> bool:
     return n > _BLOCK
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _exp_interval_loop(cf, st, tp, i, xs, os, rec):  # pragma: no cover - numba
     good = True
     for j in range(xs.shape[0]):
@@ -539,7 +539,7 @@ def _k_exp_interval(cf, st, tp, a, out, check, par):  # pragma: no cover - numba
             _k_exp_interval_block(np.int64(i), cf, st, tp, a, out, check)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _exp_neg_loop(cf, st, tp, i, xs, ib, os, t0, t1, ton, rec):  # pragma: no cover - numba
     good = True
     for j in range(xs.shape[0]):
@@ -581,7 +581,7 @@ def _k_exp_neg(cf, st, tp, a, ib, out, tq, ton, check, par):  # pragma: no cover
             _k_exp_neg_block(np.int64(i), cf, st, tp, a, ib, out, tq, ton, check)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _one_over_loop(cf, st, tp, i, xs, os, rec):  # pragma: no cover - numba
     good = True
     for j in range(xs.shape[0]):
@@ -613,7 +613,7 @@ def _k_one_over(cf, st, tp, a, out, check, par):  # pragma: no cover - numba
             _k_one_over_block(np.int64(i), cf, st, tp, a, out, check)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _inv_sqrt_loop(cf, st, tp, i, xs, rs, ms, ss, rec):  # pragma: no cover - numba
     good = True
     for j in range(xs.shape[0]):
@@ -678,7 +678,7 @@ def _softmax_table(cf, st, tp, kp, scaled, ex, active):  # pragma: no cover - nu
         ex[j] = _exp_neg_chain(cf, st, tp, 0, j, s, 5, S_EXP, True, True)[0]
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _softmax_row(cf, st, tp, r, xr, ex, active, resc, lut, kp, outr, ro, rec):  # pragma: no cover - numba
     """One row of the TFLite reference softmax; ``ex``/``active`` indexed by -(x - rowmax).
     Unrecorded, the sum is checked once at the end (its addends are non-negative, so its partial

@@ -224,7 +224,7 @@ def _exp_kp(k: dict, rq: tuple[int, int], *extra: int) -> np.ndarray:
     return np.array([k["x0"], k["n"], k["b_int"], k["c_int"], rq[0], rq[1], k["n"] * k["x0"], *extra], dtype=np.int64)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _exp_chain(cf, st, tp, ton, i, j, s0, v, kp, with16, rec, ok):
     """The exponent of a clamped input ``v``: the steps from ``q`` on of EXP_CHAIN (and EXP16 when
     ``with16``), the chain starting at step ``s0`` of the operator's. Returns ``(last register, ok)``."""
@@ -251,13 +251,13 @@ def _exp_chain(cf, st, tp, ton, i, j, s0, v, kp, with16, rec, ok):
     return step(cf, st, tp, ton, i, j, s0 + E_EXP16, y, rec, ok)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _exp_clamp(cf, st, tp, ton, i, j, s0, d, kp, rec, ok):
     """Step x_clamped of the exponent chain starting at step ``s0``: ``max(d, n x0)``."""
     return step(cf, st, tp, ton, i, j, s0 + E_CLAMP, max(d, kp[EP_NX0]), rec, ok)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _exp_value(cf, st, tp, ton, i, j, s0, v, kp, lfin, lval, lev, lbad, llo, ls0, with16, rec, ok):
     """The exponent of a clamped input ``v``: from the table (a :class:`Lut` of :func:`_exp_chain`)
     when it holds the entry, else from the chain. Returns ``(value, ok)``."""
@@ -399,7 +399,7 @@ def i_exp(x: Any, scale: float, *, variant: str = "published", in_type: IntType 
 _SOFTMAX_PROFILES = ("published", "corrected")
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _smax_norm(acc, corrected, out_bit):
     """(factor, shift) of the normalization: floor(2**32 / sum), or the corrected normalized one."""
     s = acc if acc != 0 else np.int64(1)
@@ -411,7 +411,7 @@ def _smax_norm(acc, corrected, out_bit):
     return (np.int64(1) << np.int64(32)) // s, np.int64(32 - out_bit)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _smax_out(p, sh, corrected, top):
     if corrected:
         if sh >= 63:
@@ -444,21 +444,21 @@ SP_CORRECTED, SP_OUT_BIT, SP_TOP = range(EP_NX0 + 1, EP_NX0 + 4)  #: after the e
 _SOFTMAX_STEPS = [(s.name, s.kind) for s in SOFTMAX_CHAIN.steps]
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _softmax_in(cf, st, tp, ton, i, j, xv, mx, kp, rec, ok):
     """Steps x_sub and x_clamped of one element (``mx`` its row's maximum): ``(x_clamped, ok)``."""
     d, ok = step(cf, st, tp, ton, i, j, SM_SUB, xv - mx, rec, ok)
     return _exp_clamp(cf, st, tp, ton, i, j, SM_EXP, d, kp, rec, ok)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _softmax_out(cf, st, tp, ton, i, j, e, f, sh, corrected, top, rec, ok):
     """Steps prod and out of one element (``e`` its exponent): ``(out, ok)``."""
     p, ok = mulv_step(cf, st, tp, ton, i, j, SM_PROD, e, f, rec, ok)
     return step(cf, st, tp, ton, i, j, SM_OUT, _smax_out(p, sh, corrected, top), rec, ok)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _softmax_row(cf, st, tp, ton, i, x, kp, lfin, lval, lev, lbad, llo, ls0, out, rec):
     """Softmax of row i; returns ``ok``.
 
@@ -663,7 +663,7 @@ GELU_CORRECTED = GELU_CHAIN + GELU_NEG
 GP_B_INT, GP_C_INT, GP_SHIFT, GP_SHIFT_INT, GP_NEGATE = range(5)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _gelu_chain(cf, st, tp, ton, i, j, xv, kp, rec):
     """i-GELU of one element; returns ``(out, ok)`` (``ok`` False: a register overflowed
     in the unrecorded pass)."""
@@ -908,7 +908,7 @@ def _fpmul_chain_of(bits: int) -> Chain:
                                                                     (Cost("compare", (bits,), 2),))])
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _fpmul_chain(cf, st, tp, ton, i, j, xv, kp, rec):
     """FixedPointMul of one element; returns ``(out, ok)``."""
     ok = True

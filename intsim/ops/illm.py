@@ -61,18 +61,10 @@ from ..core.dyadic import Dyadic
 from ..core.errors import ConfigError, DTypeError, OperandRangeError, ShapeError
 from ..core.inttype import IntType
 from ..core.rounding import (
-    AWAY,
-    CEIL,
-    FLOOR,
     HALF_AWAY,
-    HALF_DOWN,
     HALF_EVEN,
-    HALF_ODD,
     HALF_UP,
-    JAM,
-    JAM_UNBIASED,
     ROUNDING_CODE,
-    TRUNC,
     rounding_mode,
 )
 from ..regs.chain import Chain, Cost, Step
@@ -81,6 +73,7 @@ from ..regs.prims import (
     bitlen64,
     div0,
     div_round,
+    round_qr,
     shl_step,
     step,
     tap,
@@ -226,7 +219,7 @@ def _diexp_widths(F: int) -> dict[str, IntType]:
     return {"frac": IntType(F + 2), "exp": IntType(F + 2)}
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _shift_add(t, terms, dflt):
     """The log2(e) multiply as shift-adds: ``sum(sign * (t >> shift))`` over the terms (``dflt``:
     the default terms, read as constants so that the loops vectorize)."""
@@ -241,7 +234,7 @@ def _shift_add(t, terms, dflt):
     return u
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _diexp_head(cf, st, tp, ton, i, j, s0, z, m, terms, dflt, rec, ok):
     """DI-Exp's steps ``mul`` and ``log2e`` of z: ``t = z*m; u = sum(sign * (t >> shift))``.
     Returns ``(a, ok)``, ``a = max(-u, 0)`` (non-increasing in z for monotone terms, see
@@ -251,7 +244,7 @@ def _diexp_head(cf, st, tp, ton, i, j, s0, z, m, terms, dflt, rec, ok):
     return (-u if u < 0 else np.int64(0)), ok
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _diexp_tail(cf, st, tp, ton, i, j, s0, a, k, F, rec, ok):
     """DI-Exp's steps ``q`` ... ``exp`` of a >= 0: ``q = a >> k; r = a mod 2**k;
     frac = floor(2**F * (1 - r / 2**(k+1))); exp = frac >> q``. Returns ``(exp, ok)``."""
@@ -267,7 +260,7 @@ def _diexp_tail(cf, st, tp, ton, i, j, s0, a, k, F, rec, ok):
     return step(cf, st, tp, ton, i, j, s0 + D_EXP, np.int64(0) if q >= 63 else fr >> q, rec, ok)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _diexp(cf, st, tp, ton, i, j, s0, z, m, k, terms, dflt, F, rec, ok):
     """DI-Exp of z <= 0 at scale m / 2**k, steps ``mul`` ... ``exp`` from ``s0``::
 
@@ -299,7 +292,7 @@ def _diexp_fits(cf, st, tp, ton, i, s0, zlo, m, k, terms, dflt, F, ok):
 # ---------------------------------------------------------------------------------------------
 # exact rounded division
 # ---------------------------------------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _fdiv_rne(a, d, inv):
     """round_half_even(a / d) for a >= 0, d > 0, inv = 1.0 / d (float-estimated, then exact;
     plain integer division from 2**52 on)."""
@@ -320,7 +313,7 @@ def _fdiv_rne(a, d, inv):
     return q
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _fdiv(a, d, inv, code):
     """round(a / d) in rounding mode ``code`` (:data:`~intsim.core.rounding.ROUNDING_CODE`) for
     d != 0, exactly; ``inv = 1.0 / d``. For d > 0 it is :func:`~intsim.regs.prims.div_round`, the
@@ -345,38 +338,10 @@ def _fdiv(a, d, inv, code):
     while r >= d:
         q += 1
         r -= d
-    # the rounding of prims.div_round, from the exact floor quotient q and remainder r
-    if code == FLOOR:
-        return q
-    if code == JAM:
-        return q | np.int64(1)
-    if r == 0:
-        return q
-    if code == CEIL:
-        return q + 1
-    if code == TRUNC:
-        return q + 1 if a < 0 else q
-    if code == AWAY:
-        return q + 1 if a > 0 else q
-    if code == JAM_UNBIASED:
-        return q | np.int64(1)
-    t = r - (d - r)
-    if t > 0:
-        return q + 1
-    if t < 0:
-        return q
-    if code == HALF_ODD:
-        return q + np.int64(1) - (q & np.int64(1))
-    if code == HALF_AWAY:
-        return q + 1 if a > 0 else q
-    if code == HALF_UP:
-        return q + 1
-    if code == HALF_DOWN:
-        return q
-    return q if a > 0 else q + 1  # half_zero
+    return round_qr(a, d, q, r, code)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _diexp_chain(i, cf, st, tp, ton, x, m, k, terms, kp, out, dflt, rec):
     """DI-Exp of row i, recorded (``rec``) or unrecorded (monotone terms only): then the
     registers are proven at the row's ends by :func:`_diexp_fits` (returns False when that fails)
@@ -543,7 +508,7 @@ C_XSUB, C_XCLIP, C_RANGE, C_Z, C_SCALE_M, C_EXP, C_SUM, C_PROD, C_OUT = _csm_ste
 CP_IN_BITS, CP_M_BITS, CP_OUT_BITS = range(3, 6)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _csm_z(cf, st, tp, ton, i, j, dc, ib, D, rg, inv, rec, ok):
     """Step ``z``: the clipped difference ``dc`` requantized to ``ib`` bits. Unrecorded, the
     chain has checked ``0 <= rg <= INT64_MAX // D`` (so ``0 <= -dc * D`` holds exactly: ``-dc <=
@@ -560,14 +525,14 @@ def _csm_z(cf, st, tp, ton, i, j, dc, ib, D, rg, inv, rec, ok):
     return step(cf, st, tp, ton, i, j, C_Z, z, rec, ok)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _csm_exp(cf, st, tp, ton, i, j, dc, ib, D, rg, inv, mz, kz, terms, dflt, F, rec, ok):
     """Step ``z`` and DI-Exp of it. Returns ``(exp, ok)``."""
     z, ok = _csm_z(cf, st, tp, ton, i, j, dc, ib, D, rg, inv, rec, ok)
     return _diexp(cf, st, tp, ton, i, j, C_EXP, z, mz, kz, terms, dflt, F, rec, ok)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _csm_out(cf, st, tp, ton, i, j, e, qmax, acc, inv, rec, ok):
     """Steps ``prod`` and ``out`` of the exponential e. Unrecorded, ``acc > 0`` and the product
     is non-negative unless ``ok`` is cleared. Returns ``(out, ok)``."""
@@ -580,7 +545,7 @@ def _csm_out(cf, st, tp, ton, i, j, e, qmax, acc, inv, rec, ok):
     return step(cf, st, tp, ton, i, j, C_OUT, o, rec, ok)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _csm_chain(i, cf, st, tp, ton, x, m, k, clip_int, terms, kp, tab, zscale_m, zscale_k, out, dflt, rec):
     """DI-ClippedSoftmax of row i, unrecorded (``rec`` False: returns False when a register would
     not hold a value) or recorded. Returns ``ok``. Unrecorded, a row whose clipped differences
@@ -904,7 +869,7 @@ W_ABS, W_EXP, W_DENOM, W_NUM, W_SIG, W_SILU, W_OUT = SWIGLU_CHAIN.ids("abs", "mu
 WP_SIG_BITS = 3
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _swiglu_sig(cf, st, tp, ton, i, j, gv, m, k, terms, dflt, F, Fs, rec, ok):
     """Steps ``abs`` ... ``sig`` of the gate value gv: the sigmoid at scale 2**-Fs. Returns
     ``(sig, ok)``."""
@@ -920,7 +885,7 @@ def _swiglu_sig(cf, st, tp, ton, i, j, gv, m, k, terms, dflt, F, Fs, rec, ok):
     return step(cf, st, tp, ton, i, j, W_SIG, _fdiv(num, den, 1.0 / den, HALF_EVEN), rec, ok)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _swiglu_chain(i, cf, st, tp, ton, g, u, m, k, terms, kp, tab, out, rec):
     """DI-SwiGLU of row i, unrecorded (``rec`` False) or recorded. Returns ``ok``. Unrecorded, a
     row whose gate values span at most ``tab.shape[1]`` values computes the sigmoid once per
@@ -1078,7 +1043,7 @@ Q_PMIN, Q_PMAX, Q_RANGE, Q_SHIFTED, Q_PROD, Q_OUT = range(len(_dynq_steps(8, Fal
 QP_BITS, QP_SYMMETRIC, QP_ROUNDING = range(3)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _dynq_chain(i, cf, st, tp, ton, x, kp, rng_out, lo_out, out, rec):
     """The requantization of row i, unrecorded (``rec`` False) or recorded. Returns ``ok``."""
     bits, symmetric, code = kp[QP_BITS], kp[QP_SYMMETRIC] != 0, kp[QP_ROUNDING]

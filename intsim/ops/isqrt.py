@@ -96,7 +96,7 @@ _U64 = IntType(64, signed=False)
 # ---------------------------------------------------------------------------------------------
 # numba kernels (uint64 throughout: mixing int64 and uint64 would promote to float64)
 # ---------------------------------------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _seed_u64(v):
     """``(2**ceil(bits(v)/2), shift)`` of the Newton seed, ``(0, 0)`` for ``v = 0``."""
     one = np.uint64(1)
@@ -104,7 +104,7 @@ def _seed_u64(v):
     return (one << c) if v != np.uint64(0) else np.uint64(0), c
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def isqrt_newton_u64(n):
     """I-BERT's Newton floor sqrt of a uint64; returns (root, number of updates + final check)."""
     zero = np.uint64(0)
@@ -121,7 +121,7 @@ def isqrt_newton_u64(n):
         x = y
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def isqrt_fixed_u64(n, steps):
     """Fixed-count Newton from the normalized seed, with the min() that makes it monotone."""
     zero = np.uint64(0)
@@ -136,7 +136,7 @@ def isqrt_fixed_u64(n, steps):
     return x
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def isqrt_ivit_u64(n, steps, seed):
     """I-ViT's fixed iteration: k = (k + n // k) // 2, ``steps`` times from ``seed``.
 
@@ -156,7 +156,7 @@ def isqrt_ivit_u64(n, steps, seed):
     return k, peak
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _first_numerator(n):
     """The largest Newton numerator x + n // x of "newton" and "fixed": the first one (the
     seed is a power of two, so n // seed is a shift); 0 for n = 0."""
@@ -164,7 +164,7 @@ def _first_numerator(n):
     return x + (n >> c)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def isqrt_float_u64(n):
     """floor(sqrt(n)) from the float64 square root, corrected exactly (the same value as the
     Newton iterations, which are proven to return the floor square root). The float root is
@@ -181,7 +181,7 @@ def isqrt_float_u64(n):
 # explained at ibert._k_iexp_block: numba's parfor passes copy the whole prange body, so a call keeps it
 # small and the cold compile fast. Here the body is one entry, so it is also marked forceinline: LLVM (not
 # numba's IR inliner) inlines the small compiled function into the loop, which saves a call per entry.
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _isqrt_entry(v, method, steps, seed):
     """``(root, iterations, largest numerator)`` of one uint64 entry by the per-entry routines
     (methods as :func:`_kernel`)."""
@@ -223,7 +223,7 @@ _BLOCK = 512  # fewer passes wasted on a block's slowest entry than with larger 
 _F_LIMIT = 2.0 ** 51  # float64 quotients below this are within 1 of the floor quotient
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _udiv_est(n, d):
     """``(floor(n / d), bad)`` for uint64 ``n`` and ``1 <= d < 2**53``: the float64 quotient
     ``q`` (relative error below 2**-51, so for ``q < 2**51`` within 1 of ``n / d`` and its
@@ -235,13 +235,13 @@ def _udiv_est(n, d):
     return _udiv_fix(n, d, np.uint64(min(qf, _F_LIMIT))), bad
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _udiv_near(n, d):
     """:func:`_udiv_est` for quotients known to be below 2**51 (no range test)."""
     return _udiv_fix(n, d, np.uint64(np.float64(n) / np.float64(d)))
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _udiv_fix(n, d, q):
     """The floor quotient from an estimate ``q`` within 1 of it."""
     r = np.int64(n - q * d)
@@ -326,7 +326,7 @@ def _kernel_block(b, n, method, steps, seed, okmask, out, stats, blk):
     _put_stats(stats, b, total, zeros, peak, 0, rmax, nmax, closed)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _ivit_closed_entry(v, sd, c, okmask):
     """``(root, peak, good)`` of I-ViT's iteration for ``n = v`` from the seed ``sd = 2**c`` in
     closed form (see :func:`_ivit_fast_mask`): ``good`` is 1 when the bit length of ``v`` is in
@@ -451,7 +451,7 @@ def _block_exact(b, n, method, steps, seed, out, stats, start, stop):
     _put_stats(stats, b, total, zeros, peak, 1, rmax, nmax, 0)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _put_stats(stats, b, total, zeros, peak, exact, rmax, nmax, closed):
     """Row b of the block statistics (the columns :func:`_kernel_blocks` lists)."""
     stats[b, 0] = total
@@ -751,7 +751,7 @@ Q_ITER, Q_ROOT = range(len(ISQRT_CHAIN))
 QP_METHOD, QP_STEPS, QP_SEED = range(3)  #: the recorded kernel's parameter vector
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _isqrt_chain(cf, st, tp, ton, i, j, v, kp):
     """The registers of one uint64 entry, recorded: ``iter`` <- its largest numerator, ``root``
     <- its root (the value returned)."""

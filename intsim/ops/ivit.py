@@ -115,7 +115,7 @@ def x0_int(scale: float, variant: str = "pytorch") -> int:
     return math.floor(-1.0 / S)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _tdiv(a, b):
     """C (truncating) integer division, b != 0."""
     q = a // b
@@ -168,7 +168,7 @@ def _params(x0: int, n: int, mode: int, out_bit: int, lut: tuple) -> np.ndarray:
     return kp
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _sexp_tail(cf, st, tp, ton, i, j, s0, v, x0, n, tvm, rec, ok):
     """Steps q ... exp (``s0`` the chain's first step) for the clamped log2-domain value v.
     Returns ``(exp, ok)``."""
@@ -184,7 +184,7 @@ def _sexp_tail(cf, st, tp, ton, i, j, s0, v, x0, n, tvm, rec, ok):
     return shl_step(cf, st, tp, ton, i, j, s0 + SX_EXP, base, n - q - np.int64(1), rec, ok)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _sexp(cf, st, tp, ton, i, j, s0, x, x0, n, tvm, lfin, lval, lev, lbad, llo, ls0, tab, rec, ok):
     """The shift-exp of x (steps from ``s0``): ``log2e``, ``x_clamped``, then the steps from
     ``q`` on, from the table of :func:`_lut_sexp` where it holds the value (``lfin`` empty: no
@@ -370,7 +370,7 @@ M_XSUB, M_EXP, M_SUM, M_SUMC, M_FACTOR, M_PROD, M_OUT = _SMAX_CHAINS["pytorch"].
     "x_sub", "log2e", "sum", "sum_clamped", "factor", "prod", "out")
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _smx_norm(acc, mode, out_bit):
     """(sum_clamped, factor, shift, k) of Shiftmax's normalization (factor -1: division by zero)."""
     i31 = np.int64(2147483647)
@@ -388,7 +388,7 @@ def _smx_norm(acc, mode, out_bit):
     return sc, i31 // sc, np.int64(32 - out_bit), np.int64(0)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _smx_out(p, sh, mode, top):
     if mode == CORRECTED:
         o = p >> sh if sh <= 0 else (p + (np.int64(1) << (sh - np.int64(1)))) >> sh
@@ -396,7 +396,7 @@ def _smx_out(p, sh, mode, top):
     return p >> sh
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _smax_chain(i, cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, out, tab, rec):
     """Shiftmax of row i, unrecorded (``rec`` False: returns False as soon as a register would
     not hold a value) or recorded. Returns ``ok``. ``tab``: see :func:`_sexp`."""
@@ -578,7 +578,7 @@ G_XSUB, G_EXP, G_NEG_MAX, G_MAX_EXP, G_SUM, G_SUMC, G_FACTOR, G_PROD, G_SIG, G_O
     "x_sub", "log2e", "neg_max", "max_log2e", "sum", "sum_clamped", "factor", "prod", "sig", "out")
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _add_step(cf, st, i, j, s, a, b, rec, ok):
     """Register s <- a + b, recorded as :func:`~intsim.regs.prims.add_chk` (no tap) or only
     checked (beyond int64 or outside the register clears ``ok``). Returns ``(value, ok)``."""
@@ -589,7 +589,7 @@ def _add_step(cf, st, i, j, s, a, b, rec, ok):
     return r, ok & (not wide) & (r >= cf[s, 0]) & (r <= cf[s, 1])
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _gelu_chain(i, cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, out, tab, rec):
     """ShiftGELU of row i, unrecorded (``rec`` False: returns False as soon as a register would
     not hold a value) or recorded. Returns ``ok``. ``tab``: see :func:`_sexp`."""

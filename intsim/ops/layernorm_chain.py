@@ -94,14 +94,14 @@ def chain_op_counts(chain: Chain, regs: RegisterFile, *, in_bits: int, elements:
     return OpCounts() + ops
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def div_round_mode(a, d, mode):
     """round(a / d) for d > 0: mode 0 half-even, 1 trunc, 2 floor, 3 half-up (this numbering;
     :func:`intsim.regs.prims.div_round` in the :data:`~intsim.core.rounding.ROUNDING_CODE` one)."""
     return div_round(a, d, _DIV_ROUND_CODES[mode])
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def acc_start():
     """A checked accumulator at 0 (see :func:`acc_step`): ``(sum, sum of the positive addends,
     smallest addend, largest addend, number of addends)``."""
@@ -109,7 +109,7 @@ def acc_start():
     return z, z, np.int64(INT64_MAX), np.int64(-INT64_MAX - 1), z
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def acc_step(cf, st, i, j, s, acc, b, rec):
     """Accumulator register s <- sum + b, checked after every add. Recorded (``rec``): as
     :func:`~intsim.regs.prims.add_chk` (no tap). Unrecorded: the sum, the sum of the positive
@@ -121,13 +121,13 @@ def acc_step(cf, st, i, j, s, acc, b, rec):
     return a + b, pos + max(b, np.int64(0)), min(lo, b), max(hi, b), n + 1
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def acc_range(acc):
     """The smallest and largest addend of an unrecorded accumulator."""
     return acc[2], acc[3]
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def acc_end_mag(cf, s, acc, mag, rec, ok):
     """:func:`acc_end` with the caller's bound ``mag`` on the addends: each lies in ``[-mag - 1,
     mag]`` (then the accumulator's smallest and largest addend are not needed, and their
@@ -138,7 +138,7 @@ def acc_end_mag(cf, s, acc, mag, rec, ok):
     return a, ok and (n == 0 or mag < INT64_MAX // n) and pos <= cf[s, 1] and a - pos >= cf[s, 0]
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def acc_end(cf, s, acc, rec, ok):
     """``(sum, ok)`` of an accumulator. Unrecorded, ``ok`` stays set only when every partial sum
     provably fitted int64 and register s: ``n`` addends of magnitude at most ``mag + 1``, ``mag =
@@ -150,7 +150,7 @@ def acc_end(cf, s, acc, rec, ok):
     return acc_end_mag(cf, s, acc, max(hi, ~lo), rec, ok)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def mulv_step(cf, st, tp, ton, i, j, s, a, b, rec, ok):
     """Register s <- a * b exactly, as :func:`~intsim.regs.prims.mul_step`, but branch-free when
     unrecorded, so that loops over it vectorize: the product wraps, and ``ok`` is cleared unless
@@ -163,7 +163,7 @@ def mulv_step(cf, st, tp, ton, i, j, s, a, b, rec, ok):
     return p, ok & fine & (p >= cf[s, 0]) & (p <= cf[s, 1])
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def ln_sqrt(cf, st, tp, ton, i, v, N, kp, rec, ok):
     """Steps var_norm, sqrt_iter, std and factor of a row with variance v >= 0. Returns
     ``(factor, iterations, ok)``."""
@@ -212,7 +212,7 @@ def ln_sqrt(cf, st, tp, ton, i, v, N, kp, rec, ok):
     return f, it, ok
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def pow2_floordiv(e, d):
     """floor(2**e / d) for e >= 0 and 0 < d < 2**62, exact whenever the quotient fits int64: past
     bit 62 the division goes on one bit at a time (long division), so 2**e itself never has to
@@ -229,7 +229,7 @@ def pow2_floordiv(e, d):
     return q
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def ln_round(p, prod_shift, prod_round):
     """p / 2**prod_shift rounded: 0 floor, 1 toward zero, 2 half to even (by shifts and masks)."""
     sh = np.int64(prod_shift)
@@ -245,7 +245,7 @@ def ln_round(p, prod_shift, prod_round):
     return q
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def ln_center(cf, st, tp, ton, i, j, xv, m, shift, rec, ok):
     """Steps y, y_shifted and y_sq of one element: ``(y, y_sq, ok)``."""
     y, ok = step(cf, st, tp, ton, i, j, L_Y, xv - m, rec, ok)
@@ -254,7 +254,7 @@ def ln_center(cf, st, tp, ton, i, j, xv, m, shift, rec, ok):
     return y, sq, ok
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def ln_output(cf, st, tp, ton, i, j, y, f, b, prod_shift, prod_round, has_bias, rec, ok):
     """Steps prod, out and out_bias of one element (``b`` its bias): ``(out_bias, ok)``."""
     p, ok = mulv_step(cf, st, tp, ton, i, j, L_PROD, y, f, rec, ok)
@@ -262,7 +262,7 @@ def ln_output(cf, st, tp, ton, i, j, y, f, b, prod_shift, prod_round, has_bias, 
     return step(cf, st, tp, ton, i, j, L_BIAS, o + b if has_bias else o, rec, ok)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def ln_row(cf, st, tp, ton, i, x, kp, ev, bias, out, rec):
     """Row i of the LayerNorm chain (``ev`` its epsilon); returns ``(iterations, ok)``.
 

@@ -419,14 +419,14 @@ _U1 = np.uint64(1)
 _U32 = np.uint64(32)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, forceinline=True)
 def _abs_u64(v):  # pragma: no cover - numba
     if v < 0:
         return np.uint64(-(v + 1)) + _U1
     return np.uint64(v)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, forceinline=True)
 def _mul_u64_128(a, b):  # pragma: no cover - numba
     """Full 128-bit product of two uint64 values as (hi, lo).
 
@@ -454,7 +454,7 @@ def _mul_u64_128(a, b):  # pragma: no cover - numba
     return hi, lo
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, forceinline=True)
 def _round_code(fl, cls, mode):  # pragma: no cover - numba
     """Round v = fl + frac (fl = floor v) where cls codes frac: 0 zero, 1 below 1/2, 2 a tie,
     3 above 1/2; ``mode`` is a :data:`~intsim.core.rounding.ROUNDING_CODE`. Mirrors
@@ -675,14 +675,14 @@ def _plan(chain: Chain, regs: RegisterFile, R: int, N: int) -> Plan:
     return plan
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, forceinline=True)
 def _rdbpot1(x, e):  # pragma: no cover - numba
     mask = (np.int64(1) << e) - np.int64(1)
     thr = (mask >> np.int64(1)) + (np.int64(1) if x < 0 else np.int64(0))
     return (x >> e) + (np.int64(1) if (x & mask) > thr else np.int64(0))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, forceinline=True)
 def _shift_round(p, kk, mode):  # pragma: no cover - numba
     """round(p / 2**kk) for 0 <= kk <= 62 by bias-and-shift, when ``|p| + 2**kk`` fits int64;
     branch-free once ``mode`` is a constant: the bias is what must be added before the floor
@@ -723,7 +723,7 @@ def _shift_round(p, kk, mode):  # pragma: no cover - numba
     return (p >> kk) | (one if (p & (d - one)) != 0 else np.int64(0))  # jam_unbiased
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, forceinline=True)
 def _floor_ceil(p, k):  # pragma: no cover - numba
     """(floor, ceil) of p / 2**k for any int64 p and k >= 0."""
     if k < 63:
@@ -734,7 +734,7 @@ def _floor_ceil(p, k):  # pragma: no cover - numba
     return fl, fl + (np.int64(0) if exact else np.int64(1))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, forceinline=True)
 def _round_exact(p, k, mode):  # pragma: no cover - numba
     """round(p / 2**k) for any int64 p and k >= 0, exactly (the rule of
     :func:`intsim.core.rounding.shift_right`): the floor and the class of the remainder."""
@@ -762,7 +762,7 @@ def _round_exact(p, k, mode):  # pragma: no cover - numba
     return _round_code(np.int64(-1), cls, mode)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, forceinline=True)
 def _dyadic_chain(cf, st, tp, i, j, xv, m, k, mode, lo, hi, zp, ctr, bias, rec, ok):  # pragma: no cover - numba
     """One element of the dyadic requantization: the product register, round(p / 2**k), the
     clamp (clamp-then-round) or the saturation, + zp. Returns (out, product, rounded, ok).
@@ -783,7 +783,7 @@ def _dyadic_chain(cf, st, tp, i, j, xv, m, k, mode, lo, hi, zp, ctr, bias, rec, 
     return min(max(v, lo), hi) + zp, p, r, ok
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, forceinline=True)
 def _dyadic_elem(cf, st, tp, i, j, xv, m, k, mode, lo, hi, zp, os, ts, ton, ctr, bias, rec):  # pragma: no cover
     v, p, r, ok = _dyadic_chain(cf, st, tp, i, j, xv, m, k, mode, lo, hi, zp, ctr, bias, rec, True)
     os[j] = v
@@ -793,7 +793,7 @@ def _dyadic_elem(cf, st, tp, i, j, xv, m, k, mode, lo, hi, zp, os, ts, ton, ctr,
     return ok
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, forceinline=True)
 def _dyadic_loop(cf, st, tp, i, xs, m, k, mode, kp, os, ts, ton, ctr, bias, rec):  # pragma: no cover - numba
     lo = kp[RP_LO]
     hi = kp[RP_HI]
@@ -856,7 +856,7 @@ def _dyadic_fast(cf, st, tp, x, m, k, kp, out, tq, ton, check, B, par):  # pragm
             _dyadic_block(np.int64(i), cf, st, tp, x, m, k, kp, out, tq, ton, check, B)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, forceinline=True)
 def _int32_step(cf, st, tp, i, j, s, v, check, rec, ok):  # pragma: no cover - numba
     """``step`` into register s. Unrecorded with the register at its default width, int32
     (``check`` False), the range test has constant bounds, which LLVM keeps out of the loop (it
@@ -866,7 +866,7 @@ def _int32_step(cf, st, tp, i, j, s, v, check, rec, ok):  # pragma: no cover - n
     return v, ok & (v >= INT32_MIN) & (v <= INT32_MAX)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, forceinline=True)
 def _tflite_chain(cf, st, tp, i, j, xv, q, s, single, check, rec, ok):  # pragma: no cover - numba
     """MultiplyByQuantizedMultiplier of one int32 x: returns (result, three taps, whether the
     SRDHM operand is an int32, ok). Single rounding taps (product, rounded), double rounding
@@ -884,7 +884,7 @@ def _tflite_chain(cf, st, tp, i, j, xv, q, s, single, check, rec, ok):  # pragma
     return r, sh, hm, r, fits, ok & fits
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, forceinline=True)
 def _tflite_elem(cf, st, tp, oe, i, j, xv, q, s, lo, hi, zp, os, ts, single, ton, check, rec):  # pragma: no cover
     r, t0, t1, t2, fits, ok = _tflite_chain(cf, st, tp, i, j, xv, q, s, single, check, rec, True)
     os[j] = min(max(r, lo), hi) + zp
@@ -900,7 +900,7 @@ def _tflite_elem(cf, st, tp, oe, i, j, xv, q, s, lo, hi, zp, os, ts, single, ton
     return ok
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, forceinline=True)
 def _tflite_loop(cf, st, tp, oe, i, xs, q, s, kp, os, ts, single, ton, check, rec):  # pragma: no cover - numba
     lo = kp[RP_LO]
     hi = kp[RP_HI]
@@ -955,7 +955,7 @@ def _k_tflite(cf, st, tp, oe, x, q, s, kp, out, tq, ton, check, B, par):  # prag
             _tflite_block(np.int64(i), cf, st, tp, oe, x, q, s, kp, out, tq, ton, check, B)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, forceinline=True)
 def _float_one(xi, s64, s32, use32, flo, fhi):  # pragma: no cover - numba
     """clip(rint(v), lo, hi) for v = x*s in float32 (use32) or float64, and v (in its type; 0 in
     the other). ``rint`` of a float is an integer-valued float of the same precision, exactly
@@ -974,7 +974,7 @@ def _float_one(xi, s64, s32, use32, flo, fhi):  # pragma: no cover - numba
     return np.int64(min(max(v, flo), fhi)), v32, v64
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, forceinline=True)
 def _float_elem(j, xv, s64, s32, flo, fhi, zp, os, t32, t64, use32, ton):  # pragma: no cover - numba
     v, v32, v64 = _float_one(xv, s64, s32, use32, flo, fhi)
     os[j] = v + zp
@@ -985,7 +985,7 @@ def _float_elem(j, xv, s64, s32, flo, fhi, zp, os, t32, t64, use32, ton):  # pra
             t64[j] = v64
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, forceinline=True)
 def _float_loop(xs, s64, s32, kp, os, t32, t64, use32, ton):  # pragma: no cover - numba
     flo = np.float64(kp[RP_LO])
     fhi = np.float64(kp[RP_HI])

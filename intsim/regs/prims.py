@@ -60,7 +60,7 @@ def _slow(cf, st, i, j, s, v, kind):
     return v
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def tap(tp, ton, i, j, s, v):
     if ton:
         if j >= 0:
@@ -69,7 +69,7 @@ def tap(tp, ton, i, j, s, v):
             tp[s, i, 0] = v
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def chk(cf, st, i, j, s, v):
     """Pass v through register s (no tap)."""
     if v < cf[s, 0] or v > cf[s, 1]:
@@ -77,7 +77,7 @@ def chk(cf, st, i, j, s, v):
     return v
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def reg(cf, st, tp, ton, i, j, s, v):
     """Pass v through register s and tap it."""
     if v < cf[s, 0] or v > cf[s, 1]:
@@ -106,7 +106,7 @@ def div0(cf, st, tp, ton, i, j, s):
     return v
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def shl_reg(cf, st, tp, ton, i, j, s, v, sh):
     """Register s <- v * 2**sh exactly (sh < 0: floor division by 2**-sh)."""
     if sh <= 0:
@@ -140,7 +140,7 @@ def mul_wide(a, b):
     return p // a != b or p % a != 0
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def mul_reg(cf, st, tp, ton, i, j, s, a, b):
     """Register s <- a * b exactly (beyond int64 detected)."""
     p = a * b
@@ -151,7 +151,7 @@ def mul_reg(cf, st, tp, ton, i, j, s, a, b):
     return reg(cf, st, tp, ton, i, j, s, p)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def add_chk(cf, st, i, j, s, a, b):
     """Accumulator step a + b through register s (checked after every add, no tap)."""
     r = a + b
@@ -162,13 +162,13 @@ def add_chk(cf, st, i, j, s, a, b):
     return r
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def fits(cf, s, v):
     """True when v fits register s (used by the fast paths, which record nothing)."""
     return v >= cf[s, 0] and v <= cf[s, 1]
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def bitlen64(v):
     """Bit length of a non-negative int64."""
     b = np.int64(0)
@@ -233,7 +233,7 @@ def mul_shr_rne(v, m, e):
     return r, big
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def lut_get(cf, st, tp, ton, i, j, lfin, lval, lev, lbad, llo, ls0, v):
     """Look v up in a Lut; returns (value, found)."""
     k = v - llo
@@ -252,7 +252,7 @@ def lut_get(cf, st, tp, ton, i, j, lfin, lval, lev, lbad, llo, ls0, v):
     return lfin[k], True
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def step(cf, st, tp, ton, i, j, s, v, rec, ok):
     """Register s <- v: recorded when ``rec`` (as :func:`reg`), else only range-checked.
     Returns ``(value, ok)``."""
@@ -261,7 +261,7 @@ def step(cf, st, tp, ton, i, j, s, v, rec, ok):
     return v, ok & (v >= cf[s, 0]) & (v <= cf[s, 1])
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def mul_step(cf, st, tp, ton, i, j, s, a, b, rec, ok):
     """Register s <- a * b exactly (as :func:`mul_reg` when ``rec``). Returns ``(value, ok)``."""
     if rec:
@@ -274,7 +274,7 @@ def mul_step(cf, st, tp, ton, i, j, s, a, b, rec, ok):
     return p, ok & (p >= cf[s, 0]) & (p <= cf[s, 1])
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def shl_step(cf, st, tp, ton, i, j, s, v, sh, rec, ok):
     """Register s <- v * 2**sh exactly, sh < 0 a floor division (as :func:`shl_reg` when
     ``rec``). Returns ``(value, ok)``."""
@@ -297,13 +297,19 @@ def shl_step(cf, st, tp, ton, i, j, s, v, sh, rec, ok):
     return r, ok & (r >= cf[s, 0]) & (r <= cf[s, 1])
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def div_round(a, d, code):
     """round(a / d) for d > 0, in the rounding mode of code ``code`` (the numbering of
     :data:`intsim.core.rounding.ROUNDING_CODE`: floor 0, ceil 1, trunc 2, away 3, half_even 4,
     half_odd 5, half_away 6, half_up 7, half_down 8, half_zero 9, jam 10, jam_unbiased 11)."""
     q = a // d
-    r = a - q * d
+    return round_qr(a, d, q, a - q * d, code)
+
+
+@njit(cache=True, forceinline=True)
+def round_qr(a, d, q, r, code):
+    """round(a / d) (d > 0, mode ``code`` as :func:`div_round`) from the exact floor quotient
+    ``q = floor(a / d)`` and remainder ``r = a - q d`` (0 <= r < d), however they were found."""
     if code == 0:
         return q
     if code == 10:
