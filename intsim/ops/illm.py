@@ -73,6 +73,7 @@ from ..regs.prims import (
     bitlen64,
     div0,
     div_round,
+    mul_step,
     round_qr,
     shl_step,
     step,
@@ -885,45 +886,85 @@ def _swiglu_sig(cf, st, tp, ton, i, j, gv, m, k, terms, dflt, F, Fs, rec, ok):
     return step(cf, st, tp, ton, i, j, W_SIG, _fdiv(num, den, 1.0 / den, HALF_EVEN), rec, ok)
 
 
+@njit(cache=True)
+def _swiglu_fits(cf, st, tp, ton, i, glo, ghi, ulo, uhi, m, k, terms, dflt, F, Fs):
+    """Unrecorded range proof of the DI-SwiGLU registers for every gate in [glo, ghi] and up in
+    [ulo, uhi], with monotone shift-add terms: ``abs`` lies in [0, max|gate|]; DI-Exp of
+    -abs is proven by :func:`_diexp_fits` and lies in [0, 2**F]; so ``denom`` lies in [2**F,
+    2**(F+1)], ``num`` in [0, 2**(F+Fs)] and ``sig`` in [0, 2**Fs] (a rounded quotient of at most
+    2**(F+Fs) by at least 2**F); ``silu = gate * sig`` in [min(glo, 0), max(ghi, 0)] * 2**Fs;
+    ``out = silu * up`` between the four corner products. A register is an interval, so its ends
+    fitting proves every value between. Returns ``ok``."""
+    one = np.int64(1) << F
+    smax = np.int64(1) << Fs
+    amax = max(-glo, ghi)
+    ok = True
+    for v in (np.int64(0), amax):
+        _, ok = step(cf, st, tp, ton, i, -1, W_ABS, v, False, ok)
+    ok = _diexp_fits(cf, st, tp, ton, i, W_EXP, -amax, m, k, terms, dflt, F, ok)
+    for v in (one, one + one):
+        _, ok = step(cf, st, tp, ton, i, -1, W_DENOM, v, False, ok)
+    for v in (np.int64(0), one):
+        _, ok = shl_step(cf, st, tp, ton, i, -1, W_NUM, v, Fs, False, ok)
+    for v in (np.int64(0), smax):
+        _, ok = step(cf, st, tp, ton, i, -1, W_SIG, v, False, ok)
+    tlo, ok = mul_step(cf, st, tp, ton, i, -1, W_SILU, min(glo, np.int64(0)), smax, False, ok)
+    thi, ok = mul_step(cf, st, tp, ton, i, -1, W_SILU, max(ghi, np.int64(0)), smax, False, ok)
+    for t in (tlo, thi):
+        for v in (ulo, uhi):
+            _, ok = mul_step(cf, st, tp, ton, i, -1, W_OUT, t, v, False, ok)
+    return ok
+
+
 @njit(cache=True, forceinline=True)
 def _swiglu_chain(i, cf, st, tp, ton, g, u, m, k, terms, kp, tab, out, rec):
-    """DI-SwiGLU of row i, unrecorded (``rec`` False) or recorded. Returns ``ok``. Unrecorded, a
-    row whose gate values span at most ``tab.shape[1]`` values computes the sigmoid once per
-    value (in ``tab[i]``)."""
+    """DI-SwiGLU of row i, recorded (``rec``) or unrecorded (monotone terms only): then the
+    registers are proven at the row's ends by :func:`_swiglu_fits` (returns False when that
+    fails) and the loops check nothing. Unrecorded, a row whose gate values span at most
+    ``tab.shape[1]`` values computes the sigmoid once per value (in ``tab[i]``). Returns ``ok``."""
     F, dflt, Fs = kp[EP_F], kp[EP_DEFAULT_TERMS] != 0, kp[WP_SIG_BITS]
     mi, ki = m[i], k[i]
     gr, ur, orow = g[i], u[i], out[i]
     N = gr.shape[0]
-    ok = True
-    if not rec and tab.shape[1] > 0:
+    if not rec:
         glo = np.int64(gr[0])
         ghi = glo
+        ulo = np.int64(ur[0])
+        uhi = ulo
         for j in range(1, N):
             glo = min(glo, np.int64(gr[j]))
             ghi = max(ghi, np.int64(gr[j]))
+            ulo = min(ulo, np.int64(ur[j]))
+            uhi = max(uhi, np.int64(ur[j]))
+        if not _swiglu_fits(cf, st, tp, ton, i, glo, ghi, ulo, uhi, mi, ki, terms, dflt, F, Fs):
+            return False
         width = ghi - glo + 1
         if width <= tab.shape[1]:
             tr = tab[i]
             for t in range(width):
-                tr[t], ok = _swiglu_sig(cf, st, tp, ton, i, 0, glo + t, mi, ki, terms, dflt, F, Fs, rec, ok)
+                tr[t], _ = _swiglu_sig(cf, st, tp, ton, i, 0, glo + t, mi, ki, terms, dflt, F, Fs, False, True)
             for j in range(N):
                 gv = np.int64(gr[j])
-                t, ok = mulv_step(cf, st, tp, ton, i, j, W_SILU, gv, tr[gv - glo], rec, ok)
-                orow[j], ok = mulv_step(cf, st, tp, ton, i, j, W_OUT, t, np.int64(ur[j]), rec, ok)
-            return ok
+                orow[j] = gv * tr[gv - glo] * np.int64(ur[j])
+            return True
+        for j in range(N):
+            gv = np.int64(gr[j])
+            sg, _ = _swiglu_sig(cf, st, tp, ton, i, j, gv, mi, ki, terms, dflt, F, Fs, False, True)
+            orow[j] = gv * sg * np.int64(ur[j])
+        return True
     for j in range(N):
         gv = np.int64(gr[j])
-        s, ok = _swiglu_sig(cf, st, tp, ton, i, j, gv, mi, ki, terms, dflt, F, Fs, rec, ok)
-        t, ok = mulv_step(cf, st, tp, ton, i, j, W_SILU, gv, s, rec, ok)
-        orow[j], ok = mulv_step(cf, st, tp, ton, i, j, W_OUT, t, np.int64(ur[j]), rec, ok)
-    return ok
+        sg, _ = _swiglu_sig(cf, st, tp, ton, i, j, gv, mi, ki, terms, dflt, F, Fs, True, True)
+        t, _ = mul_step(cf, st, tp, ton, i, j, W_SILU, gv, sg, True, True)
+        orow[j], _ = mul_step(cf, st, tp, ton, i, j, W_OUT, t, np.int64(ur[j]), True, True)
+    return True
 
 
 @njit(cache=True, error_model="numpy", _nrt=False)
 def _k_swiglu_row(i, cf, st, tp, ton, g, u, m, k, terms, kp, tab, out):
     """Row i of :func:`_k_swiglu` (the body of its parallel loop): unrecorded first, again
     recorded when a register overflowed (or taps are on)."""
-    if ton or not _swiglu_chain(i, cf, st, tp, ton, g, u, m, k, terms, kp, tab, out, False):
+    if ton or kp[EP_MONO] == 0 or not _swiglu_chain(i, cf, st, tp, ton, g, u, m, k, terms, kp, tab, out, False):
         _swiglu_chain(i, cf, st, tp, ton, g, u, m, k, terms, kp, tab, out, True)
 
 
