@@ -1086,7 +1086,10 @@ QP_BITS, QP_SYMMETRIC, QP_ROUNDING = range(3)
 
 @njit(cache=True, forceinline=True)
 def _dynq_chain(i, cf, st, tp, ton, x, kp, rng_out, lo_out, out, rec):
-    """The requantization of row i, unrecorded (``rec`` False) or recorded. Returns ``ok``."""
+    """The requantization of row i, recorded (``rec``) or unrecorded. Returns ``ok``.
+    Unrecorded, the registers are proven at the row's ends and the loop checks nothing:
+    ``shifted``, ``prod`` and ``out`` do not decrease with the input (``qm > 0``, ``range > 0``),
+    so the row's minimum and maximum bound them (returns False when one does not fit)."""
     bits, symmetric, code = kp[QP_BITS], kp[QP_SYMMETRIC] != 0, kp[QP_ROUNDING]
     xr = x[i]
     orow = out[i]
@@ -1112,10 +1115,25 @@ def _dynq_chain(i, cf, st, tp, ton, x, kp, rng_out, lo_out, out, rec):
     rng_out[i] = rg
     lo_out[i] = base
     inv = 1.0 / rg
+    if not rec:
+        for v in (mn, mx):
+            sft, ok = step(cf, st, tp, ton, i, -1, Q_SHIFTED, v - base, False, ok)
+            p, ok = mul_step(cf, st, tp, ton, i, -1, Q_PROD, sft, qm, False, ok)
+            _, ok = step(cf, st, tp, ton, i, -1, Q_OUT, _fdiv(p, rg, inv, code), False, ok)
+        if not ok:
+            return False
+        if code == HALF_EVEN and max(abs(mn - base), abs(mx - base)) * qm < 4503599627370496:
+            for j in range(N):  # products below 2**52: the float-assisted division, branch-light
+                a = (np.int64(xr[j]) - base) * qm
+                orow[j] = _fdiv_rne(a, rg, inv) if a >= 0 else -_fdiv_rne(-a, rg, inv)
+        else:
+            for j in range(N):
+                orow[j] = _fdiv((np.int64(xr[j]) - base) * qm, rg, inv, code)
+        return True
     for j in range(N):
-        sft, ok = step(cf, st, tp, ton, i, j, Q_SHIFTED, xr[j] - base, rec, ok)
-        p, ok = mulv_step(cf, st, tp, ton, i, j, Q_PROD, sft, qm, rec, ok)
-        orow[j], ok = step(cf, st, tp, ton, i, j, Q_OUT, _fdiv(p, rg, inv, code), rec, ok)
+        sft, ok = step(cf, st, tp, ton, i, j, Q_SHIFTED, xr[j] - base, True, ok)
+        p, ok = mul_step(cf, st, tp, ton, i, j, Q_PROD, sft, qm, True, ok)
+        orow[j], ok = step(cf, st, tp, ton, i, j, Q_OUT, _fdiv(p, rg, inv, code), True, ok)
     return ok
 
 
