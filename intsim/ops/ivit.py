@@ -590,19 +590,56 @@ def _add_step(cf, st, i, j, s, a, b, rec, ok):
 
 
 @njit(cache=True, forceinline=True)
-def _gelu_chain(i, cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, out, tab, rec):
-    """ShiftGELU of row i, unrecorded (``rec`` False: returns False as soon as a register would
-    not hold a value) or recorded. Returns ``ok``. ``tab``: see :func:`_sexp`."""
-    N = x.shape[1]
+def _gelu_sig(cf, st, tp, ton, i, j, xv, mx, em, kp, lfin, lval, lev, lbad, llo, ls0, tab, rec, ok):
+    """Steps ``x_sub`` ... ``sig`` of element value xv (row maximum mx, ``em`` the row maximum's
+    exponential): the sigmoid of 1.702 xv. Returns ``(sig, ok)``; unrecorded, ``ok`` is False
+    where a register would not hold a value or the sum is 0 (the recorded run divides by zero)."""
     x0, n, mode, out_bit = kp[XP_X0], kp[XP_N], kp[XP_MODE], kp[XP_OUT_BIT]
     tvm = mode == TVM
     i31 = np.int64(2147483647)
-    sh = np.int64(24) if tvm else np.int64(32 - out_bit)
+    d, ok = step(cf, st, tp, ton, i, j, G_XSUB, xv - mx, rec, ok)
+    e, ok = _sexp(cf, st, tp, ton, i, j, G_EXP, d, x0, n, tvm, lfin, lval, lev, lbad, llo, ls0, tab, rec, ok)
+    if mode == PYTORCH and e < 0:
+        e = np.int64(0)
+    s, ok = _add_step(cf, st, i, j, G_SUM, e, em, rec, ok)
+    if rec:
+        tap(tp, ton, i, j, G_SUM, s)
+    s, ok = step(cf, st, tp, ton, i, j, G_SUMC, s if mode != PYTORCH or s < i31 else i31, rec, ok)
+    f = np.int64(0)
+    if s == 0:
+        if not rec:
+            return np.int64(0), False
+        f = div0(cf, st, tp, ton, i, j, G_FACTOR)
+    if mode == CORRECTED:
+        # exact sigmoid: floor(e * 2**(out_bit-1) / (e + em)); factor holds e + em
+        if s == 0:
+            return f, ok
+        num, ok = shl_step(cf, st, tp, ton, i, j, G_PROD, e, out_bit - np.int64(1), rec, ok)
+        if rec:
+            tap(tp, ton, i, j, G_FACTOR, s)
+        return step(cf, st, tp, ton, i, j, G_SIG, num // s, rec, ok)
+    if s != 0:
+        f, ok = step(cf, st, tp, ton, i, j, G_FACTOR, _tdiv(i31, s) if tvm else i31 // s, rec, ok)
+    p, ok = mulv_step(cf, st, tp, ton, i, j, G_PROD, e, f, rec, ok)
+    return step(cf, st, tp, ton, i, j, G_SIG, p >> (np.int64(24) if tvm else np.int64(32) - out_bit), rec, ok)
+
+
+@njit(cache=True, forceinline=True)
+def _gelu_chain(i, cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, out, tab, sgt, rec):
+    """ShiftGELU of row i, unrecorded (``rec`` False: returns False when a register would not
+    hold a value) or recorded. Returns ``ok``. ``tab``: see :func:`_sexp`. Unrecorded, a row whose
+    values span at most ``sgt.shape[1]`` integers computes the sigmoid once per value of that
+    span (in ``sgt[i]``; every value of the span is checked, a superset of the row's)."""
+    x0, n, mode = kp[XP_X0], kp[XP_N], kp[XP_MODE]
+    tvm = mode == TVM
     xr = x[i]
     orow = out[i]
+    N = xr.shape[0]
     mx = np.int64(xr[0])
+    mn = mx
     for j in range(1, N):
         mx = max(mx, np.int64(xr[j]))
+        mn = min(mn, np.int64(xr[j]))
     if mode == CORRECTED and mx < 0:
         mx = np.int64(0)
     nm, ok = step(cf, st, tp, ton, i, -1, G_NEG_MAX, -mx, rec, True)
@@ -610,56 +647,39 @@ def _gelu_chain(i, cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, out,
                    ok)
     if mode == PYTORCH and em < 0:
         em = np.int64(0)
+    if not rec and mx - mn < sgt.shape[1]:
+        tr = sgt[i]
+        for t in range(mx - mn + 1):
+            tr[t], ok = _gelu_sig(cf, st, tp, ton, i, 0, mn + t, mx, em, kp, lfin, lval, lev, lbad, llo, ls0, tab,
+                                  False, ok)
+        for j in range(N):
+            xv = np.int64(xr[j])
+            orow[j], ok = mulv_step(cf, st, tp, ton, i, j, G_OUT, xv, tr[xv - mn], False, ok)
+        return ok
     for j in range(N):
         xv = np.int64(xr[j])
-        d, ok = step(cf, st, tp, ton, i, j, G_XSUB, xv - mx, rec, ok)
-        e, ok = _sexp(cf, st, tp, ton, i, j, G_EXP, d, x0, n, tvm, lfin, lval, lev, lbad, llo, ls0, tab, rec, ok)
-        if mode == PYTORCH and e < 0:
-            e = np.int64(0)
-        s, ok = _add_step(cf, st, i, j, G_SUM, e, em, rec, ok)
-        if rec:
-            tap(tp, ton, i, j, G_SUM, s)
-        s, ok = step(cf, st, tp, ton, i, j, G_SUMC, s if mode != PYTORCH or s < i31 else i31, rec, ok)
-        f = np.int64(0)
-        if s == 0:
-            if not rec:
-                return False
-            f = div0(cf, st, tp, ton, i, j, G_FACTOR)
-        if mode == CORRECTED:
-            # exact sigmoid: floor(e * 2**(out_bit-1) / (e + em)); factor holds e + em
-            if s == 0:
-                sig = f
-            else:
-                num, ok = shl_step(cf, st, tp, ton, i, j, G_PROD, e, out_bit - np.int64(1), rec, ok)
-                if rec:
-                    tap(tp, ton, i, j, G_FACTOR, s)
-                sig, ok = step(cf, st, tp, ton, i, j, G_SIG, num // s, rec, ok)
-        else:
-            if s != 0:
-                f, ok = step(cf, st, tp, ton, i, j, G_FACTOR, _tdiv(i31, s) if tvm else i31 // s, rec, ok)
-            p, ok = mulv_step(cf, st, tp, ton, i, j, G_PROD, e, f, rec, ok)
-            sig, ok = step(cf, st, tp, ton, i, j, G_SIG, p >> sh, rec, ok)
+        sig, ok = _gelu_sig(cf, st, tp, ton, i, j, xv, mx, em, kp, lfin, lval, lev, lbad, llo, ls0, tab, rec, ok)
         orow[j], ok = mulv_step(cf, st, tp, ton, i, j, G_OUT, xv, sig, rec, ok)
     return ok
 
 
 @njit(cache=True, error_model="numpy", _nrt=False)
-def _k_shiftgelu_row(i, cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, out):
+def _k_shiftgelu_row(i, cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, sgt, out):
     """Row i of :func:`_k_shiftgelu` (the body of its parallel loop): unrecorded first (reading
     the table branch-free when it can), again recorded when a register overflowed (or taps are on)."""
     if not ton:
         if kp[XP_TAB] != 0:
-            if _gelu_chain(i, cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, out, True, False):
+            if _gelu_chain(i, cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, out, True, sgt, False):
                 return
-        elif _gelu_chain(i, cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, out, False, False):
+        elif _gelu_chain(i, cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, out, False, sgt, False):
             return
-    _gelu_chain(i, cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, out, False, True)
+    _gelu_chain(i, cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, out, False, sgt, True)
 
 
 @njit(cache=True, parallel=True)
-def _k_shiftgelu(cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, out):
+def _k_shiftgelu(cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, sgt, out):
     for i in prange(x.shape[0]):
-        _k_shiftgelu_row(np.int64(i), cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, out)
+        _k_shiftgelu_row(np.int64(i), cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, sgt, out)
 
 
 @renamed_keyword("profile", "variant")
@@ -716,8 +736,12 @@ def shiftgelu(x: Any, scale: float, *, variant: str = "pytorch", out_bit: int = 
     out = np.empty((R, N), dtype=np.int64)
     if arr.size:
         lut = _lut_sexp(plan, G_EXP, x0, n, tvm, arr.size >= 1024)
+        # the per-row sigmoid table of the unrecorded run: narrow inputs with rows longer than their span
+        span = 1 << in_t.bits if in_t.bits <= 12 and N > (1 << in_t.bits) and not taps else 0
+        span = span if R * span <= 1 << 22 else 0  # at most 32 MiB of table
+        sgt = np.empty((R if span else 1, span), dtype=np.int64)
         _k_shiftgelu(*plan.args(), as_rows(arr), _params(x0, n, _GELU_PROFILES.index(variant), out_bit, lut), *lut,
-                     out)
+                     sgt, out)
     tapd = plan.finish(arr.shape, "rows")
     ops = chain.op_counts(regs, in_bits=in_t.bits, elements=R * N, rows=R, params={"reduce": R * (N - 1)})
     return OpResult(values=out.reshape(arr.shape), scale=S / 2 ** (out_bit - 1), ops=ops, registers=regs,
