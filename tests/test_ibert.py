@@ -378,3 +378,29 @@ def test_narrow_dtypes_are_widened():
     assert f.values.tolist() == [fpmul_oracle(int(v), 0.01, 0.1, 32) for v in x]
     x8 = np.array([[-128, 127, 0, 5]], dtype=np.int8)
     assert ibert.softmax(x8, 0.1).values.tolist() == [softmax_oracle([-128, 127, 0, 5], 0.1)]
+
+
+def test_exp_tables_are_reused_only_for_the_same_registers_and_parameters():
+    """A second call with the same scale and registers reuses the exponent table (same values,
+    events and taps); other widths or policies build their own (with their own events)."""
+    from intsim.regs import runtime
+
+    x = -np.arange(0, 4000, dtype=np.int64).reshape(4, 1000)
+    runtime._LUT_CACHE.clear()
+    first = ibert.i_exp(x, 0.002, widths={"poly": 16}, overflow="record")
+    assert len(runtime._LUT_CACHE) == 1
+    again = ibert.i_exp(x, 0.002, widths={"poly": 16}, overflow="record")
+    assert len(runtime._LUT_CACHE) == 1
+    runtime._LUT_CACHE.clear()
+    fresh = ibert.i_exp(x, 0.002, widths={"poly": 16}, overflow="record")  # a new table
+    rows = [ibert.i_exp(row, 0.002, widths={"poly": 16}, overflow="record") for row in x]  # < 1024: no table
+    assert np.array_equal(fresh.values, np.stack([r.values for r in rows]))
+    for r in (first, again):
+        assert np.array_equal(r.values, fresh.values)
+        assert [(e.step, e.count, e.index, e.value) for e in r.registers.events] == \
+            [(e.step, e.count, e.index, e.value) for e in fresh.registers.events]
+    assert first.registers.events  # the narrow register did overflow
+    wide = ibert.i_exp(x, 0.002, overflow="record")
+    assert len(runtime._LUT_CACHE) == 2 and not wide.registers.events
+    ibert.i_exp(x, 0.003, overflow="record")
+    assert len(runtime._LUT_CACHE) == 3

@@ -94,10 +94,10 @@ from ..regs.prims import (
 from ..regs.runtime import (
     INT64_MAX,
     LUT_MAX,
-    Lut,
     Plan,
     as_blocks,
     as_rows,
+    cached_lut,
     check_in_type,
     check_input,
     check_int_param,
@@ -288,7 +288,7 @@ def _lut_exp(plan: Plan, s0: int, kp: np.ndarray, with16: bool) -> tuple:
 
     def fill(cf, st, tp, out):
         _k_exp_lut(cf, st, tp, np.int64(lo), np.int64(s0), kp, with16, out)
-    return Lut(plan, s0 + E_Q, s1, lo, size, fill).args()
+    return cached_lut(("ibert.exp", kp.tobytes(), bool(with16)), plan, s0 + E_Q, s1, lo, size, fill)
 
 
 # Every parallel kernel of this module (and of ivit, illm, isqrt) is a thin `for i in prange(...)` loop that

@@ -58,10 +58,10 @@ from ..regs.prims import (
 )
 from ..regs.runtime import (
     LUT_MAX,
-    Lut,
     Plan,
     as_blocks,
     as_rows,
+    cached_lut,
     check_in_type,
     check_input,
     check_int_param,
@@ -225,7 +225,8 @@ def _lut_sexp(plan: Plan, s0: int, x0: int, n: int, tvm: bool, use: bool = True)
 
     def fill(cf, st, tp, out):
         _k_sexp_lut(cf, st, tp, np.int64(lo), np.int64(s0), np.int64(x0), np.int64(n), tvm, out)
-    return Lut(plan, s0 + SX_Q, s0 + SX_EXP + 1, lo, size, fill).args()
+    return cached_lut(("ivit.shift_exp", int(x0), int(n), bool(tvm)), plan, s0 + SX_Q, s0 + SX_EXP + 1, lo, size,
+                      fill)
 
 
 # ---------------------------------------------------------------------------------------------
