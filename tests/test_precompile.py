@@ -62,7 +62,7 @@ def test_kernels_are_found_and_entry_points_exclude_inlined_helpers():
     assert all(isinstance(d, CPUDispatcher) and d.py_func.__module__.startswith("intsim") for d in ks.values())
     assert {"intsim.hw.gemm_kernels._scan_dense", "intsim.ops.ibert._k_softmax", "intsim.ops.ivit._k_shiftmax",
             "intsim.ops.illm._k_swiglu", "intsim.ops.gemmlowp._softmax_kernel", "intsim.ops.isqrt._kernel_values",
-            "intsim.quant.requant._dyadic_fast", "intsim.hw.unpack.kernels.k_levels"} <= set(ks)
+            "intsim.quant.requant.kernels._dyadic_fast", "intsim.hw.unpack.kernels.k_levels"} <= set(ks)
     entries = precompile._entry_points(ks)
     assert "intsim.hw.gemm_kernels._scan_dense" in entries and "intsim.ops.ibert._k_softmax" in entries
     assert "intsim.hw.gemm_kernels._lims" not in entries  # inline="always"

@@ -296,8 +296,9 @@ GROUPS: dict[str, Callable[[], list[Step]]] = {
 }
 #: the module whose kernels each group is meant to reach (for the "not exercised" check)
 _GROUP_MODULES = {"gemm": "intsim.hw.gemm_kernels", "unpack": "intsim.hw.unpack.kernels",
-                  "requant": "intsim.quant.requant", "isqrt": "intsim.ops.isqrt", "gemmlowp": "intsim.ops.gemmlowp",
-                  "ibert": "intsim.ops.ibert", "ivit": "intsim.ops.ivit", "illm": "intsim.ops.illm"}
+                  "requant": "intsim.quant.requant.kernels", "isqrt": "intsim.ops.isqrt",
+                  "gemmlowp": "intsim.ops.gemmlowp", "ibert": "intsim.ops.ibert", "ivit": "intsim.ops.ivit",
+                  "illm": "intsim.ops.illm"}
 
 
 def steps(groups: Sequence[str] | None = None) -> list[Step]:
