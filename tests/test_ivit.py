@@ -196,37 +196,32 @@ def test_bad_inputs():
         ivit.shiftgelu(x, 0.1, widths={"exp16": 16})
 
 
+def _taps_off_and_on(fn, *args, **kw) -> list:
+    """The values and events (or the error) of ``fn`` with taps off (the unrecorded kernels) and
+    on (the recorded chain); a test asserts the two are equal."""
+    res = []
+    for taps in (False, True):
+        try:
+            r = fn(*args, taps=taps, **kw)
+            res.append((r.values.tolist(), [(e.step, e.count, e.index, e.value) for e in r.registers.events]))
+        except RegisterOverflow as e:
+            res.append((e.step, e.value, str(e)))
+    return res
+
+
 @given(int8_rows, st.sampled_from([0.1, 0.05, 10 / 127]), st.sampled_from(["pytorch", "tvm", "corrected"]),
        st.sampled_from(["raise", "wrap", "saturate", "record"]),
        st.sampled_from([None, {"sum": 20}, {"x_sub": 7}, {"prod": 22}, {"out": 5}, {"log2e": 8}]))
 def test_fast_and_checked_paths_agree(x, S, variant, overflow, widths):
     x = np.array(x)
-    outs = []
-    for taps in (False, True):
-        try:
-            r = ivit.shiftmax(x, S, variant=variant, widths=widths, overflow=overflow, taps=taps)
-            outs.append((r.values.tolist(), [(e.step, e.count, e.index, e.value) for e in r.registers.events]))
-        except RegisterOverflow as e:
-            outs.append((e.step, e.value, str(e)))
+    outs = _taps_off_and_on(ivit.shiftmax, x, S, variant=variant, widths=widths, overflow=overflow)
     assert outs[0] == outs[1]
     if variant != "corrected":
         w = None if widths is None or "log2e" not in widths else widths
-        res = []
-        for taps in (False, True):
-            try:
-                r = ivit.shift_exp(-np.abs(x), S, variant=variant, widths=w, overflow=overflow, taps=taps)
-                res.append((r.values.tolist(), [(e.step, e.count, e.index) for e in r.registers.events]))
-            except RegisterOverflow as e:
-                res.append((e.step, e.value))
+        res = _taps_off_and_on(ivit.shift_exp, -np.abs(x), S, variant=variant, widths=w, overflow=overflow)
         assert res[0] == res[1]
-    res = []
-    for taps in (False, True):
-        try:
-            r = ivit.layernorm(x * 200, S, variant=variant, overflow=overflow, taps=taps,
-                               widths={"prod": 40} if widths is not None else None)
-            res.append((r.values.tolist(), [(e.step, e.count, e.index) for e in r.registers.events]))
-        except RegisterOverflow as e:
-            res.append((e.step, e.value))
+    res = _taps_off_and_on(ivit.layernorm, x * 200, S, variant=variant, overflow=overflow,
+                           widths={"prod": 40} if widths is not None else None)
     assert res[0] == res[1]
 
 
@@ -242,13 +237,7 @@ def test_shiftgelu_row_table_matches_the_recorded_chain(seed, N, S, variant, ove
     x = rng.integers(lo, hi + 1, (2, N)).astype(np.int8)
     if variant != "corrected":
         x[:, -1] = max(hi, 0)  # the published variants want a row maximum >= 0 (see test_shiftgelu_negative_max)
-    res = []
-    for taps in (False, True):
-        try:
-            r = ivit.shiftgelu(x, S, variant=variant, widths=widths, overflow=overflow, taps=taps)
-            res.append((r.values.tolist(), [(e.step, e.count, e.index, e.value) for e in r.registers.events]))
-        except RegisterOverflow as e:
-            res.append((e.step, e.value, str(e)))
+    res = _taps_off_and_on(ivit.shiftgelu, x, S, variant=variant, widths=widths, overflow=overflow)
     assert res[0] == res[1]
     if widths is None:
         assert res[0][0] == [shiftgelu_oracle(list(map(int, row)), S, variant) for row in x]
