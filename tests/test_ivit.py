@@ -241,3 +241,17 @@ def test_shiftgelu_row_table_matches_the_recorded_chain(seed, N, S, variant, ove
     assert res[0] == res[1]
     if widths is None:
         assert res[0][0] == [shiftgelu_oracle(list(map(int, row)), S, variant) for row in x]
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(1, 6), st.sampled_from([0.02, 10 / 127, 0.3]),
+       st.sampled_from(["pytorch", "tvm", "corrected"]), st.sampled_from(["raise", "wrap", "saturate", "record"]),
+       st.sampled_from([None, {"sum": 20}, {"sum": 24}, {"prod": 22}, {"out": 5}, {"x_sub": 7}]))
+def test_shiftmax_table_path_matches_the_recorded_chain(seed, R, S, variant, overflow, widths):
+    """Inputs of 1024 elements or more read the shift-exp table unrecorded, with the sum proven
+    from the table's bounds; values, events and errors must be those of the recorded chain."""
+    rng = np.random.default_rng(seed)
+    x = np.clip(np.rint(rng.normal(0, 3, (R, 1024)) / S), -128, 127).astype(np.int8)
+    res = _taps_off_and_on(ivit.shiftmax, x, S, variant=variant, widths=widths, overflow=overflow)
+    assert res[0] == res[1]
+    if widths is None:
+        assert res[0][0] == [shiftmax_oracle(list(map(int, row)), S, variant) for row in x]

@@ -57,6 +57,7 @@ from ..regs.prims import (
     tap,
 )
 from ..regs.runtime import (
+    INT64_MAX,
     LUT_MAX,
     Plan,
     as_blocks,
@@ -158,13 +159,15 @@ SX_LOG2E, SX_CLAMPED, SX_Q, SX_X0Q, SX_R, SX_BASE, SX_EXP = range(len(_sexp_step
 #: the kernels' parameter vector: x0, n, the variant code, out_bit, and 1 when the table of
 #: :func:`_lut_sexp` covers the clamped domain with no event in any entry (then the unrecorded
 #: chain reads it branch-free)
-XP_X0, XP_N, XP_MODE, XP_OUT_BIT, XP_TAB = range(5)
+XP_X0, XP_N, XP_MODE, XP_OUT_BIT, XP_TAB, XP_TAB_MIN, XP_TAB_MAX = range(7)
 
 
 def _params(x0: int, n: int, mode: int, out_bit: int, lut: tuple) -> np.ndarray:
-    kp = np.zeros(5, dtype=np.int64)
+    kp = np.zeros(7, dtype=np.int64)
     lfin, lbad = lut[0], lut[3]
     kp[[XP_X0, XP_N, XP_MODE, XP_OUT_BIT, XP_TAB]] = [x0, n, mode, out_bit, lfin.shape[0] > 0 and not lbad.any()]
+    if lfin.shape[0]:  # the table's smallest and largest entry (bounds of every exponential read from it)
+        kp[[XP_TAB_MIN, XP_TAB_MAX]] = [lfin.min(), lfin.max()]
     return kp
 
 
@@ -417,20 +420,38 @@ def _smax_chain(i, cf, st, tp, ton, x, kp, lfin, lval, lev, lbad, llo, ls0, out,
         for xe in (mn, mx):
             d, ok = step(cf, st, tp, ton, i, -1, M_XSUB, xe - mx, rec, ok)
             _, ok = _sexp(cf, st, tp, ton, i, -1, M_EXP, d, x0, n, tvm, lfin, lval, lev, lbad, llo, ls0, tab, rec, ok)
-    acc = acc_start()
-    for j in range(N):
-        d, okj = step(cf, st, tp, ton, i, j, M_XSUB, xr[j] - mx, rec, ok)
-        e, okj = _sexp(cf, st, tp, ton, i, j, M_EXP, d, x0, n, tvm, lfin, lval, lev, lbad, llo, ls0, tab, rec, okj)
-        if not tab:
-            ok = okj
-        if mode == PYTORCH and e < 0:
-            e = np.int64(0)
-        orow[j] = e
-        acc = acc_step(cf, st, i, j, M_SUM, acc, e, rec)
-    elo, ehi = acc_range(acc)
-    acc, ok = acc_end(cf, M_SUM, acc, rec, ok)
-    if not (rec or ok):
-        return False
+    if tab:  # (unrecorded) every exponential is a table entry: the sum is proven by the table's bounds
+        elo, ehi = kp[XP_TAB_MIN], kp[XP_TAB_MAX]
+        if mode == PYTORCH:
+            elo, ehi = max(elo, np.int64(0)), max(ehi, np.int64(0))
+        # non-negative addends below INT64_MAX / N: the partial sums rise from 0 to the sum, within int64
+        ok = ok and elo >= 0 and ehi < INT64_MAX // max(N, 1)
+        s = np.int64(0)
+        for j in range(N):
+            d, _ = step(cf, st, tp, ton, i, j, M_XSUB, xr[j] - mx, False, ok)
+            e, _ = _sexp(cf, st, tp, ton, i, j, M_EXP, d, x0, n, tvm, lfin, lval, lev, lbad, llo, ls0, True, False,
+                         ok)
+            if mode == PYTORCH and e < 0:
+                e = np.int64(0)
+            orow[j] = e
+            s += e
+        _, ok = step(cf, st, tp, ton, i, -1, M_SUM, np.int64(0), False, ok)
+        acc, ok = step(cf, st, tp, ton, i, -1, M_SUM, s, False, ok)
+        if not ok:
+            return False
+    else:
+        accr = acc_start()
+        for j in range(N):
+            d, ok = step(cf, st, tp, ton, i, j, M_XSUB, xr[j] - mx, rec, ok)
+            e, ok = _sexp(cf, st, tp, ton, i, j, M_EXP, d, x0, n, tvm, lfin, lval, lev, lbad, llo, ls0, False, rec, ok)
+            if mode == PYTORCH and e < 0:
+                e = np.int64(0)
+            orow[j] = e
+            accr = acc_step(cf, st, i, j, M_SUM, accr, e, rec)
+        elo, ehi = acc_range(accr)
+        acc, ok = acc_end(cf, M_SUM, accr, rec, ok)
+        if not (rec or ok):
+            return False
     if rec:
         tap(tp, ton, i, -1, M_SUM, acc)
     sc0, f, sh, kk = _smx_norm(acc, mode, out_bit)
