@@ -13,6 +13,7 @@ Overflow policies have one numeric encoding, :data:`intsim.core.overflow.POLICY_
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -252,6 +253,7 @@ class Lut:
 
 #: tables kept across calls by :func:`cached_lut` (least recently used first), and their budget
 _LUT_CACHE: OrderedDict[tuple, tuple] = OrderedDict()
+_LUT_LOCK = threading.Lock()
 LUT_CACHE_BYTES = 256 << 20
 
 
@@ -266,18 +268,20 @@ def cached_lut(key: tuple, plan: Plan, s0: int, s1: int, lo: int, size: int, fil
     batch) then skips the table's construction. The kernels only read the arrays. Tables are
     kept up to :data:`LUT_CACHE_BYTES` in all (least recently used dropped first)."""
     k = (key, plan.cf.shape, plan.cf.tobytes(), int(s0), int(s1), int(lo), int(size))
-    hit = _LUT_CACHE.get(k)
-    if hit is not None:
-        _LUT_CACHE.move_to_end(k)
-        return hit
+    with _LUT_LOCK:  # operators may be called from several threads
+        hit = _LUT_CACHE.get(k)
+        if hit is not None:
+            _LUT_CACHE.move_to_end(k)
+            return hit
     args = Lut(plan, s0, s1, lo, size, fill).args()
     nbytes = sum(a.nbytes for a in args if isinstance(a, np.ndarray))
     if nbytes <= LUT_CACHE_BYTES // 4:
-        _LUT_CACHE[k] = args
-        total = sum(a.nbytes for v in _LUT_CACHE.values() for a in v if isinstance(a, np.ndarray))
-        while total > LUT_CACHE_BYTES:
-            _, old = _LUT_CACHE.popitem(last=False)
-            total -= sum(a.nbytes for a in old if isinstance(a, np.ndarray))
+        with _LUT_LOCK:
+            _LUT_CACHE[k] = args
+            total = sum(a.nbytes for v in _LUT_CACHE.values() for a in v if isinstance(a, np.ndarray))
+            while total > LUT_CACHE_BYTES:
+                _, old = _LUT_CACHE.popitem(last=False)
+                total -= sum(a.nbytes for a in old if isinstance(a, np.ndarray))
     return args
 
 
