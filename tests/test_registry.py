@@ -53,3 +53,6 @@ def test_the_old_profile_keyword_still_selects_the_variant(name):
     with pytest.warns(DeprecationWarning, match="variant="):
         old = spec.fn(*args, profile=variant)
     assert np.array_equal(old.values, spec.fn(*args, variant=variant).values), name
+    # the old keyword reaches the variant check (it is not dropped for the default)
+    with pytest.warns(DeprecationWarning, match="variant="), pytest.raises(ConfigError, match="unknown variant"):
+        spec.fn(*args, profile="no-such-variant")

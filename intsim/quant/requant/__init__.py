@@ -47,7 +47,7 @@ the rounding is exact integer arithmetic (a numba kernel). Otherwise the product
 (declared 64 bits by default) overflows: ``overflow="raise"`` raises
 :class:`~intsim.core.errors.RegisterOverflow`, ``"wrap"`` / ``"saturate"`` model a 64-bit
 product register, and ``"record"`` computes the exact 128-bit product with a numba kernel
-(proof in :func:`_mul_u64_128`) and rounds it exactly. The float modes are exact emulations
+(proof in :func:`intsim.quant.requant.exact._mul_u64_128`) and rounds it exactly. The float modes are exact emulations
 because numba's float32/float64 arithmetic *is* the IEEE arithmetic the runtimes use.
 
 Each back-end's chain is written once, as a numba function run over blocks of elements (on the
