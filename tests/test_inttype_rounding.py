@@ -21,8 +21,9 @@ from intsim import (
     shift_right,
 )
 from intsim.oracles.rounding import round_fraction
+from intsim.testing.strategies import interesting_values
 
-I64 = st.integers(-(2**63), 2**63 - 1)
+I64 = interesting_values(IntType(64))  # edges, 0, +-1 and half-range values weighted, then uniform
 
 
 @given(st.integers(1, 64), st.booleans(), st.lists(st.integers(-(2**70), 2**70), max_size=8))

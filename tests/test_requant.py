@@ -44,9 +44,10 @@ from intsim.quant.requant import (
     saturating_rounding_doubling_high_mul,
     saturating_rounding_multiply_by_pot,
 )
+from intsim.testing.strategies import interesting_values
 
-I32 = st.integers(-(2**31), 2**31 - 1)
-I16 = st.integers(-(2**15), 2**15 - 1)
+I32 = interesting_values(IntType(32))  # edges, 0, +-1 and half-range values weighted, then uniform
+I16 = interesting_values(IntType(16))
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 
