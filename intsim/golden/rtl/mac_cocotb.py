@@ -1,10 +1,10 @@
-"""cocotb 2.x tests of mac_array with intsim as the live scoreboard reference.
+"""cocotb 2.x testbench of mac_array.v with intsim as the live scoreboard reference.
 
-Run by ``test_rtl.py`` through ``cocotb_tools.runner`` (not collected by pytest
-itself). Every cycle, each lane's accumulator is checked against intsim's trace of
-the same register (:func:`intsim.trace_output`), and after each block the overflow
-flags against :func:`intsim.matmul`. Environment: ``MAC_BITS``, ``MAC_ACC_BITS``,
-``MAC_LANES`` (the parameters the design was built with).
+Run through ``cocotb_tools.runner`` (``intsim.golden.templates.run_cocotb``; not collected by
+pytest itself). Every cycle, each lane's accumulator is checked against intsim's trace of the
+same register (:func:`intsim.trace_output`), and after each block the overflow flags against
+:func:`intsim.matmul`. Environment: ``MAC_A`` and ``MAC_B`` (operand type names, e.g. ``int8``,
+``uint4``), ``MAC_ACC_BITS``, ``MAC_LANES`` (what the design was built with).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from intsim import Datapath, IntType
 from intsim.golden.cocotb_adapter import GemmReference, Scoreboard, pack_lanes, split_lanes, to_logicarray
 from intsim.golden.datagen import generate, normalize_dist
 
-BITS = int(os.environ.get("MAC_BITS", "16"))
+A_TYPE = IntType.parse(os.environ.get("MAC_A", "int16"))
+B_TYPE = IntType.parse(os.environ.get("MAC_B", "int16"))
 ACC_BITS = int(os.environ.get("MAC_ACC_BITS", "32"))
 LANES = int(os.environ.get("MAC_LANES", "4"))
-OPERAND = IntType(BITS)
 ACC = IntType(ACC_BITS)
 FLAG = IntType(1, signed=False)
 
@@ -55,8 +55,8 @@ async def _run_block(dut, ref: GemmReference, sb: Scoreboard, a: list[int], b: l
     await FallingEdge(dut.clk)
     dut.load.value = 0
     for k in range(len(a)):
-        dut.a.value = to_logicarray(a[k], OPERAND)
-        dut.b.value = pack_lanes(b[k], OPERAND)
+        dut.a.value = to_logicarray(a[k], A_TYPE)
+        dut.b.value = pack_lanes(b[k], B_TYPE)
         dut.en.value = 1
         await RisingEdge(dut.clk)
         await ReadOnly()
@@ -79,10 +79,10 @@ async def _run(dut, saturate: bool, dist_a: str | dict, dist_b: str | dict, K: i
                min_overflows: int = 0) -> None:
     await _reset(dut)
     policy = "saturate" if saturate else "wrap"
-    ref = GemmReference(Datapath(a=OPERAND, b=OPERAND, acc_bits=ACC_BITS, overflow=policy))
+    ref = GemmReference(Datapath(a=A_TYPE, b=B_TYPE, acc_bits=ACC_BITS, overflow=policy))
     sb = Scoreboard(f"mac_array {policy}")
-    A = _data(seed, "A", (blocks, K), OPERAND, dist_a)
-    B = _data(seed, "B", (blocks, K, LANES), OPERAND, dist_b)
+    A = _data(seed, "A", (blocks, K), A_TYPE, dist_a)
+    B = _data(seed, "B", (blocks, K, LANES), B_TYPE, dist_b)
     bias = _data(seed, "bias", (blocks, LANES), ACC, {"dist": "uniform", "low": -1000, "high": 1000})
     overflows = 0
     for blk in range(blocks):
