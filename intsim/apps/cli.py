@@ -4,6 +4,12 @@
     intsim compile              compile every numba kernel ahead of time (first run only)
     intsim report NAME ...      write a report under reports/NAME/
     intsim golden ...           generate, verify and compare golden vectors
+    intsim rtl ...              run RTL templates or your design against a golden suite
+    intsim synth                gate counts of the datapath units from Yosys (cost/synth.py)
+    intsim model fetch|info     get the MiniLM model, show which copy is used
+
+``--model-dir DIR`` (before or after the command) uses a copy of the Hugging Face folder
+sentence-transformers/all-MiniLM-L6-v2 instead of the cached model.
 
 Exit status: 0 success, 1 a check failed (mismatch, overflow), 2 bad usage or input.
 """
@@ -28,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'intsim COMMAND --help' for the options of a command.",
     )
     parser.add_argument("--version", action="version", version=f"intsim {__version__}")
+    parser.add_argument("--model-dir", metavar="DIR", default=None,
+                        help="the MiniLM model folder to use (a copy of the Hugging Face folder)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     from . import demo
@@ -60,6 +68,21 @@ def build_parser() -> argparse.ArgumentParser:
     from ..golden import cli as golden_cli
 
     golden_cli.add_parser(sub)
+
+    from ..golden import templates as rtl_cli
+
+    rtl_cli.add_parser(sub)
+
+    from ..cost import synth
+
+    p = sub.add_parser("synth", help=(synth.__doc__ or "").strip().splitlines()[0],
+                       description=synth.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    synth.add_arguments(p)
+    p.set_defaults(func=synth.run)
+
+    from . import model as model_cli
+
+    model_cli.add_parser(sub)
     return parser
 
 
@@ -75,6 +98,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
+        if getattr(args, "model_dir", None):
+            from ..models import store
+
+            previous = store.explicit_model_dir()
+            try:  # for this command only (main may run in a longer process, e.g. a test)
+                store.set_model_dir(args.model_dir)
+                return int(args.func(args) or 0)
+            finally:
+                store.set_model_dir(previous)
         return int(args.func(args) or 0)
     except IntsimError as exc:
         print(f"intsim: error: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -20,6 +20,7 @@ __all__ = [
     "RegisterOverflow",
     "DTypeError",
     "ShapeError",
+    "WeightsMismatchError",
     "FileFormatError",
     "ModelNotInstalledError",
 ]
@@ -89,6 +90,11 @@ class ShapeError(IntsimError, ValueError):
 class FileFormatError(IntsimError, ValueError):
     """A file that is missing, truncated, corrupted or not of the expected format;
     the message names the file and the problem."""
+
+
+class WeightsMismatchError(FileFormatError):
+    """Model weights whose SHA-256 is not the pinned one (a modified file, or another model);
+    the message names the file and both hashes."""
 
 
 class ModelNotInstalledError(IntsimError, ImportError):

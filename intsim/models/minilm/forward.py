@@ -301,6 +301,7 @@ class _Layer:
         self.dp_pv = Datapath(IntType(c.prob_bits, signed=False), IntType(8), acc_bits=c.acc_bits, overflow=pol)
         self.dp_unpack = Datapath(IntType(c.mult_bits), IntType(c.mult_bits), acc_bits=c.acc_bits, overflow=pol)
         self._dyn_in: tuple[np.ndarray, ...] | None = None
+        self.lens: np.ndarray | None = None  # tokens per sentence, set by run()
         self.dp_dyn = Datapath(IntType(c.act_bits, signed=False), IntType(c.weight_bits), acc_bits=c.acc_bits,
                                overflow=pol)
 
@@ -343,7 +344,13 @@ class _Layer:
             return run.emit(self.li, lin.name, self._dynamic(lin, x))
         if self.cfg.linear == "static":
             return run.emit(self.li, lin.name, self.gemm(x, lin.w, lin.name, self.dp_lin, lin.bias))
-        return run.emit(self.li, lin.name, self._llm_int8(lin, x))
+        lens = self.lens
+        if self.cfg.outlier_scope == "batch" or lens is None or len(lens) == 1:
+            return run.emit(self.li, lin.name, self._llm_int8(lin, x))
+        # per sequence: each sentence chooses its own outlier columns (batch-invariant results)
+        bounds = np.concatenate(([0], np.cumsum(lens)))
+        return run.emit(self.li, lin.name, np.concatenate([self._llm_int8(lin, x[bounds[i]:bounds[i + 1]])
+                                                           for i in range(len(lens))]))
 
     def _dynamic(self, lin: QLinear, x: np.ndarray) -> np.ndarray:
         """DI-MatMul: per-token dynamic quantization of the input, GEMM, exact per-token rescale
@@ -404,6 +411,7 @@ class _Layer:
     # -- the layer --------------------------------------------------------------------------------
     def run(self, xr: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ql, run, li, cfg, nl = self.ql, self.run_, self.li, self.cfg, self.m.nonlinear
+        self.lens = lens
         emit = run.emit
         R = cfg.residual_bits
         emit(li, "xr", xr)

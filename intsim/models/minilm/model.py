@@ -11,9 +11,11 @@ import numpy as np
 from ...core.deprecation import renamed_keyword
 from .calibration import (
     CALIBRATION_SENTENCES,
+    TUNING_SENTENCES,
     Calibration,
     calibrate,
     check_sentences,
+    model_max_len,
     reference_model,
     tokenize_sentences,
 )
@@ -30,8 +32,10 @@ class IntMiniLM:
 
     ``config`` and ``nonlinear`` are names (:data:`CONFIGURATIONS`, :data:`NONLINEAR`) or objects;
     the static scales come from :func:`calibrate` on ``calibration_sentences`` (cached per
-    sentence set); ``max_len`` bounds the tokens per sentence (longer ones are truncated,
-    ``[SEP]`` kept). Raises :class:`~intsim.core.errors.ModelNotInstalledError` (naming the extra
+    sentence set), the smoothing strengths and static margins are chosen on ``tuning_sentences``
+    (both default to the two parts of the calibration corpus, :mod:`.corpus`); ``max_len`` bounds
+    the tokens per sentence (default: the model's limit, 256; longer ones are truncated, ``[SEP]``
+    kept, as sentence-transformers does). Raises :class:`~intsim.core.errors.ModelNotInstalledError` (naming the extra
     and the model package) when the model or ``tokenizers`` is missing.
 
     >>> m = IntMiniLM("w8a8")                                   # doctest: +SKIP
@@ -42,12 +46,14 @@ class IntMiniLM:
 
     @renamed_keyword("profile", "nonlinear")
     def __init__(self, config: IntConfig | str = DEFAULT_CONFIG, nonlinear: Nonlinear | str = DEFAULT_NONLINEAR, *,
-                 calibration_sentences: Sequence[str] = CALIBRATION_SENTENCES, max_len: int = 64) -> None:
+                 calibration_sentences: Sequence[str] = CALIBRATION_SENTENCES, max_len: int | None = None,
+                 tuning_sentences: Sequence[str] | None = TUNING_SENTENCES) -> None:
         self.config = get_config(config)
         self.nonlinear = get_nonlinear(nonlinear)
-        self.max_len = int(max_len)
+        self.max_len = model_max_len() if max_len is None else int(max_len)
         self.reference = reference_model()
-        self.calibration = cached_calibration(tuple(check_sentences(calibration_sentences)), self.max_len)
+        tune = tuple(check_sentences(tuning_sentences)) if tuning_sentences else ()
+        self.calibration = cached_calibration(tuple(check_sentences(calibration_sentences)), self.max_len, tune)
         self.model = quantize_model(self.reference, self.calibration, self.config, self.nonlinear)
 
     @property
@@ -75,9 +81,10 @@ class IntMiniLM:
 
 
 @functools.lru_cache(maxsize=4)
-def cached_calibration(sentences: tuple[str, ...], max_len: int) -> Calibration:
-    """:func:`calibrate` on the installed model, once per sentence set."""
-    return calibrate(reference_model(), sentences, max_len)
+def cached_calibration(sentences: tuple[str, ...] = CALIBRATION_SENTENCES, max_len: int | None = None,
+                       tune_sentences: tuple[str, ...] = TUNING_SENTENCES) -> Calibration:
+    """:func:`calibrate` on the installed model, once per sentence sets and token limit."""
+    return calibrate(reference_model(), sentences, max_len, tune_sentences)
 
 
 @renamed_keyword("profile", "nonlinear")

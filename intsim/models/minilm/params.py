@@ -129,8 +129,9 @@ class QLayer:
     ``softmax_scale`` (the real step of the attention scores, ``s_q s_k / sqrt(d)``) and
     ``gelu_scale`` (the real step of the GELU input) are the two configuration constants
     the non-linear operators derive their integer constants from. ``ln1_scale``/``ln2_scale``
-    (per channel), ``s_in``/``s_out`` (residual stream in and out) and ``alphas`` (the
-    smoothing strengths) describe the integers; the integer pass does not read them.
+    (per channel), ``s_in``/``s_out`` (residual stream in and out), ``alphas`` (the
+    smoothing strengths) and ``margins`` (the static activation margins) describe the integers;
+    the integer pass does not read them.
     """
 
     index: int
@@ -165,6 +166,7 @@ class QLayer:
     s_in: float
     s_out: float
     alphas: tuple[tuple[str, float], ...] = ()
+    margins: tuple[tuple[str, float], ...] = ()
 
     def requants(self) -> list[Requant]:
         """The layer's requantizations in the order of the integer pass."""

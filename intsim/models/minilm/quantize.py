@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numba import njit
 
 from ...core.deprecation import renamed_keyword
 from ...core.dyadic import Dyadic
@@ -26,10 +27,13 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["quantize_model"]
 
-#: The smoothing strengths :func:`_choose_alpha` tries, and how many calibration tokens it uses at most.
+#: The smoothing strengths and static activation margins :func:`_choose_smoothing` tries, and how
+#: many tuning tokens it uses at most.
 _ALPHAS = (0.5, 0.6, 0.7, 0.8, 0.9)
-_ALPHA_ROWS = 128
-_ALPHA_CACHE: dict[tuple, float] = {}
+_MARGINS = (1.25, 1.5, 2.0)  # at least 1.25: headroom for text beyond the calibration corpus
+_ALPHA_ROWS = 1024
+_ALPHA_CACHE: dict[tuple, tuple[float, float]] = {}
+_GPTQ_CACHE: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 
 
 def _sym_scale(amax: float, bits: int, headroom: float = 1.0) -> float:
@@ -47,6 +51,54 @@ def _quant_weight(w_t: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
     return q.astype(IntType(bits).dtype), s
 
 
+@njit(cache=True)
+def _gptq_block(W, U, s, qmax, b0, b1, Q, E):  # pragma: no cover - numba
+    """GPTQ's rows b0..b1-1 in order (W updated in place): quantize row i to nearest (ties to even)
+    on the steps s, then spread its scaled error over the rows after it in the block; the scaled
+    errors go to E (the caller spreads them over the rows after the block)."""
+    N = W.shape[1]
+    for i in range(b0, b1):
+        d = U[i, i]
+        for c in range(N):
+            q = min(max(np.rint(W[i, c] / s[c]), -qmax), qmax)
+            Q[i, c] = q
+            E[i - b0, c] = (W[i, c] - q * s[c]) / d
+        for r in range(i + 1, b1):
+            u = U[i, r]
+            for c in range(N):
+                W[r, c] -= u * E[i - b0, c]
+
+
+def _quant_weight_gptq(w_t: np.ndarray, bits: int, gram: np.ndarray, damp: float = 0.01,
+                       block: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_quant_weight`'s integers chosen by GPTQ (Frantar et al., 2023) instead of rounding
+    each weight to nearest: the same per-output-channel steps ``s[c] = max|W[:, c]| / qmax``;
+    input rows are quantized in order, and each row's rounding error is spread over the rows not
+    yet quantized so as to minimize ``E|x (W - s Q)|**2`` for the calibration inputs ``x``
+    (``gram = E[x^T x]``, dampened by ``damp`` times its mean diagonal). float64, calibration
+    time only; the result is an ordinary integer weight matrix."""
+    qmax = 2 ** (bits - 1) - 1
+    W = np.array(w_t, dtype=np.float64)
+    amax = np.abs(W).max(axis=0)
+    s = np.where(amax > 0, amax / qmax, 1.0)
+    K = W.shape[0]
+    H = np.array(gram, dtype=np.float64)
+    dead = np.diag(H) <= 0
+    H[dead, dead] = 1.0
+    H += np.eye(K) * damp * float(np.mean(np.diag(H)))
+    try:
+        U = np.linalg.cholesky(np.linalg.inv(H)).T  # upper: H^-1 = U^T U
+    except np.linalg.LinAlgError:  # pragma: no cover - a dampened Gram matrix is positive definite
+        return _quant_weight(w_t, bits)
+    Q = np.zeros_like(W)
+    for b0 in range(0, K, block):
+        b1 = min(b0 + block, K)
+        E = np.zeros((b1 - b0, W.shape[1]))
+        _gptq_block(W, U, s, float(qmax), b0, b1, Q, E)
+        W[b1:] -= U[b0:b1, b1:].T @ E
+    return Q.astype(IntType(bits).dtype), s
+
+
 def _quant_bias(b: np.ndarray, scale: np.ndarray, bits: int, where: str) -> np.ndarray:
     q = round_float(b / scale, "half_even")
     t = IntType(bits)
@@ -55,9 +107,15 @@ def _quant_bias(b: np.ndarray, scale: np.ndarray, bits: int, where: str) -> np.n
     return q
 
 
-def _linear(name: str, w_t: np.ndarray, b: np.ndarray, s_x: float, cfg: IntConfig, dynamic: bool = False
-            ) -> QLinear:
-    w, ws = _quant_weight(w_t, cfg.weight_bits)
+def _linear(name: str, w_t: np.ndarray, b: np.ndarray, s_x: float, cfg: IntConfig, dynamic: bool = False,
+            gram: np.ndarray | None = None, key: tuple = ()            ) -> QLinear:
+    if cfg.weight_rounding == "gptq" and gram is not None:
+        k = (*key, name, cfg.weight_bits)  # the same smoothed weights and inputs give the same integers
+        if not key or k not in _GPTQ_CACHE:
+            _GPTQ_CACHE[k] = _quant_weight_gptq(w_t, cfg.weight_bits, gram)
+        w, ws = _GPTQ_CACHE[k]
+    else:
+        w, ws = _quant_weight(w_t, cfg.weight_bits)
     if dynamic:  # DI-MatMul: the result T at s_x * ws / qm (see QLinear)
         qm = (1 << cfg.act_bits) - 1
         bias = _quant_bias(b, s_x * ws / qm, DYN_BITS, name)
@@ -85,41 +143,48 @@ def _smoothing(amax_ch: np.ndarray, w_ts: Sequence[np.ndarray], alpha: float) ->
     return np.where(ok, np.maximum(amax_ch, 1e-30) ** alpha / np.maximum(wmax, 1e-30) ** (1 - alpha), 1.0)
 
 
-def _choose_alpha(X: np.ndarray, w_ts: Sequence[np.ndarray], a_bits: int, w_bits: int, per_token: bool = False
-                  ) -> float:
-    """The smoothing alpha (from :data:`_ALPHAS`) minimizing the output error of a simulated
-    quantization of ``X @ W`` on calibration activations (float32, calibration time only):
-    ``X / f`` per tensor to ``a_bits``, ``W * f`` per output channel to ``w_bits``; the error
-    is the mean over output channels of ``|error|**2 / |output|**2`` (so a few outlier channels
-    cannot hide the others)."""
+def _choose_smoothing(X: np.ndarray, amax: np.ndarray, w_ts: Sequence[np.ndarray], a_bits: int, w_bits: int,
+                      per_token: bool = False, alphas: Sequence[float] = _ALPHAS,
+                      margins: Sequence[float] = _MARGINS) -> tuple[float, float]:
+    """``(alpha, margin)``: the smoothing strength (from ``alphas``) and, for per-tensor
+    static inputs, the activation margin (from ``margins``) minimizing the output error of a
+    simulated quantization of ``X @ W`` on the tuning activations ``X`` (float32, calibration time
+    only), with the ranges ``amax`` of the calibration activations: ``X / f`` to ``a_bits``
+    (per tensor with the step ``margin * max(amax / f) / qmax``, values beyond it clipped; or per
+    token), ``W * f`` per output channel to ``w_bits``. The error is the mean over output channels
+    of ``|error|**2 / |output|**2`` (so a few outlier channels cannot hide the others). Per-token
+    inputs return ``margin`` 1 (they have no static step)."""
     qa = 2 ** (a_bits - 1) - 1
     qw = 2 ** (w_bits - 1) - 1
-    amax = np.abs(X).max(axis=0)
-    if X.shape[0] > _ALPHA_ROWS:  # evenly spaced calibration tokens keep the search cheap
+    if X.shape[0] > _ALPHA_ROWS:  # evenly spaced tuning tokens keep the search cheap
         X = X[np.linspace(0, X.shape[0] - 1, _ALPHA_ROWS).astype(np.int64)]
     X = X.astype(np.float32)
     w_ts = [w.astype(np.float32) for w in w_ts]
     refs = [X @ w for w in w_ts]
-    best, best_err = 0.0, np.inf
-    for alpha in _ALPHAS:
+    best, best_err = (0.0, 1.0), np.inf
+    for alpha in alphas:
         f = _smoothing(amax, w_ts, alpha).astype(np.float32)
         xs = X / f
-        if per_token:  # asymmetric per row onto [0, 2**a_bits - 1], as dynamic_requant does
-            lo = xs.min(axis=1, keepdims=True)
-            st = np.maximum(xs.max(axis=1, keepdims=True) - lo, 1e-12) / (2 * qa + 1)
-            xq = np.round((xs - lo) / st) * st + lo
-        else:
-            s = max(float(np.abs(xs).max()), 1e-12) / qa
-            xq = np.clip(np.round(xs / s), -qa - 1, qa) * s
-        err = 0.0
-        for w, r in zip(w_ts, refs, strict=True):
+        wq = []
+        for w in w_ts:
             wf = w * f[:, None]
             ws = np.abs(wf).max(axis=0) / qw
             ws[ws == 0] = 1.0
-            e2 = ((xq @ (np.round(wf / ws) * ws) - r) ** 2).sum(axis=0)
-            err += float((e2 / np.maximum((r ** 2).sum(axis=0), 1e-30)).mean())
-        if err < best_err:
-            best, best_err = alpha, err
+            wq.append(np.round(wf / ws) * ws)
+        for margin in ((1.0,) if per_token else margins):
+            if per_token:  # asymmetric per row onto [0, 2**a_bits - 1], as dynamic_requant does
+                lo = xs.min(axis=1, keepdims=True)
+                st = np.maximum(xs.max(axis=1, keepdims=True) - lo, 1e-12) / (2 * qa + 1)
+                xq = np.round((xs - lo) / st) * st + lo
+            else:
+                s = max(float((amax / f).max()), 1e-12) * margin / qa
+                xq = np.clip(np.round(xs / s), -qa - 1, qa) * s
+            err = 0.0
+            for w, r in zip(wq, refs, strict=True):
+                e2 = ((xq @ w - r) ** 2).sum(axis=0)
+                err += float((e2 / np.maximum((r ** 2).sum(axis=0), 1e-30)).mean())
+            if err < best_err:
+                best, best_err = (alpha, float(margin)), err
     return best
 
 
@@ -164,7 +229,7 @@ def quantize_model(ref: MiniLMReference, calib: Calibration, config: IntConfig |
     t8, tG = IntType(8), IntType(cfg.gelu_bits)
     tLN = IntType(LN_OUT_BITS)
     h = cfg.headroom
-    dyn = nl.dynamic_tokens and cfg.linear == "static"
+    dyn = (nl.dynamic_tokens or cfg.act_quant == "per_token") and cfg.linear == "static"
     lin_acc = IntType(48) if cfg.linear == "llm_int8" else IntType(DYN_BITS) if dyn else tAcc
     tX = IntType(WIDE_BITS) if dyn else tA  # the producers' output type for a linear input
     layers: list[QLayer] = []
@@ -178,22 +243,28 @@ def quantize_model(ref: MiniLMReference, calib: Calibration, config: IntConfig |
         where = f"layer {li}"
         # linear inputs: per-channel smoothing factors f, then one per-tensor step for x / f
         weights = {"x": (lw.wq_t, lw.wk_t, lw.wv_t), "ctx": (lw.wo_t,), "x1": (lw.wi_t,), "act": (lw.wd_t,)}
-        alphas = {}
+        alphas, margins = {}, {}
         for n, w in weights.items():
-            if cfg.smooth != "auto":
-                alphas[n] = float(cfg.smooth)
-                continue
-            key = (calib.sentences, calib.max_len, li, n, A, cfg.weight_bits, dyn)
+            key = (calib.sentences, calib.tune_sentences, calib.max_len, li, n, A, cfg.weight_bits, dyn,
+                   cfg.smooth, cfg.act_margin)
             if key not in _ALPHA_CACHE:
-                _ALPHA_CACHE[key] = _choose_alpha(calib.samples[li][n], w, A, cfg.weight_bits, dyn)
-            alphas[n] = _ALPHA_CACHE[key]
+                if cfg.smooth == "auto" or (cfg.act_margin == "auto" and not dyn):
+                    alpha = _ALPHAS if cfg.smooth == "auto" else (float(cfg.smooth),)
+                    mg_try = _MARGINS if cfg.act_margin == "auto" else (float(cfg.act_margin),)
+                    _ALPHA_CACHE[key] = _choose_smoothing(calib.samples[li][n], ach[n], w, A, cfg.weight_bits,
+                                                          dyn, alpha, mg_try)
+                else:
+                    _ALPHA_CACHE[key] = (float(cfg.smooth), 1.0 if cfg.act_margin == "auto"
+                                         else float(cfg.act_margin))
+            alphas[n], margins[n] = _ALPHA_CACHE[key]
         f_x, f_ctx, f_x1, f_act = (_smoothing(ach[n], weights[n], alphas[n]) for n in LINEAR_INPUTS)
         # static: A bits with act_margin; dynamic: a 16-bit register with the residual headroom
-        mg, xb = (h, WIDE_BITS) if dyn else (cfg.act_margin, A)
-        s_x = _sym_scale(float((ach["x"] / f_x).max()), xb, mg)
-        s_ctx = _sym_scale(float((ach["ctx"] / f_ctx).max()), xb, mg)
-        s_x1 = _sym_scale(float((ach["x1"] / f_x1).max()), xb, mg)
-        s_act = _sym_scale(float((ach["act"] / f_act).max()), xb, mg)
+        mg = {n: h for n in LINEAR_INPUTS} if dyn else margins
+        xb = WIDE_BITS if dyn else A
+        s_x = _sym_scale(float((ach["x"] / f_x).max()), xb, mg["x"])
+        s_ctx = _sym_scale(float((ach["ctx"] / f_ctx).max()), xb, mg["ctx"])
+        s_x1 = _sym_scale(float((ach["x1"] / f_x1).max()), xb, mg["x1"])
+        s_act = _sym_scale(float((ach["act"] / f_act).max()), xb, mg["act"])
         s_q, s_k, s_v = (_sym_scale(a[n], 8) for n in ("q", "k", "v"))
         s_r1 = _sym_scale(a["res1"], R, h)
         s_x1r = _sym_scale(a["x1"], R, h)
@@ -201,12 +272,22 @@ def quantize_model(ref: MiniLMReference, calib: Calibration, config: IntConfig |
         s_r2 = _sym_scale(a["res2"], R, h)
         out_amax = calib.amax[li + 1]["x"] if li + 1 < L else a["out"]
         s_out = _sym_scale(out_amax, R, h)
-        q = _linear("q_proj", lw.wq_t * f_x[:, None], lw.bq, s_x, cfg, dyn)
-        k = _linear("k_proj", lw.wk_t * f_x[:, None], lw.bk, s_x, cfg, dyn)
-        v = _linear("v_proj", lw.wv_t * f_x[:, None], lw.bv, s_x, cfg, dyn)
-        o = _linear("o_proj", lw.wo_t * f_ctx[:, None], lw.bo, s_ctx, cfg, dyn)
-        up = _linear("ffn_up", lw.wi_t * f_x1[:, None], lw.bi, s_x1, cfg, dyn)
-        down = _linear("ffn_down", lw.wd_t * f_act[:, None], lw.bd, s_act, cfg, dyn)
+        g = calib.gram[li] if calib.gram else {}
+
+        def gs(n: str, f: np.ndarray, g: dict = g) -> np.ndarray | None:  # Gram matrix of the smoothed input x / f
+            return g[n] / np.outer(f, f) if n in g else None
+
+        def lin(name: str, w: np.ndarray, b: np.ndarray, s: float, n: str, f: np.ndarray, li: int = li,
+                alphas: dict = alphas) -> QLinear:
+            key = (id(ref), calib.sentences, calib.tune_sentences, calib.max_len, li, alphas[n])
+            return _linear(name, w * f[:, None], b, s, cfg, dyn, gs(n, f), key)
+
+        q = lin("q_proj", lw.wq_t, lw.bq, s_x, "x", f_x)
+        k = lin("k_proj", lw.wk_t, lw.bk, s_x, "x", f_x)
+        v = lin("v_proj", lw.wv_t, lw.bv, s_x, "x", f_x)
+        o = lin("o_proj", lw.wo_t, lw.bo, s_ctx, "ctx", f_ctx)
+        up = lin("ffn_up", lw.wi_t, lw.bi, s_x1, "x1", f_x1)
+        down = lin("ffn_down", lw.wd_t, lw.bd, s_act, "act", f_act)
         ln1_scale = s_ln * lw.ln1_w
         ln2_scale = s_ln * lw.ln2_w
         p_scale = nl.softmax_scale(cfg.prob_bits)
@@ -235,6 +316,7 @@ def quantize_model(ref: MiniLMReference, calib: Calibration, config: IntConfig |
             softmax_scale=s_q * s_k / math.sqrt(hd),
             gelu_scale=s_up,
             ln1_scale=ln1_scale, ln2_scale=ln2_scale, s_in=s_res_in, s_out=s_out, alphas=tuple(alphas.items()),
+            margins=tuple(margins.items()) if not dyn else (),
         ))
         s_res_in = s_out
     return QuantizedMiniLM(cfg, nl, layers, s_first, D, nh, calib)
