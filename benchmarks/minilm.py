@@ -4,10 +4,11 @@ Usage:  python benchmarks/minilm.py [--repeat N] [--configs w8a8 ...] [--nonline
 
 1. The integer-only forward pass (intsim.models.minilm, configuration w8a8 with the I-BERT
    non-linear operators unless --configs / --nonlinear say otherwise) and the float64 reference pass
-   (reference.minilm.MiniLMReference.forward) on the same 32 sentences, one after the other
-   in this process, for two sets: the demo's 32 test sentences (reference/sentences.py,
-   10 to 18 tokens), and 32 long inputs made of six consecutive test sentences each,
-   truncated to 64 tokens (the most the demo's tokenizer setting allows).
+   (reference.minilm.MiniLMReference.forward) on the same sentences, one after the other
+   in this process, at the model's 256-token limit (--max-len), for three sets: 32 sentences of
+   reference/sentences.py (10 to 18 tokens), the evaluation set (reference/evaluation.py, 116
+   sentences of 1 to 256 tokens), and 16 long inputs of sixteen consecutive test sentences each
+   (truncated at the limit: 256 tokens).
    The integer time covers the whole integer pass: the embedding output, its quantization,
    the six integer encoder layers and the integer pooling. Model loading, calibration and
    quantization are not timed; one warm-up call of each pass runs first (numba kernels load
@@ -32,16 +33,20 @@ sys.path.insert(0, str(ROOT))
 from _timing import best_time  # noqa: E402
 
 from intsim.models import minilm as mi  # noqa: E402
+from reference.evaluation import evaluation_sentences  # noqa: E402
 from reference.sentences import SENTENCES  # noqa: E402
 
 
 def compare(label: str, sentences: list[str], args: argparse.Namespace) -> bool:
     """Time the integer and the float64 pass on ``sentences``; True if every ratio is at most 20."""
-    ids, mask = mi.tokenize_sentences(sentences, 64)
-    print(f"{label}: {len(sentences)} sentences, {int(mask.sum())} tokens, {ids.shape[1]} at most (max_len 64)")
+    max_len = args.max_len or mi.model_max_len()
+    ids, mask = mi.tokenize_sentences(sentences, max_len)
+    print(f"{label}: {len(sentences)} sentences, {int(mask.sum())} tokens, {ids.shape[1]} at most "
+          f"(max_len {max_len})")
     ok = True
     for name in args.configs:
-        model = mi.load_int_minilm(name, args.nonlinear)
+        model = mi.load_int_minilm(name, args.nonlinear) if args.max_len is None else \
+            mi.IntMiniLM(name, args.nonlinear, max_len=args.max_len)
         ref = model.reference
 
         def float_pass(ref=ref) -> None:
@@ -84,12 +89,14 @@ def main() -> int:
                     help="family of integer softmax/GELU/LayerNorm operators (default: ibert)")
     ap.add_argument("--profile", dest="nonlinear", default=argparse.SUPPRESS, choices=list(mi.NONLINEAR),
                     help=argparse.SUPPRESS)  # the old name of --nonlinear
+    ap.add_argument("--max-len", type=int, default=None, help="token limit (default: the model's, 256)")
     ap.add_argument("--skip-demo", action="store_true", help="do not time `intsim demo`")
     args = ap.parse_args()
 
     short = list(SENTENCES[:32])
-    long = [" ".join(SENTENCES[(i + j) % len(SENTENCES)] for j in range(6)) for i in range(32)]
+    long = [" ".join(SENTENCES[(i + j) % len(SENTENCES)] for j in range(16)) for i in range(16)]
     ok = compare("test sentences", short, args)
+    ok &= compare("evaluation set", list(evaluation_sentences()), args)
     ok &= compare("long inputs", long, args)
     if not args.skip_demo:
         ok &= time_demo()

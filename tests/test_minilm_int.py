@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from intsim.apps.cli import main
 from intsim.core.dyadic import Dyadic
@@ -359,3 +361,44 @@ def test_demo_refuses_to_replace_an_unrelated_directory(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--sentences", "1", "--shape", "8", "16", "8"]) == 2
     assert "refusing to replace" in capsys.readouterr().err
     assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+# ---------------------------------------------------------------------------------------------
+# the I-LLM family's GELU (tanh form with DI-Exp's sigmoid): bit-exact against Python ints
+# ---------------------------------------------------------------------------------------------
+def _illm_gelu_oracle(x: int, scale: float) -> int:
+    import math
+    from fractions import Fraction
+
+    from intsim.core.dyadic import Dyadic
+    from intsim.oracles import illm as orc
+
+    d = Dyadic.from_float(0.044715 * scale * scale, bits=16)
+    c = Fraction(x ** 3 * d.m, 2 ** d.k)
+    z = max(-(2 ** 31 - 1), min(2 ** 31 - 1, x + round(c)))  # Python's round of a Fraction: half to even
+    me, ke = orc.row_dyadic(2.0 * math.sqrt(2.0 / math.pi) * scale, 8)
+    e = orc.di_exp(-abs(z), me, ke, 15)
+    sig = round(Fraction((2 ** 15 if z >= 0 else e) * 2 ** 15, 2 ** 15 + e))
+    return x * sig
+
+
+@given(st.lists(st.integers(-(2 ** 15), 2 ** 15 - 1), min_size=1, max_size=40),
+       st.sampled_from([12.0 / 32767, 0.05, 1.0 / 64, 30.0 / 32767]))
+def test_illm_gelu_is_the_tanh_form_bit_exact(xs, scale):
+    p = mi.ILLMNonlinear()
+    got = p.gelu(np.array([xs], dtype=np.int64), scale, 16, "raise").values[0].tolist()
+    assert got == [_illm_gelu_oracle(x, scale) for x in xs]
+
+
+def test_illm_gelu_accuracy_and_limits():
+    from reference.nonlinear import gelu_erf
+
+    p = mi.ILLMNonlinear()
+    S = 12.0 / 32767
+    x = np.arange(-32768, 32768, 5, dtype=np.int64).reshape(1, -1)
+    r = p.gelu(x, S, 16, "raise")
+    err = np.abs(r.values * p.gelu_scale(S) - gelu_erf(x * S)).max()
+    assert err < 0.01  # DI-Exp's linear fraction dominates; x * sigmoid(1.702 x) alone is 0.02 off
+    assert r.ops.total("div") >= x.size and r.ops.total("mul") >= 4 * x.size
+    with pytest.raises(ConfigError, match="at most 16 bits"):
+        p.gelu(x, S, 20, "raise")

@@ -30,9 +30,9 @@ with --config all --nonlinear all.
 Acceptance checks printed at the end (exit status 1 if one fails): every GEMM check is bit-exact;
 no accumulator or register overflow with the default family (ibert); w8a8/ibert, w8a8/illm and
 llm-int8/ibert (those that ran) reach a mean cosine of at least 0.99 and a minimum of at least 0.98 on
-the whole evaluation set; w8a8-unpack4 equals w8a8 bit for bit. Overflows of the other families are
-reported (INFO). A progress bar goes to stderr; timings go to stdout only (the report regenerates
-identically).
+the whole evaluation set and on the reference sentences; w8a8-unpack4 equals w8a8 bit for bit.
+Overflows of the other families are reported (INFO). A progress bar goes to stderr; timings go to
+stdout only (the report regenerates identically).
 """
 
 from __future__ import annotations
