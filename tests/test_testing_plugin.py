@@ -42,7 +42,12 @@ def _pytest(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "INTSIM_QUIET": "1"}
     env.pop("HYPOTHESIS_PROFILE", None)
     env.pop("INTSIM_HYPOTHESIS_PROFILE", None)
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "intsim.testing.plugin", "-p", "no:cacheprovider",
+    # an installed intsim registers the plugin (entry point pytest11); from a source tree, -p loads it
+    from importlib.metadata import entry_points
+
+    auto = any(ep.value == "intsim.testing.plugin" for ep in entry_points(group="pytest11"))
+    plugin = [] if auto else ["-p", "intsim.testing.plugin"]
+    return subprocess.run([sys.executable, "-m", "pytest", *plugin, "-p", "no:cacheprovider",
                            "-s", "-q", "--rootdir", str(tmp_path), str(tmp_path / "test_user.py"), *args],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
 

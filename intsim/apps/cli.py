@@ -23,15 +23,18 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..core.errors import IntsimError, describe_os_error
+from ..core.helptext import EXIT_STATUS, add_command
 
 __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``intsim`` parser: every subcommand registered through :mod:`intsim.core.helptext`, so
+    each one's help line and ``--help`` text are plain text made from its module's docstring."""
     parser = argparse.ArgumentParser(
         prog="intsim",
         description="Bit-exact emulator of integer machine-learning hardware.",
-        epilog="Run 'intsim COMMAND --help' for the options of a command.",
+        epilog="Run 'intsim COMMAND --help' for the options of a command. " + EXIT_STATUS,
     )
     parser.add_argument("--version", action="version", version=f"intsim {__version__}")
     parser.add_argument("--model-dir", metavar="DIR", default=None,
@@ -40,27 +43,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     from . import demo
 
-    p = sub.add_parser("demo", help="run the main job: integer-only MiniLM embeddings vs the float64 reference",
-                       description=demo.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, "demo", demo.__doc__,
+                    help="run the main job: integer-only MiniLM embeddings vs the float64 reference")
     demo.add_arguments(p)
     p.set_defaults(func=demo.run)
 
     from . import precompile
 
-    p = sub.add_parser("compile", help=(precompile.__doc__ or "").strip().splitlines()[0],
-                       description=precompile.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, "compile", precompile.__doc__)
     precompile.add_arguments(p)
     p.set_defaults(func=precompile.run)
 
     from .reports import REPORTS
 
-    rp = sub.add_parser("report", help="write a report (unpack, nonlinear, cost)",
-                        description="Write a report under reports/NAME/ (Markdown, CSV, PNG).")
+    rp = sub.add_parser("report", help=f"write a report ({', '.join(REPORTS)})",
+                        description="Write a report under reports/NAME/ (Markdown, CSV, PNG). "
+                                    "Every report takes --out DIR, --force, -q/--quiet and --no-plots.")
     rsub = rp.add_subparsers(dest="report", metavar="NAME")
     for name, modname in REPORTS.items():
         mod = importlib.import_module(modname)
-        q = rsub.add_parser(name, help=(mod.__doc__ or "").strip().splitlines()[0] if mod.__doc__ else None,
-                            description=mod.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        q = add_command(rsub, name, mod.__doc__)
         mod.add_arguments(q)
         q.set_defaults(func=mod.run)
     rp.set_defaults(func=lambda args: _usage(rp))
@@ -75,8 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from ..cost import synth
 
-    p = sub.add_parser("synth", help=(synth.__doc__ or "").strip().splitlines()[0],
-                       description=synth.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, "synth", synth.__doc__)
     synth.add_arguments(p)
     p.set_defaults(func=synth.run)
 

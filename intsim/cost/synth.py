@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import ConfigError, IntsimError, ModelNotInstalledError
+from ..core.helptext import add_output_options
 
 __all__ = ["UNITS", "GE_WEIGHTS", "ge", "unit_verilog", "synthesize", "SynthTable", "profile_toml",
            "default_grid", "sweep_grid", "add_arguments", "run"]
@@ -364,10 +365,9 @@ def add_arguments(p: Any) -> None:
     p.add_argument("--table", default="reports/synth/cells.csv",
                    help="the cell-count table, read as a cache and rewritten (default: reports/synth/cells.csv)")
     p.add_argument("--profile-out", default=None, help="also write the synth_generic profile TOML here")
-    p.add_argument("--report", default=None,
-                   help="write the side-by-side report here (README.md, cells.csv, curves.csv, ranking.csv)")
-    p.add_argument("--force", action="store_true", help="replace an existing report intsim wrote")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    add_output_options(p, out_aliases=("--report",),
+                       out_help="write the side-by-side report to this directory (README.md, cells.csv, curves.csv, "
+                                "ranking.csv; default: no report)")
 
 
 def run(args: Any) -> int:
@@ -380,24 +380,24 @@ def run(args: Any) -> int:
     if before is not None and not before.startswith(",".join(_HEADER)):
         raise ConfigError(f"{args.table}: not a table intsim wrote (its header differs); refusing to replace it")
     n = table.ensure(sweep_grid() if args.sweep else default_grid(), None if args.quiet else print)
-    report = getattr(args, "report", None)
+    report = getattr(args, "out", None) or getattr(args, "report", None)  # --report: the old name of --out
     in_report = report is not None and Path(args.table).resolve().parent == Path(report).resolve()
     if not in_report:  # a table inside the report directory is written with the report
         Path(args.table).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(args.table, table.csv_text())
     print(f"{n} unit(s) synthesized, {len(table.rows)} in {args.table}")
     text = None
-    if args.profile_out or getattr(args, "report", None):
+    if args.profile_out or report:
         text = profile_toml(table, builtin_profile_text("horowitz45"))
     if args.profile_out:
         atomic_write_text(args.profile_out, text)
         print(f"profile: {args.profile_out}")
-    if getattr(args, "report", None):
+    if report:
         from ..core.fileio import atomic_directory
 
         files = report_files(table, text, progress=None if args.quiet else print)
-        with atomic_directory(args.report, force=getattr(args, "force", False)) as tmp:
+        with atomic_directory(report, force=getattr(args, "force", False)) as tmp:
             for name, body in files.items():
                 Path(tmp, name).write_text(body)
-        print(f"report: {args.report}")
+        print(f"report: {report}")
     return 0

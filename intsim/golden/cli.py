@@ -3,10 +3,15 @@
     intsim golden generate SPEC --out DIR [--force]
     intsim golden verify DIR [--case GLOB ...]
     intsim golden compare DIR --dut DUMPS [--junit FILE] [--case GLOB ...] [--no-taps]
-    intsim golden operators
+    intsim golden operators [NAME [--example]]
 
-The same commands run without the ``intsim`` entry point as
-``python -m intsim.golden generate ...``.
+``intsim golden operators`` lists every operator a suite can hold with its one-line summary;
+``intsim golden operators NAME`` prints what a case of that operator writes (its shape, config
+and inputs keys with defaults and valid values, its outputs and taps) and a complete example
+spec; ``--example`` prints the example alone, ready for ``intsim golden generate``.
+
+The same commands run without the ``intsim`` entry point, as
+``python -m intsim.golden verify golden`` for example.
 
 Exit status: 0 everything passed, 1 a case failed (mismatch), 2 bad usage or an
 unreadable / invalid spec, suite or dump, or a file that could not be written (one
@@ -24,6 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..core.errors import IntsimError
+from ..core.helptext import add_command, add_output_options, plain
 
 __all__ = ["add_parser", "add_commands", "main"]
 
@@ -122,36 +128,62 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return rep.exit_code
 
 
+@_guarded
 def cmd_operators(args: argparse.Namespace) -> int:
-    from .operators import available_operators
+    from .operators import available_operators, example_spec, operator_help
 
-    for name, summary in available_operators().items():
-        print(f"{name:28s} {summary}")
+    if args.name is None:
+        if args.example:
+            print("intsim golden: error: --example needs an operator NAME (intsim golden operators NAME --example)",
+                  file=sys.stderr)
+            return 2
+        ops = available_operators()
+        width = max(len(k) for k in ops)
+        for name, summary in ops.items():
+            print(f"{name:<{width}}  {summary}")
+        print(f"\n{len(ops)} operators; intsim golden operators NAME prints one's keys, taps and an example case")
+        return 0
+    sys.stdout.write(example_spec(args.name) if args.example else operator_help(args.name))
     return 0
+
+
+_GENERATE = """Compute every case of a TOML spec and write the suite atomically to --out: inputs, outputs
+and taps as .npy and $readmemh .hex files, and manifest.json.
+
+A spec is a [suite] table and [[case]] tables (name, operator, shape, config, inputs);
+``intsim golden operators NAME --example`` prints a complete one for operator NAME."""
+
+_VERIFY = """Recompute a suite and check it bit for bit: every file's SHA-256, then every case from the
+manifest and the stored inputs (outputs, taps and raised errors)."""
+
+_COMPARE = """Compare a design's dumps against a suite: DUMPS/<case>/<output>.hex|.npy (and
+taps/<tap>.hex|.npy when present); report mismatches with index, hex and decimal."""
+
+_OPERATORS = """List the operators a golden suite can hold, or describe one.
+
+Without NAME: every operator with its one-line summary. With NAME: the keys of a case's shape,
+config and inputs tables (required keys, defaults, valid values), the tensors it writes (outputs
+and taps, the intermediate registers) and a complete example spec that ``intsim golden generate``
+accepts; ``--example`` prints that example alone::
+
+    intsim golden operators ibert.softmax --example > spec.toml
+    intsim golden generate spec.toml --out suite
+    intsim golden verify suite"""
 
 
 def add_commands(sub: Any) -> None:
     """Register ``generate``, ``verify``, ``compare`` and ``operators`` on an argparse subparsers object."""
-    p = sub.add_parser("generate", help="compute a spec's cases and write a golden suite",
-                       description="Compute every case of a TOML spec and write the suite (inputs, outputs, taps "
-                                   "as .npy and $readmemh .hex, manifest.json) atomically to --out.")
+    p = add_command(sub, "generate", _GENERATE, help="compute a spec's cases and write a golden suite")
     p.add_argument("spec", help="the TOML spec file")
-    p.add_argument("--out", required=True, metavar="DIR", help="the suite directory to write")
-    p.add_argument("--force", action="store_true",
-                   help="replace an existing suite at DIR (only an empty directory or a golden suite)")
-    p.add_argument("-q", "--quiet", action="store_true", help="do not list cases while generating")
+    add_output_options(p, out_required=True, what="suite directory")
     p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("verify", help="recompute a suite and check it bit for bit",
-                       description="Check every file's SHA-256, then recompute every case from the manifest and "
-                                   "the stored inputs and compare outputs, taps and raised errors bit for bit.")
+    p = add_command(sub, "verify", _VERIFY, help="recompute a suite and check it bit for bit")
     p.add_argument("dir", metavar="DIR", help="the suite directory")
     p.add_argument("--case", action="append", metavar="GLOB", help="only cases matching GLOB (repeatable)")
     p.set_defaults(func=cmd_verify)
 
-    p = sub.add_parser("compare", help="compare a design's dumps against a suite",
-                       description="Compare DUMPS/<case>/<output>.hex|.npy (and taps/<tap>.hex|.npy when "
-                                   "present) against the suite; report mismatches with index, hex and decimal.")
+    p = add_command(sub, "compare", _COMPARE, help="compare a design's dumps against a suite")
     p.add_argument("dir", metavar="DIR", help="the suite directory")
     p.add_argument("--dut", required=True, metavar="DUMPS", help="the directory of the design's dumps")
     p.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report to FILE")
@@ -161,7 +193,10 @@ def add_commands(sub: Any) -> None:
                    help="mismatches listed per tensor (default 10; counts are always complete)")
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("operators", help="list the operators a suite can hold")
+    p = add_command(sub, "operators", _OPERATORS,
+                    help="list the operators a suite can hold; with NAME, its keys, taps and an example case")
+    p.add_argument("name", nargs="?", metavar="NAME", help="an operator (as listed without NAME)")
+    p.add_argument("--example", action="store_true", help="print only NAME's example spec (TOML)")
     p.set_defaults(func=cmd_operators)
 
 
@@ -170,8 +205,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
     Each command sets ``func(args) -> int`` (the exit status) as its default.
     """
-    g = subparsers.add_parser("golden", help="generate, verify and compare golden vectors",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = add_command(subparsers, "golden", __doc__, help="generate, verify and compare golden vectors")
     gsub = g.add_subparsers(dest="golden_command", metavar="COMMAND")
     add_commands(gsub)
     g.set_defaults(func=lambda args: (g.print_help(sys.stderr), 2)[1])
@@ -180,7 +214,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m intsim.golden COMMAND ...``; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m intsim.golden", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m intsim.golden", description=plain(__doc__),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="golden_command", metavar="COMMAND")
     add_commands(sub)

@@ -1,6 +1,8 @@
 """The base of every golden-vector operator adapter: what a case declares (:class:`TensorDecl`),
 a resolved case (:class:`Case`, from the :class:`CaseSpec` a spec wrote), what a run returns
-(:class:`OpRun`), and :class:`GoldenOperator`, the class an adapter subclasses. The adapters are
+(:class:`OpRun`), what ``intsim golden operators NAME`` prints about an operator
+(:class:`OperatorDoc`, made of :class:`KeyDoc` entries), and :class:`GoldenOperator`, the class
+an adapter subclasses. The adapters are
 in :mod:`intsim.golden.operators` (with the registry), :mod:`intsim.golden.unpack_op` and
 :mod:`intsim.golden.minilm_op`.
 """
@@ -76,6 +78,59 @@ class Case:
                 "shape": plain(self.shape), "config": plain(self.config), "inputs": plain(self.inputs)}
 
 
+class _Required:
+    """The type of :data:`REQUIRED`."""
+
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+#: the default of a :class:`KeyDoc` that a case must give
+REQUIRED = _Required()
+
+
+@dataclass(frozen=True)
+class KeyDoc:
+    """One key a case may write (a shape, config or inputs key), a tensor it produces or a tap.
+
+    ``default`` is :data:`REQUIRED` for a key a case must give, None for an optional key whose
+    absence means something (``text`` says what); ``valid`` lists the valid values in plain text.
+    """
+
+    name: str
+    text: str = ""
+    default: Any = None
+    valid: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+@dataclass(frozen=True)
+class OperatorDoc:
+    """What ``intsim golden operators NAME`` prints about an operator: its tables' keys, what it
+    writes and an example case (``example``: a ``[[case]]`` table as a dict, with ``name``,
+    ``operator``, ``shape``, ``config`` and ``inputs``) that ``intsim golden generate`` accepts.
+
+    ``shape`` documents the keys of the case's ``shape`` table, ``inputs`` the input tensors (the
+    keys of its ``inputs`` table: a distribution name or table each), ``outputs`` and ``taps``
+    the tensors a case writes; ``about`` is free text (plain, paragraphs); ``needs`` names what
+    the operator needs beyond intsim (the MiniLM model), empty when nothing.
+    """
+
+    name: str
+    summary: str
+    shape: tuple[KeyDoc, ...] = ()
+    config: tuple[KeyDoc, ...] = ()
+    inputs: tuple[KeyDoc, ...] = ()
+    outputs: tuple[KeyDoc, ...] = ()
+    taps: tuple[KeyDoc, ...] = ()
+    example: Mapping[str, Any] = field(default_factory=dict)
+    about: str = ""
+    needs: str = ""
+
+
 @dataclass
 class OpRun:
     """What one operator call produced: outputs and taps (declaration, array) and the raised error, if any."""
@@ -113,6 +168,14 @@ class GoldenOperator:
         if case.budget is not None:
             return case.budget
         return Budget(tuple(input_budget(case.input_decls)))
+
+    def describe(self) -> OperatorDoc:
+        """What ``intsim golden operators NAME`` prints. This default knows only the summary, the
+        class docstring and a ``CONFIG`` table of defaults (when the adapter has one); adapters
+        override it with their keys, taps and an example case."""
+        config = getattr(self, "CONFIG", None)
+        keys = tuple(KeyDoc(k, default=v) for k, v in config.items()) if isinstance(config, Mapping) else ()
+        return OperatorDoc(self.name, self.summary, config=keys, about=type(self).__doc__ or "")
 
     def resolve(self, spec: CaseSpec) -> Case:  # pragma: no cover - abstract
         raise NotImplementedError

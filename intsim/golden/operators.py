@@ -49,6 +49,11 @@ checks against the caps of :mod:`intsim.golden.spec` before anything is computed
 adapter's ``run`` returns is checked against the tensor and case caps again before
 anything is written.
 
+What a user needs to write a case: ``intsim golden operators NAME`` prints :func:`operator_help`
+(from the adapter's :meth:`GoldenOperator.describe`, an :class:`OperatorDoc`: every shape, config
+and inputs key with its default and valid values, the outputs and taps, and an example case that
+:func:`example_spec` writes as a complete spec).
+
 Adding an operator is one entry: subclass :class:`GoldenOperator` (or use
 :class:`OpResultOperator` for any callable returning an
 :class:`~intsim.regs.opresult.OpResult`) and pass an instance to :func:`register`.
@@ -63,8 +68,11 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import math
-from collections.abc import Callable, Mapping
+import re
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -72,11 +80,12 @@ import numpy as np
 
 from ..core.dyadic import Dyadic
 from ..core.errors import AccumulatorOverflow, ConfigError, IntsimError, RegisterOverflow
+from ..core.helptext import plain, summary
 from ..core.inttype import IntType
 from ..hw.datapath import Datapath
 from ..hw.gemm import matmul, trace_output
 from ..ops.registry import operators
-from .datagen import stream, uniform_ints
+from .datagen import DISTRIBUTIONS, stream, uniform_ints
 from .keys import (
     MAX_DIM,
     MAX_TENSOR_ELEMENTS,
@@ -93,12 +102,13 @@ from .keys import (
     key_text,
     type_key,
 )
-from .opbase import Case, CaseSpec, GoldenOperator, OpRun, TensorDecl, input_budget
+from .opbase import REQUIRED, Case, CaseSpec, GoldenOperator, KeyDoc, OperatorDoc, OpRun, TensorDecl, input_budget
 from .unpack_op import UnpackMatmulOperator
 
 __all__ = [
     "TensorDecl", "Case", "OpRun", "GoldenOperator", "MatmulOperator", "RequantizeOperator",
-    "OpResultOperator", "ADAPTERS", "register", "get_operator", "available_operators",
+    "OpResultOperator", "ADAPTERS", "register", "get_operator", "available_operators", "describe_operator",
+    "example_spec", "operator_help", "KeyDoc", "OperatorDoc",
 ]
 
 # the caps on sizes and work live in intsim.golden.spec (module docs: limits)
@@ -137,6 +147,9 @@ class MatmulOperator(GoldenOperator):
     summary = "A (M x K) @ B (K x N) on a b-bit multiplier / accumulator datapath"
     CONFIG = {"a": "int8", "b": "int8", "acc_bits": 32, "overflow": "raise", "k_chunk": 1, "chunk_bits": None,
               "chunk_overflow": None, "bias": False, "trace_samples": 4}
+
+    def describe(self) -> OperatorDoc:
+        return _matmul_doc(self)
 
     @staticmethod
     def datapath(case: Case) -> Datapath:
@@ -387,6 +400,9 @@ class RequantizeOperator(GoldenOperator):
     CONFIG = {"mode": "dyadic", "scale": None, "rounding": None, "out": "int8", "in_type": "int32",
               "zero_point": 0, "order": "round_then_saturate", "allow_negative": False, "overflow": "raise"}
 
+    def describe(self) -> OperatorDoc:
+        return _requantize_doc(self)
+
     def resolve(self, spec: CaseSpec) -> Case:
         where = spec.where
         check_keys(spec.shape, {"x"}, f"{where}: shape")
@@ -482,6 +498,24 @@ def _number_array(v: list[Any], where: str) -> np.ndarray:
     return arr
 
 
+def _doc_summary(fn: Any) -> str:
+    """The first paragraph of a callable's docstring as plain text on one line (never cut mid-sentence)."""
+    return summary(getattr(fn, "__doc__", "") or "")
+
+
+def _delegate(fn: Any) -> Any:
+    """The function a ``**kw`` wrapper forwards to: the first ``:func:`name``` of its docstring, looked
+    up in its module; None when there is none."""
+    m = re.search(r":func:`~?([\w.]+)`", getattr(fn, "__doc__", "") or "")
+    module = sys.modules.get(getattr(fn, "__module__", "") or "")
+    if m is None or module is None:
+        return None
+    target: Any = module
+    for part in m.group(1).split("."):
+        target = getattr(target, part, None)
+    return target if callable(target) else None
+
+
 class OpResultOperator(GoldenOperator):
     """Any callable ``fn(<tensors>, **config) -> OpResult`` on integer input tensors.
 
@@ -503,16 +537,68 @@ class OpResultOperator(GoldenOperator):
 
     RESERVED = ("out_type", "input_types")
 
-    def __init__(self, name: str, fn: Callable[..., Any], summary: str = ""):
+    def __init__(self, name: str, fn: Callable[..., Any], summary: str = "", *, variants: Sequence[str] = (),
+                 tensors: Sequence[str] | None = None):
         self.name = name
         self.fn = fn
-        self.summary = summary or ((getattr(fn, "__doc__", "") or "").strip().splitlines() or [""])[0]
+        self.summary = summary or _doc_summary(fn)
+        #: the values of ``variant=`` (documentation; the operator itself checks them)
+        self.variants = tuple(variants)
         try:
             params = inspect.signature(fn).parameters
         except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
             params = {}
         self._params = {k for k, p in params.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
         self._varkw = any(p.kind == p.VAR_KEYWORD for p in params.values())
+        self._declared = tensors is not None
+        if tensors is None:  # the positional parameters without a default that are not scales
+            tensors = [k for k, p in params.items() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                       and p.default is p.empty and not _is_scale(k)]
+        self._tensors = tuple(tensors)
+
+    def describe(self) -> OperatorDoc:
+        return _opresult_doc(self)
+
+    def _missing(self, shape: Mapping[str, Any], cfg: Mapping[str, Any], types: Mapping[str, Any]) -> list[str]:
+        """What a case lacks: tensor inputs (when the registry declared them), the input word type and
+        the scales without a default, one ``key: missing (...)`` each."""
+        out = []
+        if self._declared:
+            out += [f"shape.{t}: missing (tensor input {t}: its dimensions, e.g. [4, 16])"
+                    for t in self._tensors if t not in shape]
+        tensors = set(shape) | (set(self._tensors) if self._declared else set())
+        if "in_type" not in cfg and not tensors <= set(types):
+            out.append("config.in_type: missing (the word type of the inputs, e.g. 'int8')")
+        if self._declared:
+            params = self._signature()
+            out += [f"config.{k}: missing (a number, or {{m = .., k = ..}} for a dyadic)" for k, p in params.items()
+                    if k not in self._tensors and p.default is p.empty and k not in cfg and _is_scale(k)]
+        return out
+
+    def _tensor_names(self) -> tuple[str, ...]:
+        """The tensor inputs (the keys of a case's ``shape`` table)."""
+        return self._tensors
+
+    def _signature(self) -> dict[str, inspect.Parameter]:
+        """The callable's named parameters; for one that forwards ``**kw`` to a function its docstring's
+        first paragraph names (``:func:`di_norm```), that function's keyword parameters it does not set."""
+        try:
+            params = dict(inspect.signature(self.fn).parameters)
+        except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+            return {}
+        if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+            return params
+        out = {k: p for k, p in params.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+        target = _delegate(self.fn)
+        if target is not None:
+            try:
+                source = inspect.getsource(self.fn)
+            except (OSError, TypeError):  # pragma: no cover - no source: list every keyword
+                source = ""
+            for k, p in inspect.signature(target).parameters.items():
+                if p.kind == p.KEYWORD_ONLY and k not in out and f"{k}=" not in source:
+                    out[k] = p
+        return out
 
     def _takes(self, name: str) -> bool:
         return name in self._params or self._varkw
@@ -546,15 +632,19 @@ class OpResultOperator(GoldenOperator):
 
     def resolve(self, spec: CaseSpec) -> Case:
         where = spec.where
+        hint = f"intsim golden operators {self.name} lists every key, with an example case"
         if not spec.shape:
             raise ConfigError(f"{where}: shape: missing; name each tensor input with its dimensions, "
-                              "e.g. shape = { x = [4, 16] }")
+                              f"e.g. shape = {{ {self._tensors[0] if self._tensors else 'x'} = [4, 16] }} ({hint})")
         cfg = dict(spec.config)
         if "taps" in cfg:
             raise ConfigError(f"{where}: config.taps: reserved (golden cases always record the taps)")
         types = cfg.get("input_types", {})
         if not isinstance(types, Mapping):
             raise ConfigError(f"{where}: config.input_types: must be a table of type names")
+        missing = self._missing(spec.shape, cfg, types)
+        if missing:  # every missing key at once, not one per attempt
+            raise ConfigError(f"{where}: {'; '.join(missing)} ({hint})")
         check_keys(types, set(spec.shape), f"{where}: config.input_types")
         decls = []
         for tname, dims in spec.shape.items():
@@ -619,6 +709,444 @@ class OpResultOperator(GoldenOperator):
 
 
 # --------------------------------------------------------------------------------------------------
+# what `intsim golden operators NAME` prints: each adapter's keys, taps and an example case
+# --------------------------------------------------------------------------------------------------
+
+_TYPES = "a type name: int1 ... int64, uint1 ... uint64"
+_DISTS = "a distribution (see Distributions)"
+_SCALE = ("a number, { m = .., k = .. } for the dyadic m / 2**k, or a list of them (one per row) where the "
+          "operator takes per-row scales")
+_GEMM_POLICY = "wrap, saturate or raise"
+
+
+def _gemm_keys() -> tuple[KeyDoc, ...]:
+    """The datapath keys matmul and unpack_matmul share."""
+    return (
+        KeyDoc("acc_bits", "accumulator width in bits", 32, "an integer, at least the product width"),
+        KeyDoc("overflow", "what the accumulator does on overflow; raise: the case records the "
+                           "AccumulatorOverflow and C and the taps hold what wrapping registers hold", "raise",
+               _GEMM_POLICY),
+        KeyDoc("k_chunk", "products summed by an adder tree before each accumulator add", 1, "an integer >= 1"),
+        KeyDoc("chunk_bits", "width of the adder tree's registers (absent: an exact adder tree)", None,
+               "an integer"),
+        KeyDoc("chunk_overflow", "the adder tree's overflow policy (absent: that of the accumulator)", None,
+               _GEMM_POLICY),
+    )
+
+
+def _matmul_doc(op: MatmulOperator) -> OperatorDoc:
+    return OperatorDoc(
+        op.name, op.summary,
+        shape=(KeyDoc("M", "rows of A and C", REQUIRED, f"1 to {MAX_DIM}"),
+               KeyDoc("K", "columns of A, rows of B (the reduction)", REQUIRED, f"1 to {MAX_DIM}"),
+               KeyDoc("N", "columns of B and C", REQUIRED, f"1 to {MAX_DIM}")),
+        config=(KeyDoc("a", "word type of A (the multiplier's first operand)", "int8", _TYPES),
+                KeyDoc("b", "word type of B", "int8", _TYPES),
+                *_gemm_keys(),
+                KeyDoc("bias", "add a per-column bias (input bias, N words at acc_bits) before the products",
+                       False, "true or false"),
+                KeyDoc("trace_samples", "outputs whose accumulator is traced add by add (tap acc_trace)", 4,
+                       f"0 to {MAX_TRACE_SAMPLES}")),
+        inputs=(KeyDoc("A", "M x K, type config.a", "uniform", _DISTS),
+                KeyDoc("B", "K x N, type config.b", "uniform", _DISTS),
+                KeyDoc("bias", "N, at acc_bits; only with config.bias = true", "uniform", _DISTS)),
+        outputs=(KeyDoc("C", "M x N at acc_bits: A @ B (+ bias) as the accumulator holds it"),),
+        taps=(KeyDoc("overflow", "M x N uint1: 1 where the output's accumulation overflowed"),
+              KeyDoc("first_overflow_k", "M x N: the k of the first overflowing add, -1 if none"),
+              KeyDoc("trace_ij", "S x 2: the traced outputs (i, j): (0, 0), the first overflowing output, "
+                                 "(M-1, N-1), then seeded random ones"),
+              KeyDoc("acc_trace", "S x ceil(K / k_chunk): each traced accumulator after each add")),
+        example={"name": "matmul_example", "operator": op.name, "shape": {"M": 2, "K": 8, "N": 3},
+                 "config": {"a": "int8", "b": "int8", "acc_bits": 32, "overflow": "wrap"},
+                 "inputs": {"A": "uniform", "B": {"dist": "heavy_tailed", "outlier_rate": 0.1}}},
+        about="Runs intsim.matmul on the Datapath the config describes. Inputs named overflow are "
+              "corner data chosen to overflow the accumulator.")
+
+
+def _requantize_doc(op: RequantizeOperator) -> OperatorDoc:
+    from ..core.rounding import ROUNDING_MODES
+    from ..quant.requant import requantize
+    from ..quant.requant.common import REQUANT_MODES, REQUANT_ORDERS
+    from ..regs.registers import REGISTER_POLICIES
+
+    taps: dict[str, dict[str, str]] = {}
+    for mode in REQUANT_MODES:  # the taps each back-end records (a dry run on zeros)
+        res = requantize(np.zeros((1, 4), np.int64), 0.5, None, "int8", mode=mode, overflow="wrap", taps=True)
+        for tap in _tap_widths(res):
+            taps.setdefault(tap[0], {})[mode] = tap[1]
+    return OperatorDoc(
+        op.name, op.summary,
+        shape=(KeyDoc("x", "the dimensions of x: a list of 1 to 4 (the last is the channel axis)", REQUIRED,
+                      f"e.g. [4, 16]; each 1 to {MAX_DIM}"),),
+        config=(KeyDoc("scale", "the requantization scale s: y = sat(round(x * s) + zero_point); a list gives "
+                                "one scale per channel (last axis)", REQUIRED,
+                       "a number, { m = .., k = .. } for the dyadic m / 2**k, or a list of either"),
+                KeyDoc("mode", "the back-end whose arithmetic is reproduced", "dyadic", ", ".join(REQUANT_MODES)),
+                KeyDoc("rounding", "rounding of x * s (only mode dyadic takes one; absent: half_even there, the "
+                                   "back-end's own elsewhere)", None, ", ".join(ROUNDING_MODES)),
+                KeyDoc("out", "word type of y", "int8", _TYPES),
+                KeyDoc("in_type", "word type of x", "int32", _TYPES),
+                KeyDoc("zero_point", "added after rounding", 0, "a 64-bit integer"),
+                KeyDoc("order", "round then saturate, or clamp then round", "round_then_saturate",
+                       ", ".join(REQUANT_ORDERS)),
+                KeyDoc("allow_negative", "accept negative scales", False, "true or false"),
+                KeyDoc("overflow", "what an overflowing register does; raise: the case records the "
+                                   "RegisterOverflow and y holds the wrap result", "raise",
+                       ", ".join(REGISTER_POLICIES))),
+        inputs=(KeyDoc("x", "shape.x, type config.in_type", "uniform", _DISTS),),
+        outputs=(KeyDoc("y", "the shape of x, type config.out"),),
+        taps=tuple(KeyDoc(name, _by_variant(widths, len(REQUANT_MODES), "mode")) for name, widths in taps.items()),
+        example={"name": "requantize_example", "operator": op.name, "shape": {"x": [2, 8]},
+                 "config": {"mode": "dyadic", "scale": 0.0123, "rounding": "half_even", "in_type": "int32",
+                            "out": "int8", "zero_point": -3},
+                 "inputs": {"x": "heavy_tailed"}},
+        about="Runs intsim.quant.requant.requantize (help(intsim.quant.requant) gives every mode's arithmetic).")
+
+
+def _unpack_doc(op: GoldenOperator) -> OperatorDoc:
+    from ..hw.unpack import STRATEGIES
+
+    strategies = ", ".join(STRATEGIES)
+    return OperatorDoc(
+        op.name, op.summary,
+        shape=(KeyDoc("M", "rows of A", REQUIRED, "1 to 4096"), KeyDoc("K", "the reduction", REQUIRED, "1 to 4096"),
+               KeyDoc("N", "columns of B", REQUIRED, "1 to 4096")),
+        config=(KeyDoc("in_a", "word type of the large-integer input A", "int16", _TYPES),
+                KeyDoc("in_b", "word type of the large-integer input B", "int16", _TYPES),
+                KeyDoc("a", "the low-bit datapath's first operand type (signed)", "int8", _TYPES),
+                KeyDoc("b", "the low-bit datapath's second operand type (signed)", "int8", _TYPES),
+                *_gemm_keys(),
+                KeyDoc("strategy_a", "how A is unpacked", "row", strategies),
+                KeyDoc("strategy_b", "how B is unpacked", "row", strategies),
+                KeyDoc("bits", "digit widths (absent: the datapath widths)", None,
+                       "an integer or [bits_a, bits_b]"),
+                KeyDoc("admit_min", "admit -2**(b-1) as an in-range digit", False, "true or false")),
+        inputs=(KeyDoc("A", "M x K, type config.in_a", "uniform", _DISTS),
+                KeyDoc("B", "K x N, type config.in_b", "uniform", _DISTS)),
+        outputs=(KeyDoc("C", "M x N int64: the reassembled exact product"),),
+        taps=(KeyDoc("a_unpacked", "M' x K'', datapath a: the unpacked A stream"),
+              KeyDoc("b_unpacked", "K'' x N', datapath b: the unpacked B stream"),
+              KeyDoc("a_index", "M' uint32: the source row of each unpacked row"),
+              KeyDoc("a_shift", "M' uint32: its left shift (scale 2**shift)"),
+              KeyDoc("b_index", "N' uint32: the source column of each unpacked column"),
+              KeyDoc("b_shift", "N' uint32: its left shift"),
+              KeyDoc("k_shift", "K'' uint32: the shift of each inner line"),
+              KeyDoc("overflow", "M x N uint1: 1 where a low-bit accumulation overflowed"),
+              KeyDoc("lowbit_s<t>", "M' x N' at acc_bits, one per distinct inner shift t: the low-bit GEMM's "
+                                    "accumulators over the inner lines with k_shift == t")),
+        example={"name": "unpack_matmul_example", "operator": op.name, "shape": {"M": 2, "K": 4, "N": 2},
+                 "config": {"in_a": "int16", "in_b": "int16", "a": "int8", "b": "int8", "acc_bits": 32,
+                            "overflow": "raise", "strategy_a": "row", "strategy_b": "row"},
+                 "inputs": {"A": {"dist": "heavy_tailed", "outlier_rate": 0.1}, "B": "heavy_tailed"}},
+        about="Runs intsim.hw.unpack.unpack_matmul. The unpacked shapes depend on the data; the streams "
+              "are checked at generation (the low-bit GEMMs on them, reassembled, give C exactly).")
+
+
+def _encoder_layer_doc(op: GoldenOperator) -> OperatorDoc:
+    from ..models.minilm import CONFIGURATIONS, DEFAULT_CONFIG, DEFAULT_NONLINEAR, NONLINEAR
+
+    return OperatorDoc(
+        op.name, op.summary,
+        shape=(KeyDoc("T", "tokens of the sentence", REQUIRED, "1 to 64"),),
+        config=(KeyDoc("configuration", "the quantization configuration", DEFAULT_CONFIG, ", ".join(CONFIGURATIONS)),
+                KeyDoc("nonlinear", "the family of integer softmax / GELU / LayerNorm (profile: its old name)",
+                       DEFAULT_NONLINEAR, ", ".join(NONLINEAR)),
+                KeyDoc("layer", "which encoder layer", 0, "0 to 5")),
+        inputs=(KeyDoc("x", "T x 384: the residual-stream integers (type from the configuration)",
+                       "heavy_tailed (scale_bits 11, 1% outliers, 2 outlier channels: like the real stream)", _DISTS),),
+        outputs=(KeyDoc("y", "T x 384: the next layer's residual-stream input"),),
+        taps=(KeyDoc("<intermediate>", "every intermediate integer tensor of the layer, in order"),
+              KeyDoc("param_*", "the layer's integer parameters: weights, biases, requantization mantissas m and "
+                                "shifts k")),
+        example={"name": "encoder_layer_example", "operator": op.name, "shape": {"T": 4},
+                 "config": {"configuration": DEFAULT_CONFIG, "nonlinear": DEFAULT_NONLINEAR, "layer": 0}},
+        needs="the MiniLM model (intsim model fetch, or intsim --model-dir DIR)")
+
+
+#: example cases of the registry's operators: shape, config and inputs (a fallback covers the others)
+_EXAMPLES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
+    "ibert.i_exp": ({"x": [2, 8]}, {"in_type": "int32", "scale": 0.001, "out_type": "int64"},
+                    {"x": {"dist": "uniform", "low": -30000, "high": 0}}),
+    "ibert.softmax": ({"x": [2, 8]}, {"in_type": "int32", "scale": 0.01, "variant": "published", "out_type": "int16"},
+                      {"x": {"dist": "heavy_tailed", "scale_bits": 8, "outlier_rate": 0.05}}),
+    "ibert.gelu": ({"x": [2, 8]}, {"in_type": "int32", "scale": 0.001, "variant": "published"},
+                   {"x": {"dist": "uniform", "low": -5000, "high": 5000}}),
+    "ibert.layernorm": ({"x": [2, 8]}, {"in_type": "int22", "scale": 0.01, "variant": "published"},
+                        {"x": {"dist": "heavy_tailed", "scale_bits": 8, "outlier_rate": 0.0}}),
+    "ibert.fixedpoint_mul": ({"x": [2, 8]}, {"in_type": "int32", "in_scale": 0.0003, "out_scale": 0.05, "bits": 8,
+                                             "out_type": "int8"}, {"x": {"dist": "heavy_tailed", "scale_bits": 12}}),
+    "ivit.shift_exp": ({"x": [2, 8]}, {"in_type": "int32", "scale": 0.01, "variant": "pytorch", "out_type": "int64"},
+                       {"x": {"dist": "uniform", "low": -3000, "high": 0}}),
+    "ivit.shiftmax": ({"x": [2, 8]}, {"in_type": "int8", "scale": 0.05, "variant": "pytorch", "out_type": "int16"},
+                      {"x": "uniform"}),
+    "ivit.shiftgelu": ({"x": [2, 8]}, {"in_type": "int8", "scale": 0.05, "variant": "pytorch"}, {"x": "uniform"}),
+    "ivit.layernorm": ({"x": [2, 8]}, {"in_type": "int16", "scale": 0.01, "variant": "pytorch"},
+                       {"x": {"dist": "heavy_tailed", "scale_bits": 6, "outlier_rate": 0.05}}),
+    "illm.di_exp": ({"x": [2, 8]}, {"in_type": "int32", "scale": 0.01},
+                    {"x": {"dist": "uniform", "low": -2000, "high": 0}}),
+    "illm.clipped_softmax": ({"x": [2, 8]}, {"in_type": "int32", "scale": [0.01, 0.05]},
+                             {"x": {"dist": "uniform", "low": -100000, "high": 100000}}),
+    "illm.rmsnorm": ({"x": [2, 8]}, {"in_type": "int16", "scale": 0.05},
+                     {"x": {"dist": "heavy_tailed", "scale_bits": 6, "outlier_rate": 0.05}}),
+    "illm.layernorm": ({"x": [2, 8]}, {"in_type": "int16", "scale": 0.05}, {"x": "alternating"}),
+    "illm.swiglu": ({"gate": [2, 8], "up": [2, 8]},
+                    {"in_type": "int8", "scale": 0.05, "up_scale": 0.02, "out_type": "int64"},
+                    {"gate": "uniform", "up": "uniform"}),
+    "illm.dynamic_requant": ({"p": [2, 8]}, {"in_type": "int32", "scale": 0.001, "bits": 8},
+                             {"p": {"dist": "heavy_tailed", "scale_bits": 10, "outlier_rate": 0.0}}),
+    "isqrt.isqrt": ({"n": [2, 8]}, {"in_type": "uint32", "variant": "newton"}, {"n": "uniform"}),
+}
+
+#: what the keys every registry operator shares mean
+_COMMON_KEYS: dict[str, tuple[str, str]] = {
+    "variant": ("which form of the operator (the published code, a fix, ...)", ""),
+    "widths": ("register widths overriding the declared ones: { register = bits }",
+               "a table of register names (the taps below) to 1 ... 64 bits or a type name"),
+    "overflow": ("what a register that overflows does; raise: the case records the RegisterOverflow and its "
+                 "outputs and taps are those of wrap", ""),
+    "gamma": ("per-channel affine weight (absent: none)", "a list of numbers, one per channel (last axis)"),
+    "beta": ("per-channel affine bias (absent: none)", "a list of numbers, one per channel (last axis)"),
+    "rounding": ("rounding of the output", ""),
+}
+
+
+def _is_scale(name: str) -> bool:
+    """Whether a positional input of a registry operator is a scale (config), not a tensor (shape)."""
+    return name == "scale" or name.endswith("_scale")
+
+
+def _toml_value(v: Any) -> str:
+    """``v`` written as a TOML value (inline tables and arrays)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, IntType):
+        return json.dumps(v.name)
+    if isinstance(v, (int, str)):
+        return json.dumps(v)
+    if isinstance(v, float):
+        return repr(v) if math.isfinite(v) else ("nan" if v != v else ("inf" if v > 0 else "-inf"))
+    if isinstance(v, Mapping):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return json.dumps(str(v))
+
+
+def _toml_key(k: Any) -> str:
+    return k if isinstance(k, str) and k and all(c.isalnum() or c in "_-" for c in k) else json.dumps(str(k))
+
+
+def _tap_widths(res: Any) -> list[tuple[str, str]]:
+    """(tap, type name) of an OpResult's taps at their declared widths (64 bits when undeclared)."""
+    regs = getattr(res, "registers", None)
+    declared = dict(regs.widths) if regs is not None else {}
+    return [(str(k), IntType.parse(declared.get(k, IntType(64))).name) for k in (res.taps or {})]
+
+
+def _by_variant(widths: Mapping[str, str], n_variants: int, what: str = "variant") -> str:
+    """``int32`` when every variant (or mode) has the tap at one width, else which ones have what."""
+    kinds: dict[str, list[str]] = {}
+    for variant, t in widths.items():
+        kinds.setdefault(t, []).append(variant)
+    if len(kinds) == 1 and len(widths) == n_variants:
+        return next(iter(kinds))
+    return "; ".join(f"{t} ({what} {', '.join(vs)})" for t, vs in kinds.items())
+
+
+def _opresult_doc(op: OpResultOperator) -> OperatorDoc:
+    fn = op.fn
+    params = op._signature()
+    tensors = op._tensor_names()
+    example = _EXAMPLES.get(op.name) or _fallback_example(op, params, tensors)
+    shape_ex, config_ex, inputs_ex = example
+    where = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__name__', '?')}"
+    own = set(inspect.signature(fn).parameters)
+    delegate = _delegate(fn) if any(p not in own for p in params) else None
+    shape = tuple(KeyDoc(t, f"the dimensions of tensor input {t}: a list of 1 to 4", REQUIRED,
+                         f"e.g. {_toml_value(shape_ex.get(t, [2, 8]))}; each 1 to {MAX_DIM}") for t in tensors)
+    in_default = params.get("in_type", inspect.Parameter.empty)
+    in_text = "word type of every tensor input" + (
+        f" (the operator's usual input is {IntType.parse(in_default).name})"
+        if isinstance(in_default, (IntType, str)) else "")
+    config: list[KeyDoc] = [KeyDoc("in_type", in_text, REQUIRED, _TYPES)]
+    for name, p in params.items():
+        if name in tensors or name in ("taps", "in_type"):
+            continue
+        default = REQUIRED if p.default is inspect.Parameter.empty else p.default
+        text, valid = _COMMON_KEYS.get(name, ("", ""))
+        if _is_scale(name):
+            text = text or ("the real value of one input step" if name == "scale" else f"the scale {name}")
+            valid = _SCALE
+        elif name == "variant":
+            valid = ", ".join(op.variants) if op.variants else str(default)
+        elif name == "overflow":
+            from ..regs.registers import REGISTER_POLICIES
+
+            valid = ", ".join(REGISTER_POLICIES)
+        elif name == "rounding":
+            from ..core.rounding import ROUNDING_MODES
+
+            valid = ", ".join(ROUNDING_MODES)
+        if not text:
+            owner = where if name in own else f"{getattr(delegate, '__module__', '?')}.{delegate.__name__}"
+            text = f"keyword argument {name} of {owner} (see About)"
+        if not valid and default is not REQUIRED and default is not None:
+            valid = ("true or false" if isinstance(default, bool) else "an integer" if isinstance(default, int)
+                     else "a number" if isinstance(default, float) else "")
+        if isinstance(default, tuple):
+            default = [list(x) if isinstance(x, tuple) else x for x in default]
+        config.append(KeyDoc(name, text, default, valid))
+    config += [KeyDoc("out_type", "word type of the output y; the outputs must fit it", "int32", _TYPES),
+               KeyDoc("input_types", "per-tensor word types overriding in_type (absent: in_type for every tensor)",
+                      None, "{ " + ", ".join(f'{t} = "int8"' for t in tensors) + " }")]
+    return OperatorDoc(
+        op.name, op.summary, shape=shape, config=tuple(config),
+        inputs=tuple(KeyDoc(t, f"shape.{t}, type config.in_type (or config.input_types.{t})", "uniform", _DISTS)
+                     for t in tensors),
+        outputs=(KeyDoc("y", "the operator's integer output (OpResult.values), type config.out_type"),),
+        taps=_opresult_taps(op, shape_ex, config_ex),
+        example={"name": op.name.replace(".", "_") + "_example", "operator": op.name, "shape": shape_ex,
+                 "config": config_ex, "inputs": inputs_ex},
+        about=f"Runs {where}; its documentation (help({where})):\n\n" + plain(getattr(fn, "__doc__", "") or "")
+        + ("" if delegate is None else f"\n\n{delegate.__module__}.{delegate.__name__}:\n\n" + plain(delegate.__doc__)))
+
+
+def _fallback_example(op: OpResultOperator, params: Mapping[str, inspect.Parameter], tensors: tuple[str, ...]
+                      ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """An example for a registry operator without one in _EXAMPLES: 2 x 8 tensors of its usual input
+    type, every required scale 0.05, its first variant, 64-bit outputs."""
+    p = params.get("in_type")
+    in_type = IntType.parse(p.default).name if p is not None and isinstance(p.default, (IntType, str)) else "int32"
+    config: dict[str, Any] = {"in_type": in_type}
+    for name, q in params.items():
+        if name not in tensors and q.default is inspect.Parameter.empty:
+            config[name] = 0.05
+    if op.variants:
+        config["variant"] = op.variants[0]
+    config["out_type"] = "int64"
+    return {t: [2, 8] for t in tensors}, config, {t: "uniform" for t in tensors}
+
+
+def _opresult_taps(op: OpResultOperator, shape: Mapping[str, Any], config: Mapping[str, Any]) -> tuple[KeyDoc, ...]:
+    """The taps of a dry run on zeros of the example's shapes, for every variant."""
+    variants = op.variants or (None,)
+    widths: dict[str, dict[str, str]] = {}
+    for variant in variants:
+        cfg = {k: v for k, v in config.items() if k not in ("in_type", "variant")}
+        if variant is not None:
+            cfg["variant"] = variant
+        if op._takes("overflow"):
+            cfg["overflow"] = "wrap"
+        try:
+            kwargs = op._kwargs(cfg, "example")
+            zeros = {t: np.zeros(tuple(d), dtype=np.int64) for t, d in shape.items()}
+            res = op.fn(**zeros, **kwargs, in_type=config["in_type"]) if op._takes("in_type") else op.fn(
+                **zeros, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - documentation must not fail; say why the taps are unknown
+            return (KeyDoc("(unknown)", f"the dry run of the example failed: {type(exc).__name__}: {exc}"),)
+        for name, t in _tap_widths(res):
+            widths.setdefault(name, {})[str(variant)] = t
+    return tuple(KeyDoc(name, _by_variant(w, len(variants))) for name, w in widths.items())
+
+
+def describe_operator(name: str) -> OperatorDoc:
+    """What ``intsim golden operators NAME`` prints about operator ``name`` (ConfigError listing the
+    valid names when unknown).
+
+    >>> d = describe_operator("ibert.softmax")
+    >>> [k.name for k in d.shape], [k.name for k in d.config if k.required]
+    (['x'], ['in_type', 'scale'])
+    """
+    op = get_operator(name, "intsim golden operators")
+    from .minilm_op import EncoderLayerOperator
+
+    if isinstance(op, EncoderLayerOperator):
+        return _encoder_layer_doc(op)
+    if isinstance(op, UnpackMatmulOperator):
+        return _unpack_doc(op)
+    return op.describe()
+
+
+def example_spec(name: str) -> str:
+    """A complete spec file (TOML) with operator ``name``'s example case: ``intsim golden generate``
+    accepts it as written.
+
+    >>> print(example_spec("matmul").splitlines()[-3])
+    shape = { M = 2, K = 8, N = 3 }
+    """
+    doc = describe_operator(name)
+    case = dict(doc.example)
+    if not case:
+        raise ConfigError(f"operator {name!r} documents no example case")
+    lines = [f"# an example case of {name}; write it to spec.toml, then run", "#   intsim golden generate spec.toml "
+             "--out DIR   and   intsim golden verify DIR", "", "[suite]",
+             f"name = {_toml_value('example-' + name.replace('.', '-').replace('_', '-'))}", "", "[[case]]"]
+    for key in ("name", "operator", "description", "seed", "shape", "config", "inputs"):
+        if key in case:
+            lines.append(f"{key} = {_toml_value(case[key])}")
+    return "\n".join(lines) + "\n"
+
+
+def _key_lines(keys: Sequence[KeyDoc], with_default: bool = True) -> list[str]:
+    width = max((len(k.name) for k in keys), default=0)
+    out = []
+    for k in keys:
+        parts = [_default_text(k)] if with_default else []
+        if k.text:
+            parts.append(k.text)
+        if k.valid:
+            parts.append(f"valid: {k.valid}")
+        out.append(f"  {k.name:<{width}}  " + "; ".join(parts))
+    return out
+
+
+def _dist_lines() -> list[str]:
+    """One line per distribution of :data:`intsim.golden.datagen.DISTRIBUTIONS`, with its table form."""
+    width = max(len(d) for d in DISTRIBUTIONS)
+    out = []
+    for name, params in DISTRIBUTIONS.items():
+        table = {"dist": name, **{k: (".." if v is None else v) for k, v in params.items()}}
+        text = _toml_value(table).replace('".."', "..")
+        out.append(f"  {name:<{width}}  {text}")
+    return out
+
+
+def _default_text(k: KeyDoc) -> str:
+    if k.required:
+        return "required"
+    if k.default is None:
+        return "optional"
+    if isinstance(k.default, str) and " " in k.default:  # a description, not a value
+        return f"default {k.default}"
+    return f"default {_toml_value(k.default)}"
+
+
+def operator_help(name: str) -> str:
+    """The text ``intsim golden operators NAME`` prints: the operator's shape, config and inputs keys
+    (required ones, defaults, valid values), its outputs and taps, what it computes and, last, a
+    complete example spec (:func:`example_spec`)."""
+    doc = describe_operator(name)
+    out = [f"{doc.name}: {doc.summary}", ""]
+    if doc.needs:
+        out += [f"Needs {doc.needs}.", ""]
+    out += ["Shape (the case's shape table):"] + (_key_lines(doc.shape) or ["  (none)"])
+    out += ["", "Config (the case's config table; unknown keys are errors):"] + (_key_lines(doc.config) or ["  (none)"])
+    out += ["", "Inputs (the case's inputs table: one distribution per input tensor):"] + _key_lines(doc.inputs)
+    if doc.inputs:
+        out += ["", "Distributions (a name, or a table with dist and parameters; .. : from the input's type; "
+                    "help(intsim.golden.datagen) explains each):"] + _dist_lines()
+    out += ["", "Outputs:"] + _key_lines(doc.outputs, with_default=False)
+    out += ["", "Taps (intermediate registers, written for every case):"] + (
+        _key_lines(doc.taps, with_default=False) or ["  (none)"])
+    if doc.about:
+        out += ["", "About:"] + [f"  {line}" if line.strip() else "" for line in plain(doc.about).splitlines()]
+    out += ["", "Example case (a complete spec file; intsim golden operators NAME --example prints it alone):", ""]
+    return "\n".join(out) + "\n" + example_spec(name)
+
+
+
+
+# --------------------------------------------------------------------------------------------------
 # the adapters, by operator name
 # --------------------------------------------------------------------------------------------------
 
@@ -640,7 +1168,8 @@ def _discover() -> None:
     use: importing them compiles nothing, but the MiniLM adapter pulls in the model code)."""
     for name, spec in operators().items():
         if name not in ADAPTERS:
-            ADAPTERS[name] = OpResultOperator(name, spec.fn, spec.summary)
+            ADAPTERS[name] = OpResultOperator(name, spec.fn, variants=spec.variants,
+                                              tensors=[i for i in spec.inputs if not _is_scale(i)])
     from .minilm_op import EncoderLayerOperator
 
     if EncoderLayerOperator.name not in ADAPTERS:

@@ -359,27 +359,32 @@ def _cmd_run(args: Any) -> int:
 
 def add_parser(subparsers: Any) -> Any:
     """Register ``rtl`` and its commands on the ``intsim`` command line's subparsers."""
-    import argparse
     import sys
 
-    r = subparsers.add_parser("rtl", help="run RTL templates or your design against a golden suite",
-                              description=_CLI_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from ..core.helptext import add_command, add_output_options
+
+    r = add_command(subparsers, "rtl", _CLI_DOC, help="run RTL templates or your design against a golden suite")
     rsub = r.add_subparsers(dest="rtl_command", metavar="COMMAND")
-    p = rsub.add_parser("simulators", help="list the Verilog simulators found")
+    p = add_command(rsub, "simulators", "List the Verilog simulators found (Icarus Verilog, Verilator) and the one "
+                    "intsim uses: --sim, else $INTSIM_SIM, else the first found.",
+                    help="list the Verilog simulators found")
     p.add_argument("--sim", default=None, help="icarus, verilator or auto (default: $INTSIM_SIM, else auto)")
     p.set_defaults(func=_cmd_simulators)
-    p = rsub.add_parser("templates", help="list the RTL templates")
+    p = add_command(rsub, "templates", "List the RTL templates: design, testbench, cocotb module and broken "
+                    "variants, and the folder holding their files.", help="list the RTL templates")
     p.set_defaults(func=_cmd_templates)
-    p = rsub.add_parser("run", help="simulate a suite's cases through a template's testbench")
+    p = add_command(rsub, "run", "Simulate every case of SUITE that the template implements through its "
+                    "$readmemh testbench (with your design, same module and ports, if given) and write the dumps "
+                    "to --out; then: intsim golden compare SUITE --dut DUMPS.",
+                    help="simulate a suite's cases through a template's testbench")
     p.add_argument("suite", help="golden suite directory (intsim golden generate)")
     p.add_argument("--template", required=True, choices=sorted(TEMPLATES))
-    p.add_argument("--out", required=True, help="directory for the dumps (written as a whole)")
+    add_output_options(p, out_required=True, what="dump directory", metavar="DUMPS", quiet=False)
     p.add_argument("--design", default=None, help="your design file (default: the template's)")
     p.add_argument("--case", action="append", default=None, help="case name or glob pattern (repeatable)")
     p.add_argument("--define", action="append", default=[], help="a Verilog macro NAME or NAME=VALUE (repeatable)")
     p.add_argument("--sim", default=None, help="icarus, verilator or auto (default: $INTSIM_SIM, else auto)")
     p.add_argument("--cache", default=None, help="build cache directory (default: ~/.cache/intsim/rtl)")
-    p.add_argument("--force", action="store_true", help="replace an existing output that intsim wrote")
     p.set_defaults(func=_cmd_run)
     r.set_defaults(func=lambda args: (r.print_help(sys.stderr), 2)[1])
     return r

@@ -38,6 +38,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ...core.helptext import add_output_options
+
 __all__ = ["add_arguments", "run", "write_report"]
 
 _MARKER = "summary.csv"
@@ -68,9 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="use the first N sentences of reference.sentences.SENTENCES (default: all)")
     parser.add_argument("--max-len", type=int, default=64, help="tokenizer truncation length (default: 64)")
     parser.add_argument("--seed", type=int, default=0, help="seed of synthetic GEMM operands (default: 0)")
-    parser.add_argument("--out", default="reports/cost", help="output directory (default: reports/cost)")
-    parser.add_argument("--force", action="store_true", help="replace the output directory if it exists")
-    parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    add_output_options(parser, out="reports/cost", plots=True)
     parser.add_argument("--allow-partial", action="store_true",
                         help="write the report even if the profile cannot price some methods or non-linear "
                              "families: they are left out, listed in the report and in a warning (default: that "
@@ -78,8 +78,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--print-profile", metavar="NAME", default=None,
                         help="print the TOML file of a built-in profile (horowitz45, qkeras_fit, aladdin40) to "
                              "stdout, a starting point for a profile of your own, and exit")
-    parser.add_argument("-q", "--quiet", action="store_true",
-                        help="no progress lines (the summary and warnings are still printed)")
 
 
 def _printer(quiet: bool) -> Callable[[str], None]:

@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ...core.helptext import add_output_options
+
 __all__ = ["Case", "Evaluation", "CASES", "add_arguments", "run", "evaluate_cases"]
 
 
@@ -462,13 +464,9 @@ def _plot(rows: list[Row], directory: Path, progress: Callable[[str], None] | No
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``intsim report nonlinear``."""
-    parser.add_argument("--out", default="reports/nonlinear", help="output directory (default: reports/nonlinear)")
-    parser.add_argument("--force", action="store_true", help="replace an existing report directory")
     parser.add_argument("--quick", action="store_true", help="smaller grids (for a fast check)")
-    parser.add_argument("--no-plots", dest="plots", action="store_false", help="skip the PNG plots")
     parser.add_argument("--operators", default="", help=f"comma-separated subset of: {', '.join(CASES)}")
-    parser.add_argument("-q", "--quiet", action="store_true",
-                        help="no progress lines (the summary is still printed)")
+    add_output_options(parser, out="reports/nonlinear", plots=True)
 
 
 def _printer(quiet: bool) -> Callable[[str], None]:
@@ -493,7 +491,7 @@ def run(args: argparse.Namespace) -> int:
     progress = _printer(bool(getattr(args, "quiet", False)))
     with atomic_directory(Path(args.out), force=bool(args.force)) as tmp:
         rows = evaluate_cases(cases, failures, progress)
-        plots = _plot(rows, tmp / "plots", progress) if args.plots else []
+        plots = [] if getattr(args, "no_plots", False) else _plot(rows, tmp / "plots", progress)
         (tmp / "nonlinear.csv").write_text(_csv(rows), encoding="utf-8")
         (tmp / "nonlinear.md").write_text(_markdown(rows, bool(args.quick), plots, failures),
                                           encoding="utf-8")

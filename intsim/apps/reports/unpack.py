@@ -51,6 +51,7 @@ import numpy as np
 
 from ...core.errors import ConfigError, ModelNotInstalledError
 from ...core.fileio import atomic_directory
+from ...core.helptext import add_output_options
 from ...hw.unpack import STRATEGIES, compare_strategies
 from ...quant.llmint8 import llm_int8_matmul
 from ...quant.quantizers import alpha_ratio, quantize_rtn
@@ -64,8 +65,7 @@ _ORDER = ("q_proj", "k_proj", "v_proj", "scores", "attn_v", "o_proj", "ffn_up", 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``intsim report unpack``."""
-    parser.add_argument("--out", default="reports/unpack", help="output directory (default: reports/unpack)")
-    parser.add_argument("--force", action="store_true", help="replace the output directory if it exists")
+    add_output_options(parser, out="reports/unpack", plots=True)
     parser.add_argument("--sentences", type=int, default=4,
                         help="number of sentences of reference.sentences.SENTENCES to run (default: 4)")
     parser.add_argument("--max-len", type=int, default=64, help="tokenizer max length (default: 64)")
@@ -74,9 +74,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="quantization percentile p for alpha (default: 0.95)")
     parser.add_argument("--levels", type=int, default=15, help="quantization levels D (default: 15)")
     parser.add_argument("--threshold", type=float, default=6.0, help="LLM.int8() outlier threshold (default: 6.0)")
-    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plot")
-    parser.add_argument("-q", "--quiet", action="store_true",
-                        help="no progress lines (the summary is still printed)")
 
 
 def _parse_bits(text: str) -> tuple[int, ...]:
@@ -428,10 +425,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Standalone entry point: ``python -m intsim.apps.reports.unpack [options]``."""
-    parser = argparse.ArgumentParser(prog="intsim report unpack", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    """``python -m intsim.apps.reports.unpack [options]``: the same as ``intsim report unpack [options]``
+    (one parser, one error handling); returns the exit status."""
+    import sys
+
+    from ..cli import main as cli_main
+
+    return cli_main(["report", "unpack", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":  # pragma: no cover
