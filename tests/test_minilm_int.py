@@ -293,7 +293,8 @@ def test_overflow_is_reported_not_silent(w8a8):
     with pytest.raises(AccumulatorOverflow):
         raising.forward(xr, lens, layers=[0])
     with pytest.raises(ConfigError, match="bias does not fit the 16-bit accumulator"):
-        mi.quantize_model(w8a8.reference, w8a8.calibration, mi.IntConfig(acc_bits=16, act_quant="static"), "ibert")
+        mi.quantize_model(w8a8.reference, w8a8.calibration,
+                          mi.IntConfig(acc_bits=16, act_quant="static", weight_bits=12), "ibert")
 
 
 def test_golden_suite_of_one_layer(w8a8, tmp_path):
@@ -350,9 +351,15 @@ def test_demo_writes_the_report(w8a8, tmp_path, capsys):
                  "overflows.csv", "cosine.csv"):
         assert (out / name).is_file(), name
     rows = (out / "results.csv").read_text().splitlines()
-    assert rows[0].startswith("configuration,nonlinear") and rows[1].startswith("w8a8,ibert,2,")
-    cos_mean = float(rows[1].split(",")[3])
+    assert rows[0].startswith("configuration,nonlinear,evaluation_mean,evaluation_min") and rows[1].startswith(
+        "w8a8,ibert,")
+    cos_mean = float(rows[1].split(",")[2])
     assert 0.99 < cos_mean <= 1.0 and math.isfinite(cos_mean)
+    readme = (out / "README.md").read_text()
+    for section in ("## By kind of text", "## The worst 10 sentences", "## Every sentence of reference/sentences.py",
+                    "## Calibration", "Spearman"):
+        assert section in readme, section
+    assert "not the acceptance figures" in text  # a quick run says so
     assert (out / "layer_errors.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

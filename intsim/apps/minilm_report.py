@@ -232,8 +232,8 @@ def _calibration_lines(evals: list[Any], calib: Any) -> list[str]:
     kinds = ", ".join(f"{k} {len(v)}" for k, v in CALIBRATION_CORPUS.items())
     lines = ["## Calibration", "",
              f"The calibration corpus (`intsim.models.minilm.corpus`, written for intsim; none of it is in the "
-             f"evaluation text) has {n_fit + n_tune} sentences of 11 kinds ({kinds}), from one word to over "
-             f"200 tokens. Two thirds of each kind ({n_fit} sentences) set the static ranges; the other third "
+             f"evaluation text) has {n_fit + n_tune} sentences of 11 kinds ({kinds}), from one word to past "
+             f"the 256-token limit. Two thirds of each kind ({n_fit} sentences) set the static ranges; the other third "
              f"({n_tune}) is where the smoothing strength and the static activation margin are chosen. Token "
              f"limit {calib.max_len} (the model's `max_seq_length`); {calib.truncated} calibration sentences "
              "were truncated.", "",
@@ -250,8 +250,11 @@ def _calibration_lines(evals: list[Any], calib: Any) -> list[str]:
              "output error. The margin is at least 1.25, as headroom for text beyond the corpus (with 1.0 "
              "allowed, the tuning split chose it almost everywhere). Static steps stay fragile on open text all "
              "the same: a channel that was quiet on the whole corpus gets a small smoothing factor, and a "
-             "sentence that excites it is clipped (reference sentence 2 clips 4 GELU outputs under "
-             "`w8a8-static`, cosine 0.907); per-token inputs have no such failure.",
+             "sentence that excites it is clipped (`clipped.csv` counts the clipped values per configuration); "
+             "per-token inputs have no static step to exceed.",
+             "- Gram matrices for GPTQ: each calibration sentence weighs alike (a 256-token text would otherwise "
+             "outweigh fifty one-word replies); with plain token weighting the worst one-word reply of "
+             "`w8a8/ibert` fell about 0.005 lower.",
              "- Weights: int8 per output channel; the integers are chosen by GPTQ (error-compensating rounding "
              "on the calibration inputs' Gram matrices) for the static linear mode, by rounding to nearest for "
              "llm-int8 (there GPTQ's compensation would partly land on the outlier columns, whose int16 weights "

@@ -222,6 +222,11 @@ def _probe_batch(ref: MiniLMReference, ids: np.ndarray, mask: np.ndarray) -> Flo
     return FloatProbe(layers, emb, np.asarray(mask).sum(axis=1).astype(np.int64))
 
 
+def _sentence_weighted_gram(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``sum_t w[t] x[t]^T x[t]`` (float64)."""
+    return (x * w[:, None]).T @ x
+
+
 #: At most this many tokens of each tuning sentence enter :attr:`Calibration.samples`.
 SAMPLES_PER_SENTENCE = 16
 
@@ -247,8 +252,8 @@ class Calibration:
     (those linear inputs on the tuning sentences, at most 16 tokens of each, for the choice of
     the smoothing strength and the static activation margin; on the calibration sentences when there are none), the
     sentences of both parts, how many of them the token limit truncated, and ``gram[l][name]``
-    (``X^T X / tokens`` of each linear input over the calibration tokens, for the weights'
-    error-compensating rounding).
+    (``sum_t w_t x_t^T x_t`` of each linear input over the calibration tokens, each sentence's
+    tokens weighing ``1 / (sentences * its length)``, for the weights' error-compensating rounding).
 
     Every range is the maximum over the calibration tokens: on this model a clipped range (a
     percentile, or a margin below 1) costs far more on short inputs, whose activations reach the
@@ -284,13 +289,15 @@ def calibrate(ref: MiniLMReference, sentences: Sequence[str] = CALIBRATION_SENTE
     tune = tuple(check_sentences(tune_sentences)) if tune_sentences else ()
     tprobe = float_probe(ref, *tokenize_sentences(tune, max_len)) if tune else probe
     amax, var_max, amax_ch, samples, gram = [], [], [], [], []
+    # every sentence weighs alike in the Gram matrices (a 256-token text would drown a one-word reply)
+    wts = np.repeat(1.0 / np.maximum(probe.lengths, 1), probe.lengths) / max(1, len(probe.lengths))
     rows = _per_sentence_rows(tprobe.lengths)
     for d in probe.layers:
         a = {n: float(np.abs(d[n]).max()) for n in _PROBES if n != "scores"}
         a["scores"] = float(d["scores_amax"])
         amax.append(a)
         amax_ch.append({n: np.abs(d[n]).max(axis=0) for n in LINEAR_INPUTS})
-        gram.append({n: d[n].T @ d[n] / max(1, d[n].shape[0]) for n in LINEAR_INPUTS})
+        gram.append({n: _sentence_weighted_gram(d[n], wts) for n in LINEAR_INPUTS})
         samples.append({n: tprobe.layers[len(samples)][n][rows] for n in LINEAR_INPUTS})
         var_max.append({n: float(((d[n] - d[n].mean(axis=1, keepdims=True)) ** 2).sum(axis=1).max())
                         for n in ("res1", "res2")})

@@ -64,6 +64,25 @@ _LONG_4 = (
     "# the cost is O(n log n) for the sort and O(n) for the scan, with n the number of intervals."
 )
 
+_LONG_5 = (
+    "Field notes, third week of the survey. We left the hut at six, before the fog lifted from the "
+    "valley floor, and followed the old mule track along the eastern ridge. The first transect "
+    "crossed a meadow that had been grazed until last autumn: the grass was short, there were "
+    "molehills everywhere and we counted fourteen species of flowering plants in the first plot, "
+    "mostly clover, yarrow and two kinds of buttercup. Higher up, where the sheep never go, the "
+    "picture changed completely. Dwarf shrubs covered almost half of every plot, the soil was "
+    "darker and wetter, and we found three orchids that nobody on the team had expected at this "
+    "altitude. Around noon the wind turned and heavy clouds came over the pass, so we skipped the "
+    "last two plots and marked them for Thursday. On the way down Anna noticed fresh tracks of a "
+    "large deer crossing the stream below the waterfall; we photographed them next to a ruler and "
+    "added them to the wildlife log. In the evening we entered the data, checked the GPS points "
+    "against the map, recharged the batteries and repaired the broken tripod with tape and a piece "
+    "of fence wire. Tomorrow we start the western slope, which is steeper and has no path at all, "
+    "so everyone will carry less food and more water, and we will leave the heavy camera at the hut. "
+    "If the weather holds we should finish the whole survey by Sunday, two days earlier than planned, "
+    "which would leave time to repeat the plots where the counts looked doubtful."
+)
+
 #: Kind -> sentences. Written for intsim; none is in ``reference.sentences`` or ``reference.evaluation``.
 CALIBRATION_CORPUS: dict[str, tuple[str, ...]] = {
     "prose": (
@@ -209,7 +228,7 @@ CALIBRATION_CORPUS: dict[str, tuple[str, ...]] = {
         "idk, whatever works for you tbh",
         "Are we still on for Friday? Let me know!",
     ),
-    "long": (_LONG_1, _LONG_2, _LONG_3, _LONG_4),
+    "long": (_LONG_1, _LONG_2, _LONG_3, _LONG_4, _LONG_5),
 }
 
 
@@ -220,7 +239,8 @@ def calibration_sentences() -> tuple[str, ...]:
 
 def calibration_split() -> tuple[tuple[str, ...], tuple[str, ...]]:
     """``(fit, tune)``: of each kind, every third sentence (from the second) goes to ``tune``,
-    the rest to ``fit``; the ``long`` kind gives one of its four to ``tune``."""
+    the rest to ``fit``; the ``long`` kind (from 167 to over 256 tokens: the last one is truncated at
+    the model's limit) gives one of its five to ``tune``."""
     fit: list[str] = []
     tune: list[str] = []
     for v in CALIBRATION_CORPUS.values():

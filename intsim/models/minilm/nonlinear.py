@@ -261,7 +261,7 @@ class ILLMNonlinear(Nonlinear):
         b = in_bits
         ops = (e.ops + OpCounts().add("mul", (b, b), n).add("mul", (2 * b, b), n).add("mul", (3 * b, 16), n)
                .add("shift", (3 * b + 16,), n).add("add", (3 * b,), n).add("compare", (3 * b,), n)
-               .add("div", (2 * F + 1, F + 1), n).add("mul", (b, Fs + 1), n))
+               .add("div", (2 * F + 1,), n).add("mul", (b, Fs + 1), n))
         return replace(e, values=out, ops=ops)
 
     #: sqrt(2/pi) * 2: the sigmoid argument of the tanh form of GELU
