@@ -12,6 +12,7 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from intsim import Datapath, IntType, OpCounts, gemm_ops
@@ -503,6 +504,18 @@ def test_report_cost_writes_into_an_empty_existing_directory(tmp_path):
     assert main(["report", "cost", "--workload", "gemm:2x3x4", "--methods", "int8", "--no-plots", "--out",
                  str(out)]) == 0
     assert (out / "summary.csv").is_file()
+    # the synthesis-grounded profile beside the literature ones, from the shipped gate counts
+    readme = (out / "README.md").read_text()
+    assert "## Hardware profiles side by side" in readme and "### Gate counts" in readme
+    rank = pd.read_csv(out / "profiles_ranking.csv")
+    assert set(rank.profile) == {"horowitz45", "qkeras_fit", "synth_generic"}
+    cells = pd.read_csv(out / "synth_cells.csv")
+    assert ((cells.unit == "mac") & (cells.bits == 8) & (cells.acc_bits == 32)).any()
+    assert int(cells[(cells.unit == "mac") & (cells.bits == 8) & (cells.acc_bits == 32)].cells.iloc[0]) == 990
+    out2 = tmp_path / "cost2"
+    assert main(["report", "cost", "--workload", "gemm:2x3x4", "--methods", "int8", "--no-plots", "--no-profiles",
+                 "--out", str(out2)]) == 0
+    assert not (out2 / "profiles_ranking.csv").exists()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -519,11 +532,11 @@ def test_cost_report_progress_on_stdout_and_quiet(tmp_path, capsys):
     assert main(args + ["--out", str(tmp_path / "a")]) == 0
     cap = capsys.readouterr()
     assert _progress_lines(cap.out) == ["[1/2] costing fp32 on gemm-2x3x4", "[2/2] costing int8 on gemm-2x3x4"]
-    assert cap.err == "" and f"wrote 10 files to {tmp_path / 'a'}" in cap.out
+    assert cap.err == "" and f"wrote 14 files to {tmp_path / 'a'}" in cap.out
     assert main(args + ["--out", str(tmp_path / "b"), "-q"]) == 0
     cap = capsys.readouterr()
     assert _progress_lines(cap.out) == [] and "building" not in cap.out and cap.err == ""
-    assert "wrote 10 files" in cap.out and "int8" in cap.out  # the summary is still printed
+    assert "wrote 14 files" in cap.out and "int8" in cap.out  # the summary is still printed
 
 
 def test_nonlinear_report_progress_on_stdout_and_quiet(tmp_path, capsys):
