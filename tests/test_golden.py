@@ -752,3 +752,16 @@ def test_an_edited_spec_elsewhere_does_not_excuse_an_edited_suite_copy(tmp_path)
     (out / "spec.toml").write_text(SMALL_SPEC + "\n# edited in the suite\n")
     with pytest.raises(ConfigError, match="'spec.toml' was modified after intsim wrote it"):
         generate_suite(spec, out, force=True)
+
+
+def test_a_zero_dimensional_tap_keeps_its_shape(tmp_path):
+    """A 1-D input of a per-row operator gives 0-d taps (one row): written and verified as such."""
+    spec = parse_spec('[suite]\nname = "t"\nseed = 3\n\n[[case]]\nname = "one_row"\n'
+                      'operator = "illm.dynamic_requant"\nshape = { p = [16] }\n'
+                      'config = { in_type = "int32", scale = 0.001, bits = 8 }\n'
+                      'inputs = { p = { dist = "uniform", low = -3000, high = 3000 } }\n', source="spec.toml")
+    generate_suite(spec, tmp_path / "s")
+    doc = json.loads((tmp_path / "s" / MANIFEST).read_text())
+    taps = {t["name"]: t["shape"] for t in doc["cases"][0]["tensors"] if t["role"] == "tap"}
+    assert taps and any(shape == [] for shape in taps.values()), taps
+    assert verify_suite(tmp_path / "s").ok

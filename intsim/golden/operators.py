@@ -388,7 +388,9 @@ def _taps_from_opresult(res: Any, where: str) -> list[tuple[TensorDecl, np.ndarr
         t = declared.get(tname, IntType(64))
         if a.size and not bool(np.all(t.contains(a))):
             t = IntType(64)
-        taps.append((TensorDecl(tname, "tap", tuple(a.shape), t), np.ascontiguousarray(a).astype(t.dtype)))
+        # np.array, not np.ascontiguousarray: the latter turns a 0-d tap (a per-row scalar of a 1-D
+        # input) into shape (1,), which then contradicts its own declaration
+        taps.append((TensorDecl(tname, "tap", tuple(a.shape), t), np.array(a, dtype=t.dtype, order="C")))
     return taps
 
 
