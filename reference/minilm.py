@@ -470,11 +470,12 @@ def default_model() -> MiniLMReference:
     return MiniLMReference(load_minilm_weights(), load_minilm_config())
 
 
-def embed(sentences: Sequence[str], max_len: int = 64) -> np.ndarray:
+def embed(sentences: Sequence[str], max_len: int | None = None) -> np.ndarray:
     """Sentence embeddings ``[B, 384]`` (float64, unit norm) of the installed MiniLM.
 
     Tokenizes with :func:`intsim.models.loading.tokenize` (truncation at ``max_len``
-    tokens) and runs :meth:`MiniLMReference.forward`.
+    tokens; ``None``: the model's own limit, 256, as sentence-transformers does) and runs
+    :meth:`MiniLMReference.forward`.
 
     Example:
         >>> e = embed(["The cat sleeps.", "Stocks fell."])  # doctest: +SKIP
