@@ -18,8 +18,13 @@ LAYERS = {"core": 1, "regs": 2, "hw": 3, "quant": 4, "ops": 5, "models": 6, "gol
 
 
 def _modules() -> dict[str, Path]:
+    """Every module of the package: a ``.py`` file whose folders up to ``intsim/`` are all packages
+    (the RTL templates' cocotb testbenches in ``intsim/golden/rtl/``, a folder without
+    ``__init__.py``, are scripts shipped as data for a simulator to run, not modules of a layer)."""
     out = {}
     for f in ROOT.rglob("*.py"):
+        if any(not (d / "__init__.py").is_file() for d in f.parents if d == ROOT or ROOT in d.parents):
+            continue
         parts = list(f.relative_to(ROOT.parent).with_suffix("").parts)
         if parts[-1] == "__init__":
             parts = parts[:-1]
@@ -116,3 +121,8 @@ def test_import_intsim_is_light():
             "'intsim.cost', 'intsim.models', 'intsim.testing', 'hypothesis') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_shipped_testbench_scripts_are_not_modules():
+    assert not any(".rtl." in m for m in MODULES)
+    assert "intsim.golden.templates" in MODULES and "intsim.testing.strategies" in MODULES
