@@ -7,8 +7,8 @@ Usage:  python benchmarks/minilm.py [--repeat N] [--configs w8a8 ...] [--nonline
    (reference.minilm.MiniLMReference.forward) on the same sentences, one after the other
    in this process, at the model's 256-token limit (--max-len), for three sets: 32 sentences of
    reference/sentences.py (10 to 18 tokens), the evaluation set (reference/evaluation.py, 116
-   sentences of 1 to 256 tokens), and 16 long inputs of sixteen consecutive test sentences each
-   (truncated at the limit: 256 tokens).
+   sentences of 1 to 256 tokens), and 16 long inputs of twenty-four consecutive test sentences
+   each (truncated at the limit: 256 tokens).
    The integer time covers the whole integer pass: the embedding output, its quantization,
    the six integer encoder layers and the integer pooling. Model loading, calibration and
    quantization are not timed; one warm-up call of each pass runs first (numba kernels load
@@ -94,7 +94,7 @@ def main() -> int:
     args = ap.parse_args()
 
     short = list(SENTENCES[:32])
-    long = [" ".join(SENTENCES[(i + j) % len(SENTENCES)] for j in range(16)) for i in range(16)]
+    long = [" ".join(SENTENCES[(i + j) % len(SENTENCES)] for j in range(24)) for i in range(16)]
     ok = compare("test sentences", short, args)
     ok &= compare("evaluation set", list(evaluation_sentences()), args)
     ok &= compare("long inputs", long, args)
