@@ -244,7 +244,8 @@ def _calibration_lines(evals: list[Any], calib: Any) -> list[str]:
              "- Linear inputs: per token at run time (`w8a8`: the producer writes a 16-bit register, each token "
              "is quantized to 8 bits on its own range, exactly in integers) or one static step per tensor "
              "(`w8a8-static`), after SmoothQuant smoothing.",
-             "- Smoothing strength alpha (0.5 to 0.9) and, for static inputs, the margin (1.25, 1.5 or 2 times "
+             "- Smoothing strength alpha (0.5 to 0.9; llm-int8 does not smooth) and, for inputs with a static "
+             "step (`w8a8-static`'s 8-bit ones, llm-int8's 16-bit ones), the margin (1.25, 1.5 or 2 times "
              "the calibrated maximum), per layer and linear input: the pair whose simulated W8/A8 quantization of "
              "the tuning tokens (at most 16 per sentence, so every sentence weighs alike) gives the smallest "
              "output error. The margin is at least 1.25, as headroom for text beyond the corpus (with 1.0 "
@@ -256,9 +257,9 @@ def _calibration_lines(evals: list[Any], calib: Any) -> list[str]:
              "outweigh fifty one-word replies); with plain token weighting the worst one-word reply of "
              "`w8a8/ibert` fell about 0.005 lower.",
              "- Weights: int8 per output channel; the integers are chosen by GPTQ (error-compensating rounding "
-             "on the calibration inputs' Gram matrices) for the static linear mode, by rounding to nearest for "
-             "llm-int8 (there GPTQ's compensation would partly land on the outlier columns, whose int16 weights "
-             "replace the int8 ones).", ""]
+             "on the calibration inputs' Gram matrices) for `w8a8`, `w8a8-static` and `w8a8-unpack4`, by "
+             "rounding to nearest for llm-int8 (there GPTQ's compensation would partly land on the outlier "
+             "columns, whose int16 weights replace the int8 ones).", ""]
     groups: dict[tuple, list[str]] = {}
     for ev in evals:
         if ev.smoothing:
