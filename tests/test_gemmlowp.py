@@ -1,5 +1,5 @@
 """gemmlowp / TFLite fixed-point operators against literal Python-int oracles and the
-design note's vectors and tolerances."""
+published vectors and tolerances."""
 
 from __future__ import annotations
 

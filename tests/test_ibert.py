@@ -1,5 +1,5 @@
 """I-BERT operators against literal Python-int oracles of the published algorithm, the
-design note's vectors and accuracy figures, register overflow detection and bad input."""
+published vectors and accuracy figures, register overflow detection and bad input."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ rows = st.integers(1, 3).flatmap(
 
 
 # ---------------------------------------------------------------------------------------------
-# the design note's vectors and constants
+# the published vectors and constants
 # ---------------------------------------------------------------------------------------------
 def test_gelu_note_vector():
     k = ibert.gelu_constants(0.001)
@@ -146,7 +146,7 @@ def test_quantize_clamp_quirk():
 
 
 # ---------------------------------------------------------------------------------------------
-# accuracy against float64 (the design note's figures)
+# accuracy against float64 (the published figures)
 # ---------------------------------------------------------------------------------------------
 def _softmax_f(x):
     e = np.exp(x - x.max(-1, keepdims=True))

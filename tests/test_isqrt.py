@@ -88,7 +88,7 @@ def test_python_ints_any_size():
 
 
 def test_ivit_quirk_published_values():
-    # the design note's figures: var = 0 gives 64, var = 10**4 gives 108
+    # the published figures: var = 0 gives 64, var = 10**4 gives 108
     assert isqrt_ivit(0) == 64
     assert isqrt_ivit(10**4) == 108
     vals = [0, 1, 100, 10**4, 34596, 2**22, 2**30, 2**40, 2**48, 2**56, 2**62]

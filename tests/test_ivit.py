@@ -1,5 +1,5 @@
 """I-ViT operators (PyTorch and TVM parameter sets, corrected variants) against literal
-Python-int oracles, the design note's Shiftmax vectors, accuracy figures and registers."""
+Python-int oracles, the published kernels' Shiftmax vectors, accuracy figures and registers."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ int8_rows = st.integers(1, 3).flatmap(lambda R: st.integers(1, 12).flatmap(
 
 
 # ---------------------------------------------------------------------------------------------
-# the design note's vectors
+# the published kernels' vectors
 # ---------------------------------------------------------------------------------------------
 def test_shiftmax_note_vectors():
     x = np.array([[10, 20, 30, 40, 50]])

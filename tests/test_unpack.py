@@ -1,4 +1,4 @@
-"""IM-Unpack: the reference semantics (design note examples), Python-int oracles of the
+"""IM-Unpack: the reference semantics (worked examples), Python-int oracles of the
 three published algorithms, exactness of unpack_matmul for every strategy pair, the
 work-minimizing plan, overflow reporting, op counts, errors and the report."""
 
@@ -94,7 +94,7 @@ def gemm_operands(draw, max_dim: int = 4, max_bits: int = 20):
 
 
 # ---------------------------------------------------------------------------------------------
-# the design note's examples
+# worked examples of the reference semantics
 # ---------------------------------------------------------------------------------------------
 
 def test_minus_100_at_b4_gives_digits_4_3_minus2():
@@ -122,7 +122,7 @@ def test_range_boundary_at_b4():
     assert unpack_rows(np.array([[-8]]), 4, admit_min=True).matrix.tolist() == [[-8]]
 
 
-# The design note's table (section 6) of digits L+/L- for the largest magnitude M.
+# The table of digits L+/L- for the largest magnitude M.
 LEVEL_TABLE = {
     7: {2: (3, 4), 3: (2, 2), 4: (1, 1), 5: (1, 1), 8: (1, 1)},
     15: {2: (4, 5), 3: (2, 3), 4: (2, 2), 5: (1, 1), 8: (1, 1)},

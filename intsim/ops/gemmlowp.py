@@ -1003,7 +1003,7 @@ def softmax_params(input_scale: float, beta: float = 1.0, *, single_rounding: bo
 
     TFLite stores ``input_scale`` and ``beta`` as float32 and widens them to double;
     ``float32_params=True`` (default) does the same, ``False`` uses the given float64
-    values (the design note's figures are computed that way: 0.1 gives 1717986918, 23, -248;
+    values (figures computed that way: 0.1 gives 1717986918, 23, -248;
     float32 0.1 gives 1717986944, 23, -248).
 
     >>> softmax_params(0.1, float32_params=False)

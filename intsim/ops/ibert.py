@@ -543,7 +543,7 @@ def softmax(x: Any, scale: float, *, variant: str = "published", out_bit: int = 
         d     = x - max(x)                                  # per row
         e     = i_exp(d)                                    # 64-bit, scale 0.358 S**2 / 2**30
         e16   = clamp(round_half_even(e * m / 2**e_sh), -32768, 32767)   # QuantAct(16), scale
-                                                            #   exp_range / 32767 (design note §3.1)
+                                                            #   exp_range / 32767 (I-BERT's QuantAct)
         sum   = sum(e16);  factor = floor(2**32 / sum)
         out   = floor(e16 * factor / 2**(32 - out_bit));  scale_out = 2**-out_bit
 
@@ -567,7 +567,7 @@ def softmax(x: Any, scale: float, *, variant: str = "published", out_bit: int = 
 
     Registers (defaults): ``x_sub`` 32, the exponent chain of :func:`i_exp`, ``exp16`` 16,
     ``sum`` 32 (published) / 48 (corrected), ``factor`` 32, ``prod`` 64, ``out`` unsigned
-    ``out_bit + 1``. Accuracy (design note, reproduced by the tests): max |error| about 0.012
+    ``out_bit + 1``. Accuracy (measured by the tests): max |error| about 0.012
     for logits N(0, 3**2), 64-128 per row, S in {0.1, 0.05, 0.01}.
 
     >>> import numpy as np
@@ -610,7 +610,8 @@ _GELU_PROFILES = ("published", "corrected")
 
 @renamed_keyword("profile", "variant")
 def gelu_constants(scale: float, variant: str = "published", sig_bits: int = 12) -> dict[str, Any]:
-    """Integer constants of I-BERT's i-GELU at input scale ``S`` (design note §3.2).
+    """Integer constants of I-BERT's i-GELU at input scale ``S`` (Kim et al., "I-BERT:
+    Integer-only BERT Quantization", ICML 2021).
 
     ``S' = S / 1.4142``; ``b_int = floor(-1.769 / S')``; ``c_int = floor((1 / -0.2888) / S'**2)``;
     ``S_erf = -0.2888 * S'**2 * 2**shift``; ``shift_int = 1.0 // S_erf`` (Python float floor
@@ -953,7 +954,8 @@ def _k_fpmul(cf, st, tp, ton, x, kp, out, B):
 def fixedpoint_mul(x: Any, in_scale: float, out_scale: float, bits: int = 8, *, variant: str = "published",
                    in_type: IntType | str = I32, widths: dict | None = None, overflow: str = "raise",
                    taps: bool = False) -> OpResult:
-    """I-BERT's ``FixedPointMul`` (the dyadic requantization of ``QuantAct``; design note §2.1).
+    """I-BERT's ``FixedPointMul`` (the dyadic requantization of ``QuantAct``,
+    kssteven418/I-BERT ``quant_utils.py``).
 
     ``(m, e) = ibert_frexp(in_scale / float64(float32(out_scale)))``;
     ``y = round_half_even(x * m / 2**e)`` exactly (128-bit product); then for ``bits`` in

@@ -4,8 +4,7 @@ requantization of GEMM outputs (DI-MatMul's output step).
 
 I-LLM's integer kernels are not public (the official repository's integer branch is an
 empty TODO), so every operator here is intsim's construction from the paper-level
-description, following the design note's guidance: "treat I-LLM as I-ViT's shift-exp with
-per-token dynamic scales". Each choice the paper leaves open is named below and is a
+description: I-ViT's shift-exp with per-token dynamic scales. Each choice the paper leaves open is named below and is a
 parameter:
 
 ===========================  ==================================================================
@@ -408,7 +407,7 @@ def di_exp(x: Any, scale: Any, *, out_frac_bits: int = 15, m_bits: int = 8, log2
     ``x`` must be ``<= 0`` (the operator is applied after a row-maximum subtraction); a
     positive entry raises OperandRangeError. Registers (defaults): ``mul``, ``log2e``, ``r``
     64; ``q`` 32; ``frac`` and ``exp`` ``F + 2`` bits. Accuracy: the linear fraction has a
-    max error of about 0.043 (6 % relative) plus the -0.36 % slope of 1.4375 (design note §4.1).
+    max error of about 0.043 (6 % relative) plus the -0.36 % slope of 1.4375 (measured by the tests).
 
     >>> r = di_exp(np.array([[0, -10, -20]]), 0.1)
     >>> r.values.tolist(), [round(v, 3) for v in r.dequantize()[0].tolist()]

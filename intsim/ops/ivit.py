@@ -20,8 +20,8 @@ I-LayerNorm     round-half-even mean, 10-step sqrt          truncated mean, uint
                                                             int32 product, truncating ``/ 2``
 ==============  ==========================================  ==========================================
 
-``"corrected"`` (Shiftmax, ShiftGELU, I-LayerNorm) is this module's fix of the flaws the
-design note flags; see each operator. All variants use :mod:`intsim.ops.ibert`'s conventions
+``"corrected"`` (Shiftmax, ShiftGELU, I-LayerNorm) is this module's fix of the published
+kernels' flaws; see each operator. All variants use :mod:`intsim.ops.ibert`'s conventions
 (validation, registers, taps, op counts; constants derived in float64 from the float scale).
 The register policy ``overflow="wrap"`` reproduces the TVM kernels' int32 wrap-around
 exactly, register by register.
@@ -524,7 +524,7 @@ def shiftmax(x: Any, scale: float, *, variant: str = "pytorch", out_bit: int | N
     other variants pass the sum through), ``factor`` 32, ``prod`` 64 (PyTorch, corrected) /
     32 (TVM), ``out`` signed ``out_bit``.
 
-    Test vectors (design note §4.5), ``[10, 20, 30, 40, 50]`` at S = 0.1: PyTorch
+    Test vectors (computed with the published PyTorch and TVM kernels), ``[10, 20, 30, 40, 50]`` at S = 0.1: PyTorch
     ``[1, 4, 11, 31, 78]``, TVM ``[2, 5, 13, 31, 75]``, both at scale 1/128.
 
     >>> shiftmax(np.array([[0, 0, 0, 0]]), 0.1).values.tolist()

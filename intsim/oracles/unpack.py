@@ -1,5 +1,5 @@
-"""IM-Unpack (Zeng, Sankaralingam, Singh, ICML 2024) on Python ints and lists: the design note's
-pseudo-code (``shared/design/imunpack.md``) of the official reference (``vsingh-group/im-unpack``,
+"""IM-Unpack (Zeng, Sankaralingam, Singh, ICML 2024) on Python ints and lists: the algorithms
+of the official reference (``vsingh-group/im-unpack``,
 ``unpack.py``), which :mod:`intsim.hw.unpack` follows bit for bit.
 
 Base ``s = 2**(b-1)``; splitting a line replaces it by its low digits ``x mod s`` and appends its
@@ -23,7 +23,7 @@ def in_range(v: int, b: int, admit: bool = False) -> bool:
 
 
 def unpack_rows(A: list[list[int]], b: int, admit: bool = False) -> tuple[list[list[int]], list[int], list[int]]:
-    """UnpackRow (design note 2.1), level-synchronous: every row with an out-of-range entry is
+    """UnpackRow (IM-Unpack's row strategy), level-synchronous: every row with an out-of-range entry is
     split, all in one pass, the new rows appended in index order; repeat on the newest block.
 
     Returns ``(rows, source row index, scale)`` per unpacked row, as
@@ -54,7 +54,7 @@ def unpack_rows(A: list[list[int]], b: int, admit: bool = False) -> tuple[list[l
 
 def unpack_both(A: list[list[int]], B: list[list[int]], b: int, admit: bool = False
                 ) -> tuple[list[list[int]], list[list[int]], list[int], list[int], list[int]]:
-    """UnpackBoth (design note 2.3), the paper's greedy: each step splits the single row or column
+    """UnpackBoth, the paper's greedy: each step splits the single row or column
     of A with the most out-of-range entries (ties to the row, then the lowest index). Our B is
     K x N, so a split column of A duplicates that row of B.
 

@@ -278,7 +278,7 @@ def _illm_cases(quick: bool) -> list[Case]:
             xi = np.unique(np.rint(np.linspace(-10, 0, n) / s).astype(np.int64))
             return Evaluation(xi * s, illm.di_exp(xi[None, :], s).dequantize()[0], ref.exp(xi * s), "x")
         cases.append(Case("illm.di_exp", "default", s, f"one row, up to {n} points over [-10, 0]", ev_e,
-                          "I-ViT-style: fraction max error 0.043 (design note 4.1)"))
+                          "I-ViT-style: fraction max error 0.043 (linear 2**-r)"))
 
         def ev_sm(s: float = s) -> Evaluation:
             return _rowwise(_logit_rows("illm.clipped_softmax", s, 32, rows),
@@ -399,7 +399,7 @@ def _markdown(rows: list[Row], quick: bool, plots: list[str], failures: list[tup
                "the float64 reference of `reference/nonlinear.py` evaluated on the *dequantized input* (so input "
                "quantization is not counted as operator error). `max_err_steps` is the max error in output "
                "quantization steps; `max_rel_err` is given for outputs that span decades. "
-               "`published` quotes the design note's figure or the published test tolerance; "
+               "`published` quotes the paper's figure or the upstream test tolerance; "
                "`within_bound` checks the bound where one is given.")
     if quick:
         out += ["", "_Quick run: reduced grids._"]

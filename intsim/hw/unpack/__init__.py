@@ -3,7 +3,7 @@
 IM-Unpack (Zeng, Sankaralingam, Singh, ICML 2024) rewrites ``A @ B`` whose entries
 do not all fit a b-bit multiplier as a larger GEMM whose entries all do, with the
 exact same result. intsim follows the official PyTorch reference bit for bit
-(``vsingh-group/im-unpack``, ``unpack.py``; see ``shared/design/imunpack.md``):
+(``vsingh-group/im-unpack``, ``unpack.py``):
 
 * base ``s = 2**(b-1)``; an entry is **in range** iff ``|x| < s`` (``b >= 2``).
   With ``admit_min=True`` the value ``-s`` is in range too, as it is for a real

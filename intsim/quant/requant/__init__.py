@@ -27,8 +27,8 @@ TFLite modes take the scale as a float (converted with
 :meth:`~intsim.core.dyadic.Dyadic.to_tflite`). With ``in_type`` wider than 32 bits they use
 TFLite's int64-input overload (:func:`multiply_by_quantized_multiplier_int64`).
 
-``tosa_rescale`` is deliberately absent: the design note does not give the exact
-TOSA 1.0 ``apply_scale_32`` pseudocode, and intsim does not guess bit-exact semantics.
+``tosa_rescale`` is deliberately absent: intsim has not checked TOSA 1.0's ``apply_scale_32``
+pseudocode against an implementation, and does not guess bit-exact semantics.
 
 **Order of rounding and saturation.** ONNX and TFLite round, then add the zero point,
 then saturate (``order="round_then_saturate"``, the default). qonnx ``IntQuant`` and
