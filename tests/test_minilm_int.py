@@ -409,3 +409,49 @@ def test_illm_gelu_accuracy_and_limits():
     assert r.ops.total("div") >= x.size and r.ops.total("mul") >= 4 * x.size
     with pytest.raises(ConfigError, match="at most 16 bits"):
         p.gelu(x, S, 20, "raise")
+
+
+# ---------------------------------------------------------------------------------------------
+# --text FILE: the user's own sentences, and files that are not what they seem
+# ---------------------------------------------------------------------------------------------
+def test_read_text_file_refuses_hostile_files(tmp_path):
+    import os
+
+    from intsim.apps.minilm_report import read_text_file
+    from intsim.core.errors import FileFormatError
+
+    good = tmp_path / "mine.txt"
+    good.write_text("  Bonjour tout le monde.\n\n;-)\n", encoding="utf-8")
+    assert read_text_file(good) == ["Bonjour tout le monde.", ";-)"]
+    link = tmp_path / "link.txt"
+    link.symlink_to(good)
+    assert read_text_file(link) == ["Bonjour tout le monde.", ";-)"]
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # must be refused at once, not waited on
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("caf\xe9\n".encode("latin-1"))
+    blank = tmp_path / "blank.txt"
+    blank.write_text("\n  \n")
+    for path, why in ((tmp_path, "not a regular file|directory"), (fifo, "FIFO|not a regular file"),
+                      (bad, "not UTF-8"), (blank, "no sentence"), (tmp_path / "nope.txt", "no such file")):
+        with pytest.raises(FileFormatError, match=why) as ei:
+            read_text_file(path)
+        assert str(path) in str(ei.value)
+
+
+def test_demo_evaluates_the_users_text(w8a8, tmp_path, capsys):
+    text = tmp_path / "mine.txt"
+    text.write_text("Wie spät ist es?\nSELECT 1;\nok\n", encoding="utf-8")
+    out = tmp_path / "minilm"
+    code = main(["demo", "--sentences", "1", "--config", "w8a8", "--out", str(out), "--no-golden",
+                 "--shape", "8", "16", "8", "--text", str(text)])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "3 user" in printed
+    rows = [r for r in (out / "cosine.csv").read_text(encoding="utf-8").splitlines() if ",user,user," in r]
+    assert len(rows) == 3 and any("SELECT 1;" in r for r in rows)
+    assert all(0.9 < float(r.split(",")[5]) <= 1.0 for r in rows)
+    assert "user mean" in (out / "README.md").read_text(encoding="utf-8")
+    assert main(["demo", "--sentences", "1", "--config", "w8a8", "--no-report", "--shape", "8", "16", "8",
+                 "--text", str(tmp_path)]) == 2
+    assert "FileFormatError" in capsys.readouterr().err

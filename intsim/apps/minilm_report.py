@@ -23,6 +23,8 @@ from ..core.errors import ConfigError, FileFormatError
 
 __all__ = ["TextSets", "text_sets", "read_text_file", "checks", "write_report", "result_rows", "set_stats"]
 
+#: The largest text file ``--text`` reads (16 MiB: far more text than an evaluation needs).
+TEXT_MAX_BYTES = 16 << 20
 _GOLDEN_LAYER = 0
 _GOLDEN_TOKENS = 16
 #: The configuration/family pairs the acceptance thresholds apply to (mean >= 0.99, min >= 0.98 on the
@@ -54,15 +56,19 @@ class TextSets:
 def read_text_file(path: str | Path) -> list[str]:
     """The user's sentences: one per line of a UTF-8 text file (blank lines skipped).
 
-    Raises :class:`~intsim.core.errors.FileFormatError` for a file that cannot be read, is not
-    UTF-8, or holds no sentence."""
+    The file is read as :func:`intsim.golden.npyio.read_file` reads a suite's files (a symbolic
+    link is followed first): a FIFO, device, socket or directory is refused, never waited on, and
+    so is a file over :data:`TEXT_MAX_BYTES`. Raises :class:`~intsim.core.errors.FileFormatError`
+    naming the file for those, for text that is not UTF-8, and for a file with no sentence."""
+    from ..golden.npyio import read_file
+
     p = Path(path)
+    real = p.resolve() if p.is_symlink() else p
+    data = read_file(real, max_bytes=TEXT_MAX_BYTES, missing="no such file")
     try:
-        text = p.read_text(encoding="utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise FileFormatError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-    except OSError as exc:
-        raise FileFormatError(f"{p}: cannot read: {exc.strerror or exc}") from exc
     lines = [ln.strip() for ln in text.splitlines()]
     lines = [ln for ln in lines if ln]
     if not lines:
