@@ -76,7 +76,7 @@ except ImportError:  # pragma: no cover
 
 __all__ = [
     "RECORD", "atomic_write_bytes", "atomic_write_text", "atomic_directory", "check_output_target",
-    "owned_listing", "Listing",
+    "owned_listing", "Listing", "sha256_file",
 ]
 
 RECORD = ".intsim-output.json"
@@ -154,7 +154,8 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -186,7 +187,7 @@ def write_record(root: Path) -> None:
             continue
         if not stat.S_ISREG(st.st_mode):
             raise ConfigError(f"{p}: an output directory may hold only regular files")
-        files[rel] = (st.st_size, _sha256_file(p))
+        files[rel] = (st.st_size, sha256_file(p))
     (root / RECORD).write_bytes(_record_bytes(files))
 
 
@@ -211,7 +212,7 @@ def _record_listing(root: Path) -> Listing | None:
                 and isinstance(meta.get("sha256"), str)):
             return None
         out[rel] = (meta["bytes"], meta["sha256"])
-    out[RECORD] = ((root / RECORD).stat().st_size, _sha256_file(root / RECORD))
+    out[RECORD] = ((root / RECORD).stat().st_size, sha256_file(root / RECORD))
     return out
 
 
@@ -236,7 +237,7 @@ def _foreign(root: Path, listing: Listing | None) -> str | None:
         if listing is None or rel not in listing:
             return f"{rel!r} was not written by intsim"
         size, digest = listing[rel]
-        if st.st_size != size or _sha256_file(p) != digest:
+        if st.st_size != size or sha256_file(p) != digest:
             return f"{rel!r} was modified after intsim wrote it"
     return None
 
@@ -285,7 +286,7 @@ def _remove_owned(root: Path, listing: Listing | None) -> list[str]:
     left: list[str] = []
     for rel, p, st in list(_walk_files(root)):
         meta = listing.get(rel) if listing is not None else None
-        if stat.S_ISREG(st.st_mode) and meta is not None and st.st_size == meta[0] and _sha256_file(p) == meta[1]:
+        if stat.S_ISREG(st.st_mode) and meta is not None and st.st_size == meta[0] and sha256_file(p) == meta[1]:
             p.unlink()
         else:
             left.append(rel)

