@@ -37,11 +37,15 @@ def test_bad(intsim_check):
 '''
 
 
-def _pytest(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+def _pytest(tmp_path: Path, *args: str, ci: bool = False) -> subprocess.CompletedProcess:
     (tmp_path / "test_user.py").write_text(USER_TESTS)
     env = {**os.environ, "INTSIM_QUIET": "1"}
     env.pop("HYPOTHESIS_PROFILE", None)
     env.pop("INTSIM_HYPOTHESIS_PROFILE", None)
+    for var in ("CI", "GITHUB_ACTIONS", "GITLAB_CI", "TF_BUILD", "BUILDKITE", "CIRCLECI", "CIRRUS_CI"):
+        env.pop(var, None)
+    if ci:  # as on a CI service: recent hypothesis versions then load their own "ci" profile at import
+        env["CI"] = "true"
     # an installed intsim registers the plugin (entry point pytest11); from a source tree, -p loads it
     from importlib.metadata import entry_points
 
@@ -65,6 +69,19 @@ def test_a_users_test_file_needs_a_few_lines(tmp_path):
     # a second run replaces intsim's own counterexample directory
     r = _pytest(tmp_path, "--intsim-counterexamples", str(cx), "-k", "bad")
     assert "1 failed" in r.stdout and (written / "suite" / "manifest.json").is_file(), r.stdout + r.stderr
+
+
+def test_the_profile_hypothesis_loads_on_a_ci_service_is_not_a_choice(tmp_path):
+    r = _pytest(tmp_path, "-k", "profile", ci=True)
+    assert "PROFILE intsim-ci 200" in r.stdout, r.stdout + r.stderr
+
+
+def test_a_ci_profile_of_the_users_own_is_kept(tmp_path):
+    (tmp_path / "conftest.py").write_text("from hypothesis import settings\n"
+                                          'settings.register_profile("ci", max_examples=7)\n'
+                                          'settings.load_profile("ci")\n')
+    r = _pytest(tmp_path, "-k", "profile", ci=True)
+    assert "PROFILE ci 7" in r.stdout, r.stdout + r.stderr
 
 
 @pytest.mark.parametrize("args, want", [(("--hypothesis-profile", "default"), "PROFILE default 100"),

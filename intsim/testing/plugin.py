@@ -6,8 +6,10 @@ Enable it with ``-p intsim.testing.plugin`` on the command line, ``pytest_plugin
 
 * Profiles: ``intsim-ci`` (derandomized, 200 examples, no deadline) is loaded unless the run
   already chose a profile (``--hypothesis-profile NAME``, ``settings.load_profile`` in a
-  conftest) ; ``INTSIM_HYPOTHESIS_PROFILE=intsim-dev`` (or ``--intsim-profile intsim-dev``)
-  selects the longer randomized search. See :mod:`intsim.testing.profiles`.
+  conftest; hypothesis's own ``ci`` profile, which it loads by itself when it sees a CI service's
+  environment variable such as ``CI``, is not counted as a choice);
+  ``INTSIM_HYPOTHESIS_PROFILE=intsim-dev`` (or ``--intsim-profile intsim-dev``) selects the
+  longer randomized search. See :mod:`intsim.testing.profiles`.
 * ``intsim_check``: :func:`intsim.testing.check_against` with ``out`` set to a fresh directory
   under the test's ``tmp_path`` (or under ``--intsim-counterexamples DIR``, named after the test),
   so a failing test leaves its counterexample suite where the report says.
@@ -55,14 +57,29 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     register_profiles()
     explicit = config.getoption("--intsim-profile")
+    current = settings.get_current_profile_name()
     chosen_elsewhere = bool(config.getoption("hypothesis_profile", default=None)) or (
-        settings.get_current_profile_name() != "default")
+        current != "default" and not _hypothesis_automatic_ci(current))
     if explicit is None and chosen_elsewhere:
         return
     name = explicit or os.environ.get(_ENV) or "intsim-ci"
     if name not in PROFILES:
         raise pytest.UsageError(f"${_ENV}={name!r} is not an intsim hypothesis profile; valid: {', '.join(PROFILES)}")
     settings.load_profile(name)
+
+
+def _hypothesis_automatic_ci(name: str) -> bool:
+    """True when ``name`` is hypothesis's built-in ``ci`` profile, which hypothesis loads at import
+    whenever it detects a CI service (``CI``, ``GITHUB_ACTIONS``, ... in the environment): nobody
+    chose it for this run. A ``ci`` profile registered by a conftest is a different object."""
+    if name != "ci":
+        return False
+    try:
+        from hypothesis import _settings as hypothesis_settings
+    except ImportError:  # pragma: no cover - hypothesis moved its module
+        return False
+    builtin = getattr(hypothesis_settings, "CI", None)
+    return builtin is not None and settings.get_profile("ci") is builtin
 
 
 def pytest_report_header(config: pytest.Config) -> str:

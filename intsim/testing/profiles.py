@@ -10,7 +10,8 @@
 :func:`register_profiles` registers both (importing :mod:`intsim.testing` does it) without
 loading either; :func:`load_profile` loads one. The pytest plugin (:mod:`intsim.testing.plugin`)
 loads ``intsim-ci`` (or ``$INTSIM_HYPOTHESIS_PROFILE``) only when the run has not chosen a
-profile already (``--hypothesis-profile``, or a ``settings.load_profile`` in a conftest).
+profile already (``--hypothesis-profile``, or a ``settings.load_profile`` in a conftest; the
+``ci`` profile hypothesis loads by itself on a CI service does not count).
 
 >>> from hypothesis import settings
 >>> register_profiles()
