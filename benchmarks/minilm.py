@@ -4,7 +4,7 @@ Usage:  python benchmarks/minilm.py [--repeat N] [--configs w8a8 ...] [--nonline
 
 1. The integer-only forward pass (intsim.models.minilm, configuration w8a8 with the I-BERT
    non-linear operators unless --configs / --nonlinear say otherwise) and the float64 reference pass
-   (reference.minilm.MiniLMReference.forward) on the same sentences, one after the other
+   (intsim_reference.minilm.MiniLMReference.forward) on the same sentences, one after the other
    in this process, at the model's 256-token limit (--max-len), for three sets: 32 sentences of
    reference/sentences.py (10 to 18 tokens), the evaluation set (reference/evaluation.py, 116
    sentences of 1 to 256 tokens), and 16 long inputs of twenty-four consecutive test sentences
@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT))
 from _timing import best_time  # noqa: E402
 
 from intsim.models import minilm as mi  # noqa: E402
-from reference.evaluation import evaluation_sentences  # noqa: E402
-from reference.sentences import SENTENCES  # noqa: E402
+from intsim_reference.evaluation import evaluation_sentences  # noqa: E402
+from intsim_reference.sentences import SENTENCES  # noqa: E402
 
 
 def compare(label: str, sentences: list[str], args: argparse.Namespace) -> bool:

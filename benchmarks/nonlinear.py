@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _timing import best_time  # noqa: E402
 
-from reference import nonlinear as ref  # noqa: E402
+from intsim_reference import nonlinear as ref  # noqa: E402
 
 Pair = tuple[Callable[[], object], Callable[[], object]]
 

@@ -25,7 +25,7 @@ influences a real token. Padding must be on the right (positions are counted
 from the first column, as Hugging Face does), which :func:`intsim.models.loading.tokenize`
 guarantees.
 
->>> from reference.minilm import embed  # doctest: +SKIP
+>>> from intsim_reference.minilm import embed  # doctest: +SKIP
 >>> e = embed(["A cat sleeps.", "A kitten is napping."])  # doctest: +SKIP
 >>> e.shape, round(float(e[0] @ e[1]), 2)  # doctest: +SKIP
 ((2, 384), 0.71)

@@ -27,7 +27,7 @@ function           formula
 =================  ==========================================================================
 
 >>> import numpy as np
->>> from reference.nonlinear import softmax, gelu_erf
+>>> from intsim_reference.nonlinear import softmax, gelu_erf
 >>> np.round(softmax([1.0, 2.0, 3.0]), 6).tolist()
 [0.090031, 0.244728, 0.665241]
 >>> round(float(gelu_erf(1.0)), 9)
@@ -42,7 +42,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from intsim.core.errors import OperandRangeError
-from reference.minilm import erf
+from intsim_reference.minilm import erf
 
 __all__ = [
     "erf", "exp", "softmax", "gelu_erf", "gelu_tanh", "sigmoid", "silu", "swiglu",
@@ -87,7 +87,7 @@ def softmax(x: ArrayLike, axis: int = -1) -> np.ndarray:
 def gelu_erf(x: ArrayLike) -> np.ndarray:
     """Exact GELU: ``x * Phi(x) = x/2 * (1 + erf(x / sqrt(2)))``.
 
-    ``erf`` is :func:`reference.minilm.erf` (float64, at most 3 ulp from the
+    ``erf`` is :func:`intsim_reference.minilm.erf` (float64, at most 3 ulp from the
     C library's ``erf``).
 
     >>> round(float(gelu_erf(-1.0)), 9)

@@ -126,3 +126,24 @@ def test_import_intsim_is_light():
 def test_shipped_testbench_scripts_are_not_modules():
     assert not any(".rtl." in m for m in MODULES)
     assert "intsim.golden.templates" in MODULES and "intsim.testing.strategies" in MODULES
+
+
+def test_every_package_is_installed_and_the_references_under_their_own_name():
+    import tomllib
+
+    meta = tomllib.loads((ROOT.parent / "pyproject.toml").read_text())["tool"]["setuptools"]
+    on_disk = {".".join(d.relative_to(ROOT.parent).parts) for d in [ROOT, *ROOT.rglob("*")]
+               if d.is_dir() and (d / "__init__.py").is_file()}
+    assert set(meta["packages"]) == on_disk | {"intsim_reference"}
+    assert meta["package-dir"] == {"intsim_reference": "reference"}
+
+
+def test_nothing_imports_a_top_level_reference_package():
+    # installed as intsim_reference: a bare "reference" would be whichever project's package comes first
+    top = ROOT.parent
+    for folder in ("intsim", "reference", "tests", "benchmarks", "examples"):
+        for f in (top / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(f.read_text(), str(f))):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                         else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+                assert not any(n == "reference" or n.startswith("reference.") for n in names), f"{f}: {names}"

@@ -400,7 +400,7 @@ def two_sentences():
         minilm_dir()
     except Exception as exc:  # pragma: no cover - model package missing
         pytest.skip(str(exc))
-    from reference.sentences import SENTENCES
+    from intsim_reference.sentences import SENTENCES
 
     return [SENTENCES[0], SENTENCES[43]]
 
@@ -553,13 +553,13 @@ def test_nonlinear_report_progress_on_stdout_and_quiet(tmp_path, capsys):
 
 
 def test_unpack_report_progress_no_plots_and_quiet(tmp_path, capsys, monkeypatch):
-    import reference.minilm
-    from reference.minilm import GemmOperands
+    import intsim_reference.minilm
+    from intsim_reference.minilm import GemmOperands
 
     rng = np.random.default_rng(5)
     ops = [GemmOperands(layer, name, rng.standard_normal((4, 8)), rng.standard_normal((8, 4)))
            for layer in range(2) for name in ("q_proj", "k_proj")]
-    monkeypatch.setattr(reference.minilm, "capture_gemm_operands", lambda sentences, max_len=64: ops)
+    monkeypatch.setattr(intsim_reference.minilm, "capture_gemm_operands", lambda sentences, max_len=64: ops)
     args = ["report", "unpack", "--sentences", "1", "--bits", "4", "--no-plots"]
     assert main(args + ["--out", str(tmp_path / "a")]) == 0
     cap = capsys.readouterr()

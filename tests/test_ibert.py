@@ -175,7 +175,7 @@ def test_exp_accuracy():
 
 
 def _gelu_f(x):
-    from reference.nonlinear import gelu_erf
+    from intsim_reference.nonlinear import gelu_erf
     return gelu_erf(x)
 
 

@@ -96,7 +96,7 @@ def test_layernorm_oracle(x, variant):
 # quirks, corrections, accuracy
 # ---------------------------------------------------------------------------------------------
 def _gelu(x):
-    from reference.nonlinear import gelu_erf
+    from intsim_reference.nonlinear import gelu_erf
     return gelu_erf(x)
 
 

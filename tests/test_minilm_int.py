@@ -102,7 +102,7 @@ def test_bad_input_text_is_a_clear_error(bad, err, match):
 
 
 def test_missing_model_package_names_the_extra(monkeypatch, capsys, tmp_path):
-    import reference.minilm as rm
+    import intsim_reference.minilm as rm
     from intsim.models import loading as models
     from intsim.models import store
 
@@ -398,7 +398,7 @@ def test_illm_gelu_is_the_tanh_form_bit_exact(xs, scale):
 
 
 def test_illm_gelu_accuracy_and_limits():
-    from reference.nonlinear import gelu_erf
+    from intsim_reference.nonlinear import gelu_erf
 
     p = mi.ILLMNonlinear()
     S = 12.0 / 32767

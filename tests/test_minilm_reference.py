@@ -19,8 +19,8 @@ import pytest
 
 from intsim.core.errors import FileFormatError, ModelNotInstalledError
 from intsim.models.safetensors import read_safetensors
-from reference.minilm import GEMM_NAMES, LINEAR_GEMMS, GemmOperands, MiniLMReference, erf, gelu
-from reference.sentences import PARAPHRASE_PAIRS, SENTENCES, UNRELATED_PAIRS
+from intsim_reference.minilm import GEMM_NAMES, LINEAR_GEMMS, GemmOperands, MiniLMReference, erf, gelu
+from intsim_reference.sentences import PARAPHRASE_PAIRS, SENTENCES, UNRELATED_PAIRS
 
 # ---------------------------------------------------------------------------
 # safetensors
@@ -230,7 +230,7 @@ def model() -> MiniLMReference:
         pytest.skip("the MiniLM model is missing: intsim model fetch")
     if not _HAVE_TOKENIZERS:
         pytest.skip('tokenizers not installed: python -m pip install "intsim[models]"')
-    from reference.minilm import default_model
+    from intsim_reference.minilm import default_model
 
     return default_model()
 
@@ -400,7 +400,7 @@ def test_forward_rejects_bad_inputs(model: MiniLMReference) -> None:
 
 def test_capture_names_shapes_and_values(model: MiniLMReference, embeddings: np.ndarray) -> None:
     from intsim.models.loading import load_minilm_weights, tokenize
-    from reference.minilm import capture_gemm_operands
+    from intsim_reference.minilm import capture_gemm_operands
 
     sentences = list(SENTENCES[40:44])  # lengths 15, 14, 38, 5 tokens: real padding
     ids, mask = tokenize(sentences)

@@ -32,8 +32,8 @@ def _copy(src: Path, dst: Path) -> Path:
 # ---------------------------------------------------------------------------------------------
 def test_evaluation_set_is_disjoint_from_calibration_and_varied():
     from intsim.models.minilm.corpus import CALIBRATION_CORPUS, calibration_sentences, calibration_split
-    from reference.evaluation import EVALUATION, evaluation_kinds, evaluation_sentences
-    from reference.sentences import SENTENCES
+    from intsim_reference.evaluation import EVALUATION, evaluation_kinds, evaluation_sentences
+    from intsim_reference.sentences import SENTENCES
 
     ev, cal = set(evaluation_sentences()), set(calibration_sentences())
     norm = lambda s: " ".join(s.lower().split())  # noqa: E731 - near-duplicates count too
@@ -54,7 +54,7 @@ def test_evaluation_set_has_inputs_beyond_64_and_256_tokens():
     _model_dir()
     from intsim.models.minilm import truncated_count
     from intsim.models.minilm.calibration import tokenize_sentences
-    from reference.evaluation import EVALUATION
+    from intsim_reference.evaluation import EVALUATION
 
     _, mask = tokenize_sentences(list(EVALUATION["long"]), 512)
     n = mask.sum(axis=1)

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from intsim.core.errors import OperandRangeError
-from reference import nonlinear as nl
+from intsim_reference import nonlinear as nl
 
 reals = st.floats(min_value=-30.0, max_value=30.0, allow_nan=False)
 

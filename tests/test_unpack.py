@@ -487,8 +487,8 @@ def test_bad_input_gets_clear_errors():
 
 def _minilm_or_skip():
     try:
-        from reference.minilm import capture_gemm_operands
-        from reference.sentences import SENTENCES
+        from intsim_reference.minilm import capture_gemm_operands
+        from intsim_reference.sentences import SENTENCES
 
         return capture_gemm_operands([SENTENCES[0]])
     except Exception as exc:  # the model package is optional
@@ -514,7 +514,7 @@ def test_real_minilm_gemms_are_exact():
 
 
 def _fake_ops():
-    from reference.minilm import GemmOperands
+    from intsim_reference.minilm import GemmOperands
 
     rng = np.random.default_rng(5)
     out = []
@@ -531,11 +531,11 @@ def _fake_ops():
 
 def test_report_is_complete_consistent_and_deterministic(tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
-    import reference.minilm
+    import intsim_reference.minilm
     from intsim.apps.reports import unpack as report
 
     ops = _fake_ops()
-    monkeypatch.setattr(reference.minilm, "capture_gemm_operands", lambda sentences, max_len=64: ops)
+    monkeypatch.setattr(intsim_reference.minilm, "capture_gemm_operands", lambda sentences, max_len=64: ops)
     parser = argparse.ArgumentParser()
     report.add_arguments(parser)
     outs = []

@@ -79,8 +79,8 @@ def read_text_file(path: str | Path) -> list[str]:
 def text_sets(limit: int | None = None, text_file: str | Path | None = None) -> TextSets:
     """The evaluation text: the evaluation set (by kind), every reference sentence, and the user's
     file; ``limit``: at most that many sentences of each built-in set (a quick run)."""
-    from reference.evaluation import evaluation_kinds, evaluation_sentences
-    from reference.sentences import SENTENCES
+    from intsim_reference.evaluation import evaluation_kinds, evaluation_sentences
+    from intsim_reference.sentences import SENTENCES
 
     if limit is not None and limit < 1:
         raise ConfigError(f"--sentences must be at least 1, got {limit}")
@@ -286,7 +286,7 @@ def _calibration_lines(evals: list[Any], calib: Any) -> list[str]:
 
 def _markdown(evals: list[Any], ts: TextSets, chk: list[tuple[str, str]], golden: str, command: str,
               calib: Any, truncated: dict[str, int]) -> str:
-    from reference.evaluation import EVALUATION
+    from intsim_reference.evaluation import EVALUATION
 
     names = ts.names()
     ml = calib.max_len

@@ -187,7 +187,7 @@ def gemm_workload(M: int, K: int, N: int, *, seed: int = 0, data: bool = True) -
 
 def _default_sentences(sentences: Sequence[str] | None) -> list[str]:
     if sentences is None:
-        from reference.sentences import SENTENCES
+        from intsim_reference.sentences import SENTENCES
 
         return list(SENTENCES)
     out = list(sentences)
@@ -214,14 +214,14 @@ def _linear(li: int, g, name: str, requant_out: int | None, requant_in: int | No
 def _capture(sentences: tuple[str, ...], max_len: int) -> tuple:
     """The real GEMM operands of the float64 reference (the last batch is kept: layer
     workloads of the same sentences share one forward pass)."""
-    from reference.minilm import capture_gemm_operands
+    from intsim_reference.minilm import capture_gemm_operands
 
     return tuple(capture_gemm_operands(list(sentences), max_len=max_len))
 
 
 def _minilm_sites(sentences: Sequence[str], max_len: int, layers: Sequence[int] | None,
                   progress: Progress | None) -> tuple[list[GemmSite | VectorSite], int]:
-    from reference.minilm import default_model
+    from intsim_reference.minilm import default_model
 
     if progress:
         progress(f"running the float64 MiniLM reference on {len(sentences)} sentences")
@@ -280,7 +280,7 @@ def _minilm_sites(sentences: Sequence[str], max_len: int, layers: Sequence[int] 
 def minilm_workload(sentences: Sequence[str] | None = None, *, max_len: int = 64,
                     progress: Progress | None = None) -> Workload:
     """The whole MiniLM encoder (6 layers) on ``sentences`` (default: all of
-    :data:`reference.sentences.SENTENCES`), from the real weights and activations.
+    :data:`intsim_reference.sentences.SENTENCES`), from the real weights and activations.
 
     Needs the installed model (:class:`~intsim.core.errors.ModelNotInstalledError` otherwise).
     """

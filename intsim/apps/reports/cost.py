@@ -67,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="family of non-linear operators of the integer methods (default: the first "
                              "integer family available, else fp32)")
     parser.add_argument("--sentences", type=int, default=None,
-                        help="use the first N sentences of reference.sentences.SENTENCES (default: all)")
+                        help="use the first N sentences of intsim_reference.sentences.SENTENCES (default: all)")
     parser.add_argument("--max-len", type=int, default=64, help="tokenizer truncation length (default: 64)")
     parser.add_argument("--seed", type=int, default=0, help="seed of synthetic GEMM operands (default: 0)")
     add_output_options(parser, out="reports/cost", plots=True)
@@ -472,7 +472,7 @@ def run(args: argparse.Namespace) -> int:
         profile = profile.scaled(args.scale_to, args.voltage)
     sentences = None
     if args.sentences is not None:
-        from reference.sentences import SENTENCES
+        from intsim_reference.sentences import SENTENCES
 
         if not 1 <= args.sentences <= len(SENTENCES):
             raise ConfigError(f"--sentences must be from 1 to {len(SENTENCES)}, got {args.sentences}")

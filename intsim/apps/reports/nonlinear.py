@@ -99,7 +99,7 @@ def _rowwise(rows: list, call: Callable[[np.ndarray], np.ndarray], reference: Ca
 
 
 def _gemmlowp_cases(quick: bool) -> list[Case]:
-    from reference import nonlinear as ref
+    from intsim_reference import nonlinear as ref
 
     from ...ops import gemmlowp as g
 
@@ -179,7 +179,7 @@ def _requant_cases(quick: bool) -> list[Case]:
 
 
 def _ibert_cases(quick: bool) -> list[Case]:
-    from reference import nonlinear as ref
+    from intsim_reference import nonlinear as ref
 
     from ...ops import ibert
 
@@ -224,7 +224,7 @@ def _ibert_cases(quick: bool) -> list[Case]:
 
 
 def _ivit_cases(quick: bool) -> list[Case]:
-    from reference import nonlinear as ref
+    from intsim_reference import nonlinear as ref
 
     from ...ops import ivit
 
@@ -266,7 +266,7 @@ def _ivit_cases(quick: bool) -> list[Case]:
 
 
 def _illm_cases(quick: bool) -> list[Case]:
-    from reference import nonlinear as ref
+    from intsim_reference import nonlinear as ref
 
     from ...ops import illm
 

@@ -1,6 +1,6 @@
 """``intsim report unpack``: IM-Unpack ratios on the real GEMMs of all-MiniLM-L6-v2.
 
-For every GEMM of the 6 encoder layers (``reference.minilm.capture_gemm_operands``),
+For every GEMM of the 6 encoder layers (``intsim_reference.minilm.capture_gemm_operands``),
 every bit-width b (2 to 8) and every strategy (``row``, ``col``, ``both``: the paper's;
 ``plan``: intsim's), the report records the unpack ratio M'K'N'/(MKN), the same ratio
 when -2**(b-1) is admitted as in range, the number of low-bit GEMMs, the share of
@@ -67,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``intsim report unpack``."""
     add_output_options(parser, out="reports/unpack", plots=True)
     parser.add_argument("--sentences", type=int, default=4,
-                        help="number of sentences of reference.sentences.SENTENCES to run (default: 4)")
+                        help="number of sentences of intsim_reference.sentences.SENTENCES to run (default: 4)")
     parser.add_argument("--max-len", type=int, default=64, help="tokenizer max length (default: 64)")
     parser.add_argument("--bits", default="2-8", help="bit-widths, e.g. '2-8' or '4,8' (default: 2-8)")
     parser.add_argument("--percentile", type=float, default=0.95,
@@ -133,8 +133,8 @@ def _progress(quiet: bool, msg: str) -> None:
 
 def _collect(args: argparse.Namespace, bits: tuple[int, ...]) -> tuple[dict, tuple[str, ...]]:
     try:
-        from reference.minilm import capture_gemm_operands
-        from reference.sentences import SENTENCES
+        from intsim_reference.minilm import capture_gemm_operands
+        from intsim_reference.sentences import SENTENCES
     except ImportError as exc:  # pragma: no cover - depends on the checkout
         raise ModelNotInstalledError(f"the MiniLM reference is needed for this report ({exc})") from None
     if not 1 <= args.sentences <= len(SENTENCES):
@@ -337,7 +337,7 @@ def _markdown(rows: dict, keys: list, agg: dict, bits: tuple[int, ...], args: ar
         f"`--sentences {n_sent} --max-len {args.max_len} --bits {','.join(map(str, bits))} "
         f"--percentile {args.percentile} --levels {args.levels} --threshold {args.threshold}`). "
         "Deterministic: rerunning gives the same files.",
-        f"Input: the first {n_sent} sentences of `reference.sentences.SENTENCES`; {total_gemms} GEMMs over the "
+        f"Input: the first {n_sent} sentences of `intsim_reference.sentences.SENTENCES`; {total_gemms} GEMMs over the "
         f"6 encoder layers, {agg['macs']:,} MACs in total. Every operand is quantized per tensor with "
         f"p = {args.percentile}, D = {args.levels} (`q = round(x * 0.5 D / alpha_p)`, half to even, no clipping); "
         "the same integers are unpacked at every bit-width b. The per-head GEMMs (`scores` = Q_h K_h^T, "

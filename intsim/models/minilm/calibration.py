@@ -19,7 +19,7 @@ from ...core.errors import ConfigError, DTypeError, ModelNotInstalledError
 from .corpus import calibration_split
 
 if TYPE_CHECKING:  # pragma: no cover
-    from reference.minilm import MiniLMReference
+    from intsim_reference.minilm import MiniLMReference
 
 __all__ = ["MODELS_HINT", "CALIBRATION_SENTENCES", "TUNING_SENTENCES", "LINEAR_INPUTS", "model_max_len",
            "truncated_count", "check_sentences", "reference_model",
@@ -70,7 +70,7 @@ def check_sentences(sentences: Any) -> list[str]:
 def reference_model() -> MiniLMReference:
     """The float64 reference on the installed weights (cached), with a clear message when missing."""
     try:
-        from reference.minilm import default_model
+        from intsim_reference.minilm import default_model
         return default_model()
     except ModelNotInstalledError as exc:
         raise ModelNotInstalledError(f"the integer MiniLM needs the MiniLM model: {MODELS_HINT} ({exc})") from exc
@@ -142,9 +142,9 @@ def float_probe(ref: MiniLMReference, ids: np.ndarray, mask: np.ndarray) -> Floa
 
     The hook yields each GEMM's operands; the residual sums, the GELU input and the
     layer output are recomputed from them with the reference's own weights and
-    :func:`reference.minilm.layer_norm`.
+    :func:`intsim_reference.minilm.layer_norm`.
 
-    >>> from reference.minilm import default_model                       # doctest: +SKIP
+    >>> from intsim_reference.minilm import default_model                       # doctest: +SKIP
     >>> p = float_probe(default_model(), *tokenize_sentences(["Hello world."], 64))  # doctest: +SKIP
     >>> p.layers[0]["x"].shape, p.layers[5]["out"].shape, p.embeddings.shape  # doctest: +SKIP
     ((5, 384), (5, 384), (1, 384))
@@ -189,7 +189,7 @@ def float_probe(ref: MiniLMReference, ids: np.ndarray, mask: np.ndarray) -> Floa
 
 def _probe_batch(ref: MiniLMReference, ids: np.ndarray, mask: np.ndarray) -> FloatProbe:
     """:func:`float_probe` of one batch."""
-    from reference.minilm import layer_norm
+    from intsim_reference.minilm import layer_norm
 
     cfg = ref.config
     L = cfg.num_hidden_layers
@@ -277,7 +277,7 @@ def calibrate(ref: MiniLMReference, sentences: Sequence[str] = CALIBRATION_SENTE
     choices :func:`~intsim.models.minilm.quantize.quantize_model` makes. ``max_len``: the token
     limit (``None``: the model's, 256).
 
-    >>> from reference.minilm import default_model                      # doctest: +SKIP
+    >>> from intsim_reference.minilm import default_model                      # doctest: +SKIP
     >>> c = calibrate(default_model(), ["A short calibration sentence."])  # doctest: +SKIP
     >>> round(c.amax[0]["x"], 2) > 0, c.amax_ch[0]["act"].shape         # doctest: +SKIP
     (True, (1536,))

@@ -63,7 +63,7 @@ class IntMiniLM:
 
     def embedding_output(self, sentences: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Float64 embedding-LayerNorm output of the real tokens ``[tokens, hidden]`` and the lengths."""
-        from reference.minilm import layer_norm
+        from intsim_reference.minilm import layer_norm
 
         sents = check_sentences(sentences)
         ids, mask = tokenize_sentences(sents, self.max_len)

@@ -23,7 +23,7 @@ from .nonlinear import DEFAULT_NONLINEAR, Nonlinear, get_nonlinear
 from .params import DYN_BITS, GELU_OUT_BITS, LN_OUT_BITS, WIDE_BITS, QLayer, QLinear, Requant, mantissa_bits
 
 if TYPE_CHECKING:  # pragma: no cover
-    from reference.minilm import MiniLMReference
+    from intsim_reference.minilm import MiniLMReference
 
 __all__ = ["quantize_model"]
 
