@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -343,8 +344,10 @@ def test_demo_gemm_only_and_help(capsys):
 def test_demo_writes_the_report(w8a8, tmp_path, capsys):
     out = tmp_path / "minilm"
     code = main(["demo", "--sentences", "2", "--config", "w8a8", "--out", str(out), "--no-golden",
-                 "--shape", "8", "32", "8"])
-    text = capsys.readouterr().out
+                 "--shape", "8", "32", "8", "-q"])
+    cap = capsys.readouterr()
+    text = cap.out
+    assert "%" not in cap.err  # -q: no progress bar
     assert "w8a8" in text and "PASS: GEMM datapath check" in text
     assert code == 0, text  # two sentences: every check passes (the cosine check says it is not the full set)
     for name in ("README.md", "results.csv", "layer_errors.csv", "layer_errors.png", "op_counts.csv",
@@ -366,8 +369,22 @@ def test_demo_writes_the_report(w8a8, tmp_path, capsys):
 def test_demo_refuses_to_replace_an_unrelated_directory(tmp_path, capsys):
     (tmp_path / "precious.txt").write_text("keep me")
     assert main(["demo", "--out", str(tmp_path), "--sentences", "1", "--shape", "8", "16", "8"]) == 2
+    assert "already exists; pass --force" in capsys.readouterr().err
+    assert main(["demo", "--out", str(tmp_path), "--force", "--sentences", "1", "--shape", "8", "16", "8"]) == 2
     assert "refusing to replace" in capsys.readouterr().err
     assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+def test_demo_writes_outside_the_tracked_tree_by_default_and_replaces_only_with_force():
+    from intsim.apps import demo
+
+    p = argparse.ArgumentParser()
+    demo.add_arguments(p)
+    a = p.parse_args([])
+    assert a.out == "intsim-out/minilm" and not a.force and not a.quiet and not a.no_plots
+    root = Path(__file__).resolve().parents[1]
+    ignored = (root / ".gitignore").read_text().split()
+    assert "intsim-out/" in ignored  # a run from the repository's root leaves git status clean
 
 
 # ---------------------------------------------------------------------------------------------

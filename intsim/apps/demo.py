@@ -24,8 +24,9 @@ time), w8a8-static (one calibrated step per tensor), w8a8-unpack4 (w8a8's intege
 multipliers through IM-Unpack: exact GEMMs, so bit-identical embeddings), llm-int8 (the LLM.int8()
 decomposition), or "all". Families of integer softmax/GELU/LayerNorm (--nonlinear): ibert and
 ibert-corrected (intsim.ops.ibert), ivit and ivit-corrected (intsim.ops.ivit), illm (intsim.ops.illm),
-or "all". The default runs w8a8 with the ibert family; reports/minilm/ in the repository was written
-with --config all --nonlinear all.
+or "all". The default runs w8a8 with the ibert family and writes intsim-out/minilm/ (under the
+current directory; --force replaces it when it holds only what intsim wrote); reports/minilm/ in the
+repository was written with --config all --nonlinear all --out reports/minilm.
 
 Acceptance checks printed at the end (exit status 1 if one fails): every GEMM check is bit-exact;
 no accumulator or register overflow with the default family (ibert); w8a8/ibert, w8a8/illm and
@@ -47,13 +48,14 @@ from typing import Any, TextIO
 import numpy as np
 
 from ..core.fileio import check_output_target
+from ..core.helptext import add_output_options
 from ..core.inttype import IntType
 from ..hw.datapath import Datapath
 from ..hw.gemm import matmul
 
 __all__ = ["add_arguments", "run"]
 
-_DEFAULT_OUT = "reports/minilm"
+_DEFAULT_OUT = "intsim-out/minilm"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -76,8 +78,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "256)")
     p.add_argument("--model-dir", metavar="DIR", default=argparse.SUPPRESS,
                    help="the MiniLM model folder (a copy of the Hugging Face folder; default: the cached model)")
-    p.add_argument("--out", default=_DEFAULT_OUT, metavar="DIR",
-                   help=f"output directory, replaced atomically (default: {_DEFAULT_OUT})")
+    add_output_options(p, out=_DEFAULT_OUT, plots=True,
+                       out_help=f"the report directory to write, relative to the current directory (default: "
+                                f"{_DEFAULT_OUT}; the repository's reports/minilm was written with --out "
+                                f"reports/minilm)")
     p.add_argument("--no-golden", action="store_true", help="do not write the golden-vector suite")
     p.add_argument("--no-report", action="store_true", help="print the summary only, write nothing")
     p.add_argument("--gemm-only", action="store_true", help="run only the GEMM datapath check, in full")
@@ -157,7 +161,8 @@ def gemm_check(seed: int, shape: Sequence[int], int4_acc_bits: int, out: TextIO,
 class _Progress:
     """``[#####-----]  50%  label`` redrawn in place on a terminal, one line per update otherwise."""
 
-    def __init__(self, total: int, stream: TextIO, width: int = 30) -> None:
+    def __init__(self, total: int, stream: TextIO, width: int = 30, quiet: bool = False) -> None:
+        self.quiet = quiet
         self.total = max(1, total)
         self.done = 0
         self.stream = stream
@@ -168,6 +173,8 @@ class _Progress:
     def step(self, label: str, n: int = 1) -> None:
         self.done = min(self.total, self.done + n)
         frac = self.done / self.total
+        if self.quiet:
+            return
         fill = int(round(frac * self.width))
         line = (f"[{'#' * fill}{'-' * (self.width - fill)}] {frac * 100:3.0f}% "
                 f"{time.perf_counter() - self.t0:6.1f}s  {label}")
@@ -178,7 +185,7 @@ class _Progress:
         self.stream.flush()
 
     def close(self) -> None:
-        if self.tty:
+        if self.tty and not self.quiet:
             self.stream.write("\n")
             self.stream.flush()
 
@@ -223,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--max-len must be from 2 to 512, got {args.max_len}")
     ts = mr.text_sets(args.sentences, args.text)
     if not args.no_report:
-        check_output_target(args.out, force=True)  # before the long run, not after it
+        check_output_target(args.out, force=args.force)  # before the long run, not after it
     configs = _selected(args.config, list(mi.CONFIGURATIONS))
     families = mi.available_nonlinear() if args.nonlinear == "all" else [args.nonlinear]
     for f in families:
@@ -243,7 +250,7 @@ def run(args: argparse.Namespace) -> int:
 
     runs = [(c, f) for f in families for c in configs]
     L = 6
-    bar = _Progress(2 + len(runs) * (L + 1) + (0 if args.no_report else 1), sys.stderr)
+    bar = _Progress(2 + len(runs) * (L + 1) + (0 if args.no_report else 1), sys.stderr, quiet=args.quiet)
     bar.step("loading the model and calibrating", 0)
     t0 = time.perf_counter()
     calib = mi.cached_calibration(mi.CALIBRATION_SENTENCES, max_len, mi.TUNING_SENTENCES)
@@ -281,8 +288,11 @@ def run(args: argparse.Namespace) -> int:
         command = (f"intsim demo --config {args.config} --nonlinear {args.nonlinear}"
                    + (f" --sentences {args.sentences}" if args.sentences is not None else "")
                    + (f" --max-len {args.max_len}" if args.max_len is not None else "")
-                   + (" --text FILE" if args.text else "") + (" --no-golden" if args.no_golden else ""))
-        mr.write_report(Path(args.out), evals, ts, chk, not args.no_golden, command, calib, truncated)
+                   + (" --text FILE" if args.text else "") + (" --no-golden" if args.no_golden else "")
+                   + (" --no-plots" if args.no_plots else "")
+                   + (f" --out {args.out}" if args.out != _DEFAULT_OUT else ""))
+        mr.write_report(Path(args.out), evals, ts, chk, not args.no_golden, command, calib, truncated,
+                        plots=not args.no_plots)
         timing["report and golden suite"] = time.perf_counter() - t0
         bar.step(f"report written to {args.out}")
     bar.close()

@@ -285,7 +285,7 @@ def _calibration_lines(evals: list[Any], calib: Any) -> list[str]:
 
 
 def _markdown(evals: list[Any], ts: TextSets, chk: list[tuple[str, str]], golden: str, command: str,
-              calib: Any, truncated: dict[str, int]) -> str:
+              calib: Any, truncated: dict[str, int], plots: bool = True) -> str:
     from intsim_reference.evaluation import EVALUATION
 
     names = ts.names()
@@ -354,8 +354,8 @@ def _markdown(evals: list[Any], ts: TextSets, chk: list[tuple[str, str]], golden
     lines += [f"- {status}: {what}" for what, status in chk]
     lines += ["", "## Per-layer error", "",
               "Per-token relative L2 error `|int - float| / |float|` of each layer's output over every evaluated "
-              "token (`embedding` is the quantized embedding output). See `layer_errors.csv` and "
-              "`layer_errors.png`.", "",
+              "token (`embedding` is the quantized embedding output). See `layer_errors.csv`"
+              + (" and `layer_errors.png`." if plots else " (no plot: --no-plots)."), "",
               "| configuration | nonlinear | layer | mean | median | p90 | max |", "|---|---|---|---|---|---|---|"]
     for ev in evals:
         for r in ev.layer_errors:
@@ -404,7 +404,7 @@ def _quote(s: str, n: int = 70) -> str:
 
 
 def write_report(out: Path, evals: list[Any], ts: TextSets, chk: list[tuple[str, str]], golden: bool,
-                 command: str, calib: Any, truncated: dict[str, int]) -> None:
+                 command: str, calib: Any, truncated: dict[str, int], plots: bool = True) -> None:
     """Write the report directory atomically (it replaces ``out``, which the caller checked)."""
     from ..core.fileio import atomic_directory
 
@@ -442,7 +442,8 @@ def write_report(out: Path, evals: list[Any], ts: TextSets, chk: list[tuple[str,
         rows = [{"configuration": ev.config.name, "nonlinear": ev.nonlinear, "step": k, "count": v}
                 for ev in evals for k, v in sorted(ev.forward.clipped.items())]
         (tmp / "clipped.csv").write_text(_csv(rows, ["configuration", "nonlinear", "step", "count"]))
-        _plot(evals, tmp / "layer_errors.png")
+        if plots:
+            _plot(evals, tmp / "layer_errors.png")
         note = "Not written (--no-golden)."
         if golden:
             cfg, nl = evals[0].config.name, evals[0].nonlinear
@@ -452,7 +453,7 @@ def write_report(out: Path, evals: list[Any], ts: TextSets, chk: list[tuple[str,
                     "every intermediate integer tensor and the layer's integer parameters (`param_*`). Verified bit "
                     "for bit after writing (`intsim.golden.verify_suite`).")
             _write_golden(tmp / "golden", cfg, nl)
-        (tmp / "README.md").write_text(_markdown(evals, ts, chk, note, command, calib, truncated))
+        (tmp / "README.md").write_text(_markdown(evals, ts, chk, note, command, calib, truncated, plots))
 
 
 def _write_golden(path: Path, cfg: str, nl: str) -> None:
