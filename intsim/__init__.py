@@ -15,6 +15,7 @@ from .core import jitcache as _jitcache  # noqa: F401
 from .core.dyadic import Dyadic, ibert_frexp, quantize_multiplier
 from .core.errors import (
     AccumulatorOverflow,
+    AccuracyWarning,
     ConfigError,
     DTypeError,
     FileFormatError,
@@ -58,7 +59,7 @@ except PackageNotFoundError:  # running from a source tree without installing
 
 __all__ = [
     "__version__",
-    "AccumulatorOverflow", "ConfigError", "DTypeError", "FileFormatError", "IntsimError",
+    "AccumulatorOverflow", "AccuracyWarning", "ConfigError", "DTypeError", "FileFormatError", "IntsimError",
     "ModelNotInstalledError", "OperandRangeError", "RegisterOverflow", "ShapeError", "WeightsMismatchError",
     "IntType", "ROUNDING_MODES", "rounding_mode", "shift_right", "div_round", "round_float",
     "Datapath", "OVERFLOW_POLICIES", "overflow_policy",

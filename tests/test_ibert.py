@@ -404,3 +404,27 @@ def test_exp_tables_are_reused_only_for_the_same_registers_and_parameters():
     assert len(runtime._LUT_CACHE) == 2 and not wide.registers.events
     ibert.i_exp(x, 0.003, overflow="record")
     assert len(runtime._LUT_CACHE) == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# a run-time warning when the published i-GELU is used at scales it was not designed for
+# ---------------------------------------------------------------------------------------------
+def test_published_gelu_warns_at_coarse_scales_where_it_is_far_off():
+    import warnings
+
+    from intsim import AccuracyWarning
+    from intsim_reference.nonlinear import gelu_erf
+
+    S = 0.05
+    q = np.arange(-100, 101, dtype=np.int64)
+    with pytest.warns(AccuracyWarning, match=r"scale 0\.05.*variant='corrected'") as rec:
+        r = ibert.gelu(q, S)
+    assert rec[0].filename == __file__  # points at the caller's line
+    assert np.max(np.abs(r.values * r.scale - gelu_erf(q * S))) > 10  # the warning is about a real error
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ibert.gelu(q, S, variant="corrected")  # no warning: it holds at this scale
+        ibert.gelu(np.arange(-5000, 5001), 0.001)  # no warning at I-BERT's design scales
+        ibert.gelu(q, 0.0026)
+    with pytest.warns(AccuracyWarning):
+        ibert.gelu(q, 0.005)

@@ -102,6 +102,13 @@ class ModelNotInstalledError(IntsimError, ImportError):
     message says which extra to install."""
 
 
+class AccuracyWarning(UserWarning):
+    """An operator variant used outside the input scales it was designed for: intsim still
+    emulates that variant bit for bit, but its result is far from the function it approximates
+    (the message says how far and which variant holds up). Silence it with the standard
+    ``warnings`` filters, e.g. ``warnings.simplefilter("ignore", intsim.AccuracyWarning)``."""
+
+
 def describe_os_error(exc: OSError) -> str:
     """One line for an ``OSError``: what failed and on which file(s), e.g.
     ``permission denied: /data/out (errno 13)``."""

@@ -69,6 +69,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -76,7 +77,7 @@ from numba import njit, prange
 
 from ..core.deprecation import renamed_keyword
 from ..core.dyadic import check_scale, ibert_frexp, ibert_scale_ratio
-from ..core.errors import ConfigError, ShapeError
+from ..core.errors import AccuracyWarning, ConfigError, ShapeError
 from ..core.inttype import IntType
 from ..regs.chain import Chain, Cost, Step
 from ..regs.opresult import OpResult
@@ -710,12 +711,32 @@ def _k_gelu(cf, st, tp, ton, x, kp, out, B):
         _k_gelu_block(np.int64(i), cf, st, tp, ton, x, kp, out, B, size)
 
 
+#: fewest significant bits of the erf polynomial the published i-GELU keeps without a warning:
+#: below 6 (input scales above about 0.0026) its error on [-5, 5] passes 0.1 and grows fast
+#: (0.15 at S = 0.005, 0.9 at 0.01, 24.6 at 0.05; the corrected variant stays near 0.02).
+GELU_PUBLISHED_MIN_BITS = 6
+
+
+def _warn_coarse_gelu(S: float, k: dict[str, Any]) -> None:
+    bits = abs(k["c_int"]).bit_length() - k["shift"]
+    if bits >= GELU_PUBLISHED_MIN_BITS:
+        return
+    warnings.warn(AccuracyWarning(
+        f"ibert.gelu(variant='published') at input scale {S:g}: the fixed '>> 14' leaves {max(bits, 0)} "
+        f"significant bits of the erf polynomial (I-BERT's constants suit scales up to about 0.0026, where "
+        f"{GELU_PUBLISHED_MIN_BITS} bits remain); the output is far from GELU (max error about 0.15 at scale "
+        f"0.005, 0.9 at 0.01, 25 at 0.05). variant='corrected' keeps sig_bits bits at any scale"), stacklevel=4)
+
+
 @renamed_keyword("profile", "variant")
 def gelu(x: Any, scale: float, *, variant: str = "published", sig_bits: int = 12, in_type: IntType | str = I32,
          widths: dict | None = None, overflow: str = "raise", taps: bool = False) -> OpResult:
     """I-BERT's i-GELU (``IntGELU``), element-wise: ``x * (1 + L(x / sqrt 2)) / 2`` with the
     second-order erf approximation ``L(u) = sgn(u) [a (min(|u|, -b) + b)**2 + 1]``,
     ``a = -0.2888``, ``b = -1.769``.
+
+    Warns :class:`~intsim.core.errors.AccuracyWarning` when ``published`` is used at an input scale
+    where it keeps fewer than 6 significant bits of the erf (scales above about 0.0026).
 
     ``published``, exactly as the code (constants in :func:`gelu_constants`)::
 
@@ -746,6 +767,8 @@ def gelu(x: Any, scale: float, *, variant: str = "published", sig_bits: int = 12
     S = check_op_scale(scale, op)
     sig_bits = check_int_param(sig_bits, "sig_bits", op, 1, 30)
     k = gelu_constants(S, variant, sig_bits)
+    if variant == "published":
+        _warn_coarse_gelu(S, k)
     peak_poly = max(k["b_int"] ** 2, abs(k["c_int"])) + abs(k["c_int"])
     peak_sig = (peak_poly >> k["shift"]) + 1 + abs(k["shift_int"])
     if peak_poly > INT64_MAX or peak_sig * (1 << 32) > INT64_MAX:
