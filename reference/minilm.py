@@ -4,8 +4,8 @@ This is the ground truth the integer emulator is judged against: the real
 model weights (float32 as stored, widened exactly to float64), the BERT
 encoder computed in float64 numpy, then mean pooling over real tokens and L2
 normalization, exactly as the sentence-transformers pipeline defines the
-embedding. It needs only numpy (plus ``tokenizers`` for text input) and
-reads the model through :mod:`intsim.models.loading`.
+embedding. It needs only numpy and reads the model (and tokenizes text,
+with :mod:`intsim.models.wordpiece`) through :mod:`intsim.models.loading`.
 
 Per layer (``x`` is the ``[tokens, 384]`` hidden state, linear layers are
 ``x @ W.T + b`` with PyTorch-layout ``W [out, in]``)::

@@ -393,7 +393,6 @@ def test_requant_counts_are_those_of_requantize():
 
 @pytest.fixture(scope="module")
 def two_sentences():
-    pytest.importorskip("tokenizers")
     from intsim.models.loading import minilm_dir
 
     try:

