@@ -84,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     from . import model as model_cli
 
     model_cli.add_parser(sub)
+
+    from . import sweep
+
+    p = add_command(sub, "sweep", sweep.__doc__)
+    sweep.add_arguments(p)
+    p.set_defaults(func=sweep.run)
     return parser
 
 
