@@ -31,6 +31,8 @@ from .core.opcounts import OP_KINDS, OpCounts
 from .core.rounding import ROUNDING_MODES, div_round, round_float, rounding_mode, shift_right
 from .hw.datapath import OVERFLOW_POLICIES, Datapath, overflow_policy
 from .hw.gemm import GemmResult, gemm_ops, matmul, trace_output
+from .hw.intdot import available_engines as gemm_engines_available
+from .hw.intdot import gemm_engine
 from .hw.unpack import (
     STRATEGIES,
     UnpackedPair,
@@ -63,7 +65,7 @@ __all__ = [
     "ModelNotInstalledError", "OperandRangeError", "RegisterOverflow", "ShapeError", "WeightsMismatchError",
     "IntType", "ROUNDING_MODES", "rounding_mode", "shift_right", "div_round", "round_float",
     "Datapath", "OVERFLOW_POLICIES", "overflow_policy",
-    "GemmResult", "matmul", "gemm_ops", "trace_output",
+    "GemmResult", "matmul", "gemm_ops", "trace_output", "gemm_engine", "gemm_engines_available",
     "OpCounts", "OP_KINDS",
     "unpack_matmul", "UnpackResult", "unpack_operands", "UnpackedPair", "unpack_stats", "compare_strategies",
     "STRATEGIES",

@@ -9,13 +9,20 @@ the outputs the proof cannot clear are emulated add by add, in order.
   bound (``max|A| * max|B| * K``) clears most calls at once; otherwise per-output
   bounds (``max_k |A[i,k]| * sum_k |B[k,j]|`` and its transpose, then the exact
   ``|A| @ |B|`` for the outputs still in doubt) pick the outputs to emulate.
-* The exact product of the cleared outputs: float32 BLAS when every partial sum
+* The exact product of the cleared outputs: for operands of 8 bits or fewer, an integer
+  engine on the CPU's integer dot-product instructions (AVX-512 VNNI / AVX-VNNI
+  ``VPDPBUSD``, see :mod:`intsim.hw.intdot`: unsigned x signed bytes with an exact
+  column-sum correction, int32 lanes over K blocks that provably cannot wrap, blocks
+  combined in int64) when the CPU has one and it passed its self-test; otherwise
+  float32 BLAS when every partial sum
   is an integer of magnitude at most 2**24 (taken in K-blocks when needed, block
   results summed in float64, exact below 2**53), float64 BLAS below 2**53,
   otherwise an int64 numba kernel. Integers of that size and their sums are
   represented exactly, so any summation order, with or without FMA, gives the
   exact sum. (BLAS libraries compute each output as a sum of its products;
-  intsim also checks a few outputs per call against int64 arithmetic.)
+  intsim also checks a few outputs per call against int64 arithmetic.) The engine is
+  chosen at run time; :func:`intsim.hw.intdot.gemm_engine` or ``INTSIM_GEMM_ENGINE``
+  forces or forbids each one (``"float"``: the float / int64 paths only).
 * The outputs in doubt: an ordered numba scan implementing the datapath
   definition literally (in 128-bit arithmetic when 64 bits might not hold a
   sum), with provenance: the first overflowing k and the value that did not fit.
@@ -34,6 +41,7 @@ from ..core.inttype import IntType
 from ..core.opcounts import OpCounts
 from ..regs.registers import RegisterEvent
 from . import gemm_kernels as kern
+from . import intdot
 from .datapath import Datapath, as_datapath
 
 __all__ = ["GemmResult", "matmul", "gemm_ops", "trace_output"]
@@ -77,8 +85,9 @@ class GemmResult:
     datapath:
         the :class:`~intsim.Datapath` it ran on.
     method:
-        how the cleared outputs were computed (``"float32-blas"``, ``"float64-blas"``,
-        ``"int64"``, ``"none"``); ``n_scanned`` outputs were emulated in order.
+        how the cleared outputs were computed: an integer engine of :mod:`intsim.hw.intdot`
+        (``"vnni512"``, ``"vnni256"``), ``"float32-blas"``, ``"float64-blas"``, ``"int64"``, or
+        ``"none"`` (nothing to compute); ``n_scanned`` outputs were emulated in order.
     events, overflowed:
         the overflow report shared with the operators' results (see :attr:`events`).
     """
@@ -191,22 +200,37 @@ def _operands(A: Any, B: Any, dp: Datapath, bias: Any) -> tuple[np.ndarray, np.n
     return A, B, to_int64(barr, "bias")
 
 
-def _abs_max(x: np.ndarray) -> int:
+def _min_max(x: np.ndarray) -> tuple[int, int]:
+    """(min, max) of x as Python ints; (0, 0) when empty."""
     if x.size == 0:
-        return 0
-    return max(abs(int(x.min())), abs(int(x.max())))
+        return 0, 0
+    return int(x.min()), int(x.max())
 
 
-def _exact_product(A: np.ndarray, B: np.ndarray, pmax: int) -> tuple[np.ndarray, str]:
+def _abs_max(x: np.ndarray) -> int:
+    lo, hi = _min_max(x)
+    return max(abs(lo), abs(hi))
+
+
+def _exact_product(A: np.ndarray, B: np.ndarray, pmax: int,
+                   ranges: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, str]:
     """Exact int64 A @ B for operands whose partial sums all fit the method used.
 
     ``pmax`` bounds every |A[i,k] * B[k,j]|; the caller guarantees that every
-    partial sum of every output fits int64.
+    partial sum of every output fits int64. ``ranges``: (min A, max A, min B, max B)
+    if known. Operands of 8 bits or fewer go to the selected integer engine
+    (:func:`intsim.hw.intdot.engine_product`), if any.
     """
     M, K = A.shape
     N = B.shape[1]
     if pmax == 0 or K == 0:
         return np.zeros((M, N), np.int64), "none"
+    if pmax <= 255 * 255:  # necessary for 8-bit operands: skip the range pass otherwise
+        if ranges is None:
+            ranges = (*_min_max(A), *_min_max(B))
+        hit = intdot.engine_product(A, B, *ranges)
+        if hit is not None:
+            return hit
     kb32 = _F32_EXACT // pmax
     if kb32 >= min(K, _MIN_F32_BLOCK):
         a32 = A.astype(np.float32)
@@ -331,7 +355,8 @@ def matmul(A: Any, B: Any, datapath: Datapath | None = None, bias: Any = None) -
         values = np.broadcast_to(bias64, (M, N)).copy()
         return GemmResult(values, overflow, first_k, ops, dp)
 
-    amax, bmax = _abs_max(A), _abs_max(B)
+    ranges = (*_min_max(A), *_min_max(B))
+    amax, bmax = max(-ranges[0], ranges[1]), max(-ranges[2], ranges[3])
     pmax = amax * bmax
     acc_lim = acc.max
     chunk_lim = (1 << (dp.chunk_bits - 1)) - 1 if dp.chunk_bits is not None else None
@@ -349,7 +374,7 @@ def matmul(A: Any, B: Any, datapath: Datapath | None = None, bias: Any = None) -
         values = np.empty((M, N), np.int64)
         method = "none"
     else:
-        values, method = _exact_product(A, B, pmax)
+        values, method = _exact_product(A, B, pmax, ranges)
         if bias is not None:
             values += bias64
     if n_suspect:

@@ -370,7 +370,11 @@ def value128(hi: int, lo: int) -> int:
 
 
 def warm_up() -> None:
-    """Compile (or load from the on-disk cache) every GEMM kernel on tiny inputs."""
+    """Compile (or load from the on-disk cache) every GEMM kernel on tiny inputs, and the integer
+    dot-product engines this CPU has (:mod:`intsim.hw.intdot`, which also runs their self-test)."""
+    from . import intdot
+
+    intdot.warm_up()
     A = np.array([[1, -2], [3, 4]], np.int64)
     B = np.array([[5, 6], [-7, 8]], np.int64)
     bias = np.zeros(2, np.int64)
