@@ -31,7 +31,8 @@ COMMANDS = list(_walk(build_parser()))
 def test_every_command_is_covered():
     names = {" ".join(p) for p, _ in COMMANDS}
     assert {"intsim golden operators", "intsim report unpack", "intsim report cost", "intsim report nonlinear",
-            "intsim compile", "intsim rtl run", "intsim synth", "intsim model fetch", "intsim demo"} <= names
+            "intsim report training", "intsim sweep", "intsim compile", "intsim rtl run", "intsim synth",
+            "intsim model fetch", "intsim demo"} <= names
 
 
 @pytest.mark.parametrize("path,parser", COMMANDS, ids=[" ".join(p) for p, _ in COMMANDS])
@@ -83,7 +84,7 @@ def test_summary_is_the_whole_first_paragraph_on_one_line():
     assert help_line("IM-Unpack ratios.") == "IM-Unpack ratios"
 
 
-REPORTS = ["unpack", "cost", "nonlinear"]
+REPORTS = ["unpack", "cost", "nonlinear", "training"]
 
 
 @pytest.mark.parametrize("name", REPORTS)

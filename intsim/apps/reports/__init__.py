@@ -8,4 +8,5 @@ REPORTS: dict[str, str] = {
     "unpack": "intsim.apps.reports.unpack",
     "nonlinear": "intsim.apps.reports.nonlinear",
     "cost": "intsim.apps.reports.cost",
+    "training": "intsim.apps.reports.training",
 }
