@@ -76,7 +76,7 @@ except ImportError:  # pragma: no cover
 
 __all__ = [
     "RECORD", "atomic_write_bytes", "atomic_write_text", "atomic_directory", "check_output_target",
-    "owned_listing", "Listing", "sha256_file",
+    "check_output_location", "owned_listing", "Listing", "sha256_file",
 ]
 
 RECORD = ".intsim-output.json"
@@ -247,12 +247,10 @@ def _is_empty_dir(path: Path) -> bool:
         return next(it, None) is None
 
 
-def check_output_target(target: str | os.PathLike, force: bool = False, owned: OwnedFn | None = None) -> Listing | None:
-    """Raise :class:`~intsim.core.errors.ConfigError` unless ``target`` may be written as an output directory.
-
-    Allowed: ``target`` does not exist, or is an empty directory, or (with ``force``) is a directory
-    whose every file intsim wrote and recorded (see :func:`owned_listing`) and that nobody changed
-    since. Returns the listing of the files that a replacement will remove (None when there are none).
+def check_output_location(target: str | os.PathLike) -> bool:
+    """The checks of where every output directory goes, before its contents are looked at: raise
+    :class:`~intsim.core.errors.ConfigError` if ``target`` is the current directory or one of its
+    parents, a symbolic link, or exists and is not a directory. Returns whether it exists (a directory).
     """
     target = Path(os.path.abspath(target))
     real, cwd = Path(os.path.realpath(target)), Path(os.path.realpath(Path.cwd()))
@@ -262,13 +260,24 @@ def check_output_target(target: str | os.PathLike, force: bool = False, owned: O
     try:
         st = os.lstat(target)
     except FileNotFoundError:
-        return None
+        return False
     if stat.S_ISLNK(st.st_mode):
         raise ConfigError(f"--out {target}: is a symbolic link; intsim does not replace links, "
                           "give the directory itself")
     if not stat.S_ISDIR(st.st_mode):
         raise ConfigError(f"--out {target}: exists and is not a directory")
-    if _is_empty_dir(target):
+    return True
+
+
+def check_output_target(target: str | os.PathLike, force: bool = False, owned: OwnedFn | None = None) -> Listing | None:
+    """Raise :class:`~intsim.core.errors.ConfigError` unless ``target`` may be written as an output directory.
+
+    Allowed: ``target`` does not exist, or is an empty directory, or (with ``force``) is a directory
+    whose every file intsim wrote and recorded (see :func:`owned_listing`) and that nobody changed
+    since. Returns the listing of the files that a replacement will remove (None when there are none).
+    """
+    target = Path(os.path.abspath(target))
+    if not check_output_location(target) or _is_empty_dir(target):
         return None
     if not force:
         raise ConfigError(f"--out {target}: already exists; pass --force (force=True) to replace it")

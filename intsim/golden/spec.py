@@ -134,7 +134,7 @@ from .operators import get_operator
 
 __all__ = [
     "SuiteSpec", "CaseSpec", "load_spec", "parse_spec", "spec_from_dict", "NAME_RE", "check_name", "check_case_name",
-    "RESERVED_NAMES", "Budget", "TensorBudget", "check_budget", "brief",
+    "parse_toml", "RESERVED_NAMES", "Budget", "TensorBudget", "check_budget", "brief",
     "MAX_SPEC_BYTES", "MAX_NESTING", "MAX_CASES", "MAX_DIM", "MAX_TENSOR_ELEMENTS", "MAX_CASE_ELEMENTS",
     "MAX_SUITE_ELEMENTS", "MAX_TRACE_SAMPLES", "MAX_CASE_MACS", "MAX_SUITE_MACS", "MAX_CASE_STEPS",
     "MAX_SUITE_STEPS", "OPRESULT_EXPANSION",
@@ -276,6 +276,22 @@ def spec_from_dict(doc: Mapping[str, Any], source: str = "<spec>", text: bytes |
                      source=source, text=text)
 
 
+def parse_toml(raw: bytes, source: str = "<spec>") -> dict[str, Any]:
+    """The document of UTF-8 TOML bytes; :class:`~intsim.core.errors.FileFormatError` naming
+    ``source`` for bytes that are not UTF-8 or not TOML (a RecursionError of tables or arrays nested
+    too deeply to parse propagates, for the caller to name its own limit).
+
+    >>> parse_toml(b'seed = 7', "s.toml")
+    {'seed': 7}
+    """
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise FileFormatError(f"{source}: not UTF-8 text ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise FileFormatError(f"{source}: invalid TOML: {exc}") from None
+
+
 def parse_spec(text: str | bytes, source: str = "<spec>") -> SuiteSpec:
     """Parse and validate spec text (TOML). See the module docs for the format.
 
@@ -291,11 +307,7 @@ def parse_spec(text: str | bytes, source: str = "<spec>") -> SuiteSpec:
     if len(raw) > MAX_SPEC_BYTES:
         raise FileFormatError(f"{source}: {len(raw)} bytes is more than the cap MAX_SPEC_BYTES = {MAX_SPEC_BYTES}")
     try:
-        doc = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise FileFormatError(f"{source}: not UTF-8 text ({exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise FileFormatError(f"{source}: invalid TOML: {exc}") from None
+        doc = parse_toml(raw, source)
     except RecursionError:
         raise FileFormatError(f"{source}: invalid spec: tables or arrays nested too deeply to parse "
                               f"(a spec may nest at most MAX_NESTING = {MAX_NESTING} levels)") from None

@@ -1,0 +1,206 @@
+"""The ``unpack`` kind: IM-Unpack (Zeng, Sankaralingam, Singh, ICML 2024) unpack ratios of the
+MiniLM's GEMMs, or of ``[[gemm]]`` operands of the spec, per bit-width, strategy and quantizer."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...core.errors import ConfigError, FileFormatError, ModelNotInstalledError
+from ...core.fileio import sha256_file
+from .deps import pyplot
+from .kinds import Plan, PointResult, SweepKind, SweepSpec, product_points
+from .params import Param, check_bool, check_choice, check_float, check_int, check_sentences, check_str
+
+__all__ = ["UnpackKind"]
+
+
+_MINILM_ORDER = ("q_proj", "k_proj", "v_proj", "scores", "attn_v", "o_proj", "ffn_up", "ffn_down")
+_MINILM_GEMMS = tuple(f"{layer}.{name}" for layer in range(6) for name in _MINILM_ORDER)
+
+
+def _quantize_group(mats: Sequence[np.ndarray], percentile: float, levels: int) -> list[np.ndarray]:
+    """Quantize matrices with one per-tensor scale, as ``intsim report unpack`` does."""
+    from ...quant.quantizers import quantize_rtn
+
+    flat = np.concatenate([m.ravel() for m in mats])
+    q = quantize_rtn(flat, levels, percentile)
+    out, pos = [], 0
+    for m in mats:
+        out.append(q.values[pos:pos + m.size].reshape(m.shape))
+        pos += m.size
+    return out
+
+
+@functools.lru_cache(maxsize=2)
+def _minilm_groups(sentences: int, max_len: int) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """The MiniLM's GEMM operands by ``"L.name"`` (cached per worker process)."""
+    try:
+        from intsim_reference.minilm import capture_gemm_operands
+        from intsim_reference.sentences import SENTENCES
+    except ImportError as exc:  # pragma: no cover - depends on the checkout
+        raise ModelNotInstalledError(f"the MiniLM reference is needed for an unpack sweep ({exc})") from None
+    groups: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for o in capture_gemm_operands(list(SENTENCES[:sentences]), max_len=max_len):
+        groups.setdefault(f"{o.layer}.{o.name}", []).append((o.a, o.b))
+    return groups
+
+
+@functools.lru_cache(maxsize=64)
+def _npy(path: str, sha256: str) -> np.ndarray:
+    """An operand file (cached per worker process), checked against the hash the driver saw."""
+    if sha256_file(path) != sha256:
+        raise FileFormatError(f"{path}: changed since the sweep started (its SHA-256 differs); run the sweep again")
+    return np.load(path, allow_pickle=False)
+
+
+@functools.lru_cache(maxsize=16)
+def _quantized(gemm: str, percentile: float, levels: int, sentences: int, max_len: int,
+               files: tuple[str, str, str, str] | None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    if files is not None:
+        a, b = _npy(files[0], files[1]), _npy(files[2], files[3])
+        members = [(a, b)]
+    else:
+        members = _minilm_groups(sentences, max_len)[gemm]
+    qa = [m[0] if m[0].dtype.kind in "iu" else None for m in members]
+    qb = [m[1] if m[1].dtype.kind in "iu" else None for m in members]
+    if any(x is None for x in qa):
+        qa = _quantize_group([m[0] for m in members], percentile, levels)
+    if any(x is None for x in qb):
+        qb = _quantize_group([m[1] for m in members], percentile, levels)
+    return [np.asarray(x, dtype=np.int64) for x in qa], [np.asarray(x, dtype=np.int64) for x in qb]
+
+
+class UnpackKind(SweepKind):
+    """Unpack ratios of IM-Unpack (``intsim.hw.unpack.compare_strategies``) on the MiniLM's GEMMs
+    (or ``[[gemm]]`` operands of the spec): one GEMM (a per-head group summed over sentences and
+    heads, with one scale per group as ``intsim report unpack``), one bit-width, strategy and
+    quantizer per point. Figures: ``gemms``, ``macs``, ``unpacked_macs``, ``unpack_ratio``
+    (``unpacked_macs / macs``), ``low_bit_gemms``, ``out_of_range_a``, ``out_of_range_b``
+    (shares of entries with ``|q| >= 2**(bits-1)``)."""
+
+    name = "unpack"
+    summary = "IM-Unpack ratios of GEMMs x bit-widths x strategies x quantizers"
+    extra_tables = ("gemm",)
+
+    def __init__(self) -> None:
+        from ...hw.unpack import STRATEGIES
+
+        self.params = (
+            Param("gemm", "all", "a GEMM: 'L.name' of the MiniLM (L 0-5), a [[gemm]] name, or 'all'", check_str),
+            Param("bits", 4, "multiplier bit-width b (2-32)", check_int(2, 32)),
+            Param("strategy", "plan", f"unpack strategy ({', '.join(STRATEGIES)})", check_choice(STRATEGIES)),
+            Param("percentile", 0.95, "quantization percentile p in (0, 1]", check_float(0.0, 1.0, lo_open=True)),
+            Param("levels", 15, "quantization levels D", check_int(1, 1 << 30)),
+            Param("admit_min", False, "count -2**(b-1) as in range", check_bool),
+            Param("sentences", 4, "MiniLM: number of sentences of intsim_reference.sentences", check_sentences),
+            Param("max_len", 64, "MiniLM: tokenizer max length", check_int(1, 256)),
+        )
+
+    def plan(self, grid: dict[str, list[Any]], spec: SweepSpec) -> Plan:
+        own = spec.tables.get("gemm")
+        files: dict[str, list[str]] = {}
+        if own is not None:
+            if not isinstance(own, list) or not own or not all(isinstance(t, dict) for t in own):
+                raise ConfigError(f"{spec.source}: 'gemm' must be an array of tables ([[gemm]] with name, a, b)")
+            for i, t in enumerate(own, 1):
+                where = f"{spec.source}: [[gemm]] #{i}"
+                bad = sorted(set(t) - {"name", "a", "b"})
+                if bad or not {"name", "a", "b"} <= set(t):
+                    raise ConfigError(f"{where}: needs exactly the keys name, a and b (.npy files), got "
+                                      f"{', '.join(sorted(t))}")
+                name = check_str(t["name"], f"{where}: name")
+                if name in files or name == "all":
+                    raise ConfigError(f"{where}: name {name!r} is used twice (or is 'all')")
+                entry = []
+                shapes = []
+                for side in ("a", "b"):
+                    path = spec.resolve(check_str(t[side], f"{where}: {side}"), f"{where}: {side}")
+                    try:
+                        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+                    except (OSError, ValueError) as exc:
+                        raise FileFormatError(f"{where}: {side} = {path}: not a readable .npy file ({exc})") from None
+                    if arr.ndim != 2 or arr.dtype.kind not in "iuf":
+                        raise ConfigError(f"{where}: {side} = {path}: must be a 2-D integer or float array, got "
+                                          f"{arr.dtype} {arr.shape}")
+                    shapes.append(arr.shape)
+                    entry += [str(path), sha256_file(path)]
+                if shapes[0][1] != shapes[1][0]:
+                    raise ConfigError(f"{where}: shapes {shapes[0]} @ {shapes[1]} do not fit (A is M x K, B is K x N)")
+                files[name] = entry
+        names = tuple(files) if files else _MINILM_GEMMS
+        gemms: list[str] = []
+        for g in grid["gemm"]:
+            if g == "all":
+                gemms += [n for n in names if n not in gemms]
+            elif g not in names:
+                raise ConfigError(f"{spec.source}: grid.gemm: unknown GEMM {g!r}; valid: 'all', "
+                                  + (", ".join(names) if files else "'L.name' with L 0-5 and name one of "
+                                     + ", ".join(_MINILM_ORDER)))
+            elif g not in gemms:
+                gemms.append(g)
+        grid = {**grid, "gemm": gemms}
+        if files:  # the MiniLM's parameters do not apply
+            for k in ("sentences", "max_len"):
+                if k in spec.given:
+                    raise ConfigError(f"{spec.source}: grid.{k}: applies to the MiniLM's GEMMs, not to [[gemm]] files")
+                grid.pop(k)
+        identity = {"files": {n: [e[1], e[3]] for n, e in files.items()}} if files else {"model": "all-MiniLM-L6-v2"}
+        return Plan(self, product_points(grid), [k for k, v in grid.items() if len(v) > 1], {"files": files},
+                    identity, spec.source)
+
+    def compute(self, params: dict[str, Any], shared: dict[str, Any]) -> PointResult:
+        from ...hw.unpack import compare_strategies
+
+        files = shared["files"].get(params["gemm"])
+        qa, qb = _quantized(params["gemm"], params["percentile"], params["levels"], params.get("sentences", 0),
+                            params.get("max_len", 0), tuple(files) if files else None)
+        b, strat = params["bits"], params["strategy"]
+        s = 1 << (b - 1)
+        macs = work = lowbit = oor_a = oor_b = size_a = size_b = 0
+        for ia, ib in zip(qa, qb, strict=True):
+            m, k = ia.shape
+            macs += m * k * ib.shape[1]
+            st = compare_strategies(ia, ib, b, strategies=(strat,), admit_min=params["admit_min"])[strat]
+            work += st.work
+            lowbit += st.n_gemms
+            lo = -s if params["admit_min"] else -s + 1
+            oor_a += int(np.count_nonzero((ia < lo) | (ia >= s)))
+            oor_b += int(np.count_nonzero((ib < lo) | (ib >= s)))
+            size_a += ia.size
+            size_b += ib.size
+        return PointResult({"gemms": len(qa), "macs": macs, "unpacked_macs": work,
+                            "unpack_ratio": work / macs if macs else 1.0, "low_bit_gemms": lowbit,
+                            "out_of_range_a": oor_a / size_a if size_a else 0.0,
+                            "out_of_range_b": oor_b / size_b if size_b else 0.0})
+
+    def plots(self, rows: list[dict[str, Any]], plan: Plan, out: Path) -> list[tuple[str, str]]:
+        plt = pyplot()
+        if plt is None or len({r["bits"] for r in rows}) < 2:
+            return []
+        series: dict[str, dict[int, list[int]]] = {}
+        others = [a for a in plan.axes if a not in ("bits", "gemm")]
+        for r in rows:
+            label = ", ".join(f"{a}={r[a]}" for a in others) or r["strategy"]
+            acc = series.setdefault(label, {}).setdefault(r["bits"], [0, 0])
+            acc[0] += r["unpacked_macs"]
+            acc[1] += r["macs"]
+        fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
+        for label, pts in series.items():
+            bits = sorted(pts)
+            ax.plot(bits, [pts[b][0] / pts[b][1] for b in bits], marker="o", label=label)
+        ax.set_yscale("log")
+        ax.set_xticks(sorted({r["bits"] for r in rows}))
+        ax.set_xlabel("bit-width b")
+        ax.set_ylabel("unpack ratio  sum M'K'N' / sum MKN")
+        ax.set_title("unpack ratio over the sweep's GEMMs")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / "unpack_ratio_vs_bits.png", format="png", metadata={"Software": None})
+        plt.close(fig)
+        return [("unpack_ratio_vs_bits.png", "unpack ratio against bit-width, summed over the GEMMs")]
