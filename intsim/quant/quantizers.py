@@ -32,6 +32,7 @@ I-LLM's DI-MatMul carries activations: each row i gets its own step
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -51,6 +52,7 @@ __all__ = [
     "percentile_alpha",
     "alpha_ratio",
     "quantize_rtn",
+    "quantize_rtn_group",
     "quantize_per_token",
 ]
 
@@ -306,6 +308,26 @@ class PerTokenQuantized:
     def dequantize(self) -> np.ndarray:
         """``values * m / 2**k`` per row, in float64."""
         return self.values * (self.m.astype(np.float64) / np.exp2(self.k.astype(np.float64)))[:, None]
+
+
+def quantize_rtn_group(mats: Sequence[Any], levels: int, percentile: float = 1.0) -> tuple[list[np.ndarray], float]:
+    """:func:`quantize_rtn` of several arrays with one shared per-tensor scale (as if they were one
+    tensor: e.g. the per-head products of one attention layer); returns the integer arrays, in the
+    order and shapes given, and the scale (integers per unit).
+
+    >>> q, s = quantize_rtn_group([np.array([1.0, -2.0]), np.array([[4.0]])], levels=254)
+    >>> [a.tolist() for a in q], s
+    ([[32, -64], [[127]]], 31.75)
+    """
+    if not len(mats):
+        raise ConfigError("quantize_rtn_group needs at least one array")
+    arrays = [as_real_array(m) for m in mats]
+    q = quantize_rtn(np.concatenate([a.ravel() for a in arrays]), levels, percentile)
+    out, pos = [], 0
+    for a in arrays:
+        out.append(q.values[pos:pos + a.size].reshape(a.shape))
+        pos += a.size
+    return out, float(q.scale)
 
 
 def _ceil_step(amax: float, qmax: int, scale_bits: int, max_shift: int, row: int) -> tuple[int, int]:

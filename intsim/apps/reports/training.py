@@ -54,7 +54,7 @@ from ...core.errors import ConfigError, ModelNotInstalledError
 from ...core.fileio import atomic_directory
 from ...core.helptext import add_output_options
 from ...hw.unpack import STRATEGIES, compare_strategies
-from ...quant.quantizers import alpha_ratio, quantize_rtn
+from ...quant.quantizers import alpha_ratio, quantize_rtn_group
 
 __all__ = ["add_arguments", "run", "DEFAULT_BITS", "KIND_ORDER"]
 
@@ -198,23 +198,12 @@ class _Group:
     ref_sq: float = 0.0
 
 
-def _quantize_group(mats: list[np.ndarray], p: float, levels: int) -> list[np.ndarray]:
-    """One per-tensor scale for several matrices (the per-head products of one layer)."""
-    flat = np.concatenate([m.ravel() for m in mats])
-    q = quantize_rtn(flat, levels, p).values
-    out, pos = [], 0
-    for m in mats:
-        out.append(q[pos:pos + m.size].reshape(m.shape))
-        pos += m.size
-    return out
-
-
 def _measure(members: list, bits: tuple[int, ...], args: argparse.Namespace, variants: tuple) -> _Group:
     from ...models.minilm.training import dfp_quantize_group, exact_product, overflow_counts
 
     acc = _Group(members[0].kind)
-    qa = _quantize_group([g.a for g in members], args.percentile, args.levels)
-    qb = _quantize_group([g.b for g in members], args.percentile, args.levels)
+    qa = quantize_rtn_group([g.a for g in members], args.levels, args.percentile)[0]
+    qb = quantize_rtn_group([g.b for g in members], args.levels, args.percentile)[0]
     acc.alpha_a = alpha_ratio(np.concatenate([g.a.ravel() for g in members]), 0.95)
     acc.alpha_b = alpha_ratio(np.concatenate([g.b.ravel() for g in members]), 0.95)
     da, ea = dfp_quantize_group([g.a for g in members])

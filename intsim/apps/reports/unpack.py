@@ -54,7 +54,7 @@ from ...core.fileio import atomic_directory
 from ...core.helptext import add_output_options
 from ...hw.unpack import STRATEGIES, compare_strategies
 from ...quant.llmint8 import llm_int8_matmul
-from ...quant.quantizers import alpha_ratio, quantize_rtn
+from ...quant.quantizers import alpha_ratio, quantize_rtn_group
 
 __all__ = ["add_arguments", "run", "DEFAULT_BITS"]
 
@@ -114,17 +114,6 @@ class _Acc:
     int8_err: float = 0.0                                               # its sum of squared errors
 
 
-def _quantize_group(mats: list[np.ndarray], p: float, levels: int) -> tuple[list[np.ndarray], float]:
-    """Quantize several matrices with one per-tensor scale; return the integers and the scale."""
-    flat = np.concatenate([m.ravel() for m in mats])
-    q = quantize_rtn(flat, levels, p)
-    out, pos = [], 0
-    for m in mats:
-        out.append(q.values[pos:pos + m.size].reshape(m.shape))
-        pos += m.size
-    return out, float(q.scale)
-
-
 def _progress(quiet: bool, msg: str) -> None:
     """Progress on stdout, one line per unit of work, flushed; nothing when ``quiet``."""
     if not quiet:
@@ -167,10 +156,10 @@ def _sq_error(ia: np.ndarray, ib: np.ndarray, scale: float, ref: np.ndarray) -> 
 
 def _row(members: list, bits: tuple[int, ...], args: argparse.Namespace) -> _Acc:
     acc = _Acc()
-    qa, sa = _quantize_group([o.a for o in members], args.percentile, args.levels)
-    qb, sb = _quantize_group([o.b for o in members], args.percentile, args.levels)
-    qa8, sa8 = _quantize_group([o.a for o in members], 1.0, 255)  # the int8-like profile p100-d255
-    qb8, sb8 = _quantize_group([o.b for o in members], 1.0, 255)
+    qa, sa = quantize_rtn_group([o.a for o in members], args.levels, args.percentile)
+    qb, sb = quantize_rtn_group([o.b for o in members], args.levels, args.percentile)
+    qa8, sa8 = quantize_rtn_group([o.a for o in members], 255, 1.0)  # the int8-like profile p100-d255
+    qb8, sb8 = quantize_rtn_group([o.b for o in members], 255, 1.0)
     acc.alpha_a = alpha_ratio(np.concatenate([o.a.ravel() for o in members]), 0.95)
     acc.alpha_b = alpha_ratio(np.concatenate([o.b.ravel() for o in members]), 0.95)
     acc.shapes = sorted({o.shape for o in members})

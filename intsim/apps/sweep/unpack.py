@@ -4,7 +4,6 @@ MiniLM's GEMMs, or of ``[[gemm]]`` operands of the spec, per bit-width, strategy
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import numpy as np
 
 from ...core.errors import ConfigError, FileFormatError, ModelNotInstalledError
 from ...core.fileio import sha256_file
+from ...quant.quantizers import quantize_rtn_group
 from .deps import pyplot
 from .kinds import Plan, PointResult, SweepKind, SweepSpec, product_points
 from .params import Param, check_bool, check_choice, check_float, check_int, check_sentences, check_str
@@ -21,19 +21,6 @@ __all__ = ["UnpackKind"]
 
 _MINILM_ORDER = ("q_proj", "k_proj", "v_proj", "scores", "attn_v", "o_proj", "ffn_up", "ffn_down")
 _MINILM_GEMMS = tuple(f"{layer}.{name}" for layer in range(6) for name in _MINILM_ORDER)
-
-
-def _quantize_group(mats: Sequence[np.ndarray], percentile: float, levels: int) -> list[np.ndarray]:
-    """Quantize matrices with one per-tensor scale, as ``intsim report unpack`` does."""
-    from ...quant.quantizers import quantize_rtn
-
-    flat = np.concatenate([m.ravel() for m in mats])
-    q = quantize_rtn(flat, levels, percentile)
-    out, pos = [], 0
-    for m in mats:
-        out.append(q.values[pos:pos + m.size].reshape(m.shape))
-        pos += m.size
-    return out
 
 
 @functools.lru_cache(maxsize=2)
@@ -69,9 +56,9 @@ def _quantized(gemm: str, percentile: float, levels: int, sentences: int, max_le
     qa = [m[0] if m[0].dtype.kind in "iu" else None for m in members]
     qb = [m[1] if m[1].dtype.kind in "iu" else None for m in members]
     if any(x is None for x in qa):
-        qa = _quantize_group([m[0] for m in members], percentile, levels)
+        qa = quantize_rtn_group([m[0] for m in members], levels, percentile)[0]
     if any(x is None for x in qb):
-        qb = _quantize_group([m[1] for m in members], percentile, levels)
+        qb = quantize_rtn_group([m[1] for m in members], levels, percentile)[0]
     return [np.asarray(x, dtype=np.int64) for x in qa], [np.asarray(x, dtype=np.int64) for x in qb]
 
 
