@@ -66,6 +66,7 @@ def test_kinds_are_registered_and_the_example_grid_is_ordered():
     ('[grid]\nbits = [2]\n', "missing [sweep]"),
     ('[sweep]\nkind = "golden"\n[grid]\nspec = "nope.toml"\n', "no such file"),
     ('[sweep]\nkind = "cost"\n[grid]\nmethod = ["int9"]\n', "int9"),
+    ("x = " + "[" * 100000 + "]" * 100000 + "\n", "nested too deeply"),
 ])
 def test_bad_specs_exit_2_naming_the_problem(tmp_path, capsys, text, needle):
     spec = _spec(tmp_path, text)

@@ -334,7 +334,7 @@ def _markdown(rows: dict, keys: list, agg: dict, bits: tuple[int, ...], args: ar
         "quantizes the whole attention tensor, and are unpacked one by one; their rows sum over sentences and heads.",
         "Ratio = sum M'K'N' / sum MKN. Strategies, used on both operands (A first, then B against the unpacked A): "
         "`row`, `col`, `both` (the paper's greedy) and `plan` (intsim's: the digit copies of every row and "
-        "column chosen to minimize the GEMM work exactly; see `intsim/unpack.py`).",
+        "column chosen to minimize the GEMM work exactly; see `intsim/hw/unpack/`).",
         "LLM.int8(): vector-wise absmax int8 (per row of A, per column of B), outlier columns "
         f"(|x| >= {args.threshold}) on a 16-bit path, counted as 4 int8 MACs each; its work ratio is a b = 8 "
         "figure, repeated in every row for reference.",

@@ -22,7 +22,10 @@ def parse_sweep_spec(text: str | bytes, source: str = "<spec>", base: str | os.P
     text that is not UTF-8 TOML, ConfigError for an unknown kind, table or parameter, a bad value or
     an empty axis, each naming ``source`` and the key."""
     raw = text.encode("utf-8") if isinstance(text, str) else bytes(text)
-    doc = parse_toml(raw, source)
+    try:
+        doc = parse_toml(raw, source)
+    except RecursionError:
+        raise FileFormatError(f"{source}: invalid sweep spec: tables or arrays nested too deeply to parse") from None
     sweep = doc.get("sweep")
     if not isinstance(sweep, dict):
         raise ConfigError(f"{source}: missing [sweep] table (with kind = one of {', '.join(KINDS)})")
