@@ -302,12 +302,18 @@ def _markdown(evals: list[Any], ts: TextSets, chk: list[tuple[str, str]], golden
              + (f", and {len(ts.index('user'))} sentences of the user's file" if "user" in names else "")
              + ". Truncated at the token limit: "
              + ", ".join(f"{truncated.get(n, 0)} of the {n} set" for n in names) + ".", "",
-             "## Results", "",
-             "Cosine similarity to float64 (mean / min) per set, and Spearman's correlation of all pairwise "
-             "similarities within the evaluation set with float64's (how well retrieval rankings survive).", "",
-             "| configuration | nonlinear | " + " | ".join(f"{n} mean | {n} min" for n in names)
-             + " | Spearman (evaluation) | overflows | work ratio |",
-             "|---|---|" + "---|---|" * len(names) + "---|---|---|"]
+             "## Quantization and settings", "",
+             "Configurations (weights, linear inputs, GEMM datapath, registers; how the ranges were "
+             "calibrated is under Calibration):", ""]
+    lines += [f"- {c}" for c in dict.fromkeys(ev.config.describe() for ev in evals)]
+    lines += ["", "Non-linear families (integer softmax, GELU, LayerNorm):", ""]
+    lines += [f"- `{nl}`: {d}" for nl, d in dict.fromkeys((ev.nonlinear, ev.nonlinear_description) for ev in evals)]
+    lines += ["", "## Results", "",
+              "Cosine similarity to float64 (mean / min) per set, and Spearman's correlation of all pairwise "
+              "similarities within the evaluation set with float64's (how well retrieval rankings survive).", "",
+              "| configuration | nonlinear | " + " | ".join(f"{n} mean | {n} min" for n in names)
+              + " | Spearman (evaluation) | overflows | work ratio |",
+              "|---|---|" + "---|---|" * len(names) + "---|---|---|"]
     for r in result_rows(evals, ts):
         cells = " | ".join(f"{r[f'{n}_mean']:.5f} | {r[f'{n}_min']:.5f}" for n in names)
         lines.append(f"| {r['configuration']} | {r['nonlinear']} | {cells} | {_fmt(r['evaluation_spearman'])} | "
@@ -344,13 +350,7 @@ def _markdown(evals: list[Any], ts: TextSets, chk: list[tuple[str, str]], golden
         lines.append(f"| {j} | {_quote(ts.sentences[i])} | " + " | ".join(f"{ev.cosine[i]:.4f}" for ev in evals)
                      + " |")
     lines += [""] + _calibration_lines(evals, calib)
-    lines += ["Configurations:", ""]
-    for c in dict.fromkeys(ev.config.describe() for ev in evals):
-        lines.append(f"- {c}")
-    lines += ["", "Non-linear families (integer softmax, GELU, LayerNorm):", ""]
-    for nl, d in dict.fromkeys((ev.nonlinear, ev.nonlinear_description) for ev in evals):
-        lines.append(f"- `{nl}`: {d}")
-    lines += ["", "## Acceptance checks", ""]
+    lines += ["## Acceptance checks", ""]
     lines += [f"- {status}: {what}" for what, status in chk]
     lines += ["", "## Per-layer error", "",
               "Per-token relative L2 error `|int - float| / |float|` of each layer's output over every evaluated "
