@@ -8,7 +8,6 @@ later ``intsim demo --gemm-only`` compiles nothing.
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import subprocess
@@ -67,32 +66,6 @@ def test_kernels_are_found_and_entry_points_exclude_inlined_helpers():
     assert "intsim.hw.gemm_kernels._scan_dense" in entries and "intsim.ops.ibert._k_softmax" in entries
     assert "intsim.hw.gemm_kernels._lims" not in entries  # inline="always"
     assert "intsim.ops.ibert._k_softmax_row" not in entries  # called by _k_softmax, cached inside it
-
-
-def test_progress_bar_on_a_terminal_redraws_one_line():
-    class Tty(io.StringIO):
-        def isatty(self):
-            return True
-
-    out = Tty()
-    bar = precompile._Progress(4, out)
-    bar.start(0, "gemm.kernels")
-    bar.finish(1, "gemm.kernels", 1.0)
-    bar.start(1, "ibert.softmax")
-    bar.close()
-    text = out.getvalue()
-    assert text.startswith("\r[" + "." * 30 + "] 0/4 gemm.kernels")
-    assert "\r[#######" + "." * 23 + "] 1/4 ibert.softmax" in text
-    assert text.endswith("\n") and text.count("\n") == 1 and "\r[" + "#" * 30 + "] 4/4 done" in text
-
-    plain = io.StringIO()
-    bar = precompile._Progress(2, plain)
-    bar.start(0, "a.b")
-    bar.finish(1, "a.b", 0.25)
-    bar.finish(2, "c.d", 1.5, " FAILED: KeyError")
-    bar.close()
-    assert plain.getvalue().splitlines() == ["[" + "#" * 15 + "." * 15 + "] 1/2 a.b (0.2 s)",
-                                             "[" + "#" * 30 + "] 2/2 c.d (1.5 s) FAILED: KeyError"]
 
 
 def test_compile_gemm_then_everything_is_loaded(tmp_path):

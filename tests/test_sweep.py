@@ -249,6 +249,22 @@ def test_cost_sweep_and_another_commands_output(tmp_path, capsys):
     shutil.rmtree(out)
 
 
+def test_a_sweep_leaves_the_calling_process_as_it_was(tmp_path):
+    """The workers' one-thread numba setting stays in the workers: the process that ran the sweep
+    keeps its environment and its numba thread pool (a parallel kernel still runs afterwards)."""
+    import numba
+    import numpy as np
+
+    from intsim.ops import ibert
+
+    env, threads = dict(os.environ), numba.get_num_threads()
+    spec = _spec(tmp_path, '[sweep]\nkind = "cost"\n[grid]\nmethod = "int8"\nworkload = "gemm:8x16x8"\n')
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "out"), "-q", "--workers", "1"]) == 0
+    assert dict(os.environ) == env and numba.get_num_threads() == threads
+    x = np.arange(-64, 64, dtype=np.int64).reshape(4, 32) * 10
+    assert ibert.softmax(x, 0.01).values.shape == (4, 32)
+
+
 def test_npy_gemms_and_a_grown_grid_computes_only_the_new_points(tmp_path, capsys):
     import numpy as np
 

@@ -50,6 +50,7 @@ import numpy as np
 from ..core.fileio import check_output_target
 from ..core.helptext import add_output_options
 from ..core.inttype import IntType
+from ..core.progress import Progress
 from ..hw.datapath import Datapath
 from ..hw.gemm import matmul
 
@@ -156,41 +157,6 @@ def gemm_check(seed: int, shape: Sequence[int], int4_acc_bits: int, out: TextIO,
 
 
 # =============================================================================================
-# progress bar (stderr, plain text)
-# =============================================================================================
-class _Progress:
-    """``[#####-----]  50%  label`` redrawn in place on a terminal, one line per update otherwise."""
-
-    def __init__(self, total: int, stream: TextIO, width: int = 30, quiet: bool = False) -> None:
-        self.quiet = quiet
-        self.total = max(1, total)
-        self.done = 0
-        self.stream = stream
-        self.width = width
-        self.tty = bool(getattr(stream, "isatty", lambda: False)())
-        self.t0 = time.perf_counter()
-
-    def step(self, label: str, n: int = 1) -> None:
-        self.done = min(self.total, self.done + n)
-        frac = self.done / self.total
-        if self.quiet:
-            return
-        fill = int(round(frac * self.width))
-        line = (f"[{'#' * fill}{'-' * (self.width - fill)}] {frac * 100:3.0f}% "
-                f"{time.perf_counter() - self.t0:6.1f}s  {label}")
-        if self.tty:
-            self.stream.write("\r" + line[:110].ljust(110))
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.tty and not self.quiet:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-# =============================================================================================
 # part 2: the integer MiniLM
 # =============================================================================================
 def _selected(value: str, names: Sequence[str]) -> list[str]:
@@ -250,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
 
     runs = [(c, f) for f in families for c in configs]
     L = 6
-    bar = _Progress(2 + len(runs) * (L + 1) + (0 if args.no_report else 1), sys.stderr, quiet=args.quiet)
+    bar = Progress(2 + len(runs) * (L + 1) + (0 if args.no_report else 1), sys.stderr, quiet=args.quiet, eta=True)
     bar.step("loading the model and calibrating", 0)
     t0 = time.perf_counter()
     calib = mi.cached_calibration(mi.CALIBRATION_SENTENCES, max_len, mi.TUNING_SENTENCES)

@@ -41,6 +41,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from ..core.helptext import plain
+from ..core.progress import Progress
 
 __all__ = ["GROUPS", "Step", "Summary", "steps", "precompile", "kernels", "add_arguments", "run", "main"]
 
@@ -382,40 +383,6 @@ class Summary:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
-class _Progress:
-    """``[#####.....] 12/40 ibert.softmax`` redrawn in place on a terminal; one line per step otherwise."""
-
-    WIDTH = 30
-
-    def __init__(self, total: int, stream: TextIO):
-        self.total = total
-        self.stream = stream
-        self.tty = bool(getattr(stream, "isatty", lambda: False)())
-        self.last = 0
-
-    def _bar(self, done: int) -> str:
-        filled = self.WIDTH * done // max(self.total, 1)
-        return f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {done}/{self.total}"
-
-    def start(self, done: int, label: str) -> None:
-        if self.tty:
-            line = f"{self._bar(done)} {label}"
-            self.stream.write("\r" + line + " " * max(0, self.last - len(line)))
-            self.last = len(line)
-            self.stream.flush()
-
-    def finish(self, done: int, label: str, seconds: float, note: str = "") -> None:
-        if not self.tty:
-            self.stream.write(f"{self._bar(done)} {label} ({seconds:.1f} s){note}\n")
-            self.stream.flush()
-
-    def close(self) -> None:
-        if self.tty and self.last:
-            line = f"{self._bar(self.total)} done"
-            self.stream.write("\r" + line + " " * max(0, self.last - len(line)) + "\n")
-            self.stream.flush()
-
-
 def precompile(groups: Sequence[str] | None = None, *, stream: TextIO | None = None) -> Summary:
     """Run the steps of ``groups`` (all when None), showing progress on ``stream`` (None: no output).
 
@@ -435,11 +402,11 @@ def precompile(groups: Sequence[str] | None = None, *, stream: TextIO | None = N
     ks = kernels()
     compiled0, loaded0 = _jitcache.compile_count(), _loaded(ks)
     summary = Summary(steps=len(todo))
-    bar = _Progress(len(todo), stream) if stream is not None else None
+    bar = Progress(len(todo), stream) if stream is not None else None
     skip: dict[str, str] = {}
-    for i, step in enumerate(todo):
+    for step in todo:
         if bar:
-            bar.start(i, step.label)
+            bar.show(step.label)
         t = time.perf_counter()
         note = ""
         try:
@@ -455,7 +422,7 @@ def precompile(groups: Sequence[str] | None = None, *, stream: TextIO | None = N
             summary.failures.append((step.label, f"{type(exc).__name__}: {exc}"))
             note = f" FAILED: {type(exc).__name__}"
         if bar:
-            bar.finish(i + 1, step.label, time.perf_counter() - t, note)
+            bar.step(f"{step.label} ({time.perf_counter() - t:.1f} s){note}")
     if bar:
         bar.close()
     summary.compiled = _jitcache.compile_count() - compiled0

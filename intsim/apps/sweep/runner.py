@@ -17,6 +17,7 @@ from typing import Any
 from ... import __version__
 from ...core.errors import ConfigError, IntsimError, ModelNotInstalledError
 from ...core.fileio import atomic_write_bytes
+from ...core.progress import Progress
 from .deps import INSTALL
 from .kinds import KINDS, Plan, PointResult, SweepSpec
 from .report import write_outputs
@@ -28,49 +29,12 @@ __all__ = ["run_sweep", "SweepReport", "SweepFailed"]
 
 def _run_point(kind: str, params: dict[str, Any], shared: dict[str, Any]) -> tuple[PointResult, float]:
     """The task of one point, run on a worker: (its result, its compute time in seconds)."""
+    import numba
+
+    numba.set_num_threads(1)  # one task per worker thread: its kernels run on that thread alone
     t0 = time.perf_counter()
     result = KINDS[kind].compute(params, shared)
     return result, time.perf_counter() - t0
-
-
-class _Progress:
-    """A progress bar with an estimate of the time left (from the rate since the first finished point)
-    on stderr, redrawn in place on a terminal, else one line at most every 2 s; nothing when quiet."""
-
-    def __init__(self, total: int, quiet: bool) -> None:
-        self.total, self.quiet, self.done = total, quiet, 0
-        self.t0 = time.monotonic()
-        self.tty = sys.stderr.isatty()
-        self.last = -1.0
-        self.t_first: float | None = None
-
-    def step(self) -> None:
-        self.done += 1
-        if self.t_first is None:  # the rate counts from the first finished point: start-up is not work
-            self.t_first = time.monotonic()
-        if self.quiet or self.total == 0:
-            return
-        now = time.monotonic()
-        final = self.done == self.total
-        if not final and (now - self.last < (0.2 if self.tty else 2.0)):
-            return
-        self.last = now
-        elapsed = now - self.t0
-        rate = (now - self.t_first) / (self.done - 1) if self.done > 1 else None
-        left = "?" if rate is None else _hms(rate * (self.total - self.done))
-        width = 30
-        fill = int(width * self.done / self.total)
-        text = (f"[{'#' * fill}{'.' * (width - fill)}] {self.done}/{self.total} points, "
-                f"{_hms(elapsed)} elapsed, ~{left} left")
-        if self.tty:
-            print("\r" + text, end="\n" if final else "", file=sys.stderr, flush=True)
-        else:
-            print(text, file=sys.stderr, flush=True)
-
-
-def _hms(seconds: float) -> str:
-    s = int(round(seconds))
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
 @contextlib.contextmanager
@@ -95,13 +59,11 @@ def _client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
     n = workers if workers is not None else (os.cpu_count() or 1)
     if n < 1:
         raise ConfigError(f"--workers must be at least 1, got {n}")
-    # one thread per worker process, and numba's thread pool of the same size, so that N workers use N cores
-    import dask
-
-    environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), "NUMBA_NUM_THREADS": "1"}
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), \
-            LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                         silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+    # one thread per worker process, each task's numba kernels on that one thread (_run_point), so that N
+    # workers use N cores. (Not NUMBA_NUM_THREADS through the nanny's pre-spawn environment: that changes
+    # this process's environment, and numba refuses a new value once its thread pool runs.)
+    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         yield client
 
 
@@ -165,7 +127,7 @@ def _compute(client: Any, kind: str, plan: Plan, todo: dict[str, dict[str, Any]]
     (shared,) = client.scatter([plan.shared], hash=True)
     futures = {client.submit(_run_point, kind, params, shared, key=f"intsim-sweep-{key}", retries=retries,
                              pure=False): (key, params) for key, params in todo.items()}
-    bar = _Progress(len(futures), quiet)
+    bar = Progress(len(futures), sys.stderr, quiet=quiet, eta=True, min_interval=2.0, unit="points")
     failed: list[str] = []
     try:
         for fut in as_completed(futures):
@@ -183,6 +145,7 @@ def _compute(client: Any, kind: str, plan: Plan, todo: dict[str, dict[str, Any]]
             fut.release()
             bar.step()
     finally:
+        bar.close("")
         for fut in futures:
             if not fut.done():
                 fut.cancel()
