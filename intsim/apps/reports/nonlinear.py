@@ -440,8 +440,10 @@ def _plot(rows: list[Row], directory: Path, progress: Callable[[str], None] | No
     for k, ((op, prof), grp) in enumerate(groups.items(), 1):
         if progress:
             progress(f"[{k}/{len(groups)}] plot {op} {prof}")
-        fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-        for r in grp:
+        # one panel per input scale, side by side on one error axis: no scale hides another
+        fig, axes = plt.subplots(1, len(grp), figsize=(2.2 + 3.2 * len(grp), 3.6), dpi=100, sharey=True,
+                                 squeeze=False)
+        for ax, r in zip(axes[0], grp, strict=True):
             ev = r.evaluation
             x = np.asarray(ev.x, dtype=np.float64).reshape(-1)
             e = (np.asarray(ev.approx, dtype=np.float64) - np.asarray(ev.ref, dtype=np.float64)).reshape(-1)
@@ -449,15 +451,16 @@ def _plot(rows: list[Row], directory: Path, progress: Callable[[str], None] | No
                 idx = np.linspace(0, x.size - 1, 20000).astype(np.int64)
                 x, e = x[idx], e[idx]
             order = np.argsort(x, kind="stable")
-            ax.plot(x[order], e[order], ".", markersize=1.5, label=f"scale {r.case.input_scale:g}")
-        if grp[0].case.bound is not None:
-            b = grp[0].case.bound
-            ax.axhline(b, color="k", linewidth=0.6, linestyle="--")
-            ax.axhline(-b, color="k", linewidth=0.6, linestyle="--")
-        ax.set_xlabel(grp[0].evaluation.xlabel)
-        ax.set_ylabel("integer result - float64 reference")
-        ax.set_title(f"{op} ({prof})", fontsize=9)
-        ax.legend(fontsize=7, markerscale=6)
+            ax.plot(x[order], e[order], ".", markersize=1.5, color="tab:blue")
+            if r.case.bound is not None:
+                for b in (r.case.bound, -r.case.bound):
+                    ax.axhline(b, color="k", linewidth=0.6, linestyle="--")
+            ax.set_title(f"input scale {r.case.input_scale:g}", fontsize=9)
+            ax.set_xlabel(ev.xlabel)
+            ax.grid(True, alpha=0.3)
+        axes[0][0].set_ylabel("integer result - float64 reference")
+        bound = " (dashed: the bound checked)" if any(r.case.bound is not None for r in grp) else ""
+        fig.suptitle(f"{op} ({prof}): signed error{bound}", fontsize=10)
         fig.tight_layout()
         name = f"{op}__{prof}.png".replace("/", "_")
         buf = io.BytesIO()
