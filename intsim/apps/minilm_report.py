@@ -192,6 +192,8 @@ def _plot(evals: list[Any], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     # one line per distinct result: w8a8-unpack4 is bit-identical to w8a8 and shares its line
     same = {(ev.config.name, ev.nonlinear): ev for ev in evals}
@@ -199,30 +201,41 @@ def _plot(evals: list[Any], path: Path) -> None:
                                         and np.array_equal(same["w8a8", ev.nonlinear].forward.pooled,
                                                            ev.forward.pooled))]
     families = list(dict.fromkeys(ev.nonlinear for ev in shown))
+    configs = list(dict.fromkeys(ev.config.name for ev in shown))
     markers = {"w8a8": "o", "w8a8-static": "D", "w8a8-unpack4": "s", "llm-int8": "^"}
-    styles = {"w8a8": "-", "w8a8-static": ":", "w8a8-unpack4": "-.", "llm-int8": "--"}
     cmap = plt.get_cmap("tab10")
-    show_max = len(shown) <= 4
-    fig, ax = plt.subplots(figsize=(10, 5))
-    for ev in shown:
-        rows = ev.layer_errors
-        x = np.arange(len(rows))
-        color = cmap(families.index(ev.nonlinear) % 10)
-        twin = " (= w8a8-unpack4)" if ev.config.name == "w8a8" and ("w8a8-unpack4", ev.nonlinear) in same else ""
-        ax.plot(x, [r["p50"] for r in rows], marker=markers.get(ev.config.name, "o"),
-                linestyle=styles.get(ev.config.name, "-"), color=color,
-                label=f"{ev.config.name}{twin} / {ev.nonlinear}")
-        ax.fill_between(x, [r["p50"] for r in rows], [r["p90"] for r in rows], color=color, alpha=0.08)
-        if show_max:
-            ax.plot(x, [r["max"] for r in rows], linestyle=":", color=color)
-        ax.set_xticks(x, [r["layer"] for r in rows])
-    ax.set_yscale("log")
-    ax.set_ylabel("per-token relative L2 error of the layer output")
-    ax.set_title("Integer MiniLM vs float64: per-layer error (lines: median; band: to p90"
-                 + ("; dotted: max)" if show_max else ")"))
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    fig.tight_layout()
+    colors = {c: cmap(k % 10) for k, c in enumerate(configs)}
+    # one panel per non-linear family on a shared axis (15 lines on one axis hid each other); per
+    # configuration one colour in every panel: median line, band to p90, thin dotted max
+    ncols = min(3, len(families))
+    nrows = -(-len(families) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols + 0.8, 3.4 * nrows + 0.9), sharey=True,
+                             squeeze=False)
+    for ax, fam in zip(axes.flat, families, strict=False):
+        for ev in (e for e in shown if e.nonlinear == fam):
+            rows = ev.layer_errors
+            x = np.arange(len(rows))
+            color = colors[ev.config.name]
+            ax.plot(x, [r["p50"] for r in rows], marker=markers.get(ev.config.name, "o"), markersize=4, color=color)
+            ax.fill_between(x, [r["p50"] for r in rows], [r["p90"] for r in rows], color=color, alpha=0.12)
+            ax.plot(x, [r["max"] for r in rows], linestyle=":", linewidth=1, color=color)
+            ax.set_xticks(x, [str(r["layer"]).replace("layer ", "L") for r in rows], fontsize=8)
+        ax.set_title(fam, fontsize=10)
+        ax.set_yscale("log")
+        ax.grid(True, which="both", alpha=0.3)
+    for ax in axes.flat[len(families):]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("relative L2 error per token")
+    twins = {ev.config.name for ev in shown if ev.config.name == "w8a8"
+             and ("w8a8-unpack4", ev.nonlinear) in same}
+    handles = [Line2D([], [], color=colors[c], marker=markers.get(c, "o"),
+                      label=c + (" (= w8a8-unpack4)" if c in twins else "")) for c in configs]
+    handles += [Line2D([], [], color="grey", label="median"), Patch(color="grey", alpha=0.25, label="median to p90"),
+                Line2D([], [], color="grey", linestyle=":", label="max")]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 4), fontsize=8, frameon=False)
+    fig.suptitle("Integer MiniLM vs float64: error of each layer's output, per non-linear family", fontsize=11)
+    fig.tight_layout(rect=(0, 0.06 + 0.04 * (len(handles) > 4), 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
