@@ -81,7 +81,11 @@ def test_setup_commands_match_ci_and_pyproject():
     assert "intsim model fetch" in install and "\nintsim model fetch\n" in ci and "--no-deps" not in ci
     assert "\npython -m pip check\n" in ci  # the model is fetched, not installed: nothing broken
     assert install.endswith("intsim demo")
-    assert tests == "python -m pytest -q" and ci.rstrip().endswith(tests)
+    assert tests == "python -m pytest -q" and f"\n{tests}\n" in ci
+    # after the test command, CI runs only the slow half of the reports' freshness test
+    after = ci.split(f"\n{tests}\n", 1)[1]
+    assert [ln for ln in after.splitlines() if ln.strip() and not ln.startswith("echo")] == [
+        "INTSIM_FRESH_REPORTS=all python -m pytest -q tests/test_reports_fresh.py"]
 
 
 def test_testing_examples(tmp_path):
