@@ -27,29 +27,21 @@ def _run(code: str, **names: object) -> dict:
     return ns
 
 
-def _operands() -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(3)
-    return rng.integers(-128, 128, (5, 7), dtype=np.int8), rng.integers(-128, 128, (7, 4), dtype=np.int8)
-
-
 def test_readme_has_the_examples_this_file_runs():
     assert len(BLOCKS) == 5
 
 
 def test_datapath_example():
-    A, B = _operands()
-    ns = _run(_block("matmul(A, B, dp)"), A=A, B=B)
-    r = ns["r"]
+    ns = _run(_block("matmul(A, B, dp)"))  # as written: the block defines its operands
+    A, B, r = ns["A"], ns["B"], ns["r"]
     assert r.values.dtype == np.int64 and r.values.tolist() == (A.astype(np.int64) @ B).tolist()
     assert r.overflow.dtype == bool and not r.overflow.any() and (r.first_overflow_k == -1).all()
     assert set(r.ops.to_frame()["kind"]) >= {"mac"}
 
 
 def test_unpack_example_and_its_reassembly_rule():
-    rng = np.random.default_rng(4)
-    A, B = rng.integers(-3000, 3000, (5, 7)), rng.integers(-3000, 3000, (7, 4))
-    ns = _run(_block("unpack_operands"), A=A, B=B)
-    r, p = ns["r"], ns["p"]
+    ns = _run(_block("unpack_operands"))  # as written
+    A, B, r, p = ns["A"], ns["B"], ns["r"], ns["p"]
     assert r.values.tolist() == (A @ B).tolist() and r.unpack_ratio > 1
     C = [[0] * B.shape[1] for _ in range(A.shape[0])]  # the rule written in the example's comment
     for i in range(p.a.shape[0]):
