@@ -38,8 +38,6 @@ deterministic (no timings in the files); progress goes to stdout (``-q`` hides i
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import math
 import time
 from collections import defaultdict
@@ -55,6 +53,7 @@ from ...core.fileio import atomic_directory
 from ...core.helptext import add_output_options
 from ...hw.unpack import STRATEGIES, compare_strategies
 from ...quant.quantizers import alpha_ratio, quantize_rtn_group
+from .tables import csv_text, md_table
 
 __all__ = ["add_arguments", "run", "DEFAULT_BITS", "KIND_ORDER"]
 
@@ -265,22 +264,6 @@ def _g(x: float, nd: int = 3) -> str:
     return "n/a" if isinstance(x, float) and math.isnan(x) else f"{x:.{nd}g}"
 
 
-def _csv_text(header: list[str], rows: list[list]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    w.writerows(rows)
-    return buf.getvalue()
-
-
-def _md_table(header: list[str], rows: list[list[str]], align: str | None = None) -> str:
-    al = align or ("l" + "r" * (len(header) - 1))
-    sep = ["---:" if a == "r" else "---" for a in al]
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(sep) + " |"]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
-
-
 def _ratio(work: int, macs: int) -> float:
     return work / macs if macs else 1.0
 
@@ -488,31 +471,31 @@ def _write(out: Path, res: dict, bits: tuple[int, ...], variants: tuple, args: a
             for s in STRATEGIES:
                 rows.append([key[0], key[1], key[2], a.kind, _shape_text(a), a.count, b, s, a.macs, a.work[(b, s)],
                              _f(_ratio(a.work[(b, s)], a.macs)), _f(a.alpha_a, 3), _f(a.alpha_b, 3)])
-    (out / "gemms.csv").write_text(_csv_text(
+    (out / "gemms.csv").write_text(csv_text(
         ["layer", "gemm", "role", "kind", "shape", "gemms", "bits", "strategy", "macs", "unpacked_macs",
          "unpack_ratio", "alpha100_alpha95_a", "alpha100_alpha95_b"], rows), newline="\n")
-    (out / "kinds.csv").write_text(_csv_text(
+    (out / "kinds.csv").write_text(csv_text(
         ["kind", "gemms", "macs", "bits", "strategy", "unpack_ratio"],
         [[label, n, macs, b, s, _f(r[(b, s)])] for label, n, macs, r in aggs for b in bits for s in STRATEGIES]),
         newline="\n")
     alpha_rows = _alpha_summary(groups)
-    (out / "heavy_hitters.csv").write_text(_csv_text(
+    (out / "heavy_hitters.csv").write_text(csv_text(
         ["kind", "operand", "what", "groups", "median_alpha100_alpha95", "max_alpha100_alpha95", "max_at"],
         alpha_rows), newline="\n")
     int16 = _int16_rows(groups, variants)
     vnames = [v.name for v in variants]
-    (out / "int16.csv").write_text(_csv_text(
+    (out / "int16.csv").write_text(csv_text(
         ["kind", "gemms", "outputs", "max_k", "dfp_rel_error", "final_outside_int32", *vnames],
         int16), newline="\n")
-    (out / "int16_gemms.csv").write_text(_csv_text(
+    (out / "int16_gemms.csv").write_text(csv_text(
         ["layer", "gemm", "role", "kind", "shape", "outputs", "final_outside_int32", *vnames],
         [[k[0], k[1], k[2], groups[k].kind, _shape_text(groups[k]), groups[k].outputs, groups[k].outside,
           *(groups[k].overflow[n] for n in vnames)] for k in keys]), newline="\n")
-    (out / "step.csv").write_text(_csv_text(
+    (out / "step.csv").write_text(csv_text(
         ["levels", "parameter", "grad_rel_error", "updated_weight_rel_error"],
         [[s.levels, name, _g(s.grad_err[name], 6), _g(s.weight_err[name], 6)] for s in steps for name in s.grad_err]),
         newline="\n")
-    (out / "step_gemms.csv").write_text(_csv_text(
+    (out / "step_gemms.csv").write_text(csv_text(
         ["levels", "kind", "gemms", "exact", "macs", "unpacked_macs", "unpack_ratio", "low_bit_gemms"],
         [[s.levels, k, t.gemms, t.exact, t.macs, t.work, _f(t.ratio), t.low_bit_gemms]
          for s in steps for k in KIND_ORDER if (t := s.tally.get(k)) is not None]), newline="\n")
@@ -551,7 +534,7 @@ def _markdown(res: dict, aggs: list, alpha_rows: list, int16: list, bits: tuple[
     ]
     for b in bits:
         P.append(f"### b = {b}")
-        P.append(_md_table(["GEMM kind", "GEMMs", "MACs", *STRATEGIES],
+        P.append(md_table(["GEMM kind", "GEMMs", "MACs", *STRATEGIES],
                            [[label, str(n), f"{macs:,}", *(_f(r[(b, s)], 3) for s in STRATEGIES)]
                             for label, n, macs, r in aggs]))
     if plots:
@@ -560,7 +543,7 @@ def _markdown(res: dict, aggs: list, alpha_rows: list, int16: list, bits: tuple[
     P.append("`max|x| / alpha_0.95` of each float operand (the 95th-percentile magnitude as the quantizer computes "
              "it), per (layer, GEMM, role), summarised per kind: median and maximum over those groups. Per GEMM: "
              "`gemms.csv`.")
-    P.append(_md_table(["kind", "operand", "what", "groups", "median", "max", "max at"],
+    P.append(md_table(["kind", "operand", "what", "groups", "median", "max", "max at"],
                        [[str(c) for c in r] for r in alpha_rows], "lllrrrl"))
     P.append("## INT16 dynamic fixed point and the int32 accumulator")
     P.append("Each operand becomes a shared-exponent int16 tensor (one exponent per tensor, the smallest power "
@@ -583,7 +566,7 @@ def _markdown(res: dict, aggs: list, alpha_rows: list, int16: list, bits: tuple[
                                                                      for i in range(len(variants))]
     body.append(["all", f"{total[0]:,}", str(max(r[3] for r in int16)), "", f"{total[1]:,} "
                  f"({100 * total[1] / total[0]:.3f}%)", *(f"{n:,} ({100 * n / total[0]:.3f}%)" for n in total[2:])])
-    P.append(_md_table(hdr, body))
+    P.append(md_table(hdr, body))
     P.append("**Recommendation.** " + _recommendation(int16, variants))
     P.append("## One training step on the integer datapath")
     P.append(f"The same step with every GEMM (forward and backward, {n_gemms:,} of them) an exact integer GEMM: "
@@ -606,7 +589,7 @@ def _markdown(res: dict, aggs: list, alpha_rows: list, int16: list, bits: tuple[
         ratio = _ratio(sum(t.work for t in s.tally.values()), sum(t.macs for t in s.tally.values()))
         body.append([str(s.levels), f"{ex}/{n}", _f(ratio, 3), f"{s.loss:.6f}", f"{s.loss_after:.6f}",
                      _g(float(np.median(g))), _g(float(g.max())), _g(float(w.max()))])
-    P.append(_md_table(hdr, body))
+    P.append(md_table(hdr, body))
     P.append("Relative gradient error by parameter (maximum over layers; every tensor: `step.csv`; unpack ratios "
              "of the step per kind: `step_gemms.csv`):")
     kinds: dict[str, list[str]] = defaultdict(list)
@@ -621,7 +604,7 @@ def _markdown(res: dict, aggs: list, alpha_rows: list, int16: list, bits: tuple[
             cells.append(_g(max(vals)) if vals else "n/a")
         cells += [_g(max(s.weight_err[n] for n in names)) for s in steps]
         body.append(cells)
-    P.append(_md_table(hdr, body))
+    P.append(md_table(hdr, body))
     P.append("## Files\n\n"
              "- `kinds.csv`: unpack ratio per GEMM kind, inference and the whole step, per b and strategy.\n"
              "- `gemms.csv`: per (layer, GEMM, role), per b and strategy, with alpha100/alpha95 of both operands.\n"

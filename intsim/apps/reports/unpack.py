@@ -40,8 +40,6 @@ stdout, one line per GEMM row as it finishes (``-q``/``--quiet`` hides it);
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -55,6 +53,7 @@ from ...core.helptext import add_output_options
 from ...hw.unpack import STRATEGIES, compare_strategies
 from ...quant.llmint8 import llm_int8_matmul
 from ...quant.quantizers import alpha_ratio, quantize_rtn_group
+from .tables import csv_text, md_table
 
 __all__ = ["add_arguments", "run", "DEFAULT_BITS"]
 
@@ -215,22 +214,6 @@ def _shape_text(acc: _Acc, name: str, n_sent: int) -> str:
     return f"{acc.count} GEMMs ({n_sent} sentences x 12 heads)"
 
 
-def _csv_text(header: list[str], rows: list[list]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    w.writerows(rows)
-    return buf.getvalue()
-
-
-def _md_table(header: list[str], rows: list[list[str]], align: str | None = None) -> str:
-    al = align or ("l" + "r" * (len(header) - 1))
-    sep = ["---:" if a == "r" else "---" for a in al]
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(sep) + " |"]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
-
-
 def _aggregate(rows: dict, bits: tuple[int, ...]) -> dict:
     macs = sum(a.macs for a in rows.values())
     agg = {"macs": macs}
@@ -290,7 +273,7 @@ def _write(out: Path, rows: dict, bits: tuple[int, ...], args: argparse.Namespac
                     _f(_ratio(a.work[(b, strat, True)], a.macs)), a.lowbit[(b, strat)],
                     _f(a.oor[(b, "a")] / a.size["a"], 6), _f(a.oor[(b, "b")] / a.size["b"], 6),
                     _f(a.alpha_a, 3), _f(a.alpha_b, 3)])
-    (out / "gemms.csv").write_text(_csv_text(
+    (out / "gemms.csv").write_text(csv_text(
         ["layer", "gemm", "shape", "gemms", "bits", "strategy", "macs", "unpacked_macs", "unpack_ratio",
          "unpack_ratio_admit_min", "low_bit_gemms", "out_of_range_a", "out_of_range_b",
          "alpha100_alpha95_a", "alpha100_alpha95_b"], long_rows), newline="\n")
@@ -301,10 +284,10 @@ def _write(out: Path, rows: dict, bits: tuple[int, ...], args: argparse.Namespac
             r, r2 = agg[(b, strat, False)], agg[(b, strat, True)]
             agg_rows.append([b, strat, _f(r), _f(r2), _f(100 * (1 - r2 / r), 2)])
         agg_rows.append([b, "llm.int8 (b=8 scheme)", _f(agg["llm"]), "", ""])
-    (out / "aggregate.csv").write_text(_csv_text(
+    (out / "aggregate.csv").write_text(csv_text(
         ["bits", "strategy", "unpack_ratio", "unpack_ratio_admit_min", "admit_min_saving_percent"], agg_rows),
         newline="\n")
-    (out / "accuracy.csv").write_text(_csv_text(
+    (out / "accuracy.csv").write_text(csv_text(
         ["method", "rel_error"],
         [[f"quantized p={args.percentile} D={args.levels}, unpacked (any b, any strategy)", f"{agg['q_err']:.6g}"],
          ["quantized p=1 D=255, unpacked (any b, any strategy)", f"{agg['int8_err']:.6g}"],
@@ -347,7 +330,7 @@ def _markdown(rows: dict, keys: list, agg: dict, bits: tuple[int, ...], args: ar
         best_paper = min(r["row"], r["col"], r["both"])
         body.append([str(b), *(_f(r[s], 3) for s in STRATEGIES), _f(agg["llm"], 3),
                      _pct(r["plan"] / r["both"] - 1), _pct(r["plan"] / best_paper - 1)])
-    paragraphs.append(_md_table(hdr, body))
+    paragraphs.append(md_table(hdr, body))
     if plots:
         paragraphs.append("![unpack ratio against bit-width](ratio_vs_bits.png)")
     paragraphs.append("## Admitting -2^(b-1) (the two's-complement minimum)")
@@ -356,14 +339,14 @@ def _markdown(rows: dict, keys: list, agg: dict, bits: tuple[int, ...], args: ar
     hdr = ["b", *STRATEGIES, *(f"saving {s}" for s in STRATEGIES)]
     body = [[str(b), *(_f(agg[(b, s, True)], 3) for s in STRATEGIES),
              *(f"{100 * (1 - agg[(b, s, True)] / agg[(b, s, False)]):.1f}%" for s in STRATEGIES)] for b in bits]
-    paragraphs.append(_md_table(hdr, body))
+    paragraphs.append(md_table(hdr, body))
     paragraphs.append("## Against LLM.int8() at b = 8, like for like")
     paragraphs.append("LLM.int8() keeps every value's 8-bit precision relative to its row or column maximum. The "
                       "IM-Unpack counterpart is an int8-like profile: per-tensor p = 1, D = 255 (`q = round(x * "
                       "127.5 / max|x|)`; the maximum lands on +-128, one step out of range), unpacked at b = 8. "
                       "Work ratios and the relative Frobenius error against the float64 product over all GEMMs; "
                       "the unpacked GEMMs are exact on their integers, so their error is the quantizer's alone.")
-    paragraphs.append(_md_table(["method", "work ratio (b = 8)", "relative error"], [
+    paragraphs.append(md_table(["method", "work ratio (b = 8)", "relative error"], [
         *[[f"p = 1, D = 255, unpacked, {s}", _f(agg[("int8", s)], 4), f"{agg['int8_err']:.4g}"] for s in STRATEGIES],
         ["LLM.int8() (int8 + 16-bit outliers)", _f(agg["llm"], 4), f"{agg['llm_err']:.4g}"],
         [f"p = {args.percentile}, D = {args.levels} (this report's profile), unpacked, plan",
@@ -386,7 +369,7 @@ def _markdown(rows: dict, keys: list, agg: dict, bits: tuple[int, ...], args: ar
                              _f(a.alpha_a, 2), _f(a.alpha_b, 2),
                              *(_f(_ratio(a.work[(b, s, False)], a.macs), 3) for s in STRATEGIES),
                              "/".join(str(a.lowbit[(b, s)]) for s in STRATEGIES)])
-        paragraphs.append(_md_table(hdr, body, "ll" + "r" * (len(hdr) - 2)))
+        paragraphs.append(md_table(hdr, body, "ll" + "r" * (len(hdr) - 2)))
     paragraphs.append("## Files\n\n"
                       "- `gemms.csv`: every GEMM (or per-head group) x bit-width x strategy.\n"
                       "- `aggregate.csv`: model aggregate per bit-width and strategy, with LLM.int8().\n"
