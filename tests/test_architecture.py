@@ -13,8 +13,8 @@ ROOT = Path(__file__).resolve().parents[1] / "intsim"
 #: top-level subpackage -> layer (README "Architecture"); a module imports only from its own
 #: layer and the layers below. The oracles import nothing of the package above ``core``.
 #: ``testing`` (the hypothesis strategies and checks for users) sits on top beside ``apps``.
-LAYERS = {"core": 1, "regs": 2, "hw": 3, "quant": 4, "ops": 5, "models": 6, "golden": 7, "cost": 7, "apps": 8,
-          "testing": 8}
+LAYERS = {"core": 1, "regs": 2, "hw": 3, "quant": 4, "ops": 5, "models": 6, "onnx": 6, "golden": 7, "cost": 7,
+          "apps": 8, "testing": 8}
 
 
 def _modules() -> dict[str, Path]:
@@ -118,7 +118,8 @@ def test_no_late_import_hides_a_cycle():
 
 def test_import_intsim_is_light():
     code = ("import sys, intsim; print(sorted(m for m in ('pandas', 'matplotlib', 'intsim.apps', 'intsim.golden', "
-            "'intsim.cost', 'intsim.models', 'intsim.testing', 'hypothesis') if m in sys.modules))")
+            "'intsim.cost', 'intsim.models', 'intsim.onnx', 'intsim.testing', 'hypothesis', 'onnx', 'onnxruntime') "
+            "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
 

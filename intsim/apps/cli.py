@@ -7,6 +7,8 @@
     intsim rtl ...              run RTL templates or your design against a golden suite
     intsim synth                gate counts of the datapath units from Yosys (cost/synth.py)
     intsim model fetch|info     get the MiniLM model, show which copy is used
+    intsim onnx check|ops       run a quantized ONNX model bit for bit against ONNX Runtime
+    intsim sweep SPEC.toml      a parameter grid on a Dask cluster, results in Parquet
 
 ``--model-dir DIR`` (before or after the command) uses a copy of the Hugging Face folder
 sentence-transformers/all-MiniLM-L6-v2 instead of the cached model.
@@ -84,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     from . import model as model_cli
 
     model_cli.add_parser(sub)
+
+    from . import onnx_cli
+
+    onnx_cli.add_parser(sub)
 
     from . import sweep
 

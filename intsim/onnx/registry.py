@@ -1,0 +1,92 @@
+"""The operator table of :mod:`intsim.onnx`: one function per ``(domain, op_type)``.
+
+An operator function takes a :class:`NodeContext` and the node's input arrays (``None`` for an
+omitted optional input) and returns the list of its output arrays. :data:`OPS` maps
+``(domain, op_type)`` to the function (the default ONNX domain is ``""``; ``"ai.onnx"`` is read
+as ``""``); :func:`supported_ops` lists them as ``domain:op_type`` strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..core.errors import ConfigError, DTypeError, ShapeError
+from ..hw.datapath import Datapath
+
+__all__ = ["NodeContext", "GemmRecord", "OPS", "register", "supported_ops", "MS_DOMAIN"]
+
+#: the domain of ONNX Runtime's contrib operators
+MS_DOMAIN = "com.microsoft"
+
+
+@dataclass
+class GemmRecord:
+    """One integer GEMM run on the emulated datapath: the node, the shapes, intsim's engine and
+    how many outputs overflowed the accumulator (wrapped, as an int32 register does)."""
+
+    node: str
+    op_type: str
+    shape: tuple[int, int, int]  # (M, K, N) of every 2-D product (the batch is ``count``)
+    count: int
+    method: str
+    n_overflow: int
+
+
+@dataclass
+class NodeContext:
+    """What an operator function knows about its node: the ``NodeProto``, its attributes as
+    Python values, the model's opset of the default domain, the datapath of integer GEMMs and
+    the list every integer GEMM is recorded in."""
+
+    node: Any
+    attrs: dict[str, Any]
+    opset: int
+    datapath: Datapath
+    gemms: list[GemmRecord] = field(default_factory=list)
+
+    @property
+    def where(self) -> str:
+        n = self.node
+        dom = n.domain or "ai.onnx"
+        return f"node {n.name or '(unnamed)'!r} ({dom}:{n.op_type})"
+
+    def attr(self, name: str, default: Any = None) -> Any:
+        return self.attrs.get(name, default)
+
+    def need(self, inputs: Sequence[Any], i: int, what: str) -> np.ndarray:
+        """Input ``i`` (named ``what``), a ShapeError-free ConfigError if it is absent."""
+        if i >= len(inputs) or inputs[i] is None:
+            raise ConfigError(f"{self.where}: required input {i} ({what}) is missing")
+        return inputs[i]
+
+    def shape_error(self, msg: str) -> ShapeError:
+        return ShapeError(f"{self.where}: {msg}")
+
+    def dtype_error(self, msg: str) -> DTypeError:
+        return DTypeError(f"{self.where}: {msg}")
+
+
+OpFunc = Callable[[NodeContext, list], list]
+
+#: (domain, op_type) -> operator function
+OPS: dict[tuple[str, str], OpFunc] = {}
+
+
+def register(*op_types: str, domain: str = "") -> Callable[[OpFunc], OpFunc]:
+    """Decorator: register the function under every ``op_type`` of ``domain``."""
+
+    def deco(fn: OpFunc) -> OpFunc:
+        for op in op_types:
+            OPS[(domain, op)] = fn
+        return fn
+
+    return deco
+
+
+def supported_ops() -> list[str]:
+    """Every supported operator as ``domain:op_type`` (``ai.onnx`` for the default domain), sorted."""
+    return sorted(f"{d or 'ai.onnx'}:{o}" for d, o in OPS)
