@@ -49,6 +49,7 @@ from .quant.quantizers import quantize_per_token, quantize_rtn
 from .quant.requant import (
     REQUANT_MODES,
     multiply_by_quantized_multiplier,
+    quantize_linear,
     requantize,
     rounding_divide_by_pot,
     saturating_rounding_doubling_high_mul,
@@ -70,7 +71,7 @@ __all__ = [
     "unpack_matmul", "UnpackResult", "unpack_operands", "UnpackedPair", "unpack_stats", "compare_strategies",
     "STRATEGIES",
     "quantize_rtn", "quantize_per_token", "llm_int8_matmul", "LLMInt8Result",
-    "Dyadic", "quantize_multiplier", "ibert_frexp", "REQUANT_MODES", "requantize",
+    "Dyadic", "quantize_multiplier", "ibert_frexp", "REQUANT_MODES", "requantize", "quantize_linear",
     "saturating_rounding_doubling_high_mul", "rounding_divide_by_pot", "multiply_by_quantized_multiplier",
     "gemmlowp", "ibert", "ivit", "illm", "isqrt", "isqrt_op",
 ]

@@ -326,7 +326,8 @@ def test_gemmlowp_style_parameters_must_broadcast_to_x():
 # ------------------------------------------------------------------------------------------------
 
 VALID_REGISTERS = {"dyadic": ["product"], "tflite_double": ["shifted_input", "result"],
-                   "tflite_single": ["shifted_input", "result"], "onnx_ref": [], "ort_fp32": [], "gemmini_fp32": []}
+                   "tflite_single": ["shifted_input", "result"], "onnx_ref": [], "ort_fp32": [], "gemmini_fp32": [],
+                   "onnx_refeval": [], "ort_div": [], "onnx_refeval_div": []}
 
 
 @pytest.mark.parametrize("mode", REQUANT_MODES)

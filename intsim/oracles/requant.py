@@ -124,3 +124,34 @@ def requantize_float(x: int, scale: float, mant: int, out: IntType, zp: int = 0)
     xf = round_to_float(Fraction(x), mant)
     v = round_to_float(xf * s, mant)
     return min(max(round_fraction(v, "half_even") + zp, out.min), out.max)
+
+
+def requantize_float_div(x: int, scale: float, mant: int, out: IntType, zp: int = 0) -> int:
+    """The dividing float back-ends (ONNX ``QuantizeLinear``): ``mant = 24`` for ``ort_div``
+    (``float32(x) / float32(scale)``), 53 for ``onnx_refeval_div`` (``float64(x) /
+    float64(float32(scale))``): the conversion of ``x`` and the quotient rounded to nearest even
+    (:func:`round_to_float`, normal range), then rounded half to even, ``+ zp``, saturated.
+
+    >>> from intsim.core.inttype import IntType
+    >>> requantize_float_div(75, 30.0, 24, IntType(8)), requantize_float_div(-75, 30.0, 53, IntType(8), zp=1)
+    (2, -1)
+    """
+    s = Fraction(float32(scale))
+    xf = round_to_float(Fraction(x), mant)
+    v = round_to_float(xf / s, mant)
+    return min(max(round_fraction(v, "half_even") + zp, out.min), out.max)
+
+
+def requantize_float_zp_first(x: int, scale: float, out: IntType, zp: int = 0) -> int:
+    """``onnx_refeval``, the ONNX reference evaluator's ``QLinearMatMul`` arithmetic:
+    ``v = fl64(fl64(x) * scale)``, then ``fl64(v + zp)`` (the zero point added in float64, before
+    rounding), rounded half to even, saturated to ``out``.
+
+    >>> from intsim.core.inttype import IntType
+    >>> [requantize_float_zp_first(x, 0.5, IntType(8), zp=1) for x in (1, 3, 5)]
+    [2, 2, 4]
+    """
+    xf = round_to_float(Fraction(x), 53)
+    v = round_to_float(xf * Fraction(scale), 53)
+    w = round_to_float(v + zp, 53)
+    return min(max(round_fraction(w, "half_even"), out.min), out.max)

@@ -520,7 +520,9 @@ def requant_scales(mode: str = "dyadic", *, dyadic_fraction: bool = True) -> Sea
     """A scale as requantization ``mode`` accepts it: ``dyadic`` a :class:`~intsim.Dyadic` (or,
     with ``dyadic_fraction`` False, a float turned into one by ``Dyadic.from_float``); the TFLite
     modes a float whose multiplier and shift TFLite represents (shift -31 to 30, multiplier not
-    flushed to zero); ``onnx_ref`` a float64; ``ort_fp32``/``gemmini_fp32`` a float finite in float32.
+    flushed to zero); ``onnx_ref`` a float64; ``ort_fp32``/``gemmini_fp32`` a float finite in float32;
+    ``onnx_refeval`` a float32 value (QLinearMatMul's multiplier is computed in float32);
+    ``ort_div``/``onnx_refeval_div`` a divisor (QuantizeLinear's ``y_scale``), finite and nonzero in float32.
     """
     if mode not in REQUANT_MODES:
         raise ConfigError(f"unknown requantization mode {mode!r}; valid: {', '.join(REQUANT_MODES)}")
@@ -529,6 +531,10 @@ def requant_scales(mode: str = "dyadic", *, dyadic_fraction: bool = True) -> Sea
     if mode in ("tflite_double", "tflite_single"):
         single = mode == "tflite_single"
         return float_scales(2.0**-30, 2.0**8).filter(lambda s: _tflite_ok(s, single))
+    if mode in ("ort_div", "onnx_refeval_div"):
+        return float_scales(2.0**-8, 2.0**30).map(lambda s: float(np.float32(s)))
+    if mode == "onnx_refeval":
+        return float_scales(2.0**-30, 2.0**8).map(lambda s: float(np.float32(s)))
     return float_scales(2.0**-30, 2.0**8)
 
 
@@ -539,8 +545,10 @@ def _out_types(mode: str) -> list[IntType]:
 
 
 def _in_types(mode: str) -> list[IntType]:
-    return [IntType(32), IntType(16), IntType(8), IntType(24), IntType(32, signed=False)] if mode in (
-        "dyadic", "onnx_ref") else [IntType(32), IntType(16), IntType(8), IntType(24)]
+    signed = [IntType(32), IntType(16), IntType(8), IntType(24)]
+    # the float64 modes also take uint32 inputs exactly
+    return signed + [IntType(32, signed=False)] if mode in ("dyadic", "onnx_ref", "onnx_refeval",
+                                                           "onnx_refeval_div") else signed
 
 
 def requant_params(mode: Drawable = None, *, scale: Drawable = None, rounding: Drawable = None, out: Drawable = None,

@@ -13,12 +13,27 @@ One entry point, :func:`requantize`, with the back-end chosen by ``mode``:
                   +inf, RDBPOT ties away from zero; then ``+ zp`` and saturation
 ``tflite_single`` ``TFLITE_SINGLE_ROUNDING`` build: ``(x * q + 2**(30 - shift)) >> (31 - shift)``
                   (one rounding, ties toward +inf); then ``+ zp`` and saturation
-``onnx_ref``      ONNX reference evaluator (``QLinearMatMul``/``QuantizeLinear``): ``float64(x) *
-                  float64(s)`` (one IEEE rounding), ``np.rint`` (ties to even), ``+ zp``, saturation
+``onnx_ref``      ``float64(x) * float64(s)`` (one IEEE rounding), ``np.rint`` (ties to even), *then*
+                  ``+ zp``, saturation: the ONNX reference evaluator's ``QLinearMatMul`` arithmetic
+                  when the output zero point is 0 (with a zero point the evaluator adds it before
+                  rounding: ``onnx_refeval``); with ``zp`` it is ONNX ``QuantizeLinear``'s
+                  ``saturate(round(x / y_scale) + y_zero_point)`` order in float64
+``onnx_refeval``  the ONNX reference evaluator's ``QLinearMatMul`` (``op_qlinear_matmul.py``) exactly:
+                  ``sat(rint(fl64(float64(x) * float64(s)) + zp))``, the zero point added in float64
+                  *before* rounding; ``s`` = :func:`onnx_multiplier` (float32, as there)
 ``ort_fp32``      onnxruntime/MLAS: ``float32(x)`` (rounds to nearest-even above 2**24) times
                   ``float32(s)`` in float32 (one IEEE rounding), round half to even, ``+ zp``, saturation
+                  (onnxruntime's ``QLinearMatMul``, int8/uint8, with ``s`` = :func:`onnx_multiplier`)
 ``gemmini_fp32``  Gemmini ``ACC_SCALE``: HardFloat int->fp32, fp32 multiply, fp32->int, all round
                   to nearest even, saturating; bit-identical arithmetic to ``ort_fp32``; no zero point
+``ort_div``       ``s`` is a *divisor* (``y_scale``): ``sat(rint(fl32(float32(x) / float32(s))) + zp)``,
+                  the float32 division of ONNX ``QuantizeLinear`` with float32 input in onnxruntime
+                  (every output type: int8, uint8, int16, uint16) and in the ONNX reference evaluator;
+                  never ``x * (1/s)`` (``75 / 30`` is the tie 2.5, giving 2; ``75 * fl32(1/30)`` is
+                  ``2.5000002``, giving 3)
+``onnx_refeval_div`` ``s`` is a divisor: ``sat(rint(fl64(float64(x) / float64(float32(s)))) + zp)``, the
+                  ONNX reference evaluator's ``QuantizeLinear`` with *int32* input (numpy divides
+                  int32 by float32 in float64); onnxruntime has no int32-input ``QuantizeLinear``
 ================  ==================================================================================
 
 TFLite modes take the scale as a float (converted with
@@ -70,12 +85,34 @@ the taps.
 [-37499]
 >>> requantize(np.array([-99996]), 0.375, mode="tflite_single", out="int32").values.tolist()
 [-37498]
+>>> requantize(np.array([75]), 30.0, mode="ort_div").values.tolist()   # 75 / 30 = 2.5: ties to even
+[2]
+>>> requantize(np.array([75]), 1 / 30, mode="ort_fp32").values.tolist()   # 75 * fl32(1/30) = 2.5000002
+[3]
+>>> [requantize(np.array([1, 3, 5]), 0.5, mode=m, zero_point=1).values.tolist() for m in ("onnx_ref", "onnx_refeval")]
+[[1, 3, 3], [2, 2, 4]]
+
+**Which mode matches which runtime** (checked bit for bit against onnxruntime's CPU kernels and
+the ONNX reference evaluator on one-node models, ``tests/test_onnx_conventions.py``):
+
+=================================================  ==============================  ===================
+operator (inputs)                                  onnxruntime (CPU)               reference evaluator
+=================================================  ==============================  ===================
+``QuantizeLinear`` float32 -> (u)int8, (u)int16     ``ort_div``                     ``ort_div``
+``QuantizeLinear`` int32 -> (u)int8, (u)int16       (not implemented)               ``onnx_refeval_div``
+``QLinearMatMul`` (u)int8, ``s = onnx_multiplier``  ``ort_fp32``                    ``onnx_refeval``
+=================================================  ==============================  ===================
+
+(``ort_div`` of an integer ``x`` is ``QuantizeLinear`` of ``float32(x)``; for a float32 tensor use
+:func:`quantize_linear`.) The reference evaluator converts with ``np.rint(v).astype(np.int32)``,
+which numpy leaves undefined for ``|v| >= 2**31`` (and adds the zero point in int32); intsim
+saturates there, as the operator specification says.
 """
 
 from __future__ import annotations
 
-from .api import onnx_multiplier, requantize
-from .common import REQUANT_MODES, REQUANT_ORDERS
+from .api import onnx_multiplier, quantize_linear, requantize
+from .common import DIVIDING_MODES, REQUANT_MODES, REQUANT_ORDERS
 from .exact import mul_shift_round
 from .fixedpoint import (
     multiply_by_quantized_multiplier,
@@ -89,7 +126,9 @@ from .fixedpoint import (
 __all__ = [
     "REQUANT_MODES",
     "REQUANT_ORDERS",
+    "DIVIDING_MODES",
     "requantize",
+    "quantize_linear",
     "mul_shift_round",
     "saturating_rounding_doubling_high_mul",
     "rounding_divide_by_pot",

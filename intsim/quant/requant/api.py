@@ -32,7 +32,23 @@ from .common import (
 )
 from .exact import abs_max, mul_shift_round_exact
 from .fixedpoint import multiply_by_quantized_multiplier_int64
-from .kernels import DYADIC_CHAIN, TFLITE_CHAIN, run_dyadic, run_float, run_tflite
+from .kernels import (
+    DYADIC_CHAIN,
+    FK_DIV32,
+    FK_DIV64,
+    FK_FLOAT32,
+    FK_MUL32,
+    FK_MUL64,
+    FK_MUL64_ZP,
+    TFLITE_CHAIN,
+    run_dyadic,
+    run_float,
+    run_tflite,
+)
+
+#: the float back-ends and their arithmetic (see :func:`intsim.quant.requant.kernels.run_float`)
+FLOAT_KINDS = {"onnx_ref": FK_MUL64, "onnx_refeval": FK_MUL64_ZP, "ort_fp32": FK_MUL32, "gemmini_fp32": FK_MUL32,
+               "ort_div": FK_DIV32, "onnx_refeval_div": FK_DIV64}
 
 # ------------------------------------------------------------------------------------------------
 # requantize
@@ -63,6 +79,18 @@ def _check_float32_scale(mode: str, sarr: np.ndarray) -> None:
         where = f" at index {tuple(int(j) for j in np.unravel_index(i, sarr.shape))}" if sarr.ndim else ""
         raise ConfigError(f"{mode}: scale{where} ({float(sarr.reshape(-1)[i])!r}) rounds to infinity in float32 "
                           f"(largest float32: {float(np.finfo(np.float32).max)!r}); {mode} takes float32 scales")
+
+
+def _check_float32_divisor(mode: str, sarr: np.ndarray) -> None:
+    """ConfigError unless every scale is nonzero in float32 (a divisor below float32's smallest
+    subnormal would round to zero there)."""
+    with np.errstate(under="ignore"):
+        bad = sarr.astype(np.float32) == 0
+    if bad.any():
+        i = int(np.flatnonzero(bad.reshape(-1))[0])
+        where = f" at index {tuple(int(j) for j in np.unravel_index(i, sarr.shape))}" if sarr.ndim else ""
+        raise ConfigError(f"{mode}: scale{where} ({float(sarr.reshape(-1)[i])!r}) rounds to zero in float32; "
+                          f"{mode} divides by the float32 scale")
 
 
 def _scales_array(scale: Any, allow_negative: bool) -> np.ndarray:
@@ -180,11 +208,16 @@ def requantize(
     The result is ``sat_out(round(x * s) + zero_point)``, with the rounding and arithmetic of
     the back-end ``mode`` (see the module table): ``dyadic`` (exact, any ``rounding``;
     default ``half_even``), ``tflite_double``, ``tflite_single``, ``onnx_ref``, ``ort_fp32``,
-    ``gemmini_fp32``. Only ``dyadic`` takes a ``rounding``; the other back-ends fix theirs
-    and refuse a different one.
+    ``gemmini_fp32``, ``onnx_refeval`` (the zero point added in float64 before rounding). Only
+    ``dyadic`` takes a ``rounding``; the other back-ends fix theirs and refuse a different one.
+    In the dividing modes ``ort_div`` (float32) and ``onnx_refeval_div`` (float64) ``scale`` is
+    a divisor, ONNX ``QuantizeLinear``'s ``y_scale``: the result is ``sat_out(round(x / s) +
+    zero_point)``, divided by ``float32(s)`` (``y_scale`` is a float32 tensor; a scale that is zero
+    or infinite in float32 is refused).
 
     **Float overflow** (float modes). When the float product ``x * s`` overflows the working
-    type (float32, or float64 in ``onnx_ref``) it is ``+inf`` or ``-inf`` (never NaN: ``x``
+    type (float32, or float64 in ``onnx_ref``, ``onnx_refeval`` and ``onnx_refeval_div``; a
+    quotient likewise in the dividing modes) it is ``+inf`` or ``-inf`` (never NaN: ``x``
     and ``s`` are finite), and it saturates like any other value beyond the output range:
     ``+inf`` gives ``out.max``, ``-inf`` gives ``out.min``, in both orders, with or without
     taps (no error, no register event). That is the specified ``saturate(round(x / y_scale) +
@@ -251,6 +284,10 @@ def requantize(
     [2147483647]
     >>> requantize(np.array([2**62, -2**62]), 1e300, mode="onnx_ref", in_type="int64").values.tolist()  # +-inf
     [127, -128]
+    >>> requantize(np.array([75, 45]), 30.0, mode="ort_div", zero_point=1).values.tolist()  # 2.5 -> 2, 1.5 -> 2
+    [3, 3]
+    >>> requantize(np.array([1, 3]), 0.5, mode="onnx_refeval", zero_point=1).values.tolist()  # rint(1.5), rint(2.5)
+    [2, 2]
     """
     if mode not in REQUANT_MODES:
         raise ConfigError(f"unknown requantization mode {mode!r}; valid: {', '.join(REQUANT_MODES)} "
@@ -321,18 +358,24 @@ def requantize(
             raise ConfigError("gemmini_fp32 has no output zero point (Gemmini scales and saturates only)")
         if out_t.bits > 53:
             raise ConfigError(f"float back-ends cannot produce exact {out_t.name} results; use at most 53 bits")
-        use32 = mode != "onnx_ref"
+        kind = FLOAT_KINDS[mode]
+        use32 = kind in FK_FLOAT32
         if use32 and in_t.bits > 53:
             raise ConfigError(f"{mode}: inputs wider than 53 bits are not supported (in_type {in_t.name})")
         regs = RegisterFile("requantize", check_registers(f"requantize(mode={mode!r})", widths, ()),
                             overflow=overflow)
         sarr = _scales_array(scale, allow_negative)
         check_param_shape("requantize", "scale", sarr.shape, "x", xa.shape)
-        if use32:
+        if use32 or kind == FK_DIV64:  # (onnx_refeval_div divides by the float32 scale too)
             _check_float32_scale(mode, sarr)
-        values = run_float(xa, sarr, use32, lo, hi, zp, tapd)
+        if kind in (FK_DIV32, FK_DIV64):
+            _check_float32_divisor(mode, sarr)
+        values = run_float(xa, sarr, kind, lo, hi, zp, tapd)
         w = 24 if use32 else 53
-        ops.add("mul", (w, w), n).add("shift", (32 if w == 24 else 64,), 2 * n)  # multiply; int->float, rint
+        ops.add("div" if kind in (FK_DIV32, FK_DIV64) else "mul", (w, w), n)
+        ops.add("shift", (32 if w == 24 else 64,), 2 * n)  # int->float, rint
+        if kind == FK_MUL64_ZP:
+            ops.add("add", (64,), n)  # the zero point, added in float64
     if zp:
         ops.add("add", (out_t.bits,), n)
     ops.add("compare", (out_t.bits,), 2 * n)
@@ -444,3 +487,66 @@ def _requant_dyadic_wide(xx: np.ndarray, m: np.ndarray, k: np.ndarray, mode: str
 def _round_bound(b: int, mode: str) -> int:
     """The rounding of an (exact) integer bound: the bound itself, except ``jam`` (``b | 1``)."""
     return b | 1 if mode == "jam" else b
+
+
+_QL_OUT = ("int8", "uint8", "int16", "uint16")
+
+
+def quantize_linear(x: Any, y_scale: Any, y_zero_point: int = 0, out: IntType | str = "uint8", *,
+                    runtime: str = "onnxruntime") -> OpResult:
+    """ONNX ``QuantizeLinear`` of a float32 (or, in the reference evaluator, int32) tensor, bit for bit.
+
+    float32 ``x`` (both runtimes): ``sat(rint(fl32(x / float32(y_scale))) + y_zero_point)``, a
+    float32 division (IEEE, one rounding), round half to even, the zero point added after the
+    rounding, saturation to ``out`` (int8, uint8, int16 or uint16): onnxruntime's CPU kernel
+    (MLAS divides by the scale; it does not multiply by a reciprocal) and the ONNX reference
+    evaluator (``op_quantize_linear.py``) agree. int32 ``x``: only the reference evaluator
+    (``runtime="reference"``) accepts it, and divides in float64 (numpy promotes int32 / float32
+    to float64): ``sat(rint(fl64(float64(x) / float64(float32(y_scale)))) + y_zero_point)``;
+    onnxruntime has no int32-input kernel (ConfigError). ``+-inf`` saturates; NaN is refused.
+    ``y_scale`` is a positive scalar or an array broadcasting to ``x``'s shape (per channel along
+    trailing axes), finite and nonzero in float32. Returns an OpResult with int64 ``values`` and
+    ``scale`` = ``y_scale`` (as float32 values in float64).
+
+    >>> quantize_linear(np.array([75.0, -75.0, 74.99], dtype=np.float32), 30.0, 0, "int8").values.tolist()
+    [2, -2, 2]
+    >>> quantize_linear(np.array([16777217], dtype=np.int32), 2.0, 0, "int16", runtime="reference").values.tolist()
+    [32767]
+    """
+    from ...core.errors import DTypeError
+
+    if runtime not in ("onnxruntime", "reference"):
+        raise ConfigError(f"quantize_linear: runtime must be 'onnxruntime' or 'reference', got {runtime!r}")
+    out_t = int_type(out, "out")
+    if out_t.name not in _QL_OUT:
+        raise ConfigError(f"quantize_linear: out must be one of {', '.join(_QL_OUT)}, got {out_t.name}")
+    if isinstance(y_zero_point, bool) or not isinstance(y_zero_point, (int, np.integer)):
+        raise ConfigError(f"y_zero_point must be an integer, got {y_zero_point!r}")
+    zp = int(y_zero_point)
+    if not out_t.contains(zp):
+        raise ConfigError(f"y_zero_point {zp} is outside the output type {out_t.name} [{out_t.min}, {out_t.max}]")
+    xa = np.asarray(x)
+    if xa.dtype == np.int32:
+        if runtime == "onnxruntime":
+            raise ConfigError("quantize_linear: onnxruntime has no QuantizeLinear kernel for int32 input "
+                              "(use runtime='reference', or requantize(..., mode='ort_div') for float32(x))")
+    elif xa.dtype != np.float32:
+        raise DTypeError(f"quantize_linear: x must be a float32 (or int32) array, got dtype {xa.dtype}")
+    elif np.isnan(xa).any():
+        raise ConfigError("quantize_linear: x contains NaN")
+    sarr = _scales_array(y_scale, allow_negative=False)
+    check_param_shape("quantize_linear", "y_scale", sarr.shape, "x", xa.shape)
+    _check_float32_scale("quantize_linear", sarr)
+    _check_float32_divisor("quantize_linear", sarr)
+    s32 = sarr.astype(np.float32)
+    with np.errstate(over="ignore", divide="ignore"):
+        v = xa.astype(np.float64) / s32.astype(np.float64) if xa.dtype == np.int32 else xa / s32
+    r = np.clip(np.rint(v), out_t.min - zp, out_t.max - zp)  # integer bounds, exact in float32 and float64
+    values = np.asarray(r.astype(np.int64) + zp, dtype=np.int64)
+    w = 53 if xa.dtype == np.int32 else 24
+    n = int(xa.size)
+    ops = OpCounts().add("div", (w, w), n).add("shift", (64 if w == 53 else 32,), n)
+    if zp:
+        ops.add("add", (out_t.bits,), n)
+    ops.add("compare", (out_t.bits,), 2 * n)
+    return OpResult(values=values, scale=s32.astype(np.float64) if s32.ndim else float(s32), ops=ops)

@@ -12,7 +12,10 @@ from ...core.errors import ConfigError, OperandRangeError, ShapeError
 from ...core.inttype import IntType
 from ...regs.registers import RegisterFile
 
-REQUANT_MODES: tuple[str, ...] = ("dyadic", "tflite_double", "tflite_single", "onnx_ref", "ort_fp32", "gemmini_fp32")
+REQUANT_MODES: tuple[str, ...] = ("dyadic", "tflite_double", "tflite_single", "onnx_ref", "ort_fp32", "gemmini_fp32",
+                                  "onnx_refeval", "ort_div", "onnx_refeval_div")
+#: the modes whose ``scale`` is a divisor (``x / scale``, as ONNX ``QuantizeLinear``'s ``y_scale``)
+DIVIDING_MODES: tuple[str, ...] = ("ort_div", "onnx_refeval_div")
 REQUANT_ORDERS: tuple[str, ...] = ("round_then_saturate", "clamp_then_round")
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1

@@ -42,7 +42,12 @@ TFLITE_CHAIN = Chain("requantize", [Step("shifted_input", "e", INT32), Step("res
 (PRODUCT,) = DYADIC_CHAIN.ids("product")
 SHIFTED_INPUT, RESULT = TFLITE_CHAIN.ids("shifted_input", "result")
 #: the kernels' parameter vector
-RP_LO, RP_HI, RP_ZP, RP_ROUNDING, RP_CLAMP_FIRST, RP_BIAS, RP_SINGLE, RP_USE32 = range(8)
+RP_LO, RP_HI, RP_ZP, RP_ROUNDING, RP_CLAMP_FIRST, RP_BIAS, RP_SINGLE, RP_FKIND = range(8)
+#: the float back-ends' arithmetic (``RP_FKIND``): ``x * s`` in float64 or float32, ``x * s`` in float64 with
+#: the zero point added in float64 before rounding, ``x / s`` in float32 or float64
+FK_MUL64, FK_MUL32, FK_MUL64_ZP, FK_DIV32, FK_DIV64 = range(5)
+#: the float kinds whose working type is float32
+FK_FLOAT32 = (FK_MUL32, FK_DIV32)
 _BLOCK = 16384  #: elements per parallel block (rounded to whole rows of the per-channel parameters)
 
 
@@ -356,37 +361,48 @@ def _k_tflite(cf, st, tp, oe, x, q, s, kp, out, tq, ton, check, B, par):  # prag
 
 
 @numba.njit(cache=True, forceinline=True)
-def _float_one(xi, s64, s32, use32, flo, fhi):  # pragma: no cover - numba
-    """clip(rint(v), lo, hi) for v = x*s in float32 (use32) or float64, and v (in its type; 0 in
-    the other). ``rint`` of a float is an integer-valued float of the same precision, exactly
-    representable in float64; ``flo``, ``fhi`` are the integer bounds, exact in float64
-    (|bound| < 2**53), so the comparisons and the conversion to int64 are exact. A product that
-    overflows is +-inf (never NaN: x and s are finite), which the clip maps to ``fhi`` / ``flo``
-    before the conversion: it saturates."""
-    if use32:
+def _float_one(xi, s64, s32, kind, flo, fhi, zp):  # pragma: no cover - numba
+    """clip(w, lo, hi) and v (in its type; 0 in the other), where v is the scaled value of the
+    float ``kind`` (FK_*): ``x*s`` or ``x/s`` in float32 (x converted to float32 first, rounded to
+    nearest even) or float64, and w = rint(v) or, for FK_MUL64_ZP, ``rint(v + zp) - zp`` (the
+    zero point added in float64 before the rounding). ``rint`` of a float is an integer-valued
+    float of the same precision, exactly representable in float64; ``flo``, ``fhi`` are the
+    integer bounds, exact in float64 (|bound| < 2**53), so the comparisons and the conversion to
+    int64 are exact. A value that overflows is +-inf (never NaN: x and s are finite, s nonzero),
+    which the clip maps to ``fhi`` / ``flo`` before the conversion: it saturates."""
+    v32 = np.float32(0)
+    v64 = np.float64(0)
+    if kind == FK_MUL32:
         v32 = np.float32(xi) * s32
-        v64 = np.float64(0)
         v = np.float64(np.rint(v32))
+    elif kind == FK_DIV32:
+        v32 = np.float32(xi) / s32
+        v = np.float64(np.rint(v32))
+    elif kind == FK_DIV64:
+        v64 = np.float64(xi) / np.float64(s32)  # the scale is a float32 tensor (y_scale)
+        v = np.rint(v64)
+    elif kind == FK_MUL64_ZP:
+        v64 = np.float64(xi) * s64
+        v = np.rint(v64 + np.float64(zp)) - np.float64(zp)  # integers below 2**53, or beyond the bounds
     else:
-        v32 = np.float32(0)
         v64 = np.float64(xi) * s64
         v = np.rint(v64)
     return np.int64(min(max(v, flo), fhi)), v32, v64
 
 
 @numba.njit(cache=True, forceinline=True)
-def _float_elem(j, xv, s64, s32, flo, fhi, zp, os, t32, t64, use32, ton):  # pragma: no cover - numba
-    v, v32, v64 = _float_one(xv, s64, s32, use32, flo, fhi)
+def _float_elem(j, xv, s64, s32, flo, fhi, zp, os, t32, t64, kind, ton):  # pragma: no cover - numba
+    v, v32, v64 = _float_one(xv, s64, s32, kind, flo, fhi, zp)
     os[j] = v + zp
     if ton:
-        if use32:
+        if kind == FK_MUL32 or kind == FK_DIV32:
             t32[j] = v32
         else:
             t64[j] = v64
 
 
 @numba.njit(cache=True, forceinline=True)
-def _float_loop(xs, s64, s32, kp, os, t32, t64, use32, ton):  # pragma: no cover - numba
+def _float_loop(xs, s64, s32, kp, os, t32, t64, kind, ton):  # pragma: no cover - numba
     flo = np.float64(kp[RP_LO])
     fhi = np.float64(kp[RP_HI])
     zp = kp[RP_ZP]
@@ -395,12 +411,12 @@ def _float_loop(xs, s64, s32, kp, os, t32, t64, use32, ton):  # pragma: no cover
         a64 = s64[0]
         a32 = s32[0]
         for j in range(xs.shape[0]):
-            _float_elem(j, xs[j], a64, a32, flo, fhi, zp, os, t32, t64, use32, ton)
+            _float_elem(j, xs[j], a64, a32, flo, fhi, zp, os, t32, t64, kind, ton)
         return
     for row in range(xs.shape[0] // C):
         for c in range(C):
             j = row * C + c
-            _float_elem(j, xs[j], s64[c], s32[c], flo, fhi, zp, os, t32, t64, use32, ton)
+            _float_elem(j, xs[j], s64[c], s32[c], flo, fhi, zp, os, t32, t64, kind, ton)
 
 
 @numba.njit(cache=True, error_model="numpy", _nrt=False)
@@ -409,19 +425,24 @@ def _float_block(i, x, s64, s32, kp, out, t32, t64, ton, B):  # pragma: no cover
     p1 = min(p0 + B, x.shape[0])
     xs = x[p0:p1]
     os = out[p0:p1]
+    kind = kp[RP_FKIND]
     if ton:
-        _float_loop(xs, s64, s32, kp, os, t32[p0:p1], t64[p0:p1], kp[RP_USE32] != 0, True)
-    elif kp[RP_USE32]:
-        _float_loop(xs, s64, s32, kp, os, t32, t64, True, False)
+        _float_loop(xs, s64, s32, kp, os, t32[p0:p1], t64[p0:p1], kind, True)
+    elif kind == FK_MUL32:  # the kind a constant in each loop (vectorizable)
+        _float_loop(xs, s64, s32, kp, os, t32, t64, FK_MUL32, False)
+    elif kind == FK_MUL64:
+        _float_loop(xs, s64, s32, kp, os, t32, t64, FK_MUL64, False)
+    elif kind == FK_DIV32:
+        _float_loop(xs, s64, s32, kp, os, t32, t64, FK_DIV32, False)
     else:
-        _float_loop(xs, s64, s32, kp, os, t32, t64, False, False)
+        _float_loop(xs, s64, s32, kp, os, t32, t64, kind, False)
 
 
 @numba.njit(cache=True, parallel=True)
 def _k_float(x, s64, s32, kp, out, t32, t64, ton, B, nblocks, par):  # pragma: no cover - numba
-    """The float back-ends: float32 (use32) or float64 scaling, rint (ties to even), exact
-    saturation to the integer bounds [lo, hi] (both orders: see :func:`run_float`); the blocks
-    over the cores when ``par``, else in this thread."""
+    """The float back-ends (``kp[RP_FKIND]``, see :func:`_float_one`): the scaled value, rint
+    (ties to even), exact saturation to the integer bounds [lo, hi] (both orders: see
+    :func:`run_float`); the blocks over the cores when ``par``, else in this thread."""
     if par:
         for i in numba.prange(nblocks):
             _float_block(np.int64(i), x, s64, s32, kp, out, t32, t64, ton, B)
@@ -515,32 +536,39 @@ _NO_TAPS32 = np.empty(0, dtype=np.float32)  #: the float kernels' tap arrays wit
 _NO_TAPS64 = np.empty(0, dtype=np.float64)
 
 
-def run_float(xx: np.ndarray, sarr: np.ndarray, use32: bool, lo: int, hi: int, zp: int,
-               taps: dict | None) -> np.ndarray:
-    """The float back-ends: ``v = x*s`` in float64 (onnx_ref) or float32 (one IEEE rounding),
-    then ``clip(rint(v), lo, hi) + zp`` with the exact integer bounds ``lo``, ``hi`` (|bound| <= 2**53).
+def run_float(xx: np.ndarray, sarr: np.ndarray, kind: int, lo: int, hi: int, zp: int,
+              taps: dict | None) -> np.ndarray:
+    """The float back-ends: the scaled value ``v`` of ``kind`` (``FK_*``): ``x*s`` in float64
+    (onnx_ref, onnx_refeval) or float32 (ort_fp32, gemmini_fp32), ``x/s`` in float32 (ort_div) or
+    float64 (onnx_refeval_div), one IEEE rounding each (after x's conversion to the working type);
+    then ``clip(rint(v), lo, hi) + zp`` with the exact integer bounds ``lo``, ``hi`` (|bound| <=
+    2**53), or for ``FK_MUL64_ZP`` (onnx_refeval) ``clip(rint(v + zp), lo + zp, hi + zp)`` with the
+    sum ``v + zp`` rounded in float64.
 
     Both orders compute that value. Clamp-then-round is ``rint(clip(v, lo, hi))`` with the
     clamp done on the real value ``v`` against the exact integers ``lo``, ``hi``; since ``rint``
     (ties to even) is monotone and leaves integers unchanged, ``v > hi`` implies ``rint(v) >=
     hi`` and ``v < lo`` implies ``rint(v) <= lo``, so it equals ``clip(rint(v), lo, hi)``. (The
+    same holds for ``rint(fl64(v + zp))``: float64 addition is monotone and ``fl64(hi + zp)`` is
+    the integer ``out.max``.) (The
     bounds are never converted to the working float type: once ``|hi| > 2**24``, ``float32(hi)``
     can round inward, below ``hi``, and a clamp against it would cut off valid results, e.g.
     ``float32(2**31 + 99) == 2**31``.) Taps: ``scaled_bits``, the bit pattern of ``v`` in its
-    type, and ``rounded``, the saturated value ``clip(rint(v), lo, hi)`` (before the zero point
-    is added), in both orders.
+    type (before any zero point), and ``rounded``, the saturated result minus the zero point
+    (``clip(rint(v), lo, hi)``), in both orders.
 
-    A product that overflows the working type is ``+-inf`` and saturates like any other value
+    A value that overflows the working type is ``+-inf`` and saturates like any other value
     beyond the bounds (``rounded`` = ``hi`` or ``lo``; ``scaled_bits`` holds the inf pattern).
     """
     (sv,) = _per_channel(xx.shape, sarr)
     n = int(xx.size)
-    with np.errstate(over="ignore"):  # (onnx_ref does not use the float32 copy)
+    with np.errstate(over="ignore"):  # (the float64 kinds do not use the float32 copy)
         s32 = sv.astype(np.float32)
     ton = taps is not None
+    use32 = kind in FK_FLOAT32
     t32 = np.empty(n, dtype=np.float32) if ton and use32 else _NO_TAPS32
     t64 = np.empty(n, dtype=np.float64) if ton and not use32 else _NO_TAPS64
-    kp = np.array([lo, hi, zp, 0, 0, 0, 0, use32], dtype=np.int64)
+    kp = np.array([lo, hi, zp, 0, 0, 0, 0, kind], dtype=np.int64)
     out = np.empty(xx.shape, dtype=np.int64)
     B = _block(sv.size)
     if n:
