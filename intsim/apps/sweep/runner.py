@@ -60,11 +60,26 @@ def _client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
     if n < 1:
         raise ConfigError(f"--workers must be at least 1, got {n}")
     # one thread per worker process, each task's numba kernels on that one thread (_run_point), so that N
-    # workers use N cores. (Not NUMBA_NUM_THREADS through the nanny's pre-spawn environment: that changes
-    # this process's environment, and numba refuses a new value once its thread pool runs.)
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
-        yield client
+    # workers use N cores. Dask's nanny writes its pre-spawn environment (OMP_NUM_THREADS=1 and the like,
+    # for the workers' BLAS) into this process's os.environ before spawning a worker; this process keeps
+    # its own (its numba and BLAS thread pools are sized by it), so it is put back once the workers run.
+    saved = dict(os.environ)
+    try:
+        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                          silence_logs=logging.ERROR) as cluster:
+            _restore_environ(saved)
+            with Client(cluster) as client:
+                yield client
+    finally:
+        _restore_environ(saved)
+
+
+def _restore_environ(saved: dict[str, str]) -> None:
+    for k in [k for k in os.environ if k not in saved]:
+        del os.environ[k]
+    for k, v in saved.items():
+        if os.environ.get(k) != v:
+            os.environ[k] = v
 
 
 @dataclass(frozen=True)
