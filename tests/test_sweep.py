@@ -294,3 +294,98 @@ def test_npy_gemms_and_a_grown_grid_computes_only_the_new_points(tmp_path, capsy
     assert len(_rows(out)) == 12
     bad = _spec(tmp_path, head + "bits = 4\nsentences = 2\n", "bad.toml")
     assert main(["sweep", str(bad), "--out", str(tmp_path / "o2"), "-q"]) == 2
+
+
+# ------------------------------------------------------------------------------------------------
+# the training kind
+# ------------------------------------------------------------------------------------------------
+
+
+def test_the_training_kind_is_registered_and_its_example_plans():
+    assert "training" in KINDS
+    plan = load_sweep_spec(ROOT / "examples" / "sweep_training.toml").plan()
+    assert len(plan.points) == 7 * 4 * 2 * 2 * 2
+    assert plan.axes == ["gemm", "bits", "strategy", "acc_bits", "spill"]
+    assert {p["gemm"] for p in plan.points} == {"forward", "input_grad", "weight_grad", "attention",
+                                                "attention_grad", "inference", "all"}
+    keys = [point_key("training", p, plan.identity) for p in plan.points]
+    assert len(set(keys)) == len(keys)
+
+
+@pytest.mark.parametrize("grid, needle", [
+    ('gemm = "backward"', "grid.gemm"),
+    ("bits = [4, 1]", "grid.bits[1]"),
+    ('strategy = "diagonal"', "grid.strategy"),
+    ("percentile = 0", "grid.percentile"),
+    ("levels = 0", "grid.levels"),
+    ("acc_bits = 16", "grid.acc_bits"),
+    ("spill = 1", "grid.spill"),
+    ("spill = -8", "grid.spill"),
+    ("pairs = 0", "grid.pairs"),
+    ("max_len = 1", "grid.max_len"),
+    ("layers = 7", "grid.layers"),
+    ("sentences = 2", "grid.sentences: unknown parameter"),
+])
+def test_bad_training_parameters_exit_2(tmp_path, capsys, grid, needle):
+    spec = _spec(tmp_path, f'[sweep]\nkind = "training"\n[grid]\n{grid}\n')
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "out"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_training_sweep_gives_the_training_reports_figures(tmp_path):
+    """The rows equal what ``intsim report training`` computes for the same step and settings, and
+    do not depend on the number of workers."""
+    import argparse
+    from collections import defaultdict
+
+    from intsim.apps.reports import training as report
+    from intsim.models.minilm.training import default_variants
+    from intsim.models.store import model_available
+    from intsim_reference.training import training_step
+
+    if not model_available():
+        pytest.skip("the MiniLM model is missing: intsim model fetch")
+    wl = report.training_workload(pairs=1, max_len=16, layers=1)
+    spec = _spec(tmp_path, '[sweep]\nkind = "training"\n[grid]\n'
+                           'gemm = ["weight_grad", "attention", "attention_grad", "inference", "all"]\n'
+                           'bits = [2, 4]\nstrategy = ["row", "plan"]\nacc_bits = [32, 40]\nspill = [0, 4]\n'
+                           'pairs = 1\nmax_len = 16\nlayers = 1\n')
+    out = tmp_path / "out"
+    assert main(["sweep", str(spec), "--out", str(out), "--workers", "1", "-q", "--no-plots"]) == 0
+    rows = _rows(out)
+    assert len(rows) == 5 * 2 * 2 * 2 * 2
+    # the report's measurements of the same step
+    step = training_step(wl.model, wl.input_ids, wl.attention_mask, wl.pairs, wl.labels)
+    by_key = defaultdict(list)
+    for g in step.gemms:
+        by_key[(g.layer, g.name, g.role)].append(g)
+    variants = default_variants(acc_bits=32, spill=(4,), wide=(40,)) + default_variants(acc_bits=40, spill=(4,),
+                                                                                         wide=())[1:]
+    groups = {k: report._measure(m, (2, 4), argparse.Namespace(levels=15, percentile=0.95), variants)
+              for k, m in by_key.items()}
+    select = {"weight_grad": ("weight_grad",), "attention": ("attention",), "attention_grad": ("attention_grad",),
+              "inference": ("forward", "attention"), "all": report.KIND_ORDER}
+    ratios = {label: r for label, _, _, r in report._aggregates(groups, (2, 4))}
+    labels = {"inference": "inference (forward + attention)", "all": "training step (all)"}
+    for r in rows.itertuples():
+        macs, work, count = report._kind_sums(groups, select[r.gemm])
+        assert (r.gemms, r.macs, r.unpacked_macs) == (count, macs, work[(r.bits, r.strategy)]), r
+        assert r.unpack_ratio == ratios[labels.get(r.gemm, r.gemm)][(r.bits, r.strategy)]
+        name = f"acc{r.acc_bits}" + (f", spill every {r.spill}" if r.spill else "")
+        sel = [a for a in groups.values() if a.kind in select[r.gemm]]
+        assert r.accumulator == name
+        assert r.outputs == sum(a.outputs for a in sel) and r.max_k == max(a.max_k for a in sel)
+        assert r.overflow == sum(a.overflow[name] for a in sel), r
+        assert r.overflow_fraction == r.overflow / r.outputs
+        if r.acc_bits == 32:
+            assert r.outside_acc == sum(a.outside for a in sel)
+    int16 = {row[0]: row for row in report._int16_rows(groups, variants)}
+    acc32 = rows[(rows.gemm == "attention") & (rows.acc_bits == 32) & (rows.spill == 0)]
+    assert set(acc32.overflow) == {int16["attention"][6]}
+    assert rows.overflow.sum() > 0  # the 32-bit register overflows somewhere on this step
+    # the same rows with two workers
+    again = tmp_path / "again"
+    assert main(["sweep", str(spec), "--out", str(again), "--workers", "2", "-q", "--no-plots"]) == 0
+    pd.testing.assert_frame_equal(rows, _rows(again))

@@ -55,7 +55,7 @@ from ...hw.unpack import STRATEGIES, compare_strategies
 from ...quant.quantizers import alpha_ratio, quantize_rtn_group
 from .tables import csv_text, md_table
 
-__all__ = ["add_arguments", "run", "DEFAULT_BITS", "KIND_ORDER"]
+__all__ = ["add_arguments", "run", "DEFAULT_BITS", "KIND_ORDER", "training_workload"]
 
 DEFAULT_BITS = (2, 3, 4, 8)
 #: GEMM kinds in report order (:data:`intsim_reference.training.KINDS`).
@@ -142,8 +142,10 @@ class Workload:
     description: str
 
 
-def _workload(args: argparse.Namespace) -> Workload:
-    """The real MiniLM (its first ``--layers`` layers) on ``--pairs`` pairs of the test corpus."""
+def training_workload(pairs: int, max_len: int, layers: int) -> Workload:
+    """The real MiniLM (its first ``layers`` layers) on ``pairs`` sentence pairs of the test corpus
+    (paraphrase pairs labelled 1 and unrelated pairs labelled 0, alternately), tokenized at
+    ``max_len``; ConfigError for values out of range."""
     try:
         from intsim_reference.minilm import MiniLMReference
         from intsim_reference.sentences import PARAPHRASE_PAIRS, SENTENCES, UNRELATED_PAIRS
@@ -152,25 +154,25 @@ def _workload(args: argparse.Namespace) -> Workload:
     from ...models.loading import load_minilm_config, load_minilm_weights, tokenize
 
     n_max = 2 * min(len(PARAPHRASE_PAIRS), len(UNRELATED_PAIRS))
-    if not 1 <= args.pairs <= n_max:
-        raise ConfigError(f"--pairs must be from 1 to {n_max}, got {args.pairs}")
+    if not 1 <= pairs <= n_max:
+        raise ConfigError(f"--pairs must be from 1 to {n_max}, got {pairs}")
     cfg = load_minilm_config()
-    if not 1 <= args.layers <= cfg.num_hidden_layers:
-        raise ConfigError(f"--layers must be from 1 to {cfg.num_hidden_layers}, got {args.layers}")
-    if not 2 <= args.max_len <= cfg.max_seq_length:
-        raise ConfigError(f"--max-len must be from 2 to {cfg.max_seq_length}, got {args.max_len}")
+    if not 1 <= layers <= cfg.num_hidden_layers:
+        raise ConfigError(f"--layers must be from 1 to {cfg.num_hidden_layers}, got {layers}")
+    if not 2 <= max_len <= cfg.max_seq_length:
+        raise ConfigError(f"--max-len must be from 2 to {cfg.max_seq_length}, got {max_len}")
     chosen = [(PARAPHRASE_PAIRS[i // 2], 1.0) if i % 2 == 0 else (UNRELATED_PAIRS[i // 2], 0.0)
-              for i in range(args.pairs)]
+              for i in range(pairs)]
     rows = sorted({s for (a, b), _ in chosen for s in (a, b)})
     where = {s: r for r, s in enumerate(rows)}
     sentences = tuple(SENTENCES[s] for s in rows)
-    ids, mask = tokenize(list(sentences), max_len=args.max_len)
-    model = MiniLMReference(load_minilm_weights(), replace(cfg, num_hidden_layers=args.layers))
+    ids, mask = tokenize(list(sentences), max_len=max_len)
+    model = MiniLMReference(load_minilm_weights(), replace(cfg, num_hidden_layers=layers))
     pairs = [(where[a], where[b]) for (a, b), _ in chosen]
-    desc = (f"all-MiniLM-L6-v2 ({args.layers} of {cfg.num_hidden_layers} encoder layers), {len(pairs)} sentence "
+    desc = (f"all-MiniLM-L6-v2 ({layers} of {cfg.num_hidden_layers} encoder layers), {len(pairs)} sentence "
             f"pair{'s' if len(pairs) != 1 else ''} of `intsim_reference.sentences` ({len(rows)} sentences, "
             f"{int(mask.sum())} real tokens, "
-            f"max length {args.max_len})")
+            f"max length {max_len})")
     return Workload(model, ids, mask, pairs, [lab for _, lab in chosen], sentences, desc)
 
 
@@ -636,7 +638,7 @@ def run(args: argparse.Namespace, workload: Workload | None = None) -> int:
     out = Path(args.out)
     t0 = time.perf_counter()
     with atomic_directory(out, force=args.force) as tmp:
-        wl = _workload(args) if workload is None else workload
+        wl = training_workload(args.pairs, args.max_len, args.layers) if workload is None else workload
         res = _collect(args, bits, variants, step_levels, wl)
         summary = _write(tmp, res, bits, variants, args, wl)
     b4 = 4 if 4 in bits else bits[0]

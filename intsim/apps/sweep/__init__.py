@@ -12,7 +12,7 @@ version and read the files the spec names (the same machine or a shared file sys
 A spec::
 
     [sweep]
-    kind = "unpack"            # unpack, cost or golden (see "Kinds" below)
+    kind = "unpack"            # unpack, cost, golden or training (see "Kinds" below)
     name = "MiniLM layer 0"    # optional, the title of DIR/README.md
     retries = 1                # optional: Dask retries of a failed point (default 1)
 
@@ -42,6 +42,14 @@ Kinds (:data:`KINDS`; a kind is a :class:`SweepKind` registered with :func:`regi
 ``golden``
     one golden suite (``spec`` = its TOML file) sharded over the workers, one case per point,
     assembled into ``DIR/suite``: byte-identical to ``intsim golden generate`` of the same spec.
+``training``
+    the GEMMs of one MiniLM training step, as ``intsim report training`` measures them, one GEMM
+    kind per point: ``gemm`` (``forward``, ``input_grad``, ``weight_grad``, ``attention``,
+    ``attention_grad``, ``inference`` = forward + attention, or ``all``). Unpack ratios for
+    ``bits``, ``strategy``, ``percentile``, ``levels``; the INT16 shared-exponent datapath for
+    ``acc_bits`` and ``spill`` (k products per ``acc_bits`` register before it is added into a
+    64-bit one, 0 = a plain MAC chain): overflowing outputs and their fraction. The workload:
+    ``pairs``, ``max_len``, ``layers``.
 
 Resuming: every finished point is written at once, atomically, to ``DIR/parts/<key>.parquet``,
 ``key`` a hash of the kind, the point's parameters, the data it reads (file hashes) and the intsim
@@ -78,15 +86,17 @@ from .params import Param
 from .runner import SweepFailed, SweepReport, run_sweep
 from .spec import load_sweep_spec, parse_sweep_spec
 from .store import PARTS, RECORD, RESULTS, SUITE, SUMMARY, TIMINGS, point_key
+from .training import TrainingKind
 from .unpack import UnpackKind
 
 __all__ = [
     "Param", "Plan", "PointResult", "SweepKind", "SweepSpec", "KINDS", "register_kind", "parse_sweep_spec",
     "load_sweep_spec", "run_sweep", "SweepReport", "SweepFailed", "add_arguments", "run", "point_key", "point_seed",
-    "product_points", "MAX_POINTS", "UnpackKind", "CostKind", "GoldenKind", "RESULTS", "TIMINGS", "SUMMARY", "RECORD",
-    "PARTS", "SUITE",
+    "product_points", "MAX_POINTS", "UnpackKind", "CostKind", "GoldenKind", "TrainingKind",
+    "RESULTS", "TIMINGS", "SUMMARY", "RECORD", "PARTS", "SUITE",
 ]
 
-for _kind in (UnpackKind(), CostKind(), GoldenKind()):  # the built-in kinds, in the order errors list them
+# the built-in kinds, in the order errors list them
+for _kind in (UnpackKind(), CostKind(), GoldenKind(), TrainingKind()):
     register_kind(_kind)
 del _kind
