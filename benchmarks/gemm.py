@@ -132,11 +132,12 @@ def main() -> None:
     shapes = [(1024, 1024, 1024)] if args.quick else [(1024, 1024, 1024), (512, 4096, 4096)]
     rng = np.random.default_rng(0)
     rows = []
+    load0 = os.getloadavg()[0]
     for M, K, N in shapes:
         for bits in (8, 4):
             rows.append(measure(M, K, N, bits, rng, args.repeat, overflow_case=bits == 8))
     g = lambda t, macs: f"{macs / t / 1e9:7.1f}"  # noqa: E731
-    print(rows[0]["ort_note"])
+    print(rows[0]["ort_note"], f"; {os.cpu_count()} CPUs, load average at the start {load0:.2f}")
     print("GMAC/s (higher is better); ratios are times of the other over intsim's")
     print(f"{'shape':>15} {'bits':>4} {'engine':>12} {'raise':>7} {'wrap':>7} {'ORT MMI':>7} {'f32 BLAS':>8}"
           f" {'x ORT':>6} {'x f32':>6} {'1% ovf':>8} {'ovf/clean':>9}  exact")
@@ -172,6 +173,8 @@ def main() -> None:
     if urows:
         verdicts.append(f"unpack_matmul (ratio <= 1.5) / float64 BLAS = {worst:.2f}x at worst "
                         f"({'met' if worst <= 1.5 else 'NOT met'}: target <= 1.5x)")
+    print(f"\nload average at the end {os.getloadavg()[0]:.2f} (ratios are within one run; a loaded machine "
+          "gives the threads of both sides less than one core each)")
     print("\nacceptance:")
     for v in verdicts:
         print("  " + v)

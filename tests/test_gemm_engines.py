@@ -312,3 +312,41 @@ def test_failed_self_test_disables_the_engine(monkeypatch):
         with gemm_engine(engine):
             r = matmul(A, B, Datapath(a=IntType(8, False), acc_bits=32))
     assert r.method == "float32-blas" and (r.values == 64 * 255 * 127).all()
+
+
+# ---- the first-exit scan of the outputs in doubt (k_chunk 1, wrap / raise) --------------------
+
+
+@pytest.mark.parametrize("engine", ENGINE_PARAMS)
+@pytest.mark.parametrize("bits", [4, 8, 12, 20])
+@given(seed=st.integers(0, 2**32 - 1), policy=st.sampled_from(["wrap", "raise"]),
+       acc_bits=st.sampled_from([16, 24, 32]))
+@settings(max_examples=25)
+def test_first_exit_scan(engine, bits, seed, policy, acc_bits):
+    """Outputs in doubt whose register leaves its range late (after many blocks that provably stay
+    inside), early, or never; operands of int16 and of int64 width (the scan's two copies)."""
+    rng = np.random.default_rng(seed)
+    t = IntType(bits)
+    dp = Datapath(a=t, b=t, acc_bits=max(acc_bits, 2 * bits + 2), overflow=policy)
+    M, K, N = int(rng.integers(1, 9)), int(rng.integers(1, 400)), int(rng.integers(1, 9))
+    A = rng.integers(t.min, t.max + 1, (M, K))
+    B = rng.integers(t.min, t.max + 1, (K, N))
+    # a drift of one sign for some columns, so that some outputs cross the limit late
+    B[:, ::2] = np.minimum(np.abs(B[:, ::2]), t.max)
+    A[::2] = np.minimum(np.abs(A[::2]), t.max)
+    lim = dp.acc.max
+    bias = rng.integers(-lim // 2, lim // 2 + 1, N)
+    bias[::3] = max(0, lim - int(rng.integers(0, max(1, t.max * t.max * K))))
+    with gemm_engine(engine):
+        oracle_check(A, B, dp, bias.tolist(), engine)
+
+
+def test_first_overflow_k_is_a_plain_array():
+    """first_overflow_k is materialized at first access: a writable C-contiguous int64 (M, N) array."""
+    A = np.full((3, 4), 7, np.int8)
+    r = matmul(A, A.T.copy(), Datapath(a=IntType(8), b=IntType(8), acc_bits=32))
+    fk = r.first_overflow_k
+    assert fk.dtype == np.int64 and fk.shape == (3, 3) and fk.flags.c_contiguous and fk.flags.writeable
+    assert (fk == -1).all() and r.first_overflow_k is fk
+    r = matmul(A, A.T.copy(), Datapath(a=IntType(8), b=IntType(8), acc_bits=8, overflow="wrap"))
+    assert r.first_overflow_k.tolist() == [[2] * 3] * 3 and r.overflow.all()

@@ -58,7 +58,8 @@ def test_cache_key_covers_inlined_kernels_of_other_modules():
 
     names = {p.name for p in _jitcache.kernel_dependencies(ivit.__file__)}
     assert {"ivit.py", "ibert.py", "isqrt.py", "prims.py", "layernorm_chain.py"} <= names
-    assert {p.name for p in _jitcache.kernel_dependencies(intsim.hw.gemm.__file__)} == {"gemm.py", "gemm_kernels.py"}
+    assert {p.name for p in _jitcache.kernel_dependencies(intsim.hw.gemm.__file__)} == {"gemm.py", "gemm_kernels.py",
+                                                                                  "intdot.py"}
     # every cached intsim kernel uses the locators whose stamp carries that digest
     kernels = [v for v in vars(ivit).values()
                if hasattr(v, "stats") and getattr(v, "py_func", None) and v.py_func.__module__ == "intsim.ops.ivit"]

@@ -10,8 +10,8 @@ the outputs the proof cannot clear are emulated add by add, in order.
   bounds (``max_k |A[i,k]| * sum_k |B[k,j]|`` and its transpose, then the exact
   ``|A| @ |B|`` for the outputs still in doubt) pick the outputs to emulate.
 * The exact product of the cleared outputs: for operands of 8 bits or fewer, an integer
-  engine on the CPU's integer dot-product instructions (AVX-512 VNNI / AVX-VNNI
-  ``VPDPBUSD``, see :mod:`intsim.hw.intdot`: unsigned x signed bytes with an exact
+  engine on the CPU's integer dot-product instructions (AMX ``TDPBUSD``, AVX-512 VNNI /
+  AVX-VNNI ``VPDPBUSD``, see :mod:`intsim.hw.intdot`: unsigned x signed bytes with an exact
   column-sum correction, int32 lanes over K blocks that provably cannot wrap, blocks
   combined in int64) when the CPU has one and it passed its self-test; otherwise
   float32 BLAS when every partial sum
@@ -26,6 +26,9 @@ the outputs the proof cannot clear are emulated add by add, in order.
 * The outputs in doubt: an ordered numba scan implementing the datapath
   definition literally (in 128-bit arithmetic when 64 bits might not hold a
   sum), with provenance: the first overflowing k and the value that did not fit.
+  With one product per add and policy wrap or raise, only the first overflow needs
+  the order: the scan stops there (skipping blocks of k whose prefix sums provably
+  stay inside the register), and the final register is the exact product wrapped.
 """
 
 from __future__ import annotations
@@ -94,12 +97,28 @@ class GemmResult:
 
     values: np.ndarray
     overflow: np.ndarray
-    first_overflow_k: np.ndarray
+    #: first_overflow_k as given: the array, or None (-1 everywhere) or (rows, cols, k) (-1 except
+    #: there), which the property materializes at first access (an (M, N) int64 array per call costs
+    #: as much as writing the values, and most calls never read it).
+    _first_k: np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(repr=False, compare=False)
     ops: OpCounts
     datapath: Datapath
     method: str = "none"
     n_scanned: int = 0
     _overflows: tuple[_StageOverflows, ...] = field(default=(), repr=False, compare=False)
+
+    @property
+    def first_overflow_k(self) -> np.ndarray:
+        """int64 (M, N): the k of the last product in the first overflowing add, -1 where none."""
+        fk = self._first_k
+        if not isinstance(fk, np.ndarray):
+            arr = np.full(self.values.shape, -1, np.int64)
+            if fk is not None:
+                rows, cols, k = fk
+                arr[rows, cols] = k
+            object.__setattr__(self, "_first_k", arr)
+            fk = arr
+        return fk
 
     @property
     def n_overflow(self) -> int:
@@ -213,14 +232,26 @@ def _abs_max(x: np.ndarray) -> int:
 
 
 def _exact_product(A: np.ndarray, B: np.ndarray, pmax: int,
-                   ranges: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, str]:
-    """Exact int64 A @ B for operands whose partial sums all fit the method used.
+                   ranges: tuple[int, int, int, int] | None = None,
+                   bias: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+    """Exact int64 A @ B (plus ``bias[j]`` on every output of column j, when given) for operands whose
+    partial sums all fit the method used.
 
     ``pmax`` bounds every |A[i,k] * B[k,j]|; the caller guarantees that every
-    partial sum of every output fits int64. ``ranges``: (min A, max A, min B, max B)
+    partial sum of every output fits int64 (with the bias: every output does; the int64 adds wrap
+    modulo 2**64, so their order does not matter). ``ranges``: (min A, max A, min B, max B)
     if known. Operands of 8 bits or fewer go to the selected integer engine
     (:func:`intsim.hw.intdot.engine_product`), if any.
     """
+    values, method = _product(A, B, pmax, ranges, bias)
+    if bias is not None and method not in intdot.ENGINES:
+        values += bias
+    return values, method
+
+
+def _product(A: np.ndarray, B: np.ndarray, pmax: int, ranges: tuple[int, int, int, int] | None,
+             bias: np.ndarray | None) -> tuple[np.ndarray, str]:
+    """:func:`_exact_product`; the bias is added only by the integer engines."""
     M, K = A.shape
     N = B.shape[1]
     if pmax == 0 or K == 0:
@@ -228,7 +259,7 @@ def _exact_product(A: np.ndarray, B: np.ndarray, pmax: int,
     if pmax <= 255 * 255:  # necessary for 8-bit operands: skip the range pass otherwise
         if ranges is None:
             ranges = (*_min_max(A), *_min_max(B))
-        hit = intdot.engine_product(A, B, *ranges)
+        hit = intdot.engine_product(A, B, *ranges, bias=bias)
         if hit is not None:
             return hit
     kb32 = _F32_EXACT // pmax
@@ -264,7 +295,10 @@ def _abs_product(A: np.ndarray, B: np.ndarray, pmax: int) -> np.ndarray | None:
 
 
 def _abs_narrow(X: np.ndarray) -> np.ndarray:
-    """|X| in the narrowest signed dtype that holds it (int16 for 8-bit data)."""
+    """|X| in the narrowest dtype that holds it (uint8 for int8 data: np.abs wraps -128 to -128, whose
+    byte is 128 = |-128|; int16 for uint8 data)."""
+    if X.dtype == np.int8:
+        return np.abs(X).view(np.uint8)
     wide = np.int16 if X.dtype.itemsize == 1 else np.int32 if X.dtype.itemsize == 2 else np.int64
     return np.abs(X.astype(wide))
 
@@ -349,7 +383,7 @@ def matmul(A: Any, B: Any, datapath: Datapath | None = None, bias: Any = None) -
     acc = dp.acc
     ops = _gemm_ops(M, K, N, dp)
     overflow = np.zeros((M, N), bool)
-    first_k = np.full((M, N), -1, np.int64)
+    first_k: np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # -1 everywhere
     overflows: tuple[_StageOverflows, ...] = ()
     if M == 0 or N == 0 or K == 0:
         values = np.broadcast_to(bias64, (M, N)).copy()
@@ -370,36 +404,49 @@ def matmul(A: Any, B: Any, datapath: Datapath | None = None, bias: Any = None) -
     else:
         suspect = _suspects(A, B, bias64, pmax, acc_lim, chunk_lim, group)
         n_suspect = int(np.count_nonzero(suspect[2]))
-    if n_suspect == M * N:
+    # wrap / raise, one product per add, narrow: the suspects' first overflow by a first-exit scan and
+    # the final register from the exact product (see gemm_kernels.scan_first)
+    first_exit = n_suspect > 0 and dp.k_chunk == 1 and dp.chunk_bits is None and dp.overflow in ("wrap", "raise") \
+        and not _needs_wide(dp, pmax, group)
+    if n_suspect == M * N and not first_exit:
         values = np.empty((M, N), np.int64)
         method = "none"
     else:
-        values, method = _exact_product(A, B, pmax, ranges)
-        if bias is not None:
-            values += bias64
+        values, method = _exact_product(A, B, pmax, ranges, bias64 if bias is not None else None)
     if n_suspect:
         r_idx, c_idx, sub = suspect
         sr, sc = np.nonzero(sub)
         rows, cols = r_idx[sr], c_idx[sc]  # row-major order
-        # Compact operands: only the rows of A and columns of B that hold suspects, in int64.
-        keep_r, keep_c = np.unique(sr), np.unique(sc)
+        # Compact operands: only the rows of A and columns of B that hold suspects (sr is sorted).
+        keep_r = sr[np.flatnonzero(np.diff(sr, prepend=-1))]
+        keep_c = np.flatnonzero(np.bincount(sc, minlength=c_idx.size))
         rows_u, cols_u = r_idx[keep_r], c_idx[keep_c]
-        r_map = np.searchsorted(rows_u, rows)
-        c_map = np.searchsorted(cols_u, cols)
-        A_c = to_int64(A[rows_u], "A")
-        B_c = np.ascontiguousarray(to_int64(B[:, cols_u], "B"))
-        wide = _needs_wide(dp, pmax, group)
+        r_map = _positions(keep_r, r_idx.size)[sr]
+        c_map = _positions(keep_c, c_idx.size)[sc]
         kp = kern.scan_params(dp.k_chunk, dp.chunk_bits or 0, dp.chunk_policy, dp.acc_bits, dp.overflow)
-        res = kern.scan(A_c, B_c, bias64[cols_u], r_map.astype(np.int64), c_map.astype(np.int64), kp, wide)
+        if first_exit:
+            # narrow copies: int16 holds every operand of 15 bits or fewer
+            small = max(-ranges[0], ranges[1], -ranges[2], ranges[3]) <= 2**15 - 1
+            cast = (lambda X, name: X.astype(np.int16)) if small else to_int64
+            A_c = cast(A if rows_u.size == M else A[rows_u], "A")
+            B_c = cast(B if cols_u.size == N else B[:, cols_u], "B")
+            res = kern.scan_first(A_c, B_c, bias64[cols_u], r_map.astype(np.int64), c_map.astype(np.int64),
+                                  values[rows, cols], kp, pmax)
+        else:
+            A_c = to_int64(A[rows_u], "A")
+            B_c = np.ascontiguousarray(to_int64(B[:, cols_u], "B"))
+            wide = _needs_wide(dp, pmax, group)
+            res = kern.scan(A_c, B_c, bias64[cols_u], r_map.astype(np.int64), c_map.astype(np.int64), kp, wide)
         fk = res[kern.R_FIRST_K]
         if n_suspect == M * N:  # every output, in row-major order
             values.reshape(-1)[:] = res[kern.R_VAL]
             overflow.reshape(-1)[:] = fk >= 0
-            first_k.reshape(-1)[:] = fk
+            first_k = fk.reshape(M, N)
         else:
             values[rows, cols] = res[kern.R_VAL]
-            overflow[rows, cols] = fk >= 0
-            first_k[rows, cols] = fk
+            hit = fk >= 0
+            overflow[rows[hit], cols[hit]] = True
+            first_k = (rows[hit], cols[hit], fk[hit])
         mask = res[kern.R_MASK]
         stop = kern.raising_stages(kp)
         if stop and (mask & stop).any():
@@ -409,6 +456,13 @@ def matmul(A: Any, B: Any, datapath: Datapath | None = None, bias: Any = None) -
     if method != "none":
         _spot_check(A, B, values, suspect, bias64, method)
     return GemmResult(values, overflow, first_k, ops, dp, method, n_suspect, overflows)
+
+
+def _positions(keep: np.ndarray, n: int) -> np.ndarray:
+    """p with p[keep[t]] = t (int64, length n; -1 elsewhere): where each kept index went."""
+    p = np.full(n, -1, np.int64)
+    p[keep] = np.arange(keep.size)
+    return p
 
 
 def _needs_wide(dp: Datapath, pmax: int, group: int) -> bool:
@@ -426,6 +480,9 @@ def _row_col_abs(X: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
 
     |X| is formed in the narrowest signed dtype that holds it (int16 for 8-bit data), and
     summed in int64."""
+    fast = kern.abs_stats(X, axis)
+    if fast is not None:
+        return fast
     ax = _abs_narrow(X)
     return ax.max(axis=axis).astype(np.int64), ax.sum(axis=axis, dtype=np.int64)
 
@@ -459,7 +516,7 @@ def _suspects(A: np.ndarray, B: np.ndarray, bias64: np.ndarray, pmax: int, acc_l
         return r_idx, c_idx, np.zeros((r_idx.size, c_idx.size), bool)
     # Stage 2: exact S on the submatrix where it can be computed exactly, else rank-one bounds.
     sub_b = babs[c_idx]
-    exact = _abs_product(A[r_idx], B[:, c_idx], pmax)
+    exact = _abs_product(A if r_idx.size == A.shape[0] else A[r_idx], B if c_idx.size == N else B[:, c_idx], pmax)
     if exact is None:
         r_o, c_o = rmax[r_idx].astype(object), cmax[c_idx].astype(object)
         bound = np.minimum(np.outer(r_o, csum[c_idx].astype(object)), np.outer(rsum[r_idx].astype(object), c_o))

@@ -19,9 +19,10 @@ mask: :data:`TREE` (the adder-tree output) and :data:`ACC` (the accumulator).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ..core.overflow import POLICY_CODE, RAISE, SATURATE, WRAP
+from .chunks import run_chunks
 
 #: The registers of the datapath, by their bit in an output's overflow mask (row ``R_MASK``),
 #: in pipeline order, and their step names in overflow events.
@@ -140,8 +141,8 @@ def _finish(res, s, acc, tk, ak):
     res[R_MASK, s] = (TREE if tk >= 0 else 0) | (ACC if ak >= 0 else 0)
 
 
-@njit(cache=True, parallel=True)
-def _scan_wide(A, BT, bias, rows, cols, kp, res):
+@njit(cache=True, nogil=True)
+def _scan_wide(A, BT, bias, rows, cols, kp, res, s0, s1):
     """The outputs (rows[s], cols[s]) of A @ BT.T, add by add in 128-bit arithmetic, into column s of res."""
     K = A.shape[1]
     k_chunk = kp[P_K_CHUNK]
@@ -149,7 +150,7 @@ def _scan_wide(A, BT, bias, rows, cols, kp, res):
     acc_bits, acc_pol = kp[P_ACC_BITS], kp[P_ACC_POLICY]
     acc_lo_lim, acc_hi_lim = _lims(acc_bits)
     ch_lo_lim, ch_hi_lim = _lims(chunk_bits if chunk_bits > 0 else 64)
-    for s in prange(rows.size):
+    for s in range(s0, s1):
         i = rows[s]
         j = cols[s]
         acc = bias[j]
@@ -192,8 +193,8 @@ def _scan_wide(A, BT, bias, rows, cols, kp, res):
         _finish(res, s, acc, tk, ak)
 
 
-@njit(cache=True, parallel=True)
-def _scan_narrow(A, BT, bias, rows, cols, kp, res):
+@njit(cache=True, nogil=True)
+def _scan_narrow(A, BT, bias, rows, cols, kp, res, s0, s1):
     """As :func:`_scan_wide`, in int64 arithmetic (every sum provably fits int64)."""
     K = A.shape[1]
     k_chunk = kp[P_K_CHUNK]
@@ -201,7 +202,7 @@ def _scan_narrow(A, BT, bias, rows, cols, kp, res):
     acc_bits, acc_pol = kp[P_ACC_BITS], kp[P_ACC_POLICY]
     acc_lo_lim, acc_hi_lim = _lims(acc_bits)
     ch_lo_lim, ch_hi_lim = _lims(chunk_bits if chunk_bits > 0 else 64)
-    for s in prange(rows.size):
+    for s in range(s0, s1):
         i = rows[s]
         j = cols[s]
         acc = bias[j]
@@ -236,12 +237,12 @@ def _scan_narrow(A, BT, bias, rows, cols, kp, res):
         _finish(res, s, acc, tk, ak)
 
 
-@njit(cache=True, parallel=True)
-def _gemm_int64(A, B, out):
+@njit(cache=True, nogil=True)
+def _gemm_int64(A, B, out, i0, i1):
     """out += A @ B in int64 arithmetic (wrapping modulo 2**64)."""
     M, K = A.shape
     N = B.shape[1]
-    for i in prange(M):
+    for i in range(i0, i1):
         for k in range(K):
             a = A[i, k]
             if a != 0:
@@ -249,8 +250,8 @@ def _gemm_int64(A, B, out):
                     out[i, j] += a * B[k, j]
 
 
-@njit(cache=True, parallel=True)
-def _scan_rows(A, Bc, bias, row_ptr, col, kp, res):
+@njit(cache=True, nogil=True)
+def _scan_rows(A, Bc, bias, row_ptr, col, kp, res, r0, r1):
     """k_chunk = 1, exact tree, narrow arithmetic: all suspects of one row advance together
     over k, branch-free, so the inner loop vectorizes. Under raise the first overflow is
     recorded and the row goes on wrapping (the caller raises; the values are not returned)."""
@@ -259,7 +260,7 @@ def _scan_rows(A, Bc, bias, row_ptr, col, kp, res):
     lo, hi = _lims(acc_bits)
     sh = np.int64(64) - acc_bits
     sat = kp[P_ACC_POLICY] == SATURATE
-    for r in prange(R):
+    for r in range(r0, r1):
         s0 = row_ptr[r]
         n = row_ptr[r + 1] - s0
         cc = col[s0:s0 + n]
@@ -288,8 +289,8 @@ def _scan_rows(A, Bc, bias, row_ptr, col, kp, res):
             _finish(res, s, acc[t], -1, first[t])
 
 
-@njit(cache=True, parallel=True)
-def _scan_dense(A, Bc, bias, kp, res):
+@njit(cache=True, nogil=True)
+def _scan_dense(A, Bc, bias, kp, res, r0, r1):
     """As _scan_rows, for every output of the block A (R x K) @ Bc (K x C): contiguous rows of
     Bc, no gather. Used when most outputs of the block are in doubt. Output (r, t) is column
     ``r * C + t`` of ``res``."""
@@ -299,7 +300,7 @@ def _scan_dense(A, Bc, bias, kp, res):
     lo, hi = _lims(acc_bits)
     sh = np.int64(64) - acc_bits
     sat = kp[P_ACC_POLICY] == SATURATE
-    for r in prange(R):
+    for r in range(r0, r1):
         acc = bias.copy()
         first = np.full(C, -1, np.int64)
         val = np.zeros(C, np.int64)
@@ -329,6 +330,117 @@ def _scan_dense(A, Bc, bias, kp, res):
             _finish(res, s, acc[t], -1, first[t])
 
 
+@njit(cache=True, nogil=True)
+def _abs_stats_i8(X, axis, mx, sm):
+    """Per row (axis 1) or column (axis 0) of the int8 matrix X: max |x| into mx and sum |x| into sm
+    (int64; |x| <= 128, so int32 partial sums over 2**16 rows cannot overflow)."""
+    R, C = X.shape
+    if axis == 1:
+        for i in range(R):
+            row = X[i]
+            m = np.int32(0)
+            t = np.int64(0)
+            for k in range(C):
+                v = np.int32(row[k])
+                v = -v if v < 0 else v
+                m = max(m, v)
+                t += v
+            mx[i] = m
+            sm[i] = t
+    else:
+        m = np.zeros(C, np.int32)
+        part = np.zeros(C, np.int32)
+        tot = np.zeros(C, np.int64)
+        for k in range(R):
+            row = X[k]
+            for j in range(C):
+                v = np.int32(row[j])
+                v = -v if v < 0 else v
+                m[j] = max(m[j], v)
+                part[j] += v
+            if (k & 0xFFFF) == 0xFFFF or k == R - 1:
+                for j in range(C):
+                    tot[j] += part[j]
+                    part[j] = 0
+        for j in range(C):
+            mx[j] = m[j]
+            sm[j] = tot[j]
+
+
+def abs_stats(X: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(max |x|, sum |x|) along ``axis`` as int64 for a C-contiguous int8 matrix, in one pass; None for
+    other operands."""
+    if X.dtype != np.int8 or not X.flags.c_contiguous:
+        return None
+    n = X.shape[0] if axis == 1 else X.shape[1]
+    mx = np.empty(n, np.int64)
+    sm = np.empty(n, np.int64)
+    _abs_stats_i8(X, axis, mx, sm)
+    return mx, sm
+
+
+#: k per block of the first-exit scan (:func:`_scan_first`).
+_EXIT_BLOCK = 64
+
+
+@njit(cache=True, nogil=True)
+def _scan_first(A, BT, bias, rows, cols, total, kp, block_bound, res, s0, s1):
+    """k_chunk = 1, exact tree, narrow arithmetic, policy wrap or raise: for the outputs s0 to s1 - 1,
+    the first add whose result leaves the accumulator (its k and value) and the final register.
+
+    Before its first overflow the register holds the exact prefix sum ``bias[j] + sum_{k' <= k}
+    A[i, k'] BT[j, k']``, so the first overflow is the first prefix sum outside the register; under
+    wrap every later add is taken modulo 2**acc_bits, so the final register is ``total[s]`` (the exact
+    ``bias[j] + A[i] @ BT[j]``) wrapped. The scan goes block by block (:data:`_EXIT_BLOCK` k): a block
+    whose prefix sums provably stay inside (the register at its start at least ``block_bound`` = the
+    block length times max |A[i,k] B[k,j]| away from both limits) is added as one dot product."""
+    K = A.shape[1]
+    lo, hi = _lims(kp[P_ACC_BITS])
+    bits = kp[P_ACC_BITS]
+    safe_lo, safe_hi = lo + block_bound, hi - block_bound
+    for s in range(s0, s1):
+        a = A[rows[s]]
+        b = BT[cols[s]]
+        acc = bias[cols[s]]
+        fk = np.int64(-1)
+        fv = np.int64(0)
+        for k0 in range(0, K, _EXIT_BLOCK):
+            k1 = min(k0 + _EXIT_BLOCK, K)
+            if safe_lo <= acc <= safe_hi:
+                t = np.int64(0)
+                for k in range(k0, k1):
+                    t += np.int64(a[k]) * np.int64(b[k])
+                acc += t
+            else:
+                for k in range(k0, k1):
+                    acc += np.int64(a[k]) * np.int64(b[k])
+                    if acc < lo or acc > hi:
+                        fk = k
+                        fv = acc
+                        break
+                if fk >= 0:
+                    break
+        _clear(res, s)
+        if fk >= 0:
+            _first(res, s, R_ACC_K, fk, _sign(fv), fv)
+        _finish(res, s, _wrap64(total[s], bits) if bits < 64 else total[s], -1, fk)
+
+
+def scan_first(A: np.ndarray, Bc: np.ndarray, bias: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+               total: np.ndarray, kp: np.ndarray, pmax: int) -> np.ndarray:
+    """:func:`scan` for k_chunk = 1, an exact tree, narrow arithmetic and policy wrap or raise, given
+    ``total[s]``, the exact ``bias + A @ Bc`` of output s (see :func:`_scan_first`); ``pmax`` bounds
+    every |A[i,k] Bc[k,j]|. Outputs in parallel chunks (any order: each is independent)."""
+    S = rows.size
+    res = np.empty((N_RESULT, S), np.int64)
+    BT = np.ascontiguousarray(Bc.T)
+    A = np.ascontiguousarray(A)
+    bound = min(_EXIT_BLOCK * pmax, 2**62)
+    run_chunks(lambda s0, s1: _scan_first(A, BT, bias, rows, cols, total, kp, bound, res, s0, s1), S,
+              S * A.shape[1])
+    return res
+
+
 def scan(A: np.ndarray, Bc: np.ndarray, bias: np.ndarray, rows: np.ndarray, cols: np.ndarray, kp: np.ndarray,
          wide: bool) -> np.ndarray:
     """Run the ordered accumulation for the outputs (rows[s], cols[s]) of A (R x K) @ Bc (K x C).
@@ -344,23 +456,24 @@ def scan(A: np.ndarray, Bc: np.ndarray, bias: np.ndarray, rows: np.ndarray, cols
         R, C = A.shape[0], Bc.shape[1]
         if 2 * S >= R * C:
             res = np.empty((N_RESULT, R * C), np.int64)
-            _scan_dense(A, Bc, bias, kp, res)
+            run_chunks(lambda r0, r1: _scan_dense(A, Bc, bias, kp, res, r0, r1), R, R * C * A.shape[1])
             # S == R * C: the outputs are the whole block, in row-major order
             return res if S == R * C else res[:, rows * C + cols]
         res = np.empty((N_RESULT, S), np.int64)
         row_ptr = np.zeros(R + 1, np.int64)
         np.cumsum(np.bincount(rows, minlength=R), out=row_ptr[1:])
-        _scan_rows(A, Bc, bias, row_ptr, cols, kp, res)
+        run_chunks(lambda r0, r1: _scan_rows(A, Bc, bias, row_ptr, cols, kp, res, r0, r1), R, S * A.shape[1])
         return res
     res = np.empty((N_RESULT, S), np.int64)
     BT = np.ascontiguousarray(Bc.T)
-    (_scan_wide if wide else _scan_narrow)(A, BT, bias, rows, cols, kp, res)
+    kernel = _scan_wide if wide else _scan_narrow
+    run_chunks(lambda s0, s1: kernel(A, BT, bias, rows, cols, kp, res, s0, s1), S, S * A.shape[1])
     return res
 
 
 def gemm_int64(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     out = np.zeros((A.shape[0], B.shape[1]), np.int64)
-    _gemm_int64(A, B, out)
+    run_chunks(lambda i0, i1: _gemm_int64(A, B, out, i0, i1), A.shape[0], out.size * A.shape[1])
     return out
 
 
@@ -385,7 +498,11 @@ def warm_up() -> None:
          False)  # rows
     scan(A, B, bias, rows, cols, scan_params(2, 6, "saturate", 8, "wrap"), False)  # narrow, adder tree
     scan(A, B, bias, rows, cols, scan_params(2, 6, "saturate", 8, "wrap"), True)  # wide
+    for dt in (np.int16, np.int64):  # first-exit scan, both operand copies
+        scan_first(A.astype(dt), B.astype(dt), bias, rows, cols, (A @ B)[rows, cols],
+                   scan_params(1, 0, "wrap", 8, "wrap"), 64)
+    abs_stats(A.astype(np.int8), 0)
     gemm_int64(A, B)
 
 
-KERNELS = (_scan_wide, _scan_narrow, _scan_rows, _scan_dense, _gemm_int64)
+KERNELS = (_scan_wide, _scan_narrow, _scan_rows, _scan_dense, _scan_first, _abs_stats_i8, _gemm_int64)

@@ -3,7 +3,14 @@
 :func:`intsim.matmul` computes the outputs its bound proves cannot overflow by the fastest
 exact method; for operands of 8 bits or fewer that is one of the engines here:
 
-``"vnni512"``
+``"amx"``
+    Intel AMX ``TDPBUSD`` (AMX-TILE + AMX-INT8): a 32 x 32 int32 block in four 16 x 16
+    accumulator tiles, per step of 64 k two A tiles (16 rows x 64 unsigned bytes) and two B
+    tiles (16 rows of 4 k x 16 columns of signed bytes). A is packed tile by tile (each tile
+    1024 contiguous bytes), B in the column panels below; every packed buffer starts on a
+    cache line. Linux only: the process asks the kernel for the tile data state
+    (``arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)``, Linux 5.16+) before the engine
+    counts as present on the CPU.
     AVX-512 VNNI ``VPDPBUSD zmm`` (16 int32 lanes), register tile 8 rows x 48 columns.
 ``"vnni256"``
     AVX-VNNI (VEX) or AVX-512 VNNI+VL ``VPDPBUSD ymm`` (8 int32 lanes), tile 4 rows x 24
@@ -12,7 +19,11 @@ exact method; for operands of 8 bits or fewer that is one of the engines here:
 ``VPDPBUSD`` (Intel SDM, "VPDPBUSD - Multiply and Add Unsigned and Signed Bytes") adds to
 each int32 lane the four products ``zext(a_byte) * sext(b_byte)`` of that lane, without
 intermediate saturation and with the final 32-bit add wrapping (only ``VPDPBUSDS``
-saturates; ``VPMADDUBSW`` saturates int16 pair sums and is never used).
+saturates; ``VPMADDUBSW`` saturates int16 pair sums and is never used). ``TDPBUSD`` (Intel
+SDM, "TDPBSSD/TDPBSUD/TDPBUSD/TDPBUUD - Dot Product of Signed/Unsigned Bytes with Dword
+Accumulation") adds, the same way, to each int32 element of the accumulator tile the four
+products of each of 16 byte groups (32-bit adds; the bounds below keep every sum inside int32,
+so no add wraps).
 
 Exactness, by construction
 --------------------------
@@ -21,12 +32,13 @@ Exactness, by construction
   [-128, 127] (``cb`` = 0 or 128). Then, exactly in integers,
   ``A @ B = Au @ Bs - ca * colsum(Bs) + cb * rowsum(A)``; the two correction terms are
   formed in int64 (|terms| <= 128 * 255 * K < 2**63 for every K numpy can hold).
-* int32 lanes: one lane of ``Au @ Bs`` over a block of at most :data:`K_BLOCK` = 65536
-  consecutive k is a sum of at most 65536 products in [-32640, 32385], so every partial
-  sum lies in [-2139095040, 2122383360], inside int32: the lane never wraps. Longer K is
-  split into such blocks and the block results are added in int64.
-* Padding: K is padded to a multiple of 4, and M and N to whole tiles, with zero bytes,
-  whose products are 0.
+* int32 lanes: one lane (or AMX tile element) of ``Au @ Bs`` over a block of at most
+  :data:`K_BLOCK` = 65536 consecutive k is a sum of at most 65536 products in
+  [-32640, 32385], so every partial sum lies in [-2139095040, 2122383360], inside int32: the
+  lane never wraps. Longer K is split into such blocks and the block results are added in
+  int64 (the first block's int64 results are written with non-temporal stores).
+* Padding: K is padded to a multiple of 4 (64 for AMX), and M and N to whole tiles, with zero
+  bytes, whose products are 0.
 * The operation order inside a lane does not matter: integer addition without overflow is
   associative.
 
@@ -62,9 +74,7 @@ import os
 import threading
 import warnings
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 
-import numba
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
@@ -72,12 +82,13 @@ from numba.core import config
 from numba.extending import intrinsic
 
 from ..core.errors import ConfigError
+from .chunks import run_chunks
 
 __all__ = ["ENGINES", "ENV_VAR", "K_BLOCK", "available_engines", "cpu_engines", "engine_product",
            "gemm_engine", "selected_engines"]
 
 #: The integer engines, fastest first.
-ENGINES: tuple[str, ...] = ("vnni512", "vnni256")
+ENGINES: tuple[str, ...] = ("amx", "vnni512", "vnni256")
 #: The environment variable read when no :func:`gemm_engine` context is active.
 ENV_VAR = "INTSIM_GEMM_ENGINE"
 #: The longest K block accumulated in int32 lanes (see the module docstring: no lane can wrap).
@@ -89,11 +100,15 @@ _TILES = {"vnni512": (8, 16, 3), "vnni256": (4, 8, 3)}
 _KC4 = 128
 #: Row micro-panels per parallel work item.
 _ROW_PANELS = 8
+#: AMX: a parallel work item is a region of _AMX_GP x _AMX_GQ blocks of 32 x 32 (its int32 scratch, 32 KB,
+#: stays in L1 until the int64 epilogue).
+_AMX_GP, _AMX_GQ = 1, 8
 #: In "auto", calls below this many MACs keep the float path (the engine's fixed cost dominates).
 _AUTO_MIN_MACS = 1 << 15
 
 # llvm feature names (llvmlite.binding.get_host_cpu_features) each engine needs.
-_FEATURES = {"vnni512": ({"avx512f", "avx512bw", "avx512vnni"},),
+_FEATURES = {"amx": ({"amx-tile", "amx-int8"},),
+             "vnni512": ({"avx512f", "avx512bw", "avx512vnni"},),
              "vnni256": ({"avxvnni"}, {"avx512f", "avx512vl", "avx512vnni"})}
 
 
@@ -124,8 +139,32 @@ def cpu_engines() -> tuple[str, ...]:
     global _CPU_ENGINES
     if _CPU_ENGINES is None:
         feats = _target_features()
-        _CPU_ENGINES = tuple(e for e in ENGINES if any(req <= feats for req in _FEATURES[e]))
+        _CPU_ENGINES = tuple(e for e in ENGINES if any(req <= feats for req in _FEATURES[e])
+                             and (e != "amx" or _amx_permitted()))
     return _CPU_ENGINES
+
+
+def _amx_permitted() -> bool:
+    """Ask the Linux kernel for the AMX tile data state of this process (arch_prctl
+    ARCH_REQ_XCOMP_PERM with XFEATURE_XTILEDATA, Linux 5.16+); True when it is granted. Without it the
+    first tile instruction would fault."""
+    import ctypes
+    import platform
+    import sys
+
+    if sys.platform != "linux" or platform.machine() not in ("x86_64", "AMD64"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        sys_arch_prctl, arch_get_xcomp_perm, arch_req_xcomp_perm, xtiledata = 158, 0x1022, 0x1023, 18
+        if libc.syscall(sys_arch_prctl, arch_req_xcomp_perm, xtiledata) != 0:
+            return False
+        perm = ctypes.c_uint64(0)
+        if libc.syscall(sys_arch_prctl, arch_get_xcomp_perm, ctypes.byref(perm)) != 0:
+            return False
+        return bool(perm.value >> xtiledata & 1)
+    except Exception:  # pragma: no cover - no libc syscall()
+        return False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -222,33 +261,244 @@ _MR512, _MR256 = _TILES["vnni512"][0], _TILES["vnni256"][0]
 
 
 # ---------------------------------------------------------------------------------------------
+# AMX: one 32 x 32 int32 block (four 16 x 16 tiles) over a K block, in LLVM IR
+# ---------------------------------------------------------------------------------------------
+
+#: AMX block: rows and columns of the four accumulator tiles, bytes of k per step (one A tile row).
+_AMX_MR, _AMX_NR, _AMX_KB = 32, 32, 64
+#: The tile configuration (palette 1): tiles 0-7 of 16 rows x 64 bytes (the 64-byte LDTILECFG layout:
+#: palette id, start row, 14 reserved bytes, 16 x 2-byte bytes-per-row, 16 x 1-byte rows; unused 0).
+_AMX_CFG = np.zeros(64, np.uint8)
+_AMX_CFG[0] = 1
+_AMX_CFG[16:32].view(np.uint16)[:] = 64
+_AMX_CFG[48:56] = 16
+
+
+def _amx_decl(builder, name, args):
+    fn = builder.module.globals.get(name)
+    if fn is None:
+        fn = ir.Function(builder.module, ir.FunctionType(ir.VoidType(), args), name=name)
+    return fn
+
+
+@intrinsic
+def _amx_config(typingctx, cfg_addr):
+    """LDTILECFG from the 64 bytes at cfg_addr (this thread's tile configuration)."""
+    def codegen(context, builder, signature, args):
+        p8 = ir.PointerType(ir.IntType(8))
+        builder.call(_amx_decl(builder, "llvm.x86.ldtilecfg", [p8]), [builder.inttoptr(args[0], p8)])
+        return context.get_dummy_value()
+
+    return types.void(types.int64), codegen
+
+
+@intrinsic
+def _amx_release(typingctx):
+    """TILERELEASE: back to the initial tile state (the OS then saves no tile data for this thread)."""
+    def codegen(context, builder, signature, args):
+        builder.call(_amx_decl(builder, "llvm.x86.tilerelease", []), [])
+        return context.get_dummy_value()
+
+    return types.void(), codegen
+
+
+@intrinsic
+def _amx_block(typingctx, a_addr, b_addr, b_next, c_addr, ldc, n_steps):
+    """The int32 block at c_addr (32 x 32, row stride ldc bytes) = A times B over n_steps steps of 64 k.
+    A: two tile-packed groups of 16 rows of unsigned bytes (see :func:`_pack_a_tiles`), at a_addr and
+    a_addr + 1024 * n_steps, each per step one 16 x 64 tile of 1024 contiguous bytes. B: two packed
+    column panels of 16 columns, at b_addr and b_addr + b_next, each per step 16
+    rows (4 k) of 64 bytes (16 columns x the 4 signed bytes of 4 consecutive k). Tiles 0-3 accumulate
+    (rows 0-15 / 16-31 x columns 0-15 / 16-31), 4-5 hold A, 6-7 B; needs the configuration of
+    _AMX_CFG loaded."""
+    sig = types.void(types.int64, types.int64, types.int64, types.int64, types.int64, types.int64)
+
+    def codegen(context, builder, signature, args):
+        a_i, b_i, bq_i, c_i, ldc, n = args
+        i8, i64 = ir.IntType(8), ir.IntType(64)
+        p8 = ir.PointerType(i8)
+        zero = _amx_decl(builder, "llvm.x86.tilezero", [i8])
+        load = _amx_decl(builder, "llvm.x86.tileloadd64", [i8, p8, i64])
+        store = _amx_decl(builder, "llvm.x86.tilestored64", [i8, p8, i64])
+        dot = _amx_decl(builder, "llvm.x86.tdpbusd", [i8, i8, i8])
+
+        def tile(t):
+            return ir.Constant(i8, t)
+
+        def ptr(x):
+            return builder.inttoptr(x, p8)
+
+        for t in range(4):
+            builder.call(zero, [tile(t)])
+        tile_bytes = ir.Constant(i64, 16 * _AMX_KB)
+        a1 = builder.add(a_i, builder.mul(n, tile_bytes))
+        b1 = builder.add(b_i, bq_i)
+        pre = builder.block
+        loop = builder.append_basic_block("amx_loop")
+        done = builder.append_basic_block("amx_done")
+        builder.cbranch(builder.icmp_signed(">", n, ir.Constant(i64, 0)), loop, done)
+        builder.position_at_end(loop)
+        k = builder.phi(i64)
+        k.add_incoming(ir.Constant(i64, 0), pre)
+        ko = builder.mul(k, tile_bytes)
+        row64 = ir.Constant(i64, 64)
+        builder.call(load, [tile(4), ptr(builder.add(a_i, ko)), row64])
+        builder.call(load, [tile(6), ptr(builder.add(b_i, ko)), row64])
+        builder.call(dot, [tile(0), tile(4), tile(6)])
+        builder.call(load, [tile(7), ptr(builder.add(b1, ko)), row64])
+        builder.call(dot, [tile(1), tile(4), tile(7)])
+        builder.call(load, [tile(5), ptr(builder.add(a1, ko)), row64])
+        builder.call(dot, [tile(2), tile(5), tile(6)])
+        builder.call(dot, [tile(3), tile(5), tile(7)])
+        k_next = builder.add(k, ir.Constant(i64, 1))
+        k.add_incoming(k_next, builder.block)
+        builder.cbranch(builder.icmp_signed("<", k_next, n), loop, done)
+        builder.position_at_end(done)
+        c1 = builder.add(c_i, builder.mul(ldc, ir.Constant(i64, 16)))
+        for t, base, off in ((0, c_i, 0), (1, c_i, 64), (2, c1, 0), (3, c1, 64)):
+            builder.call(store, [tile(t), ptr(builder.add(base, ir.Constant(i64, off))), ldc])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+# ---------------------------------------------------------------------------------------------
 # Packing and the parallel drivers
 # ---------------------------------------------------------------------------------------------
 
 @njit(cache=True, nogil=True)
-def _pack_b(Bu, Bs, nr, out, colsum, q0, q1):
-    """out[q, s, c] = the 4 bytes Bu[4*s + t, q*nr + c], t = 0..3, as one little-endian word (0 right of
-    the last column): column panels q0 to q1 - 1 of nr columns; colsum[j] = sum_k Bs[k, j]. Bu and Bs
-    are the same (4*S, N) bytes viewed unsigned and signed."""
-    N = Bs.shape[1]
-    S = out.shape[1]
-    for q in range(q0, q1):
-        j0 = q * nr
-        w = min(nr, N - j0)
-        t = np.zeros(nr, np.int64)
-        for s in range(S):
-            r0, r1, r2, r3 = Bu[4 * s], Bu[4 * s + 1], Bu[4 * s + 2], Bu[4 * s + 3]
-            g0, g1, g2, g3 = Bs[4 * s], Bs[4 * s + 1], Bs[4 * s + 2], Bs[4 * s + 3]
-            o = out[q, s]
+def _pack_a(A8, xa, Au, rowsum, i0, i1):
+    """Rows i0 to i1 - 1 of Au = A8 XOR xa, zero bytes right of A8's K columns and below its M rows;
+    rowsum[i] = the sum of row i of Au (for i < M; rowsum may be empty: not wanted)."""
+    M, K = A8.shape
+    x = np.uint8(xa)
+    for i in range(i0, i1):
+        o = Au[i]
+        if i < M:
+            a = A8[i]
+            for k in range(K):
+                o[k] = a[k] ^ x
+            for k in range(K, o.size):
+                o[k] = 0
+            if rowsum.size:
+                t = np.int64(0)
+                for k in range(K):
+                    t += np.int64(o[k])
+                rowsum[i] = t
+        else:
+            for k in range(o.size):
+                o[k] = 0
+
+
+@njit(cache=True, nogil=True)
+def _pack_a_tiles(A8, xa, At, T, kblock, rowsum, g0, g1):
+    """Row groups g0 to g1 - 1 (16 rows each) of At, the AMX tile packing of Au = A8 XOR xa (zero bytes
+    right of A8's K columns and below its M rows), T steps of 64 k: At[n] (16 x 64 bytes) is the tile
+    of row group g and step t (rows 16g to 16g + 15, k 64t to 64t + 63 of Au) for
+    ``n = 2 * (g // 2) * T + 2 * b0 + (g % 2) * nb + t - b0``, b0 = the first step of t's K block of
+    kblock steps and nb its number of steps: per 32-row block and K block, the tiles of its upper
+    row group, then those of its lower one, each run contiguous (the layout :func:`_amx_block` reads).
+    rowsum[i] = the sum of row i of Au (rowsum may be empty: not wanted)."""
+    M, K = A8.shape
+    x = np.uint8(xa)
+    for g in range(g0, g1):
+        base = 2 * (g // 2) * T
+        half = g % 2
+        for r in range(16):
+            i = 16 * g + r
+            total = np.int64(0)
+            for t in range(T):
+                b0 = (t // kblock) * kblock
+                nb = min(kblock, T - b0)
+                o = At[base + 2 * b0 + half * nb + t - b0, r]
+                k0 = 64 * t
+                n = max(0, min(64, K - k0)) if i < M else 0
+                if n == 64:
+                    a = A8[i, k0:k0 + 64]
+                    for c in range(64):
+                        o[c] = a[c] ^ x
+                else:
+                    for c in range(n):
+                        o[c] = A8[i, k0 + c] ^ x
+                    for c in range(n, 64):
+                        o[c] = 0
+                if rowsum.size and i < M:
+                    for c in range(64):
+                        total += np.int64(o[c])
+            if rowsum.size and i < M:
+                rowsum[i] = total
+
+
+@njit(cache=True, inline="always")  # a part of _pack_b, compiled into it
+def _pack_b_rows(B8, x, out8, s0, s1):
+    """:func:`_pack_b` for the k4 rows s0 to s1 - 1 (all inside B8) and the whole panels."""
+    N = B8.shape[1]
+    nr = out8.shape[2] // 4
+    for s in range(s0, s1):
+        r0 = B8[4 * s]
+        r1 = B8[4 * s + 1]
+        r2 = B8[4 * s + 2]
+        r3 = B8[4 * s + 3]
+        for q in range(N // nr):
+            o = out8[q, s]
+            for c in range(nr):
+                j = q * nr + c
+                o[4 * c] = r0[j] ^ x
+                o[4 * c + 1] = r1[j] ^ x
+                o[4 * c + 2] = r2[j] ^ x
+                o[4 * c + 3] = r3[j] ^ x
+
+
+@njit(cache=True, inline="always")  # a part of _pack_b, compiled into it
+def _colsum(B8, x, colsum, j0, j1):
+    """colsum[j] = sum_k int8(B8[k, j] XOR x) for j0 <= j < j1, x = 0 or 0x80: from the unsigned byte
+    sums U_j and the counts H_j of bytes >= 128, int8(u) = u - 256 [u >= 128] and int8(u XOR 0x80) =
+    u - 128, so the sum is U_j - 256 H_j (x = 0) or U_j - 128 K (x = 0x80). int32 partial sums over at
+    most 2**16 rows (<= 2**24), then int64."""
+    K = B8.shape[0]
+    w = j1 - j0
+    su = np.zeros(w, np.int64)
+    hi = np.zeros(w, np.int64)
+    ps = np.zeros(w, np.int32)
+    ph = np.zeros(w, np.int32)
+    for k0 in range(0, K, 65536):
+        for k in range(k0, min(K, k0 + 65536)):
+            row = B8[k, j0:j1]
             for c in range(w):
-                j = j0 + c
-                o[c] = (np.uint32(r0[j]) | (np.uint32(r1[j]) << np.uint32(8)) | (np.uint32(r2[j]) << np.uint32(16))
-                        | (np.uint32(r3[j]) << np.uint32(24)))
-                t[c] += np.int64(g0[j]) + np.int64(g1[j]) + np.int64(g2[j]) + np.int64(g3[j])
-            for c in range(w, nr):
-                o[c] = 0
+                u = np.int32(row[c])
+                ps[c] += u
+                ph[c] += u >> 7
         for c in range(w):
-            colsum[j0 + c] = t[c]
+            su[c] += ps[c]
+            hi[c] += ph[c]
+            ps[c] = 0
+            ph[c] = 0
+    for c in range(w):
+        colsum[j0 + c] = su[c] - 128 * K if x else su[c] - 256 * hi[c]
+
+
+@njit(cache=True, nogil=True)
+def _pack_b(B8, xb, out8, colsum, s0, s1, j0, j1):
+    """The packed panels of Bs = B8 XOR xb viewed as signed bytes, zero-padded to 4*S rows:
+    bytes 4c to 4c + 3 of out8[q, s] = Bs[4s + t, q*nr + c], t = 0..3 (nr = out8.shape[2] // 4; zero
+    bytes right of the last column), for s0 <= s < s1 (each word: the 4 bytes of 4 consecutive k of one
+    column, little-endian). colsum[j] = sum_k Bs[k, j] (signed) for j0 <= j < j1."""
+    K, N = B8.shape
+    Q = out8.shape[0]
+    nr = out8.shape[2] // 4
+    x = np.uint8(xb)
+    full_q = N // nr
+    _pack_b_rows(B8, x, out8, s0, max(s0, min(s1, K // 4)))
+    for s in range(s0, s1):  # the partial and padding panels, and the rows past K
+        for q in range(0 if 4 * s + 3 >= K else full_q, Q):
+            o = out8[q, s]
+            for c in range(nr):
+                j = q * nr + c
+                for t in range(4):
+                    k = 4 * s + t
+                    o[4 * c + t] = B8[k, j] ^ x if k < K and j < N else np.uint8(0)
+    if j1 > j0:
+        _colsum(B8, x, colsum, j0, j1)
 
 
 @njit(cache=True, inline="always")
@@ -323,99 +573,191 @@ def _drive256(Au, Bp, out, rowterm, colterm, kblock4, w0, w1):
             _epilogue(Cw, out, rowterm, colterm, pb * mr, q * nr, s0 == 0)
 
 
-_DRIVERS = {"vnni512": _drive512, "vnni256": _drive256}
+@intrinsic
+def _nt_row(typingctx, c_addr, o_addr, t_addr, ri, n8):
+    """o[c] = int64(cw[c]) + ri + t[c] for c < 8 * n8: cw int32 at c_addr (32-byte aligned), t int64 at
+    t_addr, o int64 at o_addr (64-byte aligned), written with non-temporal 64-byte stores (the output is
+    not read again soon; no read-for-ownership of its cache lines). Callers end with :func:`_sfence`."""
+    sig = types.void(types.int64, types.int64, types.int64, types.int64, types.int64)
+
+    def codegen(context, builder, signature, args):
+        c_i, o_i, t_i, ri, n = args
+        i32, i64 = ir.IntType(32), ir.IntType(64)
+        v32, v64 = ir.VectorType(i32, 8), ir.VectorType(i64, 8)
+        pre = builder.block
+        loop = builder.append_basic_block("nt_loop")
+        done = builder.append_basic_block("nt_done")
+        splat = builder.shuffle_vector(builder.insert_element(ir.Constant(v64, ir.Undefined), ri, ir.Constant(i32, 0)),
+                                       ir.Constant(v64, ir.Undefined), ir.Constant(ir.VectorType(i32, 8), [0] * 8))
+        builder.cbranch(builder.icmp_signed(">", n, ir.Constant(i64, 0)), loop, done)
+        builder.position_at_end(loop)
+        k = builder.phi(i64)
+        k.add_incoming(ir.Constant(i64, 0), pre)
+        cv = builder.load(builder.inttoptr(builder.add(c_i, builder.mul(k, ir.Constant(i64, 32))), ir.PointerType(v32)),
+                          align=32, typ=v32)
+        tv = builder.load(builder.inttoptr(builder.add(t_i, builder.mul(k, ir.Constant(i64, 64))), ir.PointerType(v64)),
+                          align=8, typ=v64)
+        val = builder.add(builder.add(builder.sext(cv, v64), splat), tv)
+        st = builder.store(val, builder.inttoptr(builder.add(o_i, builder.mul(k, ir.Constant(i64, 64))),
+                                                 ir.PointerType(v64)), align=64)
+        st.set_metadata("nontemporal", builder.module.add_metadata([ir.Constant(i32, 1)]))
+        k_next = builder.add(k, ir.Constant(i64, 1))
+        k.add_incoming(k_next, builder.block)
+        builder.cbranch(builder.icmp_signed("<", k_next, n), loop, done)
+        builder.position_at_end(done)
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
-def _run(engine: str, A: np.ndarray, B: np.ndarray, ca: int, cb: int) -> np.ndarray:
-    """Exact int64 ``A @ B`` with engine ``engine``; ``A + ca`` in [0, 255], ``B - cb`` in [-128, 127]."""
+@intrinsic
+def _sfence(typingctx):
+    """SFENCE: the non-temporal stores before it are globally visible before any store after it."""
+    def codegen(context, builder, signature, args):
+        builder.call(_amx_decl(builder, "llvm.x86.sse.sfence", []), [])
+        return context.get_dummy_value()
+
+    return types.void(), codegen
+
+
+@njit(cache=True, inline="always")
+def _epilogue_nt(Cw, out, rowterm, colterm, i0, j0):
+    """:func:`_epilogue` of a first K block with non-temporal stores, when the output rows and the region
+    allow (64-byte aligned rows, whole 8-column groups); else the plain epilogue."""
+    M, N = out.shape
+    h = min(Cw.shape[0], M - i0)
+    w = min(Cw.shape[1], N - j0)
+    o0 = np.int64(out.ctypes.data)
+    if (o0 % 64 != 0) or (N % 8 != 0) or (w % 8 != 0) or (j0 % 8 != 0):
+        _epilogue(Cw, out, rowterm, colterm, i0, j0, True)
+        return
+    c0 = np.int64(Cw.ctypes.data)
+    t0 = np.int64(colterm.ctypes.data) + j0 * 8
+    ldc = Cw.shape[1] * 4
+    for r in range(h):
+        _nt_row(c0 + r * ldc, o0 + ((i0 + r) * N + j0) * 8, t0, rowterm[i0 + r], w // 8)
+
+
+@njit(cache=True, nogil=True)
+def _drive_amx(cfg, At, Bp, out, rowterm, colterm, kblock, w0, w1):
+    """As :func:`_drive512` with 32 x 32 AMX blocks (A tile-packed by :func:`_pack_a_tiles`, T = S // 16
+    steps, K blocks of kblock steps): item w is the region of _AMX_GP x _AMX_GQ blocks at row
+    block _AMX_GP * (w // cb) and column block _AMX_GQ * (w % cb) (cb column groups; column
+    block q: the packed panels 2q and 2q + 1 of 16 columns). Per K block the region is computed into
+    an int32 scratch, then added to the int64 output row by row."""
+    Q, S, nr = Bp.shape
+    T = S // 16
+    P = At.shape[0] // (2 * T)
+    a0, b0 = np.int64(At.ctypes.data), np.int64(Bp.ctypes.data)
+    nq = Q // 2
+    cb = (nq + _AMX_GQ - 1) // _AMX_GQ
+    h, wd = _AMX_GP * _AMX_MR, _AMX_GQ * _AMX_NR
+    raw = np.empty(h * wd + 16, np.int32)
+    off = (-np.int64(raw.ctypes.data) % 64) // 4  # 64-byte aligned tile rows
+    Cw = raw[off:off + h * wd].reshape(h, wd)
+    c0 = np.int64(Cw.ctypes.data)
+    ldc = wd * 4
+    _amx_config(np.int64(cfg.ctypes.data))
+    for w in range(w0, w1):
+        pb = (w // cb) * _AMX_GP
+        pe = min(pb + _AMX_GP, P)
+        qb = (w % cb) * _AMX_GQ
+        qe = min(qb + _AMX_GQ, nq)
+        for t0 in range(0, T, kblock):
+            n_steps = min(kblock, T - t0)
+            for p in range(pb, pe):
+                a_addr = a0 + (2 * p * T + 2 * t0) * 1024
+                for q in range(qb, qe):
+                    _amx_block(a_addr, b0 + (2 * q * S + 16 * t0) * nr * 4, S * nr * 4,
+                               c0 + (p - pb) * _AMX_MR * ldc + (q - qb) * _AMX_NR * 4, ldc, n_steps)
+            if t0 == 0:
+                _epilogue_nt(Cw, out, rowterm, colterm, pb * _AMX_MR, qb * _AMX_NR)
+            else:
+                _epilogue(Cw, out, rowterm, colterm, pb * _AMX_MR, qb * _AMX_NR, False)
+    _sfence()
+    _amx_release()
+
+
+_DRIVERS = {"vnni512": _drive512, "vnni256": _drive256}  # "amx": _drive_amx (its own arguments)
+
+
+def _aligned_empty(shape: tuple[int, ...], dtype) -> np.ndarray:
+    """np.empty(shape, dtype) starting on a 64-byte boundary (a cache line: a tile row or vector load
+    that straddles two lines costs two)."""
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape)) * dtype.itemsize
+    raw = np.empty(n + 64, np.uint8)
+    off = -raw.ctypes.data % 64
+    return raw[off:off + n].view(dtype).reshape(shape)
+
+
+def _bytes(X: np.ndarray) -> np.ndarray:
+    """X mod 256 as a C-contiguous uint8 array (a view when X already is one of 8-bit bytes)."""
+    if X.dtype in (np.int8, np.uint8):
+        return np.ascontiguousarray(X).view(np.uint8)
+    return np.ascontiguousarray(X.astype(np.uint8))  # integer casts keep the low byte
+
+
+def _run(engine: str, A: np.ndarray, B: np.ndarray, ca: int, cb: int, bias: np.ndarray | None = None) -> np.ndarray:
+    """Exact int64 ``A @ B`` (plus ``bias[j]`` on column j when given, int64) with engine ``engine``;
+    ``A + ca`` in [0, 255], ``B - cb`` in [-128, 127]. The int64 correction terms and adds wrap modulo
+    2**64 (numpy and numba integer arithmetic), so every output that fits int64 is exact."""
     M, K = A.shape
     N = B.shape[1]
-    mr, lanes, nv = _TILES[engine]
-    nr = lanes * nv
-    P, Q, S = -(-M // mr), -(-N // nr), -(-K // 4)
+    if engine == "amx":  # 32-row blocks, column panels of 16 in pairs, K in steps of 64
+        mr, nr = _AMX_MR, 16
+        Q, S = 2 * -(-N // _AMX_NR), 16 * -(-K // _AMX_KB)
+    else:
+        mr, lanes, nv = _TILES[engine]
+        nr = lanes * nv
+        Q, S = -(-N // nr), -(-K // 4)
+    P = -(-M // mr)
     # Au = A + ca as bytes: A mod 256, then (for ca = 128) XOR 0x80 maps [-128, 127] onto [0, 255].
-    # Rows padded to whole tiles, K to a multiple of 4, with zero bytes.
-    Au = np.zeros((P * mr, 4 * S), np.uint8)
-    Au[:M, :K] = A.view(np.uint8) if A.dtype == np.int8 else A
-    if ca:
-        np.bitwise_xor(Au[:M, :K], 0x80, out=Au[:M, :K])
     # Bs = B - cb as signed bytes: B mod 256, then (for cb = 128) XOR 0x80 maps [0, 255] onto [-128, 127].
-    Bs = np.zeros((4 * S, N), np.int8)
-    Bs[:K] = B.view(np.int8) if B.dtype == np.uint8 else B
-    if cb:
-        np.bitwise_xor(Bs[:K], np.int8(-128), out=Bs[:K])
-    Bp = np.empty((Q, S, nr), np.uint32)
-    colsum = np.empty(N, np.int64)
-    Bu = Bs.view(np.uint8)
-    _parallel(lambda q0, q1: _pack_b(Bu, Bs, nr, Bp, colsum, q0, q1), Q, K * N)
+    # Rows padded to whole tiles, K to a multiple of 4 (64), columns to whole panels, with zero bytes.
+    A8, B8 = _bytes(A), _bytes(B)
+    rowsum = np.empty(M if cb else 0, np.int64)
+    Bp8 = _aligned_empty((Q, S, 4 * nr), np.uint8)
+    colsum = np.zeros(N, np.int64)  # needed only when ca != 0
+    xa, xb = (0x80 if ca else 0), (0x80 if cb else 0)
+    cs = N if ca else 0
+    if engine == "amx":  # A as 16 x 64 tiles: 2P row groups of T steps
+        T = S // 16
+        Au = _aligned_empty((2 * P * T, 16, 64), np.uint8)
+
+        def pack_a(i0: int, i1: int) -> None:
+            _pack_a_tiles(A8, xa, Au, T, K_BLOCK // _AMX_KB, rowsum, i0 * 2 * P // S, i1 * 2 * P // S)
+    else:
+        Au = _aligned_empty((P * mr, 4 * S), np.uint8)
+
+        def pack_a(i0: int, i1: int) -> None:
+            _pack_a(A8, xa, Au, rowsum, i0 * (P * mr) // S, i1 * (P * mr) // S)
+
+    def pack(i0: int, i1: int) -> None:  # i: a k4 row of Bp; rows and columns of A and B in proportion
+        _pack_b(B8, xb, Bp8, colsum, i0, i1, i0 * cs // S, i1 * cs // S)
+        pack_a(i0, i1)
+
+    run_chunks(pack, S, K * (M + N))
     # A @ B = Au @ Bs - ca * colsum(Bs) + cb * rowsum(A), rowsum(A) = rowsum(Au) - ca * K
     colterm = colsum * -ca
-    rowterm = (Au[:M].sum(axis=1, dtype=np.int64) - ca * K) * cb if cb else np.zeros(M, np.int64)
-    out = np.empty((M, N), np.int64)
-    drive = _DRIVERS[engine]
-    n_items = -(-P // _ROW_PANELS) * Q
-    _parallel(lambda w0, w1: drive(Au, Bp, out, rowterm, colterm, K_BLOCK // 4, w0, w1), n_items, M * K * N)
+    if bias is not None:
+        colterm += bias
+    rowterm = (rowsum - ca * K) * cb if cb else np.zeros(M, np.int64)
+    out = _aligned_empty((M, N), np.int64)
+    Bp = Bp8.view(np.uint32)
+    if engine == "amx":
+        n_items = -(-P // _AMX_GP) * -(-(Q // 2) // _AMX_GQ)
+
+        def work(w0: int, w1: int) -> None:
+            _drive_amx(_AMX_CFG, Au, Bp, out, rowterm, colterm, K_BLOCK // _AMX_KB, w0, w1)
+    else:
+        n_items = -(-P // _ROW_PANELS) * Q
+        drive = _DRIVERS[engine]
+
+        def work(w0: int, w1: int) -> None:
+            drive(Au, Bp, out, rowterm, colterm, K_BLOCK // 4, w0, w1)
+    run_chunks(work, n_items, M * K * N)
     return out
-
-
-#: Work below this size (MACs or bytes) runs in the calling thread only.
-_PARALLEL_MIN = 1 << 22
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _threads() -> int:
-    try:
-        return max(1, int(numba.get_num_threads()))
-    except Exception:  # pragma: no cover
-        return 1
-
-
-def _parallel(fn, n: int, work: int) -> None:
-    """fn(i0, i1) over chunks covering range(n), on the calling thread and up to get_num_threads() - 1
-    pool threads (numba kernels release the GIL). Chunks are taken dynamically from a shared counter,
-    and the call returns as soon as every chunk is done: a pool thread that the OS schedules late
-    finds no chunk left, so nobody waits for it (a static split would)."""
-    global _pool
-    t = _threads()
-    if t == 1 or work < _PARALLEL_MIN or n < 2:
-        fn(0, n)
-        return
-    n_chunks = min(n, 8 * t)
-    bounds = [n * c // n_chunks for c in range(n_chunks + 1)]
-    lock = threading.Lock()
-    state = {"next": 0, "done": 0, "error": None}
-    finished = threading.Event()
-
-    def worker() -> None:
-        while True:
-            with lock:
-                c = state["next"]
-                if c >= n_chunks or state["error"] is not None:
-                    return
-                state["next"] = c + 1
-            try:
-                fn(bounds[c], bounds[c + 1])
-            except BaseException as exc:  # pragma: no cover - re-raised in the caller
-                with lock:
-                    state["error"] = exc
-                finished.set()
-                return
-            with lock:
-                state["done"] += 1
-                if state["done"] == n_chunks:
-                    finished.set()
-
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=max(1, t - 1), thread_name_prefix="intsim-gemm")
-        pool = _pool
-    for _ in range(t - 1):
-        pool.submit(worker)
-    worker()
-    finished.wait()
-    if state["error"] is not None:
-        raise state["error"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -519,10 +861,11 @@ def gemm_engine(*names: str) -> Iterator[None]:
         stack.pop()
 
 
-def engine_product(A: np.ndarray, B: np.ndarray, amin: int, amax: int, bmin: int, bmax: int
-                   ) -> tuple[np.ndarray, str] | None:
-    """Exact int64 ``A @ B`` and the engine's name, by the selected integer engine, or None when no
-    engine is selected for these operands (entries of A in [amin, amax], of B in [bmin, bmax]).
+def engine_product(A: np.ndarray, B: np.ndarray, amin: int, amax: int, bmin: int, bmax: int,
+                   bias: np.ndarray | None = None) -> tuple[np.ndarray, str] | None:
+    """Exact int64 ``A @ B`` (plus ``bias[j]`` on column j, int64, when given; exact when every output
+    fits int64) and the engine's name, by the selected integer engine, or None when no engine is
+    selected for these operands (entries of A in [amin, amax], of B in [bmin, bmax]).
 
     Serves A inside [0, 255] or [-128, 127] and B inside [-128, 127] or [0, 255] (see the module
     docstring for why the result is exact). Raises ConfigError when ``INTSIM_GEMM_ENGINE`` forces an
@@ -553,7 +896,7 @@ def engine_product(A: np.ndarray, B: np.ndarray, amin: int, amax: int, bmin: int
                                   f"(available: {', '.join(cpu_engines()) or 'none'})")
     for engine in sel:
         if _usable(engine):
-            return _run(engine, A, B, ca, cb), engine
+            return (_run(engine, A, B, ca, cb) if bias is None else _run(engine, A, B, ca, cb, bias)), engine
     return None
 
 
@@ -563,4 +906,4 @@ def warm_up() -> None:
         _usable(e)
 
 
-KERNELS = (_pack_b, _drive512, _drive256)
+KERNELS = (_pack_a, _pack_a_tiles, _pack_b, _drive512, _drive256, _drive_amx)

@@ -278,6 +278,14 @@ def unpack_matmul(A: Any, B: Any, datapath: Datapath | None = None, strategy_a: 
     if len(results) == 1 and results[0][0] == 0 and (Mp, Np) == (M, N) and not pair.a_shift.any() \
             and not pair.b_shift.any():
         values = results[0][1].values  # nothing was split: the low-bit GEMM is the product
+    elif _plain_sum(results, pair, M, N, dp):
+        # identity row and column maps, no row or column shifts, and every sum provably inside int64:
+        # values = sum_t G_t << t, vectorized (the G_t are this call's own arrays)
+        values = results[0][1].values
+        np.left_shift(values, results[0][0], out=values)
+        for t, g in results[1:]:
+            np.left_shift(g.values, t, out=g.values)
+            values += g.values
     else:
         values = np.zeros((M, N), np.int64)
         for t, g in results:
@@ -287,6 +295,18 @@ def unpack_matmul(A: Any, B: Any, datapath: Datapath | None = None, strategy_a: 
     events = _unpack_events(results, pair, N, dp) if overflow.any() else ()
     return UnpackResult(values, overflow, tuple(gemms), ops, (M, K, N), (Mp, Kp, Np), sa_name, sb_name,
                         bits_a, bits_b, admit_min, dp, events)
+
+
+def _plain_sum(results: list[tuple[int, GemmResult]], pair: UnpackedPair, M: int, N: int, dp: Datapath) -> bool:
+    """True when the reassembly is ``sum_t G_t << t`` exactly in int64: row i of A' and column j of B'
+    feed output (i, j) unshifted, and sum_t 2**(acc_bits - 1) * 2**t < 2**63 bounds every partial sum
+    (each G_t is an accumulator register: |G_t| <= 2**(acc_bits - 1))."""
+    if not results or pair.a_src.size != M or pair.b_src.size != N or pair.a_shift.any() or pair.b_shift.any() \
+            or any(t < 0 for t, _ in results):
+        return False
+    if sum(1 << t for t, _ in results) << (dp.acc_bits - 1) >= 2**63:
+        return False
+    return bool(np.array_equal(pair.a_src, np.arange(M)) and np.array_equal(pair.b_src, np.arange(N)))
 
 
 def _unpack_events(results: list[tuple[int, GemmResult]], pair: UnpackedPair, N: int,
