@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sys
 import time
@@ -24,27 +25,38 @@ from .report import write_outputs
 from .spec import load_sweep_spec
 from .store import PARTS, open_sweep_dir, part_bytes, point_key, read_part
 
-__all__ = ["run_sweep", "SweepReport", "SweepFailed"]
+__all__ = ["run_sweep", "SweepReport", "SweepFailed", "local_client", "WORKER_MALLOC"]
 
 
-def _run_point(kind: str, params: dict[str, Any], shared: dict[str, Any]) -> tuple[PointResult, float]:
-    """The task of one point, run on a worker: (its result, its compute time in seconds)."""
+def _run_points(kind: str, batch: list[tuple[str, dict[str, Any]]], shared: dict[str, Any]
+                ) -> list[tuple[str, PointResult | str, float]]:
+    """The task of a few consecutive points, run on a worker: per point its key, its result (or the
+    error it raised, as text: the other points of the batch still count) and its compute time."""
     import numba
 
     numba.set_num_threads(1)  # one task per worker thread: its kernels run on that thread alone
-    t0 = time.perf_counter()
-    result = KINDS[kind].compute(params, shared)
-    return result, time.perf_counter() - t0
+    out: list[tuple[str, PointResult | str, float]] = []
+    for key, params in batch:
+        t0 = time.perf_counter()
+        try:
+            result: PointResult | str = KINDS[kind].compute(params, shared)
+        except Exception as exc:  # reported with the point's parameters by the client
+            result = f"{type(exc).__name__}: {exc}"
+        out.append((key, result, time.perf_counter() - t0))
+    return out
+
+
+#: Points per task: enough tasks for every worker to take about eight (load balance), few enough that
+#: Dask's own cost per task (a few ms of scheduler and client CPU, on the same cores) stays small.
+TASKS_PER_WORKER = 8
 
 
 @contextlib.contextmanager
 def _client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
     try:
-        from distributed import Client, LocalCluster
+        from distributed import Client
     except ImportError:
         raise ModelNotInstalledError(f"intsim sweep needs dask.distributed: {INSTALL}") from None
-    import logging
-
     if scheduler is not None:
         if workers is not None:
             raise ConfigError("--workers applies to the local cluster; with --scheduler the cluster's workers run")
@@ -56,19 +68,37 @@ def _client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
         with client:
             yield client
         return
-    n = workers if workers is not None else (os.cpu_count() or 1)
+    with local_client(workers if workers is not None else (os.cpu_count() or 1)) as client:
+        yield client
+
+
+#: glibc settings of the local workers: keep freed memory for reuse instead of returning it to the
+#: system after every array (Dask's default trim threshold, 64 KiB, makes each task fault its pages
+#: in again; with two workers on a 2-core virtual machine the faults cost more than the work).
+WORKER_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
+
+
+@contextlib.contextmanager
+def local_client(n: int) -> Iterator[Any]:
+    """A client of a local Dask cluster of ``n`` worker processes of one thread each (each task runs
+    its numba kernels on that thread: N workers use N cores), with :data:`WORKER_MALLOC`."""
+    import dask
+    from distributed import Client, LocalCluster
+
     if n < 1:
         raise ConfigError(f"--workers must be at least 1, got {n}")
-    # one thread per worker process, each task's numba kernels on that one thread (_run_point), so that N
-    # workers use N cores. Dask's nanny writes its pre-spawn environment (OMP_NUM_THREADS=1 and the like,
-    # for the workers' BLAS) into this process's os.environ before spawning a worker; this process keeps
-    # its own (its numba and BLAS thread pools are sized by it), so it is put back once the workers run.
+    # Dask's nanny writes its pre-spawn environment (OMP_NUM_THREADS=1 and the like, and the malloc
+    # settings) into this process's os.environ before spawning a worker; this process keeps its own
+    # (its numba and BLAS thread pools are sized by it), so it is put back once the workers run.
     saved = dict(os.environ)
+    environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **WORKER_MALLOC}
     try:
-        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                          silence_logs=logging.ERROR) as cluster:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), \
+                LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                             silence_logs=logging.ERROR) as cluster:
             _restore_environ(saved)
             with Client(cluster) as client:
+                client.wait_for_workers(n)
                 yield client
     finally:
         _restore_environ(saved)
@@ -140,32 +170,38 @@ def _compute(client: Any, kind: str, plan: Plan, todo: dict[str, dict[str, Any]]
     info = client.scheduler_info()
     say(f"intsim sweep: {len(info.get('workers', {}))} Dask worker(s) at {info.get('address', '?')}")
     (shared,) = client.scatter([plan.shared], hash=True)
-    futures = {client.submit(_run_point, kind, params, shared, key=f"intsim-sweep-{key}", retries=retries,
-                             pure=False): (key, params) for key, params in todo.items()}
-    bar = Progress(len(futures), sys.stderr, quiet=quiet, eta=True, min_interval=2.0, unit="points")
+    items = list(todo.items())
+    size = max(1, len(items) // (TASKS_PER_WORKER * max(1, len(info.get("workers", {})))))
+    batches = [items[i:i + size] for i in range(0, len(items), size)]
+    futures = {client.submit(_run_points, kind, b, shared, key=f"intsim-sweep-{b[0][0]}-{len(b)}", retries=retries,
+                             pure=False): b for b in batches}
+    bar = Progress(len(items), sys.stderr, quiet=quiet, eta=True, min_interval=2.0, unit="points")
     failed: list[str] = []
     try:
         for fut in as_completed(futures):
-            key, params = futures[fut]
+            batch = futures[fut]
             if fut.status != "finished":
                 exc = fut.exception()
-                failed.append(f"{json.dumps(params, sort_keys=True)}: {type(exc).__name__}: {exc}")
-                bar.step()
+                failed += [f"{json.dumps(params, sort_keys=True)}: {type(exc).__name__}: {exc}" for _, params in batch]
+                bar.step(n=len(batch))
                 continue
-            result, seconds = fut.result()
-            row = {"params": params, "figures": result.figures, "seconds": seconds}
-            atomic_write_bytes(parts / f"{key}.parquet", part_bytes(key, row, result))
-            done[key] = (row, result)
-            timings[key] = seconds
+            for (key, params), (_, result, seconds) in zip(batch, fut.result(), strict=True):
+                if isinstance(result, str):
+                    failed.append(f"{json.dumps(params, sort_keys=True)}: {result}")
+                else:
+                    row = {"params": params, "figures": result.figures, "seconds": seconds}
+                    atomic_write_bytes(parts / f"{key}.parquet", part_bytes(key, row, result))
+                    done[key] = (row, result)
+                    timings[key] = seconds
+                bar.step()
             fut.release()
-            bar.step()
     finally:
         bar.close("")
         for fut in futures:
             if not fut.done():
                 fut.cancel()
     if failed:
-        raise SweepFailed(f"{len(failed)} of {len(futures)} point(s) failed (the others are saved; rerun to retry "
+        raise SweepFailed(f"{len(failed)} of {len(items)} point(s) failed (the others are saved; rerun to retry "
                           f"them); first: {failed[0]}")
 
 
