@@ -255,8 +255,7 @@ def run(args: argparse.Namespace) -> int:
                    + (f" --sentences {args.sentences}" if args.sentences is not None else "")
                    + (f" --max-len {args.max_len}" if args.max_len is not None else "")
                    + (" --text FILE" if args.text else "") + (" --no-golden" if args.no_golden else "")
-                   + (" --no-plots" if args.no_plots else "")
-                   + (f" --out {args.out}" if args.out != _DEFAULT_OUT else ""))
+                   + (" --no-plots" if args.no_plots else ""))  # not --out: the data do not depend on it
         mr.write_report(Path(args.out), evals, ts, chk, not args.no_golden, command, calib, truncated,
                         plots=not args.no_plots)
         timing["report and golden suite"] = time.perf_counter() - t0

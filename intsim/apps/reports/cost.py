@@ -176,9 +176,7 @@ def _command(args: argparse.Namespace) -> str:
         parts.append(f"--unpack-bits {args.unpack_bits}")
     if args.sentences is not None:
         parts.append(f"--sentences {args.sentences}")
-    if args.out != "reports/cost":
-        parts.append(f"--out {args.out}")
-    if getattr(args, "allow_partial", False):
+    if getattr(args, "allow_partial", False):  # (not --out: where the report goes is not part of its data)
         parts.append("--allow-partial")
     return " ".join(parts) + " --force"
 
