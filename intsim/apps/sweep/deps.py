@@ -8,7 +8,7 @@ from typing import Any
 
 from ...core.errors import ModelNotInstalledError
 
-__all__ = ["INSTALL", "pyarrow_modules", "pyplot"]
+__all__ = ["INSTALL", "pyarrow_modules", "pyplot", "plot_ratio_vs_bits"]
 
 INSTALL = "pip install 'intsim[sweep]' (dask[distributed] and pyarrow)"
 """How to install what the sweep needs, for the error messages."""
@@ -34,3 +34,23 @@ def pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def plot_ratio_vs_bits(plt: Any, series: dict[str, dict[int, list[int]]], bits: list[int], title: str,
+                       path: Any) -> None:
+    """One line per label of ``series`` (label -> bits -> [unpacked MACs, MACs]): the unpack ratio
+    against the bit-width, log scale, written to ``path`` (PNG without a software tag)."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
+    for label, pts in series.items():
+        bs = sorted(pts)
+        ax.plot(bs, [pts[b][0] / pts[b][1] if pts[b][1] else 1.0 for b in bs], marker="o", label=label)
+    ax.set_yscale("log")
+    ax.set_xticks(bits)
+    ax.set_xlabel("bit-width b")
+    ax.set_ylabel("unpack ratio  sum M'K'N' / sum MKN")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, format="png", metadata={"Software": None})
+    plt.close(fig)

@@ -13,7 +13,7 @@ import numpy as np
 from ...core.errors import ConfigError, ModelNotInstalledError
 from ...quant.quantizers import quantize_rtn_group
 from ..reports.training import KIND_ORDER
-from .deps import pyplot
+from .deps import plot_ratio_vs_bits, pyplot
 from .kinds import Plan, PointResult, SweepKind, SweepSpec, product_points
 from .params import Param, check_choice, check_float, check_int
 
@@ -209,18 +209,6 @@ class TrainingKind(SweepKind):
             acc = series.setdefault(label, {}).setdefault(r["bits"], [0, 0])
             acc[0] += r["unpacked_macs"]
             acc[1] += r["macs"]
-        fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
-        for label, pts in series.items():
-            bits = sorted(pts)
-            ax.plot(bits, [pts[b][0] / pts[b][1] if pts[b][1] else 1.0 for b in bits], marker="o", label=label)
-        ax.set_yscale("log")
-        ax.set_xticks(sorted({r["bits"] for r in rows}))
-        ax.set_xlabel("bit-width b")
-        ax.set_ylabel("unpack ratio  sum M'K'N' / sum MKN")
-        ax.set_title("MiniLM training step: unpack ratio by GEMM kind")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out / "training_unpack_ratio_vs_bits.png", format="png", metadata={"Software": None})
-        plt.close(fig)
+        plot_ratio_vs_bits(plt, series, sorted({r["bits"] for r in rows}),
+                           "MiniLM training step: unpack ratio by GEMM kind", out / "training_unpack_ratio_vs_bits.png")
         return [("training_unpack_ratio_vs_bits.png", "unpack ratio against bit-width, by GEMM kind")]
