@@ -1,4 +1,4 @@
-"""Workloads to cost: a single GEMM, a MiniLM encoder layer, the whole MiniLM model.
+"""Workloads to cost: a single GEMM (synthetic or of your .npy files), a MiniLM encoder layer, the whole MiniLM.
 
 A :class:`Workload` is a sequence of *sites*, the operations of a model in
 execution order, with the real float64 data where a method's counts depend on
@@ -27,6 +27,19 @@ sentence and head over its T_s tokens, exactly as :mod:`reference.minilm`)::
 
 Not included: the embedding lookup and its LayerNorm, pooling and normalization.
 
+**Your own GEMM** (``npy:A.npy,B.npy``, :func:`npy_workload`): one GEMM ``A @ B`` of two 2-D
+``.npy`` files (A is M x K, B is K x N, a weight as in ``gemm:MxKxN``), read as every user file
+is (:func:`intsim.core.npyfile.read_gemm_npy`: regular files only, no pickles, size caps, a
+truncated file refused, shapes checked). Integer and float files are accepted (float values
+must be finite; integers beyond 2**53 in magnitude, which float64 would round, are refused);
+the values are the operands every method sees, as the real activations and weights of the
+MiniLM workloads are: fp32/fp16 use them as they are, int8 and IM-Unpack quantize them per
+tensor to int8 (``round(x * 127 / max|x|)``) and unpack those integers, LLM.int8() applies its
+own vector-wise scheme. So an int8 file whose largest magnitude is 127 reaches the integer
+methods unchanged, while wider integers are requantized to int8 first (the unpack ratios of
+your integers as they are: ``intsim report unpack --npy A.npy B.npy``). The workload's
+description names both files with their SHA-256.
+
 >>> w = gemm_workload(2, 3, 4)
 >>> [(s.op, s.macs) for s in w.sites]
 [('gemm', 24)]
@@ -36,6 +49,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -52,6 +66,7 @@ __all__ = [
     "minilm_workload",
     "minilm_layer_workload",
     "minilm_gemm_workload",
+    "npy_workload",
     "parse_workload",
     "WORKLOAD_SPECS",
 ]
@@ -64,6 +79,8 @@ WORKLOAD_SPECS: dict[str, str] = {
     "gemm:LAYER.NAME": "one real MiniLM GEMM, e.g. gemm:0.ffn_up (a linear layer of that encoder layer)",
     "layer[:L]": "MiniLM encoder layer L (default 0) on real weights and activations",
     "minilm": "the whole MiniLM encoder (6 layers) on real weights and activations",
+    "npy:A.npy,B.npy": "one GEMM A @ B of your own 2-D .npy files (integer or float; A is M x K, B is K x N, "
+                       "a weight; paths without commas)",
 }
 
 
@@ -178,6 +195,34 @@ def gemm_workload(M: int, K: int, N: int, *, seed: int = 0, data: bool = True) -
         b = rng.standard_normal((K, N))
     site = GemmSite(f"gemm {M}x{K}x{N}", None, "gemm", (GemmPart(M, K, N, a, b),), weight=True)
     return Workload(f"gemm-{M}x{K}x{N}", f"one GEMM {M}x{K}x{N} (standard-normal operands, seed {seed})", (site,))
+
+
+def npy_workload(a: str | os.PathLike, b: str | os.PathLike) -> Workload:
+    """One GEMM ``A @ B`` of your own ``.npy`` files (see the module docs); B is a weight.
+
+    Errors: :class:`~intsim.core.errors.FileFormatError` (a missing, non-regular, truncated or
+    corrupted file, an object dtype), :class:`~intsim.core.errors.DTypeError` (bool or complex
+    values), :class:`~intsim.core.errors.ShapeError` (not 2-D, an empty dimension, inner
+    dimensions that differ), :class:`~intsim.core.errors.OperandRangeError` (NaN or Inf,
+    integers beyond 2**53); each names the file.
+
+    >>> import os, tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> np.save(os.path.join(d, "A.npy"), np.arange(6, dtype=np.int8).reshape(2, 3))
+    >>> np.save(os.path.join(d, "B.npy"), np.ones((3, 4)))
+    >>> w = npy_workload(os.path.join(d, "A.npy"), os.path.join(d, "B.npy"))
+    >>> w.name, w.macs, w.sites[0].parts[0].a.dtype.name
+    ('npy-2x3x4', 24, 'float64')
+    """
+    from ..core.npyfile import read_gemm_npy
+    from ..quant.quantizers import as_real_array
+
+    ra, rb = read_gemm_npy(a, b, kinds="iuf")
+    fa, fb = as_real_array(ra.array, ra.path), as_real_array(rb.array, rb.path)
+    (M, K), N = fa.shape, fb.shape[1]
+    site = GemmSite(f"gemm {M}x{K}x{N}", None, "gemm", (GemmPart(M, K, N, fa, fb),), weight=True)
+    return Workload(f"npy-{M}x{K}x{N}", f"one GEMM {M}x{K}x{N} of your files: A = {ra.describe()}, "
+                    f"B = {rb.describe()}", (site,))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -335,5 +380,13 @@ def parse_workload(spec: str, *, sentences: Sequence[str] | None = None, max_len
             return minilm_layer_workload(int(arg), sentences, max_len=max_len, progress=progress)
     elif s == "minilm":
         return minilm_workload(sentences, max_len=max_len, progress=progress)
+    elif s.startswith("npy:"):
+        files = s[4:].split(",")
+        if len(files) == 2 and all(f.strip() for f in files):
+            if progress:
+                progress(f"reading {files[0].strip()} and {files[1].strip()}")
+            return npy_workload(files[0].strip(), files[1].strip())
+        raise ConfigError(f"workload {spec!r}: npy: takes two .npy files separated by a comma, A (M x K) and "
+                          "B (K x N), e.g. npy:A.npy,B.npy (paths without commas)")
     valid = "; ".join(f"{k} ({v})" for k, v in WORKLOAD_SPECS.items())
     raise ConfigError(f"unknown workload {spec!r}; valid: {valid}")

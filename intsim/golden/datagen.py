@@ -25,12 +25,30 @@ Distributions (``dist``) over an input of integer type T = [lo, hi]:
 ``alternating_rows`` ``lo`` on even rows (first axis), ``hi`` on odd rows
 ``overflow``        data chosen by the operator to force its accumulator to overflow; the
                     operator records the pattern it uses in ``as`` (one of the corner sets)
+``file``            the values of an integer ``.npy`` file instead of a distribution, written
+                    ``{ file = "A.npy" }`` (or with ``dist = "file"``); see "Inputs from files"
 ==================  ===========================================================================
 
 ``mbits`` is the number of magnitude bits (``bits - 1`` signed, ``bits`` unsigned).
 ``outlier_channels`` is at most ``MAX_DIM`` (2**20; more than the channels means all of them).
 
+**Inputs from files.** ``{ file = "A.npy" }`` takes an input's values from a ``.npy`` file (a
+path relative to the spec file's folder, or absolute; ``../data/A.npy`` is fine). Optional keys
+pin the file: ``sha256`` (64 hex digits) and ``bytes`` (its size); a file that differs from a
+pin is refused. :func:`normalize_dist` only checks these keys and returns
+``{"dist": "file", "file": ..., "sha256": ..., "bytes": ...}``; the spec reader
+(:func:`intsim.golden.spec.spec_from_dict`) reads the file once the operator has declared the
+input (:func:`intsim.core.npyfile.read_npy`: a regular file or a symbolic link to one, never a
+FIFO or device; no pickles; size caps before reading; a truncated or corrupted file is a
+FileFormatError), checks it against the declared input (an integer dtype, else DTypeError; the
+declared shape exactly, else ShapeError; every value within the input's type, else
+OperandRangeError; each message names the case, the input and the file) and fills in the
+SHA-256 and size of the bytes it read, which the manifest records. :func:`generate` has
+nothing to draw for such an input (ConfigError): its values are the file's.
+
 >>> from intsim import IntType
+>>> normalize_dist({"file": "data/A.npy"}, IntType(8), "case 'x': inputs.A")
+{'dist': 'file', 'file': 'data/A.npy', 'sha256': None, 'bytes': None}
 >>> generate(IntType(4), (2, 3), {"dist": "alternating"}, seed=1, name="A").tolist()
 [[-8, 7, -8], [7, -8, 7]]
 >>> a = generate(IntType(8), (1000,), {"dist": "uniform", "low": -3, "high": 3}, seed=7, name="A")
@@ -49,9 +67,14 @@ import numpy as np
 
 from ..core.errors import ConfigError
 from ..core.inttype import IntType
+from ..core.npyfile import MAX_FILE_BYTES
 from .keys import MAX_DIM, brief
 
-__all__ = ["DISTRIBUTIONS", "normalize_dist", "generate", "uniform_ints", "stream"]
+__all__ = ["DISTRIBUTIONS", "normalize_dist", "generate", "uniform_ints", "stream", "MAX_FILE_PATH_CHARS"]
+
+#: longest ``file`` path a spec may give (characters)
+MAX_FILE_PATH_CHARS = 4096
+_SHA256_HEX = frozenset("0123456789abcdef")
 
 #: distribution name -> {parameter: default}; ``None`` marks a parameter computed from the type.
 DISTRIBUTIONS: dict[str, dict[str, Any]] = {
@@ -64,6 +87,7 @@ DISTRIBUTIONS: dict[str, dict[str, Any]] = {
     "alternating": {},
     "alternating_rows": {},
     "overflow": {"as": None},
+    "file": {"file": None, "sha256": None, "bytes": None},
 }
 
 _M32 = np.uint64(0xFFFFFFFF)
@@ -87,7 +111,10 @@ def normalize_dist(value: Any, t: IntType, where: str) -> dict[str, Any]:
         table = dict(value)
     else:
         raise ConfigError(f"{where}: must be a distribution name or a table with 'dist', got {brief(value)}")
-    name = table.pop("dist", None)
+    name = table.pop("dist", "file" if "file" in table else None)
+    if "file" in table and name != "file":
+        raise ConfigError(f"{where}.file: an input comes from a file or from a distribution, not both "
+                          f"(dist = {brief(name)})")
     if not isinstance(name, str) or name not in DISTRIBUTIONS:
         raise ConfigError(f"{where}.dist: unknown distribution {brief(name)}; valid: {', '.join(DISTRIBUTIONS)}")
     defaults = DISTRIBUTIONS[name]
@@ -125,12 +152,31 @@ def normalize_dist(value: Any, t: IntType, where: str) -> dict[str, Any]:
         v = out["value"]
         if not _is_int(v) or not t.min <= v <= t.max:
             raise ConfigError(f"{where}.value: must be an integer in {t.name} [{t.min}, {t.max}], got {brief(v)}")
+    elif name == "file":
+        _check_file_keys(out, where)
     elif name == "overflow":
         pattern = out["as"]
         corner = ("most_negative", "most_positive", "alternating", "alternating_rows")
         if pattern is not None and (not isinstance(pattern, str) or pattern not in corner):
             raise ConfigError(f"{where}.as: must be one of {', '.join(corner)}, got {brief(pattern)}")
     return out
+
+
+def _check_file_keys(out: dict[str, Any], where: str) -> None:
+    """The keys of a ``file`` input (in place: a pinned SHA-256 is lower-cased)."""
+    path = out["file"]
+    if not isinstance(path, str) or not path or "\x00" in path or len(path) > MAX_FILE_PATH_CHARS:
+        raise ConfigError(f"{where}.file: must be the path of a .npy file (a non-empty string of at most "
+                          f"{MAX_FILE_PATH_CHARS} characters, no NUL), got {brief(path)}")
+    sha = out["sha256"]
+    if sha is not None:
+        if not isinstance(sha, str) or len(sha) != 64 or not set(sha.lower()) <= _SHA256_HEX:
+            raise ConfigError(f"{where}.sha256: must be 64 hex digits (the file's SHA-256), got {brief(sha)}")
+        out["sha256"] = sha.lower()
+    size = out["bytes"]
+    if size is not None and (not _is_int(size) or not 0 <= size <= MAX_FILE_BYTES):
+        raise ConfigError(f"{where}.bytes: must be the file's size, an integer from 0 to {MAX_FILE_BYTES}, "
+                          f"got {brief(size)}")
 
 
 def stream(seed: int, name: str) -> np.random.PCG64:
@@ -220,6 +266,9 @@ def generate(t: IntType, shape: tuple[int, ...], dist: Mapping[str, Any], seed: 
         return _corner(t, shape, dist["as"])
     if kind == "constant":
         return np.full(shape, dist["value"], dtype=t.dtype)
+    if kind == "file":
+        raise ConfigError(f"tensor {name}: its values come from the file {dist.get('file')!r}, there is nothing "
+                          "to draw (intsim.golden.spec reads the file; generate_suite stores its values)")
     bitgen = stream(seed, name)
     if kind == "uniform":
         return uniform_ints(bitgen.random_raw(n), dist["low"], dist["high"], t).reshape(shape)

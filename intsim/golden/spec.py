@@ -16,7 +16,9 @@ A spec is a TOML document (read with the standard library's ``tomllib``)::
     inputs = { A = "uniform", B = { dist = "heavy_tailed", outlier_rate = 0.05 } }
 
 ``shape``, ``config`` and ``inputs`` are defined by the operator (see
-``intsim.golden.operators``); distributions by ``intsim.golden.datagen``. Unknown
+``intsim.golden.operators``); distributions by ``intsim.golden.datagen``. An input may
+instead take the values of an integer ``.npy`` file: ``inputs = { A = { file = "A.npy" } }``
+(see "Inputs from files" below). Unknown
 keys anywhere are errors, so a typo cannot silently fall back to a default. Every
 problem raises :class:`~intsim.core.errors.ConfigError` naming the spec, the case and
 the key; an unreadable or syntactically invalid file raises
@@ -30,6 +32,43 @@ Case names become directory names: besides the character rules of :func:`check_n
 a case may not be named like one of the suite's own files (``manifest.json``,
 ``spec.toml``) or a Windows device (``con``, ``nul``, ``com1``, ``lpt1.txt``, ...), end
 with ``.``, or differ from another case's name only in letter case.
+
+Inputs from files
+-----------------
+
+``{ file = "PATH" }`` (optional pins: ``sha256 = "..."``, ``bytes = N``) gives an input the
+values of an ``.npy`` file. ``PATH`` is relative to the folder of the spec file
+(:func:`load_spec`; for :func:`parse_spec` and :func:`spec_from_dict`, to their ``base``,
+default the current directory) or absolute; it may leave that folder (``../data/A.npy``) and
+may be a symbolic link, but what it leads to must be a regular file: a directory, FIFO,
+device or socket is refused without being opened for a blocking read. The file is read
+(:func:`intsim.core.npyfile.read_npy`) after the case's sizes and work have passed the caps
+below, so it is never larger than the input it fills: the header is checked before the
+data are read, and nothing is ever unpickled. It must hold exactly what the operator
+declares for that input, and each error names the spec, the case, the input and the file:
+
+* an integer dtype (any width, byte order, C or Fortran order): a float, bool or complex
+  file is a :class:`~intsim.core.errors.DTypeError`;
+* the shape the case's ``shape`` keys give that input (e.g. M x K for ``matmul``'s A), with
+  as many dimensions: otherwise a :class:`~intsim.core.errors.ShapeError` (the shape keys
+  must still be written; they are not inferred from the file);
+* every value within the input's word type (``config.a`` of ``matmul``, ``in_type`` of an
+  OpResult operator...): otherwise an :class:`~intsim.core.errors.OperandRangeError` naming
+  the count and the first offending index and value; the values are then stored at the
+  type's dtype (an int16 file feeding an int8 input is fine if every value fits);
+* a missing, truncated or corrupted file, an object or structured dtype, a file larger
+  than the caps: :class:`~intsim.core.errors.FileFormatError`; a file whose SHA-256 or size
+  differs from a pin in the spec: FileFormatError giving both.
+
+The case's ``inputs`` record (and so the suite's manifest) holds
+``{"dist": "file", "file": PATH as written, "sha256": ..., "bytes": ...}``, the SHA-256 and
+size of the bytes read. The suite stores the values as it stores every input
+(``<case>/<input>.npy`` and ``.hex``); the source file is not copied. ``golden verify``
+checks such an input against its stored copy and hex twin (and the manifest's hashes), as
+every input, but does not read the source file: a suite verifies without it (on another
+machine, in CI), and the manifest never makes verify read a file outside the suite. Check a
+source file yourself with ``sha256sum`` against the manifest. A spec without file inputs
+generates byte-identical suites as before.
 
 Limits
 ------
@@ -100,11 +139,14 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import ConfigError, FileFormatError
+import numpy as np
+
+from ..core.errors import ConfigError, FileFormatError, OperandRangeError, ShapeError
+from ..core.npyfile import read_npy
 from .keys import (
     MAX_CASE_ELEMENTS,
     MAX_CASE_MACS,
@@ -182,7 +224,9 @@ class SuiteSpec:
     """A validated spec: the suite's name and seed and its cases, resolved by their operators.
 
     ``cases`` holds :class:`intsim.golden.operators.Case` objects (every default filled in);
-    ``text`` is the spec's original bytes when it was read from TOML (copied into the suite).
+    ``text`` is the spec's original bytes when it was read from TOML (copied into the suite);
+    ``file_inputs`` the values of the inputs read from files: case name -> input name -> array
+    (of the input's dtype, C order), checked against the input's declaration.
     """
 
     name: str
@@ -191,6 +235,7 @@ class SuiteSpec:
     description: str = ""
     source: str = "<spec>"
     text: bytes | None = field(default=None, repr=False)
+    file_inputs: Mapping[str, Mapping[str, np.ndarray]] = field(default_factory=dict, repr=False, compare=False)
 
 
 def _table(value: Any, where: str) -> dict[str, Any]:
@@ -201,13 +246,54 @@ def _table(value: Any, where: str) -> dict[str, Any]:
     return dict(value)
 
 
-def spec_from_dict(doc: Mapping[str, Any], source: str = "<spec>", text: bytes | None = None) -> SuiteSpec:
+def _read_file_inputs(case: Any, where: str, base: Path | None) -> tuple[Any, dict[str, np.ndarray]]:
+    """Read the inputs of ``case`` that come from files (see "Inputs from files" in the module docs);
+    returns the case with each file's SHA-256 and size in its ``inputs`` record, and the arrays."""
+    arrays: dict[str, np.ndarray] = {}
+    inputs = dict(case.inputs)
+    for d in case.input_decls:
+        dist = inputs[d.name]
+        if dist.get("dist") != "file":
+            continue
+        rel = dist["file"]
+        path = Path(rel) if base is None or os.path.isabs(rel) else base / rel
+        label = f"{where}: inputs.{d.name}: {path}"
+        try:
+            got = read_npy(path, name=label, kinds="iu", shape=d.shape,
+                           hint=f"input {d.name} is {d.type.name}; quantize the data to integers first")
+        except ShapeError as exc:
+            keys = ", ".join(f"{k} = {v}" for k, v in case.shape.items())
+            raise ShapeError(f"{exc} (from the case's shape: {keys})") from None
+        for key, have in (("sha256", got.sha256), ("bytes", got.bytes)):
+            if dist.get(key) is not None and dist[key] != have:
+                raise FileFormatError(f"{label}: its {'SHA-256' if key == 'sha256' else 'size'} is {have}, the "
+                                      f"spec pins {key} = {dist[key]!r}: the file changed (or the pin is wrong)")
+        arr, t = got.array, d.type
+        if arr.size:
+            bad = (arr < t.min) | (arr > t.max)
+            if bad.any():
+                flat = np.flatnonzero(bad.reshape(-1))
+                idx = tuple(int(i) for i in np.unravel_index(int(flat[0]), arr.shape))
+                raise OperandRangeError(f"{label}: {flat.size} values do not fit input {d.name}'s type {t.name} "
+                                        f"[{t.min}, {t.max}]; first at index {idx}: {int(arr[idx])}",
+                                        count=int(flat.size), index=idx, value=int(arr[idx]))
+        arrays[d.name] = np.ascontiguousarray(arr.astype(t.dtype))
+        inputs[d.name] = {**dist, "sha256": got.sha256, "bytes": got.bytes}
+    return (replace(case, inputs=inputs) if arrays else case), arrays
+
+
+def spec_from_dict(doc: Mapping[str, Any], source: str = "<spec>", text: bytes | None = None,
+                   base: str | os.PathLike | None = None) -> SuiteSpec:
     """Validate a spec given as a dict (the parsed TOML) and resolve its cases.
 
     Raises :class:`~intsim.core.errors.ConfigError` naming ``source``, the case and the key. Every
     cap of the module docs (sizes, work, nesting, number of cases) is checked here, before
-    anything is computed.
+    anything is computed. Inputs given as ``{ file = "..." }`` are read here, after their case
+    passed the caps, relative to ``base`` (None: the current directory); their errors are typed
+    as the module docs say, each naming the case, the input and the file.
     """
+    base_dir = None if base is None else Path(base)
+    file_inputs: dict[str, dict[str, np.ndarray]] = {}
 
     if not isinstance(doc, Mapping):
         raise ConfigError(f"{source}: a spec must be a table, got {type(doc).__name__}")
@@ -271,9 +357,12 @@ def spec_from_dict(doc: Mapping[str, Any], source: str = "<spec>", text: bytes |
                 (steps, "one-at-a-time steps of the suite up to this case", "MAX_SUITE_STEPS", MAX_SUITE_STEPS)):
             if total > cap:
                 raise over_cap(where, what, total, cap_name, cap)
+        case, arrays = _read_file_inputs(case, where, base_dir)
+        if arrays:
+            file_inputs[cname] = arrays
         cases.append(case)
     return SuiteSpec(name=name, seed=suite_seed, cases=tuple(cases), description=description,
-                     source=source, text=text)
+                     source=source, text=text, file_inputs=file_inputs)
 
 
 def parse_toml(raw: bytes, source: str = "<spec>") -> dict[str, Any]:
@@ -292,11 +381,12 @@ def parse_toml(raw: bytes, source: str = "<spec>") -> dict[str, Any]:
         raise FileFormatError(f"{source}: invalid TOML: {exc}") from None
 
 
-def parse_spec(text: str | bytes, source: str = "<spec>") -> SuiteSpec:
+def parse_spec(text: str | bytes, source: str = "<spec>", base: str | os.PathLike | None = None) -> SuiteSpec:
     """Parse and validate spec text (TOML). See the module docs for the format.
 
     Text that is not UTF-8, not TOML, longer than MAX_SPEC_BYTES or nested too deeply
-    to parse raises :class:`~intsim.core.errors.FileFormatError` naming ``source``.
+    to parse raises :class:`~intsim.core.errors.FileFormatError` naming ``source``. Relative
+    ``file`` inputs are read relative to ``base`` (None: the current directory).
     """
     try:
         raw = text.encode("utf-8") if isinstance(text, str) else bytes(text)
@@ -311,11 +401,11 @@ def parse_spec(text: str | bytes, source: str = "<spec>") -> SuiteSpec:
     except RecursionError:
         raise FileFormatError(f"{source}: invalid spec: tables or arrays nested too deeply to parse "
                               f"(a spec may nest at most MAX_NESTING = {MAX_NESTING} levels)") from None
-    return spec_from_dict(doc, source=source, text=raw)
+    return spec_from_dict(doc, source=source, text=raw, base=base)
 
 
 def load_spec(path: str | os.PathLike) -> SuiteSpec:
-    """Read and validate a spec file (at most MAX_SPEC_BYTES)."""
+    """Read and validate a spec file (at most MAX_SPEC_BYTES); its ``file`` inputs are relative to its folder."""
     try:
         p = Path(path)
         with open(p, "rb") as fh:
@@ -328,4 +418,4 @@ def load_spec(path: str | os.PathLike) -> SuiteSpec:
         raise FileFormatError(f"{brief(path)}: not a valid spec file path ({exc})") from None
     if len(data) > MAX_SPEC_BYTES:
         raise FileFormatError(f"{p}: more than the cap MAX_SPEC_BYTES = {MAX_SPEC_BYTES} bytes")
-    return parse_spec(data, source=str(p))
+    return parse_spec(data, source=str(p), base=p.parent)

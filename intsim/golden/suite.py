@@ -13,7 +13,8 @@ timestamps or host names) holds: ``format`` (``"intsim-golden"``), ``format_vers
 (1), ``generator`` (intsim's version), ``suite`` (name, seed, description), ``spec``
 (the copied spec's path or null), ``hex_format`` (the word format in words),
 ``cases`` (per case: name, operator, seed, shape, full config with every default,
-input distributions, ``raises`` and the ``tensors``: name, role
+input distributions (an input read from a ``.npy`` file: ``{"dist": "file", "file": path as
+the spec wrote it, "sha256": ..., "bytes": ...}`` of the file read), ``raises`` and the ``tensors``: name, role
 input/output/tap, shape, dtype, type, bits, signed, digits per hex word, and the
 two file paths), ``files`` (path -> sha256 and byte size, for every file) and
 ``content_sha256`` (SHA-256 of the manifest serialized the same way without that
@@ -178,9 +179,21 @@ def _tensor_files(case: Case, decl: TensorDecl, arr: np.ndarray, root: Path,
             "hex_digits": hex_digits(decl.type), "layout": "row-major", "npy": base + ".npy", "hex": base + ".hex"}
 
 
-def make_inputs(case: Case) -> dict[str, np.ndarray]:
-    """The input tensors of a case, drawn from their distributions with the case seed."""
-    return {d.name: generate(d.type, d.shape, case.inputs[d.name], case.seed, d.name) for d in case.input_decls}
+def make_inputs(case: Case, files: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """The input tensors of a case, drawn from their distributions with the case seed; an input given as
+    a file (``{"dist": "file"}``) takes its values from ``files`` (input name -> array, as
+    :attr:`intsim.golden.spec.SuiteSpec.file_inputs` holds them for the case)."""
+    out = {}
+    for d in case.input_decls:
+        if case.inputs[d.name].get("dist") == "file":
+            if files is None or d.name not in files:
+                raise ConfigError(f"case {case.name!r}: input {d.name} comes from the file "
+                                  f"{case.inputs[d.name].get('file')!r}, which was not read (build the spec with "
+                                  "load_spec, parse_spec or spec_from_dict, which read it)")
+            out[d.name] = files[d.name]
+        else:
+            out[d.name] = generate(d.type, d.shape, case.inputs[d.name], case.seed, d.name)
+    return out
 
 
 def _in_case(case: Case, exc: IntsimError) -> IntsimError:
@@ -248,7 +261,7 @@ def generate_suite(spec: SuiteSpec | str | os.PathLike, out: str | os.PathLike, 
         for case in spec.cases:
             if progress is not None:
                 progress(case.name)
-            inputs = make_inputs(case)
+            inputs = make_inputs(case, spec.file_inputs.get(case.name))
             run = _run(case, inputs)
             tensors = [_tensor_files(case, d, inputs[d.name], tmp, files) for d in case.input_decls]
             tensors += [_tensor_files(case, d, a, tmp, files) for d, a in run.outputs]
@@ -733,6 +746,8 @@ def _check_case(suite: Suite, sc: SuiteCase) -> CaseCheck:
                                   f"expects {d.type} {d.shape}")
             return check
         inputs[d.name] = suite.tensor(md, npy, hx)
+        if case.inputs[d.name].get("dist") == "file":
+            continue  # read from a file at generation: the stored copy is the reference (spec module docs)
         regen = generate(d.type, d.shape, case.inputs[d.name], case.seed, d.name)
         msg = _diff(f"input {d.name} (regenerated from its seed and distribution)", d, inputs[d.name], regen)
         if msg:
@@ -768,9 +783,12 @@ def verify_suite(root: str | os.PathLike, cases: Sequence[str] | None = None) ->
 
     For each selected case (glob ``cases``; all by default): the configuration re-validates
     to the same full record; every input equals both its hex twin and a fresh draw from its
-    seed and distribution; the operator, run on the stored inputs, reproduces every output
-    and tap exactly and raises (or not) exactly as recorded. Corrupt or missing files raise
-    :class:`~intsim.core.errors.FileFormatError`; differences are returned as per-case problems.
+    seed and distribution (an input read from a ``.npy`` file at generation has no
+    distribution: its stored copy, checked against the manifest's hash and its hex twin, is the
+    reference; the source file is not read, see :mod:`intsim.golden.spec`); the operator, run
+    on the stored inputs, reproduces every output and tap exactly and raises (or not) exactly
+    as recorded. Corrupt or missing files raise :class:`~intsim.core.errors.FileFormatError`;
+    differences are returned as per-case problems.
     """
     suite = load_suite(root)
     return VerifyReport(Path(root), [_check_case(suite, sc) for sc in suite.select(cases)])

@@ -31,6 +31,24 @@ profile (p = 1, D = 255) unpacked at b = 8, and the relative Frobenius errors ag
 the float64 product of the quantized-then-unpacked GEMMs (exact on their integers, so
 the same for every b and strategy) and of LLM.int8().
 
+**Your own GEMMs.** ``--npy A.npy B.npy`` (repeat it for several GEMMs) unpacks ``A @ B`` of
+your own 2-D ``.npy`` files instead of the MiniLM's, at every bit-width of ``--bits`` and
+every strategy, and writes ``reports/unpack-npy`` (or ``--out``): ``README.md``,
+``inputs.csv`` (each file's path as given, SHA-256 and size of the bytes read, dtype, byte
+and memory order, shape, value range), ``gemms.csv`` (GEMM x bit-width x strategy: ratios,
+with -2**(b-1) admitted too, low-bit GEMMs, out-of-range shares, heavy-hitter ratios),
+``aggregate.csv`` (sum M'K'N' / sum MKN over the GEMMs) and ``ratio_vs_bits.png``. A is
+M x K and B is K x N (M, K, N >= 1); the files are read as every user file is
+(:func:`intsim.core.npyfile.read_npy`: regular files only, no pickles, size caps, a
+truncated file refused). Integer files (any integer dtype, C or Fortran order, any byte
+order) are unpacked exactly as they are; a float file is refused (DTypeError) unless
+``--quantize`` is given, which quantizes each float operand on its own, per tensor, with
+the report's quantizer (``--percentile``, ``--levels``, as above; NaN or Inf refused);
+integer files are never requantized (``--percentile`` and ``--levels`` are refused with
+``--npy`` unless ``--quantize`` is given). The MiniLM options (``--sentences``,
+``--max-len``, ``--threshold``) do not apply to ``--npy`` and are refused with it. A bad
+file or option exits with status 2 and a message naming the file.
+
 Everything is written atomically into ``--out`` (``reports/unpack``) and is
 deterministic: no timestamps; the same inputs give the same bytes. Progress goes to
 stdout, one line per GEMM row as it finishes (``-q``/``--quiet`` hides it);
@@ -47,9 +65,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ...core.arrays import to_int64
 from ...core.errors import ConfigError, ModelNotInstalledError
 from ...core.fileio import atomic_directory
 from ...core.helptext import add_output_options
+from ...core.npyfile import NpyData, read_gemm_npy
 from ...hw.unpack import STRATEGIES, compare_strategies
 from ...quant.llmint8 import llm_int8_matmul
 from ...quant.quantizers import alpha_ratio, quantize_rtn_group
@@ -64,15 +84,33 @@ _ORDER = ("q_proj", "k_proj", "v_proj", "scores", "attn_v", "o_proj", "ffn_up", 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``intsim report unpack``."""
-    add_output_options(parser, out="reports/unpack", plots=True)
-    parser.add_argument("--sentences", type=int, default=4,
+    add_output_options(parser, out="reports/unpack", plots=True,
+                       out_help="the directory to write (default: reports/unpack; with --npy: reports/unpack-npy)")
+    parser.set_defaults(out=_DefaultOut("reports/unpack"))
+    parser.add_argument("--npy", nargs=2, action="append", metavar=("A.npy", "B.npy"), default=None,
+                        help="unpack A @ B of your own 2-D integer .npy files (A: M x K, B: K x N) instead of the "
+                             "MiniLM's GEMMs; repeat for several GEMMs")
+    parser.add_argument("--quantize", action="store_true",
+                        help="with --npy: quantize float .npy files per tensor with --percentile and --levels "
+                             "(default: a float file is an error; integer files are always used as they are)")
+    parser.add_argument("--sentences", type=int, default=None,
                         help="number of sentences of intsim_reference.sentences.SENTENCES to run (default: 4)")
-    parser.add_argument("--max-len", type=int, default=64, help="tokenizer max length (default: 64)")
+    parser.add_argument("--max-len", type=int, default=None, help="tokenizer max length (default: 64)")
     parser.add_argument("--bits", default="2-8", help="bit-widths, e.g. '2-8' or '4,8' (default: 2-8)")
-    parser.add_argument("--percentile", type=float, default=0.95,
+    parser.add_argument("--percentile", type=float, default=None,
                         help="quantization percentile p for alpha (default: 0.95)")
-    parser.add_argument("--levels", type=int, default=15, help="quantization levels D (default: 15)")
-    parser.add_argument("--threshold", type=float, default=6.0, help="LLM.int8() outlier threshold (default: 6.0)")
+    parser.add_argument("--levels", type=int, default=None, help="quantization levels D (default: 15)")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="LLM.int8() outlier threshold (default: 6.0)")
+
+
+class _DefaultOut(str):
+    """The default of ``--out`` (equal to the string), told apart from the same path given explicitly."""
+
+
+#: defaults of the options that --npy may refuse (None in the parser, so that a given one is seen)
+_MINILM_DEFAULTS = {"sentences": 4, "max_len": 64, "threshold": 6.0}
+_QUANT_DEFAULTS = {"percentile": 0.95, "levels": 15}
 
 
 def _parse_bits(text: str) -> tuple[int, ...]:
@@ -231,7 +269,8 @@ def _aggregate(rows: dict, bits: tuple[int, ...]) -> dict:
     return agg
 
 
-def _plot(path: Path, agg: dict, bits: tuple[int, ...]) -> None:
+def _plot(path: Path, agg: dict, bits: tuple[int, ...], title: str = "all-MiniLM-L6-v2, all GEMMs of 6 layers",
+          llm: bool = True) -> None:
     try:
         import matplotlib
     except ImportError:
@@ -243,11 +282,12 @@ def _plot(path: Path, agg: dict, bits: tuple[int, ...]) -> None:
     markers = {"row": "o", "col": "s", "both": "^", "plan": "D"}
     for strat in STRATEGIES:
         ax.plot(bits, [agg[(b, strat, False)] for b in bits], marker=markers[strat], label=strat)
-    ax.plot(bits, [agg["llm"]] * len(bits), linestyle="--", color="black", label="LLM.int8() (work)")
+    if llm:
+        ax.plot(bits, [agg["llm"]] * len(bits), linestyle="--", color="black", label="LLM.int8() (work)")
     ax.set_yscale("log")
     ax.set_xlabel("bit-width b")
     ax.set_ylabel("unpack ratio  sum M'K'N' / sum MKN")
-    ax.set_title("all-MiniLM-L6-v2, all GEMMs of 6 layers")
+    ax.set_title(title)
     ax.set_xticks(list(bits))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
@@ -378,21 +418,237 @@ def _markdown(rows: dict, keys: list, agg: dict, bits: tuple[int, ...], args: ar
     return "\n\n".join(p.rstrip("\n") for p in paragraphs) + "\n"
 
 
+# ---------------------------------------------------------------------------------------------
+# --npy: the user's own GEMMs
+# ---------------------------------------------------------------------------------------------
+
+_NPY_HINT = "pass --quantize to quantize float files with the report's quantizer, --percentile and --levels"
+
+
+@dataclass
+class _Operand:
+    """One operand file of a --npy GEMM: what was read, and the integers unpacked."""
+
+    data: NpyData
+    ints: np.ndarray
+    scale: float | None  # the quantizer's scale (integers per unit) for a quantized float file, else None
+    alpha_ratio: float | None  # alpha100 / alpha95 of the values; None where float64 would round them
+
+
+def _operand(data: NpyData, args: argparse.Namespace) -> _Operand:
+    arr = data.array
+    if arr.dtype.kind == "f":
+        (q,), scale = quantize_rtn_group([arr], args.levels, args.percentile)
+        return _Operand(data, q, scale, alpha_ratio(arr, 0.95))
+    ints = to_int64(arr, data.path)
+    big = ints.size and max(int(ints.max()), -int(ints.min())) > 1 << 53
+    return _Operand(data, ints, None, None if big else alpha_ratio(ints, 0.95))
+
+
+def _collect_npy(args: argparse.Namespace, bits: tuple[int, ...]) -> list[tuple[_Operand, _Operand, _Acc]]:
+    """Read every --npy pair and unpack it at every b and strategy (one _Acc per GEMM)."""
+    kinds = "iuf" if args.quantize else "iu"
+    pairs = [read_gemm_npy(a, b, kinds=kinds, hint="" if args.quantize else _NPY_HINT) for a, b in args.npy]
+    out = []
+    for i, (ra, rb) in enumerate(pairs, 1):
+        t1 = time.perf_counter()
+        oa, ob = _operand(ra, args), _operand(rb, args)
+        ia, ib = oa.ints, ob.ints
+        acc = _Acc(count=1)
+        M, K = ia.shape
+        N = ib.shape[1]
+        acc.macs = M * K * N
+        acc.shapes = [(M, K, N)]
+        acc.size["a"], acc.size["b"] = ia.size, ib.size
+        for b in bits:
+            s = 1 << (b - 1)
+            acc.oor[(b, "a")] = int(np.count_nonzero(np.abs(ia) >= s))
+            acc.oor[(b, "b")] = int(np.count_nonzero(np.abs(ib) >= s))
+            for admit in (False, True):
+                for strat, st in compare_strategies(ia, ib, b, admit_min=admit).items():
+                    acc.work[(b, strat, admit)] = st.work
+                    if not admit:
+                        acc.lowbit[(b, strat)] = st.n_gemms
+        out.append((oa, ob, acc))
+        _progress(args.quiet, f"[{i}/{len(pairs)}] {ra.path} @ {rb.path}: {M}x{K}x{N} "
+                              f"({time.perf_counter() - t1:.1f} s)")
+    return out
+
+
+def _npy_command(args: argparse.Namespace, bits: tuple[int, ...]) -> str:
+    parts = ["intsim report unpack"] + [f"--npy {a} {b}" for a, b in args.npy]
+    parts.append(f"--bits {','.join(map(str, bits))}")
+    if args.quantize:
+        parts.append(f"--quantize --percentile {args.percentile} --levels {args.levels}")
+    if getattr(args, "no_plots", False):
+        parts.append("--no-plots")
+    return " ".join(parts) + " --force"
+
+
+def _range_text(x: np.ndarray) -> tuple[int, int]:
+    return (int(x.min()), int(x.max())) if x.size else (0, 0)
+
+
+def _write_npy(out: Path, gemms: list, bits: tuple[int, ...], args: argparse.Namespace) -> dict:
+    """The --npy report's files (see the module docs); returns the aggregate ratios."""
+    macs = sum(acc.macs for _, _, acc in gemms)
+    agg: dict = {"macs": macs}
+    for b in bits:
+        for strat in STRATEGIES:
+            for admit in (False, True):
+                agg[(b, strat, admit)] = _ratio(sum(acc.work[(b, strat, admit)] for _, _, acc in gemms), macs)
+    names = [f"{i}" for i in range(1, len(gemms) + 1)]
+    in_rows = []
+    for name, (oa, ob, _) in zip(names, gemms, strict=True):
+        for side, o in (("A", oa), ("B", ob)):
+            lo, hi = _range_text(o.ints)
+            in_rows.append([name, side, o.data.path, o.data.sha256, o.data.bytes, o.data.dtype.str,
+                            "F" if o.data.fortran_order else "C", "x".join(map(str, o.data.array.shape)),
+                            lo, hi, "" if o.scale is None else f"{o.scale:.10g}"])
+    (out / "inputs.csv").write_text(csv_text(
+        ["gemm", "operand", "path", "sha256", "bytes", "dtype", "order", "shape", "min", "max", "quantizer_scale"],
+        in_rows), newline="\n")
+    long_rows = []
+    for name, (oa, ob, a) in zip(names, gemms, strict=True):
+        M, K, N = a.shapes[0]
+        for b in bits:
+            for strat in STRATEGIES:
+                long_rows.append([
+                    name, oa.data.path, ob.data.path, f"{M}x{K}x{N}", b, strat, a.macs, a.work[(b, strat, False)],
+                    _f(_ratio(a.work[(b, strat, False)], a.macs)), _f(_ratio(a.work[(b, strat, True)], a.macs)),
+                    a.lowbit[(b, strat)], _f(a.oor[(b, "a")] / a.size["a"], 6), _f(a.oor[(b, "b")] / a.size["b"], 6),
+                    "" if oa.alpha_ratio is None else _f(oa.alpha_ratio, 3),
+                    "" if ob.alpha_ratio is None else _f(ob.alpha_ratio, 3)])
+    (out / "gemms.csv").write_text(csv_text(
+        ["gemm", "a", "b", "shape", "bits", "strategy", "macs", "unpacked_macs", "unpack_ratio",
+         "unpack_ratio_admit_min", "low_bit_gemms", "out_of_range_a", "out_of_range_b",
+         "alpha100_alpha95_a", "alpha100_alpha95_b"], long_rows), newline="\n")
+    agg_rows = []
+    for b in bits:
+        for strat in STRATEGIES:
+            r, r2 = agg[(b, strat, False)], agg[(b, strat, True)]
+            agg_rows.append([b, strat, _f(r), _f(r2), _f(100 * (1 - r2 / r), 2)])
+    (out / "aggregate.csv").write_text(csv_text(
+        ["bits", "strategy", "unpack_ratio", "unpack_ratio_admit_min", "admit_min_saving_percent"], agg_rows),
+        newline="\n")
+    plots = not getattr(args, "no_plots", False)
+    if plots:
+        title = "A @ B of your .npy files" if len(gemms) == 1 else f"{len(gemms)} GEMMs of your .npy files"
+        _plot(out / "ratio_vs_bits.png", agg, bits, title=title, llm=False)
+    (out / "README.md").write_text(_markdown_npy(gemms, names, agg, bits, args, plots), newline="\n")
+    return agg
+
+
+def _markdown_npy(gemms: list, names: list[str], agg: dict, bits: tuple[int, ...], args: argparse.Namespace,
+                  plots: bool) -> str:
+    quant = (f"Float files are quantized on their own, per tensor, with p = {args.percentile}, D = {args.levels} "
+             "(`q = round(x * 0.5 D / alpha_p)`, half to even, no clipping; NaN and Inf refused); integer files "
+             "are used as they are." if args.quantize else
+             "The files hold integers and are unpacked exactly as they are (no quantization).")
+    paragraphs = [
+        "# IM-Unpack on your GEMMs",
+        f"Generated by `{_npy_command(args, bits)}`. Deterministic: rerunning on the same files gives the same "
+        "files; `inputs.csv` records the SHA-256 of the exact bytes read.",
+        f"Input: {len(gemms)} GEMM{'s' if len(gemms) != 1 else ''} `A @ B` (A is M x K, B is K x N), "
+        f"{agg['macs']:,} MACs in total. {quant} Every bit-width b unpacks the same integers.",
+    ]
+    rows = []
+    for name, (oa, ob, _) in zip(names, gemms, strict=True):
+        for side, o in (("A", oa), ("B", ob)):
+            lo, hi = _range_text(o.ints)
+            what = o.data.dtype.name + (", big-endian" if o.data.dtype.byteorder == ">" else "")
+            what += ", Fortran order" if o.data.fortran_order else ""
+            if o.scale is not None:
+                what += f", quantized (scale {o.scale:.6g})"
+            rows.append([name, side, f"`{o.data.path}`", "x".join(map(str, o.data.array.shape)), what,
+                         f"[{lo}, {hi}]", f"{o.data.bytes:,}", f"`{o.data.sha256}`"])
+    paragraphs.append(md_table(["GEMM", "operand", "file", "shape", "dtype", "integer range", "bytes", "SHA-256"],
+                               rows, "llllllrl"))
+    paragraphs.append("Ratio = sum M'K'N' / sum MKN. Strategies, used on both operands (A first, then B against the "
+                      "unpacked A): `row`, `col`, `both` (the paper's greedy) and `plan` (intsim's: the digit copies "
+                      "of every row and column chosen to minimize the GEMM work exactly; see `intsim/hw/unpack/`).")
+    paragraphs.append("## Over all GEMMs" if len(gemms) > 1 else "## Unpack ratios")
+    hdr = ["b", *STRATEGIES, "plan vs both", "plan vs best of row/col/both"]
+    body = []
+    for b in bits:
+        r = {s: agg[(b, s, False)] for s in STRATEGIES}
+        best_paper = min(r["row"], r["col"], r["both"])
+        body.append([str(b), *(_f(r[s], 3) for s in STRATEGIES), _pct(r["plan"] / r["both"] - 1),
+                     _pct(r["plan"] / best_paper - 1)])
+    paragraphs.append(md_table(hdr, body))
+    if plots:
+        paragraphs.append("![unpack ratio against bit-width](ratio_vs_bits.png)")
+    paragraphs.append("## Admitting -2^(b-1) (the two's-complement minimum)")
+    paragraphs.append("The same, with -2^(b-1) counted as in range, as a real b-bit two's-complement multiplier "
+                      "allows; the saving is relative to the table above.")
+    hdr = ["b", *STRATEGIES, *(f"saving {s}" for s in STRATEGIES)]
+    body = [[str(b), *(_f(agg[(b, s, True)], 3) for s in STRATEGIES),
+             *(f"{100 * (1 - agg[(b, s, True)] / agg[(b, s, False)]):.1f}%" for s in STRATEGIES)] for b in bits]
+    paragraphs.append(md_table(hdr, body))
+    paragraphs.append("## Per GEMM")
+    paragraphs.append("`oor A`/`oor B`: share of out-of-range entries (|q| >= 2^(b-1)); `a100/a95`: heavy-hitter "
+                      "ratio of the operand's values (empty where float64 would round them); `GEMMs`: low-bit GEMMs "
+                      "(distinct inner scales) per strategy. Every value: `gemms.csv`.")
+    hdr = ["GEMM", "shape", "b", "oor A", "oor B", "a100/a95 A", "a100/a95 B", *STRATEGIES, "GEMMs row/col/both/plan"]
+    body = []
+    for name, (oa, ob, a) in zip(names, gemms, strict=True):
+        M, K, N = a.shapes[0]
+        for b in bits:
+            body.append([name, f"{M}x{K}x{N}", str(b), f"{100 * a.oor[(b, 'a')] / a.size['a']:.2f}%",
+                         f"{100 * a.oor[(b, 'b')] / a.size['b']:.2f}%",
+                         "" if oa.alpha_ratio is None else _f(oa.alpha_ratio, 2),
+                         "" if ob.alpha_ratio is None else _f(ob.alpha_ratio, 2),
+                         *(_f(_ratio(a.work[(b, s, False)], a.macs), 3) for s in STRATEGIES),
+                         "/".join(str(a.lowbit[(b, s)]) for s in STRATEGIES)])
+    paragraphs.append(md_table(hdr, body, "ll" + "r" * (len(hdr) - 2)))
+    paragraphs.append("## Files\n\n"
+                      "- `inputs.csv`: every operand file: path as given, SHA-256, bytes, dtype, order, shape, range.\n"
+                      "- `gemms.csv`: every GEMM x bit-width x strategy.\n"
+                      "- `aggregate.csv`: over all GEMMs, per bit-width and strategy."
+                      + ("\n- `ratio_vs_bits.png`: the plot above." if plots else ""))
+    return "\n\n".join(p.rstrip("\n") for p in paragraphs) + "\n"
+
+
+def _resolve_options(args: argparse.Namespace) -> None:
+    """Fill in the defaults of the options the parser leaves None, refusing the ones --npy does not use."""
+    npy = bool(getattr(args, "npy", None))
+    given = [k for k in _MINILM_DEFAULTS if getattr(args, k, None) is not None]
+    if npy and given:
+        opts = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise ConfigError(f"{opts}: appl{'y' if len(given) > 1 else 'ies'} to the MiniLM's GEMMs, not to --npy files")
+    if getattr(args, "quantize", False) and not npy:
+        raise ConfigError("--quantize applies to --npy files (the MiniLM's operands are always quantized)")
+    qgiven = [k for k in _QUANT_DEFAULTS if getattr(args, k, None) is not None]
+    if npy and qgiven and not args.quantize:
+        opts = ", ".join("--" + k for k in qgiven)
+        raise ConfigError(f"{opts}: with --npy, the quantizer is used only with --quantize (integer files are "
+                          "never quantized)")
+    for k, v in {**_MINILM_DEFAULTS, **_QUANT_DEFAULTS}.items():
+        if getattr(args, k, None) is None:
+            setattr(args, k, v)
+
+
 def run(args: argparse.Namespace) -> int:
     """Generate the report; returns 0 (errors are raised as intsim errors)."""
     bits = _parse_bits(args.bits)
+    _resolve_options(args)
     if not 0 < args.percentile <= 1:
         raise ConfigError(f"--percentile must be in (0, 1], got {args.percentile}")
     if args.levels < 1:
         raise ConfigError(f"--levels must be a positive integer, got {args.levels}")
-    out = Path(args.out)
+    npy = bool(getattr(args, "npy", None))
+    out = Path("reports/unpack-npy" if npy and isinstance(args.out, _DefaultOut) else args.out)
     t0 = time.perf_counter()
     with atomic_directory(out, force=args.force) as tmp:
-        rows, sentences = _collect(args, bits)
-        agg = _write(tmp, rows, bits, args, sentences)
+        if npy:
+            agg = _write_npy(tmp, _collect_npy(args, bits), bits, args)
+        else:
+            rows, sentences = _collect(args, bits)
+            agg = _write(tmp, rows, bits, args, sentences)
     summary = ", ".join(f"b={b}: " + " ".join(f"{s} {agg[(b, s, False)]:.3f}" for s in STRATEGIES)
                         for b in (bits[0], bits[-1]))
-    print(f"wrote {out} in {time.perf_counter() - t0:.0f} s ({summary}; LLM.int8() {agg['llm']:.3f})", flush=True)
+    tail = "" if npy else f"; LLM.int8() {agg['llm']:.3f}"
+    print(f"wrote {out} in {time.perf_counter() - t0:.0f} s ({summary}{tail})", flush=True)
     return 0
 
 

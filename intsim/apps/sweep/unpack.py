@@ -9,8 +9,16 @@ from typing import Any
 
 import numpy as np
 
-from ...core.errors import ConfigError, FileFormatError, ModelNotInstalledError
-from ...core.fileio import sha256_file
+from ...core.arrays import to_int64
+from ...core.errors import (
+    ConfigError,
+    DTypeError,
+    FileFormatError,
+    ModelNotInstalledError,
+    OperandRangeError,
+    ShapeError,
+)
+from ...core.npyfile import read_gemm_npy, read_npy
 from ...quant.quantizers import quantize_rtn_group
 from .deps import plot_ratio_vs_bits, pyplot
 from .kinds import Plan, PointResult, SweepKind, SweepSpec, product_points
@@ -39,10 +47,12 @@ def _minilm_groups(sentences: int, max_len: int) -> dict[str, list[tuple[np.ndar
 
 @functools.lru_cache(maxsize=64)
 def _npy(path: str, sha256: str) -> np.ndarray:
-    """An operand file (cached per worker process), checked against the hash the driver saw."""
-    if sha256_file(path) != sha256:
+    """An operand file (cached per worker process), read as the driver read it
+    (:func:`intsim.core.npyfile.read_npy`) and checked against the hash the driver saw."""
+    got = read_npy(path, kinds="iuf", ndim=2)
+    if got.sha256 != sha256:
         raise FileFormatError(f"{path}: changed since the sweep started (its SHA-256 differs); run the sweep again")
-    return np.load(path, allow_pickle=False)
+    return got.array
 
 
 @functools.lru_cache(maxsize=16)
@@ -59,7 +69,7 @@ def _quantized(gemm: str, percentile: float, levels: int, sentences: int, max_le
         qa = quantize_rtn_group([m[0] for m in members], levels, percentile)[0]
     if any(x is None for x in qb):
         qb = quantize_rtn_group([m[1] for m in members], levels, percentile)[0]
-    return [np.asarray(x, dtype=np.int64) for x in qa], [np.asarray(x, dtype=np.int64) for x in qb]
+    return [to_int64(x, f"{gemm}: A") for x in qa], [to_int64(x, f"{gemm}: B") for x in qb]
 
 
 class UnpackKind(SweepKind):
@@ -103,21 +113,12 @@ class UnpackKind(SweepKind):
                 name = check_str(t["name"], f"{where}: name")
                 if name in files or name == "all":
                     raise ConfigError(f"{where}: name {name!r} is used twice (or is 'all')")
-                entry = []
-                shapes = []
-                for side in ("a", "b"):
-                    path = spec.resolve(check_str(t[side], f"{where}: {side}"), f"{where}: {side}")
-                    try:
-                        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-                    except (OSError, ValueError) as exc:
-                        raise FileFormatError(f"{where}: {side} = {path}: not a readable .npy file ({exc})") from None
-                    if arr.ndim != 2 or arr.dtype.kind not in "iuf":
-                        raise ConfigError(f"{where}: {side} = {path}: must be a 2-D integer or float array, got "
-                                          f"{arr.dtype} {arr.shape}")
-                    shapes.append(arr.shape)
-                    entry += [str(path), sha256_file(path)]
-                if shapes[0][1] != shapes[1][0]:
-                    raise ConfigError(f"{where}: shapes {shapes[0]} @ {shapes[1]} do not fit (A is M x K, B is K x N)")
+                pa, pb = (spec.resolve(check_str(t[side], f"{where}: {side}"), f"{where}: {side}") for side in "ab")
+                try:
+                    ra, rb = read_gemm_npy(pa, pb, kinds="iuf")
+                except (FileFormatError, DTypeError, ShapeError, OperandRangeError) as exc:
+                    raise type(exc)(f"{where}: {exc}") from None
+                entry = [str(pa), ra.sha256, str(pb), rb.sha256]
                 files[name] = entry
         names = tuple(files) if files else _MINILM_GEMMS
         gemms: list[str] = []
