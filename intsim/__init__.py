@@ -42,7 +42,7 @@ from .hw.unpack import (
     unpack_operands,
     unpack_stats,
 )
-from .ops import gemmlowp, ibert, illm, ivit
+from .ops import gemmlowp, ibert, illm, ivit, tflite_act
 from .ops.isqrt import isqrt, isqrt_op
 from .quant.llmint8 import LLMInt8Result, llm_int8_matmul
 from .quant.quantizers import quantize_per_token, quantize_rtn
@@ -73,5 +73,5 @@ __all__ = [
     "quantize_rtn", "quantize_per_token", "llm_int8_matmul", "LLMInt8Result",
     "Dyadic", "quantize_multiplier", "ibert_frexp", "REQUANT_MODES", "requantize", "quantize_linear",
     "saturating_rounding_doubling_high_mul", "rounding_divide_by_pot", "multiply_by_quantized_multiplier",
-    "gemmlowp", "ibert", "ivit", "illm", "isqrt", "isqrt_op",
+    "gemmlowp", "ibert", "ivit", "illm", "isqrt", "isqrt_op", "tflite_act",
 ]
