@@ -45,7 +45,7 @@ from intsim.core.errors import OperandRangeError
 from intsim_reference.minilm import erf
 
 __all__ = [
-    "erf", "exp", "softmax", "gelu_erf", "gelu_tanh", "sigmoid", "silu", "swiglu",
+    "erf", "exp", "softmax", "gelu_erf", "gelu_tanh", "sigmoid", "tanh", "silu", "swiglu",
     "layernorm", "rmsnorm", "sqrt", "inv_sqrt", "FUNCTIONS",
 ]
 
@@ -121,6 +121,15 @@ def sigmoid(x: ArrayLike) -> np.ndarray:
     e = np.exp(-np.abs(a))  # in (0, 1]: never overflows
     pos = 1.0 / (1.0 + e)
     return np.where(a >= 0, pos, e / (1.0 + e))
+
+
+def tanh(x: ArrayLike) -> np.ndarray:
+    """Hyperbolic tangent ``(e**x - e**-x) / (e**x + e**-x)`` (numpy's float64 ``tanh``).
+
+    >>> tanh([-1000.0, 0.0, 0.5]).round(6).tolist()
+    [-1.0, 0.0, 0.462117]
+    """
+    return np.tanh(_f64(x))
 
 
 def silu(x: ArrayLike) -> np.ndarray:
@@ -214,6 +223,6 @@ def inv_sqrt(x: ArrayLike) -> np.ndarray:
 #: Name -> function, for reports that iterate over the references (one-argument functions only).
 FUNCTIONS = {
     "exp": exp, "softmax": softmax, "gelu_erf": gelu_erf, "gelu_tanh": gelu_tanh,
-    "sigmoid": sigmoid, "silu": silu, "layernorm": layernorm, "rmsnorm": rmsnorm,
+    "sigmoid": sigmoid, "tanh": tanh, "silu": silu, "layernorm": layernorm, "rmsnorm": rmsnorm,
     "sqrt": sqrt, "inv_sqrt": inv_sqrt,
 }

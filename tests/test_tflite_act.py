@@ -488,3 +488,35 @@ def test_softmax_int16_overflow_wraps_like_tflite(tm):
     x = np.array([[0, -1, -5, -16384, -32768, 32767, 100, 30000]], dtype=np.int16)
     model = tm.one_op_model("softmax", np.int16, x.shape, 10.0, 0, 2.0**-15, 0)
     assert (tm.run(model, x, "ref") == T.softmax_int16(x, 10.0, overflow="wrap").values).all()
+
+
+# ------------------------------------------------------------------------------------------------
+# accuracy against the float64 references (reference/nonlinear.py)
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scale", [0.02, 0.0625, 0.1])
+def test_int8_activations_are_within_one_output_step_of_float64(scale):
+    from intsim_reference.nonlinear import sigmoid, tanh
+
+    x = np.arange(-128, 128, dtype=np.int8)
+    real = x.astype(np.float64) * scale
+    for variant in T.INT8_VARIANTS:
+        lg = T.logistic_int8(x, scale, variant=variant)
+        th = T.tanh_int8(x, scale, variant=variant)
+        assert np.abs((lg.values + 128) / 256 - sigmoid(real)).max() <= 1 / 256
+        assert np.abs(th.values / 128 - tanh(real)).max() <= 1 / 128
+
+
+@pytest.mark.parametrize("scale", [2.0**-12, 1 / 3000])
+def test_int16_activations_and_softmax_are_close_to_float64(scale):
+    from intsim_reference.nonlinear import sigmoid, softmax, tanh
+
+    x = np.arange(-32768, 32768, 7, dtype=np.int16)
+    real = x.astype(np.float64) * scale
+    for variant in T.INT16_VARIANTS:
+        assert np.abs(T.logistic_int16(x, scale, variant=variant).values / 32768 - sigmoid(real)).max() < 4e-4
+        assert np.abs(T.tanh_int16(x, scale, variant=variant).values / 32768 - tanh(real)).max() < 8e-4
+    rows = np.random.default_rng(0).integers(-3000, 3000, size=(16, 40)).astype(np.int16)
+    got = T.softmax_int16(rows, scale).values / 32768
+    assert np.abs(got - softmax(rows.astype(np.float64) * scale)).max() < 2e-3
