@@ -29,17 +29,25 @@ the outputs the proof cannot clear are emulated add by add, in order.
   With one product per add and policy wrap or raise, only the first overflow needs
   the order: the scan stops there (skipping blocks of k whose prefix sums provably
   stay inside the register), and the final register is the exact product wrapped.
+* Zero points (``a_zero_point``, ``b_zero_point``; ONNX ``MatMulInteger``): with
+  ``Datapath.zero_points="operands"`` the proof and the scans run on the shifted operands
+  ``A - a_zp`` and ``B - b_zp`` (int16 for 8-bit types); the cleared outputs come from the
+  integer engine on the raw operands plus the exact int64 correction
+  ``- a_zp (colsum(B) - K b_zp) - b_zp rowsum(A)`` when an engine serves them, else from the
+  shifted operands as above. With ``"correction"`` the datapath runs on the raw operands and the
+  exact correction is added last (:func:`matmul`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from ..core.arrays import as_int_array, as_int_matrix, short_repr, to_int64
-from ..core.errors import AccumulatorOverflow, ConfigError, OperandRangeError, ShapeError
+from ..core.errors import AccumulatorOverflow, ConfigError, DTypeError, OperandRangeError, ShapeError
 from ..core.inttype import IntType
 from ..core.opcounts import OpCounts
 from ..regs.registers import RegisterEvent
@@ -53,6 +61,7 @@ _F32_EXACT = 1 << 24
 _F64_EXACT = 1 << 53
 _MIN_F32_BLOCK = 256
 _SPOT_CHECKS = 8
+_TREE_COUNT_BLOCK = 1 << 22  # elements per block of adder-tree sums when counting their overflows
 
 
 @dataclass(frozen=True)
@@ -82,7 +91,8 @@ class GemmResult:
     overflow:
         bool (M, N): some add (adder tree or accumulator) overflowed for this output.
     first_overflow_k:
-        int64 (M, N): the k of the last product in the first overflowing add, -1 where none.
+        int64 (M, N): the k of the last product in the first overflowing add, -1 where none;
+        K for the zero-point correction add (``zero_points="correction"``).
     ops:
         :class:`~intsim.OpCounts` of the GEMM.
     datapath:
@@ -93,6 +103,10 @@ class GemmResult:
         ``"none"`` (nothing to compute); ``n_scanned`` outputs were emulated in order.
     events, overflowed:
         the overflow report shared with the operators' results (see :attr:`events`).
+    tree_overflow_count, n_tree_overflows:
+        per output, and in all, the adder-tree sums that left the ``chunk_bits`` register (with
+        :meth:`Datapath.vpmaddubsw <intsim.Datapath.vpmaddubsw>`: the pair sums ``VPMADDUBSW``
+        saturated; see :attr:`tree_overflow_count`).
     """
 
     values: np.ndarray
@@ -106,10 +120,47 @@ class GemmResult:
     method: str = "none"
     n_scanned: int = 0
     _overflows: tuple[_StageOverflows, ...] = field(default=(), repr=False, compare=False)
+    #: the adder-tree overflow counts: the (M, N) array, None (0 everywhere) or a function returning
+    #: (rows, cols, counts) of the outputs whose tree overflowed, called at first access.
+    _tree_counts: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def tree_overflow_count(self) -> np.ndarray:
+        """int64 (M, N): per output, the number of adder-tree sums (groups of ``k_chunk`` products)
+        whose exact value left the ``chunk_bits`` register (then ``chunk_policy`` applied); 0 everywhere
+        without ``chunk_bits``. With :meth:`Datapath.vpmaddubsw <intsim.Datapath.vpmaddubsw>` these are
+        the pair sums that ``VPMADDUBSW`` saturated to int16. The first of them is at
+        ``first_overflow_k`` (unless an accumulator add overflowed earlier), and the ``"tree"`` event
+        counts the outputs where this is positive. Computed at first access from the operands of the
+        outputs whose tree overflowed.
+
+        >>> import numpy as np
+        >>> from intsim import Datapath, matmul
+        >>> r = matmul(np.array([[255, 255, 255, 255]]), np.array([[127], [127], [-128], [-128]]),
+        ...            Datapath.vpmaddubsw())
+        >>> r.values.tolist(), r.tree_overflow_count.tolist(), r.n_tree_overflows
+        ([[-1]], [[2]], 2)
+        """
+        tc = self._tree_counts
+        if not isinstance(tc, np.ndarray):
+            arr = np.zeros(self.values.shape, np.int64)
+            if tc is not None:
+                rows, cols, counts = tc()
+                arr[rows, cols] = counts
+            object.__setattr__(self, "_tree_counts", arr)
+            tc = arr
+        return tc
+
+    @property
+    def n_tree_overflows(self) -> int:
+        """The adder-tree sums that left the ``chunk_bits`` register, over all outputs
+        (``tree_overflow_count.sum()``)."""
+        return int(self.tree_overflow_count.sum())
 
     @property
     def first_overflow_k(self) -> np.ndarray:
-        """int64 (M, N): the k of the last product in the first overflowing add, -1 where none."""
+        """int64 (M, N): the k of the last product in the first overflowing add, -1 where none; K
+        when the first overflow was the zero-point correction add (``zero_points="correction"``)."""
         fk = self._first_k
         if not isinstance(fk, np.ndarray):
             arr = np.full(self.values.shape, -1, np.int64)
@@ -163,35 +214,68 @@ def register_of(dp: Datapath, step: str) -> tuple[int, str]:
     return (dp.chunk_bits, dp.chunk_policy) if step == "tree" else (dp.acc_bits, dp.overflow)
 
 
-def gemm_ops(M: int, K: int, N: int, dp: Datapath) -> OpCounts:
+def gemm_ops(M: int, K: int, N: int, dp: Datapath, *, a_zero_points: int = 0, b_zero_points: int = 0) -> OpCounts:
     """Exact op counts of an (M, K) @ (K, N) GEMM on ``dp``.
 
     With ``k_chunk == 1``: ``M*N*K`` MACs ``(a_bits, b_bits, acc_bits)``. With
     ``k_chunk > 1``: ``M*N*K`` multiplies, ``M*N*(K - G)`` adder-tree adds at the tree
     width and ``M*N*G`` accumulator adds, G = ceil(K / k_chunk) groups per output.
     Memory: each A and B element read once, each output written once at acc_bits.
+
+    ``a_zero_points`` / ``b_zero_points``: how many zero points of A / B the GEMM reads (0: none,
+    1: per tensor, M / N: per row / column), each read once. With ``dp.zero_points="operands"``
+    every element of A (B) is shifted once as it enters the array (``M*K`` adds at ``a_bits + 1``;
+    ``K*N`` at ``b_bits + 1``) and the multipliers take ``a_bits + 1`` (``b_bits + 1``) signed
+    operands. With ``"correction"``: the column sums of B (``K*N`` adds at acc_bits, for a zero point
+    of A), the row sums of A (``M*K`` adds, for a zero point of B), ``M`` adds folding ``K * a_zp``
+    into the row sums when both are given, per output one MAC ``(a_bits, acc_bits, acc_bits)`` and /
+    or ``(b_bits, acc_bits, acc_bits)`` forming the correction and one accumulator add.
+
+    >>> from intsim import Datapath
+    >>> sorted(gemm_ops(2, 3, 4, Datapath(), a_zero_points=1).items())
+    [(('add', (9,)), 6), (('mac', (9, 8, 32)), 24), (('read', (8,)), 19), (('write', (32,)), 8)]
     """
     dims = []
-    for name, v in (("M", M), ("K", K), ("N", N)):
+    for name, v in (("M", M), ("K", K), ("N", N), ("a_zero_points", a_zero_points),
+                    ("b_zero_points", b_zero_points)):
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or int(v) < 0:
             raise ConfigError(f"gemm_ops: {name} must be a non-negative integer, got {short_repr(v)}")
         dims.append(int(v))
-    return _gemm_ops(*dims, as_datapath(dp, "dp", default=False))
+    return _gemm_ops(*dims[:3], as_datapath(dp, "dp", default=False), dims[3], dims[4])
 
 
-def _gemm_ops(M: int, K: int, N: int, dp: Datapath) -> OpCounts:
+def _gemm_ops(M: int, K: int, N: int, dp: Datapath, na: int = 0, nb: int = 0) -> OpCounts:
     ops = OpCounts()
+    shift = dp.zero_points == "operands"
+    a_t = IntType(dp.a.bits + 1) if na and shift else dp.a  # the multipliers' operand types
+    b_t = IntType(dp.b.bits + 1) if nb and shift else dp.b
     if M * N * K:
         if dp.k_chunk == 1:
-            ops.add("mac", (dp.a.bits, dp.b.bits, dp.acc_bits), M * N * K)
+            ops.add("mac", (a_t.bits, b_t.bits, dp.acc_bits), M * N * K)
         else:
             groups = -(-K // dp.k_chunk)
-            ops.add("mul", (dp.a.bits, dp.b.bits), M * N * K)
-            ops.add("add", (dp.tree_bits(),), M * N * (K - groups))
+            tree = dp.chunk_bits if dp.chunk_bits is not None else \
+                a_t.bits + b_t.bits + (0 if a_t.signed or b_t.signed else 1) + (dp.k_chunk - 1).bit_length()
+            ops.add("mul", (a_t.bits, b_t.bits), M * N * K)
+            ops.add("add", (tree,), M * N * (K - groups))
             ops.add("add", (dp.acc_bits,), M * N * groups)
-    ops.add("read", (dp.a.bits,), M * K)
-    ops.add("read", (dp.b.bits,), K * N)
+    ops.add("read", (dp.a.bits,), M * K + na)
+    ops.add("read", (dp.b.bits,), K * N + nb)
     ops.add("write", (dp.acc_bits,), M * N)
+    if shift:
+        if na:
+            ops.add("add", (a_t.bits,), M * K)
+        if nb:
+            ops.add("add", (b_t.bits,), K * N)
+    elif na or nb:
+        acc = dp.acc_bits
+        if na:
+            ops.add("add", (acc,), K * N)
+            ops.add("mac", (dp.a.bits, acc, acc), M * N)
+        if nb:
+            ops.add("add", (acc,), M * K + (M if na else 0))
+            ops.add("mac", (dp.b.bits, acc, acc), M * N)
+        ops.add("add", (acc,), M * N)
     return ops
 
 
@@ -329,8 +413,9 @@ def _is_suspect(suspect: tuple, i: int, j: int) -> bool:
     return a < r_idx.size and r_idx[a] == i and b < c_idx.size and c_idx[b] == j and bool(sub[a, b])
 
 
-def matmul(A: Any, B: Any, datapath: Datapath | None = None, bias: Any = None) -> GemmResult:
-    """Run ``A @ B`` on the emulated datapath, bit-exactly.
+def matmul(A: Any, B: Any, datapath: Datapath | None = None, bias: Any = None, *,
+           a_zero_point: Any = None, b_zero_point: Any = None) -> GemmResult:
+    """Run ``A @ B`` on the emulated datapath, bit-exactly; with zero points, ``(A - a_zp) @ (B - b_zp)``.
 
     Parameters
     ----------
@@ -347,22 +432,46 @@ def matmul(A: Any, B: Any, datapath: Datapath | None = None, bias: Any = None) -
     bias:
         Optional per-output-column initial register values, shape (N,), each in the
         accumulator's range.
+    a_zero_point, b_zero_point:
+        Optional zero points as ONNX ``MatMulInteger`` defines them: ``a_zero_point`` a scalar
+        (shape ``()`` or ``(1,)``: per tensor) or shape ``(M,)`` (one per row of A), in
+        ``datapath.a``; ``b_zero_point`` a scalar or shape ``(N,)`` (one per column of B), in
+        ``datapath.b``. ``None`` (default): no zero point, today's GEMM bit for bit. The result is
+        ``sum_k (A[i, k] - a_zp[i]) * (B[k, j] - b_zp[j])`` through the datapath; where the
+        subtraction happens is ``datapath.zero_points``:
+
+        ``"operands"`` (default): each operand is shifted before the multipliers (exact; the
+        multipliers see signed integers of ``a.bits + 1`` and ``b.bits + 1`` bits, e.g. [-255, 255]
+        for uint8 or int8), so the adder tree and the accumulator see the shifted products, add by
+        add in ascending k, exactly as the datapath definition says of ``A @ B``; overflows are
+        detected and reported per output as without zero points.
+
+        ``"correction"``: the datapath runs on the raw operands (bias, products, tree, accumulator,
+        their policies and overflow reports as without zero points), then one more add puts the
+        exact correction ``K a_zp[i] b_zp[j] - a_zp[i] sum_k B[k, j] - b_zp[j] sum_k A[i, k]``
+        into the accumulator under its policy; an overflow there is an ``"acc"`` event with
+        ``first_overflow_k`` K (if that output had none before). The correction adds are a second
+        pass after the GEMM: under ``raise`` an overflow of the GEMM itself is raised first (the
+        first in row-major order), and only without one the first correction add that overflows.
 
     Returns
     -------
     GemmResult
-        ``values`` (int64 registers), ``overflow`` flags, ``first_overflow_k`` and ``ops``.
+        ``values`` (int64 registers), ``overflow`` flags, ``first_overflow_k``, ``ops`` and the
+        overflow report (``events``, ``tree_overflow_count``).
 
     Raises
     ------
     ConfigError
         ``datapath`` is not a :class:`~intsim.Datapath`.
     DTypeError
-        float, bool, string or non-integer object operands; a masked entry.
+        float, bool, string or non-integer object operands or zero points; a masked entry.
     ShapeError
-        operands that are not 2-D or whose inner dimensions differ; ragged lists.
+        operands that are not 2-D or whose inner dimensions differ; ragged lists; a zero point
+        that is neither a scalar nor one per row of A (column of B).
     OperandRangeError
-        an entry outside its operand type, or a bias outside the accumulator range.
+        an entry outside its operand type, a zero point outside its operand's type, or a bias
+        outside the accumulator range.
     AccumulatorOverflow
         with ``overflow="raise"``: names the first overflowing output in row-major
         order, its k step, the value that did not fit and how many outputs overflowed.
@@ -375,16 +484,205 @@ def matmul(A: Any, B: Any, datapath: Datapath | None = None, bias: Any = None) -
     >>> r = matmul(A, B, Datapath(a=IntType(4), b=IntType(4), acc_bits=7, overflow="saturate"))
     >>> r.values.ravel().tolist(), r.first_overflow_k.ravel().tolist()
     ([63, -49], [1, -1])
+    >>> u8s8 = Datapath(a=IntType(8, signed=False), b=IntType(8), overflow="wrap")
+    >>> matmul([[200, 10]], [[3], [-4]], u8s8, a_zero_point=128, b_zero_point=[1]).values.tolist()
+    [[734]]
     """
     dp = as_datapath(datapath)
     A, B, bias64 = _operands(A, B, dp, bias)
     M, K = A.shape
     N = B.shape[1]
+    azp, na = _zero_point(a_zero_point, dp.a, M, "a_zero_point", "row of A")
+    bzp, nb = _zero_point(b_zero_point, dp.b, N, "b_zero_point", "column of B")
+    ops = _gemm_ops(M, K, N, dp, na, nb)
+    if azp is None and bzp is None:
+        return _run(A, B, bias64, bias is not None, dp, ops)
+    if dp.zero_points == "correction":
+        return _correct(_run(A, B, bias64, bias is not None, dp, ops), A, B, azp, bzp)
+    A_s = A if azp is None else _shift(A, azp[:, None], dp.a)
+    B_s = B if bzp is None else _shift(B, bzp[None, :], dp.b)
+    return _run(A_s, B_s, bias64, bias is not None, dp, ops, raw=(A, B, azp, bzp, dp))
+
+
+def _zero_point(zp: Any, t: IntType, n: int, name: str, per: str) -> tuple[np.ndarray | None, int]:
+    """A checked zero point as int64 of shape (n,) (per tensor: broadcast) and how many values it has
+    (1 or n; 0 and None when ``zp`` is None)."""
+    if zp is None:
+        return None, 0
+    if isinstance(zp, (bool, np.bool_)):
+        raise DTypeError(f"{name}: got a bool where an integer zero point is due")
+    arr = as_int_array(zp, name)
+    if arr.ndim == 0 or arr.shape == (1,):
+        count = 1
+    elif arr.shape == (n,):
+        count = n
+    else:
+        raise ShapeError(f"{name} must be a scalar (shape () or (1,): per tensor) or have shape ({n},) "
+                         f"(one per {per}), got shape {arr.shape}")
+    try:
+        t.check(arr, name)
+    except OperandRangeError as exc:
+        raise OperandRangeError(f"{exc} (a zero point must lie in its operand's type, {t.name})", count=exc.count,
+                                index=exc.index, value=exc.value) from None
+    vec = to_int64(arr, name).reshape(-1)
+    return (np.broadcast_to(vec, (n,)) if count == 1 else vec), count
+
+
+def _shift(X: np.ndarray, zp: np.ndarray, t: IntType) -> np.ndarray:
+    """``X - zp`` exactly, in the narrowest of int16 / int32 / int64 holding every difference of two
+    values of ``t`` (at most 2**bits - 1 in magnitude)."""
+    dtype = np.int16 if t.bits <= 15 else np.int32 if t.bits <= 31 else np.int64
+    out = X.astype(dtype)
+    out -= zp.astype(dtype)
+    return out
+
+
+def _zp_product(raw: tuple, A: np.ndarray, B: np.ndarray, pmax: int, ranges: tuple[int, int, int, int],
+                bias: np.ndarray | None) -> tuple[np.ndarray, str]:
+    """:func:`_exact_product` of the shifted operands ``A``, ``B``: by an integer engine on the raw
+    operands of ``raw = (A_raw, B_raw, a_zp or None, b_zp or None, datapath)`` plus the exact int64
+    correction ``- a_zp (colsum(B_raw) - K b_zp) - b_zp rowsum(A_raw)`` when an engine serves the raw
+    operands (a per-column vector goes in with the bias, a per-row vector or a rank-one term is
+    subtracted after), else from the shifted operands themselves."""
+    A_raw, B_raw, azp, bzp, dp = raw
+    M, K = A.shape
+    if not (dp.a.bits <= 8 and dp.b.bits <= 8 and K < 2**40):  # int64 holds K * 4 * 255**2 and the sums
+        return _exact_product(A, B, pmax, ranges, bias)
+    a_uniform = azp is None or azp.strides == (0,) or M == 1  # per tensor (broadcast) or zero
+    b_uniform = bzp is None or bzp.strides == (0,) or B.shape[1] == 1
+    col = None  # a term constant down each column: - a_zp (colsum(B) - K b_zp), when a_zp is per tensor
+    if azp is not None:
+        colsum = B_raw.sum(axis=0, dtype=np.int64)
+        if bzp is not None:
+            colsum -= K * bzp
+        if a_uniform:
+            col = -int(azp[0]) * colsum
+    if bias is not None:
+        col = bias if col is None else col + bias
+    hit = intdot.engine_product(A_raw, B_raw, dp.a.min, dp.a.max, dp.b.min, dp.b.max, bias=col)
+    if hit is None:
+        return _exact_product(A, B, pmax, ranges, bias)
+    values, method = hit
+    if azp is not None and not a_uniform:
+        values -= np.multiply.outer(azp, colsum)
+    if bzp is not None:
+        rowsum = A_raw.sum(axis=1, dtype=np.int64)
+        if b_uniform:
+            values -= (rowsum * int(bzp[0]))[:, None]
+        else:
+            values -= np.multiply.outer(rowsum, bzp)
+    return values, method
+
+
+def _correct(r: GemmResult, A: np.ndarray, B: np.ndarray, azp: np.ndarray | None,
+             bzp: np.ndarray | None) -> GemmResult:
+    """``zero_points="correction"``: one add of the exact correction
+    ``c = - a_zp (colsum(B) - K b_zp) - b_zp rowsum(A)`` into each accumulator register of ``r``
+    (the GEMM of the raw operands) under the accumulator's policy."""
+    dp = r.datapath
+    M, K = A.shape
+    N = B.shape[1]
+    if M * N * K == 0:
+        return r
     acc = dp.acc
-    ops = _gemm_ops(M, K, N, dp)
+    # the exact correction, in int64 when every term and the register plus it provably fit, else Python ints
+    a_abs = _abs_max(azp) if azp is not None else 0
+    b_abs = _abs_max(bzp) if bzp is not None else 0
+    bound = K * (a_abs * (_abs_max(B) + b_abs) + b_abs * _abs_max(A)) + (1 << (dp.acc_bits - 1))
+    wide = bound >= 2**62
+    cast = (lambda x: x.astype(object)) if wide else (lambda x: x)
+    corr = np.zeros((M, N), object if wide else np.int64)
+    if azp is not None:
+        colsum = cast(B.sum(axis=0, dtype=np.int64))
+        if bzp is not None:
+            colsum = colsum - K * cast(bzp)
+        corr -= cast(azp)[:, None] * colsum[None, :]
+    if bzp is not None:
+        corr -= cast(A.sum(axis=1, dtype=np.int64))[:, None] * cast(bzp)[None, :]
+    total = cast(r.values) + corr
+    bad = ((total < acc.min) | (total > acc.max)).astype(bool)
+    if not bad.any():
+        return replace(r, values=total.astype(np.int64) if wide else total)
+    flat_bad = np.flatnonzero(bad)
+    if dp.overflow == "raise":
+        i, j = divmod(int(flat_bad[0]), N)
+        value = int(total[i, j])
+        raise AccumulatorOverflow(
+            f"the {dp.acc_bits}-bit accumulator overflowed at output ({i}, {j}) in the zero-point correction add "
+            f"(k step {K}, after the last product): {value} is outside [{acc.min}, {acc.max}]; {flat_bad.size} "
+            "output(s) overflow (the first in row-major order is shown). Use overflow='wrap' or 'saturate' to "
+            "emulate past it, or a wider acc_bits.", index=(i, j), k=K, value=value, bits=dp.acc_bits)
+    if dp.overflow == "wrap":
+        fitted = (total - acc.min) % (1 << dp.acc_bits) + acc.min
+    else:
+        fitted = np.minimum(np.maximum(total, acc.min), acc.max)
+    values = np.asarray(fitted).astype(np.int64)
+    overflow = r.overflow | bad
+    first_k = r.first_overflow_k.copy()
+    first_k[bad & (first_k < 0)] = K
+    # the accumulator's overflow record: outputs new to it get the corrected value as their first value
+    stages = [h for h in r._overflows if h.step != "acc"]
+    old = next((h for h in r._overflows if h.step == "acc"), None)
+    new_flat = flat_bad if old is None else np.setdiff1d(flat_bad, old.flat, assume_unique=True)
+    vals = [int(v) for v in total.reshape(-1)[new_flat]]
+    hi = np.array([v >> 64 for v in vals], np.int64)
+    lo = np.array([(v & (2**64 - 1)) - (2**64 if v & 2**63 else 0) for v in vals], np.int64)
+    if old is not None:
+        new_flat = np.concatenate([old.flat, new_flat])
+        hi, lo = np.concatenate([old.hi, hi]), np.concatenate([old.lo, lo])
+        order = np.argsort(new_flat, kind="stable")
+        new_flat, hi, lo = new_flat[order], hi[order], lo[order]
+    stages.append(_StageOverflows("acc", new_flat.astype(np.int64), hi, lo))
+    return replace(r, values=values, overflow=overflow, _first_k=first_k, _overflows=tuple(stages))
+
+
+def _tree_counter(A_c: np.ndarray, B_c: np.ndarray, r_loc: np.ndarray, c_loc: np.ndarray, rows: np.ndarray,
+                  cols: np.ndarray, dp: Datapath, pmax: int) -> Callable[[], tuple]:
+    """The function :attr:`GemmResult.tree_overflow_count` calls: for the outputs (rows[s], cols[s]),
+    row r_loc[s] of ``A_c`` times column c_loc[s] of ``B_c``, how many adder-tree sums left the
+    ``chunk_bits`` register. Each tree sum is the exact sum of its group's products whatever the
+    accumulator holds, so the count is a function of the operands alone: the sums of every group are
+    formed block by block, as batched products in float32 when every one is an integer below 2**24
+    (then exact in any order), float64 below 2**53, int64 below 2**63, else in Python ints."""
+
+    def count() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        ru, r_inv = np.unique(r_loc, return_inverse=True)
+        cu, c_inv = np.unique(c_loc, return_inverse=True)
+        kc, K = dp.k_chunk, A_c.shape[1]
+        groups = -(-K // kc)
+        bound = min(kc, K) * pmax  # bounds every product and every partial sum of a group
+        dtype = np.float32 if bound < _F32_EXACT else np.float64 if bound < _F64_EXACT else \
+            np.int64 if bound < 2**63 else object
+        Ap = np.zeros((ru.size, groups * kc), dtype)
+        Ap[:, :K] = A_c[ru]
+        Bp = np.zeros((groups * kc, cu.size), dtype)
+        Bp[:K] = B_c[:, cu]
+        A3 = np.ascontiguousarray(Ap.reshape(ru.size, groups, kc).transpose(1, 0, 2))
+        B3 = Bp.reshape(groups, kc, cu.size)
+        lo, hi = -(1 << (dp.chunk_bits - 1)), (1 << (dp.chunk_bits - 1)) - 1
+        if dtype is not object and dtype is not np.int64:
+            lo, hi = max(lo, -bound), min(hi, bound)  # exact in the float type (|bound| < 2**24 or 2**53)
+        counts = np.zeros((ru.size, cu.size), np.int64)
+        step = max(1, _TREE_COUNT_BLOCK // max(1, ru.size * cu.size))
+        for g0 in range(0, groups, step):
+            T = np.matmul(A3[g0:g0 + step], B3[g0:g0 + step])
+            counts += ((T < lo) | (T > hi)).astype(bool).sum(axis=0)
+        return rows, cols, counts[r_inv, c_inv]
+
+    return count
+
+
+def _run(A: np.ndarray, B: np.ndarray, bias64: np.ndarray, has_bias: bool, dp: Datapath, ops: OpCounts,
+         raw: tuple | None = None) -> GemmResult:
+    """:func:`matmul` of checked operands: the datapath on ``A`` and ``B`` as given (shifted by their
+    zero points when ``raw`` holds the raw operands and the zero points, see :func:`_zp_product`)."""
+    M, K = A.shape
+    N = B.shape[1]
+    acc = dp.acc
     overflow = np.zeros((M, N), bool)
     first_k: np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # -1 everywhere
     overflows: tuple[_StageOverflows, ...] = ()
+    tree_counts = None
     if M == 0 or N == 0 or K == 0:
         values = np.broadcast_to(bias64, (M, N)).copy()
         return GemmResult(values, overflow, first_k, ops, dp)
@@ -411,8 +709,10 @@ def matmul(A: Any, B: Any, datapath: Datapath | None = None, bias: Any = None) -
     if n_suspect == M * N and not first_exit:
         values = np.empty((M, N), np.int64)
         method = "none"
+    elif raw is not None:
+        values, method = _zp_product(raw, A, B, pmax, ranges, bias64 if has_bias else None)
     else:
-        values, method = _exact_product(A, B, pmax, ranges, bias64 if bias is not None else None)
+        values, method = _exact_product(A, B, pmax, ranges, bias64 if has_bias else None)
     if n_suspect:
         r_idx, c_idx, sub = suspect
         sr, sc = np.nonzero(sub)
@@ -453,9 +753,13 @@ def matmul(A: Any, B: Any, datapath: Datapath | None = None, bias: Any = None) -
             _raise_first(dp, rows, cols, res, stop)
         if mask.any():
             overflows = _stage_overflows(res, mask, rows, cols, N)
+            tree_hit = np.flatnonzero(mask & kern.TREE)
+            if tree_hit.size:  # only with chunk_bits, hence from kern.scan on int64 A_c, B_c
+                tree_counts = _tree_counter(A_c, B_c, r_map[tree_hit], c_map[tree_hit], rows[tree_hit],
+                                            cols[tree_hit], dp, pmax)
     if method != "none":
         _spot_check(A, B, values, suspect, bias64, method)
-    return GemmResult(values, overflow, first_k, ops, dp, method, n_suspect, overflows)
+    return GemmResult(values, overflow, first_k, ops, dp, method, n_suspect, overflows, tree_counts)
 
 
 def _positions(keep: np.ndarray, n: int) -> np.ndarray:
@@ -577,18 +881,27 @@ def _raise_first(dp: Datapath, rows: np.ndarray, cols: np.ndarray, res: np.ndarr
         index=(i, j), k=k, value=value, bits=bits)
 
 
-def trace_output(A: Any, B: Any, datapath: Datapath, i: int, j: int, bias: Any = None) -> list[int]:
+def trace_output(A: Any, B: Any, datapath: Datapath, i: int, j: int, bias: Any = None, *,
+                 a_zero_point: Any = None, b_zero_point: Any = None) -> list[int]:
     """The accumulator register of output (i, j) after each add, in order (Python ints).
 
     A slow, literal emulation for golden-vector taps and debugging; the policy
     ``raise`` is treated as ``wrap`` here so the whole trace is returned. The
     arguments are checked as by :func:`matmul`; ``(i, j)`` must be an output index
-    (non-negative, no wrap-around).
+    (non-negative, no wrap-around). With zero points the products are those of the shifted
+    operands (``datapath.zero_points="operands"``), or of the raw operands followed by one more
+    entry, the register after the correction add (``"correction"``).
+
+    >>> from intsim import Datapath
+    >>> trace_output([[255, 255, 7]], [[127], [127], [1]], Datapath.vpmaddubsw(), 0, 0, a_zero_point=1)
+    [32767, 32774, 32519]
     """
     dp = as_datapath(datapath, default=False)
     A, B, bias64 = _operands(A, B, dp, bias)
     M, K = A.shape
     N = B.shape[1]
+    azp, _ = _zero_point(a_zero_point, dp.a, M, "a_zero_point", "row of A")
+    bzp, _ = _zero_point(b_zero_point, dp.b, N, "b_zero_point", "column of B")
     for name, v, n in (("i", i, M), ("j", j, N)):
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
             raise ConfigError(f"trace_output: {name} must be an integer output index, got {short_repr(v)}")
@@ -596,17 +909,28 @@ def trace_output(A: Any, B: Any, datapath: Datapath, i: int, j: int, bias: Any =
             raise ShapeError(f"trace_output: output index ({i}, {j}) is outside the {M}x{N} (M x N) result "
                              f"({name} must be from 0 to {n - 1})")
     i, j = int(i), int(j)
+    za = int(azp[i]) if azp is not None else 0
+    zb = int(bzp[j]) if bzp is not None else 0
+    shift = dp.zero_points == "operands"
+    a = [int(v) - (za if shift else 0) for v in A[i]]
+    b = [int(v) - (zb if shift else 0) for v in B[:, j]]
     acc = dp.acc
+
+    def fit(v: int) -> int:
+        if acc.contains(v):
+            return v
+        return acc.saturate(v) if dp.overflow == "saturate" else acc.wrap(v)
+
     reg = int(bias64[j])
     out = []
     for k0 in range(0, K, dp.k_chunk):
-        t = sum(int(A[i, k]) * int(B[k, j]) for k in range(k0, min(k0 + dp.k_chunk, K)))
+        t = sum(a[k] * b[k] for k in range(k0, min(k0 + dp.k_chunk, K)))
         if dp.chunk_bits is not None:
             ct = IntType(dp.chunk_bits)
             if not ct.contains(t):
                 t = ct.saturate(t) if dp.chunk_policy == "saturate" else ct.wrap(t)
-        reg += t
-        if not acc.contains(reg):
-            reg = acc.saturate(reg) if dp.overflow == "saturate" else acc.wrap(reg)
+        reg = fit(reg + t)
         out.append(reg)
+    if not shift and (azp is not None or bzp is not None) and K:
+        out.append(fit(reg + K * za * zb - za * sum(b) - zb * sum(a)))
     return out
