@@ -6,7 +6,8 @@ compiling. ``intsim compile`` does that work up front: it calls every kernel thr
 public functions on tiny inputs, covering the argument types intsim passes them (the GEMM
 kernels with their int64 operands, the operators of intsim.ops.ibert, intsim.ops.ivit, intsim.ops.illm and
 intsim.ops.gemmlowp for each variant, input word (int8, int16, int32, int64) and overflow policy,
-requantization in every mode, the square roots, IM-Unpack for every strategy pair, and one
+requantization in every mode, the square roots, IM-Unpack for every strategy pair, ONNX Runtime's
+float kernels of intsim.onnx, and one
 short sentence through the integer MiniLM for every configuration and non-linear family when the model
 package is installed). Kernels already in the cache are loaded, not compiled.
 
@@ -287,6 +288,25 @@ def _minilm() -> list[Step]:
     return out
 
 
+def _onnx() -> list[Step]:
+    """ONNX Runtime's float kernels (intsim.onnx.mlas) and its SGEMM (intsim.onnx.sgemm) on tiny inputs."""
+    def mlas() -> None:
+        from ..onnx import mlas as m
+
+        m.warm_up()
+
+    def sgemm() -> None:
+        from ..onnx.sgemm import matmul_f32, reduce_sum_krk
+
+        x = np.linspace(-1, 1, 60, dtype=np.float32)
+        for a, b in ((x.reshape(3, 20), x.reshape(20, 3)), (x[:20], x.reshape(20, 3)), (x.reshape(3, 20), x[:20])):
+            matmul_f32(a, b)
+        matmul_f32(x.reshape(3, 20), x.reshape(20, 3), b_constant=True)
+        matmul_f32(x[:20].reshape(1, 20), x.reshape(3, 20), trans_b=True)
+        reduce_sum_krk(x.reshape(3, 4, 5))
+    return [Step("onnx", "mlas", mlas), Step("onnx", "sgemm", sgemm)]
+
+
 GROUPS: dict[str, Callable[[], list[Step]]] = {
     "gemm": _gemm,
     "unpack": _unpack,
@@ -296,13 +316,14 @@ GROUPS: dict[str, Callable[[], list[Step]]] = {
     "ibert": lambda: _operator_family("ibert"),
     "ivit": lambda: _operator_family("ivit"),
     "illm": lambda: _operator_family("illm"),
+    "onnx": _onnx,
     "minilm": _minilm,
 }
 #: the module whose kernels each group is meant to reach (for the "not exercised" check)
 _GROUP_MODULES = {"gemm": "intsim.hw.gemm_kernels", "unpack": "intsim.hw.unpack.kernels",
                   "requant": "intsim.quant.requant.kernels", "isqrt": "intsim.ops.isqrt",
                   "gemmlowp": "intsim.ops.gemmlowp", "ibert": "intsim.ops.ibert", "ivit": "intsim.ops.ivit",
-                  "illm": "intsim.ops.illm"}
+                  "illm": "intsim.ops.illm", "onnx": "intsim.onnx.mlas"}  # and intsim.onnx.sgemm
 
 
 def steps(groups: Sequence[str] | None = None) -> list[Step]:

@@ -15,11 +15,27 @@ the same feeds, in one of two modes:
     outputs of the optimized session are the reference. Intermediate tensors of the optimized
     graph are exposed by running the saved graph again with ``ORT_DISABLE_ALL``.
 
+ONNX Runtime runs with :data:`~intsim.onnx.sgemm.SGEMM_THREADS` intra-op threads (one): MLAS splits
+a float GEMM among its threads and the split decides how the K dimension is cut into the slices
+whose partial sums it adds, so the thread count is part of what intsim reproduces (the integer
+kernels and the elementwise float kernels do not depend on it).
+
+QDQ graphs. With optimizations enabled ONNX Runtime fuses ``DequantizeLinear -> op ->
+QuantizeLinear`` groups into integer kernels (``QLinearMatMul``, ``QLinearAdd``, ``QLinearMul``,
+``QLinearSoftmax``, ``QLinearSigmoid``, ``QLinearConcat``...), which intsim runs bit for bit
+(:mod:`intsim.onnx.qops`); groups it does not fuse (with int8 activations the linear layers of a
+transformer stay float ``MatMul`` s) and, with optimizations disabled, every group compute the
+operator in float32 on dequantized values. A float ``MatMul`` there is MLAS's SGEMM, which
+intsim repeats operation for operation (:mod:`intsim.onnx.sgemm`), as it repeats ONNX Runtime's
+other float kernels (:mod:`intsim.onnx.mlas`: Softmax, Erf, Tanh, LayerNormalization, GELU...).
+
 A tensor matches when dtype, shape and every bit are equal. Graph outputs and integer
-intermediate tensors decide the verdict; float intermediate tensors are reported (with the
-largest ULP distance, see :func:`ulp_distance`) but do not decide it, because a float operator
-intsim computes with another summation order or approximation (float ``MatMul``, ``Softmax``,
-``Erf``...) is expected to differ in the last bits there.
+intermediate tensors decide the verdict; float intermediate tensors are reported with the
+largest ULP distance (:func:`ulp_distance`) and do not decide it: the few float operators intsim
+does not reproduce bit for bit (``Gemm``/``FusedGemm`` with numpy's summation order, float64 and
+float16 inputs; :mod:`intsim.onnx.fops` lists them) show there, node by node, and fail the check
+as soon as a difference reaches an output or crosses a quantization step (an integer tensor then
+differs).
 """
 
 from __future__ import annotations
@@ -37,6 +53,7 @@ from ..core.errors import ConfigError, ModelNotInstalledError
 from ..hw.datapath import Datapath
 from .graph import RunResult, run_model
 from .load import check_feeds, import_onnx, load_model
+from .sgemm import SGEMM_THREADS
 from .registry import GemmRecord
 
 __all__ = ["TensorComparison", "CheckReport", "check_against_ort", "ulp_distance", "OPTIMIZATION_MODES",
@@ -179,6 +196,7 @@ def run_ort(model: Any, feeds: Mapping[str, np.ndarray], *, optimization: str = 
     so.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_DISABLE_ALL if optimization == "disabled"
                                    else ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
     so.log_severity_level = 3
+    so.intra_op_num_threads = SGEMM_THREADS  # MLAS's float GEMM cuts K by its thread split: pin it
     if optimized_path:
         so.optimized_model_filepath = optimized_path
     try:

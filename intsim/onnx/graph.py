@@ -22,7 +22,7 @@ from ..hw.datapath import Datapath
 from . import fops as _fops  # noqa: F401  (registers the float operators)
 from . import qops as _qops  # noqa: F401  (registers the quantized operators)
 from .load import check_feeds, import_onnx
-from .registry import OPS, GemmRecord, NodeContext, supported_ops
+from .registry import OPS, GemmFunc, GemmRecord, KernelTrace, NodeContext, OpFunc, supported_ops
 
 __all__ = ["RunResult", "run_model", "default_datapath", "topological_order", "check_supported"]
 
@@ -40,6 +40,7 @@ class RunResult:
     outputs: dict[str, np.ndarray]
     tensors: dict[str, np.ndarray] = field(default_factory=dict)
     gemms: list[GemmRecord] = field(default_factory=list)
+    trace: list[KernelTrace] = field(default_factory=list)
 
     @property
     def n_overflow(self) -> int:
@@ -51,10 +52,11 @@ def _domain(d: str) -> str:
     return "" if d in ("", "ai.onnx") else d
 
 
-def check_supported(model: Any) -> None:
-    """ConfigError naming the first node whose operator intsim does not implement."""
+def check_supported(model: Any, extra: Mapping[tuple[str, str], Any] | None = None) -> None:
+    """ConfigError naming the first node whose operator intsim does not implement (nor ``extra``)."""
     for node in model.graph.node:
-        if (_domain(node.domain), node.op_type) not in OPS:
+        key = (_domain(node.domain), node.op_type)
+        if key not in OPS and key not in (extra or {}):
             raise ConfigError(
                 f"node {node.name or '(unnamed)'!r}: operator {node.op_type!r} of domain "
                 f"{node.domain or 'ai.onnx'!r} is not supported by intsim.onnx; supported: "
@@ -120,27 +122,38 @@ def _opset(model: Any) -> int:
 
 
 def run_model(model: Any, feeds: Mapping[str, Any], *, datapath: Datapath | None = None,
-              keep: bool = True) -> RunResult:
+              keep: bool = True, gemm: GemmFunc | None = None,
+              overrides: Mapping[tuple[str, str], OpFunc] | None = None, trace: bool = False) -> RunResult:
     """Run ``model`` (an ``onnx.ModelProto``, e.g. from :func:`~intsim.onnx.load.load_model`) on
     ``feeds`` (input name -> array, checked by :func:`~intsim.onnx.load.check_feeds`).
 
     Integer GEMMs run on ``datapath`` (default :func:`default_datapath`). With ``keep=True``
-    (default) every tensor a node produced stays in :attr:`RunResult.tensors`.
+    (default) every tensor a node produced stays in :attr:`RunResult.tensors`. Each operator
+    function learns which of its inputs are constant initializers (``NodeContext.constants``:
+    initializers that are not graph inputs), as ONNX Runtime pre-packs such a float GEMM operand.
+
+    What-if runs (:mod:`intsim.onnx.whatif`): ``gemm`` replaces the 2-D product of every integer
+    GEMM node (:data:`~intsim.onnx.registry.GemmFunc`), ``overrides`` replaces the function of
+    some ``(domain, op_type)`` (e.g. an integer-only Softmax). ``trace=True`` keeps every integer
+    kernel's operands and results in :attr:`RunResult.trace` (for golden vectors).
     """
     from onnx import numpy_helper
 
-    check_supported(model)
+    check_supported(model, overrides)
     arrays = check_feeds(model, feeds)
     env: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     env.update(arrays)
     dp = datapath if datapath is not None else default_datapath()
     opset = _opset(model)
     gemms: list[GemmRecord] = []
+    kernels: list[KernelTrace] | None = [] if trace else None
     produced: dict[str, np.ndarray] = {}
+    constants = frozenset(t.name for t in model.graph.initializer) - {i.name for i in model.graph.input}
     for node in topological_order(model, set(env)):
-        ctx = NodeContext(node, _attrs(node), opset, dp, gemms)
+        ctx = NodeContext(node, _attrs(node), opset, dp, gemms, constants, gemm, kernels)
         inputs = [env[name] if name else None for name in node.input]
-        outs = OPS[(_domain(node.domain), node.op_type)](ctx, inputs)
+        key = (_domain(node.domain), node.op_type)
+        outs = (overrides[key] if overrides and key in overrides else OPS[key])(ctx, inputs)
         for name, value in zip(node.output, outs, strict=False):
             if name:
                 arr = np.asarray(value)
@@ -150,4 +163,4 @@ def run_model(model: Any, feeds: Mapping[str, Any], *, datapath: Datapath | None
     missing = [o.name for o in model.graph.output if o.name not in env]
     if missing:
         raise FileFormatError(f"graph output {missing[0]!r} is produced by no node")
-    return RunResult({o.name: env[o.name] for o in model.graph.output}, produced, gemms)
+    return RunResult({o.name: env[o.name] for o in model.graph.output}, produced, gemms, kernels or [])
