@@ -8,7 +8,7 @@ change of data: regenerate the report with the command in ``REPORTS`` and commit
 
 By default the reports that regenerate within a minute or two run (``nonlinear``, ``unpack``), and
 one small case of each slow one (a Yosys synthesis against ``reports/synth/cells.csv``); the whole
-slow ones (``cost``, ``minilm``, ``training``, ``synth``: minutes each) run with
+slow ones (``cost``, ``minilm``, ``training``, ``synth``, ``onnx``: minutes each) run with
 ``INTSIM_FRESH_REPORTS=all`` (CI runs them after the test command; ``=NAME,NAME`` picks some).
 """
 
@@ -36,6 +36,7 @@ REPORTS: dict[str, tuple[list[str], bool]] = {
     "training": (["report", "training"], False),
     "synth": (["synth", "--sweep", "--table", "{tmp}/cells.csv"], False),
     "minilm": (["demo", "--config", "all", "--nonlinear", "all"], False),
+    "onnx": (["report", "onnx"], False),
 }
 
 
@@ -56,7 +57,9 @@ def test_a_committed_report_is_what_the_code_writes(name, tmp_path, capsys):
     command, fast = REPORTS[name]
     if not _selected(name, fast):
         pytest.skip(f"reports/{name} takes minutes to regenerate: INTSIM_FRESH_REPORTS=all (or ={name})")
-    if name in ("minilm", "cost", "training", "unpack"):
+    if name == "onnx":
+        pytest.importorskip("onnxruntime")
+    if name in ("minilm", "cost", "training", "unpack", "onnx"):
         from intsim.models.store import model_available
 
         if not model_available():

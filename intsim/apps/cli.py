@@ -7,7 +7,7 @@
     intsim rtl ...              run RTL templates or your design against a golden suite
     intsim synth                gate counts of the datapath units from Yosys (cost/synth.py)
     intsim model fetch|info     get the MiniLM model, show which copy is used
-    intsim onnx check|ops       run a quantized ONNX model bit for bit against ONNX Runtime
+    intsim onnx check|run|ops   a quantized ONNX model against ONNX Runtime bit for bit, or on another datapath
     intsim sweep SPEC.toml      a parameter grid on a Dask cluster, results in Parquet
 
 ``--model-dir DIR`` (before or after the command) uses a copy of the Hugging Face folder

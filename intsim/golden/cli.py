@@ -4,11 +4,15 @@
     intsim golden verify DIR [--case GLOB ...]
     intsim golden compare DIR --dut DUMPS [--junit FILE] [--case GLOB ...] [--no-taps]
     intsim golden operators [NAME [--example]]
+    intsim golden from-onnx MODEL --inputs FEEDS.npz --out DIR [--max-slices N] [--force]
 
 ``intsim golden operators`` lists every operator a suite can hold with its one-line summary;
 ``intsim golden operators NAME`` prints what a case of that operator writes (its shape, config
 and inputs keys with defaults and valid values, its outputs and taps) and a complete example
 spec; ``--example`` prints the example alone, ready for ``intsim golden generate``.
+``intsim golden from-onnx`` writes a suite from a quantized ONNX model run on your feeds: one
+``matmul`` case per integer GEMM (and one ``requantize`` case per ``QLinearMatMul``), inputs
+from the run (help(intsim.golden.from_onnx) gives the details).
 
 The same commands run without the ``intsim`` entry point, as
 ``python -m intsim.golden verify golden`` for example.
@@ -80,6 +84,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
         return 2
     progress = None if args.quiet else (lambda name: print(f"  {name}", flush=True))
     rep = generate_suite(args.spec, args.out, force=args.force, progress=progress)
+    print(f"wrote {rep.cases} case(s), {rep.files} files, {rep.bytes} bytes to {rep.out}")
+    return 0
+
+
+@_guarded
+def cmd_from_onnx(args: argparse.Namespace) -> int:
+    from ..onnx import load_feeds
+    from .from_onnx import suite_from_onnx
+
+    rep = suite_from_onnx(args.model, load_feeds(args.inputs), args.out, optimization=args.optimization,
+                          max_slices=args.max_slices, force=args.force)
     print(f"wrote {rep.cases} case(s), {rep.files} files, {rep.bytes} bytes to {rep.out}")
     return 0
 
@@ -159,6 +174,13 @@ manifest and the stored inputs (outputs, taps and raised errors)."""
 _COMPARE = """Compare a design's dumps against a suite: DUMPS/<case>/<output>.hex|.npy (and
 taps/<tap>.hex|.npy when present); report mismatches with index, hex and decimal."""
 
+_FROM_ONNX = """Run a quantized ONNX model on the feeds (the graph ONNX Runtime's default optimizations
+produce, unless --optimization disabled) and write a golden suite of the integer kernels it ran:
+one matmul case per 2-D integer GEMM (zero-point-free operands, an int32 accumulator that wraps)
+and one requantize case (mode ort_fp32) per QLinearMatMul, inputs from the run. Every output of
+the suite is checked against the model run before the command returns; verify and compare work
+on the suite unchanged."""
+
 _OPERATORS = """List the operators a golden suite can hold, or describe one.
 
 Without NAME: every operator with its one-line summary. With NAME: the keys of a case's shape,
@@ -192,6 +214,17 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--max-report", type=int, default=10, metavar="N",
                    help="mismatches listed per tensor (default 10; counts are always complete)")
     p.set_defaults(func=cmd_compare)
+
+    p = add_command(sub, "from-onnx", _FROM_ONNX, help="write a suite of the integer kernels of a quantized ONNX model")
+    p.add_argument("model", metavar="MODEL", help="the quantized .onnx file")
+    p.add_argument("--inputs", required=True, metavar="FEEDS.npz", help="an .npz of graph input name -> array")
+    p.add_argument("--optimization", choices=("enabled", "disabled"), default="enabled",
+                   help="the graph ONNX Runtime's default optimizations produce (enabled, default) or the graph "
+                        "as written (disabled)")
+    p.add_argument("--max-slices", type=int, default=1, metavar="N",
+                   help="cases per batched GEMM node, one per batch slice (default: 1, the first)")
+    add_output_options(p, out_required=True, what="suite directory", quiet=False)
+    p.set_defaults(func=cmd_from_onnx)
 
     p = add_command(sub, "operators", _OPERATORS,
                     help="list the operators a suite can hold; with NAME, its keys, taps and an example case")

@@ -58,6 +58,10 @@ def default_cache_dir() -> Path:
 # parameters from a case's config
 # ----------------------------------------------------------------------------------------------
 
+#: words per memory of tb_mac_array.v by default (larger cases build it with a larger DEPTH)
+TB_DEPTH = 65536
+
+
 def mac_parameters(config: Mapping[str, Any], lanes: int = MAC_LANES) -> dict[str, int]:
     """``mac_array``'s parameters for a matmul config (``a``, ``b``, ``acc_bits``)."""
     a, b = IntType.parse(config["a"]), IntType.parse(config["b"])
@@ -110,7 +114,11 @@ def _mac_case(rec: Mapping[str, Any], src: Path, out: Path) -> tuple[dict[str, i
             f"+SAT={int(cfg['overflow'] == 'saturate')}"]
     if cfg.get("bias"):
         args.append(f"+BIAS={src / 'bias.hex'}")
-    return mac_parameters(cfg), args
+    params = mac_parameters(cfg)
+    words = max(shape["M"] * shape["K"], shape["K"] * shape["N"], shape["M"] * shape["N"])
+    if words > TB_DEPTH:  # the testbench's memories grow to the case (a power of two: few distinct builds)
+        params["DEPTH"] = 1 << (words - 1).bit_length()
+    return params, args
 
 
 def _requant_unsupported(rec: Mapping[str, Any]) -> str | None:

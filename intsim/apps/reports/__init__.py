@@ -9,4 +9,5 @@ REPORTS: dict[str, str] = {
     "nonlinear": "intsim.apps.reports.nonlinear",
     "cost": "intsim.apps.reports.cost",
     "training": "intsim.apps.reports.training",
+    "onnx": "intsim.apps.reports.onnx",
 }

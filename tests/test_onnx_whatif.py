@@ -1,0 +1,138 @@
+"""`intsim onnx run`: what-if runs of quantized ONNX models (other accumulators, IM-Unpack,
+integer-only non-linear operators), compared with ONNX Runtime and float."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+quantization = pytest.importorskip("onnxruntime.quantization")
+
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from intsim.apps.cli import main as cli_main  # noqa: E402
+from intsim.core.errors import AccumulatorOverflow, ConfigError  # noqa: E402
+from intsim.onnx import load_model  # noqa: E402
+from intsim.onnx.whatif import WhatIf, optimized_model, run_whatif  # noqa: E402
+
+D, H = 32, 48
+
+
+def _save(path, nodes, inputs, outputs, inits, opset=17):
+    g = helper.make_graph(nodes, path.stem, inputs, outputs, [numpy_helper.from_array(a, n) for n, a in inits.items()])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    onnx.save(m, str(path))
+    return path
+
+
+def _block(path):
+    """x (N, T, D) -> LayerNorm(x + softmax(x Wq (x Wk)^T) x Wv) -> GELU(. W1) W2: one small
+    Transformer-like block with every non-linear operator the what-if can replace."""
+    rng = np.random.default_rng(5)
+    w = lambda *s: (rng.standard_normal(s) * 0.2).astype(np.float32)  # noqa: E731
+    inits = {"Wq": w(D, D), "Wk": w(D, D), "Wv": w(D, D), "W1": w(D, H), "W2": w(H, D),
+             "gamma": (1 + 0.1 * rng.standard_normal(D)).astype(np.float32),
+             "beta": (0.1 * rng.standard_normal(D)).astype(np.float32)}
+    nodes = [helper.make_node("MatMul", ["x", "Wq"], ["q"], name="q_proj"),
+             helper.make_node("MatMul", ["x", "Wk"], ["k"], name="k_proj"),
+             helper.make_node("MatMul", ["x", "Wv"], ["v"], name="v_proj"),
+             helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 2, 1], name="k_t"),
+             helper.make_node("MatMul", ["q", "kt"], ["s"], name="scores"),
+             helper.make_node("Softmax", ["s"], ["p"], axis=-1, name="softmax"),
+             helper.make_node("MatMul", ["p", "v"], ["c"], name="context"),
+             helper.make_node("Add", ["c", "x"], ["r"], name="residual"),
+             helper.make_node("LayerNormalization", ["r", "gamma", "beta"], ["n"], axis=-1, name="ln"),
+             helper.make_node("MatMul", ["n", "W1"], ["u"], name="ffn_up"),
+             helper.make_node("Gelu", ["u"], ["g"], name="gelu"),
+             helper.make_node("MatMul", ["g", "W2"], ["y"], name="ffn_down")]
+    return _save(path, nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "T", D])],
+                 [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", "T", D])], inits, opset=20)
+
+
+class _Reader(quantization.CalibrationDataReader):
+    def __init__(self):
+        rng = np.random.default_rng(1000)
+        self._it = iter([{"x": rng.standard_normal((2, 6, D)).astype(np.float32)} for _ in range(6)])
+
+    def get_next(self):
+        return next(self._it, None)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    import logging
+
+    logging.getLogger().setLevel(logging.ERROR)
+    tmp = tmp_path_factory.mktemp("whatif")
+    fp = _block(tmp / "block.onnx")
+    dyn = tmp / "block_dyn.onnx"
+    quantization.quantize_dynamic(str(fp), str(dyn), weight_type=quantization.QuantType.QInt8)
+    return {"float": fp, "dynamic": dyn}
+
+
+@pytest.fixture(scope="module")
+def feeds():
+    rng = np.random.default_rng(7)  # disjoint from the calibration seed
+    return {"x": (rng.standard_normal((2, 9, D)) * 1.3).astype(np.float32)}
+
+
+def test_the_unchanged_datapath_reproduces_onnxruntime(models, feeds):
+    res = run_whatif(optimized_model(models["dynamic"]), feeds, WhatIf())
+    assert res.gemms and res.n_overflow == 0
+    assert res.against_ort and all(t.n_differ == 0 for t in res.against_ort), res.against_ort
+    assert res.unpack_ratio is None
+
+
+def test_im_unpack_on_4_bit_multipliers_is_exact(models, feeds):
+    res = run_whatif(optimized_model(models["dynamic"]), feeds, WhatIf(unpack_bits=4))
+    assert res.n_overflow == 0
+    assert all(t.n_differ == 0 for t in res.against_ort)  # exact: every tensor as ONNX Runtime's
+    assert all(g.method == "unpack4" for g in res.gemms)
+    assert res.unpack_ratio is not None and res.unpack_ratio > 1.0
+    assert any(k == "mac" and w[:2] == (4, 4) for (k, w), _ in res.ops.items())
+
+
+def test_narrow_saturating_accumulators_diverge_and_say_where(models, feeds):
+    res = run_whatif(optimized_model(models["dynamic"]), feeds, WhatIf(acc_bits=12, overflow="saturate"))
+    assert res.n_overflow > 0
+    first = next(g for g in res.gemms if g.n_overflow)
+    assert first.first_overflow is not None and len(first.first_overflow) == 4
+    assert any(t.n_differ > 0 for t in res.against_ort)
+    with pytest.raises(AccumulatorOverflow, match="node"):
+        run_whatif(optimized_model(models["dynamic"]), feeds, WhatIf(acc_bits=12, overflow="raise"))
+
+
+@pytest.mark.parametrize("family", ["ibert", "ivit-corrected", "illm"])
+def test_integer_only_nonlinear_operators_replace_the_float_ones(models, feeds, family):
+    model = load_model(models["dynamic"])  # as written: Softmax, LayerNormalization and Gelu in float
+    res = run_whatif(model, feeds, WhatIf(nonlinear=family), float_model=load_model(models["float"]))
+    assert sorted(r.op_type for r in res.replacements) == ["Gelu", "LayerNormalization", "Softmax"]
+    assert all(r.family == family and r.ops for r in res.replacements)
+    y = next(t for t in res.against_ort if t.name == "y")
+    assert y.n_differ > 0 and y.rel_rms < 0.1  # close to ONNX Runtime's, not equal
+    (vs_float,) = res.against_float
+    assert vs_float.name == "y" and vs_float.rel_rms < 0.15
+
+
+def test_bad_what_ifs_are_refused():
+    for kw in ({"acc_bits": 1}, {"overflow": "clip"}, {"unpack_bits": 1}, {"strategy_a": "diagonal"},
+               {"nonlinear": "sigmoid"}, {"nonlinear_bits": 2}):
+        with pytest.raises(ConfigError):
+            WhatIf(**kw)
+
+
+def test_the_command_line_prints_and_writes_the_what_if(models, feeds, tmp_path, capsys):
+    np.savez(tmp_path / "feeds.npz", **feeds)
+    out = tmp_path / "whatif"
+    rc = cli_main(["onnx", "run", str(models["dynamic"]), "--inputs", str(tmp_path / "feeds.npz"),
+                   "--unpack-bits", "4", "--float-model", str(models["float"]), "--out", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0
+    assert "IM-Unpack on 4-bit multipliers" in text and "unpack ratio" in text and "Energy" in text
+    assert {p.name for p in out.iterdir()} >= {"what-if.md", "tensors.csv", "gemms.csv", "energy.csv"}
+    rc = cli_main(["onnx", "run", str(models["dynamic"]), "--inputs", str(tmp_path / "feeds.npz"),
+                   "--strategy", "row"])
+    assert rc == 2 and "--strategy" in capsys.readouterr().err
