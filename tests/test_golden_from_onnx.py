@@ -107,13 +107,16 @@ def test_requantize_cases_reproduce_onnxruntime_bit_for_bit(models, feeds, tmp_p
     suite = load_suite(out)
     case = next(c for c in suite.cases if c.name.startswith(node.name) and c.name.endswith("requant"))
     (decl, npy, hx), = case.of_role("output")
-    assert np.array_equal(suite.tensor(decl, npy, hx), ref[0])  # slice 0 of the batch
+    assert np.array_equal(suite.tensor(decl, npy, hx), ref.reshape(-1, ref.shape[-1]))  # every row: one product
 
 
 def test_max_slices_writes_one_case_per_batch_slice(models, feeds, tmp_path):
-    one = suite_from_onnx(models["dynamic"], feeds, tmp_path / "a")
-    three = suite_from_onnx(models["dynamic"], feeds, tmp_path / "b", max_slices=3)
-    assert three.cases > one.cases
+    """The attention products (QLinearMatMul of two activations) are batched; the linear layers
+    (a 2-D weight) are one product each, every leading axis of A as rows, as ONNX Runtime runs them."""
+    one = suite_from_onnx(models["static"], feeds, tmp_path / "a")
+    three = suite_from_onnx(models["static"], feeds, tmp_path / "b", max_slices=3)
+    assert one.cases == 12  # q, k, v, scores, context, ffn: a matmul and a requantize each
+    assert three.cases == one.cases + 2 * 2 * 2  # scores and context: 2 more slices, a matmul and a requantize
     with pytest.raises(ConfigError):
         suite_from_onnx(models["dynamic"], feeds, tmp_path / "c", max_slices=0)
 

@@ -53,8 +53,8 @@ from ..core.errors import ConfigError, ModelNotInstalledError
 from ..hw.datapath import Datapath
 from .graph import RunResult, run_model
 from .load import check_feeds, import_onnx, load_model
-from .sgemm import SGEMM_THREADS
 from .registry import GemmRecord
+from .sgemm import SGEMM_THREADS
 
 __all__ = ["TensorComparison", "CheckReport", "check_against_ort", "ulp_distance", "OPTIMIZATION_MODES",
            "run_ort"]

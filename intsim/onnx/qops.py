@@ -59,12 +59,14 @@ The float arithmetic around the GEMMs is float32, in the order ONNX Runtime's CP
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from ..core.errors import AccumulatorOverflow
 from ..core.inttype import IntType
 from ..core.opcounts import OpCounts
-from ..hw.gemm import matmul
+from ..hw.gemm import gemm_ops, matmul
 from ..quant.requant import requantize
+from .mlas import fma32
 from .registry import MS_DOMAIN, GemmOutcome, GemmRecord, KernelTrace, NodeContext, register
 
 __all__ = ["int_matmul", "quantize_linear", "dynamic_quantize_params", "fma_f32", "qlinear_add_mlas",
@@ -115,11 +117,33 @@ def _datapath_gemm(ctx: NodeContext, a: np.ndarray, b: np.ndarray) -> GemmOutcom
     return GemmOutcome(r.values, r.method, int(r.n_overflow), r.ops, first, a.shape[0] * a.shape[1] * b.shape[1])
 
 
+def _batched_exact(ctx: NodeContext, aa: np.ndarray, bb: np.ndarray) -> np.ndarray | None:
+    """All the 2-D products of a batched GEMM at once, when the datapath's default arithmetic
+    cannot overflow them: operands checked against ``ctx.datapath``'s types (OperandRangeError as
+    :func:`intsim.matmul` raises it), then ``K * max|A| * max|B|`` (plus nothing: no bias) within
+    the accumulator's range proves every partial sum fits, so each output is the exact product,
+    computed in float64 (exact below 2**53) by numpy's batched matmul. None when the bound does
+    not hold (each product then runs on :func:`intsim.matmul`, which finds the overflows)."""
+    dp = ctx.datapath
+    if dp.k_chunk != 1 or dp.zero_points != "operands":
+        return None
+    dp.a.check(aa, "A")
+    dp.b.check(bb, "B")
+    k = aa.shape[2]
+    amax = int(np.abs(aa).max()) if aa.size else 0
+    bmax = int(np.abs(bb).max()) if bb.size else 0
+    if k * amax * bmax >= min(2 ** (dp.acc_bits - 1) - 1, 2**53):
+        return None
+    return np.matmul(aa.astype(np.float64), bb.astype(np.float64)).astype(np.int64)
+
+
 def int_matmul(ctx: NodeContext, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a @ b`` (numpy ``matmul`` shapes: 1-D operands, broadcast batch dimensions) of integer
     arrays on ``ctx.datapath``, one :func:`intsim.matmul` per 2-D product (or ``ctx.gemm``, a
-    what-if run's replacement); int64 registers. Each node is recorded in ``ctx.gemms``, each
-    product in ``ctx.trace`` when it is a list."""
+    what-if run's replacement); int64 registers. A 2-D ``b`` (a weight) multiplies ``a`` with all
+    its leading axes as rows, in one product, as ONNX Runtime's ``MatMulComputeHelper`` arranges it
+    (integer sums do not depend on the arrangement); otherwise one product per broadcast batch
+    index. Each node is recorded in ``ctx.gemms``, each product in ``ctx.trace`` when it is a list."""
     a2 = a[None, :] if a.ndim == 1 else a
     b2 = b[:, None] if b.ndim == 1 else b
     if a2.ndim < 2 or b2.ndim < 2 or a2.shape[-1] != b2.shape[-2]:
@@ -130,8 +154,19 @@ def int_matmul(ctx: NodeContext, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         raise ctx.shape_error(f"batch dimensions of A {a.shape} and B {b.shape} do not broadcast") from None
     m, k = a2.shape[-2:]
     n = b2.shape[-1]
-    aa = np.broadcast_to(a2, batch + (m, k)).reshape(-1, m, k)
-    bb = np.broadcast_to(b2, batch + (k, n)).reshape(-1, k, n)
+    flat = b2.ndim == 2 and a2.ndim > 2
+    if flat:  # a weight: one product with every leading axis of A as rows (as MLAS)
+        m = int(np.prod(a2.shape[:-1]))
+        aa, bb = a2.reshape(1, m, k), b2[None]
+    else:
+        aa = np.broadcast_to(a2, batch + (m, k)).reshape(-1, m, k)
+        bb = np.broadcast_to(b2, batch + (k, n)).reshape(-1, k, n)
+    fast = _batched_exact(ctx, aa, bb) if ctx.gemm is None and ctx.trace is None and aa.shape[0] > 1 else None
+    if fast is not None:
+        ctx.gemms.append(GemmRecord(ctx.node.name, ctx.node.op_type, (m, k, n), aa.shape[0], "exact-batched", 0,
+                                    None, gemm_ops(m, k, n, ctx.datapath) * aa.shape[0], m * k * n * aa.shape[0]))
+        res = fast.reshape(batch + (m, n))
+        return res[..., 0, :] if a.ndim == 1 else (res[..., 0] if b.ndim == 1 else res)
     out = np.empty((aa.shape[0], m, n), dtype=np.int64)
     n_over, method, first, macs, ops = 0, "", None, 0, OpCounts()
     run = ctx.gemm or _datapath_gemm
@@ -152,7 +187,7 @@ def int_matmul(ctx: NodeContext, a: np.ndarray, b: np.ndarray) -> np.ndarray:
                                          {"A": ai, "B": bi, "C": out[i].copy()}))
     ctx.gemms.append(GemmRecord(ctx.node.name, ctx.node.op_type, (m, k, n), aa.shape[0], method, n_over, first,
                                 ops, macs))
-    res = out.reshape(batch + (m, n))
+    res = out.reshape(a2.shape[:-1] + (n,) if flat else batch + (m, n))
     if a.ndim == 1:
         res = res[..., 0, :]
     if b.ndim == 1:
@@ -320,7 +355,10 @@ def _qlinear_matmul(ctx: NodeContext, inputs: list) -> list:
     if ctx.trace is not None:  # one requantization per 2-D product, as the GEMM's trace
         conf = {"scale": scale.tolist() if scale.ndim else float(scale), "mode": "ort_fp32", "out": t.name,
                 "in_type": "int32", "zero_point": zp}
-        acc3 = acc.reshape(-1, *acc.shape[-2:]) if acc.ndim >= 2 else acc.reshape(1, 1, -1)
+        if b.ndim == 2 and acc.ndim > 2:  # a weight: one product (int_matmul), one requantization
+            acc3 = acc.reshape(1, -1, acc.shape[-1])
+        else:
+            acc3 = acc.reshape(-1, *acc.shape[-2:]) if acc.ndim >= 2 else acc.reshape(1, 1, -1)
         y3 = y.reshape(acc3.shape)
         for i in range(acc3.shape[0]):
             ctx.trace.append(KernelTrace("requantize", ctx.node.name, ctx.node.op_type, i,
@@ -362,30 +400,27 @@ def _dynamic_quantize_matmul(ctx: NodeContext, inputs: list) -> list:
     return [_scale_bias(ctx, acc, scale, bias)]
 
 
-def fma_f32(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """``a * b + c`` of float32 arrays with one rounding (to nearest even), as ``VFMADD*PS`` computes it.
+@njit(cache=True, nogil=True)
+def _fma_kernel(a, b, c, out):  # pragma: no cover - numba
+    for i in range(out.size):
+        out[i] = fma32(a[i], b[i], c[i])
 
-    The product of two float32 values is exact in float64; the float64 sum ``s = a*b + c`` is
-    corrected to round-to-odd with its exact error (Knuth's TwoSum), and a round-to-odd float64
-    (53 bits >= 24 + 2) rounds to the correctly rounded float32. Overflow gives +-inf, NaN
-    propagates.
+
+def fma_f32(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """``a * b + c`` of float32 arrays (numpy broadcasting) with one rounding (to nearest even), as
+    ``VFMADD*PS`` computes it: :func:`intsim.onnx.mlas.fma32` (``llvm.fma.f32``, exact on any CPU)
+    element by element. Overflow gives +-inf, NaN propagates.
 
     Example:
         >>> e = np.float32(2.0 ** -13)
         >>> float(fma_f32(np.float32(1) + e, np.float32(1) - e, np.float32(-1)))  # exact -2**-26
         -1.4901161193847656e-08
     """
-    a64 = np.asarray(a, dtype=F32).astype(np.float64)
-    b64 = np.asarray(b, dtype=F32).astype(np.float64)
-    c64 = np.asarray(c, dtype=F32).astype(np.float64)
-    with np.errstate(invalid="ignore", over="ignore"):
-        p = a64 * b64
-        s = p + c64
-        bb = s - p
-        e = (p - (s - bb)) + (c64 - bb)
-        fix = np.isfinite(s) & (e != 0) & ((np.asarray(s).view(np.int64) & 1) == 0)
-        s = np.where(fix, np.nextafter(s, np.where(e > 0, np.inf, -np.inf)), s)
-        return np.asarray(s).astype(F32)
+    xa, xb, xc = np.broadcast_arrays(np.asarray(a, dtype=F32), np.asarray(b, dtype=F32), np.asarray(c, dtype=F32))
+    out = np.empty(xa.shape, dtype=F32)
+    _fma_kernel(np.ascontiguousarray(xa).reshape(-1), np.ascontiguousarray(xb).reshape(-1),
+                np.ascontiguousarray(xc).reshape(-1), out.reshape(-1))
+    return out if out.ndim else out[()]
 
 
 def _cvtps_epi32(v: np.ndarray) -> np.ndarray:

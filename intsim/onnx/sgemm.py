@@ -45,30 +45,41 @@ SGEMM_STRIDEN_THREAD_ALIGN = 16  # MLAS_SGEMM_STRIDEN_THREAD_ALIGN
 SGEMM_THREADS = 1
 
 
+#: rows of A that share each loaded row of B in :func:`_sgemm_kernel_slices` (the result does not
+#: depend on it: every output is its own chain of fused multiply-adds in k order)
+_ROW_BLOCK = 8
+
+
 @njit(cache=True, nogil=True)
 def _sgemm_kernel_slices(a, b, c, m0, m1, n0, n1, stride_k, alpha):
     """``MlasSgemmKernel*Avx512F`` on rows m0:m1 and columns n0:n1, K cut into ``stride_k`` slices:
     per slice a fused multiply-add chain from +0 in k order, then ``c = acc * alpha`` (first slice)
-    or ``c = fma(acc, alpha, c)``."""
+    or ``c = fma(acc, alpha, c)``. Rows are taken ``_ROW_BLOCK`` at a time so that each row of B
+    serves all of them (the order of each output's chain is unchanged)."""
     k_total = a.shape[1]
     width = n1 - n0
-    acc = np.empty(width, dtype=np.float32)
-    for m in range(m0, m1):
+    acc = np.empty((_ROW_BLOCK, width), dtype=np.float32)
+    bk = np.empty(width, dtype=np.float32)
+    for r0 in range(m0, m1, _ROW_BLOCK):
+        rows = min(_ROW_BLOCK, m1 - r0)
         k0 = 0
         first = True
         while k0 < k_total:
             k1 = min(k_total, k0 + stride_k)
-            for j in range(width):
-                acc[j] = np.float32(0.0)
+            acc[:rows, :] = np.float32(0.0)
             for k in range(k0, k1):
-                av = a[m, k]
                 for j in range(width):
-                    acc[j] = fma32(av, b[k, n0 + j], acc[j])
-            for j in range(width):
-                if first:
-                    c[m, n0 + j] = acc[j] * alpha
-                else:
-                    c[m, n0 + j] = fma32(acc[j], alpha, c[m, n0 + j])
+                    bk[j] = b[k, n0 + j]
+                for r in range(rows):
+                    av = a[r0 + r, k]
+                    for j in range(width):
+                        acc[r, j] = fma32(av, bk[j], acc[r, j])
+            for r in range(rows):
+                for j in range(width):
+                    if first:
+                        c[r0 + r, n0 + j] = acc[r, j] * alpha
+                    else:
+                        c[r0 + r, n0 + j] = fma32(acc[r, j], alpha, c[r0 + r, n0 + j])
             first = False
             k0 = k1
 
