@@ -69,7 +69,8 @@ def main() -> None:
             names = [o.name for o in sess.get_outputs()]
             ref = sess.run(names, feeds)
             mine = run_model(model, feeds, keep=False).outputs
-            same = all(np.array_equal(mine[n].view(np.uint32), r.view(np.uint32)) for n, r in zip(names, ref, strict=True))
+            same = all(np.array_equal(mine[n].view(np.uint32), r.view(np.uint32))
+                       for n, r in zip(names, ref, strict=True))
             t_ort = best_time(lambda s=sess, n=names: s.run(n, feeds), args.repeat)
             t_int = best_time(lambda m=model: run_model(m, feeds, keep=False), args.repeat)
             worst = max(worst, t_int / t_ort)
