@@ -455,3 +455,38 @@ def test_qlinear_softmax_refuses_bad_scales():
 def test_lookup_table_identity():
     t = qops.lookup_table(F32(0.5), 3, F32(0.5), 3, np.dtype(np.int8), lambda v: v)
     assert (t == np.arange(256, dtype=np.uint8).view(np.int8)).all()
+
+
+# -- int16 activations (QInt16 / QUInt16 in onnxruntime.quantization) ---------------------------------------
+
+
+@pytest.mark.parametrize(("act", "weight"), [("QInt16", "QInt16"), ("QUInt16", "QUInt8"), ("QInt16", "QInt8")])
+def test_int16_activations(tmp_path, act, weight):
+    """QDQ models with 16-bit activations check clean as written; with ONNX Runtime's optimizations a
+    16-bit weight stays a QDQ group, while an 8-bit weight is fused into com.microsoft MatMulNBits
+    (a weight-only GEMM intsim does not implement: refused, naming the node's operator)."""
+    rng = np.random.default_rng(21)
+    inits = {"W1": (rng.standard_normal((D, H)) * 0.3).astype(F32), "b1": (rng.standard_normal(H) * 0.1).astype(F32),
+             "W2": (rng.standard_normal((H, O)) * 0.3).astype(F32)}
+    nodes = [helper.make_node("MatMul", ["x", "W1"], ["h0"], name="fc1"),
+             helper.make_node("Add", ["h0", "b1"], ["h1"], name="bias"),
+             helper.make_node("Relu", ["h1"], ["h2"], name="relu"),
+             helper.make_node("MatMul", ["h2", "W2"], ["y"], name="fc2")]
+    path = _save(tmp_path, "mlp16", nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", D])],
+                 [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", O])], inits, opset=21)
+    qpath = tmp_path / f"mlp16_{act}_{weight}.onnx"
+    logging.getLogger().setLevel(logging.ERROR)
+    quantization.quantize_static(str(path), str(qpath), _Reader([{"x": rng.standard_normal((4, D)).astype(F32)}
+                                                                 for _ in range(4)]),
+                                 quant_format=quantization.QuantFormat.QDQ, activation_type=getattr(Q, act),
+                                 weight_type=getattr(Q, weight))
+    feeds = {"x": (np.random.default_rng(22).standard_normal((7, D)) * 1.5).astype(F32)}
+    rep = check_against_ort(qpath, feeds, optimization="disabled")
+    assert rep.ok and all(t.ok for t in rep.tensors), rep.table(all_rows=True)
+    assert any(t.dtype in ("int16", "uint16") for t in rep.tensors)
+    if weight == "QInt16":
+        rep = check_against_ort(qpath, feeds, optimization="enabled")
+        assert rep.ok and all(t.ok for t in rep.tensors), rep.table(all_rows=True)
+    else:
+        with pytest.raises(ConfigError, match="MatMulNBits"):
+            check_against_ort(qpath, feeds, optimization="enabled")
