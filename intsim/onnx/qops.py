@@ -423,19 +423,6 @@ def fma_f32(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     return out if out.ndim else out[()]
 
 
-def _cvtps_epi32(v: np.ndarray) -> np.ndarray:
-    """x86 ``CVTPS2DQ``: round to nearest even to int32; NaN and values outside the int32 range give
-    ``INT32_MIN`` (the "integer indefinite"). int64 result."""
-    with np.errstate(invalid="ignore"):
-        ok = np.abs(v) < F32(2.0**31)
-        return np.where(ok, np.rint(np.where(ok, v, 0)), -(2**31)).astype(np.int64)
-
-
-def _pack_sat(r: np.ndarray, t: IntType, dtype: np.dtype) -> np.ndarray:
-    """``PACKSSDW`` (int32 -> int16, saturating) then ``PACKUSWB``/``PACKSSWB`` to the 8-bit type."""
-    return np.clip(np.clip(r, -32768, 32767), t.min, t.max).astype(dtype)
-
-
 def _innermost_roles(a: np.ndarray, b: np.ndarray) -> str:
     """How ONNX Runtime's ``BroadcastLooper`` hands the two inputs to MLAS: ``"scalar0"`` when A
     holds one element, or repeats one element along the innermost non-trivial output axis (each span
@@ -483,13 +470,32 @@ def qlinear_add_mlas(a: np.ndarray, sa: np.float32, za: int, b: np.ndarray, sb: 
     r_a = F32(F32(sa) / F32(sc))
     r_b = F32(F32(sb) / F32(sc))
     fixed = F32(zc) - fma_f32(r_a, F32(za), F32(r_b * F32(zb)))
-    af = a.astype(F32)
     if scalar_b:
         fixed = fma_f32(F32(b.reshape(-1)[0]), r_b, fixed)
-        v = fma_f32(af, r_a, fixed)
+        bb = np.zeros(1, dtype=dtype)
     else:
-        v = fma_f32(af, r_a, fma_f32(b.astype(F32), r_b, fixed))
-    return _pack_sat(_cvtps_epi32(v), t, dtype)
+        bb = np.ascontiguousarray(np.broadcast_to(b, a.shape)).reshape(-1)
+    out = np.empty(a.shape, dtype=dtype)
+    _qladd_kernel(np.ascontiguousarray(a).reshape(-1), bb, r_a, r_b, F32(fixed), scalar_b, t.min, t.max,
+                  out.reshape(-1))
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _qladd_kernel(a, b, r_a, r_b, fixed, scalar_b, lo, hi, out):  # pragma: no cover - numba
+    """:func:`qlinear_add_mlas` per element: the fused multiply-adds, ``CVTPS2DQ`` (ties to even;
+    NaN or beyond int32: INT32_MIN), int16 then 8-bit saturation."""
+    for i in range(out.size):
+        if scalar_b:
+            v = fma32(np.float32(a[i]), r_a, fixed)
+        else:
+            v = fma32(np.float32(a[i]), r_a, fma32(np.float32(b[i]), r_b, fixed))
+        if abs(v) < np.float32(2.0**31):
+            r = np.int64(np.rint(v))
+        else:
+            r = np.int64(-(2**31))
+        r = min(max(r, -32768), 32767)
+        out[i] = min(max(r, lo), hi)
 
 
 def qlinear_mul_mlas(a: np.ndarray, sa: np.float32, za: int, b: np.ndarray, sb: np.float32, zb: int,
@@ -505,11 +511,29 @@ def qlinear_mul_mlas(a: np.ndarray, sa: np.float32, za: int, b: np.ndarray, sb: 
         [7, 83]
     """
     dtype = a.dtype
+    t = _QTYPES[np.dtype(dtype)]
     ratio = F32(F32(F32(sa) * F32(sb)) / F32(sc))
-    p = (a.astype(np.int64) - za) * (b.astype(np.int64) - zb)
-    with np.errstate(over="ignore", invalid="ignore"):
-        v = (p.astype(F32) * ratio).astype(F32) + F32(zc)
-    return _pack_sat(_cvtps_epi32(v.astype(F32)), _QTYPES[np.dtype(dtype)], dtype)
+    shape = np.broadcast_shapes(a.shape, b.shape)
+    out = np.empty(shape, dtype=dtype)
+    _qlmul_kernel(np.ascontiguousarray(np.broadcast_to(a, shape)).reshape(-1),
+                  np.ascontiguousarray(np.broadcast_to(b, shape)).reshape(-1), za, zb, ratio, F32(zc), t.min, t.max,
+                  out.reshape(-1))
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _qlmul_kernel(a, b, za, zb, ratio, zc, lo, hi, out):  # pragma: no cover - numba
+    """:func:`qlinear_mul_mlas` per element: the exact product, ``float32(p) * ratio`` then ``+ zc``
+    (two roundings), ``CVTPS2DQ``, int16 then 8-bit saturation."""
+    for i in range(out.size):
+        p = (np.int64(a[i]) - za) * (np.int64(b[i]) - zb)
+        v = np.float32(np.float32(p) * ratio) + zc
+        if abs(v) < np.float32(2.0**31):
+            r = np.int64(np.rint(v))
+        else:
+            r = np.int64(-(2**31))
+        r = min(max(r, -32768), 32767)
+        out[i] = min(max(r, lo), hi)
 
 
 def qlinear_add_raw(a: np.ndarray, sa: np.float32, za: int, b: np.ndarray, sb: np.float32, zb: int,
