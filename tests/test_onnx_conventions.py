@@ -364,3 +364,26 @@ def test_qlinear_matmul_multiplier_is_float32():
             break
     if found == 0:
         pytest.skip("no scale triple separated the float32 and float64 multipliers")
+
+
+def test_quantize_linear_per_channel_zero_points_and_nan_as_onnxruntime():
+    """One QuantizeLinear for intsim.onnx and users: per-channel zero points are the scalar call per
+    column; nan="minimum" is ONNX Runtime's NaN (the type's minimum), the default refuses NaN."""
+    from intsim import quantize_linear
+    from intsim.core.errors import ConfigError
+
+    x = np.array([[0.5, -7.25, 300.0], [np.inf, -1.0, 2.5]], dtype=np.float32)
+    scale = np.array([0.5, 0.25, 2.0], dtype=np.float32)
+    zp = np.array([3, -4, 0], dtype=np.int8)
+    got = quantize_linear(x, scale, zp, "int8").values
+    for j in range(3):
+        col = quantize_linear(np.ascontiguousarray(x[:, j]), float(scale[j]), int(zp[j]), "int8").values
+        assert got[:, j].tolist() == col.tolist()
+    y = np.array([1.0, np.nan, -3.0], dtype=np.float32)
+    assert quantize_linear(y, 1.0, 10, "uint8", nan="minimum").values.tolist() == [11, 0, 7]
+    with pytest.raises(ConfigError, match="NaN"):
+        quantize_linear(y, 1.0, 10, "uint8")
+    for bad in ({"nan": "zero"}, {"y_zero_point": np.array([300], np.int64)}, {"y_zero_point": 0.5}):
+        kw = {"y_zero_point": 0, **bad}
+        with pytest.raises(ConfigError):
+            quantize_linear(y[:1], 1.0, out="uint8", **kw)

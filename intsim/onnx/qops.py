@@ -65,6 +65,7 @@ from ..core.errors import AccumulatorOverflow
 from ..core.inttype import IntType
 from ..core.opcounts import OpCounts
 from ..hw.gemm import gemm_ops, matmul
+from ..quant.requant import quantize_linear as quantize_linear_op
 from ..quant.requant import requantize
 from .mlas import fma32
 from .registry import MS_DOMAIN, GemmOutcome, GemmRecord, KernelTrace, NodeContext, register
@@ -229,17 +230,6 @@ def _acc32(acc: np.ndarray) -> np.ndarray:
     return acc.astype(np.int32)  # the registers already hold int32 values (acc_bits=32)
 
 
-def _saturate_rint(v: np.ndarray, zp: np.ndarray | int, t: IntType, dtype: np.dtype) -> np.ndarray:
-    """``sat(rint(v) + zp)`` of float32 values, NaN -> the type's minimum (MLAS's MAXPS clamp)."""
-    zp64 = np.asarray(zp, dtype=np.int64)
-    lo = (t.min - zp64).astype(np.float32)
-    hi = (t.max - zp64).astype(np.float32)
-    with np.errstate(invalid="ignore"):
-        c = np.where(np.isnan(v), lo, np.minimum(np.maximum(v, lo), hi))
-    r = np.rint(c).astype(np.int64) + zp64
-    return np.clip(r, t.min, t.max).astype(dtype)
-
-
 def _axis_param(ctx: NodeContext, p: np.ndarray, x: np.ndarray, axis: int, what: str) -> np.ndarray:
     """A scale or zero point: scalar, or 1-D along ``axis`` of ``x`` (reshaped to broadcast)."""
     if p.size == 1 and p.ndim <= 1:
@@ -256,10 +246,11 @@ def _axis_param(ctx: NodeContext, p: np.ndarray, x: np.ndarray, axis: int, what:
 
 
 def quantize_linear(x: np.ndarray, scale: np.ndarray, zp: np.ndarray, t: IntType, dtype: np.dtype) -> np.ndarray:
-    """``sat(rint(float32(x) / float32(scale)) + zp)`` (see the module docstring)."""
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        v = x.astype(F32) / scale.astype(F32)
-    return _saturate_rint(v, zp, t, dtype)
+    """``sat(rint(float32(x) / float32(scale)) + zp)``, a NaN giving the type's minimum:
+    :func:`intsim.quantize_linear` with ``nan="minimum"`` (see the module docstring)."""
+    r = quantize_linear_op(np.asarray(x, dtype=F32), np.asarray(scale, dtype=F32), np.asarray(zp, dtype=np.int64),
+                           t, nan="minimum")
+    return r.values.astype(dtype)
 
 
 @register("QuantizeLinear")

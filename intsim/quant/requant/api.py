@@ -492,8 +492,8 @@ def _round_bound(b: int, mode: str) -> int:
 _QL_OUT = ("int8", "uint8", "int16", "uint16")
 
 
-def quantize_linear(x: Any, y_scale: Any, y_zero_point: int = 0, out: IntType | str = "uint8", *,
-                    runtime: str = "onnxruntime") -> OpResult:
+def quantize_linear(x: Any, y_scale: Any, y_zero_point: Any = 0, out: IntType | str = "uint8", *,
+                    runtime: str = "onnxruntime", nan: str = "raise") -> OpResult:
     """ONNX ``QuantizeLinear`` of a float32 (or, in the reference evaluator, int32) tensor, bit for bit.
 
     float32 ``x`` (both runtimes): ``sat(rint(fl32(x / float32(y_scale))) + y_zero_point)``, a
@@ -503,10 +503,14 @@ def quantize_linear(x: Any, y_scale: Any, y_zero_point: int = 0, out: IntType | 
     evaluator (``op_quantize_linear.py``) agree. int32 ``x``: only the reference evaluator
     (``runtime="reference"``) accepts it, and divides in float64 (numpy promotes int32 / float32
     to float64): ``sat(rint(fl64(float64(x) / float64(float32(y_scale)))) + y_zero_point)``;
-    onnxruntime has no int32-input kernel (ConfigError). ``+-inf`` saturates; NaN is refused.
-    ``y_scale`` is a positive scalar or an array broadcasting to ``x``'s shape (per channel along
-    trailing axes), finite and nonzero in float32. Returns an OpResult with int64 ``values`` and
-    ``scale`` = ``y_scale`` (as float32 values in float64).
+    onnxruntime has no int32-input kernel (ConfigError). ``+-inf`` saturates. A NaN in ``x`` is
+    refused (``nan="raise"``, ConfigError) unless ``nan="minimum"``: then it gives the output
+    type's minimum, as onnxruntime's kernel does (MLAS clamps with ``MAXPS``, which returns the
+    bound for NaN; :mod:`intsim.onnx` runs models that way). ``y_scale`` is a positive scalar or an
+    array broadcasting to ``x``'s shape (per channel along trailing axes), finite and nonzero in
+    float32; ``y_zero_point`` an integer or an integer array broadcasting likewise, within
+    ``out``. Returns an OpResult with int64 ``values`` and ``scale`` = ``y_scale`` (as float32
+    values in float64).
 
     >>> quantize_linear(np.array([75.0, -75.0, 74.99], dtype=np.float32), 30.0, 0, "int8").values.tolist()
     [2, -2, 2]
@@ -520,11 +524,16 @@ def quantize_linear(x: Any, y_scale: Any, y_zero_point: int = 0, out: IntType | 
     out_t = int_type(out, "out")
     if out_t.name not in _QL_OUT:
         raise ConfigError(f"quantize_linear: out must be one of {', '.join(_QL_OUT)}, got {out_t.name}")
-    if isinstance(y_zero_point, bool) or not isinstance(y_zero_point, (int, np.integer)):
-        raise ConfigError(f"y_zero_point must be an integer, got {y_zero_point!r}")
-    zp = int(y_zero_point)
-    if not out_t.contains(zp):
-        raise ConfigError(f"y_zero_point {zp} is outside the output type {out_t.name} [{out_t.min}, {out_t.max}]")
+    if nan not in ("raise", "minimum"):
+        raise ConfigError(f"quantize_linear: nan must be 'raise' or 'minimum', got {nan!r}")
+    if isinstance(y_zero_point, (bool, np.bool_)) or not (
+            isinstance(y_zero_point, (int, np.integer))
+            or (isinstance(y_zero_point, np.ndarray) and y_zero_point.dtype.kind in "iu")):
+        raise ConfigError(f"y_zero_point must be an integer or an integer array, got {y_zero_point!r}")
+    zp = np.asarray(y_zero_point, dtype=np.int64)
+    if zp.size and (int(zp.min()) < out_t.min or int(zp.max()) > out_t.max):
+        bad = int(zp.reshape(-1)[np.flatnonzero((zp.reshape(-1) < out_t.min) | (zp.reshape(-1) > out_t.max))[0]])
+        raise ConfigError(f"y_zero_point {bad} is outside the output type {out_t.name} [{out_t.min}, {out_t.max}]")
     xa = np.asarray(x)
     if xa.dtype == np.int32:
         if runtime == "onnxruntime":
@@ -532,21 +541,25 @@ def quantize_linear(x: Any, y_scale: Any, y_zero_point: int = 0, out: IntType | 
                               "(use runtime='reference', or requantize(..., mode='ort_div') for float32(x))")
     elif xa.dtype != np.float32:
         raise DTypeError(f"quantize_linear: x must be a float32 (or int32) array, got dtype {xa.dtype}")
-    elif np.isnan(xa).any():
+    elif nan == "raise" and np.isnan(xa).any():
         raise ConfigError("quantize_linear: x contains NaN")
     sarr = _scales_array(y_scale, allow_negative=False)
     check_param_shape("quantize_linear", "y_scale", sarr.shape, "x", xa.shape)
+    if zp.ndim:
+        check_param_shape("quantize_linear", "y_zero_point", zp.shape, "x", xa.shape)
     _check_float32_scale("quantize_linear", sarr)
     _check_float32_divisor("quantize_linear", sarr)
     s32 = sarr.astype(np.float32)
-    with np.errstate(over="ignore", divide="ignore"):
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         v = xa.astype(np.float64) / s32.astype(np.float64) if xa.dtype == np.int32 else xa / s32
-    r = np.clip(np.rint(v), out_t.min - zp, out_t.max - zp)  # integer bounds, exact in float32 and float64
-    values = np.asarray(r.astype(np.int64) + zp, dtype=np.int64)
+        r = np.clip(np.rint(v), out_t.min - zp, out_t.max - zp)  # integer bounds, exact in float32 and float64
+    values = np.asarray(np.where(np.isnan(r), 0, r).astype(np.int64) + zp, dtype=np.int64)
+    if nan == "minimum":
+        values = np.where(np.isnan(v), out_t.min, values)
     w = 53 if xa.dtype == np.int32 else 24
     n = int(xa.size)
     ops = OpCounts().add("div", (w, w), n).add("shift", (64 if w == 53 else 32,), n)
-    if zp:
+    if zp.any():
         ops.add("add", (out_t.bits,), n)
     ops.add("compare", (out_t.bits,), 2 * n)
     return OpResult(values=values, scale=s32.astype(np.float64) if s32.ndim else float(s32), ops=ops)
