@@ -105,6 +105,23 @@ def test_narrow_saturating_accumulators_diverge_and_say_where(models, feeds):
         run_whatif(optimized_model(models["dynamic"]), feeds, WhatIf(acc_bits=12, overflow="raise"))
 
 
+def test_vpmaddubsw_saturates_pair_sums_of_the_raw_operands(models, feeds):
+    """uint8 activations x int8 weights as MLAS computes them without VNNI: the raw operands' pair
+    sums saturate at int16 (large activations meet large weights of the same sign)."""
+    model = optimized_model(models["dynamic"])
+    big = {"x": feeds["x"] * np.float32(4)}  # wider activations: the uint8 codes reach both ends
+    res = run_whatif(model, big, WhatIf(vpmaddubsw=True))
+    assert res.gemms and all(g.method == "vpmaddubsw" for g in res.gemms)
+    assert res.n_overflow > 0  # saturated pair sums, counted per output
+    first = next(g for g in res.gemms if g.n_overflow)
+    assert first.first_overflow is not None
+    assert any(t.n_differ for t in res.against_ort)  # and they change the results
+    exact = run_whatif(model, big, WhatIf())
+    assert exact.n_overflow == 0 and all(t.n_differ == 0 for t in exact.against_ort)
+    with pytest.raises(ConfigError):
+        WhatIf(vpmaddubsw=True, unpack_bits=4)
+
+
 @pytest.mark.parametrize("family", ["ibert", "ivit-corrected", "illm"])
 def test_integer_only_nonlinear_operators_replace_the_float_ones(models, feeds, family):
     model = load_model(models["dynamic"])  # as written: Softmax, LayerNormalization and Gelu in float

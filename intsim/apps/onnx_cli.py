@@ -18,7 +18,8 @@ of them with ``--all``), each with its first mismatch.
 ``run`` re-runs the graph ONNX Runtime runs (its default optimizations; ``--optimization
 disabled`` for the graph as written) with one change: every integer GEMM on ``--unpack-bits B``
 -bit multipliers with IM-Unpack, an accumulator of ``--acc-bits`` under ``--overflow``
-(``wrap``, ``saturate``, ``raise``), and/or ``--nonlinear FAMILY``: integer-only Softmax, GELU
+(``wrap``, ``saturate``, ``raise``), ``--vpmaddubsw`` (uint8 x int8 GEMMs with the int16 pair
+saturation of x86 CPUs without VNNI), and/or ``--nonlinear FAMILY``: integer-only Softmax, GELU
 and LayerNorm (I-BERT, I-ViT, I-LLM) in place of the float ones. It prints, per tensor, how far
 the run is from ONNX Runtime's (entries that differ, largest difference in the tensor's units),
 the graph outputs against ``--float-model`` if given, every integer GEMM (engine, overflows
@@ -73,6 +74,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--acc-bits", type=int, default=32, metavar="N", help="accumulator width in bits (default: 32)")
     r.add_argument("--overflow", choices=("wrap", "saturate", "raise"), default="wrap",
                    help="what the accumulator does when a sum leaves its range (default: wrap, as int32 does)")
+    r.add_argument("--vpmaddubsw", action="store_true",
+                   help="uint8 x int8 GEMMs as ONNX Runtime computes them on x86 CPUs without VNNI (int16 pair "
+                        "saturation of VPMADDUBSW)")
     r.add_argument("--nonlinear", metavar="FAMILY", help="replace float Softmax, GELU and LayerNormalization by "
                    "integer-only ones: ibert, ibert-corrected, ivit, ivit-corrected or illm")
     r.add_argument("--nonlinear-bits", type=int, default=16, metavar="N",
@@ -118,7 +122,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--strategy must be A/B (e.g. row/col), got {args.strategy!r}")
     w = WhatIf(acc_bits=args.acc_bits, overflow=args.overflow, unpack_bits=args.unpack_bits,
                strategy_a=parts[0], strategy_b=parts[1], nonlinear=args.nonlinear,
-               nonlinear_bits=args.nonlinear_bits)
+               nonlinear_bits=args.nonlinear_bits, vpmaddubsw=args.vpmaddubsw)
     feeds = load_feeds(args.inputs)
     model = optimized_model(args.model) if args.optimization == "enabled" else load_model(args.model)
     fmodel = load_model(args.float_model) if args.float_model else None

@@ -316,8 +316,10 @@ def _zp_free(ctx: NodeContext, a: np.ndarray, b: np.ndarray, azp: np.ndarray | N
         raise ctx.dtype_error(f"a_zero_point has dtype {azp.dtype}, A has {a.dtype}")
     if bzp is not None and bzp.dtype != b.dtype:
         raise ctx.dtype_error(f"b_zero_point has dtype {bzp.dtype}, B has {b.dtype}")
-    return (_sub_zp(a, _zp_rows(ctx, azp, a, "a_zero_point")),
-            _sub_zp(b, _zp_cols(ctx, bzp, b, "b_zero_point")))
+    za, zb = _zp_rows(ctx, azp, a, "a_zero_point"), _zp_cols(ctx, bzp, b, "b_zero_point")
+    if za.ndim == 0 and (zb.ndim == 0 or zb.ndim == 1):
+        ctx.zero_points = (int(za), zb.astype(np.int64), a.dtype, b.dtype)
+    return _sub_zp(a, za), _sub_zp(b, zb)
 
 
 @register("MatMulInteger")

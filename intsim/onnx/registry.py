@@ -87,6 +87,10 @@ class NodeContext:
     constants: frozenset[str] = frozenset()
     gemm: GemmFunc | None = None
     trace: list[KernelTrace] | None = None
+    #: the zero points of the node's integer GEMM as :func:`~intsim.onnx.qops.int_matmul` got them
+    #: (A's: a scalar; B's: a scalar or one per column), with the raw operands' dtypes, for a
+    #: what-if GEMM that works on the raw operands (VPMADDUBSW); None before the GEMM
+    zero_points: tuple[int, np.ndarray, np.dtype, np.dtype] | None = None
 
     def is_constant(self, i: int) -> bool:
         """Whether input ``i`` is a constant initializer of the graph (an initializer that is not

@@ -8,6 +8,10 @@ optimizations produce, see :func:`optimized_model`) with one change, a :class:`W
 * ``unpack_bits``: every integer GEMM on ``b``-bit signed multipliers with IM-Unpack
   (:func:`intsim.unpack_matmul`, strategies ``strategy_a`` / ``strategy_b``; exact unless an
   accumulator overflows);
+* ``vpmaddubsw``: every uint8 x int8 GEMM as MLAS computes it on x86 CPUs without VNNI
+  (:meth:`intsim.Datapath.vpmaddubsw`: the raw operands' adjacent products summed with int16
+  saturation, the zero points folded in after); an output counts as overflowed when one of its
+  pair sums saturated (other operand types run exactly, as MLAS's kernels for them do);
 * ``nonlinear``: the float non-linear operators a Transformer graph keeps (``Softmax`` over the
   last axis, ``Gelu`` of ONNX opset 20 and ONNX Runtime's ``com.microsoft`` ``Gelu`` and
   ``BiasGelu``, ``LayerNormalization`` and ``com.microsoft`` ``SkipLayerNormalization`` over the
@@ -71,6 +75,7 @@ class WhatIf:
     strategy_b: str = "col"
     nonlinear: str | None = None
     nonlinear_bits: int = 16
+    vpmaddubsw: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.acc_bits, int) or not 2 <= self.acc_bits <= 64:
@@ -87,12 +92,17 @@ class WhatIf:
                               f"{', '.join(available_nonlinear())}")
         if not isinstance(self.nonlinear_bits, int) or not 4 <= self.nonlinear_bits <= 24:
             raise ConfigError(f"nonlinear_bits must be an integer in [4, 24], got {self.nonlinear_bits!r}")
+        if self.vpmaddubsw and (self.unpack_bits or self.acc_bits != 32):
+            raise ConfigError("vpmaddubsw models ONNX Runtime's own u8 x s8 kernel (int32 accumulators): it does "
+                              "not combine with unpack_bits or another acc_bits")
 
     def describe(self) -> str:
         """One line naming the change."""
         acc = f"{self.acc_bits}-bit {self.overflow} accumulators"
         parts = [f"IM-Unpack on {self.unpack_bits}-bit multipliers ({self.strategy_a}/{self.strategy_b}), {acc}"
-                 if self.unpack_bits else acc]
+                 if self.unpack_bits else
+                 "uint8 x int8 GEMMs on VPMADDUBSW (int16 pair saturation; CPUs without VNNI), " + acc
+                 if self.vpmaddubsw else acc]
         if self.nonlinear:
             parts.append(f"integer-only {self.nonlinear} non-linear operators ({self.nonlinear_bits}-bit inputs)")
         return ", ".join(parts)
@@ -209,6 +219,18 @@ def _gemm_function(w: WhatIf):
         return gemm
 
     def gemm(ctx: NodeContext, a: np.ndarray, b: np.ndarray) -> GemmOutcome:
+        zps = ctx.zero_points
+        if w.vpmaddubsw and zps is not None and zps[2] == np.uint8 and zps[3] == np.int8:
+            za, zb = zps[0], zps[1]  # the raw operands again: the pair sums saturate on them
+            r = matmul(a + za, b + zb, Datapath.vpmaddubsw(w.overflow), a_zero_point=za,
+                       b_zero_point=zb if zb.ndim else int(zb))
+            first = None
+            bad = r.overflow | (r.tree_overflow_count > 0)
+            n = int(np.count_nonzero(bad))
+            if n:
+                i, j = (int(v) for v in np.argwhere(bad)[0])
+                first = (i, j, int(r.first_overflow_k[i, j]))
+            return GemmOutcome(r.values, "vpmaddubsw", n, r.ops, first, a.shape[0] * a.shape[1] * b.shape[1])
         dp = Datapath(a=ctx.datapath.a, b=ctx.datapath.b, acc_bits=w.acc_bits, overflow=w.overflow)
         r = matmul(a, b, dp)
         first = None
