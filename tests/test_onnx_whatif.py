@@ -153,3 +153,23 @@ def test_the_command_line_prints_and_writes_the_what_if(models, feeds, tmp_path,
     rc = cli_main(["onnx", "run", str(models["dynamic"]), "--inputs", str(tmp_path / "feeds.npz"),
                    "--strategy", "row"])
     assert rc == 2 and "--strategy" in capsys.readouterr().err
+
+
+def test_report_cost_on_the_integer_gemms_of_an_onnx_model(models, feeds, tmp_path, capsys):
+    """``report cost --workload onnx:MODEL,FEEDS``: one site per integer GEMM node, its operands the run's."""
+    from intsim.cost.workloads import parse_workload
+
+    np.savez(tmp_path / "feeds.npz", **feeds)
+    w = parse_workload(f"onnx:{models['dynamic']},{tmp_path / 'feeds.npz'}")
+    res = run_whatif(optimized_model(models["dynamic"]), feeds, WhatIf(), compare=False)
+    assert [s.macs for s in w.sites] == [g.shape[0] * g.shape[1] * g.shape[2] * g.count for g in res.gemms]
+    assert all(s.weight for s in w.sites) and all(p.a is not None for s in w.sites for p in s.parts)
+    out = tmp_path / "cost"
+    rc = cli_main(["report", "cost", "--workload", f"onnx:{models['dynamic']},{tmp_path / 'feeds.npz'}",
+                   "--no-profiles", "--no-plots", "-q", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    assert "onnx-block_dyn" in (out / "README.md").read_text()
+    with pytest.raises(ConfigError, match="onnx:"):
+        parse_workload(f"onnx:{models['dynamic']}")
+    with pytest.raises(ConfigError, match="no integer GEMM"):
+        parse_workload(f"onnx:{models['float']},{tmp_path / 'feeds.npz'}")

@@ -35,6 +35,7 @@ from .workloads import (
     minilm_layer_workload,
     minilm_workload,
     npy_workload,
+    onnx_workload,
     parse_workload,
 )
 
@@ -45,6 +46,6 @@ __all__ = [
     "accelergy_action_counts_yaml", "accelergy_ert_yaml", "build_steps", "builtin_profiles", "cost_steps",
     "cost_workload", "datapath_area", "energy_by_component", "energy_table", "gemm_workload", "get_method",
     "load_profile", "minilm_gemm_workload", "minilm_layer_workload", "minilm_workload", "nonlinear_comparison",
-    "nonlinear_families", "nonlinear_profiles", "npy_workload", "parse_profile", "parse_workload", "qonnx_cost",
-    "standard_methods",
+    "nonlinear_families", "nonlinear_profiles", "npy_workload", "onnx_workload", "parse_profile", "parse_workload",
+    "qonnx_cost", "standard_methods",
 ]

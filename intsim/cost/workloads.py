@@ -27,6 +27,10 @@ sentence and head over its T_s tokens, exactly as :mod:`reference.minilm`)::
 
 Not included: the embedding lookup and its LayerNorm, pooling and normalization.
 
+**Your own model** (``onnx:MODEL.onnx,FEEDS.npz``, :func:`onnx_workload`): every integer GEMM
+of a quantized ONNX model run on your feeds, its operands those of the run (treated as ``npy:``
+operands are, below).
+
 **Your own GEMM** (``npy:A.npy,B.npy``, :func:`npy_workload`): one GEMM ``A @ B`` of two 2-D
 ``.npy`` files (A is M x K, B is K x N, a weight as in ``gemm:MxKxN``), read as every user file
 is (:func:`intsim.core.npyfile.read_gemm_npy`: regular files only, no pickles, size caps, a
@@ -52,6 +56,7 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -67,6 +72,7 @@ __all__ = [
     "minilm_layer_workload",
     "minilm_gemm_workload",
     "npy_workload",
+    "onnx_workload",
     "parse_workload",
     "WORKLOAD_SPECS",
 ]
@@ -81,6 +87,8 @@ WORKLOAD_SPECS: dict[str, str] = {
     "minilm": "the whole MiniLM encoder (6 layers) on real weights and activations",
     "npy:A.npy,B.npy": "one GEMM A @ B of your own 2-D .npy files (integer or float; A is M x K, B is K x N, "
                        "a weight; paths without commas)",
+    "onnx:MODEL.onnx,FEEDS.npz": "every integer GEMM of a quantized ONNX model run on the feeds (as ONNX "
+                                 "Runtime runs it: its default optimizations; paths without commas)",
 }
 
 
@@ -223,6 +231,45 @@ def npy_workload(a: str | os.PathLike, b: str | os.PathLike) -> Workload:
     site = GemmSite(f"gemm {M}x{K}x{N}", None, "gemm", (GemmPart(M, K, N, fa, fb),), weight=True)
     return Workload(f"npy-{M}x{K}x{N}", f"one GEMM {M}x{K}x{N} of your files: A = {ra.describe()}, "
                     f"B = {rb.describe()}", (site,))
+
+
+#: the input index of B in each integer GEMM operator of :mod:`intsim.onnx`
+_ONNX_B_INPUT = {"MatMulInteger": 1, "QLinearMatMul": 3, "DynamicQuantizeMatMul": 1, "MatMulIntegerToFloat": 1,
+                 "QGemm": 3}
+
+
+def onnx_workload(model: str | os.PathLike, feeds: str | os.PathLike) -> Workload:
+    """Every integer GEMM of the quantized ONNX model at ``model`` run on the feeds in ``feeds``
+    (an ``.npz`` of graph input name -> array), as ONNX Runtime runs it (the graph its default
+    optimizations produce; :func:`intsim.onnx.run_model` with its kernel trace): one site per
+    GEMM node, one part per 2-D product (a GEMM by a constant initializer is one product, that
+    B a weight), its operands the zero-point-free integers of the run (as float64 values: the
+    methods treat them as they treat ``npy:`` operands, see the module docs).
+    ConfigError when the model runs no integer GEMM; the model's and the feeds' errors as
+    ``intsim onnx check`` reports them."""
+    from ..onnx import load_feeds, run_model
+    from ..onnx.whatif import optimized_model
+
+    m = optimized_model(model)
+    res = run_model(m, load_feeds(feeds), keep=False, trace=True)
+    constants = {t.name for t in m.graph.initializer} - {i.name for i in m.graph.input}
+    nodes = {n.name: n for n in m.graph.node}
+    parts: dict[tuple[str, str], list[GemmPart]] = {}
+    for t in res.trace:
+        if t.kind == "matmul":
+            A, B = t.arrays["A"], t.arrays["B"]
+            parts.setdefault((t.node, t.op_type), []).append(
+                GemmPart(A.shape[0], A.shape[1], B.shape[1], A.astype(np.float64), B.astype(np.float64)))
+    if not parts:
+        raise ConfigError(f"{model}: the model runs no integer GEMM; nothing to cost")
+    sites = []
+    for (node, op), ps in parts.items():
+        n = nodes.get(node)
+        bi = _ONNX_B_INPUT.get(op, 1)
+        weight = n is not None and len(n.input) > bi and n.input[bi] in constants
+        sites.append(GemmSite(f"{node} ({op})", None, op, tuple(ps), weight=weight))
+    return Workload(f"onnx-{Path(model).stem}", f"the {len(sites)} integer GEMM nodes of {Path(model).name} on "
+                    f"the feeds of {Path(feeds).name} (ONNX Runtime's optimized graph)", tuple(sites))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -388,5 +435,13 @@ def parse_workload(spec: str, *, sentences: Sequence[str] | None = None, max_len
             return npy_workload(files[0].strip(), files[1].strip())
         raise ConfigError(f"workload {spec!r}: npy: takes two .npy files separated by a comma, A (M x K) and "
                           "B (K x N), e.g. npy:A.npy,B.npy (paths without commas)")
+    elif s.startswith("onnx:"):
+        files = s[5:].split(",")
+        if len(files) == 2 and all(f.strip() for f in files):
+            if progress:
+                progress(f"running {files[0].strip()} on {files[1].strip()}")
+            return onnx_workload(files[0].strip(), files[1].strip())
+        raise ConfigError(f"workload {spec!r}: onnx: takes a model and its feeds separated by a comma, e.g. "
+                          "onnx:model.onnx,feeds.npz (paths without commas)")
     valid = "; ".join(f"{k} ({v})" for k, v in WORKLOAD_SPECS.items())
     raise ConfigError(f"unknown workload {spec!r}; valid: {valid}")

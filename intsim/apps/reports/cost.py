@@ -15,7 +15,8 @@ an existing one):
 * ``energy_by_component.png`` (stacked bars per method) and ``unpack_ratio_vs_energy.png``.
 
 Workloads: ``gemm:MxKxN``, ``gemm:LAYER.NAME``, ``npy:A.npy,B.npy`` (one GEMM of your .npy files),
-``layer[:L]``, ``minilm`` (default).
+``onnx:MODEL.onnx,FEEDS.npz`` (every integer GEMM of your quantized ONNX model), ``layer[:L]``,
+``minilm`` (default).
 Profiles: ``horowitz45`` (default), ``qkeras_fit``, ``aladdin40`` or a TOML file (its
 format: :mod:`intsim.cost.profiles`; ``--print-profile NAME`` prints a built-in one to
 start from); ``--scale-to 7 --voltage 0.8`` applies the Stillmaker & Baas factors.
@@ -50,7 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``intsim report cost``."""
     parser.add_argument("--workload", default="minilm",
                         help="gemm:MxKxN, gemm:LAYER.NAME (a real MiniLM linear GEMM), npy:A.npy,B.npy (one "
-                             "GEMM of your .npy files), layer[:L] or minilm (default: minilm)")
+                             "GEMM of your .npy files), onnx:MODEL.onnx,FEEDS.npz (the integer GEMMs of your "
+                             "quantized model), layer[:L] or minilm (default: minilm)")
     parser.add_argument("--profile", default="horowitz45",
                         help="hardware profile (energy/area table): built-in horowitz45, qkeras_fit, aladdin40 "
                              "or a TOML file (default: horowitz45)")
