@@ -22,7 +22,9 @@ Batched products (attention) give one case per batch slice up to ``max_slices`` 
 and ``intsim golden compare`` work on it unchanged. After writing, every case's outputs are
 compared with the tensors of the model run (a mismatch is an internal error, never silent).
 
->>> # suite_from_onnx("model_q.onnx", {"x": x}, "golden_q")   # doctest: +SKIP
+>>> from intsim.golden.from_onnx import suite_from_onnx
+>>> suite_from_onnx("model_q.onnx", {"x": x}, "golden_q").cases  # doctest: +SKIP
+12
 """
 
 from __future__ import annotations

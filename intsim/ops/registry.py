@@ -26,6 +26,7 @@ FAMILIES: dict[str, str] = {
     "ivit": "intsim.ops.ivit",
     "illm": "intsim.ops.illm",
     "isqrt": "intsim.ops.isqrt",
+    "tflite": "intsim.ops.tflite_act",
 }
 
 

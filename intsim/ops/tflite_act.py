@@ -1033,8 +1033,8 @@ def softmax_int16(x: Any, scale: float, *, beta: float = 1.0, variant: str = "tf
     return QuantOpResult(values=vals, scale=2.0**-15, zero_point=0, ops=ops, registers=regs, taps=tap)
 
 
-#: the operators in the registry's form (``x, scale`` inputs, ``variant=``); not yet in
-#: :data:`intsim.ops.registry.FAMILIES` (registering needs golden/spec.toml cases)
+#: the operators in the registry's form (``x, scale`` inputs, ``variant=``): ``tflite.<name>`` in
+#: :data:`intsim.ops.registry.FAMILIES` (golden-suite operators)
 OPS: tuple[OpSpec, ...] = (
     OpSpec("logistic_int8", logistic_int8, ("x", "scale"), INT8_VARIANTS),
     OpSpec("tanh_int8", tanh_int8, ("x", "scale"), INT8_VARIANTS),
