@@ -474,6 +474,14 @@ def qlinear_add_mlas(a: np.ndarray, sa: np.float32, za: int, b: np.ndarray, sb: 
     return out
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _cvt_pack(v, lo, hi):  # pragma: no cover - numba
+    """``CVTPS2DQ`` (ties to even; NaN or beyond int32: INT32_MIN), then saturation to int16
+    (``PACKSSDW``) and to ``[lo, hi]`` (``PACKUSWB``/``PACKSSWB``)."""
+    r = np.int64(np.rint(v)) if abs(v) < np.float32(2.0**31) else np.int64(-(2**31))
+    return min(max(min(max(r, -32768), 32767), lo), hi)
+
+
 @njit(cache=True, nogil=True)
 def _qladd_kernel(a, b, r_a, r_b, fixed, scalar_b, lo, hi, out):  # pragma: no cover - numba
     """:func:`qlinear_add_mlas` per element: the fused multiply-adds, ``CVTPS2DQ`` (ties to even;
@@ -483,12 +491,7 @@ def _qladd_kernel(a, b, r_a, r_b, fixed, scalar_b, lo, hi, out):  # pragma: no c
             v = fma32(np.float32(a[i]), r_a, fixed)
         else:
             v = fma32(np.float32(a[i]), r_a, fma32(np.float32(b[i]), r_b, fixed))
-        if abs(v) < np.float32(2.0**31):
-            r = np.int64(np.rint(v))
-        else:
-            r = np.int64(-(2**31))
-        r = min(max(r, -32768), 32767)
-        out[i] = min(max(r, lo), hi)
+        out[i] = _cvt_pack(v, lo, hi)
 
 
 def qlinear_mul_mlas(a: np.ndarray, sa: np.float32, za: int, b: np.ndarray, sb: np.float32, zb: int,
@@ -521,12 +524,7 @@ def _qlmul_kernel(a, b, za, zb, ratio, zc, lo, hi, out):  # pragma: no cover - n
     for i in range(out.size):
         p = (np.int64(a[i]) - za) * (np.int64(b[i]) - zb)
         v = np.float32(np.float32(p) * ratio) + zc
-        if abs(v) < np.float32(2.0**31):
-            r = np.int64(np.rint(v))
-        else:
-            r = np.int64(-(2**31))
-        r = min(max(r, -32768), 32767)
-        out[i] = min(max(r, lo), hi)
+        out[i] = _cvt_pack(v, lo, hi)
 
 
 def qlinear_add_raw(a: np.ndarray, sa: np.float32, za: int, b: np.ndarray, sb: np.float32, zb: int,

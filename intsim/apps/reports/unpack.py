@@ -82,6 +82,17 @@ _LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "ffn_up", "ffn_down")
 _ORDER = ("q_proj", "k_proj", "v_proj", "scores", "attn_v", "o_proj", "ffn_up", "ffn_down")
 
 
+def _admit_min_section(agg: dict, bits: list[int] | tuple[int, ...], aside: str) -> list[str]:
+    """The report section on admitting -2^(b-1): ratios per strategy and the saving against the
+    symmetric range (``agg[(b, strategy, admit_min)]``)."""
+    hdr = ["b", *STRATEGIES, *(f"saving {s}" for s in STRATEGIES)]
+    body = [[str(b), *(_f(agg[(b, s, True)], 3) for s in STRATEGIES),
+             *(f"{100 * (1 - agg[(b, s, True)] / agg[(b, s, False)]):.1f}%" for s in STRATEGIES)] for b in bits]
+    return ["## Admitting -2^(b-1) (the two's-complement minimum)",
+            "The same, with -2^(b-1) counted as in range, as a real b-bit two's-complement multiplier "
+            f"allows{aside}; the saving is relative to the table above.", md_table(hdr, body)]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``intsim report unpack``."""
     add_output_options(parser, out="reports/unpack", plots=True,
@@ -373,13 +384,7 @@ def _markdown(rows: dict, keys: list, agg: dict, bits: tuple[int, ...], args: ar
     paragraphs.append(md_table(hdr, body))
     if plots:
         paragraphs.append("![unpack ratio against bit-width](ratio_vs_bits.png)")
-    paragraphs.append("## Admitting -2^(b-1) (the two's-complement minimum)")
-    paragraphs.append("The same, with -2^(b-1) counted as in range, as a real b-bit two's-complement multiplier "
-                      "allows (the reference's range is symmetric); the saving is relative to the table above.")
-    hdr = ["b", *STRATEGIES, *(f"saving {s}" for s in STRATEGIES)]
-    body = [[str(b), *(_f(agg[(b, s, True)], 3) for s in STRATEGIES),
-             *(f"{100 * (1 - agg[(b, s, True)] / agg[(b, s, False)]):.1f}%" for s in STRATEGIES)] for b in bits]
-    paragraphs.append(md_table(hdr, body))
+    paragraphs += _admit_min_section(agg, bits, " (the reference's range is symmetric)")
     paragraphs.append("## Against LLM.int8() at b = 8, like for like")
     paragraphs.append("LLM.int8() keeps every value's 8-bit precision relative to its row or column maximum. The "
                       "IM-Unpack counterpart is an int8-like profile: per-tensor p = 1, D = 255 (`q = round(x * "
@@ -578,13 +583,7 @@ def _markdown_npy(gemms: list, names: list[str], agg: dict, bits: tuple[int, ...
     paragraphs.append(md_table(hdr, body))
     if plots:
         paragraphs.append("![unpack ratio against bit-width](ratio_vs_bits.png)")
-    paragraphs.append("## Admitting -2^(b-1) (the two's-complement minimum)")
-    paragraphs.append("The same, with -2^(b-1) counted as in range, as a real b-bit two's-complement multiplier "
-                      "allows; the saving is relative to the table above.")
-    hdr = ["b", *STRATEGIES, *(f"saving {s}" for s in STRATEGIES)]
-    body = [[str(b), *(_f(agg[(b, s, True)], 3) for s in STRATEGIES),
-             *(f"{100 * (1 - agg[(b, s, True)] / agg[(b, s, False)]):.1f}%" for s in STRATEGIES)] for b in bits]
-    paragraphs.append(md_table(hdr, body))
+    paragraphs += _admit_min_section(agg, bits, "")
     paragraphs.append("## Per GEMM")
     paragraphs.append("`oor A`/`oor B`: share of out-of-range entries (|q| >= 2^(b-1)); `a100/a95`: heavy-hitter "
                       "ratio of the operand's values (empty where float64 would round them); `GEMMs`: low-bit GEMMs "
