@@ -4,6 +4,7 @@ and the MAC array template reproduces its GEMM cases in RTL simulation."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -45,12 +46,17 @@ def test_the_minilm_suite_verifies(minilm_suite):
 
 
 def test_the_mac_array_reproduces_the_minilm_gemms(sim, build_cache, minilm_suite, tmp_path, capsys):
-    """The first linear layer's GEMMs (query, key, value, output projection, FFN up and down) of
-    encoder layer 0 in RTL: every output and overflow tap bit-identical."""
+    """Encoder layer 0's query projection and FFN down projection (K = 384 and 1536) in RTL: every
+    output and overflow tap bit-identical (every GEMM of the model: INTSIM_EXHAUSTIVE=1)."""
     mac = TEMPLATES["mac_array"]
     cases = json.loads((minilm_suite / "manifest.json").read_text())["cases"]
     layer0 = [c["name"] for c in mac.cases(cases) if "layer.0" in c["name"]]
     assert len(layer0) == 6
+    if os.environ.get("INTSIM_EXHAUSTIVE") == "1":
+        layer0 = [c["name"] for c in mac.cases(cases)]
+    else:
+        layer0 = [n for n in layer0 if "query" in n or "output_dense" in n and "attention" not in n]
+        assert len(layer0) == 2, layer0
     dumps = tmp_path / "dumps"
     names = run_suite(minilm_suite, mac, dumps, sim=sim, cache_dir=build_cache, cases=layer0)
     assert names == layer0
