@@ -25,9 +25,10 @@ optimizations produce, see :func:`optimized_model`) with one change, a :class:`W
 
 The result compares every tensor with ONNX Runtime's run of the same graph (how many entries
 differ, the largest difference in the tensor's own units: least significant bits for integer
-tensors) and, given the float model, the graph outputs with the float model's; it lists each
-integer GEMM (shape, engine, overflows with the first one's position, op counts, unpack
-ratio) and each replaced operator (its op counts and register overflows).
+tensors) and, given the float model, the float tensors both graphs name with the float model's;
+it lists each integer GEMM (shape, engine, overflows with the first one's position as (product,
+row, column, k step): under IM-Unpack, row and column of the unpacked operands; op counts,
+unpack ratio) and each replaced operator (its op counts and register overflows).
 
 >>> WhatIf(unpack_bits=4).describe()
 'IM-Unpack on 4-bit multipliers (row/col), 32-bit wrap accumulators'
@@ -252,12 +253,12 @@ def _wrap64(values: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 
-def _quantize(x: np.ndarray, bits: int) -> tuple[np.ndarray, float]:
+def _quantize(x: np.ndarray, bits: int, where: str = "") -> tuple[np.ndarray, float]:
     """Per-tensor symmetric quantization: ``q = rint(x / s)`` (half to even) with
     ``s = max|x| / (2**(bits-1) - 1)`` (1 for an all-zero tensor); ConfigError on NaN/Inf."""
     x64 = np.asarray(x, dtype=np.float64)
     if not np.isfinite(x64).all():
-        raise ConfigError("an integer-only replacement got a NaN or infinite input")
+        raise ConfigError(f"{where}: an integer-only replacement got a NaN or infinite input")
     amax = float(np.abs(x64).max()) if x64.size else 0.0
     s = amax / (2 ** (bits - 1) - 1) if amax > 0 else 1.0
     return np.rint(x64 / s).astype(np.int64), s
@@ -281,7 +282,7 @@ def _replacements(w: WhatIf, log: list[Replacement]) -> dict[tuple[str, str], An
     def softmax(ctx: NodeContext, inputs: list) -> list:
         x = ctx.need(inputs, 0, "input")
         _last_axis(ctx, x, "axis", -1 if ctx.opset >= 13 else 1)
-        q, s = _quantize(x, bits)
+        q, s = _quantize(x, bits, ctx.where)
         r = fam.softmax(q, s, 8, bits, over)
         note(ctx, r)
         return [(np.asarray(r.values, dtype=np.float64) * fam.softmax_scale(8)).astype(F32)]
@@ -291,7 +292,7 @@ def _replacements(w: WhatIf, log: list[Replacement]) -> dict[tuple[str, str], An
         if ctx.node.domain in ("", "ai.onnx") and ctx.attr("approximate", "none") != "none":
             raise ConfigError(f"{ctx.where}: only the exact (erf) GELU can be replaced, not approximate="
                               f"{ctx.attr('approximate')!r}")
-        q, s = _quantize(x, bits)
+        q, s = _quantize(x, bits, ctx.where)
         r = fam.gelu(q, s, bits, over)
         note(ctx, r)
         return [(np.asarray(r.values, dtype=np.float64) * fam.gelu_scale(s)).astype(F32)]
@@ -301,7 +302,7 @@ def _replacements(w: WhatIf, log: list[Replacement]) -> dict[tuple[str, str], An
         _last_axis(ctx, x, "axis", -1)
         gamma = ctx.need(inputs, 1, "scale")
         beta = inputs[2] if len(inputs) > 2 and inputs[2] is not None else None
-        q, _ = _quantize(x, bits)
+        q, _ = _quantize(x, bits, ctx.where)
         D = x.shape[-1]
         c = q - q.mean(axis=-1, keepdims=True)
         shift = fam.layernorm_shift(float((c.astype(np.float64) ** 2).sum(axis=-1).max()) if q.size else 0.0)
