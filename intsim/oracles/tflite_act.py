@@ -34,7 +34,12 @@ import math
 from decimal import Context, Decimal
 from fractions import Fraction
 
-from .requant import multiply_by_quantized_multiplier, quantize_multiplier
+from .requant import (
+    multiply_by_quantized_multiplier,
+    quantize_multiplier,
+    rounding_divide_by_pot,
+    saturating_rounding_doubling_high_mul,
+)
 from .rounding import c_div, float32, round_fraction
 
 # ------------------------------------------------------------------------------------------------
@@ -52,29 +57,10 @@ def wrap(v: int, bits: int) -> int:
     return v - (1 << bits) if v >> (bits - 1) else v
 
 
-def srdhm(a: int, b: int, bits: int) -> int:
-    """``SaturatingRoundingDoublingHighMul``: ``(a*b + nudge) / 2**(bits-1)`` in C (truncating)
-    division, ``nudge = 2**(bits-2)`` or ``1 - 2**(bits-2)`` for a negative product; min*min
-    saturates to max.
-
-    >>> srdhm(-32768, -32768, 16), srdhm(16384, -3, 16)
-    (32767, -1)
-    """
-    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    if a == b == lo:
-        return hi
-    ab = a * b
-    nudge = (1 << (bits - 2)) if ab >= 0 else 1 - (1 << (bits - 2))
-    return c_div(ab + nudge, 1 << (bits - 1))
-
-
-def rdbpot(x: int, e: int) -> int:
-    """``RoundingDivideByPOT``: ``x / 2**e`` rounded half away from zero.
-
-    >>> rdbpot(-5, 1), rdbpot(5, 1), rdbpot(-4, 2)
-    (-3, 3, -1)
-    """
-    return round_fraction(Fraction(x, 1 << e), "half_away")
+#: ``SaturatingRoundingDoublingHighMul`` at ``bits`` bits and ``RoundingDivideByPOT``, as the
+#: requantization oracles define them
+srdhm = saturating_rounding_doubling_high_mul
+rdbpot = rounding_divide_by_pot
 
 
 def srmpot(x: int, e: int, bits: int) -> int:

@@ -82,6 +82,19 @@ _LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "ffn_up", "ffn_down")
 _ORDER = ("q_proj", "k_proj", "v_proj", "scores", "attn_v", "o_proj", "ffn_up", "ffn_down")
 
 
+def _aggregate_csv(agg: dict, bits: list[int] | tuple[int, ...], llm: float | None = None) -> str:
+    """aggregate.csv: per bit-width and strategy the ratio, the ratio admitting -2^(b-1) and the
+    saving (and, given ``llm``, LLM.int8()'s ratio on a row of its own per bit-width)."""
+    rows = []
+    for b in bits:
+        for strat in STRATEGIES:
+            r, r2 = agg[(b, strat, False)], agg[(b, strat, True)]
+            rows.append([b, strat, _f(r), _f(r2), _f(100 * (1 - r2 / r), 2)])
+        if llm is not None:
+            rows.append([b, "llm.int8 (b=8 scheme)", _f(llm), "", ""])
+    return csv_text(["bits", "strategy", "unpack_ratio", "unpack_ratio_admit_min", "admit_min_saving_percent"], rows)
+
+
 def _admit_min_section(agg: dict, bits: list[int] | tuple[int, ...], aside: str) -> list[str]:
     """The report section on admitting -2^(b-1): ratios per strategy and the saving against the
     symmetric range (``agg[(b, strategy, admit_min)]``)."""
@@ -329,15 +342,7 @@ def _write(out: Path, rows: dict, bits: tuple[int, ...], args: argparse.Namespac
          "unpack_ratio_admit_min", "low_bit_gemms", "out_of_range_a", "out_of_range_b",
          "alpha100_alpha95_a", "alpha100_alpha95_b"], long_rows), newline="\n")
 
-    agg_rows = []
-    for b in bits:
-        for strat in STRATEGIES:
-            r, r2 = agg[(b, strat, False)], agg[(b, strat, True)]
-            agg_rows.append([b, strat, _f(r), _f(r2), _f(100 * (1 - r2 / r), 2)])
-        agg_rows.append([b, "llm.int8 (b=8 scheme)", _f(agg["llm"]), "", ""])
-    (out / "aggregate.csv").write_text(csv_text(
-        ["bits", "strategy", "unpack_ratio", "unpack_ratio_admit_min", "admit_min_saving_percent"], agg_rows),
-        newline="\n")
+    (out / "aggregate.csv").write_text(_aggregate_csv(agg, bits, llm=agg["llm"]), newline="\n")
     (out / "accuracy.csv").write_text(csv_text(
         ["method", "rel_error"],
         [[f"quantized p={args.percentile} D={args.levels}, unpacked (any b, any strategy)", f"{agg['q_err']:.6g}"],
@@ -528,14 +533,7 @@ def _write_npy(out: Path, gemms: list, bits: tuple[int, ...], args: argparse.Nam
         ["gemm", "a", "b", "shape", "bits", "strategy", "macs", "unpacked_macs", "unpack_ratio",
          "unpack_ratio_admit_min", "low_bit_gemms", "out_of_range_a", "out_of_range_b",
          "alpha100_alpha95_a", "alpha100_alpha95_b"], long_rows), newline="\n")
-    agg_rows = []
-    for b in bits:
-        for strat in STRATEGIES:
-            r, r2 = agg[(b, strat, False)], agg[(b, strat, True)]
-            agg_rows.append([b, strat, _f(r), _f(r2), _f(100 * (1 - r2 / r), 2)])
-    (out / "aggregate.csv").write_text(csv_text(
-        ["bits", "strategy", "unpack_ratio", "unpack_ratio_admit_min", "admit_min_saving_percent"], agg_rows),
-        newline="\n")
+    (out / "aggregate.csv").write_text(_aggregate_csv(agg, bits), newline="\n")
     plots = not getattr(args, "no_plots", False)
     if plots:
         title = "A @ B of your .npy files" if len(gemms) == 1 else f"{len(gemms)} GEMMs of your .npy files"
