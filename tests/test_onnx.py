@@ -335,3 +335,17 @@ def test_qgemm_is_bit_identical(tmp_path, quantized_output):
     rep = check_against_ort(p, {"A": rng.integers(0, 256, (M, K), dtype=np.uint8)})
     assert rep.ok and len(rep.tensors) == 1, rep.table()
     assert rep.gemms[0].shape == (M, K, N)
+
+
+def test_feeds_that_are_not_a_regular_file_are_named_as_such(tmp_path):
+    import os
+
+    from intsim.onnx import load_feeds
+
+    with pytest.raises(FileFormatError, match="no such feeds file"):
+        load_feeds(tmp_path / "missing.npz")
+    with pytest.raises(FileFormatError, match="not a regular file"):
+        load_feeds(tmp_path)
+    os.mkfifo(tmp_path / "fifo.npz")
+    with pytest.raises(FileFormatError, match="not a regular file"):  # refused without opening (no hang)
+        load_feeds(tmp_path / "fifo.npz")

@@ -163,8 +163,10 @@ def load_feeds(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     import zipfile
 
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise FileFormatError(f"{p}: no such feeds file (an .npz of input name -> array)")
+    if not p.is_file():
+        raise FileFormatError(f"{p}: not a regular file (the feeds must be an .npz of input name -> array)")
     try:
         with np.load(p, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
