@@ -173,3 +173,40 @@ def test_report_cost_on_the_integer_gemms_of_an_onnx_model(models, feeds, tmp_pa
         parse_workload(f"onnx:{models['dynamic']}")
     with pytest.raises(ConfigError, match="no integer GEMM"):
         parse_workload(f"onnx:{models['float']},{tmp_path / 'feeds.npz'}")
+
+
+def test_an_unpack_sweep_over_the_integer_gemms_of_an_onnx_model(models, feeds, tmp_path, capsys):
+    """``intsim sweep`` with an ``[onnx]`` table: one point per GEMM node x bit-width x strategy, the
+    figures those of the node's zero-point-free integer operands; bad tables exit 2."""
+    import pandas as pd
+
+    from intsim.cost.workloads import onnx_workload
+    from intsim.hw.unpack import compare_strategies
+
+    np.savez(tmp_path / "feeds.npz", **feeds)
+    spec = tmp_path / "spec.toml"
+    head = f'[sweep]\nkind = "unpack"\n[onnx]\nmodel = "{models["dynamic"]}"\ninputs = "feeds.npz"\n'
+    spec.write_text(head + '[grid]\nbits = [2, 4]\nstrategy = ["row", "plan"]\n')
+    out = tmp_path / "out"
+    assert cli_main(["sweep", str(spec), "--out", str(out), "--workers", "1", "-q", "--no-plots"]) == 0
+    rows = pd.read_parquet(out / "results.parquet")
+    sites = onnx_workload(models["dynamic"], tmp_path / "feeds.npz").sites
+    names = [s.name.rsplit(" (", 1)[0] for s in sites]
+    assert list(rows.gemm.unique()) == names and len(rows) == 4 * len(names)
+    assert "percentile" not in rows and "sentences" not in rows
+    for site, name in zip(sites, names, strict=True):
+        for b in (2, 4):
+            got = rows[(rows.gemm == name) & (rows.bits == b) & (rows.strategy == "plan")].iloc[0]
+            want = sum(compare_strategies(p.a.astype(np.int64), p.b.astype(np.int64), b, strategies=("plan",))
+                       ["plan"].work for p in site.parts)
+            assert got.unpacked_macs == want and got.macs == site.macs
+    assert rows[rows.bits == 2].unpack_ratio.min() > 1.0  # int8 operands do not fit 2-bit multipliers
+    for extra, needle in [('[[gemm]]\nname = "g"\na = "a.npy"\nb = "b.npy"\n', "not both"),
+                          ("[grid]\npercentile = 0.9\n", "grid.percentile"), ('[grid]\ngemm = "x"\n', "unknown GEMM")]:
+        spec.write_text(head + extra)
+        capsys.readouterr()
+        assert cli_main(["sweep", str(spec), "--out", str(tmp_path / "o2"), "-q"]) == 2
+        assert needle in capsys.readouterr().err
+    spec.write_text(f'[sweep]\nkind = "unpack"\n[onnx]\nmodel = "{models["dynamic"]}"\n')
+    assert cli_main(["sweep", str(spec), "--out", str(tmp_path / "o3"), "-q"]) == 2
+    assert "model (.onnx) and inputs" in capsys.readouterr().err

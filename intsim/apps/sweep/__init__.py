@@ -34,7 +34,20 @@ Kinds (:data:`KINDS`; a kind is a :class:`SweepKind` registered with :func:`regi
     ``strategy``, ``percentile``, ``levels``, ``admit_min``, ``sentences``, ``max_len``. A spec
     may name GEMMs of its own instead, ``[[gemm]]`` tables with ``name``, ``a`` and ``b`` (``.npy``
     files, relative to the spec): float operands are quantized as the MiniLM's, integer operands are
-    unpacked as they are.
+    unpacked as they are; or every integer GEMM of a quantized ONNX model, an ``[onnx]`` table with
+    ``model`` (``.onnx``) and ``inputs`` (its feeds, ``.npz``): the model is run as ONNX Runtime
+    runs it, one point per GEMM node (``gemm`` = the node's name), its zero-point-free integer
+    operands unpacked as they are (``percentile``, ``levels``, ``sentences`` and ``max_len`` do not
+    apply). For example::
+
+        [sweep]
+        kind = "unpack"
+        [onnx]
+        model = "model.quant.onnx"
+        inputs = "feeds.npz"
+        [grid]
+        bits = [2, 3, 4, 8]
+        strategy = ["row", "col", "both", "plan"]
 ``cost``
     energy, cycles and area (``intsim report cost``) of one method on one hardware profile per
     point: ``method``, ``profile``, ``workload``, ``scale_to``, ``voltage``, ``nonlinear``,

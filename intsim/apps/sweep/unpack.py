@@ -1,5 +1,6 @@
 """The ``unpack`` kind: IM-Unpack (Zeng, Sankaralingam, Singh, ICML 2024) unpack ratios of the
-MiniLM's GEMMs, or of ``[[gemm]]`` operands of the spec, per bit-width, strategy and quantizer."""
+MiniLM's GEMMs, of ``[[gemm]]`` operands of the spec, or of every integer GEMM of a quantized ONNX
+model (``[onnx]``), per bit-width, strategy and quantizer."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ from ...core.errors import (
     ConfigError,
     DTypeError,
     FileFormatError,
+    IntsimError,
     ModelNotInstalledError,
     OperandRangeError,
     ShapeError,
 )
+from ...core.fileio import sha256_file
 from ...core.npyfile import read_gemm_npy, read_npy
 from ...quant.quantizers import quantize_rtn_group
 from .deps import plot_ratio_vs_bits, pyplot
@@ -55,12 +58,37 @@ def _npy(path: str, sha256: str) -> np.ndarray:
     return got.array
 
 
+def _onnx_names(sites: Any) -> list[str]:
+    """The GEMM names of an ONNX workload's sites: the node name, or ``"node (OpType)"`` where two
+    sites share a node name (or it is empty)."""
+    short = [s.name.rsplit(" (", 1)[0] for s in sites]
+    return [n if n and short.count(n) == 1 and n != "all" else s.name for n, s in zip(short, sites, strict=True)]
+
+
+@functools.lru_cache(maxsize=2)
+def _onnx_gemms(model: str, model_sha: str, feeds: str, feeds_sha: str
+                ) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """Every integer GEMM of the ONNX model run on the feeds (cached per worker process), by the
+    names :func:`_onnx_names` gives: its 2-D products' zero-point-free integer operands."""
+    from ...cost.workloads import onnx_workload
+
+    for path, sha in ((model, model_sha), (feeds, feeds_sha)):
+        if sha256_file(path) != sha:
+            raise FileFormatError(f"{path}: changed since the sweep started (its SHA-256 differs); run the sweep again")
+    sites = onnx_workload(model, feeds).sites
+    return {n: [(p.a.astype(np.int64), p.b.astype(np.int64)) for p in s.parts]
+            for n, s in zip(_onnx_names(sites), sites, strict=True)}
+
+
 @functools.lru_cache(maxsize=16)
 def _quantized(gemm: str, percentile: float, levels: int, sentences: int, max_len: int,
-               files: tuple[str, str, str, str] | None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+               files: tuple[str, str, str, str] | None, onnx: tuple[str, str, str, str] | None = None
+               ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     if files is not None:
         a, b = _npy(files[0], files[1]), _npy(files[2], files[3])
         members = [(a, b)]
+    elif onnx is not None:
+        members = _onnx_gemms(*onnx)[gemm]
     else:
         members = _minilm_groups(sentences, max_len)[gemm]
     qa = [m[0] if m[0].dtype.kind in "iu" else None for m in members]
@@ -73,22 +101,26 @@ def _quantized(gemm: str, percentile: float, levels: int, sentences: int, max_le
 
 
 class UnpackKind(SweepKind):
-    """Unpack ratios of IM-Unpack (``intsim.hw.unpack.compare_strategies``) on the MiniLM's GEMMs
-    (or ``[[gemm]]`` operands of the spec): one GEMM (a per-head group summed over sentences and
-    heads, with one scale per group as ``intsim report unpack``), one bit-width, strategy and
-    quantizer per point. Figures: ``gemms``, ``macs``, ``unpacked_macs``, ``unpack_ratio``
-    (``unpacked_macs / macs``), ``low_bit_gemms``, ``out_of_range_a``, ``out_of_range_b``
-    (shares of entries with ``|q| >= 2**(bits-1)``)."""
+    """Unpack ratios of IM-Unpack (``intsim.hw.unpack.compare_strategies``) on the MiniLM's GEMMs,
+    on ``[[gemm]]`` operands of the spec, or on every integer GEMM of the quantized ONNX model of an
+    ``[onnx]`` table (``model`` and ``inputs``, its feeds ``.npz``; the model is run once per worker as
+    ONNX Runtime runs it, and each GEMM node's zero-point-free integer operands are unpacked as they
+    are, so ``percentile`` and ``levels`` do not apply): one GEMM (a per-head group summed over
+    sentences and heads, with one scale per group as ``intsim report unpack``; for a model, the 2-D
+    products of one node), one bit-width, strategy and quantizer per point. Figures: ``gemms``,
+    ``macs``, ``unpacked_macs``, ``unpack_ratio`` (``unpacked_macs / macs``), ``low_bit_gemms``,
+    ``out_of_range_a``, ``out_of_range_b`` (shares of entries with ``|q| >= 2**(bits-1)``)."""
 
     name = "unpack"
     summary = "IM-Unpack ratios of GEMMs x bit-widths x strategies x quantizers"
-    extra_tables = ("gemm",)
+    extra_tables = ("gemm", "onnx")
 
     def __init__(self) -> None:
         from ...hw.unpack import STRATEGIES
 
         self.params = (
-            Param("gemm", "all", "a GEMM: 'L.name' of the MiniLM (L 0-5), a [[gemm]] name, or 'all'", check_str),
+            Param("gemm", "all", "a GEMM: 'L.name' of the MiniLM (L 0-5), a [[gemm]] name, an [onnx] model's "
+                  "node name, or 'all'", check_str),
             Param("bits", 4, "multiplier bit-width b (2-32)", check_int(2, 32)),
             Param("strategy", "plan", f"unpack strategy ({', '.join(STRATEGIES)})", check_choice(STRATEGIES)),
             Param("percentile", 0.95, "quantization percentile p in (0, 1]", check_float(0.0, 1.0, lo_open=True)),
@@ -101,6 +133,7 @@ class UnpackKind(SweepKind):
     def plan(self, grid: dict[str, list[Any]], spec: SweepSpec) -> Plan:
         own = spec.tables.get("gemm")
         files: dict[str, list[str]] = {}
+        onnx = self._plan_onnx(spec, own is not None)
         if own is not None:
             if not isinstance(own, list) or not own or not all(isinstance(t, dict) for t in own):
                 raise ConfigError(f"{spec.source}: 'gemm' must be an array of tables ([[gemm]] with name, a, b)")
@@ -120,33 +153,65 @@ class UnpackKind(SweepKind):
                     raise type(exc)(f"{where}: {exc}") from None
                 entry = [str(pa), ra.sha256, str(pb), rb.sha256]
                 files[name] = entry
-        names = tuple(files) if files else _MINILM_GEMMS
+        names = tuple(files) if files else tuple(onnx[0]) if onnx else _MINILM_GEMMS
         gemms: list[str] = []
         for g in grid["gemm"]:
             if g == "all":
                 gemms += [n for n in names if n not in gemms]
             elif g not in names:
                 raise ConfigError(f"{spec.source}: grid.gemm: unknown GEMM {g!r}; valid: 'all', "
-                                  + (", ".join(names) if files else "'L.name' with L 0-5 and name one of "
+                                  + (", ".join(names) if files or onnx else "'L.name' with L 0-5 and name one of "
                                      + ", ".join(_MINILM_ORDER)))
             elif g not in gemms:
                 gemms.append(g)
         grid = {**grid, "gemm": gemms}
-        if files:  # the MiniLM's parameters do not apply
-            for k in ("sentences", "max_len"):
+        if files or onnx:  # the MiniLM's parameters do not apply (nor the quantizer's, to a model's integers)
+            for k in ("sentences", "max_len") + (("percentile", "levels") if onnx else ()):
                 if k in spec.given:
-                    raise ConfigError(f"{spec.source}: grid.{k}: applies to the MiniLM's GEMMs, not to [[gemm]] files")
+                    raise ConfigError(f"{spec.source}: grid.{k}: applies to the MiniLM's GEMMs, not to "
+                                      + ("an [onnx] model's integer GEMMs" if onnx else "[[gemm]] files"))
                 grid.pop(k)
-        identity = {"files": {n: [e[1], e[3]] for n, e in files.items()}} if files else {"model": "all-MiniLM-L6-v2"}
-        return Plan(self, product_points(grid), [k for k, v in grid.items() if len(v) > 1], {"files": files},
-                    identity, spec.source)
+        if files:
+            identity: dict[str, Any] = {"files": {n: [e[1], e[3]] for n, e in files.items()}}
+        elif onnx:
+            identity = {"onnx": [onnx[1][1], onnx[1][3]]}
+        else:
+            identity = {"model": "all-MiniLM-L6-v2"}
+        return Plan(self, product_points(grid), [k for k, v in grid.items() if len(v) > 1],
+                    {"files": files, "onnx": onnx[1] if onnx else None}, identity, spec.source)
+
+    @staticmethod
+    def _plan_onnx(spec: SweepSpec, has_gemm: bool) -> tuple[list[str], tuple[str, str, str, str]] | None:
+        """The ``[onnx]`` table: the model's GEMM names (the model is run once here, which checks the
+        model and its feeds) and (model, its SHA-256, feeds, their SHA-256); None without the table."""
+        t = spec.tables.get("onnx")
+        if t is None:
+            return None
+        where = f"{spec.source}: [onnx]"
+        if not isinstance(t, dict):
+            raise ConfigError(f"{where}: must be a table with model and inputs")
+        if has_gemm:
+            raise ConfigError(f"{where}: a spec takes [[gemm]] files or an [onnx] model, not both")
+        if set(t) != {"model", "inputs"}:
+            raise ConfigError(f"{where}: needs exactly the keys model (.onnx) and inputs (its feeds .npz), got "
+                              f"{', '.join(sorted(t)) or 'none'}")
+        model, feeds = (str(spec.resolve(check_str(t[k], f"{where}: {k}"), f"{where}: {k}"))
+                        for k in ("model", "inputs"))
+        from ...cost.workloads import onnx_workload
+
+        try:
+            sites = onnx_workload(model, feeds).sites
+        except IntsimError as exc:
+            raise type(exc)(f"{where}: {exc}") from None
+        return _onnx_names(sites), (model, sha256_file(model), feeds, sha256_file(feeds))
 
     def compute(self, params: dict[str, Any], shared: dict[str, Any]) -> PointResult:
         from ...hw.unpack import compare_strategies
 
         files = shared["files"].get(params["gemm"])
-        qa, qb = _quantized(params["gemm"], params["percentile"], params["levels"], params.get("sentences", 0),
-                            params.get("max_len", 0), tuple(files) if files else None)
+        qa, qb = _quantized(params["gemm"], params.get("percentile", 1.0), params.get("levels", 0),
+                            params.get("sentences", 0), params.get("max_len", 0), tuple(files) if files else None,
+                            shared.get("onnx"))
         b, strat = params["bits"], params["strategy"]
         s = 1 << (b - 1)
         macs = work = lowbit = oor_a = oor_b = size_a = size_b = 0
