@@ -114,11 +114,14 @@ def _fsync_path(path: Path, directory: bool = False) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = True) -> None:
     """Write ``data`` to ``path`` atomically (temporary file, fsync, rename, fsync of the directory).
 
     An existing ``path`` is replaced only if it is a regular file; a directory, a symbolic link or
     another special file at ``path`` raises :class:`~intsim.core.errors.ConfigError` and nothing is written.
+    ``durable=False`` skips both fsyncs: the file is still whole or absent after a killed process
+    (the rename is atomic), but a power failure may leave it empty or lose it; only for files whose
+    reader checks them and can recreate them (a sweep's per-point parts).
     """
     path = Path(path)
     try:
@@ -134,14 +137,16 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    _fsync_path(path.parent, directory=True)
+    if durable:
+        _fsync_path(path.parent, directory=True)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
