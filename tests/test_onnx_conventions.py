@@ -379,6 +379,12 @@ def test_quantize_linear_per_channel_zero_points_and_nan_as_onnxruntime():
     for j in range(3):
         col = quantize_linear(np.ascontiguousarray(x[:, j]), float(scale[j]), int(zp[j]), "int8").values
         assert got[:, j].tolist() == col.tolist()
+    x[0, 1], x[1, 2] = np.nan, -np.inf  # the per-channel path (numpy) and the per-tensor one (numba) agree
+    got = quantize_linear(x, scale, zp, "int8", nan="minimum").values
+    for j in range(3):
+        col = quantize_linear(np.ascontiguousarray(x[:, j]), float(scale[j]), int(zp[j]), "int8", nan="minimum")
+        assert got[:, j].tolist() == col.values.tolist()
+    assert got.tolist() == [[4, -128, 127], [127, -8, -128]]
     y = np.array([1.0, np.nan, -3.0], dtype=np.float32)
     assert quantize_linear(y, 1.0, 10, "uint8", nan="minimum").values.tolist() == [11, 0, 7]
     with pytest.raises(ConfigError, match="NaN"):

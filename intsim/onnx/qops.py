@@ -58,6 +58,8 @@ The float arithmetic around the GEMMs is float32, in the order ONNX Runtime's CP
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from numba import njit
 
@@ -109,13 +111,29 @@ def _scalar(ctx: NodeContext, x: np.ndarray | None, what: str, default: float | 
 
 
 def _datapath_gemm(ctx: NodeContext, a: np.ndarray, b: np.ndarray) -> GemmOutcome:
-    """One 2-D product on ``ctx.datapath`` (:func:`intsim.matmul`)."""
-    r = matmul(a, b, ctx.datapath)
+    """One 2-D product on ``ctx.datapath`` (:func:`intsim.matmul`). When the node's raw 8-bit operands
+    are these (zero points per tensor, or per column of B) and the datapath's operand types hold
+    every zero-point-free value ([-255, 255]), :func:`intsim.matmul` gets the raw operands with the
+    zero points instead (``zero_points="operands"``: the same proof, scans and results, on the
+    shifted operands; the cleared outputs from an integer engine plus the exact correction), and
+    the record keeps the op counts of the zero-point-free GEMM."""
+    dp = ctx.datapath
+    raw, zps = ctx.raw_operands, ctx.zero_points
+    if raw is not None and zps is not None and dp.zero_points == "operands" and raw[1].ndim == 2 \
+            and raw[0].size == a.size and raw[1].shape == b.shape and all(
+                t.min <= -255 and t.max >= 255 for t in (dp.a, dp.b)):
+        ra, rb = raw
+        r = matmul(ra.reshape(a.shape), rb, replace(dp, a=_QTYPES[ra.dtype], b=_QTYPES[rb.dtype]),
+                   a_zero_point=zps[0], b_zero_point=zps[1])
+        ops = gemm_ops(a.shape[0], a.shape[1], b.shape[1], dp)
+    else:
+        r = matmul(a, b, dp)
+        ops = r.ops
     first = None
     if r.n_overflow:
         i, j = (int(v) for v in np.argwhere(r.overflow)[0])
         first = (i, j, int(r.first_overflow_k[i, j]))
-    return GemmOutcome(r.values, r.method, int(r.n_overflow), r.ops, first, a.shape[0] * a.shape[1] * b.shape[1])
+    return GemmOutcome(r.values, r.method, int(r.n_overflow), ops, first, a.shape[0] * a.shape[1] * b.shape[1])
 
 
 def _batched_exact(ctx: NodeContext, aa: np.ndarray, bb: np.ndarray) -> np.ndarray | None:
@@ -223,7 +241,7 @@ def _zp_cols(ctx: NodeContext, zp: np.ndarray | None, b: np.ndarray, what: str) 
 
 
 def _sub_zp(x: np.ndarray, zp: np.ndarray) -> np.ndarray:
-    return x.astype(np.int64) - zp.astype(np.int64)
+    return np.subtract(x, zp, dtype=np.int64)  # one pass: each operand cast to int64 as it is read
 
 
 def _acc32(acc: np.ndarray) -> np.ndarray:
@@ -284,7 +302,19 @@ def _dequantize_linear(ctx: NodeContext, inputs: list) -> list:
     axis = int(ctx.attr("axis", 1))
     s2 = _axis_param(ctx, s, x, axis, "x_scale")
     z2 = _axis_param(ctx, zp, x, axis, "x_zero_point") if zp is not None else np.zeros((), np.int64)
+    if s2.ndim == 0 and z2.ndim == 0:  # one pass (numba), the same arithmetic
+        y = np.empty(x.shape, dtype=F32)
+        _dequantize_kernel(np.ascontiguousarray(x).reshape(-1), np.int64(z2), F32(s2), y.reshape(-1))
+        return [y]
     return [(x.astype(np.int64) - z2.astype(np.int64)).astype(F32) * s2.astype(F32)]
+
+
+@njit(cache=True, nogil=True)
+def _dequantize_kernel(x, zp, scale, out):  # pragma: no cover - numba
+    """``out[i] = float32(x[i] - zp) * scale``: the difference exact in int64, rounded once to float32
+    (to nearest even), one float32 multiply."""
+    for i in range(x.size):
+        out[i] = np.float32(np.int64(x[i]) - zp) * scale
 
 
 def dynamic_quantize_params(x: np.ndarray) -> tuple[np.float32, int]:
@@ -319,6 +349,8 @@ def _zp_free(ctx: NodeContext, a: np.ndarray, b: np.ndarray, azp: np.ndarray | N
     za, zb = _zp_rows(ctx, azp, a, "a_zero_point"), _zp_cols(ctx, bzp, b, "b_zero_point")
     if za.ndim == 0 and (zb.ndim == 0 or zb.ndim == 1):
         ctx.zero_points = (int(za), zb.astype(np.int64), a.dtype, b.dtype)
+        if a.dtype.itemsize == 1 and b.dtype.itemsize == 1:
+            ctx.raw_operands = (a, b)
     return _sub_zp(a, za), _sub_zp(b, zb)
 
 

@@ -41,6 +41,7 @@ from .kernels import (
     FK_MUL64,
     FK_MUL64_ZP,
     TFLITE_CHAIN,
+    quantize_linear_f32,
     run_dyadic,
     run_float,
     run_tflite,
@@ -550,16 +551,25 @@ def quantize_linear(x: Any, y_scale: Any, y_zero_point: Any = 0, out: IntType | 
     _check_float32_scale("quantize_linear", sarr)
     _check_float32_divisor("quantize_linear", sarr)
     s32 = sarr.astype(np.float32)
+    if xa.dtype == np.float32 and s32.ndim == 0 and zp.ndim == 0:  # one pass (numba), same arithmetic
+        values = np.empty(xa.shape, np.int64)
+        quantize_linear_f32(np.ascontiguousarray(xa).reshape(-1), np.float32(s32), int(zp), out_t.min,
+                                   out_t.max, out_t.min, values.reshape(-1))
+        return OpResult(values=values, scale=float(s32), ops=_quantize_linear_ops(xa.size, 24, out_t, bool(zp)))
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         v = xa.astype(np.float64) / s32.astype(np.float64) if xa.dtype == np.int32 else xa / s32
         r = np.clip(np.rint(v), out_t.min - zp, out_t.max - zp)  # integer bounds, exact in float32 and float64
     values = np.asarray(np.where(np.isnan(r), 0, r).astype(np.int64) + zp, dtype=np.int64)
     if nan == "minimum":
         values = np.where(np.isnan(v), out_t.min, values)
-    w = 53 if xa.dtype == np.int32 else 24
-    n = int(xa.size)
-    ops = OpCounts().add("div", (w, w), n).add("shift", (64 if w == 53 else 32,), n)
-    if zp.any():
-        ops.add("add", (out_t.bits,), n)
-    ops.add("compare", (out_t.bits,), 2 * n)
+    ops = _quantize_linear_ops(xa.size, 53 if xa.dtype == np.int32 else 24, out_t, bool(zp.any()))
     return OpResult(values=values, scale=s32.astype(np.float64) if s32.ndim else float(s32), ops=ops)
+
+
+def _quantize_linear_ops(n: int, w: int, out_t: IntType, zp: bool) -> OpCounts:
+    """The operations of a ``QuantizeLinear`` of ``n`` values: a ``w``-bit division, a rounding
+    shift, the zero point's add (when nonzero) and two compares per value."""
+    ops = OpCounts().add("div", (w, w), n).add("shift", (64 if w == 53 else 32,), n)
+    if zp:
+        ops.add("add", (out_t.bits,), n)
+    return ops.add("compare", (out_t.bits,), 2 * n)

@@ -579,3 +579,30 @@ def run_float(xx: np.ndarray, sarr: np.ndarray, kind: int, lo: int, hi: int, zp:
         taps["scaled_bits"] = bits.reshape(xx.shape)
         taps["rounded"] = out - zp
     return out
+
+
+# ------------------------------------------------------------------------------------------------
+# QuantizeLinear (float32 input, one scale and one zero point): one pass
+# ------------------------------------------------------------------------------------------------
+
+
+@numba.njit(cache=True, nogil=True)
+def quantize_linear_f32(x, scale, zp, lo, hi, nan_value, out):  # pragma: no cover - numba
+    """``out[i] = clip(rint(float32(x[i] / scale)), lo - zp, hi - zp) + zp`` for a float32 ``x`` and
+    ``scale`` (one float32 division, round half to even); a NaN gives ``nan_value``. Returns the
+    number of NaNs seen."""
+    blo = np.float32(lo - zp)
+    bhi = np.float32(hi - zp)
+    nans = 0
+    for i in range(x.size):
+        v = np.rint(x[i] / scale)
+        if v != v:
+            nans += 1
+            out[i] = nan_value
+        elif v < blo:
+            out[i] = lo
+        elif v > bhi:
+            out[i] = hi
+        else:
+            out[i] = np.int64(v) + zp
+    return nans
