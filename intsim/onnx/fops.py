@@ -14,8 +14,8 @@ The float32 operators ONNX Runtime computes with its own approximations or summa
 split, K slices, packed constant B and M = 1 kernels; ONNX Runtime pinned to one intra-op thread
 by the check). They are bit-identical to ONNX Runtime 1.32 on an x86-64 CPU with AVX-512F
 (:mod:`intsim.onnx.mlas` says which results depend on the kernels ONNX Runtime dispatches on
-the CPU). Still not bit-exact: ``Gemm``/``FusedGemm`` (numpy's BLAS, another summation
-order), ``ReduceMean``/``ReduceSum`` over axis sets of more than three runs (``R K R K``...),
+the CPU). ``Gemm``/``FusedGemm`` (float32) are MLAS's SGEMM with the broadcast ``C`` as its
+``beta * C``. Still not bit-exact: ``ReduceMean``/``ReduceSum`` over axis sets of more than three runs (``R K R K``...),
 and float64/float16 inputs of the approximated operators (numpy/libm); the check reports their
 differences in ULP. Shape operators (``Reshape``, ``Transpose``, ``Shape``, ``Gather``,
 ``Concat``, ``Unsqueeze``, ``Squeeze``, ``Flatten``, ``Slice``, ``Expand``,
@@ -177,22 +177,37 @@ register("MatMul")(sgemm.float_matmul_op)
 
 @register("Gemm")
 def _gemm(ctx: NodeContext, inputs: list) -> list:
+    """float32: ONNX Runtime's ``Gemm`` (onnxruntime/core/providers/cpu/math/gemm.cc): ``C``
+    broadcast into the output (when given and ``beta != 0``), then MLAS's SGEMM
+    ``alpha * op(A) @ op(B) + beta * Y`` (:func:`intsim.onnx.sgemm.mlas_sgemm`, a constant B
+    pre-packed); other dtypes through numpy."""
     a, b = ctx.need(inputs, 0, "A"), ctx.need(inputs, 1, "B")
     c = inputs[2] if len(inputs) > 2 else None
-    if ctx.attr("transA", 0):
-        a = a.T
-    if ctx.attr("transB", 0):
-        b = b.T
-    try:
-        y = np.matmul(a, b).astype(a.dtype, copy=False)  # numpy's BLAS: not MLAS's order
-    except ValueError:
-        raise ctx.shape_error(f"cannot multiply A of shape {a.shape} by B of shape {b.shape}") from None
+    ta, tb = bool(ctx.attr("transA", 0)), bool(ctx.attr("transB", 0))
+    if a.ndim != 2 or b.ndim != 2:
+        raise ctx.shape_error(f"A {a.shape} and B {b.shape} must be 2-D")
+    m, k = a.shape[::-1] if ta else a.shape
+    k2, n = b.shape[::-1] if tb else b.shape
+    if k != k2:
+        raise ctx.shape_error(f"cannot multiply A of shape {a.shape} by B of shape {b.shape} (transA={int(ta)}, "
+                              f"transB={int(tb)})")
     alpha, beta = F32(ctx.attr("alpha", 1.0)), F32(ctx.attr("beta", 1.0))
-    if alpha != 1:
-        y = y * alpha
     if c is not None:
-        y = y + (c * beta if beta != 1 else c)
-    return [y.astype(a.dtype, copy=False)]
+        try:
+            cb = np.broadcast_to(c, (m, n))
+        except ValueError:
+            raise ctx.shape_error(f"C {c.shape} does not broadcast to the output ({m}, {n})") from None
+    if a.dtype != F32 or b.dtype != F32 or (c is not None and c.dtype != F32):
+        y = np.matmul(a.T if ta else a, b.T if tb else b).astype(a.dtype, copy=False)
+        if alpha != 1:
+            y = y * alpha
+        if c is not None:
+            y = y + (c * beta if beta != 1 else c)
+        return [y.astype(a.dtype, copy=False)]
+    use_c = c is not None and beta != 0
+    y = sgemm.mlas_sgemm(a[None], b[None], trans_a=ta, trans_b=tb, alpha=float(alpha),
+                         b_packed=ctx.is_constant(1), c=cb[None] if use_c else None, beta=float(beta) if use_c else 0.0)
+    return [y[0]]
 
 
 def _softmax_op(ctx: NodeContext, inputs: list, kernel, fallback) -> list:

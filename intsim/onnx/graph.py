@@ -19,6 +19,7 @@ import numpy as np
 from ..core.errors import ConfigError, FileFormatError
 from ..core.inttype import IntType
 from ..hw.datapath import Datapath
+from . import conv as _conv  # noqa: F401  (registers convolution and pooling)
 from . import fops as _fops  # noqa: F401  (registers the float operators)
 from . import qops as _qops  # noqa: F401  (registers the quantized operators)
 from .load import check_feeds, import_onnx

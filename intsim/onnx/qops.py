@@ -72,8 +72,9 @@ from ..quant.requant import requantize
 from .mlas import fma32
 from .registry import MS_DOMAIN, GemmOutcome, GemmRecord, KernelTrace, NodeContext, register
 
-__all__ = ["int_matmul", "quantize_linear", "dynamic_quantize_params", "fma_f32", "qlinear_add_mlas",
-           "qlinear_add_raw", "qlinear_mul_mlas", "lookup_table", "softmax_exp_table", "qlinear_softmax_rows"]
+__all__ = ["int_matmul", "acc32", "float_input", "int_input", "qtype", "scalar_input", "quantize_linear",
+           "dynamic_quantize_params", "fma_f32", "qlinear_add_mlas", "qlinear_add_raw", "qlinear_mul_mlas",
+           "lookup_table", "softmax_exp_table", "qlinear_softmax_rows"]
 
 F32 = np.float32
 _QTYPES = {np.dtype(np.uint8): IntType(8, signed=False), np.dtype(np.int8): IntType(8),
@@ -81,26 +82,30 @@ _QTYPES = {np.dtype(np.uint8): IntType(8, signed=False), np.dtype(np.int8): IntT
            np.dtype(np.int32): IntType(32)}
 
 
-def _qtype(ctx: NodeContext, dt: np.dtype, what: str) -> IntType:
+def qtype(ctx: NodeContext, dt: np.dtype, what: str) -> IntType:
+    """The IntType of a quantized tensor's dtype (int8/uint8/int16/uint16/int32), a DTypeError naming ``what``."""
     t = _QTYPES.get(np.dtype(dt))
     if t is None:
         raise ctx.dtype_error(f"{what} has dtype {dt}; supported: {', '.join(str(d) for d in _QTYPES)}")
     return t
 
 
-def _int_input(ctx: NodeContext, x: np.ndarray, what: str) -> np.ndarray:
+def int_input(ctx: NodeContext, x: np.ndarray, what: str) -> np.ndarray:
+    """``x`` if it is an integer tensor, else a DTypeError naming the node and ``what``."""
     if x.dtype.kind not in "iu":
         raise ctx.dtype_error(f"{what} must be an integer tensor, got {x.dtype}")
     return x
 
 
-def _float_input(ctx: NodeContext, x: np.ndarray, what: str) -> np.ndarray:
+def float_input(ctx: NodeContext, x: np.ndarray, what: str) -> np.ndarray:
+    """``x`` if it is a float32 tensor, else a DTypeError naming the node and ``what``."""
     if x.dtype != np.float32:
         raise ctx.dtype_error(f"{what} must be a float32 tensor, got {x.dtype} (intsim runs float32 models)")
     return x
 
 
-def _scalar(ctx: NodeContext, x: np.ndarray | None, what: str, default: float | int | None = None) -> np.ndarray:
+def scalar_input(ctx: NodeContext, x: np.ndarray | None, what: str, default: float | int | None = None) -> np.ndarray:
+    """A scalar (or 1-element) input as a 0-d array; ``default`` when absent (a ConfigError without one)."""
     if x is None:
         if default is None:
             raise ctx.shape_error(f"{what} is required")
@@ -244,7 +249,8 @@ def _sub_zp(x: np.ndarray, zp: np.ndarray) -> np.ndarray:
     return np.subtract(x, zp, dtype=np.int64)  # one pass: each operand cast to int64 as it is read
 
 
-def _acc32(acc: np.ndarray) -> np.ndarray:
+def acc32(acc: np.ndarray) -> np.ndarray:
+    """int64 accumulator registers as the int32 tensor ONNX Runtime returns."""
     return acc.astype(np.int32)  # the registers already hold int32 values (acc_bits=32)
 
 
@@ -273,7 +279,7 @@ def quantize_linear(x: np.ndarray, scale: np.ndarray, zp: np.ndarray, t: IntType
 
 @register("QuantizeLinear")
 def _quantize_linear(ctx: NodeContext, inputs: list) -> list:
-    x = _float_input(ctx, ctx.need(inputs, 0, "x"), "x")
+    x = float_input(ctx, ctx.need(inputs, 0, "x"), "x")
     s = ctx.need(inputs, 1, "y_scale")
     zp = inputs[2] if len(inputs) > 2 else None
     if ctx.attr("block_size", 0):
@@ -285,17 +291,17 @@ def _quantize_linear(ctx: NodeContext, inputs: list) -> list:
         from .load import onnx_dtype
 
         dtype = onnx_dtype(od) if od else np.dtype(np.uint8)
-    t = _qtype(ctx, dtype, "the output")
+    t = qtype(ctx, dtype, "the output")
     axis = int(ctx.attr("axis", 1))
-    s2 = _axis_param(ctx, _float_input(ctx, s, "y_scale"), x, axis, "y_scale")
+    s2 = _axis_param(ctx, float_input(ctx, s, "y_scale"), x, axis, "y_scale")
     z2 = _axis_param(ctx, zp, x, axis, "y_zero_point") if zp is not None else np.zeros((), np.int64)
     return [quantize_linear(x, s2, z2, t, dtype)]
 
 
 @register("DequantizeLinear")
 def _dequantize_linear(ctx: NodeContext, inputs: list) -> list:
-    x = _int_input(ctx, ctx.need(inputs, 0, "x"), "x")
-    s = _float_input(ctx, ctx.need(inputs, 1, "x_scale"), "x_scale")
+    x = int_input(ctx, ctx.need(inputs, 0, "x"), "x")
+    s = float_input(ctx, ctx.need(inputs, 1, "x_scale"), "x_scale")
     zp = inputs[2] if len(inputs) > 2 else None
     if ctx.attr("block_size", 0):
         raise ctx.shape_error("blocked quantization (block_size) is not supported")
@@ -332,7 +338,7 @@ def dynamic_quantize_params(x: np.ndarray) -> tuple[np.float32, int]:
 
 @register("DynamicQuantizeLinear")
 def _dynamic_quantize_linear(ctx: NodeContext, inputs: list) -> list:
-    x = _float_input(ctx, ctx.need(inputs, 0, "x"), "x")
+    x = float_input(ctx, ctx.need(inputs, 0, "x"), "x")
     scale, zp = dynamic_quantize_params(x)
     y = quantize_linear(x, np.asarray(scale), np.asarray(zp), IntType(8, signed=False), np.dtype(np.uint8))
     return [y, np.asarray(scale, dtype=F32), np.asarray(zp, dtype=np.uint8)]
@@ -340,8 +346,8 @@ def _dynamic_quantize_linear(ctx: NodeContext, inputs: list) -> list:
 
 def _zp_free(ctx: NodeContext, a: np.ndarray, b: np.ndarray, azp: np.ndarray | None,
              bzp: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    _int_input(ctx, a, "A")
-    _int_input(ctx, b, "B")
+    int_input(ctx, a, "A")
+    int_input(ctx, b, "B")
     if azp is not None and azp.dtype != a.dtype:
         raise ctx.dtype_error(f"a_zero_point has dtype {azp.dtype}, A has {a.dtype}")
     if bzp is not None and bzp.dtype != b.dtype:
@@ -358,7 +364,7 @@ def _zp_free(ctx: NodeContext, a: np.ndarray, b: np.ndarray, azp: np.ndarray | N
 def _matmul_integer(ctx: NodeContext, inputs: list) -> list:
     a, b = ctx.need(inputs, 0, "A"), ctx.need(inputs, 1, "B")
     ga, gb = _zp_free(ctx, a, b, inputs[2] if len(inputs) > 2 else None, inputs[3] if len(inputs) > 3 else None)
-    return [_acc32(int_matmul(ctx, ga, gb))]
+    return [acc32(int_matmul(ctx, ga, gb))]
 
 
 @register("QLinearMatMul")
@@ -368,10 +374,10 @@ def _qlinear_matmul(ctx: NodeContext, inputs: list) -> list:
     y_s, y_zp = ctx.need(inputs, 6, "y_scale"), ctx.need(inputs, 7, "y_zero_point")
     ga, gb = _zp_free(ctx, a, b, a_zp, b_zp)
     acc = int_matmul(ctx, ga, gb)
-    mult = (F32(_scalar(ctx, a_s, "a_scale")) * _zp_cols(ctx, b_s, b, "b_scale").astype(F32)) / \
-        F32(_scalar(ctx, y_s, "y_scale"))
-    zp = int(_scalar(ctx, y_zp, "y_zero_point"))
-    t = _qtype(ctx, y_zp.dtype, "y_zero_point")
+    mult = (F32(scalar_input(ctx, a_s, "a_scale")) * _zp_cols(ctx, b_s, b, "b_scale").astype(F32)) / \
+        F32(scalar_input(ctx, y_s, "y_scale"))
+    zp = int(scalar_input(ctx, y_zp, "y_zero_point"))
+    t = qtype(ctx, y_zp.dtype, "y_zero_point")
     if mult.ndim and acc.ndim >= 1 and mult.shape[-1] != acc.shape[-1]:
         raise ctx.shape_error(f"b_scale has {mult.shape[-1]} entries, the output has {acc.shape[-1]} columns")
     scale = np.broadcast_to(mult.astype(np.float64), acc.shape[-mult.ndim:] if mult.ndim else ())
@@ -392,9 +398,9 @@ def _qlinear_matmul(ctx: NodeContext, inputs: list) -> list:
 
 
 def _scale_bias(ctx: NodeContext, acc: np.ndarray, scale: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
-    y = _acc32(acc).astype(F32) * scale.astype(F32)
+    y = acc32(acc).astype(F32) * scale.astype(F32)
     if bias is not None:
-        y = y + _float_input(ctx, bias, "bias")
+        y = y + float_input(ctx, bias, "bias")
     return y
 
 
@@ -407,13 +413,13 @@ def _matmul_integer_to_float(ctx: NodeContext, inputs: list) -> list:
     bias = inputs[6] if len(inputs) > 6 else None
     ga, gb = _zp_free(ctx, a, b, azp, bzp)
     acc = int_matmul(ctx, ga, gb)
-    scale = F32(_scalar(ctx, a_s, "a_scale")) * _zp_cols(ctx, b_s, b, "b_scale").astype(F32)
+    scale = F32(scalar_input(ctx, a_s, "a_scale")) * _zp_cols(ctx, b_s, b, "b_scale").astype(F32)
     return [_scale_bias(ctx, acc, scale, bias)]
 
 
 @register("DynamicQuantizeMatMul", domain=MS_DOMAIN)
 def _dynamic_quantize_matmul(ctx: NodeContext, inputs: list) -> list:
-    a = _float_input(ctx, ctx.need(inputs, 0, "A"), "A")
+    a = float_input(ctx, ctx.need(inputs, 0, "A"), "A")
     b, b_s = ctx.need(inputs, 1, "B"), ctx.need(inputs, 2, "b_scale")
     bzp = inputs[3] if len(inputs) > 3 else None
     bias = inputs[4] if len(inputs) > 4 else None
@@ -579,21 +585,21 @@ def _qbinary(ctx: NodeContext, inputs: list, op: str) -> list:
     b_zp = inputs[5] if len(inputs) > 5 else None
     c_s = ctx.need(inputs, 6, "C_scale")
     c_zp = inputs[7] if len(inputs) > 7 else None
-    _int_input(ctx, a, "A")
-    _int_input(ctx, b, "B")
+    int_input(ctx, a, "A")
+    int_input(ctx, b, "B")
     if a.dtype != b.dtype:
         raise ctx.dtype_error(f"A ({a.dtype}) and B ({b.dtype}) must have the same dtype")
-    t = _qtype(ctx, a.dtype, "A")
+    t = qtype(ctx, a.dtype, "A")
     if op == "mul" and t.bits != 8:
         raise ctx.dtype_error(f"QLinearMul runs on uint8 or int8 tensors (as ONNX Runtime), got {a.dtype}")
     if t.bits == 32:
         raise ctx.dtype_error(f"QLinearAdd runs on 8- and 16-bit tensors, got {a.dtype}")
-    sa = F32(_scalar(ctx, _float_input(ctx, a_s, "A_scale"), "A_scale"))
-    sb = F32(_scalar(ctx, _float_input(ctx, b_s, "B_scale"), "B_scale"))
-    sc = F32(_scalar(ctx, _float_input(ctx, c_s, "C_scale"), "C_scale"))
-    za = int(_scalar(ctx, a_zp, "A_zero_point", 0))
-    zb = int(_scalar(ctx, b_zp, "B_zero_point", 0))
-    zc = int(_scalar(ctx, c_zp, "C_zero_point", 0))
+    sa = F32(scalar_input(ctx, float_input(ctx, a_s, "A_scale"), "A_scale"))
+    sb = F32(scalar_input(ctx, float_input(ctx, b_s, "B_scale"), "B_scale"))
+    sc = F32(scalar_input(ctx, float_input(ctx, c_s, "C_scale"), "C_scale"))
+    za = int(scalar_input(ctx, a_zp, "A_zero_point", 0))
+    zb = int(scalar_input(ctx, b_zp, "B_zero_point", 0))
+    zc = int(scalar_input(ctx, c_zp, "C_zero_point", 0))
     try:
         shape = np.broadcast_shapes(a.shape, b.shape)
     except ValueError:
@@ -662,14 +668,14 @@ def _qgemm(ctx: NodeContext, inputs: list) -> list:
         except ValueError:
             raise ctx.shape_error(f"C {c.shape} does not broadcast to the output {acc.shape}") from None
     alpha = F32(ctx.attr("alpha", 1.0))
-    scale = (alpha * F32(_scalar(ctx, a_s, "a_scale"))) * _zp_cols(ctx, b_s, b, "b_scale").astype(F32)
+    scale = (alpha * F32(scalar_input(ctx, a_s, "a_scale"))) * _zp_cols(ctx, b_s, b, "b_scale").astype(F32)
     if y_s is None:
-        return [_acc32(acc).astype(F32) * scale]
-    zp = int(_scalar(ctx, y_zp, "y_zero_point", 0))
+        return [acc32(acc).astype(F32) * scale]
+    zp = int(scalar_input(ctx, y_zp, "y_zero_point", 0))
     dtype = y_zp.dtype if y_zp is not None else np.dtype(np.uint8)
-    mult = (scale / F32(_scalar(ctx, y_s, "y_scale"))).astype(np.float64)
+    mult = (scale / F32(scalar_input(ctx, y_s, "y_scale"))).astype(np.float64)
     r = requantize(acc, np.broadcast_to(mult, acc.shape[-mult.ndim:] if mult.ndim else ()), mode="ort_fp32",
-                   out=_qtype(ctx, dtype, "y_zero_point"), zero_point=zp, in_type="int32")
+                   out=qtype(ctx, dtype, "y_zero_point"), zero_point=zp, in_type="int32")
     return [r.values.astype(dtype)]
 
 
@@ -709,12 +715,12 @@ def _apply_table(x: np.ndarray, table: np.ndarray) -> np.ndarray:
 
 def _lut_params(ctx: NodeContext, inputs: list, x: np.ndarray, i_scale: int, i_zp: int,
                 what: str) -> tuple[np.float32, int]:
-    s = F32(_scalar(ctx, _float_input(ctx, ctx.need(inputs, i_scale, f"{what}_scale"), f"{what}_scale"),
+    s = F32(scalar_input(ctx, float_input(ctx, ctx.need(inputs, i_scale, f"{what}_scale"), f"{what}_scale"),
                     f"{what}_scale"))
     zp = inputs[i_zp] if len(inputs) > i_zp else None
     if zp is not None and zp.dtype != x.dtype:
         raise ctx.dtype_error(f"{what}_zero_point has dtype {zp.dtype}, the tensor has {x.dtype}")
-    return s, int(_scalar(ctx, zp, f"{what}_zero_point", 0))
+    return s, int(scalar_input(ctx, zp, f"{what}_zero_point", 0))
 
 
 def _byte_input(ctx: NodeContext, x: np.ndarray, what: str) -> np.ndarray:
@@ -754,10 +760,10 @@ def _qlinear_concat(ctx: NodeContext, inputs: list) -> list:
     """Inputs ``Y_scale, Y_zero_point, (X, X_scale, X_zero_point)...``: each input is copied when its
     scale and zero point equal the output's, else mapped through the identity table
     (``QuantizeLinear(x_scale * (x - x_zp), Y_scale, Y_zp)``); then concatenated along ``axis``."""
-    ys = F32(_scalar(ctx, _float_input(ctx, ctx.need(inputs, 0, "Y_scale"), "Y_scale"), "Y_scale"))
+    ys = F32(scalar_input(ctx, float_input(ctx, ctx.need(inputs, 0, "Y_scale"), "Y_scale"), "Y_scale"))
     yzp = ctx.need(inputs, 1, "Y_zero_point")
     _byte_input(ctx, yzp, "Y_zero_point")
-    yz = int(_scalar(ctx, yzp, "Y_zero_point"))
+    yz = int(scalar_input(ctx, yzp, "Y_zero_point"))
     rest = inputs[2:]
     if not rest or len(rest) % 3:
         raise ctx.shape_error(f"expects (tensor, scale, zero point) triples after Y_scale, Y_zero_point; got "
@@ -767,8 +773,8 @@ def _qlinear_concat(ctx: NodeContext, inputs: list) -> list:
         x = ctx.need(rest, j, f"X{j // 3}")
         if x.dtype != yzp.dtype:
             raise ctx.dtype_error(f"input {j // 3} has dtype {x.dtype}, Y_zero_point has {yzp.dtype}")
-        xs = F32(_scalar(ctx, _float_input(ctx, ctx.need(rest, j + 1, "X_scale"), "X_scale"), "X_scale"))
-        xz = int(_scalar(ctx, ctx.need(rest, j + 2, "X_zero_point"), "X_zero_point"))
+        xs = F32(scalar_input(ctx, float_input(ctx, ctx.need(rest, j + 1, "X_scale"), "X_scale"), "X_scale"))
+        xz = int(scalar_input(ctx, ctx.need(rest, j + 2, "X_zero_point"), "X_zero_point"))
         parts.append(x if _same_params(xs, xz, ys, yz) else
                      _apply_table(x, lookup_table(xs, xz, ys, yz, x.dtype, lambda v: v)))
     try:

@@ -20,7 +20,8 @@ from numba import njit
 from .mlas import fma32
 from .registry import NodeContext
 
-__all__ = ["mlas_sgemm", "matmul_f32", "reduce_sum_krk", "float_matmul_op", "fused_matmul_op", "SGEMM_THREADS"]
+__all__ = ["mlas_sgemm", "sgemm_operation", "matmul_f32", "reduce_sum_krk", "float_matmul_op", "fused_matmul_op",
+           "SGEMM_THREADS"]
 
 F32 = np.float32
 
@@ -51,11 +52,11 @@ _ROW_BLOCK = 8
 
 
 @njit(cache=True, nogil=True)
-def _sgemm_kernel_slices(a, b, c, m0, m1, n0, n1, stride_k, alpha):
+def _sgemm_kernel_slices(a, b, c, m0, m1, n0, n1, stride_k, alpha, accumulate):
     """``MlasSgemmKernel*Avx512F`` on rows m0:m1 and columns n0:n1, K cut into ``stride_k`` slices:
-    per slice a fused multiply-add chain from +0 in k order, then ``c = acc * alpha`` (first slice)
-    or ``c = fma(acc, alpha, c)``. Rows are taken ``_ROW_BLOCK`` at a time so that each row of B
-    serves all of them (the order of each output's chain is unchanged)."""
+    per slice a fused multiply-add chain from +0 in k order, then ``c = acc * alpha`` (first slice,
+    unless ``accumulate``: beta = 1) or ``c = fma(acc, alpha, c)``. Rows are taken ``_ROW_BLOCK`` at
+    a time so that each row of B serves all of them (the order of each output's chain is unchanged)."""
     k_total = a.shape[1]
     width = n1 - n0
     acc = np.empty((_ROW_BLOCK, width), dtype=np.float32)
@@ -63,7 +64,7 @@ def _sgemm_kernel_slices(a, b, c, m0, m1, n0, n1, stride_k, alpha):
     for r0 in range(m0, m1, _ROW_BLOCK):
         rows = min(_ROW_BLOCK, m1 - r0)
         k0 = 0
-        first = True
+        first = not accumulate
         while k0 < k_total:
             k1 = min(k_total, k0 + stride_k)
             acc[:rows, :] = np.float32(0.0)
@@ -85,13 +86,14 @@ def _sgemm_kernel_slices(a, b, c, m0, m1, n0, n1, stride_k, alpha):
 
 
 @njit(cache=True, nogil=True)
-def _sgemm_m1(a, b, c, m, n0, n1):
+def _sgemm_m1(a, b, c, m, n0, n1, accumulate=False):
     """``MlasSgemmKernelM1Avx`` (x86_64/SgemmKernelM1Avx.S): one row ``a[m]`` times ``b``, k in groups
     of 4 (``((p0 + p1) + p2) + p3``, products rounded, no FMA) added to the running result, then a
-    group of 2, then 1."""
+    group of 2, then 1. The running result starts at +0, or at ``c`` with ``accumulate`` (beta = 1:
+    the kernel adds ``C`` masked by ``beta == 0`` to the first group)."""
     k_total = a.shape[1]
     for n in range(n0, n1):
-        r = np.float32(0.0)
+        r = c[m, n] if accumulate else np.float32(0.0)
         k = 0
         while k + 4 <= k_total:
             p0, p1 = a[m, k] * b[k, n], a[m, k + 1] * b[k + 1, n]
@@ -124,12 +126,15 @@ def _dot8(x, y, lanes):
 
 
 @njit(cache=True, nogil=True)
-def _sgemm_m1_transpose_b(vec, rows, out):
+def _sgemm_m1_transpose_b(vec, rows, out, accumulate=False):
     """``MlasSgemmKernelM1TransposeBAvx`` (x86_64/SgemmKernelM1TransposeBAvx.S): ``out[r] = vec .
     rows[r]`` for every row, rows taken 4 at a time (lanes reduced as ``((l0+l1)+l2)+l3`` and
     ``((l4+l5)+l6)+l7``, then the two halves added), then 2 (``((l2+l0)+(l6+l4)) + ((l3+l1)+(l7+l5))``),
-    then 1 (``((l0+l1)+(l2+l3)) + ((l4+l5)+(l6+l7))``); the result plus +0."""
+    then 1 (``((l0+l1)+(l2+l3)) + ((l4+l5)+(l6+l7))``); the result plus +0, or plus ``out[r]`` with
+    ``accumulate`` (beta = 1)."""
     lanes = np.empty(8, dtype=np.float32)
+    zero = np.zeros(rows.shape[0], dtype=np.float32)
+    base = out.copy() if accumulate else zero
     n_rows = rows.shape[0]
     r = 0
     while r + 4 <= n_rows:
@@ -137,7 +142,7 @@ def _sgemm_m1_transpose_b(vec, rows, out):
             _dot8(vec, rows[r + q], lanes)
             lo = ((lanes[0] + lanes[1]) + lanes[2]) + lanes[3]
             hi = ((lanes[4] + lanes[5]) + lanes[6]) + lanes[7]
-            out[r + q] = (lo + hi) + np.float32(0.0)
+            out[r + q] = (lo + hi) + base[r + q]
         r += 4
     if n_rows - r >= 2:
         for q in range(2):
@@ -146,12 +151,12 @@ def _sgemm_m1_transpose_b(vec, rows, out):
             s13 = lanes[3] + lanes[1]
             s46 = lanes[6] + lanes[4]
             s57 = lanes[7] + lanes[5]
-            out[r + q] = ((s02 + s46) + (s13 + s57)) + np.float32(0.0)
+            out[r + q] = ((s02 + s46) + (s13 + s57)) + base[r + q]
         r += 2
     if n_rows - r == 1:
         _dot8(vec, rows[r], lanes)
         out[r] = (((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))) \
-            + np.float32(0.0)
+            + base[r]
 
 
 def _partition(thread_id: int, count: int, total: int) -> tuple[int, int]:
@@ -163,32 +168,41 @@ def _partition(thread_id: int, count: int, total: int) -> tuple[int, int]:
 
 
 def _sgemm_segment(a: np.ndarray, b: np.ndarray, bt: np.ndarray | None, c: np.ndarray, rows: tuple[int, int],
-                   cols: tuple[int, int], trans_a: bool, alpha: np.float32, packed: bool, n_full: int) -> None:
+                   cols: tuple[int, int], trans_a: bool, alpha: np.float32, packed: bool, n_full: int,
+                   beta: float = 0.0) -> None:
     """``MlasSgemmOperation`` / ``MlasSgemmPackedOperation`` on one thread's segment of C (``a`` [M, K],
-    ``b`` [K, N]; ``bt`` the [N, K] array when B was given transposed, else None)."""
+    ``b`` [K, N]; ``bt`` the [N, K] array when B was given transposed, else None); ``beta``: C is
+    ``alpha * A @ B + beta * C`` (beta 0: C is not read; beta 1: the product added to C; another
+    beta: C multiplied by it first, then added to, and the M=1 / N=1 kernels are not used)."""
     (m0, m1), (n0, n1) = rows, cols
     k_total = a.shape[1]
     seg_m, seg_n = m1 - m0, n1 - n0
     stride_k = SGEMM_PACKED_STRIDEK
-    if not packed:
+    accumulate = beta != 0
+    special = beta in (0.0, 1.0)
+    if accumulate and not special:
+        c[m0:m1, n0:n1] *= F32(beta)
+    if not packed and special:
         if seg_m == 1 and not trans_a and alpha == 1:
             if bt is None:
-                _sgemm_m1(a, b, c, m0, n0, n1)
+                _sgemm_m1(a, b, c, m0, n0, n1, accumulate)
             else:  # the rows of B^T are the columns of B
-                out = np.empty(seg_n, dtype=F32)
-                _sgemm_m1_transpose_b(np.ascontiguousarray(a[m0]), np.ascontiguousarray(bt[n0:n1]), out)
+                out = np.ascontiguousarray(c[m0, n0:n1], dtype=F32)
+                _sgemm_m1_transpose_b(np.ascontiguousarray(a[m0]), np.ascontiguousarray(bt[n0:n1]), out, accumulate)
                 c[m0, n0:n1] = out
             return
         if n_full == 1 and alpha == 1 and (bt is None or k_total == 1):  # B and C are contiguous vectors
-            out = np.empty(seg_m, dtype=F32)
+            out = np.ascontiguousarray(c[m0:m1, 0], dtype=F32)
             if not trans_a:
-                _sgemm_m1_transpose_b(np.ascontiguousarray(b[:, 0]), np.ascontiguousarray(a[m0:m1]), out)
+                _sgemm_m1_transpose_b(np.ascontiguousarray(b[:, 0]), np.ascontiguousarray(a[m0:m1]), out, accumulate)
             else:  # A^T as stored, [K, M]: the M=1 kernel with the vector as its row
-                tmp = np.empty((1, seg_m), dtype=F32)
-                _sgemm_m1(np.ascontiguousarray(b[:, 0][None, :]), np.ascontiguousarray(a[m0:m1].T), tmp, 0, 0, seg_m)
+                tmp = np.ascontiguousarray(out[None, :])
+                _sgemm_m1(np.ascontiguousarray(b[:, 0][None, :]), np.ascontiguousarray(a[m0:m1].T), tmp, 0, 0, seg_m,
+                          accumulate)
                 out = tmp[0]
             c[m0:m1, 0] = out
             return
+    if not packed:
         stride_n, stride_k = SGEMM_STRIDEN, SGEMM_STRIDEK
         if seg_n >= k_total:
             while stride_k // 2 >= k_total:
@@ -198,11 +212,22 @@ def _sgemm_segment(a: np.ndarray, b: np.ndarray, bt: np.ndarray | None, c: np.nd
             while stride_n > 16 and stride_n // 2 >= seg_n:
                 stride_k *= 2
                 stride_n //= 2
-    _sgemm_kernel_slices(a, b, c, m0, m1, n0, n1, stride_k, alpha)
+    _sgemm_kernel_slices(a, b, c, m0, m1, n0, n1, stride_k, alpha, accumulate)
+
+
+def sgemm_operation(a: np.ndarray, b: np.ndarray, c: np.ndarray, *, ldc: int, beta: float = 0.0) -> None:
+    """``MlasSgemmOperation`` on one thread, no transposes, alpha 1: ``c`` [M, N] (float32, written
+    in place) = ``a`` [M, K] @ ``b`` [K, N] + ``beta * c``, ``ldc`` the row length of the C matrix
+    ``c`` is a block of (MLAS takes its N = 1 kernel only when ``N == ldc == 1``). See
+    :func:`mlas_sgemm` for the kernels and the K slices."""
+    _sgemm_segment(np.ascontiguousarray(a, dtype=F32), np.ascontiguousarray(b, dtype=F32), None, c,
+                   (0, a.shape[0]), (0, b.shape[1]), False, F32(1), False, 1 if ldc == 1 and b.shape[1] == 1 else 2,
+                   beta)
 
 
 def mlas_sgemm(a: np.ndarray, b: np.ndarray, *, trans_a: bool = False, trans_b: bool = False,
-               alpha: float = 1.0, b_packed: bool = False, threads: int = SGEMM_THREADS) -> np.ndarray:
+               alpha: float = 1.0, b_packed: bool = False, threads: int = SGEMM_THREADS,
+               c: np.ndarray | None = None, beta: float = 0.0) -> np.ndarray:
     """ONNX Runtime's float32 ``MatMul``/``FusedMatMul`` product of the 3-D arrays ``a`` [batch, M, K]
     and ``b`` [batch, K, N] (``trans_a``/``trans_b``: given as [batch, K, M] / [batch, N, K]), as
     ``MlasGemmBatch`` computes it on an x86-64 CPU with AVX-512F (onnxruntime/core/mlas/lib/sgemm.cpp,
@@ -218,6 +243,10 @@ def mlas_sgemm(a: np.ndarray, b: np.ndarray, *, trans_a: bool = False, trans_b: 
       transposed; a packed B (a constant initializer, which ONNX Runtime pre-packs) takes slices of 256;
     * every output element: per slice a fused multiply-add chain from +0 in k order; the first slice
       gives ``acc * alpha``, each later one ``fma(acc, alpha, c)``.
+
+    With ``c`` (float32 [batch, M, N]) and ``beta``, the result is ``alpha * A @ B + beta * C`` as
+    MLAS computes it (beta 1: each segment's first slice added to C; another nonzero beta: C scaled
+    first; the M=1 kernels only for beta 0 or 1).
 
     Returns float32 [batch, M, N]. The result is what ONNX Runtime computes with ``threads`` intra-op
     threads (the check pins ONNX Runtime to :data:`SGEMM_THREADS`); other thread counts can change
@@ -235,7 +264,8 @@ def mlas_sgemm(a: np.ndarray, b: np.ndarray, *, trans_a: bool = False, trans_b: 
     bm = np.ascontiguousarray(np.swapaxes(b, 1, 2)) if trans_b else np.ascontiguousarray(b)
     m, k = am.shape[1:]
     n = bm.shape[2]
-    out = np.empty((batch, m, n), dtype=F32)
+    beta = float(F32(beta)) if c is not None else 0.0
+    out = np.array(np.broadcast_to(c, (batch, m, n)), dtype=F32) if beta else np.empty((batch, m, n), dtype=F32)
     al = F32(alpha)
     complexity = float(m) * float(n) * float(k)
     target = min(int(complexity / SGEMM_THREAD_COMPLEXITY) + 1, max(1, int(threads)))
@@ -258,7 +288,7 @@ def mlas_sgemm(a: np.ndarray, b: np.ndarray, *, trans_a: bool = False, trans_b: 
             cn = min(n - sn, cn * SGEMM_STRIDEN_THREAD_ALIGN)
             if cm <= 0 or cn <= 0:
                 continue
-            _sgemm_segment(ai, bi, bt, out[i], (sm, sm + cm), (sn, sn + cn), trans_a, al, b_packed, n)
+            _sgemm_segment(ai, bi, bt, out[i], (sm, sm + cm), (sn, sn + cn), trans_a, al, b_packed, n, beta)
     return out
 
 

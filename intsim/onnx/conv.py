@@ -1,0 +1,355 @@
+"""Convolution and max pooling, as ONNX Runtime's CPU kernels compute them.
+
+``ConvInteger``
+    the exact integer convolution of the zero-point-free operands ``(x - x_zero_point)`` and
+    ``(w - w_zero_point)`` (per tensor, or one per output channel), padding with ``x_zero_point``
+    (a padded input contributes 0), in an int32 register that wraps: the GEMM of every group runs on
+    :func:`~intsim.onnx.qops.int_matmul` (the node's datapath, its what-if replacement and its
+    trace), its rows the output positions and its columns the group's output channels, ``K`` the
+    group's input channels times the kernel's size.
+``QLinearConv`` (ONNX and com.microsoft, whose ``channels_last=1`` reads and writes NHWC)
+    the same integer convolution, then ONNX Runtime's ``MlasRequantizeOutput``: the int32 bias
+    added to the int32 register (wrapping), ``float32(acc) * scale_c`` with
+    ``scale_c = (x_scale * w_scale_c) / y_scale`` in float32 in that order
+    (``onnxruntime/core/providers/cpu/quantization/qlinearconv.cc``), rounded half to even, plus
+    ``y_zero_point``, saturated (:func:`intsim.requantize` with ``mode="ort_fp32"``). ONNX Runtime's
+    symmetric kernels (``MlasConvSym``, int8 weights with zero point 0) fuse the same arithmetic.
+``Conv`` (float32)
+    MLAS's float convolution (``onnxruntime/core/mlas/lib/convolve.cpp``, ``MlasConvPrepare`` and
+    ``MlasConv`` with ONNX Runtime's intra-op thread count :data:`~intsim.onnx.sgemm.SGEMM_THREADS`
+    = 1): per image and group the filter matrix [M/group, K] times the im2col matrix [K, output
+    positions] (K = input channels per group x kernel size, channel-major, padding read as +0) on
+    :mod:`intsim.onnx.sgemm`'s SGEMM: a pointwise kernel (1x..., strides 1, no padding) multiplies
+    the input directly; more filters than output positions, one GEMM of the whole im2col matrix;
+    otherwise ``MlasConvOperation``'s slices (``StrideN`` x ``StrideK`` from 128 x 128, the first K
+    slice into a cleared output, the later ones added to it), then the bias added (one float32 add).
+    The special cases MLAS multiplies without im2col for one input channel per group (a kernel as
+    wide or as high as the input) are refused (ShapeError).
+``MaxPool`` (float32, int8, uint8) and ``NhwcMaxPool`` (com.microsoft, 8-bit NHWC)
+    the maximum of each window's valid (not padded) inputs, from the type's lowest value, each
+    step ``if v > m: m = v`` (``std::max``, as ONNX Runtime's pooling loops and MLAS compute it; a
+    float NaN input is refused: whether ONNX Runtime keeps it depends on the kernel MLAS picks).
+    ``auto_pad`` SAME pads as if the dilation were 1, as ONNX Runtime's ``PoolAttributes`` does.
+    The ``Indices`` output is not supported.
+
+Attributes: ``kernel_shape``, ``strides``, ``dilations``, ``pads``, ``auto_pad`` (``NOTSET``,
+``VALID``, ``SAME_UPPER``, ``SAME_LOWER``), ``group`` (convolutions), ``ceil_mode`` (pooling), for
+1-, 2- and 3-D kernels.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from ..quant.requant import requantize
+from .qops import F32, acc32, float_input, int_input, int_matmul, qtype, scalar_input
+from .registry import MS_DOMAIN, NodeContext, register
+from .sgemm import SGEMM_STRIDEK, SGEMM_STRIDEN, mlas_sgemm, sgemm_operation
+
+__all__ = ["conv_integer", "conv_geometry", "max_pool"]
+
+
+def conv_geometry(ctx: NodeContext, spatial: tuple[int, ...], kernel: tuple[int, ...], *, ceil: bool = False,
+                  pool: bool = False) -> tuple[list[int], list[int], list[int], list[int]]:
+    """(strides, dilations, pads at the start, output sizes) of each spatial axis from the node's
+    ``strides``, ``dilations``, ``pads`` and ``auto_pad``, as ONNX defines them (pads at the end:
+    :func:`_end_pads`). ``auto_pad`` SAME with a dilation: a convolution refuses it (as ONNX Runtime
+    does); a pooling (``pool``) pads as if the dilation were 1 and then applies it (ONNX Runtime's
+    ``PoolAttributes``)."""
+    r = len(kernel)
+    strides = list(ctx.attr("strides", None) or [1] * r)
+    dil = list(ctx.attr("dilations", None) or [1] * r)
+    pads = list(ctx.attr("pads", None) or [0] * (2 * r))
+    auto = ctx.attr("auto_pad", "NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    if len(strides) != r or len(dil) != r or len(pads) != 2 * r:
+        raise ctx.shape_error(f"strides {strides}, dilations {dil} and pads {pads} do not fit a {r}-D kernel")
+    if min(strides + dil) < 1 or min(pads) < 0 or min(kernel) < 1:
+        raise ctx.shape_error(f"strides {strides} and dilations {dil} must be >= 1, pads {pads} >= 0, "
+                              f"the kernel {list(kernel)} >= 1")
+    begin, out = [], []
+    for i, (n, k, s, d) in enumerate(zip(spatial, kernel, strides, dil, strict=True)):
+        span = (k - 1) * d + 1
+        if auto in ("SAME_UPPER", "SAME_LOWER"):
+            if d != 1 and not pool:
+                raise ctx.shape_error(f"auto_pad {auto} with dilations {dil}: not supported (ONNX Runtime refuses it)")
+            total = max(0, (-(-n // s) - 1) * s + k - n) if pool else max(0, (-(-n // s) - 1) * s + span - n)
+            b = total // 2 if auto == "SAME_UPPER" else total - total // 2
+            o = (n + total - span) // s + 1
+        elif auto == "VALID":
+            o, b = (n - span) // s + 1, 0
+        elif auto == "NOTSET":
+            b, e = pads[i], pads[i + r]
+            room = n + b + e - span
+            o = (-(-room // s) if ceil else room // s) + 1
+            if ceil and (o - 1) * s >= n + b:  # the last window must start inside the input or the start pad
+                o -= 1
+        else:
+            raise ctx.shape_error(f"auto_pad {auto!r} is not one of NOTSET, VALID, SAME_UPPER, SAME_LOWER")
+        if o < 1:
+            raise ctx.shape_error(f"the kernel {list(kernel)} (dilations {dil}) does not fit the input's spatial "
+                                  f"shape {list(spatial)} with pads {pads}")
+        begin.append(b)
+        out.append(o)
+    return strides, dil, begin, out
+
+
+def _windows(x: np.ndarray, kernel: tuple[int, ...], strides: list[int], dil: list[int], begin: list[int],
+             out: list[int], fill) -> tuple[np.ndarray, np.ndarray]:
+    """The inputs of every window of ``x`` (N, C, *spatial), padded with ``fill``: shape
+    (N, C, KS, *out) with KS = prod(kernel) in row-major kernel order, and the (KS, *out) mask of
+    the positions inside the input (not padding)."""
+    r = len(kernel)
+    spatial = x.shape[2:]
+    lo = [max(0, b) for b in begin]
+    hi = [max(0, (o - 1) * s + (k - 1) * d + 1 - b - n) for o, s, k, d, b, n in
+          zip(out, strides, kernel, dil, begin, spatial, strict=True)]
+    xp = np.pad(x, [(0, 0), (0, 0)] + list(zip(lo, hi, strict=True)), constant_values=fill)
+    inside = [np.zeros(n + a + b, bool) for n, a, b in zip(spatial, lo, hi, strict=True)]
+    for m, a, n in zip(inside, lo, spatial, strict=True):
+        m[a:a + n] = True
+    cols, masks = [], []
+    for offs in itertools.product(*(range(k) for k in kernel)):
+        sl = tuple(slice(o * d, o * d + s * (n - 1) + 1, s) for o, d, s, n in zip(offs, dil, strides, out, strict=True))
+        cols.append(xp[(slice(None), slice(None)) + sl])
+        m = np.ones(tuple(out), bool)
+        for ax in range(r):
+            shape = [1] * r
+            shape[ax] = out[ax]
+            m = m & inside[ax][sl[ax]].reshape(shape)
+        masks.append(m)
+    return np.stack(cols, axis=2), np.stack(masks)
+
+
+def conv_integer(ctx: NodeContext, x: np.ndarray, w: np.ndarray, x_zp: int, w_zp: np.ndarray,
+                 channels_last: bool = False) -> np.ndarray:
+    """The exact integer convolution (see the module docstring) of ``x`` (N, C, *spatial), or
+    (N, *spatial, C) with ``channels_last``, by ``w`` (M, C / group, *kernel) with zero points
+    ``x_zp`` and ``w_zp`` (a scalar, or one per output channel): int64 registers of shape
+    (N, *out, M) (channels last, as the GEMMs produce them), each an int32 value (the datapath's
+    accumulator)."""
+    if x.ndim < 3 or w.ndim != x.ndim:
+        raise ctx.shape_error(f"X of shape {x.shape} and W of shape {w.shape} must have the same rank, at least 3")
+    if channels_last:
+        x = np.moveaxis(x, -1, 1)
+    n, c = x.shape[:2]
+    m, cg = w.shape[:2]
+    kernel = tuple(int(k) for k in w.shape[2:])
+    ks = ctx.attr("kernel_shape", None)
+    if ks is not None and tuple(ks) != kernel:
+        raise ctx.shape_error(f"kernel_shape {list(ks)} differs from W's spatial shape {list(kernel)}")
+    g = int(ctx.attr("group", 1))
+    if g < 1 or c != cg * g or m % g:
+        raise ctx.shape_error(f"group {g}: X has {c} channels and W {m} filters of {cg} channels")
+    strides, dil, begin, out = conv_geometry(ctx, x.shape[2:], kernel)
+    cols, _ = _windows(x, kernel, strides, dil, begin, out, x_zp)  # (N, C, KS, *out), padding = x_zp
+    pos = int(np.prod(out))
+    cols = np.moveaxis(cols.reshape(n, c, -1, pos), 3, 1)  # (N, pos, C, KS)
+    mg = m // g
+    wz = np.broadcast_to(np.asarray(w_zp, np.int64).reshape(-1), (m,)).reshape(m, 1)
+    acc = np.empty((n * pos, m), np.int64)
+    for gi in range(g):
+        a = np.subtract(cols[:, :, gi * cg:(gi + 1) * cg].reshape(n * pos, -1), x_zp, dtype=np.int64)
+        b = np.subtract(w[gi * mg:(gi + 1) * mg].reshape(mg, -1), wz[gi * mg:(gi + 1) * mg], dtype=np.int64).T
+        acc[:, gi * mg:(gi + 1) * mg] = int_matmul(ctx, np.ascontiguousarray(a), np.ascontiguousarray(b))
+    return acc.reshape((n, *out, m))
+
+
+def _end_pads(ctx: NodeContext, spatial: tuple[int, ...], kernel: tuple[int, ...], strides: list[int],
+              dil: list[int], begin: list[int], out: list[int]) -> list[int]:
+    """The pads at the end of each spatial axis (``auto_pad`` SAME: what it adds; NOTSET: as given)."""
+    auto = ctx.attr("auto_pad", "NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    if auto == "NOTSET":
+        return list(ctx.attr("pads", None) or [0] * (2 * len(kernel)))[len(kernel):]
+    if auto == "VALID":
+        return [0] * len(kernel)
+    return [max(0, (o - 1) * s + (k - 1) * d + 1 - n) - b for n, k, s, d, b, o in
+            zip(spatial, kernel, strides, dil, begin, out, strict=True)]
+
+
+def _conv_slices(wg: np.ndarray, col: np.ndarray, out: np.ndarray) -> None:
+    """``MlasConvOperation`` on one image and group, one thread: ``out`` [F, P] = ``wg`` [F, K] x
+    ``col`` [K, P] in slices of P (``StrideN``) and K (``StrideK``), the first K slice of each P
+    slice into a cleared output (beta = 0), the later ones added (beta = 1)."""
+    f, k = wg.shape
+    p = col.shape[1]
+    stride_n, stride_k = SGEMM_STRIDEN, SGEMM_STRIDEK
+    if p >= k:
+        while stride_k // 2 >= k:
+            stride_n *= 2
+            stride_k //= 2
+    else:
+        while stride_n > 16 and stride_n // 2 >= p:
+            stride_k *= 2
+            stride_n //= 2
+    for n0 in range(0, p, stride_n):
+        cn = min(stride_n, p - n0)
+        buf = np.empty((f, cn), F32)
+        for k0 in range(0, k, stride_k):
+            ck = min(stride_k, k - k0)
+            sgemm_operation(wg[:, k0:k0 + ck], col[k0:k0 + ck, n0:n0 + cn], buf, ldc=p, beta=1.0 if k0 else 0.0)
+        out[:, n0:n0 + cn] = buf
+
+
+@register("Conv")
+def _conv(ctx: NodeContext, inputs: list) -> list:
+    x = float_input(ctx, ctx.need(inputs, 0, "X"), "X")
+    w = float_input(ctx, ctx.need(inputs, 1, "W"), "W")
+    bias = inputs[2] if len(inputs) > 2 else None
+    if x.ndim < 3 or w.ndim != x.ndim or x.ndim > 5:
+        raise ctx.shape_error(f"X {x.shape} and W {w.shape} must both have 3 to 5 axes (1- to 3-D kernels)")
+    n, c = x.shape[:2]
+    m, cg = w.shape[:2]
+    kernel = tuple(int(k) for k in w.shape[2:])
+    ks = ctx.attr("kernel_shape", None)
+    if ks is not None and tuple(ks) != kernel:
+        raise ctx.shape_error(f"kernel_shape {list(ks)} differs from W's spatial shape {list(kernel)}")
+    g = int(ctx.attr("group", 1))
+    if g < 1 or c != cg * g or m % g:
+        raise ctx.shape_error(f"group {g}: X has {c} channels and W {m} filters of {cg} channels")
+    if bias is not None:
+        float_input(ctx, bias, "B")
+        if bias.shape != (m,):
+            raise ctx.shape_error(f"B must have {m} entries, got shape {bias.shape}")
+    spatial = x.shape[2:]
+    strides, dil, begin, out = conv_geometry(ctx, spatial, kernel)
+    end = _end_pads(ctx, spatial, kernel, strides, dil, begin, out)
+    mg, kk, p = m // g, cg * int(np.prod(kernel)), int(np.prod(out))
+    plain = all(s == 1 for s in strides) and not any(begin) and not any(end)
+    if plain and kk != cg and len(kernel) <= 2 and cg == 1 and all(d == 1 for d in dil) and (
+            kernel[-1] == spatial[-1] or (len(kernel) == 2 and kernel == (spatial[0], 1))):
+        raise ctx.shape_error("a kernel as wide (or as high) as the input with one input channel per group "
+                              "(MLAS multiplies the input directly; not reproduced)")
+    y = np.empty((n, m, p), F32)
+    cols = None if plain and kk == cg else _windows(x, kernel, strides, dil, begin, out, F32(0))[0]
+    for i in range(n):
+        for gi in range(g):
+            wg = np.ascontiguousarray(w[gi * mg:(gi + 1) * mg].reshape(mg, kk))
+            yo = y[i, gi * mg:(gi + 1) * mg]
+            if cols is None:  # pointwise: the input is the [K, P] matrix
+                xg = np.ascontiguousarray(x[i, gi * cg:(gi + 1) * cg].reshape(cg, p))
+                yo[:] = mlas_sgemm(wg[None], xg[None])[0]
+                continue
+            col = np.ascontiguousarray(cols[i, gi * cg:(gi + 1) * cg].reshape(kk, p))
+            if mg > p:  # more filters than output positions: one GEMM of the whole im2col matrix
+                yo[:] = mlas_sgemm(wg[None], col[None])[0]
+            else:
+                _conv_slices(wg, col, yo)
+    if bias is not None:
+        y += bias.astype(F32)[None, :, None]
+    return [y.reshape((n, m, *out))]
+
+
+def _channels_first(y: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.moveaxis(y, -1, 1))
+
+
+def _w_zero_point(ctx: NodeContext, zp: np.ndarray | None, w: np.ndarray) -> np.ndarray:
+    if zp is None:
+        return np.zeros((), np.int64)
+    if zp.dtype != w.dtype:
+        raise ctx.dtype_error(f"w_zero_point has dtype {zp.dtype}, W has {w.dtype}")
+    if zp.size not in (1, w.shape[0]) or zp.ndim > 1:
+        raise ctx.shape_error(f"w_zero_point of shape {zp.shape} is neither a scalar nor one per filter ({w.shape[0]})")
+    return zp.astype(np.int64).reshape(()) if zp.size == 1 else zp.astype(np.int64)
+
+
+def _x_zero_point(ctx: NodeContext, zp: np.ndarray | None, x: np.ndarray) -> int:
+    if zp is None:
+        return 0
+    if zp.dtype != x.dtype:
+        raise ctx.dtype_error(f"x_zero_point has dtype {zp.dtype}, X has {x.dtype}")
+    return int(scalar_input(ctx, zp, "x_zero_point"))
+
+
+def _check_8bit(ctx: NodeContext, x: np.ndarray, w: np.ndarray) -> None:
+    for what, t in (("X", x), ("W", w)):
+        int_input(ctx, t, what)
+        if t.dtype.itemsize != 1:
+            raise ctx.dtype_error(f"{what} must be int8 or uint8, got {t.dtype}")
+
+
+@register("ConvInteger")
+def _conv_integer(ctx: NodeContext, inputs: list) -> list:
+    x, w = ctx.need(inputs, 0, "x"), ctx.need(inputs, 1, "w")
+    _check_8bit(ctx, x, w)
+    xz = _x_zero_point(ctx, inputs[2] if len(inputs) > 2 else None, x)
+    wz = _w_zero_point(ctx, inputs[3] if len(inputs) > 3 else None, w)
+    return [_channels_first(acc32(conv_integer(ctx, x, w, xz, wz)))]
+
+
+@register("QLinearConv")
+@register("QLinearConv", domain=MS_DOMAIN)
+def _qlinear_conv(ctx: NodeContext, inputs: list) -> list:
+    x, x_s, x_zp = (ctx.need(inputs, i, n) for i, n in enumerate(("x", "x_scale", "x_zero_point")))
+    w, w_s, w_zp = (ctx.need(inputs, 3 + i, n) for i, n in enumerate(("w", "w_scale", "w_zero_point")))
+    y_s, y_zp = ctx.need(inputs, 6, "y_scale"), ctx.need(inputs, 7, "y_zero_point")
+    bias = inputs[8] if len(inputs) > 8 else None
+    _check_8bit(ctx, x, w)
+    last = bool(ctx.attr("channels_last", 0)) and (ctx.node.domain or "") == MS_DOMAIN
+    acc = conv_integer(ctx, x, w, _x_zero_point(ctx, x_zp, x), _w_zero_point(ctx, w_zp, w), last)
+    m = w.shape[0]
+    if bias is not None:
+        if bias.dtype != np.int32 or bias.shape != (m,):
+            raise ctx.shape_error(f"B must be an int32 vector of {m} entries, got {bias.dtype} {bias.shape}")
+        acc = (acc + bias.astype(np.int64)).astype(np.int32).astype(np.int64)  # the int32 register wraps
+    ws = float_input(ctx, w_s, "w_scale")
+    if ws.size not in (1, m) or ws.ndim > 1:
+        raise ctx.shape_error(f"w_scale of shape {ws.shape} is neither a scalar nor one per filter ({m})")
+    scale = (F32(scalar_input(ctx, float_input(ctx, x_s, "x_scale"), "x_scale")) * ws.reshape(-1).astype(F32)) \
+        / F32(scalar_input(ctx, float_input(ctx, y_s, "y_scale"), "y_scale"))
+    t = qtype(ctx, y_zp.dtype, "y_zero_point")
+    if y_zp.dtype != x.dtype:
+        raise ctx.dtype_error(f"y_zero_point has dtype {y_zp.dtype}, X has {x.dtype}")
+    r = requantize(acc, np.broadcast_to(scale.astype(np.float64), (m,)), mode="ort_fp32", out=t,
+                   zero_point=int(scalar_input(ctx, y_zp, "y_zero_point")), in_type="int32")
+    y = r.values.astype(y_zp.dtype)
+    return [y if last else _channels_first(y)]
+
+
+def max_pool(ctx: NodeContext, x: np.ndarray, channels_last: bool = False) -> np.ndarray:
+    """Max pooling of ``x`` (N, C, *spatial), or (N, *spatial, C) with ``channels_last``, as the
+    module docstring states; the output in the input's layout."""
+    if x.ndim < 3:
+        raise ctx.shape_error(f"X of shape {x.shape} needs a batch, a channel and a spatial axis")
+    if x.dtype == np.float32:
+        lowest = np.finfo(np.float32).min
+    elif x.dtype in (np.int8, np.uint8):
+        lowest = np.iinfo(x.dtype).min
+    else:
+        raise ctx.dtype_error(f"X must be float32, int8 or uint8, got {x.dtype}")
+    if ctx.attr("storage_order", 0):
+        raise ctx.shape_error("storage_order=1 (column-major Indices) is not supported")
+    if len(ctx.node.output) > 1 and ctx.node.output[1]:
+        raise ctx.shape_error("the Indices output is not supported")
+    if x.dtype == np.float32 and np.isnan(x).any():
+        raise ctx.shape_error("a NaN input: ONNX Runtime's float max pooling keeps or drops it depending on the "
+                              "kernel MLAS picks (scalar std::max or vector MAXPS lanes); not reproduced")
+    xc = np.moveaxis(x, -1, 1) if channels_last else x
+    kernel = tuple(int(k) for k in ctx.attr("kernel_shape", ()))
+    if len(kernel) != xc.ndim - 2:
+        raise ctx.shape_error(f"kernel_shape {list(kernel)} does not fit X of shape {x.shape}")
+    strides, dil, begin, out = conv_geometry(ctx, xc.shape[2:], kernel, ceil=bool(ctx.attr("ceil_mode", 0)),
+                                             pool=True)
+    cols, inside = _windows(xc, kernel, strides, dil, begin, out, lowest)
+    y = np.full(xc.shape[:2] + tuple(out), lowest, dtype=x.dtype)
+    for i in range(cols.shape[2]):
+        v = cols[:, :, i]
+        y = np.where(inside[i] & (v > y), v, y)  # a NaN never enters
+    return np.ascontiguousarray(np.moveaxis(y, 1, -1)) if channels_last else y
+
+
+@register("MaxPool")
+def _max_pool(ctx: NodeContext, inputs: list) -> list:
+    return [max_pool(ctx, ctx.need(inputs, 0, "X"))]
+
+
+@register("NhwcMaxPool", domain=MS_DOMAIN)
+def _nhwc_max_pool(ctx: NodeContext, inputs: list) -> list:
+    x = ctx.need(inputs, 0, "x")
+    if x.dtype not in (np.int8, np.uint8):
+        raise ctx.dtype_error(f"x must be int8 or uint8, got {x.dtype}")
+    return [max_pool(ctx, x, channels_last=True)]
