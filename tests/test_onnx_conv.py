@@ -139,6 +139,82 @@ def test_max_pool_matches_onnxruntime(tmp_path, dtype, attrs):
     _same(path, {"x": x}, modes=("disabled",))
 
 
+POOLS = [  # (spatial, attributes): the generic, vector (2-D/3-D, strides 1/2) and global MLAS kernels
+    ((9, 8), {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "strides": [2, 2]}),
+    ((9, 8), {"kernel_shape": [2, 3], "ceil_mode": 1, "strides": [2, 2]}),
+    ((9, 8), {"kernel_shape": [2, 3], "ceil_mode": 1, "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    ((7, 9), {"kernel_shape": [3, 2], "strides": [3, 1], "pads": [0, 1, 2, 0]}),
+    ((6, 12), {"kernel_shape": [2, 2], "strides": [1, 3]}),  # a last stride of 3: the generic kernel
+    ((5, 6), {"kernel_shape": [5, 6]}),  # the whole image: the global kernel
+    ((4, 5, 6), {"kernel_shape": [2, 3, 2], "pads": [1, 0, 1, 0, 1, 1], "strides": [1, 2, 2]}),
+    ((13,), {"kernel_shape": [4], "strides": [3], "pads": [1, 2]}),
+    ((40, 3), {"kernel_shape": [33, 2]}),  # a kernel over 32: the generic kernel
+]
+
+
+@pytest.mark.parametrize("case", range(len(POOLS)))
+@pytest.mark.parametrize("op", ["AveragePool-exclude", "AveragePool-include", "MaxPool"])
+@pytest.mark.parametrize("opset", [17, 19])  # AveragePool: MLAS's kernels before opset 19, ONNX Runtime's loops from it
+def test_float_pooling_matches_onnxruntime(tmp_path, case, op, opset):
+    spatial, attrs = POOLS[case]
+    rng = np.random.default_rng(300 + case)
+    x = rng.standard_normal((2, 3, *spatial)).astype(np.float32)
+    x.reshape(-1)[::7] = -np.inf if op == "MaxPool" else x.reshape(-1)[::7] * 1e4
+    if op == "MaxPool":
+        x[0, 0] = -np.inf  # whole -inf windows: the generic kernel gives -FLT_MAX, the vector kernel -inf
+    name, _, pad = op.partition("-")
+    extra = {"count_include_pad": int(pad == "include")} if pad else {}
+    if opset >= 19 and name == "AveragePool" and case in (0, 3):
+        attrs = {**attrs, "dilations": [1, 2]}
+    path = _model(tmp_path, "pool", helper.make_node(name, ["x"], ["y"], **attrs, **extra), {"x": x}, {}, np.float32,
+                  opset=opset)
+    _same(path, {"x": x}, modes=("disabled",))
+
+
+@pytest.mark.parametrize("op", ["GlobalAveragePool", "GlobalMaxPool"])
+@pytest.mark.parametrize("spatial", [(7, 7), (3, 5), (11,), (2, 3, 5)])
+def test_float_global_pooling_matches_onnxruntime(tmp_path, op, spatial):
+    x = (np.random.default_rng(len(spatial)).standard_normal((2, 5, *spatial)) * 100).astype(np.float32)
+    path = _model(tmp_path, "gp", helper.make_node(op, ["x"], ["y"]), {"x": x}, {}, np.float32)
+    _same(path, {"x": x}, modes=("disabled",))
+
+
+QPOOLS = [
+    ((9, 8), {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "strides": [2, 2]}),
+    ((9, 8), {"kernel_shape": [2, 3], "ceil_mode": 1, "strides": [2, 2], "count_include_pad": 1}),
+    ((7, 9), {"kernel_shape": [3, 2], "strides": [3, 1], "pads": [0, 1, 2, 0], "count_include_pad": 1}),
+    ((5, 6), {"kernel_shape": [5, 6]}),  # the whole image: ONNX Runtime's global arithmetic
+    ((13,), {"kernel_shape": [4], "strides": [3], "pads": [1, 2]}),
+    ((4, 5, 6), {"kernel_shape": [2, 3, 2], "pads": [1, 0, 1, 0, 1, 1]}),
+]
+
+
+@pytest.mark.parametrize("case", range(len(QPOOLS)))
+@pytest.mark.parametrize("dtype", ["uint8", "int8"])
+@pytest.mark.parametrize("last", [0, 1])
+def test_qlinear_pooling_matches_onnxruntime(tmp_path, case, dtype, last):
+    spatial, attrs = QPOOLS[case]
+    rng = np.random.default_rng(400 + case)
+    dt = np.dtype(dtype)
+    shape = (2, *spatial, 5) if last else (2, 5, *spatial)
+    x = _ints(rng, dt, shape)
+    yz = -3 if dtype == "int8" else 100
+    inits = {"xs": np.float32(0.05), "xz": np.array(7, dt), "ys": np.float32(0.031), "yz": np.array(yz, dt)}
+    for op, kw in (("QLinearAveragePool", attrs), ("QLinearGlobalAveragePool", {})):
+        node = helper.make_node(op, ["x", "xs", "xz", "ys", "yz"], ["y"], domain="com.microsoft", channels_last=last,
+                                **kw)
+        g = helper.make_graph([node], "qp", [helper.make_tensor_value_info("x", _TP[dt], list(shape))],
+                              [helper.make_tensor_value_info("y", _TP[dt], [f"d{i}" for i in range(len(shape))])],
+                              [numpy_helper.from_array(np.asarray(a), n) for n, a in inits.items()])
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+        m.ir_version = 9
+        onnx.save(m, str(tmp_path / "qp.onnx"))
+        mine = run_model(load_model(tmp_path / "qp.onnx", check=False), {"x": x}).outputs["y"]
+        sess = ort.InferenceSession(str(tmp_path / "qp.onnx"), providers=["CPUExecutionProvider"])
+        ref = sess.run(["y"], {"x": x})[0]
+        assert mine.dtype == ref.dtype and mine.shape == ref.shape and np.array_equal(mine, ref), (op, mine, ref)
+
+
 def test_max_pool_refuses_a_nan_input(tmp_path):
     x = np.zeros((1, 1, 4, 4), np.float32)
     x[0, 0, 1, 2] = np.nan
@@ -202,6 +278,30 @@ def _cnn(path):
     return path
 
 
+def _cnn_pools(path):
+    """Conv, AveragePool, a residual Add, Sigmoid, GlobalAveragePool and Gemm."""
+    rng = np.random.default_rng(3)
+    w = lambda *s: (rng.standard_normal(s) * 0.3).astype(np.float32)  # noqa: E731
+    inits = {"W1": w(8, 3, 3, 3), "B1": w(8), "W2": w(8, 8, 3, 3), "Wf": w(8, 4), "Bf": w(4)}
+    nodes = [helper.make_node("Conv", ["x", "W1", "B1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+             helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+             helper.make_node("AveragePool", ["r1"], ["p1"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
+                              name="avg"),
+             helper.make_node("Conv", ["p1", "W2"], ["c2"], pads=[1, 1, 1, 1], name="conv2"),
+             helper.make_node("Add", ["c2", "p1"], ["s"], name="residual"),
+             helper.make_node("Sigmoid", ["s"], ["g"], name="sigmoid"),
+             helper.make_node("GlobalAveragePool", ["g"], ["gp"], name="gap"),
+             helper.make_node("Flatten", ["gp"], ["f"], axis=1, name="flat"),
+             helper.make_node("Gemm", ["f", "Wf", "Bf"], ["y"], name="fc")]
+    g = helper.make_graph(nodes, "cnn_pools", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])],
+                          [numpy_helper.from_array(a, n) for n, a in inits.items()])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.save(m, str(path))
+    return path
+
+
 class _Reader(quantization.CalibrationDataReader):
     def __init__(self):
         rng = np.random.default_rng(1000)
@@ -217,26 +317,29 @@ def cnn_models(tmp_path_factory):
 
     logging.getLogger().setLevel(logging.ERROR)
     tmp = tmp_path_factory.mktemp("cnn")
-    fp = _cnn(tmp / "cnn.onnx")
     q = quantization
     out = {}
-    for name, fmt, act, per_channel in [("qoperator-u8", q.QuantFormat.QOperator, q.QuantType.QUInt8, False),
-                                        ("qoperator-s8-per-channel", q.QuantFormat.QOperator, q.QuantType.QInt8, True),
-                                        ("qdq-s8", q.QuantFormat.QDQ, q.QuantType.QInt8, False),
-                                        ("qdq-u8-per-channel", q.QuantFormat.QDQ, q.QuantType.QUInt8, True)]:
-        out[name] = tmp / f"{name}.onnx"
-        q.quantize_static(str(fp), str(out[name]), _Reader(), quant_format=fmt, activation_type=act,
-                          weight_type=q.QuantType.QInt8, per_channel=per_channel)
-    out["dynamic-u8"] = tmp / "dynamic.onnx"
-    q.quantize_dynamic(str(fp), str(out["dynamic-u8"]), weight_type=q.QuantType.QUInt8)
+    for arch, build in (("cnn", _cnn), ("pools", _cnn_pools)):
+        fp = build(tmp / f"{arch}.onnx")
+        for name, fmt, act, per_channel in [("qoperator-u8", q.QuantFormat.QOperator, q.QuantType.QUInt8, False),
+                                            ("qoperator-s8-per-channel", q.QuantFormat.QOperator, q.QuantType.QInt8,
+                                             True),
+                                            ("qdq-s8", q.QuantFormat.QDQ, q.QuantType.QInt8, False),
+                                            ("qdq-u8-per-channel", q.QuantFormat.QDQ, q.QuantType.QUInt8, True)]:
+            out[arch, name] = tmp / f"{arch}-{name}.onnx"
+            q.quantize_static(str(fp), str(out[arch, name]), _Reader(), quant_format=fmt, activation_type=act,
+                              weight_type=q.QuantType.QInt8, per_channel=per_channel)
+        out[arch, "dynamic-u8"] = tmp / f"{arch}-dynamic.onnx"
+        q.quantize_dynamic(str(fp), str(out[arch, "dynamic-u8"]), weight_type=q.QuantType.QUInt8)
     return out
 
 
 @pytest.mark.parametrize("form", ["qoperator-u8", "qoperator-s8-per-channel", "qdq-s8", "qdq-u8-per-channel",
                                   "dynamic-u8"])
-def test_quantized_cnns_match_onnxruntime(cnn_models, form):
+@pytest.mark.parametrize("arch", ["cnn", "pools"])
+def test_quantized_cnns_match_onnxruntime(cnn_models, arch, form):
     x = np.random.default_rng(7).standard_normal((3, 3, 8, 8)).astype(np.float32) * 1.5  # held out
-    _same(cnn_models[form], {"x": x})
-    rep = check_against_ort(cnn_models[form], {"x": x}, optimization="enabled")
+    _same(cnn_models[arch, form], {"x": x})
+    rep = check_against_ort(cnn_models[arch, form], {"x": x}, optimization="enabled")
     assert "QLinearConv" in rep.ops or "ConvInteger" in rep.ops
-    assert all(g.n_overflow == 0 for g in rep.gemms) and len(rep.gemms) >= 3
+    assert all(g.n_overflow == 0 for g in rep.gemms) and len(rep.gemms) >= 2

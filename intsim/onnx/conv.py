@@ -26,11 +26,41 @@
     The special cases MLAS multiplies without im2col for one input channel per group (a kernel as
     wide or as high as the input) are refused (ShapeError).
 ``MaxPool`` (float32, int8, uint8) and ``NhwcMaxPool`` (com.microsoft, 8-bit NHWC)
-    the maximum of each window's valid (not padded) inputs, from the type's lowest value, each
-    step ``if v > m: m = v`` (``std::max``, as ONNX Runtime's pooling loops and MLAS compute it; a
-    float NaN input is refused: whether ONNX Runtime keeps it depends on the kernel MLAS picks).
+    int8/uint8, or float32 with dilations: ONNX Runtime's own loops, the maximum of each window's
+    valid (not padded) inputs from the type's lowest value, each step ``if v > m: m = v``; float32
+    without dilations: MLAS (below). A float NaN input is refused (whether ONNX Runtime keeps it
+    depends on the kernel MLAS picks).
     ``auto_pad`` SAME pads as if the dilation were 1, as ONNX Runtime's ``PoolAttributes`` does.
     The ``Indices`` output is not supported.
+``AveragePool`` (opset 19 and later; before, with both ``ceil_mode`` and ``count_include_pad``)
+    ONNX Runtime's own loops (``AveragePoolV19``): a row-major float32 sum from +0 over the valid
+    inputs of each (dilated) window, divided by their count or, with ``count_include_pad``, by the
+    window's taps up to the end of the padding.
+``AveragePool`` (otherwise), ``GlobalAveragePool``, ``GlobalMaxPool``, ``MaxPool`` (float32, no dilations)
+    MLAS's ``MlasPool`` (``onnxruntime/core/mlas/lib/pooling.cpp``), whose summation order depends on
+    the kernel it picks: a kernel as large as the image with no padding and strides 1 takes the
+    global kernel (four float32 lanes over the flattened image, then ``(l0 + l2) + (l1 + l3)``, then
+    the leftover elements one by one, divided by the size); 2- and 3-D pools with a last stride of
+    1 or 2 and kernels of at most 32 take the vector kernels (each input column summed over the
+    window's rows, from its first row in 2-D and from the initial value in 3-D, then the column sums
+    of the window added left to right, padding columns holding the initial value; ``count_include_pad=0``
+    divides by ``max(valid columns x valid rows, 1)``); the rest the generic kernels (a row-major
+    fold from the initial value over the inputs inside the image). Initial values: +0 (average),
+    ``-FLT_MAX`` (maximum); maxima as ``MAXPS`` takes them.
+``QLinearGlobalAveragePool`` (com.microsoft; ``channels_last``)
+    MLAS's ``MlasQLinearGlobalAveragePool``: the exact int32 sum of each channel's image plus
+    ``-x_zero_point * size``, times ``scale = x_scale / (y_scale * float32(size))`` (float32, in that
+    order), rounded half to even, plus ``y_zero_point``, saturated (:func:`intsim.requantize`,
+    ``mode="ort_fp32"``); ONNX Runtime's range checks (size < 2**24, ``2**-32 <= scale < 256``)
+    refuse the rest (ConfigError).
+``QLinearAveragePool`` (com.microsoft; ``channels_last``)
+    ``onnxruntime/contrib_ops/cpu/quantization/qlinear_pool.cc``: every input dequantized,
+    ``float32(x - x_zero_point) * x_scale``; per window a float32 sum from +0 in row-major window
+    order over the inputs inside the image, divided by the count (``count_include_pad``: the
+    kernel's size, else the inputs summed); then ``sat(nearbyintf(avg / y_scale + y_zero_point))``
+    (the zero point added in float32 before the rounding; a NaN or a value beyond int32 gives the
+    type's minimum, as the cast does on x86-64). A kernel covering the whole image with no
+    padding is ``QLinearGlobalAveragePool``'s arithmetic, as ONNX Runtime dispatches it.
 
 Attributes: ``kernel_shape``, ``strides``, ``dilations``, ``pads``, ``auto_pad`` (``NOTSET``,
 ``VALID``, ``SAME_UPPER``, ``SAME_LOWER``), ``group`` (convolutions), ``ceil_mode`` (pooling), for
@@ -43,6 +73,8 @@ import itertools
 
 import numpy as np
 
+from ..core.errors import ConfigError
+from ..core.inttype import IntType
 from ..quant.requant import requantize
 from .qops import F32, acc32, float_input, int_input, int_matmul, qtype, scalar_input
 from .registry import MS_DOMAIN, NodeContext, register
@@ -334,6 +366,9 @@ def max_pool(ctx: NodeContext, x: np.ndarray, channels_last: bool = False) -> np
         raise ctx.shape_error(f"kernel_shape {list(kernel)} does not fit X of shape {x.shape}")
     strides, dil, begin, out = conv_geometry(ctx, xc.shape[2:], kernel, ceil=bool(ctx.attr("ceil_mode", 0)),
                                              pool=True)
+    if x.dtype == np.float32 and all(d == 1 for d in dil) and len(kernel) <= 3:
+        end = _end_pads(ctx, xc.shape[2:], kernel, strides, dil, begin, out)
+        return mlas_pool(xc, "max", kernel, strides, begin, end, out)
     cols, inside = _windows(xc, kernel, strides, dil, begin, out, lowest)
     y = np.full(xc.shape[:2] + tuple(out), lowest, dtype=x.dtype)
     for i in range(cols.shape[2]):
@@ -353,3 +388,272 @@ def _nhwc_max_pool(ctx: NodeContext, inputs: list) -> list:
     if x.dtype not in (np.int8, np.uint8):
         raise ctx.dtype_error(f"x must be int8 or uint8, got {x.dtype}")
     return [max_pool(ctx, x, channels_last=True)]
+
+
+def _pool_params(ctx: NodeContext, inputs: list) -> tuple[np.ndarray, np.float32, int, np.float32, int, IntType]:
+    """(x, x_scale, x_zero_point, y_scale, y_zero_point, output type) of a QLinear pooling node."""
+    x = ctx.need(inputs, 0, "X")
+    if x.dtype not in (np.int8, np.uint8):
+        raise ctx.dtype_error(f"X must be int8 or uint8, got {x.dtype}")
+    if x.ndim < 3:
+        raise ctx.shape_error(f"X of shape {x.shape} needs a batch, a channel and a spatial axis")
+    xs = F32(scalar_input(ctx, float_input(ctx, ctx.need(inputs, 1, "x_scale"), "x_scale"), "x_scale"))
+    ys = F32(scalar_input(ctx, float_input(ctx, ctx.need(inputs, 3, "y_scale"), "y_scale"), "y_scale"))
+    zps = []
+    for i, what in ((2, "x_zero_point"), (4, "y_zero_point")):
+        z = inputs[i] if len(inputs) > i else None
+        if z is not None and z.dtype != x.dtype:
+            raise ctx.dtype_error(f"{what} has dtype {z.dtype}, X has {x.dtype}")
+        zps.append(0 if z is None else int(scalar_input(ctx, z, what)))
+    return x, xs, zps[0], ys, zps[1], qtype(ctx, x.dtype, "X")
+
+
+def _global_average(ctx: NodeContext, xc: np.ndarray, xs: np.float32, xz: int, ys: np.float32, yz: int,
+                    t: IntType) -> np.ndarray:
+    """``MlasQLinearGlobalAveragePool`` over the spatial axes of ``xc`` (N, C, *spatial): (N, C)."""
+    size = int(np.prod(xc.shape[2:]))
+    scale = F32(xs / F32(ys * F32(size)))
+    if size >= 1 << 24 or not (F32(2.0**-32) <= scale < F32(256.0)):
+        raise ConfigError(f"{ctx.where}: image size {size} and scale {float(scale)!r} are outside ONNX Runtime's "
+                          "range (size < 2**24, 2**-32 <= x_scale / (y_scale * size) < 256)")
+    acc = xc.reshape(xc.shape[0], xc.shape[1], size).sum(axis=2, dtype=np.int64) - xz * size
+    acc = acc.astype(np.int32).astype(np.int64)  # the int32 register (|sum| < 2**32 here)
+    r = requantize(acc, float(scale), mode="ort_fp32", out=t, zero_point=yz, in_type="int32")
+    return r.values
+
+
+@register("QLinearGlobalAveragePool", domain=MS_DOMAIN)
+def _qlinear_global_average_pool(ctx: NodeContext, inputs: list) -> list:
+    x, xs, xz, ys, yz, t = _pool_params(ctx, inputs)
+    last = bool(ctx.attr("channels_last", 0))
+    xc = np.moveaxis(x, -1, 1) if last else x
+    y = _global_average(ctx, xc, xs, xz, ys, yz, t).astype(x.dtype)
+    ones = (1,) * (x.ndim - 2)
+    return [y.reshape((x.shape[0], *ones, x.shape[-1])) if last else y.reshape(x.shape[:2] + ones)]
+
+
+@register("QLinearAveragePool", domain=MS_DOMAIN)
+def _qlinear_average_pool(ctx: NodeContext, inputs: list) -> list:
+    x, xs, xz, ys, yz, t = _pool_params(ctx, inputs)
+    last = bool(ctx.attr("channels_last", 0))
+    xc = np.moveaxis(x, -1, 1) if last else x
+    kernel = tuple(int(k) for k in ctx.attr("kernel_shape", ()))
+    if len(kernel) != xc.ndim - 2 or len(kernel) > 3:
+        raise ctx.shape_error(f"kernel_shape {list(kernel)} does not fit X of shape {x.shape} (1 to 3 spatial axes)")
+    if any(d != 1 for d in (ctx.attr("dilations", None) or [])):
+        raise ctx.shape_error("dilations are not supported by ONNX Runtime's QLinearAveragePool")
+    strides, dil, begin, out = conv_geometry(ctx, xc.shape[2:], kernel, ceil=bool(ctx.attr("ceil_mode", 0)),
+                                             pool=True)
+    end = _end_pads(ctx, xc.shape[2:], kernel, strides, dil, begin, out)
+    if kernel == tuple(xc.shape[2:]) and not any(begin) and not any(end):
+        y = _global_average(ctx, xc, xs, xz, ys, yz, t).reshape(xc.shape[:2] + (1,) * len(kernel))
+    else:
+        xf = np.subtract(xc, xz, dtype=np.int32).astype(F32) * xs  # ONNX Runtime's dequantized copy
+        cols, inside = _windows(xf, kernel, strides, dil, begin, out, F32(0))
+        acc = np.zeros(xc.shape[:2] + tuple(out), F32)
+        for i in range(cols.shape[2]):
+            acc = np.where(inside[i], acc + cols[:, :, i], acc)
+        count = np.full(tuple(out), F32(np.prod(kernel))) if ctx.attr("count_include_pad", 0) \
+            else inside.sum(axis=0).astype(F32)
+        with np.errstate(over="ignore", invalid="ignore"):
+            q = np.rint((acc / count) / ys + F32(yz))
+        # static_cast<int32_t> of a NaN or of a value outside int32 gives INT32_MIN on x86-64 (CVTTSS2SI)
+        q = np.where(np.isnan(q) | (q < -(2.0**31)) | (q >= 2.0**31), -(2.0**31), q)
+        y = np.clip(q, t.min, t.max).astype(np.int64)
+    y = y.astype(x.dtype)
+    return [np.ascontiguousarray(np.moveaxis(y, 1, -1)) if last else y]
+
+
+# -- float pooling as MLAS computes it ---------------------------------------------------------------
+
+_F32_LOWEST = np.finfo(np.float32).min
+
+
+def _maxps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.where(a > b, a, b)
+
+
+def mlas_pool(x: np.ndarray, kind: str, kernel: tuple[int, ...], strides: list[int], begin: list[int],
+              end: list[int], out: list[int]) -> np.ndarray:
+    """``MlasPool`` of float32 ``x`` (N, C, *spatial; 1 to 3 spatial axes): ``kind`` "max",
+    "avg_include" or "avg_exclude" (``count_include_pad``), the kernel, strides, pads at the start
+    and end, and the output sizes; returns (N, C, *out). See the module docstring for the kernels."""
+    n, c = x.shape[:2]
+    spatial = tuple(x.shape[2:])
+    dims = len(spatial)
+    xs = np.ascontiguousarray(x, dtype=F32).reshape((n * c, *spatial))
+    if kernel == spatial and all(s == 1 for s in strides) and not any(begin) and not any(end):
+        y = _pool_global(xs, kind)
+    elif dims >= 2 and strides[-1] <= 2 and all(k <= 32 for k in kernel) \
+            and begin[-1] + end[-1] + spatial[-1] <= 2048 - 3:
+        y = _pool_vector(xs, kind, kernel, strides, begin, out)
+    else:
+        y = _pool_generic(xs, kind, kernel, strides, begin, out)
+    return y.reshape((n, c, *out))
+
+
+def _pool_global(xs: np.ndarray, kind: str) -> np.ndarray:
+    flat = xs.reshape(xs.shape[0], -1)
+    size = flat.shape[1]
+    init = F32(0) if kind != "max" else _F32_LOWEST
+    lanes = np.full((flat.shape[0], 4), init, F32)
+    for i in range(size // 4):
+        v = flat[:, 4 * i:4 * i + 4]
+        lanes = lanes + v if kind != "max" else _maxps(lanes, v)
+    if kind == "max":
+        r = _maxps(_maxps(lanes[:, 0], lanes[:, 2]), _maxps(lanes[:, 1], lanes[:, 3]))
+    else:
+        r = (lanes[:, 0] + lanes[:, 2]) + (lanes[:, 1] + lanes[:, 3])
+    for i in range(size - size % 4, size):
+        v = flat[:, i]
+        r = r + v if kind != "max" else np.where(r < v, v, r)
+    return r if kind == "max" else r / F32(size)
+
+
+def _pool_generic(xs: np.ndarray, kind: str, kernel: tuple[int, ...], strides: list[int], begin: list[int],
+                  out: list[int]) -> np.ndarray:
+    r = len(kernel)
+    spatial = xs.shape[1:]
+    starts = [np.arange(o) * s - b for o, s, b in zip(out, strides, begin, strict=True)]
+    lo = [np.maximum(st, 0) for st in starts]
+    hi = [np.minimum(st + k, n) for st, k, n in zip(starts, kernel, spatial, strict=True)]
+    y = np.full((xs.shape[0], *out), F32(0) if kind != "max" else _F32_LOWEST, F32)
+    for offs in itertools.product(*(range(k) for k in kernel)):
+        idx, valid = [], np.ones(tuple(out), bool)
+        for ax in range(r):
+            pos = starts[ax] + offs[ax]
+            shape = [1] * r
+            shape[ax] = out[ax]
+            valid = valid & ((pos >= 0) & (pos < spatial[ax])).reshape(shape)
+            idx.append(np.clip(pos, 0, spatial[ax] - 1).reshape(shape))
+        v = xs[(slice(None), *idx)]
+        if kind == "max":
+            y = np.where(valid & (y < v), v, y)
+        else:
+            y = np.where(valid, y + v, y)
+    if kind == "max":
+        return y
+    if kind == "avg_include":
+        return y / F32(np.prod(kernel))
+    count = np.ones(tuple(out), np.int64)
+    for ax in range(r):
+        shape = [1] * r
+        shape[ax] = out[ax]
+        count = count * (hi[ax] - lo[ax]).reshape(shape)
+    return y / count.astype(F32)
+
+
+def _pool_vector(xs: np.ndarray, kind: str, kernel: tuple[int, ...], strides: list[int], begin: list[int],
+                 out: list[int]) -> np.ndarray:
+    """``MlasPool2DVectorKernel`` / ``MlasPool3DVectorKernel``."""
+    dims = len(kernel)
+    spatial = xs.shape[1:]
+    iw, kw, sw, pl = spatial[-1], kernel[-1], strides[-1], begin[-1]
+    init = F32(0) if kind != "max" else _F32_LOWEST
+    red = (lambda a, b: a + b) if kind != "max" else _maxps  # noqa: E731
+    outer = [range(o) for o in out[:-1]]
+    y = np.empty((xs.shape[0], *out), F32)
+    ow = out[-1]
+    starts_w = np.arange(ow) * sw  # each output's window start in the reduction buffer
+    width = max(pl + iw + 3, int(starts_w[-1]) + kw) + 1
+    for pos in itertools.product(*outer):
+        rng, rows = [], 1
+        for ax, p in enumerate(pos):
+            st = p * strides[ax] - begin[ax]
+            en = min(st + kernel[ax], spatial[ax])
+            st = 0 if st < 0 or st >= spatial[ax] else st  # size_t arithmetic: a negative start wraps, then 0
+            rng.append((st, en))
+            rows *= en - st
+        block = xs[(slice(None), *(slice(a, b) for a, b in rng))].reshape(xs.shape[0], -1, iw)
+        if dims == 2:  # from the window's first row
+            col = block[:, 0].copy()
+            for j in range(1, block.shape[1]):
+                col = red(col, block[:, j])
+        else:  # from the initial value
+            col = np.full((xs.shape[0], iw), init, F32)
+            for j in range(block.shape[1]):
+                col = red(col, block[:, j])
+        buf = np.full((xs.shape[0], width), init, F32)
+        buf[:, pl:pl + iw] = col
+        acc = buf[:, starts_w]
+        for k in range(1, kw):
+            acc = red(acc, buf[:, starts_w + k])
+        if kind == "avg_include":
+            acc = acc / F32(np.prod(kernel))
+        elif kind == "avg_exclude":
+            lower = np.maximum(starts_w, pl).astype(F32)
+            upper = np.minimum(starts_w + kw, pl + iw).astype(F32)
+            acc = acc / np.maximum((upper - lower) * F32(rows), F32(1))
+        y[(slice(None), *pos)] = acc
+    return y
+
+
+def _float_pool_geometry(ctx: NodeContext, x: np.ndarray, kernel: tuple[int, ...]
+                         ) -> tuple[list[int], list[int], list[int], list[int]]:
+    if x.ndim < 3 or x.ndim > 5 or len(kernel) != x.ndim - 2:
+        raise ctx.shape_error(f"kernel_shape {list(kernel)} does not fit X of shape {x.shape} (1 to 3 spatial axes)")
+    strides, dil, begin, out = conv_geometry(ctx, x.shape[2:], kernel, ceil=bool(ctx.attr("ceil_mode", 0)), pool=True)
+    if any(d != 1 for d in dil):
+        raise ctx.shape_error(f"dilations {dil}: not supported for average pooling")
+    return strides, begin, _end_pads(ctx, x.shape[2:], kernel, strides, dil, begin, out), out
+
+
+@register("AveragePool")
+def _average_pool(ctx: NodeContext, inputs: list) -> list:
+    x = float_input(ctx, ctx.need(inputs, 0, "X"), "X")
+    kernel = tuple(int(k) for k in ctx.attr("kernel_shape", ()))
+    include = bool(ctx.attr("count_include_pad", 0))
+    if ctx.opset >= 19 or (include and ctx.attr("ceil_mode", 0)):
+        return [_average_pool_v19(ctx, x, kernel, include)]
+    strides, begin, end, out = _float_pool_geometry(ctx, x, kernel)
+    return [mlas_pool(x, "avg_include" if include else "avg_exclude", kernel, strides, begin, end, out)]
+
+
+def _average_pool_v19(ctx: NodeContext, x: np.ndarray, kernel: tuple[int, ...], include: bool) -> np.ndarray:
+    """ONNX Runtime's ``AveragePool`` from opset 19 (``pool_functors.h``, ``AveragePool*DTask``): per
+    window a float32 sum from +0 over the inputs inside the image in row-major window order (with
+    dilations), divided by their count, or with ``count_include_pad`` by the window's taps up to the
+    end of the padding (``1 + (end - start - 1) // dilation`` per axis); a window without inputs is 0."""
+    if x.ndim < 3 or x.ndim > 5 or len(kernel) != x.ndim - 2:
+        raise ctx.shape_error(f"kernel_shape {list(kernel)} does not fit X of shape {x.shape} (1 to 3 spatial axes)")
+    spatial = x.shape[2:]
+    strides, dil, begin, out = conv_geometry(ctx, spatial, kernel, ceil=bool(ctx.attr("ceil_mode", 0)), pool=True)
+    end = _end_pads(ctx, spatial, kernel, strides, dil, begin, out)
+    cols, inside = _windows(x, kernel, strides, dil, begin, out, F32(0))
+    y = np.zeros(x.shape[:2] + tuple(out), F32)
+    for i in range(cols.shape[2]):
+        y = np.where(inside[i], y + cols[:, :, i], y)
+    total = inside.sum(axis=0)
+    if include:
+        count = np.ones(tuple(out), np.int64)
+        for ax, (n, k, st, d, b, e) in enumerate(zip(spatial, kernel, strides, dil, begin, end, strict=True)):
+            hs = np.arange(out[ax]) * st - b
+            he = np.minimum(hs + k * d, n + e)
+            shape = [1] * len(kernel)
+            shape[ax] = out[ax]
+            count = count * (1 + (he - hs - 1) // d).reshape(shape)
+    else:
+        count = total
+    return np.where(total > 0, y / count.astype(F32), y)
+
+
+def _global_pool(ctx: NodeContext, inputs: list, kind: str) -> list:
+    x = float_input(ctx, ctx.need(inputs, 0, "X"), "X")
+    if x.ndim < 3 or x.ndim > 5:
+        raise ctx.shape_error(f"X of shape {x.shape}: 1 to 3 spatial axes are supported")
+    if kind == "max" and np.isnan(x).any():
+        raise ctx.shape_error("a NaN input: ONNX Runtime's float max pooling keeps or drops it depending on the "
+                              "lane it meets; not reproduced")
+    r = x.ndim - 2
+    y = mlas_pool(x, kind, tuple(x.shape[2:]), [1] * r, [0] * r, [0] * r, [1] * r)
+    return [y]
+
+
+@register("GlobalAveragePool")
+def _global_average_pool(ctx: NodeContext, inputs: list) -> list:
+    return _global_pool(ctx, inputs, "avg_include")
+
+
+@register("GlobalMaxPool")
+def _global_max_pool(ctx: NodeContext, inputs: list) -> list:
+    return _global_pool(ctx, inputs, "max")
