@@ -343,3 +343,61 @@ def test_quantized_cnns_match_onnxruntime(cnn_models, arch, form):
     rep = check_against_ort(cnn_models[arch, form], {"x": x}, optimization="enabled")
     assert "QLinearConv" in rep.ops or "ConvInteger" in rep.ops
     assert all(g.n_overflow == 0 for g in rep.gemms) and len(rep.gemms) >= 2
+
+
+# ------------------------------------------------------------------------------------------------
+# ONNX Runtime's NCHWc layout, and two operators its exported graphs carry
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("channels", [20, 32])
+def test_nchwc_pooling_of_the_optimized_graph_matches_onnxruntime(tmp_path, channels):
+    """With its default optimizations ONNX Runtime moves float pooling to its NCHWc layout
+    (ReorderInput, com.microsoft.nchwc pools, ReorderOutput): bytes and values as ONNX Runtime's."""
+    rng = np.random.default_rng(channels)
+    x = rng.standard_normal((2, channels, 11, 9)).astype(np.float32)
+    x[0, 1, 2:5, 2:5] = -np.inf
+    nodes = [helper.make_node("MaxPool", ["x"], ["m"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+             helper.make_node("AveragePool", ["m"], ["a"], kernel_shape=[2, 2], pads=[1, 0, 0, 1]),
+             helper.make_node("AveragePool", ["m"], ["ai"], kernel_shape=[3, 2], pads=[1, 1, 1, 1],
+                              count_include_pad=1),
+             helper.make_node("GlobalAveragePool", ["a"], ["g"]), helper.make_node("GlobalMaxPool", ["ai"], ["gm"]),
+             helper.make_node("Add", ["g", "gm"], ["y"])]
+    g = helper.make_graph(nodes, "pools", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, channels, 1, 1])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.save(m, str(tmp_path / "pools.onnx"))
+    rep = check_against_ort(tmp_path / "pools.onnx", {"x": x}, optimization="enabled")
+    assert all(t.ok for t in rep.tensors), rep.table()
+    if channels % 16 == 0:  # ONNX Runtime moves whole blocks only
+        assert "ReorderInput" in rep.ops and "ReorderOutput" in rep.ops
+
+
+def test_mod_and_quick_gelu_match_onnxruntime(tmp_path):
+    rng = np.random.default_rng(9)
+    a = rng.integers(-50, 50, (4, 6)).astype(np.int64)
+    b = np.where(rng.random((4, 6)) < 0.5, -7, 5).astype(np.int64)
+    f = (rng.standard_normal((4, 6)) * 10).astype(np.float32)
+    nodes = [helper.make_node("Mod", ["a", "b"], ["m0"]), helper.make_node("Mod", ["a", "b"], ["m1"], fmod=1),
+             helper.make_node("Mod", ["f", "c"], ["m2"], fmod=1),
+             helper.make_node("QuickGelu", ["f"], ["q0"], domain="com.microsoft"),
+             helper.make_node("QuickGelu", ["f"], ["q1"], domain="com.microsoft", alpha=1.0)]
+    vi = helper.make_tensor_value_info
+    g = helper.make_graph(nodes, "mod", [vi("a", TensorProto.INT64, [4, 6]), vi("b", TensorProto.INT64, [4, 6]),
+                                         vi("f", TensorProto.FLOAT, [4, 6])],
+                          [vi(n, t, [4, 6]) for n, t in (("m0", TensorProto.INT64), ("m1", TensorProto.INT64),
+                                                         ("m2", TensorProto.FLOAT), ("q0", TensorProto.FLOAT),
+                                                         ("q1", TensorProto.FLOAT))],
+                          [numpy_helper.from_array(np.float32(-3.5), "c")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    m.ir_version = 8
+    onnx.save(m, str(tmp_path / "mod.onnx"))
+    feeds = {"a": a, "b": b, "f": f}
+    mine = run_model(load_model(tmp_path / "mod.onnx", check=False), feeds).outputs
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    ref = ort.InferenceSession(str(tmp_path / "mod.onnx"), so, providers=["CPUExecutionProvider"]).run(None, feeds)
+    for name, r in zip(("m0", "m1", "m2", "q0", "q1"), ref, strict=True):
+        assert np.array_equal(mine[name].view(np.uint8), r.view(np.uint8)), name
+    assert (mine["m0"] * np.sign(b) >= 0).all() and (mine["m1"] * np.sign(a) >= 0).all()

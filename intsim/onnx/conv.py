@@ -61,6 +61,13 @@
     (the zero point added in float32 before the rounding; a NaN or a value beyond int32 gives the
     type's minimum, as the cast does on x86-64). A kernel covering the whole image with no
     padding is ``QLinearGlobalAveragePool``'s arithmetic, as ONNX Runtime dispatches it.
+``ReorderInput``, ``ReorderOutput``, ``MaxPool``, ``AveragePool``, ``GlobalMaxPool``,
+``GlobalAveragePool`` (``com.microsoft.nchwc``: ONNX Runtime's NCHWc layout, which its default
+optimizations give float pooling on AVX2/AVX-512 CPUs)
+    the channels in blocks of :func:`nchwc_block` (16 with AVX-512F, else 8), zero-padded; a
+    tensor of shape (N, C', H, W) holds the bytes of (N, C' / block, H, W, block), as ONNX Runtime's
+    buffers do. The pools are the ones above on the unblocked channels: maxima from ``-FLT_MAX``
+    (``if v > m: m = v``), averages as a row-major float32 sum from +0 divided by the count.
 
 Attributes: ``kernel_shape``, ``strides``, ``dilations``, ``pads``, ``auto_pad`` (``NOTSET``,
 ``VALID``, ``SAME_UPPER``, ``SAME_LOWER``), ``group`` (convolutions), ``ceil_mode`` (pooling), for
@@ -657,3 +664,93 @@ def _global_average_pool(ctx: NodeContext, inputs: list) -> list:
 @register("GlobalMaxPool")
 def _global_max_pool(ctx: NodeContext, inputs: list) -> list:
     return _global_pool(ctx, inputs, "max")
+
+
+# -- ONNX Runtime's NCHWc layout (com.microsoft.nchwc) -------------------------------------------------
+
+NCHWC_DOMAIN = "com.microsoft.nchwc"
+
+
+def nchwc_block() -> int:
+    """MLAS's NCHWc channel block on this CPU (``MlasNchwcGetBlockSize``): 16 with AVX-512F, else 8."""
+    try:
+        import llvmlite.binding as ll
+
+        return 16 if ll.get_host_cpu_features().get("avx512f") else 8
+    except Exception:  # pragma: no cover - llvmlite without the host feature query
+        return 8
+
+
+def _unblock(ctx: NodeContext, x: np.ndarray) -> np.ndarray:
+    """An NCHWc tensor (N, C', *spatial) holding blocked bytes -> the plain (N, C', *spatial) array."""
+    b = nchwc_block()
+    if x.ndim < 3 or x.shape[1] % b:
+        raise ctx.shape_error(f"an NCHWc tensor of shape {x.shape}: channels must be a multiple of the block {b}")
+    blocked = np.ascontiguousarray(x).reshape((x.shape[0], x.shape[1] // b, *x.shape[2:], b))
+    return np.ascontiguousarray(np.moveaxis(blocked, -1, 2)).reshape(x.shape)
+
+
+def _block(y: np.ndarray) -> np.ndarray:
+    """The plain (N, C', *spatial) array -> the NCHWc tensor holding its blocked bytes."""
+    b = nchwc_block()
+    split = y.reshape((y.shape[0], y.shape[1] // b, b, *y.shape[2:]))
+    return np.ascontiguousarray(np.moveaxis(split, 2, -1)).reshape(y.shape)
+
+
+@register("ReorderInput", domain=NCHWC_DOMAIN)
+def _reorder_input(ctx: NodeContext, inputs: list) -> list:
+    x = float_input(ctx, ctx.need(inputs, 0, "X"), "X")
+    if x.ndim < 3:
+        raise ctx.shape_error(f"X of shape {x.shape} needs a batch, a channel and a spatial axis")
+    xc = np.moveaxis(x, -1, 1) if ctx.attr("channels_last", 0) else x
+    b = nchwc_block()
+    c = xc.shape[1]
+    padded = np.zeros((xc.shape[0], -(-c // b) * b, *xc.shape[2:]), F32)
+    padded[:, :c] = xc
+    return [_block(padded)]
+
+
+@register("ReorderOutput", domain=NCHWC_DOMAIN)
+def _reorder_output(ctx: NodeContext, inputs: list) -> list:
+    x = float_input(ctx, ctx.need(inputs, 0, "X"), "X")
+    c = int(ctx.attr("channels", 0))
+    if not 0 < c <= x.shape[1]:
+        raise ctx.shape_error(f"channels={c} does not fit the NCHWc tensor of shape {x.shape}")
+    y = _unblock(ctx, x)[:, :c]
+    return [np.ascontiguousarray(np.moveaxis(y, 1, -1)) if ctx.attr("channels_last", 0) else y]
+
+
+def _nchwc_pool(ctx: NodeContext, inputs: list, kind: str, global_pool: bool) -> list:
+    x = _unblock(ctx, float_input(ctx, ctx.need(inputs, 0, "X"), "X"))
+    if kind == "max" and np.isnan(x).any():
+        raise ctx.shape_error("a NaN input: ONNX Runtime's float max pooling keeps or drops it depending on the "
+                              "kernel; not reproduced")
+    r = x.ndim - 2
+    if global_pool:
+        kernel, strides, begin, out = tuple(x.shape[2:]), [1] * r, [0] * r, [1] * r
+        dil = [1] * r
+    else:
+        kernel = tuple(int(k) for k in ctx.attr("kernel_shape", ()))
+        if len(kernel) != r:
+            raise ctx.shape_error(f"kernel_shape {list(kernel)} does not fit X of shape {x.shape}")
+        strides, dil, begin, out = conv_geometry(ctx, x.shape[2:], kernel, ceil=bool(ctx.attr("ceil_mode", 0)),
+                                                 pool=True)
+    cols, inside = _windows(x, kernel, strides, dil, begin, out, F32(0))
+    if kind == "max":
+        y = np.full(x.shape[:2] + tuple(out), _F32_LOWEST, F32)
+        for i in range(cols.shape[2]):
+            y = np.where(inside[i] & (cols[:, :, i] > y), cols[:, :, i], y)
+    else:
+        y = np.zeros(x.shape[:2] + tuple(out), F32)
+        for i in range(cols.shape[2]):
+            y = np.where(inside[i], y + cols[:, :, i], y)
+        count = inside.sum(axis=0) if kind == "avg_exclude" else np.full(tuple(out), int(np.prod(kernel)))
+        y = y / count.astype(F32)
+    return [_block(y)]
+
+
+register("MaxPool", domain=NCHWC_DOMAIN)(lambda ctx, i: _nchwc_pool(ctx, i, "max", False))
+register("GlobalMaxPool", domain=NCHWC_DOMAIN)(lambda ctx, i: _nchwc_pool(ctx, i, "max", True))
+register("AveragePool", domain=NCHWC_DOMAIN)(lambda ctx, i: _nchwc_pool(
+    ctx, i, "avg_include" if ctx.attr("count_include_pad", 0) else "avg_exclude", False))
+register("GlobalAveragePool", domain=NCHWC_DOMAIN)(lambda ctx, i: _nchwc_pool(ctx, i, "avg_include", True))

@@ -62,6 +62,20 @@ def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a / b
 
 
+def _mod(ctx: NodeContext, inputs: list) -> list:
+    """ONNX ``Mod``: ``fmod=0`` (integers only) the remainder with the divisor's sign (Python's
+    ``%``); ``fmod=1`` C's ``fmod``, the dividend's sign (exact for floats). A zero integer divisor
+    is refused (undefined in ONNX Runtime's C++)."""
+    a, b = ctx.need(inputs, 0, "A"), ctx.need(inputs, 1, "B")
+    fmod = int(ctx.attr("fmod", 0))
+    if a.dtype.kind == "f" and not fmod:
+        raise ctx.dtype_error(f"fmod=0 needs integer inputs, got {a.dtype} (set fmod=1 for floats)")
+    if b.dtype.kind in "iu" and (np.asarray(b) == 0).any():
+        raise ctx.shape_error("an integer divisor is 0 (undefined)")
+    return [_bcast(ctx, np.fmod if fmod else np.remainder, a, b)]
+
+
+register("Mod")(_mod)
 register("Add")(_binary(np.add))
 register("Sub")(_binary(np.subtract))
 register("Mul")(_binary(np.multiply))
@@ -144,6 +158,19 @@ register("Exp")(_unary(_float32_kernel(mlas.exp, np.exp)))
 register("Tanh")(_unary(_float32_kernel(mlas.tanh, np.tanh)))
 register("Erf")(_unary(_float32_kernel(mlas.erf, _erf_fallback)))
 register("Sigmoid")(_unary(_float32_kernel(mlas.logistic, _sigmoid_fallback)))
+
+
+@register("QuickGelu", domain=MS_DOMAIN)
+def _quick_gelu(ctx: NodeContext, inputs: list) -> list:
+    """``com.microsoft.QuickGelu`` (``x * sigmoid(alpha * x)``, a fusion ONNX Runtime makes of
+    ``x * Sigmoid(x)``), float32 as its CPU kernel: ``alpha * x`` (one float32 multiply, skipped when
+    alpha is 1), MLAS's logistic (:func:`intsim.onnx.mlas.logistic`), times ``x``."""
+    x = ctx.need(inputs, 0, "X")
+    if x.dtype != F32:
+        raise ctx.dtype_error(f"X must be float32, got {x.dtype}")
+    alpha = F32(ctx.attr("alpha", 1.702))
+    with np.errstate(all="ignore"):
+        return [x * mlas.logistic(x * alpha if alpha != 1 else x)]
 register("Identity")(_unary(lambda x: x))
 
 
