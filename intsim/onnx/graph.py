@@ -22,6 +22,7 @@ from ..hw.datapath import Datapath
 from . import conv as _conv  # noqa: F401  (registers convolution and pooling)
 from . import fops as _fops  # noqa: F401  (registers the float operators)
 from . import qops as _qops  # noqa: F401  (registers the quantized operators)
+from . import spatial as _spatial  # noqa: F401  (registers Pad and Resize)
 from .load import check_feeds, import_onnx
 from .registry import OPS, GemmFunc, GemmRecord, KernelTrace, NodeContext, OpFunc, supported_ops
 
