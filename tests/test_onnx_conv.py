@@ -269,8 +269,13 @@ def _cnn(path):
              helper.make_node("Conv", ["c2", "W3"], ["c3"], strides=[2, 2], name="pwconv"),
              helper.make_node("Flatten", ["c3"], ["f"], axis=1, name="flat"),
              helper.make_node("Gemm", ["f", "Wf", "Bf"], ["y"], name="fc")]
-    g = helper.make_graph(nodes, "cnn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5])],
+    return _save_cnn(path, nodes, inits, 5)
+
+
+def _save_cnn(path, nodes, inits, classes):
+    """A float CNN graph x (N, 3, 8, 8) -> y (N, classes), opset 17, saved at ``path``."""
+    g = helper.make_graph(nodes, path.stem, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", classes])],
                           [numpy_helper.from_array(a, n) for n, a in inits.items()])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     m.ir_version = 8
@@ -293,13 +298,7 @@ def _cnn_pools(path):
              helper.make_node("GlobalAveragePool", ["g"], ["gp"], name="gap"),
              helper.make_node("Flatten", ["gp"], ["f"], axis=1, name="flat"),
              helper.make_node("Gemm", ["f", "Wf", "Bf"], ["y"], name="fc")]
-    g = helper.make_graph(nodes, "cnn_pools", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])],
-                          [numpy_helper.from_array(a, n) for n, a in inits.items()])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 8
-    onnx.save(m, str(path))
-    return path
+    return _save_cnn(path, nodes, inits, 4)
 
 
 class _Reader(quantization.CalibrationDataReader):

@@ -162,6 +162,21 @@ def _windows(x: np.ndarray, kernel: tuple[int, ...], strides: list[int], dil: li
     return np.stack(cols, axis=2), np.stack(masks)
 
 
+def _conv_shapes(ctx: NodeContext, x: np.ndarray, w: np.ndarray) -> tuple[int, int, int, int, int, tuple[int, ...]]:
+    """(N, C, M, C / group, group, kernel) of a convolution of ``x`` (N, C, *spatial) by ``w``
+    (M, C / group, *kernel), checked against the node's ``kernel_shape`` and ``group``."""
+    n, c = x.shape[:2]
+    m, cg = w.shape[:2]
+    kernel = tuple(int(k) for k in w.shape[2:])
+    ks = ctx.attr("kernel_shape", None)
+    if ks is not None and tuple(ks) != kernel:
+        raise ctx.shape_error(f"kernel_shape {list(ks)} differs from W's spatial shape {list(kernel)}")
+    g = int(ctx.attr("group", 1))
+    if g < 1 or c != cg * g or m % g:
+        raise ctx.shape_error(f"group {g}: X has {c} channels and W {m} filters of {cg} channels")
+    return n, c, m, cg, g, kernel
+
+
 def conv_integer(ctx: NodeContext, x: np.ndarray, w: np.ndarray, x_zp: int, w_zp: np.ndarray,
                  channels_last: bool = False) -> np.ndarray:
     """The exact integer convolution (see the module docstring) of ``x`` (N, C, *spatial), or
@@ -173,15 +188,7 @@ def conv_integer(ctx: NodeContext, x: np.ndarray, w: np.ndarray, x_zp: int, w_zp
         raise ctx.shape_error(f"X of shape {x.shape} and W of shape {w.shape} must have the same rank, at least 3")
     if channels_last:
         x = np.moveaxis(x, -1, 1)
-    n, c = x.shape[:2]
-    m, cg = w.shape[:2]
-    kernel = tuple(int(k) for k in w.shape[2:])
-    ks = ctx.attr("kernel_shape", None)
-    if ks is not None and tuple(ks) != kernel:
-        raise ctx.shape_error(f"kernel_shape {list(ks)} differs from W's spatial shape {list(kernel)}")
-    g = int(ctx.attr("group", 1))
-    if g < 1 or c != cg * g or m % g:
-        raise ctx.shape_error(f"group {g}: X has {c} channels and W {m} filters of {cg} channels")
+    n, c, m, cg, g, kernel = _conv_shapes(ctx, x, w)
     strides, dil, begin, out = conv_geometry(ctx, x.shape[2:], kernel)
     cols, _ = _windows(x, kernel, strides, dil, begin, out, x_zp)  # (N, C, KS, *out), padding = x_zp
     pos = int(np.prod(out))
@@ -240,15 +247,7 @@ def _conv(ctx: NodeContext, inputs: list) -> list:
     bias = inputs[2] if len(inputs) > 2 else None
     if x.ndim < 3 or w.ndim != x.ndim or x.ndim > 5:
         raise ctx.shape_error(f"X {x.shape} and W {w.shape} must both have 3 to 5 axes (1- to 3-D kernels)")
-    n, c = x.shape[:2]
-    m, cg = w.shape[:2]
-    kernel = tuple(int(k) for k in w.shape[2:])
-    ks = ctx.attr("kernel_shape", None)
-    if ks is not None and tuple(ks) != kernel:
-        raise ctx.shape_error(f"kernel_shape {list(ks)} differs from W's spatial shape {list(kernel)}")
-    g = int(ctx.attr("group", 1))
-    if g < 1 or c != cg * g or m % g:
-        raise ctx.shape_error(f"group {g}: X has {c} channels and W {m} filters of {cg} channels")
+    n, c, m, cg, g, kernel = _conv_shapes(ctx, x, w)
     if bias is not None:
         float_input(ctx, bias, "B")
         if bias.shape != (m,):
