@@ -33,6 +33,7 @@ from intsim.onnx import (  # noqa: E402
 )
 from intsim.onnx.check import run_ort  # noqa: E402
 from intsim.onnx.registry import MS_DOMAIN, OPS, NodeContext  # noqa: E402
+from intsim.oracles.rounding import round_f32  # noqa: E402
 
 F32 = np.float32
 Q = quantization.QuantType
@@ -385,25 +386,6 @@ def test_reduce_sum_middle_axis_against_onnxruntime(outer, rows, cols, seed):
 # -- fma_f32 against an exact oracle -----------------------------------------------------------------------
 
 
-def _round_f32(q: Fraction) -> float:
-    """The float32 nearest the rational ``q`` (ties to even), with Python's exact arithmetic."""
-    if q == 0:
-        return 0.0
-    sign = -1 if q < 0 else 1
-    q = abs(q)
-    e = q.numerator.bit_length() - q.denominator.bit_length()
-    while Fraction(2) ** e > q:
-        e -= 1
-    while Fraction(2) ** (e + 1) <= q:
-        e += 1
-    e = max(e, -126)  # subnormals share the smallest exponent
-    mant = round(q / Fraction(2) ** (e - 23))  # round() of a Fraction: ties to even
-    value = Fraction(mant) * Fraction(2) ** (e - 23)
-    if value >= Fraction(2) ** 128:
-        return sign * float("inf")
-    return sign * float(value)
-
-
 _f32 = st.floats(width=32, allow_nan=False, allow_infinity=False)
 
 
@@ -411,7 +393,7 @@ _f32 = st.floats(width=32, allow_nan=False, allow_infinity=False)
 def test_fma_f32_is_correctly_rounded(a, b, c):
     a, b, c = F32(a), F32(b), F32(c)
     exact = Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c))
-    want = _round_f32(exact)
+    want = round_f32(exact)
     got = float(qops.fma_f32(np.array([a]), np.array([b]), np.array([c]))[0])
     if want == 0.0:
         assert got == 0.0

@@ -223,8 +223,7 @@ def test_int16_params_paths():
             assert T.int16_activation_params(fn, s, libm="c") == T.int16_activation_params(fn, s, libm="exact")
 
 
-def test_sigmoid_table_is_the_oracles_and_monotone():
-    assert T.SIGMOID_TABLE_UINT16 == O.SIGMOID_TABLE_UINT16
+def test_sigmoid_table_is_sigmoid_and_monotone():
     t = np.array(T.SIGMOID_TABLE_UINT16)
     assert len(t) == 256 and t[0] == 32768 and t[-1] == 65535 and (np.diff(t) >= 0).all()
     exact = 65536 / (1 + np.exp(-np.arange(256) / 24))

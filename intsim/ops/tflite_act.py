@@ -90,6 +90,7 @@ from ..core.dyadic import check_scale, quantize_multiplier
 from ..core.errors import ConfigError, RegisterOverflow
 from ..core.inttype import IntType
 from ..core.opcounts import OpCounts
+from ..core.tflite_tables import SIGMOID_TABLE_UINT16
 from ..regs.opresult import OpResult
 from ..regs.registers import RegisterFile
 from .gemmlowp import QuantOpResult
@@ -108,28 +109,6 @@ INT16_VARIANTS: tuple[str, ...] = ("optimized", "reference")
 SOFTMAX_INT16_VARIANTS: tuple[str, ...] = ("tflite", "tflm")
 LIBMS: tuple[str, ...] = ("c", "exact")
 
-#: TFLite's ``sigmoid_table_uint16`` (``kernels/internal/common.h``): sigmoid(i / 24) in Q0.16 for
-#: i = 0..255 (65535 for the last), as published: data, since no formula reproduces its roundings.
-SIGMOID_TABLE_UINT16: tuple[int, ...] = (
-    32768, 33451, 34133, 34813, 35493, 36169, 36843, 37513, 38180, 38841, 39498, 40149, 40794, 41432, 42064,
-    42688, 43304, 43912, 44511, 45102, 45683, 46255, 46817, 47369, 47911, 48443, 48964, 49475, 49975, 50464,
-    50942, 51409, 51865, 52311, 52745, 53169, 53581, 53983, 54374, 54755, 55125, 55485, 55834, 56174, 56503,
-    56823, 57133, 57433, 57724, 58007, 58280, 58544, 58800, 59048, 59288, 59519, 59743, 59959, 60168, 60370,
-    60565, 60753, 60935, 61110, 61279, 61441, 61599, 61750, 61896, 62036, 62172, 62302, 62428, 62549, 62666,
-    62778, 62886, 62990, 63090, 63186, 63279, 63368, 63454, 63536, 63615, 63691, 63765, 63835, 63903, 63968,
-    64030, 64090, 64148, 64204, 64257, 64308, 64357, 64405, 64450, 64494, 64536, 64576, 64614, 64652, 64687,
-    64721, 64754, 64786, 64816, 64845, 64873, 64900, 64926, 64950, 64974, 64997, 65019, 65039, 65060, 65079,
-    65097, 65115, 65132, 65149, 65164, 65179, 65194, 65208, 65221, 65234, 65246, 65258, 65269, 65280, 65291,
-    65301, 65310, 65319, 65328, 65337, 65345, 65352, 65360, 65367, 65374, 65381, 65387, 65393, 65399, 65404,
-    65410, 65415, 65420, 65425, 65429, 65433, 65438, 65442, 65445, 65449, 65453, 65456, 65459, 65462, 65465,
-    65468, 65471, 65474, 65476, 65479, 65481, 65483, 65485, 65488, 65489, 65491, 65493, 65495, 65497, 65498,
-    65500, 65501, 65503, 65504, 65505, 65507, 65508, 65509, 65510, 65511, 65512, 65513, 65514, 65515, 65516,
-    65517, 65517, 65518, 65519, 65520, 65520, 65521, 65522, 65522, 65523, 65523, 65524, 65524, 65525, 65525,
-    65526, 65526, 65526, 65527, 65527, 65528, 65528, 65528, 65529, 65529, 65529, 65529, 65530, 65530, 65530,
-    65530, 65531, 65531, 65531, 65531, 65531, 65532, 65532, 65532, 65532, 65532, 65532, 65533, 65533, 65533,
-    65533, 65533, 65533, 65533, 65533, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65534,
-    65535,
-)
 _SIG = np.array(SIGMOID_TABLE_UINT16, dtype=np.int64)
 
 #: exp(-2**j) in Q0.31 for j = -2 .. 4 (gemmlowp's barrel shifter), before RescaleConstantInitializer
@@ -486,11 +465,15 @@ def gemmlowp_logistic(a: Any, integer_bits: int, *, raw_bits: int = 32, taps: bo
     [1073741824, 1569936226, 577547421]
     """
     aa, k, w = _raw_args(a, integer_bits, raw_bits, 3, "gemmlowp_logistic")
-    out, ex = _logistic_fp(aa, k, w)
-    out = np.asarray(out, dtype=np.int64)
-    ops = _fp_counts("logistic", k, w) * int(aa.size)
-    return OpResult(values=out, scale=2.0 ** -(w - 1), ops=ops,
-                    taps={"exp": np.asarray(ex, dtype=np.int64), "output": out} if taps else {})
+    return _fp_result("logistic", _logistic_fp(aa, k, w), aa.size, k, w, taps)
+
+
+def _fp_result(fn: str, out_ex: tuple, n: int, k: int, w: int, taps: bool) -> OpResult:
+    """The OpResult of a gemmlowp logistic/tanh: Q0 raws of ``w`` bits, its op counts for ``n``
+    values, and the ``exp``/``output`` taps."""
+    out = np.asarray(out_ex[0], dtype=np.int64)
+    return OpResult(values=out, scale=2.0 ** -(w - 1), ops=_fp_counts(fn, k, w) * int(n),
+                    taps={"exp": np.asarray(out_ex[1], dtype=np.int64), "output": out} if taps else {})
 
 
 def gemmlowp_tanh(a: Any, integer_bits: int, *, raw_bits: int = 32, taps: bool = False) -> OpResult:
@@ -510,11 +493,7 @@ def gemmlowp_tanh(a: Any, integer_bits: int, *, raw_bits: int = 32, taps: bool =
     [0, 1635510876, -65780]
     """
     aa, k, w = _raw_args(a, integer_bits, raw_bits, 4, "gemmlowp_tanh")
-    out, ex = _tanh_fp(aa, k, w)
-    out = np.asarray(out, dtype=np.int64)
-    ops = _fp_counts("tanh", k, w) * int(aa.size)
-    return OpResult(values=out, scale=2.0 ** -(w - 1), ops=ops,
-                    taps={"exp": np.asarray(ex, dtype=np.int64), "output": out} if taps else {})
+    return _fp_result("tanh", _tanh_fp(aa, k, w), aa.size, k, w, taps)
 
 
 # ------------------------------------------------------------------------------------------------

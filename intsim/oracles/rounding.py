@@ -8,6 +8,7 @@ back-ends of :mod:`intsim.quant.requant` rely on.
 
 from __future__ import annotations
 
+import math
 import struct
 from fractions import Fraction
 
@@ -122,6 +123,39 @@ def round_to_float(q: Fraction, mant: int) -> Fraction:
     ulp = Fraction(2) ** (e - mant + 1)
     n = round_fraction(a / ulp, "half_even")
     return sign * n * ulp
+
+
+def round_to_format(q: Fraction, mant: int, emin: int, emax: int) -> float:
+    """``q`` rounded to the binary format with ``mant`` significand bits and normal exponents
+    ``[emin, emax]``, subnormals included (ties to even), ``+-inf`` past the largest finite value:
+    IEEE 754 round to nearest even in the whole range (:func:`round_to_float` without bounds).
+
+    >>> round_to_format(Fraction(1, 2**150), 24, -126, 127), round_to_format(Fraction(2**129), 24, -126, 127)
+    (0.0, inf)
+    """
+    if q == 0:
+        return 0.0
+    sign = -1.0 if q < 0 else 1.0
+    a = abs(q)
+    e = a.numerator.bit_length() - a.denominator.bit_length()
+    if Fraction(2) ** e > a:
+        e -= 1
+    e = max(e, emin)  # subnormals share the smallest exponent
+    ulp = Fraction(2) ** (e - mant + 1)
+    v = round_fraction(a / ulp, "half_even") * ulp
+    if v >= Fraction(2) ** (emax + 1):
+        return sign * math.inf
+    return sign * float(v)
+
+
+def round_f32(q: Fraction) -> float:
+    """The exact rational ``q`` correctly rounded to float32 (subnormals, overflow to inf)."""
+    return round_to_format(q, 24, -126, 127)
+
+
+def round_f64(q: Fraction) -> float:
+    """The exact rational ``q`` correctly rounded to float64 (subnormals, overflow to inf)."""
+    return round_to_format(q, 53, -1022, 1023)
 
 
 def float32(x: float) -> float:

@@ -34,13 +34,14 @@ import math
 from decimal import Context, Decimal
 from fractions import Fraction
 
+from ..core.tflite_tables import SIGMOID_TABLE_UINT16
 from .requant import (
     multiply_by_quantized_multiplier,
     quantize_multiplier,
     rounding_divide_by_pot,
     saturating_rounding_doubling_high_mul,
 )
-from .rounding import c_div, float32, round_fraction
+from .rounding import c_div, float32, round_f32, round_f64, round_fraction
 
 # ------------------------------------------------------------------------------------------------
 # gemmlowp fixed point, any raw width (16 or 32)
@@ -202,35 +203,6 @@ def f32(x: float) -> float:
         return math.copysign(math.inf, x)
 
 
-def _round_fraction_to(q: Fraction, mant: int, emin: int, emax: int) -> float:
-    """``q`` rounded to the binary format with ``mant`` significand bits, normal exponents
-    ``[emin, emax]`` and subnormals (ties to even); inf past the largest finite value."""
-    if q == 0:
-        return 0.0
-    sign = -1.0 if q < 0 else 1.0
-    a = abs(q)
-    e = a.numerator.bit_length() - a.denominator.bit_length()
-    if Fraction(2) ** e > a:
-        e -= 1
-    e = max(e, emin)
-    ulp = Fraction(2) ** (e - mant + 1)
-    n = round_fraction(a / ulp, "half_even")
-    v = n * ulp
-    if v >= Fraction(2) ** (emax + 1):
-        return sign * math.inf
-    return sign * float(v)
-
-
-def round_f32(q: Fraction) -> float:
-    """The exact rational ``q`` correctly rounded to float32."""
-    return _round_fraction_to(q, 24, -126, 127)
-
-
-def round_f64(q: Fraction) -> float:
-    """The exact rational ``q`` correctly rounded to float64."""
-    return _round_fraction_to(q, 53, -1022, 1023)
-
-
 _CTX = Context(prec=130)
 
 
@@ -377,30 +349,6 @@ def reference_int8(fn: str, x: int, in_scale: float, in_zp: int) -> int:
 # ------------------------------------------------------------------------------------------------
 # TFLite int16 LOGISTIC / TANH
 # ------------------------------------------------------------------------------------------------
-
-#: TFLite's ``sigmoid_table_uint16`` (``kernels/internal/common.h``): sigmoid(i / 24) in 0.16 for
-#: i = 0..255, as published (data: no formula reproduces its last-digit roundings).
-SIGMOID_TABLE_UINT16: tuple[int, ...] = (
-    32768, 33451, 34133, 34813, 35493, 36169, 36843, 37513, 38180, 38841, 39498, 40149, 40794, 41432, 42064,
-    42688, 43304, 43912, 44511, 45102, 45683, 46255, 46817, 47369, 47911, 48443, 48964, 49475, 49975, 50464,
-    50942, 51409, 51865, 52311, 52745, 53169, 53581, 53983, 54374, 54755, 55125, 55485, 55834, 56174, 56503,
-    56823, 57133, 57433, 57724, 58007, 58280, 58544, 58800, 59048, 59288, 59519, 59743, 59959, 60168, 60370,
-    60565, 60753, 60935, 61110, 61279, 61441, 61599, 61750, 61896, 62036, 62172, 62302, 62428, 62549, 62666,
-    62778, 62886, 62990, 63090, 63186, 63279, 63368, 63454, 63536, 63615, 63691, 63765, 63835, 63903, 63968,
-    64030, 64090, 64148, 64204, 64257, 64308, 64357, 64405, 64450, 64494, 64536, 64576, 64614, 64652, 64687,
-    64721, 64754, 64786, 64816, 64845, 64873, 64900, 64926, 64950, 64974, 64997, 65019, 65039, 65060, 65079,
-    65097, 65115, 65132, 65149, 65164, 65179, 65194, 65208, 65221, 65234, 65246, 65258, 65269, 65280, 65291,
-    65301, 65310, 65319, 65328, 65337, 65345, 65352, 65360, 65367, 65374, 65381, 65387, 65393, 65399, 65404,
-    65410, 65415, 65420, 65425, 65429, 65433, 65438, 65442, 65445, 65449, 65453, 65456, 65459, 65462, 65465,
-    65468, 65471, 65474, 65476, 65479, 65481, 65483, 65485, 65488, 65489, 65491, 65493, 65495, 65497, 65498,
-    65500, 65501, 65503, 65504, 65505, 65507, 65508, 65509, 65510, 65511, 65512, 65513, 65514, 65515, 65516,
-    65517, 65517, 65518, 65519, 65520, 65520, 65521, 65522, 65522, 65523, 65523, 65524, 65524, 65525, 65525,
-    65526, 65526, 65526, 65527, 65527, 65528, 65528, 65528, 65529, 65529, 65529, 65529, 65530, 65530, 65530,
-    65530, 65531, 65531, 65531, 65531, 65531, 65532, 65532, 65532, 65532, 65532, 65532, 65533, 65533, 65533,
-    65533, 65533, 65533, 65533, 65533, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65534,
-    65535
-)
-
 
 def checked_log2(x: float, libm: Libm) -> tuple[bool, int]:
     """``CheckedLog2(float x)``: ``(|log2 - round(log2)| < 1e-3, round(log2))`` in float32 with
