@@ -116,29 +116,39 @@ def scalar_input(ctx: NodeContext, x: np.ndarray | None, what: str, default: flo
 
 
 def _datapath_gemm(ctx: NodeContext, a: np.ndarray, b: np.ndarray) -> GemmOutcome:
-    """One 2-D product on ``ctx.datapath`` (:func:`intsim.matmul`). When the node's raw 8-bit operands
-    are these (zero points per tensor, or per column of B) and the datapath's operand types hold
-    every zero-point-free value ([-255, 255]), :func:`intsim.matmul` gets the raw operands with the
-    zero points instead (``zero_points="operands"``: the same proof, scans and results, on the
-    shifted operands; the cleared outputs from an integer engine plus the exact correction), and
-    the record keeps the op counts of the zero-point-free GEMM."""
-    dp = ctx.datapath
-    raw, zps = ctx.raw_operands, ctx.zero_points
-    if raw is not None and zps is not None and dp.zero_points == "operands" and raw[1].ndim == 2 \
-            and raw[0].size == a.size and raw[1].shape == b.shape and all(
-                t.min <= -255 and t.max >= 255 for t in (dp.a, dp.b)):
-        ra, rb = raw
-        r = matmul(ra.reshape(a.shape), rb, replace(dp, a=_QTYPES[ra.dtype], b=_QTYPES[rb.dtype]),
-                   a_zero_point=zps[0], b_zero_point=zps[1])
-        ops = gemm_ops(a.shape[0], a.shape[1], b.shape[1], dp)
-    else:
-        r = matmul(a, b, dp)
-        ops = r.ops
+    """One 2-D product on ``ctx.datapath`` (:func:`intsim.matmul`)."""
+    return _outcome(matmul(a, b, ctx.datapath), a.shape[0] * a.shape[1] * b.shape[1])
+
+
+def _outcome(r, macs: int, ops: OpCounts | None = None) -> GemmOutcome:
     first = None
     if r.n_overflow:
         i, j = (int(v) for v in np.argwhere(r.overflow)[0])
         first = (i, j, int(r.first_overflow_k[i, j]))
-    return GemmOutcome(r.values, r.method, int(r.n_overflow), ops, first, a.shape[0] * a.shape[1] * b.shape[1])
+    return GemmOutcome(r.values, r.method, int(r.n_overflow), r.ops if ops is None else ops, first, macs)
+
+
+def _raw_path(ctx: NodeContext, a: np.ndarray, b: np.ndarray, za: np.ndarray, zb: np.ndarray) -> bool:
+    """Whether the product of ``a - za`` and ``b - zb`` may run on the raw 8-bit operands (see
+    :func:`int_matmul`): the default datapath (no what-if GEMM, no trace), one product (B 2-D),
+    zero points per tensor for A and per tensor or column for B, and operand types that hold every
+    zero-point-free value ([-255, 255])."""
+    dp = ctx.datapath
+    return (ctx.gemm is None and ctx.trace is None and a.ndim >= 2 and b.ndim == 2 and za.ndim == 0
+            and zb.ndim <= 1 and a.dtype.itemsize == 1 and b.dtype.itemsize == 1 and dp.zero_points == "operands"
+            and all(t.min <= -255 and t.max >= 255 for t in (dp.a, dp.b)))
+
+
+def _raw_gemm(ctx: NodeContext, a: np.ndarray, b: np.ndarray, za: np.ndarray, zb: np.ndarray) -> GemmOutcome:
+    """One 2-D product of ``a - za`` and ``b - zb`` by :func:`intsim.matmul` on the raw operands with
+    their zero points (``zero_points="operands"``: the proof and scans on the shifted operands, the
+    cleared outputs from an integer engine plus the exact correction), recorded with the op counts
+    of the zero-point-free GEMM on ``ctx.datapath``."""
+    dp = ctx.datapath
+    r = matmul(a, b, replace(dp, a=_QTYPES[a.dtype], b=_QTYPES[b.dtype]), a_zero_point=za, b_zero_point=zb)
+    m, k = a.shape
+    n = b.shape[1]
+    return _outcome(r, m * k * n, gemm_ops(m, k, n, dp))
 
 
 def _batched_exact(ctx: NodeContext, aa: np.ndarray, bb: np.ndarray) -> np.ndarray | None:
@@ -161,13 +171,28 @@ def _batched_exact(ctx: NodeContext, aa: np.ndarray, bb: np.ndarray) -> np.ndarr
     return np.matmul(aa.astype(np.float64), bb.astype(np.float64)).astype(np.int64)
 
 
-def int_matmul(ctx: NodeContext, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def int_matmul(ctx: NodeContext, a: np.ndarray, b: np.ndarray, za: np.ndarray | None = None,
+               zb: np.ndarray | None = None) -> np.ndarray:
     """``a @ b`` (numpy ``matmul`` shapes: 1-D operands, broadcast batch dimensions) of integer
     arrays on ``ctx.datapath``, one :func:`intsim.matmul` per 2-D product (or ``ctx.gemm``, a
     what-if run's replacement); int64 registers. A 2-D ``b`` (a weight) multiplies ``a`` with all
     its leading axes as rows, in one product, as ONNX Runtime's ``MatMulComputeHelper`` arranges it
     (integer sums do not depend on the arrangement); otherwise one product per broadcast batch
-    index. Each node is recorded in ``ctx.gemms``, each product in ``ctx.trace`` when it is a list."""
+    index. Each node is recorded in ``ctx.gemms``, each product in ``ctx.trace`` when it is a list.
+
+    With zero points ``za`` (a scalar or one per row, shaped by :func:`_zp_rows`) and ``zb`` (by
+    :func:`_zp_cols`), ``a`` and ``b`` are raw operands and the product is of ``a - za`` and
+    ``b - zb``; when :func:`_raw_path` allows, the raw 8-bit operands go to :func:`intsim.matmul`
+    with their zero points (:func:`_raw_gemm`), else they are shifted here, exactly, in int64."""
+    run = ctx.gemm or _datapath_gemm
+    if za is not None or zb is not None:
+        za = np.zeros((), np.int64) if za is None else za
+        zb = np.zeros((), np.int64) if zb is None else zb
+        if _raw_path(ctx, a, b, za, zb):
+            zb1 = zb.astype(np.int64)
+            run = lambda c, ai, bi: _raw_gemm(c, ai, bi, za, zb1)  # noqa: E731
+        else:
+            a, b = _sub_zp(a, za), _sub_zp(b, zb)
     a2 = a[None, :] if a.ndim == 1 else a
     b2 = b[:, None] if b.ndim == 1 else b
     if a2.ndim < 2 or b2.ndim < 2 or a2.shape[-1] != b2.shape[-2]:
@@ -193,7 +218,6 @@ def int_matmul(ctx: NodeContext, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return res[..., 0, :] if a.ndim == 1 else (res[..., 0] if b.ndim == 1 else res)
     out = np.empty((aa.shape[0], m, n), dtype=np.int64)
     n_over, method, first, macs, ops = 0, "", None, 0, OpCounts()
-    run = ctx.gemm or _datapath_gemm
     for i in range(aa.shape[0]):
         ai, bi = np.ascontiguousarray(aa[i]), np.ascontiguousarray(bb[i])
         try:
@@ -344,8 +368,10 @@ def _dynamic_quantize_linear(ctx: NodeContext, inputs: list) -> list:
     return [y, np.asarray(scale, dtype=F32), np.asarray(zp, dtype=np.uint8)]
 
 
-def _zp_free(ctx: NodeContext, a: np.ndarray, b: np.ndarray, azp: np.ndarray | None,
-             bzp: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def _zp_params(ctx: NodeContext, a: np.ndarray, b: np.ndarray, azp: np.ndarray | None,
+               bzp: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The checked zero points of an integer GEMM node's A and B (shaped by :func:`_zp_rows` and
+    :func:`_zp_cols`), kept in ``ctx.zero_points`` for a what-if GEMM when A's is per tensor."""
     int_input(ctx, a, "A")
     int_input(ctx, b, "B")
     if azp is not None and azp.dtype != a.dtype:
@@ -355,16 +381,14 @@ def _zp_free(ctx: NodeContext, a: np.ndarray, b: np.ndarray, azp: np.ndarray | N
     za, zb = _zp_rows(ctx, azp, a, "a_zero_point"), _zp_cols(ctx, bzp, b, "b_zero_point")
     if za.ndim == 0 and (zb.ndim == 0 or zb.ndim == 1):
         ctx.zero_points = (int(za), zb.astype(np.int64), a.dtype, b.dtype)
-        if a.dtype.itemsize == 1 and b.dtype.itemsize == 1:
-            ctx.raw_operands = (a, b)
-    return _sub_zp(a, za), _sub_zp(b, zb)
+    return za, zb
 
 
 @register("MatMulInteger")
 def _matmul_integer(ctx: NodeContext, inputs: list) -> list:
     a, b = ctx.need(inputs, 0, "A"), ctx.need(inputs, 1, "B")
-    ga, gb = _zp_free(ctx, a, b, inputs[2] if len(inputs) > 2 else None, inputs[3] if len(inputs) > 3 else None)
-    return [acc32(int_matmul(ctx, ga, gb))]
+    zps = _zp_params(ctx, a, b, inputs[2] if len(inputs) > 2 else None, inputs[3] if len(inputs) > 3 else None)
+    return [acc32(int_matmul(ctx, a, b, *zps))]
 
 
 @register("QLinearMatMul")
@@ -372,8 +396,7 @@ def _qlinear_matmul(ctx: NodeContext, inputs: list) -> list:
     a, a_s, a_zp = (ctx.need(inputs, i, n) for i, n in enumerate(("a", "a_scale", "a_zero_point")))
     b, b_s, b_zp = (ctx.need(inputs, 3 + i, n) for i, n in enumerate(("b", "b_scale", "b_zero_point")))
     y_s, y_zp = ctx.need(inputs, 6, "y_scale"), ctx.need(inputs, 7, "y_zero_point")
-    ga, gb = _zp_free(ctx, a, b, a_zp, b_zp)
-    acc = int_matmul(ctx, ga, gb)
+    acc = int_matmul(ctx, a, b, *_zp_params(ctx, a, b, a_zp, b_zp))
     mult = (F32(scalar_input(ctx, a_s, "a_scale")) * _zp_cols(ctx, b_s, b, "b_scale").astype(F32)) / \
         F32(scalar_input(ctx, y_s, "y_scale"))
     zp = int(scalar_input(ctx, y_zp, "y_zero_point"))
@@ -411,8 +434,7 @@ def _matmul_integer_to_float(ctx: NodeContext, inputs: list) -> list:
     azp = inputs[4] if len(inputs) > 4 else None
     bzp = inputs[5] if len(inputs) > 5 else None
     bias = inputs[6] if len(inputs) > 6 else None
-    ga, gb = _zp_free(ctx, a, b, azp, bzp)
-    acc = int_matmul(ctx, ga, gb)
+    acc = int_matmul(ctx, a, b, *_zp_params(ctx, a, b, azp, bzp))
     scale = F32(scalar_input(ctx, a_s, "a_scale")) * _zp_cols(ctx, b_s, b, "b_scale").astype(F32)
     return [_scale_bias(ctx, acc, scale, bias)]
 
@@ -425,8 +447,7 @@ def _dynamic_quantize_matmul(ctx: NodeContext, inputs: list) -> list:
     bias = inputs[4] if len(inputs) > 4 else None
     a_scale, a_zp = dynamic_quantize_params(a)
     qa = quantize_linear(a, np.asarray(a_scale), np.asarray(a_zp), IntType(8, signed=False), np.dtype(np.uint8))
-    ga, gb = _zp_free(ctx, qa, b, np.asarray(a_zp, dtype=np.uint8), bzp)
-    acc = int_matmul(ctx, ga, gb)
+    acc = int_matmul(ctx, qa, b, *_zp_params(ctx, qa, b, np.asarray(a_zp, dtype=np.uint8), bzp))
     scale = a_scale * _zp_cols(ctx, b_s, b, "b_scale").astype(F32)
     return [_scale_bias(ctx, acc, scale, bias)]
 
@@ -658,8 +679,7 @@ def _qgemm(ctx: NodeContext, inputs: list) -> list:
         a = a.T
     if ctx.attr("transB", 0):
         b = b.T
-    ga, gb = _zp_free(ctx, a, b, a_zp, b_zp)
-    acc = int_matmul(ctx, ga, gb)
+    acc = int_matmul(ctx, a, b, *_zp_params(ctx, a, b, a_zp, b_zp))
     if c is not None:
         if c.dtype != np.int32:
             raise ctx.dtype_error(f"C must be int32, got {c.dtype}")

@@ -91,10 +91,6 @@ class NodeContext:
     #: (A's: a scalar; B's: a scalar or one per column), with the raw operands' dtypes, for a
     #: what-if GEMM that works on the raw operands (VPMADDUBSW); None before the GEMM
     zero_points: tuple[int, np.ndarray, np.dtype, np.dtype] | None = None
-    #: the node's raw (zero-point-carrying) 8-bit GEMM operands A and B beside :attr:`zero_points`, so
-    #: that the default datapath can hand them to an integer engine with the exact zero-point
-    #: correction (:func:`intsim.matmul` with zero points); None otherwise
-    raw_operands: tuple[np.ndarray, np.ndarray] | None = None
 
     def is_constant(self, i: int) -> bool:
         """Whether input ``i`` is a constant initializer of the graph (an initializer that is not
