@@ -162,6 +162,20 @@ def _windows(x: np.ndarray, kernel: tuple[int, ...], strides: list[int], dil: li
     return np.stack(cols, axis=2), np.stack(masks)
 
 
+def _window_fold(x: np.ndarray, kind: str, kernel: tuple[int, ...], strides: list[int], dil: list[int],
+                 begin: list[int], out: list[int], init) -> tuple[np.ndarray, np.ndarray]:
+    """Every window of ``x`` (N, C, *spatial) folded in row-major window order over its inputs
+    inside the image (padding skipped), from ``init``: ``kind`` "max" (``if v > m: m = v``, a NaN
+    never enters) or "sum" (``m + v`` in ``x``'s dtype); returns (N, C, *out) and the count of
+    inputs of each window (*out)."""
+    cols, inside = _windows(x, kernel, strides, dil, begin, out, init)
+    y = np.full(x.shape[:2] + tuple(out), init, dtype=x.dtype)
+    for i in range(cols.shape[2]):
+        v = cols[:, :, i]
+        y = np.where(inside[i] & (v > y), v, y) if kind == "max" else np.where(inside[i], y + v, y)
+    return y, inside.sum(axis=0)
+
+
 def _conv_shapes(ctx: NodeContext, x: np.ndarray, w: np.ndarray) -> tuple[int, int, int, int, int, tuple[int, ...]]:
     """(N, C, M, C / group, group, kernel) of a convolution of ``x`` (N, C, *spatial) by ``w``
     (M, C / group, *kernel), checked against the node's ``kernel_shape`` and ``group``."""
@@ -375,11 +389,7 @@ def max_pool(ctx: NodeContext, x: np.ndarray, channels_last: bool = False) -> np
     if x.dtype == np.float32 and all(d == 1 for d in dil) and len(kernel) <= 3:
         end = _end_pads(ctx, xc.shape[2:], kernel, strides, dil, begin, out)
         return mlas_pool(xc, "max", kernel, strides, begin, end, out)
-    cols, inside = _windows(xc, kernel, strides, dil, begin, out, lowest)
-    y = np.full(xc.shape[:2] + tuple(out), lowest, dtype=x.dtype)
-    for i in range(cols.shape[2]):
-        v = cols[:, :, i]
-        y = np.where(inside[i] & (v > y), v, y)  # a NaN never enters
+    y, _ = _window_fold(xc, "max", kernel, strides, dil, begin, out, x.dtype.type(lowest))
     return np.ascontiguousarray(np.moveaxis(y, 1, -1)) if channels_last else y
 
 
@@ -455,12 +465,9 @@ def _qlinear_average_pool(ctx: NodeContext, inputs: list) -> list:
         y = _global_average(ctx, xc, xs, xz, ys, yz, t).reshape(xc.shape[:2] + (1,) * len(kernel))
     else:
         xf = np.subtract(xc, xz, dtype=np.int32).astype(F32) * xs  # ONNX Runtime's dequantized copy
-        cols, inside = _windows(xf, kernel, strides, dil, begin, out, F32(0))
-        acc = np.zeros(xc.shape[:2] + tuple(out), F32)
-        for i in range(cols.shape[2]):
-            acc = np.where(inside[i], acc + cols[:, :, i], acc)
+        acc, valid = _window_fold(xf, "sum", kernel, strides, dil, begin, out, F32(0))
         count = np.full(tuple(out), F32(np.prod(kernel))) if ctx.attr("count_include_pad", 0) \
-            else inside.sum(axis=0).astype(F32)
+            else valid.astype(F32)
         with np.errstate(over="ignore", invalid="ignore"):
             q = np.rint((acc / count) / ys + F32(yz))
         # static_cast<int32_t> of a NaN or of a value outside int32 gives INT32_MIN on x86-64 (CVTTSS2SI)
@@ -493,8 +500,12 @@ def mlas_pool(x: np.ndarray, kind: str, kernel: tuple[int, ...], strides: list[i
     elif dims >= 2 and strides[-1] <= 2 and all(k <= 32 for k in kernel) \
             and begin[-1] + end[-1] + spatial[-1] <= 2048 - 3:
         y = _pool_vector(xs, kind, kernel, strides, begin, out)
-    else:
-        y = _pool_generic(xs, kind, kernel, strides, begin, out)
+    else:  # the generic kernels: a row-major fold over the inputs inside the image
+        y, valid = _window_fold(xs[:, None], "max" if kind == "max" else "sum", kernel, strides, [1] * dims, begin,
+                                out, _F32_LOWEST if kind == "max" else F32(0))
+        y = y[:, 0]
+        if kind != "max":
+            y = y / (F32(np.prod(kernel)) if kind == "avg_include" else valid.astype(F32))
     return y.reshape((n, c, *out))
 
 
@@ -514,39 +525,6 @@ def _pool_global(xs: np.ndarray, kind: str) -> np.ndarray:
         v = flat[:, i]
         r = r + v if kind != "max" else np.where(r < v, v, r)
     return r if kind == "max" else r / F32(size)
-
-
-def _pool_generic(xs: np.ndarray, kind: str, kernel: tuple[int, ...], strides: list[int], begin: list[int],
-                  out: list[int]) -> np.ndarray:
-    r = len(kernel)
-    spatial = xs.shape[1:]
-    starts = [np.arange(o) * s - b for o, s, b in zip(out, strides, begin, strict=True)]
-    lo = [np.maximum(st, 0) for st in starts]
-    hi = [np.minimum(st + k, n) for st, k, n in zip(starts, kernel, spatial, strict=True)]
-    y = np.full((xs.shape[0], *out), F32(0) if kind != "max" else _F32_LOWEST, F32)
-    for offs in itertools.product(*(range(k) for k in kernel)):
-        idx, valid = [], np.ones(tuple(out), bool)
-        for ax in range(r):
-            pos = starts[ax] + offs[ax]
-            shape = [1] * r
-            shape[ax] = out[ax]
-            valid = valid & ((pos >= 0) & (pos < spatial[ax])).reshape(shape)
-            idx.append(np.clip(pos, 0, spatial[ax] - 1).reshape(shape))
-        v = xs[(slice(None), *idx)]
-        if kind == "max":
-            y = np.where(valid & (y < v), v, y)
-        else:
-            y = np.where(valid, y + v, y)
-    if kind == "max":
-        return y
-    if kind == "avg_include":
-        return y / F32(np.prod(kernel))
-    count = np.ones(tuple(out), np.int64)
-    for ax in range(r):
-        shape = [1] * r
-        shape[ax] = out[ax]
-        count = count * (hi[ax] - lo[ax]).reshape(shape)
-    return y / count.astype(F32)
 
 
 def _pool_vector(xs: np.ndarray, kind: str, kernel: tuple[int, ...], strides: list[int], begin: list[int],
@@ -625,11 +603,7 @@ def _average_pool_v19(ctx: NodeContext, x: np.ndarray, kernel: tuple[int, ...], 
     spatial = x.shape[2:]
     strides, dil, begin, out = conv_geometry(ctx, spatial, kernel, ceil=bool(ctx.attr("ceil_mode", 0)), pool=True)
     end = _end_pads(ctx, spatial, kernel, strides, dil, begin, out)
-    cols, inside = _windows(x, kernel, strides, dil, begin, out, F32(0))
-    y = np.zeros(x.shape[:2] + tuple(out), F32)
-    for i in range(cols.shape[2]):
-        y = np.where(inside[i], y + cols[:, :, i], y)
-    total = inside.sum(axis=0)
+    y, total = _window_fold(x, "sum", kernel, strides, dil, begin, out, F32(0))
     if include:
         count = np.ones(tuple(out), np.int64)
         for ax, (n, k, st, d, b, e) in enumerate(zip(spatial, kernel, strides, dil, begin, end, strict=True)):
@@ -734,17 +708,10 @@ def _nchwc_pool(ctx: NodeContext, inputs: list, kind: str, global_pool: bool) ->
             raise ctx.shape_error(f"kernel_shape {list(kernel)} does not fit X of shape {x.shape}")
         strides, dil, begin, out = conv_geometry(ctx, x.shape[2:], kernel, ceil=bool(ctx.attr("ceil_mode", 0)),
                                                  pool=True)
-    cols, inside = _windows(x, kernel, strides, dil, begin, out, F32(0))
-    if kind == "max":
-        y = np.full(x.shape[:2] + tuple(out), _F32_LOWEST, F32)
-        for i in range(cols.shape[2]):
-            y = np.where(inside[i] & (cols[:, :, i] > y), cols[:, :, i], y)
-    else:
-        y = np.zeros(x.shape[:2] + tuple(out), F32)
-        for i in range(cols.shape[2]):
-            y = np.where(inside[i], y + cols[:, :, i], y)
-        count = inside.sum(axis=0) if kind == "avg_exclude" else np.full(tuple(out), int(np.prod(kernel)))
-        y = y / count.astype(F32)
+    y, valid = _window_fold(x, "max" if kind == "max" else "sum", kernel, strides, dil, begin, out,
+                            _F32_LOWEST if kind == "max" else F32(0))
+    if kind != "max":
+        y = y / (valid.astype(F32) if kind == "avg_exclude" else F32(np.prod(kernel)))
     return [_block(y)]
 
 
