@@ -210,3 +210,11 @@ def test_an_unpack_sweep_over_the_integer_gemms_of_an_onnx_model(models, feeds, 
     spec.write_text(f'[sweep]\nkind = "unpack"\n[onnx]\nmodel = "{models["dynamic"]}"\n')
     assert cli_main(["sweep", str(spec), "--out", str(tmp_path / "o3"), "-q"]) == 2
     assert "model (.onnx) and inputs" in capsys.readouterr().err
+    (tmp_path / "junk.onnx").write_text("not a model")
+    (tmp_path / "a_dir").mkdir()
+    for model, inputs, needle in [("junk.onnx", "feeds.npz", "not a readable ONNX model"),
+                                  (models["dynamic"], "a_dir", f"inputs: {tmp_path / 'a_dir'}: not a regular file")]:
+        spec.write_text(f'[sweep]\nkind = "unpack"\n[onnx]\nmodel = "{model}"\ninputs = "{inputs}"\n')
+        assert cli_main(["sweep", str(spec), "--out", str(tmp_path / "o4"), "-q"]) == 2
+        assert needle in capsys.readouterr().err
+    assert not (tmp_path / "o4").exists()

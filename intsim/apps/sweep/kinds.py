@@ -138,7 +138,8 @@ class SweepSpec:
         p = Path(path)
         p = p if p.is_absolute() else self.base / p
         if not p.is_file():
-            raise FileFormatError(f"{self.source}: {where}: {p}: no such file")
+            what = "not a regular file" if p.exists() else "no such file"
+            raise FileFormatError(f"{self.source}: {where}: {p}: {what}")
         return p.resolve()
 
     def plan(self) -> Plan:

@@ -195,7 +195,7 @@ class UnpackKind(SweepKind):
         if set(t) != {"model", "inputs"}:
             raise ConfigError(f"{where}: needs exactly the keys model (.onnx) and inputs (its feeds .npz), got "
                               f"{', '.join(sorted(t)) or 'none'}")
-        model, feeds = (str(spec.resolve(check_str(t[k], f"{where}: {k}"), f"{where}: {k}"))
+        model, feeds = (str(spec.resolve(check_str(t[k], f"{where}: {k}"), f"[onnx]: {k}"))
                         for k in ("model", "inputs"))
         from ...cost.workloads import onnx_workload
 
