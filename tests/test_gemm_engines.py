@@ -144,6 +144,41 @@ def test_most_negative_operands(engine):
     assert_method(r, engine, A, B)
 
 
+@pytest.mark.parametrize("engine", ENGINE_PARAMS)
+@pytest.mark.parametrize("a_signed", [True, False])
+@pytest.mark.parametrize("b_signed", [True, False])
+def test_every_sign_combination(engine, a_signed, b_signed):
+    """Signed and unsigned 8-bit operands in all four combinations (AMX multiplies each with its own
+    instruction), with rows of extremes, K a multiple of 64 (A read in place, a partial last block
+    of rows) and not (A copied)."""
+    ta, tb = IntType(8, a_signed), IntType(8, b_signed)
+    rng = np.random.default_rng(1 + 2 * a_signed + b_signed)
+    for M, K, N in ((70, 128, 40), (64, 192, 33), (33, 64, 17), (96, 64, 64), (40, 100, 50)):
+        A = rng.integers(ta.min, ta.max + 1, (M, K)).astype(ta.dtype)
+        B = rng.integers(tb.min, tb.max + 1, (K, N)).astype(tb.dtype)
+        A[0], A[-1] = ta.min, ta.max
+        B[:, 0], B[:, -1] = tb.min, tb.max
+        with gemm_engine(engine):
+            r = matmul(A, B, Datapath(a=ta, b=tb, acc_bits=32))
+        assert np.array_equal(r.values, A.astype(np.int64) @ B.astype(np.int64))
+        assert_method(r, engine, A, B)
+
+
+@pytest.mark.parametrize("engine", ENGINE_PARAMS)
+def test_unsigned_times_unsigned_past_its_int32_block(engine):
+    """255 * 255 products: 32768 of them fit an int32 lane, 33026 do not (AMX's unsigned x unsigned
+    blocks are 32768 k); K = 2 * 32768 + 64 + 5 gives full blocks, a block of 64 and a partial one."""
+    K = 2 * 32768 + 69
+    A = np.full((33, K), 255, np.uint8)
+    A[1, ::3] = 0
+    B = np.full((K, 3), 255, np.uint8)
+    B[::7, 1] = 1
+    with gemm_engine(engine):
+        r = matmul(A, B, Datapath(a=IntType(8, False), b=IntType(8, False), acc_bits=64))
+    assert r.values.tolist() == (A.astype(np.int64) @ B.astype(np.int64)).tolist()
+    assert_method(r, engine, A, B)
+
+
 def _dot_to(target: int, K: int) -> tuple[np.ndarray, np.ndarray]:
     """int8 vectors a, b of length K with a @ b == target, the largest products first."""
     a = np.zeros(K, np.int64)

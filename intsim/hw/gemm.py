@@ -307,6 +307,9 @@ def _min_max(x: np.ndarray) -> tuple[int, int]:
     """(min, max) of x as Python ints; (0, 0) when empty."""
     if x.size == 0:
         return 0, 0
+    fast = kern.byte_range(x)
+    if fast is not None:
+        return fast
     return int(x.min()), int(x.max())
 
 
@@ -389,21 +392,24 @@ def _abs_narrow(X: np.ndarray) -> np.ndarray:
 
 def _spot_check(A: np.ndarray, B: np.ndarray, values: np.ndarray, suspect: tuple | None,
                 bias64: np.ndarray, method: str) -> None:
-    """Recompute a few cleared outputs in int64; a mismatch means the BLAS is not exact."""
+    """Recompute a few cleared outputs in int64; a mismatch means the BLAS (or engine) is not exact."""
     M, N = values.shape
     picks = np.linspace(0, M * N - 1, min(4 * _SPOT_CHECKS, M * N)).astype(np.int64)
-    checked = 0
-    for p in picks:
-        i, j = divmod(int(p), N)
-        if suspect is not None and _is_suspect(suspect, i, j):
-            continue
-        checked += 1
-        if checked > _SPOT_CHECKS:
-            break
-        want = int(np.dot(A[i].astype(np.int64), B[:, j].astype(np.int64))) + int(bias64[j])
-        if want != int(values[i, j]):  # pragma: no cover - would mean a non-exact BLAS
-            raise RuntimeError(f"internal check failed: {method} gave {int(values[i, j])} for output "
-                               f"({i}, {j}), exact value {want}; please report this with your BLAS build")
+    rows, cols = picks // N, picks % N
+    if suspect is not None:
+        keep = [t for t in range(picks.size) if not _is_suspect(suspect, int(rows[t]), int(cols[t]))]
+        rows, cols = rows[keep], cols[keep]
+    rows, cols = rows[:_SPOT_CHECKS], cols[:_SPOT_CHECKS]
+    if rows.size == 0:
+        return
+    want = np.einsum("tk,kt->t", A[rows].astype(np.int64), B[:, cols].astype(np.int64)) + bias64[cols]
+    got = values[rows, cols]
+    bad = np.flatnonzero(want != got)
+    if bad.size:  # pragma: no cover - would mean a non-exact BLAS or engine
+        t = int(bad[0])
+        raise RuntimeError(f"internal check failed: {method} gave {int(got[t])} for output "
+                           f"({int(rows[t])}, {int(cols[t])}), exact value {int(want[t])}; please report "
+                           "this with your BLAS build")
 
 
 def _is_suspect(suspect: tuple, i: int, j: int) -> bool:
@@ -693,7 +699,7 @@ def _run(A: np.ndarray, B: np.ndarray, bias64: np.ndarray, has_bias: bool, dp: D
     acc_lim = acc.max
     chunk_lim = (1 << (dp.chunk_bits - 1)) - 1 if dp.chunk_bits is not None else None
     group = min(dp.k_chunk, K)
-    bias_max = _abs_max(bias64)
+    bias_max = _abs_max(bias64) if has_bias else 0
 
     globally_safe = bias_max + pmax * K <= acc_lim and (chunk_lim is None or group * pmax <= chunk_lim)
     if globally_safe:

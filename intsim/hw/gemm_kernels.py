@@ -379,6 +379,26 @@ def abs_stats(X: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray] | None:
     return mx, sm
 
 
+@njit(cache=True, nogil=True)
+def _byte_range(x):
+    """(min, max) of a non-empty 1-D array of 1-byte integers, in one pass."""
+    lo = x[0]
+    hi = x[0]
+    for v in x:
+        lo = min(lo, v)
+        hi = max(hi, v)
+    return lo, hi
+
+
+def byte_range(X: np.ndarray) -> tuple[int, int] | None:
+    """(min, max) of a non-empty C-contiguous int8 or uint8 array as Python ints, in one pass (numpy's
+    min and max make two); None for other arrays."""
+    if X.dtype.itemsize != 1 or X.dtype.kind not in "iu" or not X.flags.c_contiguous or X.size == 0:
+        return None
+    lo, hi = _byte_range(X.reshape(-1))
+    return int(lo), int(hi)
+
+
 #: k per block of the first-exit scan (:func:`_scan_first`).
 _EXIT_BLOCK = 64
 
@@ -502,7 +522,9 @@ def warm_up() -> None:
         scan_first(A.astype(dt), B.astype(dt), bias, rows, cols, (A @ B)[rows, cols],
                    scan_params(1, 0, "wrap", 8, "wrap"), 64)
     abs_stats(A.astype(np.int8), 0)
+    for dt in (np.int8, np.uint8):
+        byte_range(A.astype(dt))
     gemm_int64(A, B)
 
 
-KERNELS = (_scan_wide, _scan_narrow, _scan_rows, _scan_dense, _scan_first, _abs_stats_i8, _gemm_int64)
+KERNELS = (_scan_wide, _scan_narrow, _scan_rows, _scan_dense, _scan_first, _abs_stats_i8, _byte_range, _gemm_int64)

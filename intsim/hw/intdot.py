@@ -4,13 +4,16 @@
 exact method; for operands of 8 bits or fewer that is one of the engines here:
 
 ``"amx"``
-    Intel AMX ``TDPBUSD`` (AMX-TILE + AMX-INT8): a 32 x 32 int32 block in four 16 x 16
-    accumulator tiles, per step of 64 k two A tiles (16 rows x 64 unsigned bytes) and two B
-    tiles (16 rows of 4 k x 16 columns of signed bytes). A is packed tile by tile (each tile
-    1024 contiguous bytes), B in the column panels below; every packed buffer starts on a
-    cache line. Linux only: the process asks the kernel for the tile data state
-    (``arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)``, Linux 5.16+) before the engine
-    counts as present on the CPU.
+    Intel AMX (AMX-TILE + AMX-INT8): a 32 x 32 int32 block in four 16 x 16 accumulator tiles,
+    per step of 64 k two A tiles (16 rows x 64 bytes) and two B tiles (16 rows of 4 k x 16
+    columns of bytes), by the one of ``TDPBUSD``, ``TDPBSSD``, ``TDPBUUD``, ``TDPBSUD`` whose
+    byte signedness is that of the operands (A unsigned or signed, B signed or unsigned), so the
+    operands are multiplied as they are. A is read in place (tile rows at A's row stride) when K
+    is a multiple of 64, else from a zero-padded copy; B is packed in the column panels below;
+    every packed buffer starts on a cache line. Linux only: the process asks the kernel for the
+    tile data state (``arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)``, Linux 5.16+)
+    before the engine counts as present on the CPU.
+``"vnni512"``
     AVX-512 VNNI ``VPDPBUSD zmm`` (16 int32 lanes), register tile 8 rows x 48 columns.
 ``"vnni256"``
     AVX-VNNI (VEX) or AVX-512 VNNI+VL ``VPDPBUSD ymm`` (8 int32 lanes), tile 4 rows x 24
@@ -23,20 +26,24 @@ saturates; ``VPMADDUBSW`` saturates int16 pair sums and is never used). ``TDPBUS
 SDM, "TDPBSSD/TDPBSUD/TDPBUSD/TDPBUUD - Dot Product of Signed/Unsigned Bytes with Dword
 Accumulation") adds, the same way, to each int32 element of the accumulator tile the four
 products of each of 16 byte groups (32-bit adds; the bounds below keep every sum inside int32,
-so no add wraps).
+so no add wraps); ``TDPBSSD``, ``TDPBUUD`` and ``TDPBSUD`` differ only in which bytes are
+sign-extended (A and B; neither; A).
 
 Exactness, by construction
 --------------------------
-* Operand shift: A (any values in [-128, 255] of one of the ranges [0, 255] or [-128, 127])
-  becomes ``Au = A + ca`` in [0, 255] (``ca`` = 0 or 128); B becomes ``Bs = B - cb`` in
-  [-128, 127] (``cb`` = 0 or 128). Then, exactly in integers,
+* Operand shift (the VNNI engines; AMX needs none): A (any values in [-128, 255] of one of the
+  ranges [0, 255] or [-128, 127]) becomes ``Au = A + ca`` in [0, 255] (``ca`` = 0 or 128); B
+  becomes ``Bs = B - cb`` in [-128, 127] (``cb`` = 0 or 128). Then, exactly in integers,
   ``A @ B = Au @ Bs - ca * colsum(Bs) + cb * rowsum(A)``; the two correction terms are
   formed in int64 (|terms| <= 128 * 255 * K < 2**63 for every K numpy can hold).
 * int32 lanes: one lane (or AMX tile element) of ``Au @ Bs`` over a block of at most
   :data:`K_BLOCK` = 65536 consecutive k is a sum of at most 65536 products in
   [-32640, 32385], so every partial sum lies in [-2139095040, 2122383360], inside int32: the
-  lane never wraps. Longer K is split into such blocks and the block results are added in
-  int64 (the first block's int64 results are written with non-temporal stores).
+  lane never wraps. On AMX the products of signed x signed bytes lie in [-16256, 16384] (the
+  same block), those of unsigned x unsigned bytes in [0, 65025]: their blocks are 32768 k
+  (32768 * 65025 = 2130739200 <= 2**31 - 1). Longer K is split into such blocks and the block
+  results are added in int64 (the first block's int64 results are written with non-temporal
+  stores).
 * Padding: K is padded to a multiple of 4 (64 for AMX), and M and N to whole tiles, with zero
   bytes, whose products are 0.
 * The operation order inside a lane does not matter: integer addition without overflow is
@@ -47,7 +54,8 @@ Engine choice
 An engine is *available* when the JIT's target CPU has the instruction set extension
 (checked before any code using the instruction is compiled) and the engine passed its
 known-answer self-test at first use (operands 255 x 127 whose pair sums saturate int16,
--128 operands, K not a multiple of 4, partial tiles), compared with int64 arithmetic.
+-128 operands, every combination of signed and unsigned operands at their extremes, K not a
+multiple of 4 and a multiple of 64, partial tiles), compared with int64 arithmetic.
 
 :func:`gemm_engine` (a context manager) or the environment variable ``INTSIM_GEMM_ENGINE``
 selects the engines: ``"auto"`` (default: the fastest available), ``"float"`` (no integer
@@ -103,6 +111,9 @@ _ROW_PANELS = 8
 #: AMX: a parallel work item is a region of _AMX_GP x _AMX_GQ blocks of 32 x 32 (its int32 scratch, 32 KB,
 #: stays in L1 until the int64 epilogue).
 _AMX_GP, _AMX_GQ = 1, 8
+#: Packing moves about this many times fewer bytes per unit of run_chunks work than a GEMM does MACs
+#: (packing 1 MB takes about as long as 32 M MACs): its work estimate for the thread pool.
+_PACK_WEIGHT = 32
 #: In "auto", calls below this many MACs keep the float path (the engine's fixed cost dominates).
 _AUTO_MIN_MACS = 1 << 15
 
@@ -302,64 +313,92 @@ def _amx_release(typingctx):
     return types.void(), codegen
 
 
-@intrinsic
-def _amx_block(typingctx, a_addr, b_addr, b_next, c_addr, ldc, n_steps):
-    """The int32 block at c_addr (32 x 32, row stride ldc bytes) = A times B over n_steps steps of 64 k.
-    A: two tile-packed groups of 16 rows of unsigned bytes (see :func:`_pack_a_tiles`), at a_addr and
-    a_addr + 1024 * n_steps, each per step one 16 x 64 tile of 1024 contiguous bytes. B: two packed
-    column panels of 16 columns, at b_addr and b_addr + b_next, each per step 16
-    rows (4 k) of 64 bytes (16 columns x the 4 signed bytes of 4 consecutive k). Tiles 0-3 accumulate
-    (rows 0-15 / 16-31 x columns 0-15 / 16-31), 4-5 hold A, 6-7 B; needs the configuration of
-    _AMX_CFG loaded."""
-    sig = types.void(types.int64, types.int64, types.int64, types.int64, types.int64, types.int64)
+#: The AMX dot-product instructions by operand signedness (A, B): u = unsigned bytes, s = signed bytes.
+_AMX_DOTS = {("u", "s"): "tdpbusd", ("s", "s"): "tdpbssd", ("u", "u"): "tdpbuud", ("s", "u"): "tdpbsud"}
+#: The kinds of :func:`_drive_amx` (an index into this tuple).
+_AMX_KINDS = tuple(_AMX_DOTS)
 
-    def codegen(context, builder, signature, args):
-        a_i, b_i, bq_i, c_i, ldc, n = args
-        i8, i64 = ir.IntType(8), ir.IntType(64)
-        p8 = ir.PointerType(i8)
-        zero = _amx_decl(builder, "llvm.x86.tilezero", [i8])
-        load = _amx_decl(builder, "llvm.x86.tileloadd64", [i8, p8, i64])
-        store = _amx_decl(builder, "llvm.x86.tilestored64", [i8, p8, i64])
-        dot = _amx_decl(builder, "llvm.x86.tdpbusd", [i8, i8, i8])
 
-        def tile(t):
-            return ir.Constant(i8, t)
+def _amx_k_block(kind: tuple[str, str]) -> int:
+    """The longest K block (a multiple of 64) whose int32 tile elements cannot wrap with operands of
+    ``kind``: every product lies in [pmin, pmax] (u x u: [0, 65025]; s x s: [-16256, 16384]; u x s and
+    s x u: [-32640, 32385]), so a sum of n products stays inside int32 while n * max(|pmin|, pmax) is
+    at most 2**31 - 1: 32768 k for u x u, K_BLOCK = 65536 k otherwise."""
+    lo = {"u": (0, 255), "s": (-128, 127)}
+    (a0, a1), (b0, b1) = lo[kind[0]], lo[kind[1]]
+    worst = max(abs(x * y) for x in (a0, a1) for y in (b0, b1))
+    n = min(K_BLOCK, (2**31 - 1) // worst)
+    return n - n % _AMX_KB
 
-        def ptr(x):
-            return builder.inttoptr(x, p8)
 
-        for t in range(4):
-            builder.call(zero, [tile(t)])
-        tile_bytes = ir.Constant(i64, 16 * _AMX_KB)
-        a1 = builder.add(a_i, builder.mul(n, tile_bytes))
-        b1 = builder.add(b_i, bq_i)
-        pre = builder.block
-        loop = builder.append_basic_block("amx_loop")
-        done = builder.append_basic_block("amx_done")
-        builder.cbranch(builder.icmp_signed(">", n, ir.Constant(i64, 0)), loop, done)
-        builder.position_at_end(loop)
-        k = builder.phi(i64)
-        k.add_incoming(ir.Constant(i64, 0), pre)
-        ko = builder.mul(k, tile_bytes)
-        row64 = ir.Constant(i64, 64)
-        builder.call(load, [tile(4), ptr(builder.add(a_i, ko)), row64])
-        builder.call(load, [tile(6), ptr(builder.add(b_i, ko)), row64])
-        builder.call(dot, [tile(0), tile(4), tile(6)])
-        builder.call(load, [tile(7), ptr(builder.add(b1, ko)), row64])
-        builder.call(dot, [tile(1), tile(4), tile(7)])
-        builder.call(load, [tile(5), ptr(builder.add(a1, ko)), row64])
-        builder.call(dot, [tile(2), tile(5), tile(6)])
-        builder.call(dot, [tile(3), tile(5), tile(7)])
-        k_next = builder.add(k, ir.Constant(i64, 1))
-        k.add_incoming(k_next, builder.block)
-        builder.cbranch(builder.icmp_signed("<", k_next, n), loop, done)
-        builder.position_at_end(done)
-        c1 = builder.add(c_i, builder.mul(ldc, ir.Constant(i64, 16)))
-        for t, base, off in ((0, c_i, 0), (1, c_i, 64), (2, c1, 0), (3, c1, 64)):
-            builder.call(store, [tile(t), ptr(builder.add(base, ir.Constant(i64, off))), ldc])
-        return context.get_dummy_value()
+def _make_amx_block(dot_name: str):
+    """An intrinsic ``blk(a_addr, a1_addr, lda, a_step, b_addr, b_next, c_addr, ldc, n_steps)``: the int32
+    block at c_addr (32 x 32, row stride ldc bytes) = A times B over n_steps steps of 64 k by the AMX
+    instruction ``dot_name`` (TDPBUSD, TDPBSSD, TDPBUUD or TDPBSUD: which operand bytes are signed).
+    A: two groups of 16 rows, at a_addr and a1_addr, row stride lda bytes, per step 64 bytes of each
+    row, the next step a_step bytes further (a row-major byte array read in place: a_step = 64).
+    B: two packed column panels of 16 columns, at b_addr and b_addr + b_next, each per step 16 rows
+    (4 k) of 64 bytes (16 columns x the 4 bytes of 4 consecutive k of one column), the next step
+    1024 bytes further. Tiles 0-3 accumulate (rows 0-15 / 16-31 x columns 0-15 / 16-31), 4-5 hold A,
+    6-7 B; needs the configuration of _AMX_CFG loaded."""
+    @intrinsic
+    def blk(typingctx, a_addr, a1_addr, lda, a_step, b_addr, b_next, c_addr, ldc, n_steps):
+        sig = types.void(*([types.int64] * 9))
 
-    return sig, codegen
+        def codegen(context, builder, signature, args):
+            a_i, a1_i, lda_i, astep, b_i, bq_i, c_i, ldc_i, n = args
+            i8, i64 = ir.IntType(8), ir.IntType(64)
+            p8 = ir.PointerType(i8)
+            zero = _amx_decl(builder, "llvm.x86.tilezero", [i8])
+            load = _amx_decl(builder, "llvm.x86.tileloadd64", [i8, p8, i64])
+            store = _amx_decl(builder, "llvm.x86.tilestored64", [i8, p8, i64])
+            dot = _amx_decl(builder, f"llvm.x86.{dot_name}", [i8, i8, i8])
+
+            def tile(t):
+                return ir.Constant(i8, t)
+
+            def ptr(x):
+                return builder.inttoptr(x, p8)
+
+            for t in range(4):
+                builder.call(zero, [tile(t)])
+            b1 = builder.add(b_i, bq_i)
+            pre = builder.block
+            loop = builder.append_basic_block("amx_loop")
+            done = builder.append_basic_block("amx_done")
+            builder.cbranch(builder.icmp_signed(">", n, ir.Constant(i64, 0)), loop, done)
+            builder.position_at_end(loop)
+            k = builder.phi(i64)
+            k.add_incoming(ir.Constant(i64, 0), pre)
+            ka = builder.mul(k, astep)
+            kb = builder.mul(k, ir.Constant(i64, 16 * _AMX_KB))
+            row64 = ir.Constant(i64, 64)
+            builder.call(load, [tile(4), ptr(builder.add(a_i, ka)), lda_i])
+            builder.call(load, [tile(6), ptr(builder.add(b_i, kb)), row64])
+            builder.call(dot, [tile(0), tile(4), tile(6)])
+            builder.call(load, [tile(7), ptr(builder.add(b1, kb)), row64])
+            builder.call(dot, [tile(1), tile(4), tile(7)])
+            builder.call(load, [tile(5), ptr(builder.add(a1_i, ka)), lda_i])
+            builder.call(dot, [tile(2), tile(5), tile(6)])
+            builder.call(dot, [tile(3), tile(5), tile(7)])
+            k_next = builder.add(k, ir.Constant(i64, 1))
+            k.add_incoming(k_next, builder.block)
+            builder.cbranch(builder.icmp_signed("<", k_next, n), loop, done)
+            builder.position_at_end(done)
+            c1 = builder.add(c_i, builder.mul(ldc_i, ir.Constant(i64, 16)))
+            for t, base, off in ((0, c_i, 0), (1, c_i, 64), (2, c1, 0), (3, c1, 64)):
+                builder.call(store, [tile(t), ptr(builder.add(base, ir.Constant(i64, off))), ldc_i])
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return blk
+
+
+_amx_us = _make_amx_block(_AMX_DOTS["u", "s"])
+_amx_ss = _make_amx_block(_AMX_DOTS["s", "s"])
+_amx_uu = _make_amx_block(_AMX_DOTS["u", "u"])
+_amx_su = _make_amx_block(_AMX_DOTS["s", "u"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -391,42 +430,19 @@ def _pack_a(A8, xa, Au, rowsum, i0, i1):
 
 
 @njit(cache=True, nogil=True)
-def _pack_a_tiles(A8, xa, At, T, kblock, rowsum, g0, g1):
-    """Row groups g0 to g1 - 1 (16 rows each) of At, the AMX tile packing of Au = A8 XOR xa (zero bytes
-    right of A8's K columns and below its M rows), T steps of 64 k: At[n] (16 x 64 bytes) is the tile
-    of row group g and step t (rows 16g to 16g + 15, k 64t to 64t + 63 of Au) for
-    ``n = 2 * (g // 2) * T + 2 * b0 + (g % 2) * nb + t - b0``, b0 = the first step of t's K block of
-    kblock steps and nb its number of steps: per 32-row block and K block, the tiles of its upper
-    row group, then those of its lower one, each run contiguous (the layout :func:`_amx_block` reads).
-    rowsum[i] = the sum of row i of Au (rowsum may be empty: not wanted)."""
+def _pad_a(A8, r0, out, i0, i1):
+    """Rows i0 to i1 - 1 of out = rows r0 + i of A8, zero bytes right of A8's K columns and below its
+    last row (the padded copy the AMX driver reads where A8 itself cannot be read in place)."""
     M, K = A8.shape
-    x = np.uint8(xa)
-    for g in range(g0, g1):
-        base = 2 * (g // 2) * T
-        half = g % 2
-        for r in range(16):
-            i = 16 * g + r
-            total = np.int64(0)
-            for t in range(T):
-                b0 = (t // kblock) * kblock
-                nb = min(kblock, T - b0)
-                o = At[base + 2 * b0 + half * nb + t - b0, r]
-                k0 = 64 * t
-                n = max(0, min(64, K - k0)) if i < M else 0
-                if n == 64:
-                    a = A8[i, k0:k0 + 64]
-                    for c in range(64):
-                        o[c] = a[c] ^ x
-                else:
-                    for c in range(n):
-                        o[c] = A8[i, k0 + c] ^ x
-                    for c in range(n, 64):
-                        o[c] = 0
-                if rowsum.size and i < M:
-                    for c in range(64):
-                        total += np.int64(o[c])
-            if rowsum.size and i < M:
-                rowsum[i] = total
+    for i in range(i0, i1):
+        o = out[i]
+        n = K if r0 + i < M else 0
+        if n:
+            a = A8[r0 + i]
+            for k in range(K):
+                o[k] = a[k]
+        for k in range(n, o.size):
+            o[k] = 0
 
 
 @njit(cache=True, inline="always")  # a part of _pack_b, compiled into it
@@ -639,16 +655,19 @@ def _epilogue_nt(Cw, out, rowterm, colterm, i0, j0):
 
 
 @njit(cache=True, nogil=True)
-def _drive_amx(cfg, At, Bp, out, rowterm, colterm, kblock, w0, w1):
-    """As :func:`_drive512` with 32 x 32 AMX blocks (A tile-packed by :func:`_pack_a_tiles`, T = S // 16
-    steps, K blocks of kblock steps): item w is the region of _AMX_GP x _AMX_GQ blocks at row
-    block _AMX_GP * (w // cb) and column block _AMX_GQ * (w % cb) (cb column groups; column
-    block q: the packed panels 2q and 2q + 1 of 16 columns). Per K block the region is computed into
-    an int32 scratch, then added to the int64 output row by row."""
+def _drive_amx(cfg, kind, Am, p_main, At, Bp, out, rowterm, colterm, kblock, w0, w1):
+    """As :func:`_drive512` with 32 x 32 AMX blocks by the instruction of ``_AMX_KINDS[kind]`` (the
+    operand bytes as they are: no shift, so rowterm and colterm hold only a bias): row block p < p_main
+    is read in place from rows 32p to 32p + 31 of Am, row block p_main (if any) from At (32 rows);
+    both row-major bytes with at least 64 * (S // 16) columns, zero past K. Item w is the region of
+    _AMX_GP x _AMX_GQ blocks at row block _AMX_GP * (w // cb) and column block _AMX_GQ * (w % cb)
+    (cb column groups; column block q: the packed panels 2q and 2q + 1 of 16 columns). Per K block
+    of kblock steps of 64 k the region is computed into an int32 scratch, then added to the int64
+    output row by row."""
     Q, S, nr = Bp.shape
     T = S // 16
-    P = At.shape[0] // (2 * T)
-    a0, b0 = np.int64(At.ctypes.data), np.int64(Bp.ctypes.data)
+    P = p_main + (1 if At.shape[0] else 0)
+    b0 = np.int64(Bp.ctypes.data)
     nq = Q // 2
     cb = (nq + _AMX_GQ - 1) // _AMX_GQ
     h, wd = _AMX_GP * _AMX_MR, _AMX_GQ * _AMX_NR
@@ -666,10 +685,24 @@ def _drive_amx(cfg, At, Bp, out, rowterm, colterm, kblock, w0, w1):
         for t0 in range(0, T, kblock):
             n_steps = min(kblock, T - t0)
             for p in range(pb, pe):
-                a_addr = a0 + (2 * p * T + 2 * t0) * 1024
+                if p < p_main:
+                    lda = np.int64(Am.strides[0])
+                    a_addr = np.int64(Am.ctypes.data) + 32 * p * lda + 64 * t0
+                else:
+                    lda = np.int64(At.strides[0])
+                    a_addr = np.int64(At.ctypes.data) + 64 * t0
+                a1 = a_addr + 16 * lda
                 for q in range(qb, qe):
-                    _amx_block(a_addr, b0 + (2 * q * S + 16 * t0) * nr * 4, S * nr * 4,
-                               c0 + (p - pb) * _AMX_MR * ldc + (q - qb) * _AMX_NR * 4, ldc, n_steps)
+                    b_addr = b0 + (2 * q * S + 16 * t0) * nr * 4
+                    c_addr = c0 + (p - pb) * _AMX_MR * ldc + (q - qb) * _AMX_NR * 4
+                    if kind == 0:
+                        _amx_us(a_addr, a1, lda, 64, b_addr, S * nr * 4, c_addr, ldc, n_steps)
+                    elif kind == 1:
+                        _amx_ss(a_addr, a1, lda, 64, b_addr, S * nr * 4, c_addr, ldc, n_steps)
+                    elif kind == 2:
+                        _amx_uu(a_addr, a1, lda, 64, b_addr, S * nr * 4, c_addr, ldc, n_steps)
+                    else:
+                        _amx_su(a_addr, a1, lda, 64, b_addr, S * nr * 4, c_addr, ldc, n_steps)
             if t0 == 0:
                 _epilogue_nt(Cw, out, rowterm, colterm, pb * _AMX_MR, qb * _AMX_NR)
             else:
@@ -702,42 +735,30 @@ def _run(engine: str, A: np.ndarray, B: np.ndarray, ca: int, cb: int, bias: np.n
     """Exact int64 ``A @ B`` (plus ``bias[j]`` on column j when given, int64) with engine ``engine``;
     ``A + ca`` in [0, 255], ``B - cb`` in [-128, 127]. The int64 correction terms and adds wrap modulo
     2**64 (numpy and numba integer arithmetic), so every output that fits int64 is exact."""
+    if engine == "amx":
+        return _run_amx(A, B, ca, cb, bias)
     M, K = A.shape
     N = B.shape[1]
-    if engine == "amx":  # 32-row blocks, column panels of 16 in pairs, K in steps of 64
-        mr, nr = _AMX_MR, 16
-        Q, S = 2 * -(-N // _AMX_NR), 16 * -(-K // _AMX_KB)
-    else:
-        mr, lanes, nv = _TILES[engine]
-        nr = lanes * nv
-        Q, S = -(-N // nr), -(-K // 4)
+    mr, lanes, nv = _TILES[engine]
+    nr = lanes * nv
+    Q, S = -(-N // nr), -(-K // 4)
     P = -(-M // mr)
     # Au = A + ca as bytes: A mod 256, then (for ca = 128) XOR 0x80 maps [-128, 127] onto [0, 255].
     # Bs = B - cb as signed bytes: B mod 256, then (for cb = 128) XOR 0x80 maps [0, 255] onto [-128, 127].
-    # Rows padded to whole tiles, K to a multiple of 4 (64), columns to whole panels, with zero bytes.
+    # Rows padded to whole tiles, K to a multiple of 4, columns to whole panels, with zero bytes.
     A8, B8 = _bytes(A), _bytes(B)
     rowsum = np.empty(M if cb else 0, np.int64)
     Bp8 = _aligned_empty((Q, S, 4 * nr), np.uint8)
     colsum = np.zeros(N, np.int64)  # needed only when ca != 0
     xa, xb = (0x80 if ca else 0), (0x80 if cb else 0)
     cs = N if ca else 0
-    if engine == "amx":  # A as 16 x 64 tiles: 2P row groups of T steps
-        T = S // 16
-        Au = _aligned_empty((2 * P * T, 16, 64), np.uint8)
-
-        def pack_a(i0: int, i1: int) -> None:
-            _pack_a_tiles(A8, xa, Au, T, K_BLOCK // _AMX_KB, rowsum, i0 * 2 * P // S, i1 * 2 * P // S)
-    else:
-        Au = _aligned_empty((P * mr, 4 * S), np.uint8)
-
-        def pack_a(i0: int, i1: int) -> None:
-            _pack_a(A8, xa, Au, rowsum, i0 * (P * mr) // S, i1 * (P * mr) // S)
+    Au = _aligned_empty((P * mr, 4 * S), np.uint8)
 
     def pack(i0: int, i1: int) -> None:  # i: a k4 row of Bp; rows and columns of A and B in proportion
         _pack_b(B8, xb, Bp8, colsum, i0, i1, i0 * cs // S, i1 * cs // S)
-        pack_a(i0, i1)
+        _pack_a(A8, xa, Au, rowsum, i0 * (P * mr) // S, i1 * (P * mr) // S)
 
-    run_chunks(pack, S, K * (M + N))
+    run_chunks(pack, S, _PACK_WEIGHT * K * (M + N))
     # A @ B = Au @ Bs - ca * colsum(Bs) + cb * rowsum(A), rowsum(A) = rowsum(Au) - ca * K
     colterm = colsum * -ca
     if bias is not None:
@@ -745,17 +766,57 @@ def _run(engine: str, A: np.ndarray, B: np.ndarray, ca: int, cb: int, bias: np.n
     rowterm = (rowsum - ca * K) * cb if cb else np.zeros(M, np.int64)
     out = _aligned_empty((M, N), np.int64)
     Bp = Bp8.view(np.uint32)
-    if engine == "amx":
-        n_items = -(-P // _AMX_GP) * -(-(Q // 2) // _AMX_GQ)
+    n_items = -(-P // _ROW_PANELS) * Q
+    drive = _DRIVERS[engine]
 
-        def work(w0: int, w1: int) -> None:
-            _drive_amx(_AMX_CFG, Au, Bp, out, rowterm, colterm, K_BLOCK // _AMX_KB, w0, w1)
+    def work(w0: int, w1: int) -> None:
+        drive(Au, Bp, out, rowterm, colterm, K_BLOCK // 4, w0, w1)
+
+    run_chunks(work, n_items, M * K * N)
+    return out
+
+
+def _run_amx(A: np.ndarray, B: np.ndarray, ca: int, cb: int, bias: np.ndarray | None) -> np.ndarray:
+    """:func:`_run` on AMX: no operand shift, the instruction whose byte signedness matches the operands
+    (A unsigned when ca = 0, signed when ca = 128; B signed when cb = 0, unsigned when cb = 128), so no
+    correction terms. A is read in place when K is a multiple of 64 (only a partial last block of 32
+    rows is copied, zero-padded); else a zero-padded copy of A is read. B is packed into column panels."""
+    M, K = A.shape
+    N = B.shape[1]
+    kind = (("s" if ca else "u"), ("u" if cb else "s"))
+    Q, S = 2 * -(-N // _AMX_NR), 16 * -(-K // _AMX_KB)
+    K64 = 4 * S
+    A8, B8 = _bytes(A), _bytes(B)
+    Bp8 = _aligned_empty((Q, S, 64), np.uint8)
+    no_colsum = np.empty(0, np.int64)
+    if K == K64:
+        Am, p_main = A8, M // _AMX_MR
+        tail = M - p_main * _AMX_MR
     else:
-        n_items = -(-P // _ROW_PANELS) * Q
-        drive = _DRIVERS[engine]
+        p_main, tail = -(-M // _AMX_MR), 0
+        Am = _aligned_empty((p_main * _AMX_MR, K64), np.uint8)
+    At = _aligned_empty((_AMX_MR if tail else 0, K64), np.uint8)
+    n_pad = Am.shape[0] if Am is not A8 else At.shape[0]
+    pad_dst, pad_r0 = (Am, 0) if Am is not A8 else (At, p_main * _AMX_MR)
 
-        def work(w0: int, w1: int) -> None:
-            drive(Au, Bp, out, rowterm, colterm, K_BLOCK // 4, w0, w1)
+    def pack(i0: int, i1: int) -> None:  # i: a k4 row of Bp; rows of the padded A in proportion
+        _pack_b(B8, 0, Bp8, no_colsum, i0, i1, 0, 0)
+        if n_pad:
+            _pad_a(A8, pad_r0, pad_dst, i0 * n_pad // S, i1 * n_pad // S)
+
+    run_chunks(pack, S, _PACK_WEIGHT * K * (N + n_pad))
+    colterm = np.zeros(N, np.int64) if bias is None else np.asarray(bias, np.int64)
+    rowterm = np.zeros(M, np.int64)
+    out = _aligned_empty((M, N), np.int64)
+    Bp = Bp8.view(np.uint32)
+    P = p_main + (1 if tail else 0)
+    n_items = -(-P // _AMX_GP) * -(-(Q // 2) // _AMX_GQ)
+    k_idx = _AMX_KINDS.index(kind)
+    kblock = _amx_k_block(kind) // _AMX_KB
+
+    def work(w0: int, w1: int) -> None:
+        _drive_amx(_AMX_CFG, k_idx, Am, p_main, At, Bp, out, rowterm, colterm, kblock, w0, w1)
+
     run_chunks(work, n_items, M * K * N)
     return out
 
@@ -781,6 +842,15 @@ def _self_test_cases() -> list[tuple[np.ndarray, np.ndarray]]:
     B[:, 0] = -128
     cases.append((A, B))
     cases.append((rng.integers(0, 256, (17, 131)), rng.integers(0, 256, (131, 50))))
+    cases.append((rng.integers(-128, 128, (9, 70)), rng.integers(0, 256, (70, 33))))  # signed x unsigned
+    # K a multiple of 64 (AMX reads A in place) with a partial last block of rows; the extremes of each
+    # sign combination: 255 * 255, -128 * -128, -128 * 255, 255 * -128
+    for a, b in ((255, 255), (-128, -128), (-128, 255), (255, -128)):
+        A = rng.integers(min(a, 0), max(a, 0) + 1, (35, 128))
+        B = rng.integers(min(b, 0), max(b, 0) + 1, (128, 40))
+        A[:3] = a
+        B[:, :2] = b
+        cases.append((A, B))
     return cases
 
 
@@ -906,4 +976,4 @@ def warm_up() -> None:
         _usable(e)
 
 
-KERNELS = (_pack_a, _pack_a_tiles, _pack_b, _drive512, _drive256, _drive_amx)
+KERNELS = (_pack_a, _pad_a, _pack_b, _drive512, _drive256, _drive_amx)
