@@ -165,6 +165,20 @@ def test_every_sign_combination(engine, a_signed, b_signed):
 
 
 @pytest.mark.parametrize("engine", ENGINE_PARAMS)
+def test_row_strided_operands(engine):
+    """Byte operands whose rows are contiguous but further apart than K (a column slice of a wider
+    matrix; AMX reads such an A in place), with K a multiple of 64 and a partial last block of rows."""
+    rng = np.random.default_rng(8)
+    wide = rng.integers(-128, 128, (77, 300), dtype=np.int8)
+    for A in (wide[:, 10:138], wide[3:70, 100:292], wide[::2, :64]):
+        B = rng.integers(-128, 128, (A.shape[1], 45), dtype=np.int8)
+        with gemm_engine(engine):
+            r = matmul(A, B, Datapath(acc_bits=32))
+        assert np.array_equal(r.values, A.astype(np.int64) @ B.astype(np.int64))
+        assert_method(r, engine, A, B)
+
+
+@pytest.mark.parametrize("engine", ENGINE_PARAMS)
 def test_unsigned_times_unsigned_past_its_int32_block(engine):
     """255 * 255 products: 32768 of them fit an int32 lane, 33026 do not (AMX's unsigned x unsigned
     blocks are 32768 k); K = 2 * 32768 + 64 + 5 gives full blocks, a block of 64 and a partial one."""
@@ -385,3 +399,40 @@ def test_first_overflow_k_is_a_plain_array():
     assert (fk == -1).all() and r.first_overflow_k is fk
     r = matmul(A, A.T.copy(), Datapath(a=IntType(8), b=IntType(8), acc_bits=8, overflow="wrap"))
     assert r.first_overflow_k.tolist() == [[2] * 3] * 3 and r.overflow.all()
+
+
+# ---- the one-pass operand statistics of the overflow proof ------------------------------------
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(0, 40), st.integers(0, 300))
+def test_abs_stats_and_byte_range_match_numpy(seed, R, C):
+    """max |x| and sum |x| per row and per column of int8 data (-128 included: |-128| = 128), and the
+    min / max of int8 and uint8 data, as numpy computes them in int64."""
+    from intsim.hw import gemm_kernels as kern
+
+    rng = np.random.default_rng(seed)
+    X = rng.choice(np.array([-128, -127, -1, 0, 1, 127], np.int8), size=(R, C)) if seed % 2 else \
+        rng.integers(-128, 128, (R, C), dtype=np.int8)
+    X64 = np.abs(X.astype(np.int64))
+    for axis in (0, 1):
+        mx, sm = kern.abs_stats(X, axis)
+        want_max = X64.max(axis=axis, initial=0)
+        assert mx.tolist() == want_max.tolist() and sm.tolist() == X64.sum(axis=axis).tolist()
+    if X.size:
+        assert kern.byte_range(X) == (int(X.min()), int(X.max()))
+        U = X.view(np.uint8)
+        assert kern.byte_range(U) == (int(U.min()), int(U.max()))
+    assert kern.byte_range(X.astype(np.int16)) is None
+
+
+def test_abs_stats_past_the_int32_partial_blocks():
+    """Sums over more than 2**16 entries (the int32 partial-sum blocks) of |-128|."""
+    from intsim.hw import gemm_kernels as kern
+
+    K = 3 * 65536 + 7
+    X = np.full((2, K), -128, np.int8)
+    X[1, ::2] = 5
+    mx, sm = kern.abs_stats(X, 1)
+    assert mx.tolist() == [128, 128] and sm.tolist() == [128 * K, 128 * (K // 2) + 5 * (K - K // 2)]
+    mx, sm = kern.abs_stats(np.ascontiguousarray(X.T), 0)
+    assert mx.tolist() == [128, 128] and sm.tolist() == [128 * K, 128 * (K // 2) + 5 * (K - K // 2)]

@@ -313,6 +313,11 @@ def _min_max(x: np.ndarray) -> tuple[int, int]:
     return int(x.min()), int(x.max())
 
 
+def _max0(x: np.ndarray) -> int:
+    """max(x) as a Python int, 0 when x is empty."""
+    return int(x.max()) if x.size else 0
+
+
 def _abs_max(x: np.ndarray) -> int:
     lo, hi = _min_max(x)
     return max(abs(lo), abs(hi))
@@ -812,14 +817,21 @@ def _suspects(A: np.ndarray, B: np.ndarray, bias64: np.ndarray, pmax: int, acc_l
     rmax, rsum = _row_col_abs(A, 1)
     cmax, csum = _row_col_abs(B, 0)
     amax, bmax = int(rmax.max()), int(cmax.max())
-    babs = np.abs(bias64.astype(object))  # Python ints: exact even for -2**63
-    bias_max = int(babs.max()) if N else 0
+    bias_max = _abs_max(bias64)
     # Stage 1: a column is safe if amax * csum_j + |bias_j| fits; a row if rsum_i * bmax + max|bias| fits.
-    col_bad = (amax * csum.astype(object) + babs > acc_lim).astype(bool)
-    row_bad = (rsum.astype(object) * bmax + bias_max > acc_lim).astype(bool)
+    # In int64 when no term can reach 2**63 (checked in Python ints), else in Python ints.
+    top = max(amax * _max0(csum), _max0(rsum) * bmax, group * amax * bmax) + bias_max
+    if top < 2**63 and acc_lim < 2**63:
+        babs = np.abs(bias64)  # |bias| <= bias_max < 2**63: no -2**63 here
+        num = np.asarray
+    else:
+        babs = np.abs(bias64.astype(object))  # Python ints: exact even for -2**63
+        num = lambda x: x.astype(object)  # noqa: E731
+    col_bad = np.asarray(amax * num(csum) + babs > acc_lim, bool)
+    row_bad = np.asarray(num(rsum) * bmax + bias_max > acc_lim, bool)
     if chunk_lim is not None:
-        col_bad |= group * amax * cmax.astype(object) > chunk_lim
-        row_bad |= group * rmax.astype(object) * bmax > chunk_lim
+        col_bad |= np.asarray(group * amax * num(cmax) > chunk_lim, bool)
+        row_bad |= np.asarray(group * num(rmax) * bmax > chunk_lim, bool)
     r_idx = np.flatnonzero(row_bad)
     c_idx = np.flatnonzero(col_bad)
     if r_idx.size == 0 or c_idx.size == 0:

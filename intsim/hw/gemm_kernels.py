@@ -333,35 +333,41 @@ def _scan_dense(A, Bc, bias, kp, res, r0, r1):
 @njit(cache=True, nogil=True)
 def _abs_stats_i8(X, axis, mx, sm):
     """Per row (axis 1) or column (axis 0) of the int8 matrix X: max |x| into mx and sum |x| into sm
-    (int64; |x| <= 128, so int32 partial sums over 2**16 rows cannot overflow)."""
+    (int64; |x| <= 128, so int32 partial sums over 2**16 entries cannot overflow). Rows: max |x| from
+    the row's min and max, the sum in blocks of 2**16; columns: int16 maxima and int32 partial sums
+    over blocks of 2**16 rows (loops the compiler vectorizes)."""
     R, C = X.shape
     if axis == 1:
         for i in range(R):
             row = X[i]
-            m = np.int32(0)
-            t = np.int64(0)
+            lo = np.int8(0)
+            hi = np.int8(0)
             for k in range(C):
-                v = np.int32(row[k])
-                v = -v if v < 0 else v
-                m = max(m, v)
-                t += v
-            mx[i] = m
+                lo = min(lo, row[k])
+                hi = max(hi, row[k])
+            t = np.int64(0)
+            for k0 in range(0, C, 65536):
+                seg = row[k0:k0 + 65536]  # a slice: the loop below then vectorizes
+                part = np.int32(0)
+                for k in range(seg.size):
+                    part += abs(np.int32(seg[k]))
+                t += part
+            mx[i] = max(-np.int32(lo), np.int32(hi))
             sm[i] = t
     else:
-        m = np.zeros(C, np.int32)
+        m = np.zeros(C, np.int16)
         part = np.zeros(C, np.int32)
         tot = np.zeros(C, np.int64)
-        for k in range(R):
-            row = X[k]
-            for j in range(C):
-                v = np.int32(row[j])
-                v = -v if v < 0 else v
-                m[j] = max(m[j], v)
-                part[j] += v
-            if (k & 0xFFFF) == 0xFFFF or k == R - 1:
+        for k0 in range(0, R, 65536):
+            for k in range(k0, min(R, k0 + 65536)):
+                row = X[k]
                 for j in range(C):
-                    tot[j] += part[j]
-                    part[j] = 0
+                    v = abs(np.int16(row[j]))
+                    m[j] = max(m[j], v)
+                    part[j] += np.int32(v)
+            for j in range(C):
+                tot[j] += part[j]
+                part[j] = 0
         for j in range(C):
             mx[j] = m[j]
             sm[j] = tot[j]
@@ -399,6 +405,9 @@ def byte_range(X: np.ndarray) -> tuple[int, int] | None:
     return int(lo), int(hi)
 
 
+#: A scanned product costs about as much as this many engine MACs: the scans' work estimate for the
+#: thread pool (:func:`intsim.hw.chunks.run_chunks`).
+_SCAN_WEIGHT = 16
 #: k per block of the first-exit scan (:func:`_scan_first`).
 _EXIT_BLOCK = 64
 
@@ -457,7 +466,7 @@ def scan_first(A: np.ndarray, Bc: np.ndarray, bias: np.ndarray, rows: np.ndarray
     A = np.ascontiguousarray(A)
     bound = min(_EXIT_BLOCK * pmax, 2**62)
     run_chunks(lambda s0, s1: _scan_first(A, BT, bias, rows, cols, total, kp, bound, res, s0, s1), S,
-              S * A.shape[1])
+              _SCAN_WEIGHT * S * A.shape[1])
     return res
 
 

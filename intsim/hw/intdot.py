@@ -9,10 +9,11 @@ exact method; for operands of 8 bits or fewer that is one of the engines here:
     columns of bytes), by the one of ``TDPBUSD``, ``TDPBSSD``, ``TDPBUUD``, ``TDPBSUD`` whose
     byte signedness is that of the operands (A unsigned or signed, B signed or unsigned), so the
     operands are multiplied as they are. A is read in place (tile rows at A's row stride) when K
-    is a multiple of 64, else from a zero-padded copy; B is packed in the column panels below;
-    every packed buffer starts on a cache line. Linux only: the process asks the kernel for the
-    tile data state (``arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)``, Linux 5.16+)
-    before the engine counts as present on the CPU.
+    is a multiple of 64 and its rows are contiguous bytes, else from a zero-padded copy; B is
+    packed in the column panels below; every packed buffer starts on a cache line. Linux only:
+    the process asks the kernel for the tile data state
+    (``arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)``, Linux 5.16+) before the engine
+    counts as present on the CPU.
 ``"vnni512"``
     AVX-512 VNNI ``VPDPBUSD zmm`` (16 int32 lanes), register tile 8 rows x 48 columns.
 ``"vnni256"``
@@ -655,15 +656,15 @@ def _epilogue_nt(Cw, out, rowterm, colterm, i0, j0):
 
 
 @njit(cache=True, nogil=True)
-def _drive_amx(cfg, kind, Am, p_main, At, Bp, out, rowterm, colterm, kblock, w0, w1):
+def _drive_amx(cfg, kind, am0, lda_m, p_main, At, Bp, out, rowterm, colterm, kblock, w0, w1):
     """As :func:`_drive512` with 32 x 32 AMX blocks by the instruction of ``_AMX_KINDS[kind]`` (the
     operand bytes as they are: no shift, so rowterm and colterm hold only a bias): row block p < p_main
-    is read in place from rows 32p to 32p + 31 of Am, row block p_main (if any) from At (32 rows);
-    both row-major bytes with at least 64 * (S // 16) columns, zero past K. Item w is the region of
-    _AMX_GP x _AMX_GQ blocks at row block _AMX_GP * (w // cb) and column block _AMX_GQ * (w % cb)
-    (cb column groups; column block q: the packed panels 2q and 2q + 1 of 16 columns). Per K block
-    of kblock steps of 64 k the region is computed into an int32 scratch, then added to the int64
-    output row by row."""
+    is read in place from rows 32p to 32p + 31 of the bytes at address am0 (row stride lda_m), row
+    block p_main (if any) from At (32 rows); both row-major bytes with at least 64 * (S // 16)
+    columns, zero past K. Item w is the region of _AMX_GP x _AMX_GQ blocks at row block
+    _AMX_GP * (w // cb) and column block _AMX_GQ * (w % cb) (cb column groups; column block q: the
+    packed panels 2q and 2q + 1 of 16 columns). Per K block of kblock steps of 64 k the region is
+    computed into an int32 scratch, then added to the int64 output row by row."""
     Q, S, nr = Bp.shape
     T = S // 16
     P = p_main + (1 if At.shape[0] else 0)
@@ -686,8 +687,8 @@ def _drive_amx(cfg, kind, Am, p_main, At, Bp, out, rowterm, colterm, kblock, w0,
             n_steps = min(kblock, T - t0)
             for p in range(pb, pe):
                 if p < p_main:
-                    lda = np.int64(Am.strides[0])
-                    a_addr = np.int64(Am.ctypes.data) + 32 * p * lda + 64 * t0
+                    lda = lda_m
+                    a_addr = am0 + 32 * p * lda + 64 * t0
                 else:
                     lda = np.int64(At.strides[0])
                     a_addr = np.int64(At.ctypes.data) + 64 * t0
@@ -779,43 +780,51 @@ def _run(engine: str, A: np.ndarray, B: np.ndarray, ca: int, cb: int, bias: np.n
 def _run_amx(A: np.ndarray, B: np.ndarray, ca: int, cb: int, bias: np.ndarray | None) -> np.ndarray:
     """:func:`_run` on AMX: no operand shift, the instruction whose byte signedness matches the operands
     (A unsigned when ca = 0, signed when ca = 128; B signed when cb = 0, unsigned when cb = 128), so no
-    correction terms. A is read in place when K is a multiple of 64 (only a partial last block of 32
-    rows is copied, zero-padded); else a zero-padded copy of A is read. B is packed into column panels."""
+    correction terms. A is read in place when K is a multiple of 64 and A's rows are contiguous bytes at
+    a positive row stride (only a partial last block of 32 rows is copied, zero-padded); else a
+    zero-padded copy of A is read. B is packed into column panels."""
     M, K = A.shape
     N = B.shape[1]
     kind = (("s" if ca else "u"), ("u" if cb else "s"))
     Q, S = 2 * -(-N // _AMX_NR), 16 * -(-K // _AMX_KB)
     K64 = 4 * S
-    A8, B8 = _bytes(A), _bytes(B)
+    B8 = _bytes(B)
     Bp8 = _aligned_empty((Q, S, 64), np.uint8)
     no_colsum = np.empty(0, np.int64)
-    if K == K64:
-        Am, p_main = A8, M // _AMX_MR
-        tail = M - p_main * _AMX_MR
-    else:
-        p_main, tail = -(-M // _AMX_MR), 0
+    At = _aligned_empty((0, K64), np.uint8)
+    if K == K64 and A.dtype in (np.int8, np.uint8) and A.strides[1] == 1 and A.strides[0] >= K and M:
+        # A's rows read in place (any row stride); a partial last block of rows is copied, zero-padded
+        A8, p_main = A.view(np.uint8), M // _AMX_MR
+        if M > p_main * _AMX_MR:
+            At = _aligned_empty((_AMX_MR, K64), np.uint8)
+            At[:M - p_main * _AMX_MR] = A8[p_main * _AMX_MR:]
+            At[M - p_main * _AMX_MR:] = 0
+        Am = A8
+        pad_src = None
+    else:  # a zero-padded copy of A
+        p_main = -(-M // _AMX_MR)
         Am = _aligned_empty((p_main * _AMX_MR, K64), np.uint8)
-    At = _aligned_empty((_AMX_MR if tail else 0, K64), np.uint8)
-    n_pad = Am.shape[0] if Am is not A8 else At.shape[0]
-    pad_dst, pad_r0 = (Am, 0) if Am is not A8 else (At, p_main * _AMX_MR)
+        pad_src = _bytes(A)
+    n_pad = Am.shape[0] if pad_src is not None else 0
 
     def pack(i0: int, i1: int) -> None:  # i: a k4 row of Bp; rows of the padded A in proportion
         _pack_b(B8, 0, Bp8, no_colsum, i0, i1, 0, 0)
         if n_pad:
-            _pad_a(A8, pad_r0, pad_dst, i0 * n_pad // S, i1 * n_pad // S)
+            _pad_a(pad_src, 0, Am, i0 * n_pad // S, i1 * n_pad // S)
 
     run_chunks(pack, S, _PACK_WEIGHT * K * (N + n_pad))
     colterm = np.zeros(N, np.int64) if bias is None else np.asarray(bias, np.int64)
     rowterm = np.zeros(M, np.int64)
     out = _aligned_empty((M, N), np.int64)
     Bp = Bp8.view(np.uint32)
-    P = p_main + (1 if tail else 0)
+    P = p_main + (1 if At.shape[0] else 0)
+    am0, lda_m = np.int64(Am.ctypes.data), np.int64(Am.strides[0])
     n_items = -(-P // _AMX_GP) * -(-(Q // 2) // _AMX_GQ)
     k_idx = _AMX_KINDS.index(kind)
     kblock = _amx_k_block(kind) // _AMX_KB
 
     def work(w0: int, w1: int) -> None:
-        _drive_amx(_AMX_CFG, k_idx, Am, p_main, At, Bp, out, rowterm, colterm, kblock, w0, w1)
+        _drive_amx(_AMX_CFG, k_idx, am0, lda_m, p_main, At, Bp, out, rowterm, colterm, kblock, w0, w1)
 
     run_chunks(work, n_items, M * K * N)
     return out

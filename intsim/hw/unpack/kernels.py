@@ -45,6 +45,33 @@ def k_levels(X, dg):
     return out
 
 
+@njit(cache=True, nogil=True)
+def k_in_range(X, lo, hi):
+    """True when every entry of the 2-D array X lies in [lo, hi] (stops at the first that does not)."""
+    m, n = X.shape
+    for i in range(m):
+        row = X[i]
+        bad = False
+        for j in range(n):
+            v = row[j]
+            bad |= (v < lo) | (v > hi)
+        if bad:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def k_shift_add(acc, s_acc, G, s):
+    """acc = (acc << s_acc) + (G << s) elementwise in int64, in one pass (acc and G of one shape); the
+    caller has proved that no term or sum leaves int64."""
+    m, n = acc.shape
+    for i in range(m):
+        a = acc[i]
+        g = G[i]
+        for j in range(n):
+            a[j] = (a[j] << s_acc) + (g[j] << s)
+
+
 @njit(cache=True)
 def _k_grow(a, cap):
     out = np.zeros(cap, np.int64)
@@ -53,38 +80,48 @@ def _k_grow(a, cap):
 
 
 @njit(cache=True)
+def _k_slack(n):
+    """Spare lines allocated past n (and added at each growth): n // 8, at least 16; how much room
+    the buffers have changes only the memory used, never the result."""
+    return max(16, n // 8)
+
+
+@njit(cache=True)
 def k_both(X0, row_shift0, col_shift0, dg):
     """The paper's greedy UnpackBoth on int64 X0; returns (X, row_src, row_shift, col_src, col_shift).
 
-    Out-of-range counts per row and column are updated incrementally at each split.
-    Buffers grow by the original number of rows (columns), as in the reference.
+    Out-of-range counts per row and column are updated incrementally at each split. New rows and
+    columns are appended in the order they are split off (the buffers keep spare lines and grow
+    when those run out); X is a view of the buffer.
     """
     sb, lo, hi = dg[D_SHIFT], dg[D_LO], dg[D_HI]
     m, n = X0.shape
-    step_r = max(m, 1)
-    step_c = max(n, 1)
-    cap_r = m + step_r
-    cap_c = n + step_c
-    X = np.zeros((cap_r, cap_c), np.int64)
-    X[:m, :n] = X0
+    cap_r = m + _k_slack(m)
+    cap_c = n + _k_slack(n)
+    X = np.empty((cap_r, cap_c), np.int64)
+    rc = np.zeros(cap_r, np.int64)
+    cc = np.zeros(cap_c, np.int64)
+    for i in range(m):
+        x0 = X0[i]
+        x = X[i]
+        t = 0
+        for j in range(n):
+            v = x0[j]
+            x[j] = v
+            bad = 1 if (v < lo or v > hi) else 0
+            t += bad
+            cc[j] += bad
+        rc[i] = t
     rsrc = np.zeros(cap_r, np.int64)
     rsh = np.zeros(cap_r, np.int64)
     csrc = np.zeros(cap_c, np.int64)
     csh = np.zeros(cap_c, np.int64)
-    rc = np.zeros(cap_r, np.int64)
-    cc = np.zeros(cap_c, np.int64)
     for i in range(m):
         rsrc[i] = i
         rsh[i] = row_shift0[i]
     for j in range(n):
         csrc[j] = j
         csh[j] = col_shift0[j]
-    for i in range(m):
-        for j in range(n):
-            x = X[i, j]
-            if x < lo or x > hi:
-                rc[i] += 1
-                cc[j] += 1
     mask = (np.int64(1) << sb) - 1
     ir = m
     jc = n
@@ -105,8 +142,8 @@ def k_both(X0, row_shift0, col_shift0, dg):
             break
         if bv >= cv:  # ties go to the row
             if ir == cap_r:
-                cap_r += step_r
-                X2 = np.zeros((cap_r, cap_c), np.int64)
+                cap_r += _k_slack(cap_r)
+                X2 = np.empty((cap_r, cap_c), np.int64)
                 X2[:ir, :jc] = X[:ir, :jc]
                 X = X2
                 rsrc = _k_grow(rsrc, cap_r)
@@ -129,8 +166,8 @@ def k_both(X0, row_shift0, col_shift0, dg):
             ir += 1
         else:
             if jc == cap_c:
-                cap_c += step_c
-                X2 = np.zeros((cap_r, cap_c), np.int64)
+                cap_c += _k_slack(cap_c)
+                X2 = np.empty((cap_r, cap_c), np.int64)
                 X2[:ir, :jc] = X[:ir, :jc]
                 X = X2
                 csrc = _k_grow(csrc, cap_c)
@@ -151,7 +188,7 @@ def k_both(X0, row_shift0, col_shift0, dg):
             csrc[jc] = csrc[bc]
             csh[jc] = csh[bc] + sb
             jc += 1
-    return X[:ir, :jc].copy(), rsrc[:ir].copy(), rsh[:ir].copy(), csrc[:jc].copy(), csh[:jc].copy()
+    return X[:ir, :jc], rsrc[:ir].copy(), rsh[:ir].copy(), csrc[:jc].copy(), csh[:jc].copy()
 
 
 @njit(cache=True)

@@ -15,7 +15,7 @@ from ...core.opcounts import OpCounts
 from ...regs.registers import RegisterEvent
 from ..datapath import Datapath, as_datapath
 from ..gemm import GemmResult, matmul, register_of
-from .kernels import k_reassemble
+from .kernels import k_reassemble, k_shift_add
 from .operands import UnpackedPair, check_operands, check_strategy, pair_bits, unpack_pair
 
 #: Width at which the reassembly shifts and adds are counted (the int64 register).
@@ -182,14 +182,17 @@ def _reassembly_ops(n_gemms_shifts: list[int], a_shift: np.ndarray, b_shift: np.
 
 
 def _resolve(A: Any, B: Any, datapath: Datapath | None, strategy_a: str, strategy_b: str, bits: Any,
-             admit_min: bool) -> tuple[Datapath, str, str, int, int, tuple[int, int, int], UnpackedPair]:
-    """The checked arguments of :func:`unpack_matmul` and :func:`unpack_operands`, and the pair."""
+             admit_min: bool, narrow: bool = False) -> tuple[Datapath, str, str, int, int, tuple[int, int, int],
+                                                             UnpackedPair]:
+    """The checked arguments of :func:`unpack_matmul` and :func:`unpack_operands`, and the pair (its digit
+    matrices int64, or with ``narrow`` of the datapath operands' dtypes)."""
     dp = as_datapath(datapath)
     bits_a, bits_b = _datapath_bits(dp, bits)
     sa_name = check_strategy(strategy_a, "strategy_a")
     sb_name = check_strategy(strategy_b, "strategy_b")
     A64, B64 = check_operands(A, B)
-    pair = unpack_pair(A64, B64, sa_name, sb_name, bits_a, bits_b, admit_min)
+    dtypes = (dp.a.dtype, dp.b.dtype) if narrow else (np.int64, np.int64)
+    pair = unpack_pair(A64, B64, sa_name, sb_name, bits_a, bits_b, admit_min, *dtypes)
     return dp, sa_name, sb_name, bits_a, bits_b, (A64.shape[0], A64.shape[1], B64.shape[1]), pair
 
 
@@ -238,26 +241,35 @@ def unpack_matmul(A: Any, B: Any, datapath: Datapath | None = None, strategy_a: 
     (True, 3, 4.0)
     """
     dp, sa_name, sb_name, bits_a, bits_b, (M, K, N), pair = _resolve(A, B, datapath, strategy_a, strategy_b, bits,
-                                                                     admit_min)
-    Ap = pair.a.astype(dp.a.dtype)  # narrow first: the reordering below then moves fewer bytes
-    Bp = pair.b.astype(dp.b.dtype)
+                                                                     admit_min, narrow=True)
+    Ap, Bp = pair.a, pair.b  # of the datapath's dtypes: the reordering below moves fewer bytes
     Mp, Kp = Ap.shape
     Np = Bp.shape[1]
     ishift = pair.inner_shift
-    if ishift.size > 1 and np.any(ishift[1:] < ishift[:-1]):  # group equal shifts into slices
+    order = None
+    if ishift.size > 1 and np.any(ishift[1:] < ishift[:-1]):  # group equal shifts
         order = np.argsort(ishift, kind="stable")
-        Ap, Bp, ishift = Ap[:, order], Bp[order], ishift[order]
+        ishift = ishift[order]
     cuts = np.flatnonzero(ishift[1:] != ishift[:-1]) + 1
     starts = np.concatenate([[0], cuts]) if ishift.size else np.zeros(0, np.int64)
     ends = np.concatenate([cuts, [ishift.size]]) if ishift.size else np.zeros(0, np.int64)
+    shifts = [int(ishift[k0]) for k0 in starts.tolist()]
+    # identity row and column maps, no row or column shifts, and every sum provably inside int64: the
+    # product is sum_t G_t << t, folded in as each G_t is computed (its array is then released)
+    plain = _plain_sum(shifts, pair, M, N, dp)
     ops = OpCounts()
     gemms: list[LowBitGemm] = []
-    results: list[tuple[int, GemmResult]] = []
+    results: list[tuple[int, GemmResult]] = []  # kept for the reassembly unless plain
+    reports: list[tuple[tuple, int]] = []  # each GEMM's overflow records and width, for the events
     overflow = np.zeros((M, N), bool)
+    values = None
     for k0, k1 in zip(starts.tolist(), ends.tolist(), strict=True):
         t = int(ishift[k0])
-        a_t = Ap if k1 - k0 == Kp else Ap[:, k0:k1]
-        b_t = Bp if k1 - k0 == Kp else Bp[k0:k1]
+        if order is not None:  # the lines of this shift, gathered into contiguous operands
+            a_t, b_t = Ap[:, order[k0:k1]], Bp[order[k0:k1]]
+        else:
+            a_t = Ap if k1 - k0 == Kp else Ap[:, k0:k1]
+            b_t = Bp if k1 - k0 == Kp else Bp[k0:k1]
         try:
             g = matmul(a_t, b_t, dp)
         except AccumulatorOverflow as exc:
@@ -273,52 +285,56 @@ def unpack_matmul(A: Any, B: Any, datapath: Datapath | None = None, strategy_a: 
             first = (int(rr[0]), int(qq[0]), int(g.first_overflow_k[rr[0], qq[0]]))
             overflow[pair.a_src[rr], pair.b_src[qq]] = True
         gemms.append(LowBitGemm(t, (Mp, k1 - k0, Np), g.n_overflow, first, g.method, g.events))
-        results.append((t, g))
-    ops += _reassembly_ops([t for t, _ in results], pair.a_shift, pair.b_shift, M, N)
-    if len(results) == 1 and results[0][0] == 0 and (Mp, Np) == (M, N) and not pair.a_shift.any() \
+        reports.append((g._overflows, Np))
+        if not plain:
+            results.append((t, g))
+        elif values is None:
+            values = g.values  # this call's own array
+        else:
+            k_shift_add(values, shifts[0] if len(gemms) == 2 else 0, g.values, t)
+        del g
+    ops += _reassembly_ops(shifts, pair.a_shift, pair.b_shift, M, N)
+    if plain:
+        if len(gemms) == 1:
+            np.left_shift(values, shifts[0], out=values)
+    elif len(results) == 1 and results[0][0] == 0 and (Mp, Np) == (M, N) and not pair.a_shift.any() \
             and not pair.b_shift.any():
         values = results[0][1].values  # nothing was split: the low-bit GEMM is the product
-    elif _plain_sum(results, pair, M, N, dp):
-        # identity row and column maps, no row or column shifts, and every sum provably inside int64:
-        # values = sum_t G_t << t, vectorized (the G_t are this call's own arrays)
-        values = results[0][1].values
-        np.left_shift(values, results[0][0], out=values)
-        for t, g in results[1:]:
-            np.left_shift(g.values, t, out=g.values)
-            values += g.values
     else:
         values = np.zeros((M, N), np.int64)
         for t, g in results:
             if not k_reassemble(values, g.values, pair.a_src, pair.a_shift, pair.b_src, pair.b_shift, t):
                 values = _reassemble_exact(results, pair, M, N)
                 break
-    events = _unpack_events(results, pair, N, dp) if overflow.any() else ()
+    events = _unpack_events(reports, pair, N, dp) if overflow.any() else ()
     return UnpackResult(values, overflow, tuple(gemms), ops, (M, K, N), (Mp, Kp, Np), sa_name, sb_name,
                         bits_a, bits_b, admit_min, dp, events)
 
 
-def _plain_sum(results: list[tuple[int, GemmResult]], pair: UnpackedPair, M: int, N: int, dp: Datapath) -> bool:
-    """True when the reassembly is ``sum_t G_t << t`` exactly in int64: row i of A' and column j of B'
-    feed output (i, j) unshifted, and sum_t 2**(acc_bits - 1) * 2**t < 2**63 bounds every partial sum
-    (each G_t is an accumulator register: |G_t| <= 2**(acc_bits - 1))."""
-    if not results or pair.a_src.size != M or pair.b_src.size != N or pair.a_shift.any() or pair.b_shift.any() \
-            or any(t < 0 for t, _ in results):
+def _plain_sum(shifts: list[int], pair: UnpackedPair, M: int, N: int, dp: Datapath) -> bool:
+    """True when the reassembly of the low-bit GEMMs with inner shifts ``shifts`` is
+    ``sum_t G_t << t`` exactly in int64: row i of A' and column j of B' feed output (i, j) unshifted,
+    and sum_t 2**(acc_bits - 1) * 2**t < 2**63 bounds every partial sum (each G_t is an accumulator
+    register: |G_t| <= 2**(acc_bits - 1))."""
+    if not shifts or pair.a_src.size != M or pair.b_src.size != N or pair.a_shift.any() or pair.b_shift.any() \
+            or any(t < 0 for t in shifts):
         return False
-    if sum(1 << t for t, _ in results) << (dp.acc_bits - 1) >= 2**63:
+    if sum(1 << t for t in shifts) << (dp.acc_bits - 1) >= 2**63:
         return False
     return bool(np.array_equal(pair.a_src, np.arange(M)) and np.array_equal(pair.b_src, np.arange(N)))
 
 
-def _unpack_events(results: list[tuple[int, GemmResult]], pair: UnpackedPair, N: int,
+def _unpack_events(reports: list[tuple[tuple, int]], pair: UnpackedPair, N: int,
                    dp: Datapath) -> tuple[RegisterEvent, ...]:
-    """The events of :attr:`UnpackResult.events` from the low-bit GEMMs' overflowing outputs."""
+    """The events of :attr:`UnpackResult.events` from the low-bit GEMMs' overflowing outputs (``reports``:
+    per GEMM, its overflow records and its number of output columns)."""
     events = []
     for step in ("tree", "acc"):
         orig, found = [], []
-        for _, g in results:
-            for h in g._overflows:
+        for overflows, n_cols in reports:
+            for h in overflows:
                 if h.step == step:
-                    r, q = np.divmod(h.flat, g.values.shape[1])
+                    r, q = np.divmod(h.flat, n_cols)
                     orig.append(pair.a_src[r] * N + pair.b_src[q])
                     found.append(h)
         if not orig:

@@ -18,7 +18,18 @@ import numpy as np
 
 from ...core.arrays import as_int_array, as_int_matrix, short_repr, to_int64
 from ...core.errors import ConfigError, OperandRangeError, ShapeError
-from .kernels import D_HI, D_LO, D_SHIFT, D_TRANSPOSED, k_both, k_cover_graph, k_cover_solve, k_levels, k_plan_build
+from .kernels import (
+    D_HI,
+    D_LO,
+    D_SHIFT,
+    D_TRANSPOSED,
+    k_both,
+    k_cover_graph,
+    k_cover_solve,
+    k_in_range,
+    k_levels,
+    k_plan_build,
+)
 
 #: Unpacking strategies accepted by :func:`unpack` and :func:`unpack_matmul`.
 STRATEGIES: tuple[str, ...] = ("row", "col", "both", "plan")
@@ -165,7 +176,11 @@ class _Side:
 
 
 def _all_in_range(X: np.ndarray, lo: int, hi: int) -> bool:
-    return X.size == 0 or (int(X.min()) >= lo and int(X.max()) <= hi)
+    if X.size == 0:
+        return True
+    if X.ndim == 2 and X.dtype == np.int64:
+        return bool(k_in_range(X, lo, hi))  # one pass, stops at the first entry outside
+    return int(X.min()) >= lo and int(X.max()) <= hi
 
 
 def split_levels(X: np.ndarray, axis: int, sb: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -386,29 +401,41 @@ def joint_plan(LA: np.ndarray, LBt: np.ndarray) -> tuple[np.ndarray, np.ndarray,
 
 
 def unpack_pair(A: np.ndarray, B: np.ndarray, strategy_a: str, strategy_b: str, bits_a: int, bits_b: int,
-                 admit_min: bool) -> UnpackedPair:
-    """Unpack A (M x K) against B, then B (its columns are its own lines) against the unpacked A."""
+                admit_min: bool, dtype_a: Any = np.int64, dtype_b: Any = np.int64) -> UnpackedPair:
+    """Unpack A (M x K) against B, then B (its columns are its own lines) against the unpacked A.
+    The digit matrices are of dtype_a and dtype_b (int64 by default; a narrower integer dtype that
+    holds every digit is taken before the lines are gathered, which then moves fewer bytes)."""
     (lo_a, hi_a), (lo_b, hi_b) = value_range(bits_a, admit_min), value_range(bits_b, admit_min)
     sa, sbb = bits_a - 1, bits_b - 1
     M, K = A.shape
     N = B.shape[1]
     zeros_k = np.zeros(K, np.int64)
+    ones_m, ones_k, ones_n = np.ones(M, np.int64), np.ones(K, np.int64), np.ones(N, np.int64)
     plan_a, plan_b = strategy_a == "plan", strategy_b == "plan"
-    LBt = k_levels(B, digits(sbb, lo_b, hi_b)).T if plan_b else None
+    # An operand whose entries are all in range has one digit everywhere: its plan is one copy of
+    # every line (what plan_levels and joint_plan return for such levels), so its levels are not formed.
+    LBt = None
+    if plan_b and not _all_in_range(B, lo_b, hi_b):
+        LBt = k_levels(B, digits(sbb, lo_b, hi_b)).T
     f_cnt = e_cnt = counts_a = None
     if plan_a:
-        LA = k_levels(A, digits(sa, lo_a, hi_a))
-        if plan_b:
+        LA = None if _all_in_range(A, lo_a, hi_a) else k_levels(A, digits(sa, lo_a, hi_a))
+        if LA is None:
+            a_cnt, c_cnt = ones_m, ones_k
+        elif plan_b and LBt is not None:
             a_cnt, c_cnt, f_cnt, e_cnt = joint_plan(LA, LBt)
         else:
-            a_cnt, c_cnt = plan_levels(LA, np.ones(M, np.int64), np.ones(K, np.int64))
+            a_cnt, c_cnt = plan_levels(LA, ones_m, ones_k)
         counts_a = (a_cnt, c_cnt)
     sideA = unpack_operand(A, 0, strategy_a, zeros_k, sa, lo_a, hi_a, counts_a)
     ksrc = sideA.inner_src  # A's inner lines -> B's rows (None: one each)
     if plan_b:
         if e_cnt is None:
-            mult = np.bincount(ksrc, minlength=K).astype(np.int64) if ksrc is not None else np.ones(K, np.int64)
-            f_cnt, e_cnt = plan_levels(LBt, np.ones(N, np.int64), mult)
+            if LBt is None:
+                f_cnt, e_cnt = ones_n, ones_k
+            else:
+                mult = np.bincount(ksrc, minlength=K).astype(np.int64) if ksrc is not None else ones_k
+                f_cnt, e_cnt = plan_levels(LBt, ones_n, mult)
         # Plan B on its K original inner lines; each inner line of A then gets e[k] B copies.
         sideBo = unpack_operand(B, 1, "plan", zeros_k, sbb, lo_b, hi_b, (f_cnt, e_cnt))
         cpos = _copy_positions(e_cnt)[0]
@@ -417,11 +444,15 @@ def unpack_pair(A: np.ndarray, B: np.ndarray, strategy_a: str, strategy_b: str, 
         slots = [np.flatnonzero(e_of > q) for q in range(int(e_of.max()) if e_of.size else 0)]
         src = np.concatenate(slots) if slots else np.zeros(0, np.int64)
         lev = np.concatenate([np.full(t.size, q, np.int64) for q, t in enumerate(slots)]) if slots else src
-        sideB = _Side(sideBo.mat[cpos[kk[src], lev]], sideBo.own_src, sideBo.own_shift, src,
-                      sideA.inner_shift[src] + lev * sbb)
+        rows_b = cpos[kk[src], lev]
+        mat_b = sideBo.mat.astype(dtype_b, copy=False)
+        if not np.array_equal(rows_b, np.arange(mat_b.shape[0])):
+            mat_b = mat_b[rows_b]
+        sideB = _Side(mat_b, sideBo.own_src, sideBo.own_shift, src, sideA.inner_shift[src] + lev * sbb)
     else:
         B1 = B if ksrc is None else B[ksrc]  # B's rows duplicated for A's inner copies
         sideB = unpack_operand(B1, 1, strategy_b, sideA.inner_shift, sbb, lo_b, hi_b)
-    A2 = sideA.mat if sideB.inner_src is None else sideA.mat[:, sideB.inner_src]
-    return UnpackedPair(A2, sideB.mat, sideA.own_src, sideA.own_shift, sideB.own_src, sideB.own_shift,
-                 sideB.inner_shift)
+    mat_a = sideA.mat.astype(dtype_a, copy=False)
+    A2 = mat_a if sideB.inner_src is None else mat_a[:, sideB.inner_src]
+    return UnpackedPair(A2, sideB.mat.astype(dtype_b, copy=False), sideA.own_src, sideA.own_shift, sideB.own_src,
+                        sideB.own_shift, sideB.inner_shift)
