@@ -436,3 +436,39 @@ def test_abs_stats_past_the_int32_partial_blocks():
     assert mx.tolist() == [128, 128] and sm.tolist() == [128 * K, 128 * (K // 2) + 5 * (K - K // 2)]
     mx, sm = kern.abs_stats(np.ascontiguousarray(X.T), 0)
     assert mx.tolist() == [128, 128] and sm.tolist() == [128 * K, 128 * (K // 2) + 5 * (K - K // 2)]
+
+
+def test_a_wrong_engine_result_is_caught_by_the_spot_check(monkeypatch):
+    """An engine (or BLAS) that returns a wrong value for a block of outputs is caught by the int64
+    recomputation of a few cleared outputs spread over the rows, not returned."""
+    from intsim.hw import gemm
+
+    real = gemm._product
+
+    def wrong(A, B, pmax, ranges, bias):
+        values, method = real(A, B, pmax, ranges, bias)
+        values[values.shape[0] // 2:, :] += 1  # the lower half of the rows
+        return values, method
+
+    monkeypatch.setattr(gemm, "_product", wrong)
+    rng = np.random.default_rng(4)
+    A = rng.integers(-128, 128, (100, 70), dtype=np.int8)
+    B = rng.integers(-128, 128, (70, 40), dtype=np.int8)
+    with pytest.raises(RuntimeError, match="internal check failed"):
+        matmul(A, B, Datapath(acc_bits=32))
+
+
+def test_heap_tunables_are_applied_once_and_can_be_turned_off():
+    """On Linux with glibc, importing intsim raises the two malloc tunables (True); INTSIM_KEEP_HEAP=0
+    leaves glibc's defaults (False); elsewhere nothing changes (False)."""
+    import os
+    import platform
+    import subprocess
+    import sys
+
+    code = "import intsim.core.heap as h, intsim; print(h.keep_heap())"
+    expect = "True" if sys.platform == "linux" and platform.libc_ver()[0] == "glibc" else "False"
+    for env, want in (({}, expect), ({"INTSIM_KEEP_HEAP": "0"}, "False")):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             env={**os.environ, "INTSIM_QUIET": "1", **env})
+        assert out.stdout.strip() == want

@@ -48,6 +48,7 @@ import numpy as np
 
 from ..core.arrays import as_int_array, as_int_matrix, short_repr, to_int64
 from ..core.errors import AccumulatorOverflow, ConfigError, DTypeError, OperandRangeError, ShapeError
+from ..core.heap import keep_heap
 from ..core.inttype import IntType
 from ..core.opcounts import OpCounts
 from ..regs.registers import RegisterEvent
@@ -62,6 +63,8 @@ _F64_EXACT = 1 << 53
 _MIN_F32_BLOCK = 256
 _SPOT_CHECKS = 8
 _TREE_COUNT_BLOCK = 1 << 22  # elements per block of adder-tree sums when counting their overflows
+
+keep_heap()  # freed GEMM outputs stay in the heap for the next ones (see intsim.core.heap)
 
 
 @dataclass(frozen=True)
@@ -281,16 +284,29 @@ def _gemm_ops(M: int, K: int, N: int, dp: Datapath, na: int = 0, nb: int = 0) ->
 
 def _operands(A: Any, B: Any, dp: Datapath, bias: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The checked operands of :func:`matmul` and :func:`trace_output`: A, B and the bias as int64."""
+    return _operands_ranges(A, B, dp, bias)[:3]
+
+
+def _in_type(X: np.ndarray, t: IntType, name: str) -> tuple[int, int]:
+    """(min, max) of X, after checking that every entry lies in t (raises t.check's error if not)."""
+    lo, hi = _min_max(X)
+    if lo < t.min or hi > t.max:
+        t.check(X, name)
+    return lo, hi
+
+
+def _operands_ranges(A: Any, B: Any, dp: Datapath,
+                     bias: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int, int, int]]:
+    """:func:`_operands` and (min A, max A, min B, max B), from one pass over each operand."""
     A = as_int_matrix(A, "A")
     B = as_int_matrix(B, "B")
     M, K = A.shape
     K2, N = B.shape
     if K != K2:
         raise ShapeError(f"inner dimensions differ: A is {M}x{K} (M x K) but B is {K2}x{N} (K x N)")
-    dp.a.check(A, "A")
-    dp.b.check(B, "B")
+    ranges = (*_in_type(A, dp.a, "A"), *_in_type(B, dp.b, "B"))
     if bias is None:
-        return A, B, np.zeros(N, np.int64)
+        return A, B, np.zeros(N, np.int64), ranges
     acc = dp.acc
     barr = as_int_array(bias, "bias")
     if barr.shape != (N,):
@@ -300,7 +316,7 @@ def _operands(A: Any, B: Any, dp: Datapath, bias: Any) -> tuple[np.ndarray, np.n
     except OperandRangeError as exc:
         raise OperandRangeError(f"{exc} (the accumulator register is {acc.name})", count=exc.count,
                                 index=exc.index, value=exc.value) from None
-    return A, B, to_int64(barr, "bias")
+    return A, B, to_int64(barr, "bias"), ranges
 
 
 def _min_max(x: np.ndarray) -> tuple[int, int]:
@@ -397,23 +413,29 @@ def _abs_narrow(X: np.ndarray) -> np.ndarray:
 
 def _spot_check(A: np.ndarray, B: np.ndarray, values: np.ndarray, suspect: tuple | None,
                 bias64: np.ndarray, method: str) -> None:
-    """Recompute a few cleared outputs in int64; a mismatch means the BLAS (or engine) is not exact."""
+    """Recompute a few cleared outputs in int64; a mismatch means the BLAS (or engine) is not exact.
+    The outputs: rows spread over A (first, last and between) in two columns of B (its middle and
+    last), so that only two columns of B are gathered."""
     M, N = values.shape
-    picks = np.linspace(0, M * N - 1, min(4 * _SPOT_CHECKS, M * N)).astype(np.int64)
-    rows, cols = picks // N, picks % N
+    n_rows = 2 * _SPOT_CHECKS
+    rows = (np.arange(n_rows, dtype=np.int64) * (M - 1)) // max(n_rows - 1, 1)
+    rows = rows.reshape(-1, 4).T.reshape(-1)  # every 4th first: the first few already span A's rows
+    cols = np.unique(np.array([N // 2, N - 1], np.int64))
+    rr, cc = np.repeat(rows, cols.size), np.tile(cols, rows.size)
     if suspect is not None:
-        keep = [t for t in range(picks.size) if not _is_suspect(suspect, int(rows[t]), int(cols[t]))]
-        rows, cols = rows[keep], cols[keep]
-    rows, cols = rows[:_SPOT_CHECKS], cols[:_SPOT_CHECKS]
-    if rows.size == 0:
+        keep = [t for t in range(rr.size) if not _is_suspect(suspect, int(rr[t]), int(cc[t]))]
+        rr, cc = rr[keep], cc[keep]
+    rr, cc = rr[:_SPOT_CHECKS], cc[:_SPOT_CHECKS]
+    if rr.size == 0:
         return
-    want = np.einsum("tk,kt->t", A[rows].astype(np.int64), B[:, cols].astype(np.int64)) + bias64[cols]
-    got = values[rows, cols]
+    Bc = B[:, cols].astype(np.int64)  # K x (one or two columns)
+    want = np.einsum("tk,kt->t", A[rr].astype(np.int64), Bc[:, np.searchsorted(cols, cc)]) + bias64[cc]
+    got = values[rr, cc]
     bad = np.flatnonzero(want != got)
     if bad.size:  # pragma: no cover - would mean a non-exact BLAS or engine
         t = int(bad[0])
         raise RuntimeError(f"internal check failed: {method} gave {int(got[t])} for output "
-                           f"({int(rows[t])}, {int(cols[t])}), exact value {int(want[t])}; please report "
+                           f"({int(rr[t])}, {int(cc[t])}), exact value {int(want[t])}; please report "
                            "this with your BLAS build")
 
 
@@ -500,16 +522,16 @@ def matmul(A: Any, B: Any, datapath: Datapath | None = None, bias: Any = None, *
     [[734]]
     """
     dp = as_datapath(datapath)
-    A, B, bias64 = _operands(A, B, dp, bias)
+    A, B, bias64, ranges = _operands_ranges(A, B, dp, bias)
     M, K = A.shape
     N = B.shape[1]
     azp, na = _zero_point(a_zero_point, dp.a, M, "a_zero_point", "row of A")
     bzp, nb = _zero_point(b_zero_point, dp.b, N, "b_zero_point", "column of B")
     ops = _gemm_ops(M, K, N, dp, na, nb)
     if azp is None and bzp is None:
-        return _run(A, B, bias64, bias is not None, dp, ops)
+        return _run(A, B, bias64, bias is not None, dp, ops, ranges=ranges)
     if dp.zero_points == "correction":
-        return _correct(_run(A, B, bias64, bias is not None, dp, ops), A, B, azp, bzp)
+        return _correct(_run(A, B, bias64, bias is not None, dp, ops, ranges=ranges), A, B, azp, bzp)
     A_s = A if azp is None else _shift(A, azp[:, None], dp.a)
     B_s = B if bzp is None else _shift(B, bzp[None, :], dp.b)
     return _run(A_s, B_s, bias64, bias is not None, dp, ops, raw=(A, B, azp, bzp, dp))
@@ -684,7 +706,7 @@ def _tree_counter(A_c: np.ndarray, B_c: np.ndarray, r_loc: np.ndarray, c_loc: np
 
 
 def _run(A: np.ndarray, B: np.ndarray, bias64: np.ndarray, has_bias: bool, dp: Datapath, ops: OpCounts,
-         raw: tuple | None = None) -> GemmResult:
+         raw: tuple | None = None, ranges: tuple[int, int, int, int] | None = None) -> GemmResult:
     """:func:`matmul` of checked operands: the datapath on ``A`` and ``B`` as given (shifted by their
     zero points when ``raw`` holds the raw operands and the zero points, see :func:`_zp_product`)."""
     M, K = A.shape
@@ -698,7 +720,8 @@ def _run(A: np.ndarray, B: np.ndarray, bias64: np.ndarray, has_bias: bool, dp: D
         values = np.broadcast_to(bias64, (M, N)).copy()
         return GemmResult(values, overflow, first_k, ops, dp)
 
-    ranges = (*_min_max(A), *_min_max(B))
+    if ranges is None:  # (min A, max A, min B, max B)
+        ranges = (*_min_max(A), *_min_max(B))
     amax, bmax = max(-ranges[0], ranges[1]), max(-ranges[2], ranges[3])
     pmax = amax * bmax
     acc_lim = acc.max

@@ -29,11 +29,11 @@ E_REVERSE, E_SOURCE, E_SINK, E_MIDDLE = range(4)
 # ---------------------------------------------------------------------------------------------
 
 @njit(cache=True)
-def k_levels(X, dg):
-    """The number of floor digits of every entry of X (see :func:`entry_levels`)."""
+def k_levels_into(X, dg, out):
+    """out = the number of floor digits of every entry of X (see :func:`entry_levels`); out may be of
+    any integer dtype (at most 64 digits)."""
     sb, lo, hi = dg[D_SHIFT], dg[D_LO], dg[D_HI]
     m, n = X.shape
-    out = np.empty((m, n), np.int64)
     for i in range(m):
         for j in range(n):
             x = X[i, j]
@@ -42,6 +42,13 @@ def k_levels(X, dg):
                 x >>= sb
                 L += 1
             out[i, j] = L
+
+
+@njit(cache=True)
+def k_levels(X, dg):
+    """The number of floor digits of every entry of X (see :func:`entry_levels`), int64."""
+    out = np.empty(X.shape, np.int64)
+    k_levels_into(X, dg, out)
     return out
 
 
@@ -192,23 +199,16 @@ def k_both(X0, row_shift0, col_shift0, dg):
 
 
 @njit(cache=True)
-def k_plan_build(X, a, c, row_pos, col_pos, dg):
+def k_plan_build(X, a, c, row_pos, col_pos, dg, out):
     """Write each entry's minimal floor-digit string into its a[i] x c[k] block.
 
     Own line i, inner line k; digit j of the entry goes to own copy p = min(j, a[i]-1)
     and inner copy j - p (``row_pos``/``col_pos``: the position of each copy, sum(a) own and
     sum(c) inner lines in all). ``dg[D_TRANSPOSED]``: X is (inner x own) and so is the output.
+    ``out``: zeros of the output's shape, any integer dtype that holds every digit.
     """
     sb, lo, hi = dg[D_SHIFT], dg[D_LO], dg[D_HI]
     transposed = dg[D_TRANSPOSED] != 0
-    n_rows = a.sum()
-    n_cols = c.sum()
-    if transposed:
-        n, m = X.shape
-        out = np.zeros((n_cols, n_rows), np.int64)
-    else:
-        m, n = X.shape
-        out = np.zeros((n_rows, n_cols), np.int64)
     mask = (np.int64(1) << sb) - 1
     for r in range(X.shape[0]):
         for q in range(X.shape[1]):
@@ -231,7 +231,6 @@ def k_plan_build(X, a, c, row_pos, col_pos, dg):
                     out[col_pos[k, j - p], row_pos[i, p]] = d
                 else:
                     out[row_pos[i, p], col_pos[k, j - p]] = d
-    return out
 
 
 @njit(cache=True)

@@ -28,6 +28,7 @@ from .kernels import (
     k_cover_solve,
     k_in_range,
     k_levels,
+    k_levels_into,
     k_plan_build,
 )
 
@@ -239,8 +240,9 @@ def _copy_positions(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 
 def unpack_operand(X: np.ndarray, own_axis: int, strategy: str, inner_shift: np.ndarray, sb: int, lo: int,
-                    hi: int, counts: tuple[np.ndarray, np.ndarray] | None = None) -> _Side:
-    """Unpack X (int64; own lines along ``own_axis``) with a strategy; ``counts`` = (a, c) for plan."""
+                    hi: int, counts: tuple[np.ndarray, np.ndarray] | None = None, dtype: Any = np.int64) -> _Side:
+    """Unpack X (int64; own lines along ``own_axis``) with a strategy; ``counts`` = (a, c) for plan (whose
+    digit matrix is built in ``dtype``, an integer dtype that holds every digit)."""
     n_own = X.shape[own_axis]
     own_id, own_zero = np.arange(n_own, dtype=np.int64), np.zeros(n_own, np.int64)
     if strategy == "row":
@@ -262,7 +264,9 @@ def unpack_operand(X: np.ndarray, own_axis: int, strategy: str, inner_shift: np.
         return _Side(X, own_id, own_zero, None, inner_shift)
     rpos, osrc, rlev = _copy_positions(a)
     cpos, isrc, clev = _copy_positions(c)
-    mat = k_plan_build(X, a, c, rpos, cpos, digits(sb, lo, hi, own_axis == 1))
+    shape = (int(a.sum()), int(c.sum()))
+    mat = np.zeros(shape if own_axis == 0 else shape[::-1], dtype)
+    k_plan_build(X, a, c, rpos, cpos, digits(sb, lo, hi, own_axis == 1), mat)
     return _Side(mat, osrc, rlev * sb, isrc, inner_shift[isrc] + clev * sb)
 
 
@@ -281,8 +285,8 @@ def plan_levels(L: np.ndarray, w: np.ndarray, v: np.ndarray) -> tuple[np.ndarray
     cols = np.flatnonzero(tc_all)
     if rows.size == 0:
         return a, c
-    sub = np.ascontiguousarray(ell[np.ix_(rows, cols)])
-    tr, tc = tr_all[rows], tc_all[cols]
+    sub = ell[np.ix_(rows, cols)].astype(np.int64)  # L may be of a narrow dtype
+    tr, tc = tr_all[rows].astype(np.int64), tc_all[cols].astype(np.int64)
     ws, vs = w[rows], v[cols]
     W, V = int(w.sum()), int(v.sum())
 
@@ -375,6 +379,13 @@ class UnpackedPair:
     inner_shift: np.ndarray
 
 
+def _levels8(X: np.ndarray, sb: int, lo: int, hi: int) -> np.ndarray:
+    """:func:`k_levels` of X as int8 (an int64 entry has at most 64 digits)."""
+    out = np.empty(X.shape, np.int8)
+    k_levels_into(X, digits(sb, lo, hi), out)
+    return out
+
+
 def joint_plan(LA: np.ndarray, LBt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Plans for A (a, c) and for B^T (f, e) when both operands use ``plan``.
 
@@ -414,12 +425,11 @@ def unpack_pair(A: np.ndarray, B: np.ndarray, strategy_a: str, strategy_b: str, 
     plan_a, plan_b = strategy_a == "plan", strategy_b == "plan"
     # An operand whose entries are all in range has one digit everywhere: its plan is one copy of
     # every line (what plan_levels and joint_plan return for such levels), so its levels are not formed.
-    LBt = None
-    if plan_b and not _all_in_range(B, lo_b, hi_b):
-        LBt = k_levels(B, digits(sbb, lo_b, hi_b)).T
+    in_b = _all_in_range(B, lo_b, hi_b)
+    LBt = None if not plan_b or in_b else _levels8(B, sbb, lo_b, hi_b).T
     f_cnt = e_cnt = counts_a = None
     if plan_a:
-        LA = None if _all_in_range(A, lo_a, hi_a) else k_levels(A, digits(sa, lo_a, hi_a))
+        LA = None if _all_in_range(A, lo_a, hi_a) else _levels8(A, sa, lo_a, hi_a)
         if LA is None:
             a_cnt, c_cnt = ones_m, ones_k
         elif plan_b and LBt is not None:
@@ -427,7 +437,7 @@ def unpack_pair(A: np.ndarray, B: np.ndarray, strategy_a: str, strategy_b: str, 
         else:
             a_cnt, c_cnt = plan_levels(LA, ones_m, ones_k)
         counts_a = (a_cnt, c_cnt)
-    sideA = unpack_operand(A, 0, strategy_a, zeros_k, sa, lo_a, hi_a, counts_a)
+    sideA = unpack_operand(A, 0, strategy_a, zeros_k, sa, lo_a, hi_a, counts_a, dtype_a)
     ksrc = sideA.inner_src  # A's inner lines -> B's rows (None: one each)
     if plan_b:
         if e_cnt is None:
@@ -437,7 +447,7 @@ def unpack_pair(A: np.ndarray, B: np.ndarray, strategy_a: str, strategy_b: str, 
                 mult = np.bincount(ksrc, minlength=K).astype(np.int64) if ksrc is not None else ones_k
                 f_cnt, e_cnt = plan_levels(LBt, ones_n, mult)
         # Plan B on its K original inner lines; each inner line of A then gets e[k] B copies.
-        sideBo = unpack_operand(B, 1, "plan", zeros_k, sbb, lo_b, hi_b, (f_cnt, e_cnt))
+        sideBo = unpack_operand(B, 1, "plan", zeros_k, sbb, lo_b, hi_b, (f_cnt, e_cnt), dtype_b)
         cpos = _copy_positions(e_cnt)[0]
         kk = ksrc if ksrc is not None else np.arange(K, dtype=np.int64)
         e_of = e_cnt[kk]
@@ -450,7 +460,8 @@ def unpack_pair(A: np.ndarray, B: np.ndarray, strategy_a: str, strategy_b: str, 
             mat_b = mat_b[rows_b]
         sideB = _Side(mat_b, sideBo.own_src, sideBo.own_shift, src, sideA.inner_shift[src] + lev * sbb)
     else:
-        B1 = B if ksrc is None else B[ksrc]  # B's rows duplicated for A's inner copies
+        Bn = B.astype(dtype_b) if in_b else B  # in range: B is its own unpacking, narrowed before the gather
+        B1 = Bn if ksrc is None else Bn[ksrc]  # B's rows duplicated for A's inner copies
         sideB = unpack_operand(B1, 1, strategy_b, sideA.inner_shift, sbb, lo_b, hi_b)
     mat_a = sideA.mat.astype(dtype_a, copy=False)
     A2 = mat_a if sideB.inner_src is None else mat_a[:, sideB.inner_src]
