@@ -287,24 +287,33 @@ def _operands(A: Any, B: Any, dp: Datapath, bias: Any) -> tuple[np.ndarray, np.n
     return _operands_ranges(A, B, dp, bias)[:3]
 
 
-def _in_type(X: np.ndarray, t: IntType, name: str) -> tuple[int, int]:
-    """(min, max) of X, after checking that every entry lies in t (raises t.check's error if not)."""
+def _in_type(X: np.ndarray, t: IntType, name: str) -> tuple[int, int, bool]:
+    """Bounds (lo, hi) of X's entries after checking that every entry lies in t (raises t.check's
+    error if not), and whether they are X's exact min and max: when X's dtype is of one byte and
+    already keeps its entries inside t, no pass is made and (lo, hi) are the dtype's limits (False)."""
+    if X.size and X.dtype.kind in "iu" and X.dtype.itemsize == 1:  # byte operands: the limits are tight enough
+        info = np.iinfo(X.dtype)
+        if int(info.min) >= t.min and int(info.max) <= t.max:
+            return int(info.min), int(info.max), False
     lo, hi = _min_max(X)
     if lo < t.min or hi > t.max:
         t.check(X, name)
-    return lo, hi
+    return lo, hi, True
 
 
 def _operands_ranges(A: Any, B: Any, dp: Datapath,
-                     bias: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int, int, int]]:
-    """:func:`_operands` and (min A, max A, min B, max B), from one pass over each operand."""
+                     bias: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int, int, int, bool]]:
+    """:func:`_operands` and bounds (min A, max A, min B, max B, exact) from at most one pass over each
+    operand (``exact`` False: some are the dtype's limits, see :func:`_in_type`)."""
     A = as_int_matrix(A, "A")
     B = as_int_matrix(B, "B")
     M, K = A.shape
     K2, N = B.shape
     if K != K2:
         raise ShapeError(f"inner dimensions differ: A is {M}x{K} (M x K) but B is {K2}x{N} (K x N)")
-    ranges = (*_in_type(A, dp.a, "A"), *_in_type(B, dp.b, "B"))
+    a_lo, a_hi, a_exact = _in_type(A, dp.a, "A")
+    b_lo, b_hi, b_exact = _in_type(B, dp.b, "B")
+    ranges = (a_lo, a_hi, b_lo, b_hi, a_exact and b_exact)
     if bias is None:
         return A, B, np.zeros(N, np.int64), ranges
     acc = dp.acc
@@ -394,12 +403,13 @@ def _product(A: np.ndarray, B: np.ndarray, pmax: int, ranges: tuple[int, int, in
     return kern.gemm_int64(to_int64(A, "A"), to_int64(B, "B")), "int64"
 
 
-def _abs_product(A: np.ndarray, B: np.ndarray, pmax: int) -> np.ndarray | None:
-    """Exact |A| @ |B| as int64 where it is exactly computable in float64; else None."""
+def _abs_product(A: np.ndarray, B: np.ndarray, pmax: int, amax: int, bmax: int) -> np.ndarray | None:
+    """Exact |A| @ |B| as int64 where it is exactly computable in float64; else None. ``amax`` and
+    ``bmax`` bound |A| and |B| (so |A| lies in [0, amax] and |B| in [0, bmax]: no range pass)."""
     K = A.shape[1]
     if pmax * K >= _F64_EXACT:
         return None
-    return _exact_product(_abs_narrow(A), _abs_narrow(B), pmax)[0]
+    return _exact_product(_abs_narrow(A), _abs_narrow(B), pmax, (0, amax, 0, bmax))[0]
 
 
 def _abs_narrow(X: np.ndarray) -> np.ndarray:
@@ -414,16 +424,22 @@ def _abs_narrow(X: np.ndarray) -> np.ndarray:
 def _spot_check(A: np.ndarray, B: np.ndarray, values: np.ndarray, suspect: tuple | None,
                 bias64: np.ndarray, method: str) -> None:
     """Recompute a few cleared outputs in int64; a mismatch means the BLAS (or engine) is not exact.
-    The outputs: rows spread over A (first, last and between) in two columns of B (its middle and
-    last), so that only two columns of B are gathered."""
+    The outputs: rows spread over A (first, last and between) in two columns of B (the middle and
+    last of the columns without outputs in doubt, if any), so that only two columns of B are gathered."""
     M, N = values.shape
+    pool = np.arange(N, dtype=np.int64)
+    if suspect is not None and suspect[1].size < N:
+        free = np.ones(N, bool)
+        free[suspect[1]] = False
+        pool = pool[free]
+    # one column for the integer engines (exact by construction and self-tested), two for the BLAS
+    cols = np.unique(pool[[pool.size - 1] if method in intdot.ENGINES else [pool.size // 2, pool.size - 1]])
     n_rows = 2 * _SPOT_CHECKS
     rows = (np.arange(n_rows, dtype=np.int64) * (M - 1)) // max(n_rows - 1, 1)
     rows = rows.reshape(-1, 4).T.reshape(-1)  # every 4th first: the first few already span A's rows
-    cols = np.unique(np.array([N // 2, N - 1], np.int64))
-    rr, cc = np.repeat(rows, cols.size), np.tile(cols, rows.size)
+    rr, cc = np.repeat(rows, cols.size), np.tile(cols, rows.size)  # the first few span A's rows
     if suspect is not None:
-        keep = [t for t in range(rr.size) if not _is_suspect(suspect, int(rr[t]), int(cc[t]))]
+        keep = ~_are_suspects(suspect, rr, cc)
         rr, cc = rr[keep], cc[keep]
     rr, cc = rr[:_SPOT_CHECKS], cc[:_SPOT_CHECKS]
     if rr.size == 0:
@@ -439,11 +455,14 @@ def _spot_check(A: np.ndarray, B: np.ndarray, values: np.ndarray, suspect: tuple
                            "this with your BLAS build")
 
 
-def _is_suspect(suspect: tuple, i: int, j: int) -> bool:
+def _are_suspects(suspect: tuple, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """For each output (rows[t], cols[t]): is it in doubt (see :func:`_suspects`)? Vectorized."""
     r_idx, c_idx, sub = suspect
-    a = int(np.searchsorted(r_idx, i))
-    b = int(np.searchsorted(c_idx, j))
-    return a < r_idx.size and r_idx[a] == i and b < c_idx.size and c_idx[b] == j and bool(sub[a, b])
+    if r_idx.size == 0 or c_idx.size == 0:
+        return np.zeros(rows.size, bool)
+    a = np.minimum(np.searchsorted(r_idx, rows), r_idx.size - 1)
+    b = np.minimum(np.searchsorted(c_idx, cols), c_idx.size - 1)
+    return (r_idx[a] == rows) & (c_idx[b] == cols) & sub[a, b]
 
 
 def matmul(A: Any, B: Any, datapath: Datapath | None = None, bias: Any = None, *,
@@ -706,9 +725,11 @@ def _tree_counter(A_c: np.ndarray, B_c: np.ndarray, r_loc: np.ndarray, c_loc: np
 
 
 def _run(A: np.ndarray, B: np.ndarray, bias64: np.ndarray, has_bias: bool, dp: Datapath, ops: OpCounts,
-         raw: tuple | None = None, ranges: tuple[int, int, int, int] | None = None) -> GemmResult:
+         raw: tuple | None = None, ranges: tuple[int, int, int, int, bool] | None = None) -> GemmResult:
     """:func:`matmul` of checked operands: the datapath on ``A`` and ``B`` as given (shifted by their
-    zero points when ``raw`` holds the raw operands and the zero points, see :func:`_zp_product`)."""
+    zero points when ``raw`` holds the raw operands and the zero points, see :func:`_zp_product`).
+    ``ranges``: bounds (min A, max A, min B, max B, exact) of the operands if known (see
+    :func:`_operands_ranges`); bounds that are not exact serve only when they prove every output safe."""
     M, K = A.shape
     N = B.shape[1]
     acc = dp.acc
@@ -720,37 +741,64 @@ def _run(A: np.ndarray, B: np.ndarray, bias64: np.ndarray, has_bias: bool, dp: D
         values = np.broadcast_to(bias64, (M, N)).copy()
         return GemmResult(values, overflow, first_k, ops, dp)
 
-    if ranges is None:  # (min A, max A, min B, max B)
-        ranges = (*_min_max(A), *_min_max(B))
-    amax, bmax = max(-ranges[0], ranges[1]), max(-ranges[2], ranges[3])
-    pmax = amax * bmax
     acc_lim = acc.max
     chunk_lim = (1 << (dp.chunk_bits - 1)) - 1 if dp.chunk_bits is not None else None
     group = min(dp.k_chunk, K)
     bias_max = _abs_max(bias64) if has_bias else 0
+    for _ in range(2):
+        if ranges is None:  # (min A, max A, min B, max B, exact)
+            ranges = (*_min_max(A), *_min_max(B), True)
+        amax, bmax = max(-ranges[0], ranges[1]), max(-ranges[2], ranges[3])
+        pmax = amax * bmax
+        globally_safe = bias_max + pmax * K <= acc_lim and (chunk_lim is None or group * pmax <= chunk_lim)
+        if globally_safe or ranges[4]:
+            break
+        ranges = None  # the dtype's limits did not prove every output safe: the exact ranges might
+    ranges = ranges[:4]
+    # wrap / raise, one product per add, narrow: the suspects' first overflow by a first-exit scan and
+    # the final register from the exact product (see gemm_kernels.scan_first)
+    can_exit = dp.k_chunk == 1 and dp.chunk_bits is None and dp.overflow in ("wrap", "raise") \
+        and not _needs_wide(dp, pmax, group)
+    computed: list[tuple[np.ndarray, str]] = []
 
-    globally_safe = bias_max + pmax * K <= acc_lim and (chunk_lim is None or group * pmax <= chunk_lim)
+    def product() -> tuple[np.ndarray, str]:  # the exact bias + A @ B, computed once
+        if not computed:
+            if raw is not None:
+                computed.append(_zp_product(raw, A, B, pmax, ranges, bias64 if has_bias else None))
+            else:
+                computed.append(_exact_product(A, B, pmax, ranges, bias64 if has_bias else None))
+        return computed[0]
+
+    t_sub = None  # the exact bias + A @ B on stage 1's rows x columns, when computed before stage 2
     if globally_safe:
         suspect = None
         n_suspect = 0
     else:
-        suspect = _suspects(A, B, bias64, pmax, acc_lim, chunk_lim, group)
+        st = _stage1(A, B, bias64, acc_lim, chunk_lim, group)
+        r_idx, c_idx = st[0], st[1]
+        if r_idx.size == 0 or c_idx.size == 0:
+            suspect = (r_idx, c_idx, np.zeros((r_idx.size, c_idx.size), bool))
+        else:
+            # the product is needed anyway unless every output stays in doubt and is scanned in full; when
+            # it is, its values tell stage 2 which outputs it could clear
+            if can_exit or r_idx.size * c_idx.size < M * N:
+                v = np.ascontiguousarray(product()[0])
+                computed[0] = (v, computed[0][1])
+                t_sub = _flat(v).take((r_idx[:, None] * N + c_idx[None, :]).reshape(-1)).reshape(r_idx.size, -1)
+            suspect = (r_idx, c_idx, _stage2(A, B, bias64, pmax, acc_lim, chunk_lim, group, st, t_sub))
         n_suspect = int(np.count_nonzero(suspect[2]))
-    # wrap / raise, one product per add, narrow: the suspects' first overflow by a first-exit scan and
-    # the final register from the exact product (see gemm_kernels.scan_first)
-    first_exit = n_suspect > 0 and dp.k_chunk == 1 and dp.chunk_bits is None and dp.overflow in ("wrap", "raise") \
-        and not _needs_wide(dp, pmax, group)
+    first_exit = n_suspect > 0 and can_exit
     if n_suspect == M * N and not first_exit:
         values = np.empty((M, N), np.int64)
         method = "none"
-    elif raw is not None:
-        values, method = _zp_product(raw, A, B, pmax, ranges, bias64 if has_bias else None)
     else:
-        values, method = _exact_product(A, B, pmax, ranges, bias64 if has_bias else None)
+        values, method = product()
     if n_suspect:
+        values = np.ascontiguousarray(values)  # (a no-op for the results of _exact_product and np.empty)
         r_idx, c_idx, sub = suspect
         sr, sc = np.nonzero(sub)
         rows, cols = r_idx[sr], c_idx[sc]  # row-major order
+        flat = rows * N + cols  # their positions in a C-ordered M x N array
         # Compact operands: only the rows of A and columns of B that hold suspects (sr is sorted).
         keep_r = sr[np.flatnonzero(np.diff(sr, prepend=-1))]
         keep_c = np.flatnonzero(np.bincount(sc, minlength=c_idx.size))
@@ -761,11 +809,15 @@ def _run(A: np.ndarray, B: np.ndarray, bias64: np.ndarray, has_bias: bool, dp: D
         if first_exit:
             # narrow copies: int16 holds every operand of 15 bits or fewer
             small = max(-ranges[0], ranges[1], -ranges[2], ranges[3]) <= 2**15 - 1
-            cast = (lambda X, name: X.astype(np.int16)) if small else to_int64
+            if A.dtype == np.int8 and B.dtype == np.int8:
+                cast = lambda X, name: X  # noqa: E731 - int8 as it is (no copy)
+            else:
+                cast = (lambda X, name: X.astype(np.int16)) if small else to_int64
             A_c = cast(A if rows_u.size == M else A[rows_u], "A")
             B_c = cast(B if cols_u.size == N else B[:, cols_u], "B")
+            total = _flat(values).take(flat) if t_sub is None else t_sub[sr, sc]
             res = kern.scan_first(A_c, B_c, bias64[cols_u], r_map.astype(np.int64), c_map.astype(np.int64),
-                                  values[rows, cols], kp, pmax)
+                                  total, kp, pmax, _flat(values), flat)  # the final registers go to values
         else:
             A_c = to_int64(A[rows_u], "A")
             B_c = np.ascontiguousarray(to_int64(B[:, cols_u], "B"))
@@ -777,9 +829,10 @@ def _run(A: np.ndarray, B: np.ndarray, bias64: np.ndarray, has_bias: bool, dp: D
             overflow.reshape(-1)[:] = fk >= 0
             first_k = fk.reshape(M, N)
         else:
-            values[rows, cols] = res[kern.R_VAL]
+            if not first_exit:
+                _flat(values).put(flat, res[kern.R_VAL])
             hit = fk >= 0
-            overflow[rows[hit], cols[hit]] = True
+            _flat(overflow).put(flat[hit], True)
             first_k = (rows[hit], cols[hit], fk[hit])
         mask = res[kern.R_MASK]
         stop = kern.raising_stages(kp)
@@ -794,6 +847,13 @@ def _run(A: np.ndarray, B: np.ndarray, bias64: np.ndarray, has_bias: bool, dp: D
     if method != "none":
         _spot_check(A, B, values, suspect, bias64, method)
     return GemmResult(values, overflow, first_k, ops, dp, method, n_suspect, overflows, tree_counts)
+
+
+def _flat(X: np.ndarray) -> np.ndarray:
+    """X's 1-D view in C order (X must be C-contiguous); take/put on it move elements far faster
+    than X[rows, cols]."""
+    assert X.flags.c_contiguous
+    return X.reshape(-1)
 
 
 def _positions(keep: np.ndarray, n: int) -> np.ndarray:
@@ -826,7 +886,8 @@ def _row_col_abs(X: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _suspects(A: np.ndarray, B: np.ndarray, bias64: np.ndarray, pmax: int, acc_lim: int,
-              chunk_lim: int | None, group: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+              chunk_lim: int | None, group: int, totals: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Outputs whose overflow-freedom cannot be proved: ``(r_idx, c_idx, sub)``, the outputs
     ``(r_idx[a], c_idx[b])`` where ``sub[a, b]`` (sorted row and column indices).
 
@@ -834,9 +895,22 @@ def _suspects(A: np.ndarray, B: np.ndarray, bias64: np.ndarray, pmax: int, acc_l
     S_ij = sum_k |A[i,k]| |B[k,j]| <= min(rmax_i * csum_j, rsum_i * cmax_j), and every
     adder-tree sum by min(group * rmax_i * cmax_j, S_ij). Stage 1 clears whole rows and
     columns with these bounds; stage 2 takes the exact S on the rows x columns left.
+    ``totals`` (optional): the exact int64 ``bias + A @ B``; since S_ij >= |A[i] @ B[:, j]|, stage 2
+    then computes S only on the rows and columns holding an output that it could clear.
     Python ints / int64 only: no rounding in any bound.
     """
-    N = B.shape[1]
+    st = _stage1(A, B, bias64, acc_lim, chunk_lim, group)
+    r_idx, c_idx = st[0], st[1]
+    if r_idx.size == 0 or c_idx.size == 0:
+        return r_idx, c_idx, np.zeros((r_idx.size, c_idx.size), bool)
+    t_sub = None if totals is None else totals[np.ix_(r_idx, c_idx)]
+    return r_idx, c_idx, _stage2(A, B, bias64, pmax, acc_lim, chunk_lim, group, st, t_sub)
+
+
+def _stage1(A: np.ndarray, B: np.ndarray, bias64: np.ndarray, acc_lim: int, chunk_lim: int | None,
+            group: int) -> tuple:
+    """Stage 1 of :func:`_suspects`: the rows and columns whose bounds do not clear them, and the
+    statistics stage 2 uses."""
     rmax, rsum = _row_col_abs(A, 1)
     cmax, csum = _row_col_abs(B, 0)
     amax, bmax = int(rmax.max()), int(cmax.max())
@@ -855,28 +929,49 @@ def _suspects(A: np.ndarray, B: np.ndarray, bias64: np.ndarray, pmax: int, acc_l
     if chunk_lim is not None:
         col_bad |= np.asarray(group * amax * num(cmax) > chunk_lim, bool)
         row_bad |= np.asarray(group * num(rmax) * bmax > chunk_lim, bool)
-    r_idx = np.flatnonzero(row_bad)
-    c_idx = np.flatnonzero(col_bad)
-    if r_idx.size == 0 or c_idx.size == 0:
-        return r_idx, c_idx, np.zeros((r_idx.size, c_idx.size), bool)
-    # Stage 2: exact S on the submatrix where it can be computed exactly, else rank-one bounds.
+    return np.flatnonzero(row_bad), np.flatnonzero(col_bad), rmax, rsum, cmax, csum, amax, bmax, babs
+
+
+def _stage2(A: np.ndarray, B: np.ndarray, bias64: np.ndarray, pmax: int, acc_lim: int, chunk_lim: int | None,
+            group: int, st: tuple, t_sub: np.ndarray | None) -> np.ndarray:
+    """Stage 2 of :func:`_suspects` on the rows x columns stage 1 left: ``sub``. ``t_sub`` (optional):
+    the exact int64 ``bias + A @ B`` on those rows x columns."""
+    r_idx, c_idx, rmax, rsum, cmax, csum, amax, bmax, babs = st
+    N = B.shape[1]
     sub_b = babs[c_idx]
-    exact = _abs_product(A if r_idx.size == A.shape[0] else A[r_idx], B if c_idx.size == N else B[:, c_idx], pmax)
-    if exact is None:
-        r_o, c_o = rmax[r_idx].astype(object), cmax[c_idx].astype(object)
-        bound = np.minimum(np.outer(r_o, csum[c_idx].astype(object)), np.outer(rsum[r_idx].astype(object), c_o))
-        sub = (bound + sub_b[None, :] > acc_lim).astype(bool)
+    sub = np.ones((r_idx.size, c_idx.size), bool)
+    rr, cc = np.arange(r_idx.size), np.arange(c_idx.size)  # the part of the submatrix stage 2 computes
+    if t_sub is not None and acc_lim < 2**62 and pmax * A.shape[1] + _abs_max(bias64) < 2**62:
+        # |bias_j| + S_ij <= acc_lim needs |bias_j| + |T_ij - bias_j| <= acc_lim (S_ij >= |T_ij - bias_j|),
+        # and min(rank1, S_ij) <= chunk_lim needs min(rank1, |T_ij - bias_j|) <= chunk_lim
+        d = np.abs(t_sub - bias64[c_idx][None, :])
+        cand = d <= (acc_lim - sub_b.astype(np.int64))[None, :]
         if chunk_lim is not None:
-            sub |= (np.minimum(group * np.outer(r_o, c_o), bound) > chunk_lim).astype(bool)
+            cand &= np.minimum(group * np.outer(rmax[r_idx], cmax[c_idx]), d) <= chunk_lim
+        rr, cc = np.flatnonzero(cand.any(axis=1)), np.flatnonzero(cand.any(axis=0))
+        if rr.size == 0:
+            return sub
+    r_sel, c_sel = r_idx[rr], c_idx[cc]
+    # exact S on the submatrix where it can be computed exactly, else rank-one bounds
+    exact = _abs_product(A if r_sel.size == A.shape[0] else A[r_sel], B if c_sel.size == N else B[:, c_sel], pmax,
+                         amax, bmax)
+    sb = sub_b[cc]
+    if exact is None:
+        r_o, c_o = rmax[r_sel].astype(object), cmax[c_sel].astype(object)
+        bound = np.minimum(np.outer(r_o, csum[c_sel].astype(object)), np.outer(rsum[r_sel].astype(object), c_o))
+        part = (bound + sb[None, :] > acc_lim).astype(bool)
+        if chunk_lim is not None:
+            part |= (np.minimum(group * np.outer(r_o, c_o), bound) > chunk_lim).astype(bool)
     else:
         if acc_lim >= 2**62:
-            sub = (exact.astype(object) + sub_b[None, :] > acc_lim).astype(bool)
+            part = (exact.astype(object) + sb[None, :] > acc_lim).astype(bool)
         else:
-            sub = exact > (acc_lim - sub_b.astype(np.int64))[None, :]
+            part = exact > (acc_lim - sb.astype(np.int64))[None, :]
         if chunk_lim is not None:
-            rank1 = group * np.outer(rmax[r_idx], cmax[c_idx])  # < 2**62 here (exact path taken)
-            sub |= np.minimum(rank1, exact) > chunk_lim
-    return r_idx, c_idx, sub
+            rank1 = group * np.outer(rmax[r_sel], cmax[c_sel])  # < 2**62 here (exact path taken)
+            part |= np.minimum(rank1, exact) > chunk_lim
+    sub[np.ix_(rr, cc)] = part
+    return sub
 
 
 def _stage_overflows(res: np.ndarray, mask: np.ndarray, rows: np.ndarray, cols: np.ndarray,

@@ -413,7 +413,7 @@ _EXIT_BLOCK = 64
 
 
 @njit(cache=True, nogil=True)
-def _scan_first(A, BT, bias, rows, cols, total, kp, block_bound, res, s0, s1):
+def _scan_first(A, BT, bias, rows, cols, total, kp, block_bound, res, out, out_pos, s0, s1):
     """k_chunk = 1, exact tree, narrow arithmetic, policy wrap or raise: for the outputs s0 to s1 - 1,
     the first add whose result leaves the accumulator (its k and value) and the final register.
 
@@ -422,7 +422,8 @@ def _scan_first(A, BT, bias, rows, cols, total, kp, block_bound, res, s0, s1):
     wrap every later add is taken modulo 2**acc_bits, so the final register is ``total[s]`` (the exact
     ``bias[j] + A[i] @ BT[j]``) wrapped. The scan goes block by block (:data:`_EXIT_BLOCK` k): a block
     whose prefix sums provably stay inside (the register at its start at least ``block_bound`` = the
-    block length times max |A[i,k] B[k,j]| away from both limits) is added as one dot product."""
+    block length times max |A[i,k] B[k,j]| away from both limits) is added as one dot product.
+    The final register of output s also goes to out[out_pos[s]] (out: the flat result, when not empty)."""
     K = A.shape[1]
     lo, hi = _lims(kp[P_ACC_BITS])
     bits = kp[P_ACC_BITS]
@@ -452,21 +453,29 @@ def _scan_first(A, BT, bias, rows, cols, total, kp, block_bound, res, s0, s1):
         _clear(res, s)
         if fk >= 0:
             _first(res, s, R_ACC_K, fk, _sign(fv), fv)
-        _finish(res, s, _wrap64(total[s], bits) if bits < 64 else total[s], -1, fk)
+        final = _wrap64(total[s], bits) if bits < 64 else total[s]
+        _finish(res, s, final, -1, fk)
+        if out.size:
+            out[out_pos[s]] = final
 
 
 def scan_first(A: np.ndarray, Bc: np.ndarray, bias: np.ndarray, rows: np.ndarray, cols: np.ndarray,
-               total: np.ndarray, kp: np.ndarray, pmax: int) -> np.ndarray:
+               total: np.ndarray, kp: np.ndarray, pmax: int, out: np.ndarray | None = None,
+               out_pos: np.ndarray | None = None) -> np.ndarray:
     """:func:`scan` for k_chunk = 1, an exact tree, narrow arithmetic and policy wrap or raise, given
     ``total[s]``, the exact ``bias + A @ Bc`` of output s (see :func:`_scan_first`); ``pmax`` bounds
-    every |A[i,k] Bc[k,j]|. Outputs in parallel chunks (any order: each is independent)."""
+    every |A[i,k] Bc[k,j]|. Outputs in parallel chunks (any order: each is independent). With ``out``
+    (a 1-D int64 view of the result) and ``out_pos``, output s's final register is also written to
+    ``out[out_pos[s]]``."""
     S = rows.size
     res = np.empty((N_RESULT, S), np.int64)
     BT = np.ascontiguousarray(Bc.T)
     A = np.ascontiguousarray(A)
     bound = min(_EXIT_BLOCK * pmax, 2**62)
-    run_chunks(lambda s0, s1: _scan_first(A, BT, bias, rows, cols, total, kp, bound, res, s0, s1), S,
-              _SCAN_WEIGHT * S * A.shape[1])
+    if out is None or out_pos is None:
+        out, out_pos = np.empty(0, np.int64), np.empty(0, np.int64)
+    run_chunks(lambda s0, s1: _scan_first(A, BT, bias, rows, cols, total, kp, bound, res, out, out_pos, s0, s1),
+               S, _SCAN_WEIGHT * S * A.shape[1])
     return res
 
 
@@ -527,7 +536,7 @@ def warm_up() -> None:
          False)  # rows
     scan(A, B, bias, rows, cols, scan_params(2, 6, "saturate", 8, "wrap"), False)  # narrow, adder tree
     scan(A, B, bias, rows, cols, scan_params(2, 6, "saturate", 8, "wrap"), True)  # wide
-    for dt in (np.int16, np.int64):  # first-exit scan, both operand copies
+    for dt in (np.int8, np.int16, np.int64):  # first-exit scan: int8 operands as they are, both copies
         scan_first(A.astype(dt), B.astype(dt), bias, rows, cols, (A @ B)[rows, cols],
                    scan_params(1, 0, "wrap", 8, "wrap"), 64)
     abs_stats(A.astype(np.int8), 0)
