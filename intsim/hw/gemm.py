@@ -456,7 +456,8 @@ def _spot_check(A: np.ndarray, B: np.ndarray, values: np.ndarray, suspect: tuple
 
 
 def _are_suspects(suspect: tuple, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """For each output (rows[t], cols[t]): is it in doubt (see :func:`_suspects`)? Vectorized."""
+    """For each output (rows[t], cols[t]): is it in doubt (``suspect`` = (r_idx, c_idx, sub), see
+    :func:`_stage1`)? Vectorized."""
     r_idx, c_idx, sub = suspect
     if r_idx.size == 0 or c_idx.size == 0:
         return np.zeros(rows.size, bool)
@@ -885,32 +886,18 @@ def _row_col_abs(X: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     return ax.max(axis=axis).astype(np.int64), ax.sum(axis=axis, dtype=np.int64)
 
 
-def _suspects(A: np.ndarray, B: np.ndarray, bias64: np.ndarray, pmax: int, acc_lim: int,
-              chunk_lim: int | None, group: int, totals: np.ndarray | None = None
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Outputs whose overflow-freedom cannot be proved: ``(r_idx, c_idx, sub)``, the outputs
-    ``(r_idx[a], c_idx[b])`` where ``sub[a, b]`` (sorted row and column indices).
+def _stage1(A: np.ndarray, B: np.ndarray, bias64: np.ndarray, acc_lim: int, chunk_lim: int | None,
+            group: int) -> tuple:
+    """Stage 1 of the overflow proof: the rows and columns whose bounds do not clear them, and the
+    statistics stage 2 (:func:`_stage2`) uses.
 
     Every partial sum of output (i, j) is bounded by |bias_j| + S_ij with
     S_ij = sum_k |A[i,k]| |B[k,j]| <= min(rmax_i * csum_j, rsum_i * cmax_j), and every
     adder-tree sum by min(group * rmax_i * cmax_j, S_ij). Stage 1 clears whole rows and
-    columns with these bounds; stage 2 takes the exact S on the rows x columns left.
-    ``totals`` (optional): the exact int64 ``bias + A @ B``; since S_ij >= |A[i] @ B[:, j]|, stage 2
-    then computes S only on the rows and columns holding an output that it could clear.
+    columns with these bounds; stage 2 takes the exact S on the rows x columns left, giving the
+    outputs in doubt ``(r_idx, c_idx, sub)``: ``(r_idx[a], c_idx[b])`` where ``sub[a, b]``.
     Python ints / int64 only: no rounding in any bound.
     """
-    st = _stage1(A, B, bias64, acc_lim, chunk_lim, group)
-    r_idx, c_idx = st[0], st[1]
-    if r_idx.size == 0 or c_idx.size == 0:
-        return r_idx, c_idx, np.zeros((r_idx.size, c_idx.size), bool)
-    t_sub = None if totals is None else totals[np.ix_(r_idx, c_idx)]
-    return r_idx, c_idx, _stage2(A, B, bias64, pmax, acc_lim, chunk_lim, group, st, t_sub)
-
-
-def _stage1(A: np.ndarray, B: np.ndarray, bias64: np.ndarray, acc_lim: int, chunk_lim: int | None,
-            group: int) -> tuple:
-    """Stage 1 of :func:`_suspects`: the rows and columns whose bounds do not clear them, and the
-    statistics stage 2 uses."""
     rmax, rsum = _row_col_abs(A, 1)
     cmax, csum = _row_col_abs(B, 0)
     amax, bmax = int(rmax.max()), int(cmax.max())
@@ -934,8 +921,10 @@ def _stage1(A: np.ndarray, B: np.ndarray, bias64: np.ndarray, acc_lim: int, chun
 
 def _stage2(A: np.ndarray, B: np.ndarray, bias64: np.ndarray, pmax: int, acc_lim: int, chunk_lim: int | None,
             group: int, st: tuple, t_sub: np.ndarray | None) -> np.ndarray:
-    """Stage 2 of :func:`_suspects` on the rows x columns stage 1 left: ``sub``. ``t_sub`` (optional):
-    the exact int64 ``bias + A @ B`` on those rows x columns."""
+    """Stage 2 of the overflow proof (see :func:`_stage1`) on the rows x columns stage 1 left: ``sub``.
+    ``t_sub`` (optional): the exact int64 ``bias + A @ B`` on those rows x columns; since
+    S_ij >= |A[i] @ B[:, j]|, S is then computed only on the rows and columns holding an output it
+    could clear."""
     r_idx, c_idx, rmax, rsum, cmax, csum, amax, bmax, babs = st
     N = B.shape[1]
     sub_b = babs[c_idx]
