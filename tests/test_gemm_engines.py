@@ -46,6 +46,16 @@ def oracle_check(A, B, dp, bias=None, engine=None):
     return r
 
 
+def assert_engine_exact(engine, A, B, dp):
+    """matmul(A, B, dp) with ``engine`` forced equals the int64 product, computed by that engine
+    whenever it can serve the operands; returns the result."""
+    with gemm_engine(engine):
+        r = matmul(A, B, dp)
+    assert np.array_equal(r.values, A.astype(np.int64) @ B.astype(np.int64))
+    assert_method(r, engine, A, B)
+    return r
+
+
 def assert_method(r, engine, A, B):
     """The forced engine computed the cleared outputs whenever it can serve the operands."""
     if r.method == "none":
@@ -105,10 +115,7 @@ def test_forced_engine_int8_shapes(engine, seed, M, K, N):
     rng = np.random.default_rng(seed)
     A = rng.integers(-128, 128, (M, K), dtype=np.int8)
     B = rng.integers(-128, 128, (K, N), dtype=np.int8)
-    with gemm_engine(engine):
-        r = matmul(A, B, Datapath(acc_bits=64))
-    assert np.array_equal(r.values, A.astype(np.int64) @ B.astype(np.int64))
-    assert_method(r, engine, A, B)
+    assert_engine_exact(engine, A, B, Datapath(acc_bits=64))
 
 
 @pytest.mark.parametrize("engine", ENGINE_PARAMS)
@@ -158,10 +165,7 @@ def test_every_sign_combination(engine, a_signed, b_signed):
         B = rng.integers(tb.min, tb.max + 1, (K, N)).astype(tb.dtype)
         A[0], A[-1] = ta.min, ta.max
         B[:, 0], B[:, -1] = tb.min, tb.max
-        with gemm_engine(engine):
-            r = matmul(A, B, Datapath(a=ta, b=tb, acc_bits=32))
-        assert np.array_equal(r.values, A.astype(np.int64) @ B.astype(np.int64))
-        assert_method(r, engine, A, B)
+        assert_engine_exact(engine, A, B, Datapath(a=ta, b=tb, acc_bits=32))
 
 
 @pytest.mark.parametrize("engine", ENGINE_PARAMS)
@@ -172,17 +176,14 @@ def test_row_strided_operands(engine):
     wide = rng.integers(-128, 128, (77, 300), dtype=np.int8)
     for A in (wide[:, 10:138], wide[3:70, 100:292], wide[::2, :64]):
         B = rng.integers(-128, 128, (A.shape[1], 45), dtype=np.int8)
-        with gemm_engine(engine):
-            r = matmul(A, B, Datapath(acc_bits=32))
-        assert np.array_equal(r.values, A.astype(np.int64) @ B.astype(np.int64))
-        assert_method(r, engine, A, B)
+        assert_engine_exact(engine, A, B, Datapath(acc_bits=32))
 
 
 @pytest.mark.parametrize("engine", ENGINE_PARAMS)
 def test_unsigned_times_unsigned_past_its_int32_block(engine):
-    """255 * 255 products: 32768 of them fit an int32 lane, 33026 do not (AMX's unsigned x unsigned
-    blocks are 32768 k); K = 2 * 32768 + 64 + 5 gives full blocks, a block of 64 and a partial one."""
-    K = 2 * 32768 + 69
+    """255 * 255 products: 33025 of them fit an int32 lane, 33026 do not (AMX's unsigned x unsigned
+    blocks are 33024 k); K = 2 * 33024 + 69: two full blocks and a partial one."""
+    K = 2 * 33024 + 69
     A = np.full((33, K), 255, np.uint8)
     A[1, ::3] = 0
     B = np.full((K, 3), 255, np.uint8)

@@ -235,6 +235,18 @@ def test_unpack_both_matches_the_reference(AB, b, admit):
     assert lists(r.b) == Be
 
 
+def test_both_grows_its_buffers_past_their_spare_lines():
+    """40-bit entries at 2 bits need about 40 splits of a row or column each: more new lines than
+    UnpackBoth's buffers keep spare (16 for small matrices), so they grow; the result is the oracle's."""
+    A = np.array([[2**40 - 3, -(2**39) + 5, 7], [1, 2**38 + 1, -(2**40)]], np.int64)
+    B = np.array([[3, -1], [2**20, 5], [-7, 2**30]], np.int64)
+    Au, Be, p_idx, p_sc, sc = both_oracle(lists(A), lists(B), 2, False)
+    r = unpack_both(A, B, 2)
+    assert len(Au) > 16 + A.shape[0] or len(sc) > 16 + A.shape[1]
+    assert lists(r.a) == Au and lists(r.b) == Be and r.index.tolist() == p_idx
+    assert scales_of(r.row_shifts) == p_sc and scales_of(r.shifts) == sc
+
+
 @given(gemm_operands(max_bits=16), st.integers(2, 8), st.sampled_from(STRATEGIES), st.booleans())
 def test_single_operand_unpacking_is_exact_and_in_range(AB, b, strategy, admit):
     A, B = AB

@@ -437,7 +437,7 @@ def _spot_check(A: np.ndarray, B: np.ndarray, values: np.ndarray, suspect: tuple
     n_rows = 2 * _SPOT_CHECKS
     rows = (np.arange(n_rows, dtype=np.int64) * (M - 1)) // max(n_rows - 1, 1)
     rows = rows.reshape(-1, 4).T.reshape(-1)  # every 4th first: the first few already span A's rows
-    rr, cc = np.repeat(rows, cols.size), np.tile(cols, rows.size)  # the first few span A's rows
+    rr, cc = np.repeat(rows, cols.size), np.tile(cols, rows.size)
     if suspect is not None:
         keep = ~_are_suspects(suspect, rr, cc)
         rr, cc = rr[keep], cc[keep]

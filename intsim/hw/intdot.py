@@ -41,8 +41,8 @@ Exactness, by construction
   :data:`K_BLOCK` = 65536 consecutive k is a sum of at most 65536 products in
   [-32640, 32385], so every partial sum lies in [-2139095040, 2122383360], inside int32: the
   lane never wraps. On AMX the products of signed x signed bytes lie in [-16256, 16384] (the
-  same block), those of unsigned x unsigned bytes in [0, 65025]: their blocks are 32768 k
-  (32768 * 65025 = 2130739200 <= 2**31 - 1). Longer K is split into such blocks and the block
+  same block), those of unsigned x unsigned bytes in [0, 65025]: their blocks are 33024 k
+  (a multiple of 64; 33024 * 65025 = 2147385600 <= 2**31 - 1). Longer K is split into such blocks and the block
   results are added in int64 (the first block's int64 results are written with non-temporal
   stores).
 * Padding: K is padded to a multiple of 4 (64 for AMX), and M and N to whole tiles, with zero
@@ -185,6 +185,31 @@ def _amx_permitted() -> bool:
 # The micro-kernel: one MR x NR int32 tile, C += Au_panel @ Bs_panel, in LLVM IR
 # ---------------------------------------------------------------------------------------------
 
+def _loop_begin(builder, n, name: str):
+    """Open the counted loop ``for k in range(n)`` in LLVM IR (skipped when n <= 0): returns
+    (k, pre, loop, done), the builder inside the loop body; close it with :func:`_loop_end`."""
+    i64 = ir.IntType(64)
+    pre = builder.block
+    loop = builder.append_basic_block(f"{name}_loop")
+    done = builder.append_basic_block(f"{name}_done")
+    builder.cbranch(builder.icmp_signed(">", n, ir.Constant(i64, 0)), loop, done)
+    builder.position_at_end(loop)
+    k = builder.phi(i64)
+    k.add_incoming(ir.Constant(i64, 0), pre)
+    return k, pre, loop, done
+
+
+def _loop_end(builder, k, n, loop, done):
+    """Close the loop of :func:`_loop_begin`: k + 1, back to the body while below n; the builder
+    continues after the loop. Returns the block the back edge leaves from (for the body's phis)."""
+    k_next = builder.add(k, ir.Constant(ir.IntType(64), 1))
+    end = builder.block
+    k.add_incoming(k_next, end)
+    builder.cbranch(builder.icmp_signed("<", k_next, n), loop, done)
+    builder.position_at_end(done)
+    return end
+
+
 def _make_ukernel(lanes: int, mr: int, nv: int):
     """An intrinsic ``uk(a_addr, lda, b_addr, c_addr, k4, ldc)``: for k4 steps, the int32 tile at c_addr
     (row stride ldc elements, mr rows, nv*lanes columns) += A times the packed B panel, one VPDPBUSD per
@@ -219,13 +244,7 @@ def _make_ukernel(lanes: int, mr: int, nv: int):
                     off = builder.add(builder.mul(ld, ir.Constant(i64, r)), ir.Constant(i64, v * lanes))
                     ptr = builder.bitcast(builder.gep(c_p, [off], source_etype=i32), pvec)
                     accs0.append(builder.load(ptr, align=4, typ=vec))
-            pre = builder.block
-            loop = builder.append_basic_block("vnni_loop")
-            done = builder.append_basic_block("vnni_done")
-            builder.cbranch(builder.icmp_signed(">", n4, ir.Constant(i64, 0)), loop, done)
-            builder.position_at_end(loop)
-            k = builder.phi(i64)
-            k.add_incoming(ir.Constant(i64, 0), pre)
+            k, pre, loop, done = _loop_begin(builder, n4, "vnni")
             phis = []
             for a0 in accs0:
                 p = builder.phi(vec)
@@ -243,13 +262,9 @@ def _make_ukernel(lanes: int, mr: int, nv: int):
                                                ir.Constant(vec, ir.Undefined), zero_mask)
                 for v in range(nv):
                     new.append(builder.call(fn, [phis[r * nv + v], splat, bvs[v]]))
-            k_next = builder.add(k, ir.Constant(i64, 1))
-            end = builder.block
-            k.add_incoming(k_next, end)
+            end = _loop_end(builder, k, n4, loop, done)
             for p, nval in zip(phis, new, strict=True):
                 p.add_incoming(nval, end)
-            builder.cbranch(builder.icmp_signed("<", k_next, n4), loop, done)
-            builder.position_at_end(done)
             outs = []
             for idx, a0 in enumerate(accs0):
                 ph = builder.phi(vec)
@@ -326,7 +341,8 @@ def _amx_k_block(kind: tuple[str, str]) -> int:
     """The longest K block (a multiple of 64) whose int32 tile elements cannot wrap with operands of
     ``kind``: every product lies in [pmin, pmax] (u x u: [0, 65025]; s x s: [-16256, 16384]; u x s and
     s x u: [-32640, 32385]), so a sum of n products stays inside int32 while n * max(|pmin|, pmax) is
-    at most 2**31 - 1: 32768 k for u x u, K_BLOCK = 65536 k otherwise."""
+    at most 2**31 - 1, rounded down to a multiple of 64: 33024 k for u x u, K_BLOCK = 65536 k
+    otherwise."""
     lo = {"u": (0, 255), "s": (-128, 127)}
     (a0, a1), (b0, b1) = lo[kind[0]], lo[kind[1]]
     worst = max(abs(x * y) for x in (a0, a1) for y in (b0, b1))
@@ -366,13 +382,7 @@ def _make_amx_block(dot_name: str):
             for t in range(4):
                 builder.call(zero, [tile(t)])
             b1 = builder.add(b_i, bq_i)
-            pre = builder.block
-            loop = builder.append_basic_block("amx_loop")
-            done = builder.append_basic_block("amx_done")
-            builder.cbranch(builder.icmp_signed(">", n, ir.Constant(i64, 0)), loop, done)
-            builder.position_at_end(loop)
-            k = builder.phi(i64)
-            k.add_incoming(ir.Constant(i64, 0), pre)
+            k, _, loop, done = _loop_begin(builder, n, "amx")
             ka = builder.mul(k, astep)
             kb = builder.mul(k, ir.Constant(i64, 16 * _AMX_KB))
             row64 = ir.Constant(i64, 64)
@@ -384,10 +394,7 @@ def _make_amx_block(dot_name: str):
             builder.call(load, [tile(5), ptr(builder.add(a1_i, ka)), lda_i])
             builder.call(dot, [tile(2), tile(5), tile(6)])
             builder.call(dot, [tile(3), tile(5), tile(7)])
-            k_next = builder.add(k, ir.Constant(i64, 1))
-            k.add_incoming(k_next, builder.block)
-            builder.cbranch(builder.icmp_signed("<", k_next, n), loop, done)
-            builder.position_at_end(done)
+            _loop_end(builder, k, n, loop, done)
             c1 = builder.add(c_i, builder.mul(ldc_i, ir.Constant(i64, 16)))
             for t, base, off in ((0, c_i, 0), (1, c_i, 64), (2, c1, 0), (3, c1, 64)):
                 builder.call(store, [tile(t), ptr(builder.add(base, ir.Constant(i64, off))), ldc_i])
@@ -603,15 +610,9 @@ def _nt_row(typingctx, c_addr, o_addr, t_addr, ri, n8):
         c_i, o_i, t_i, ri, n = args
         i32, i64 = ir.IntType(32), ir.IntType(64)
         v32, v64 = ir.VectorType(i32, 8), ir.VectorType(i64, 8)
-        pre = builder.block
-        loop = builder.append_basic_block("nt_loop")
-        done = builder.append_basic_block("nt_done")
         splat = builder.shuffle_vector(builder.insert_element(ir.Constant(v64, ir.Undefined), ri, ir.Constant(i32, 0)),
                                        ir.Constant(v64, ir.Undefined), ir.Constant(ir.VectorType(i32, 8), [0] * 8))
-        builder.cbranch(builder.icmp_signed(">", n, ir.Constant(i64, 0)), loop, done)
-        builder.position_at_end(loop)
-        k = builder.phi(i64)
-        k.add_incoming(ir.Constant(i64, 0), pre)
+        k, _, loop, done = _loop_begin(builder, n, "nt")
         cv = builder.load(builder.inttoptr(builder.add(c_i, builder.mul(k, ir.Constant(i64, 32))), ir.PointerType(v32)),
                           align=32, typ=v32)
         tv = builder.load(builder.inttoptr(builder.add(t_i, builder.mul(k, ir.Constant(i64, 64))), ir.PointerType(v64)),
@@ -620,10 +621,7 @@ def _nt_row(typingctx, c_addr, o_addr, t_addr, ri, n8):
         st = builder.store(val, builder.inttoptr(builder.add(o_i, builder.mul(k, ir.Constant(i64, 64))),
                                                  ir.PointerType(v64)), align=64)
         st.set_metadata("nontemporal", builder.module.add_metadata([ir.Constant(i32, 1)]))
-        k_next = builder.add(k, ir.Constant(i64, 1))
-        k.add_incoming(k_next, builder.block)
-        builder.cbranch(builder.icmp_signed("<", k_next, n), loop, done)
-        builder.position_at_end(done)
+        _loop_end(builder, k, n, loop, done)
         return context.get_dummy_value()
 
     return sig, codegen
