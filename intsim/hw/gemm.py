@@ -54,6 +54,7 @@ from ..core.opcounts import OpCounts
 from ..regs.registers import RegisterEvent
 from . import gemm_kernels as kern
 from . import intdot
+from .chunks import run_chunks
 from .datapath import Datapath, as_datapath
 
 __all__ = ["GemmResult", "matmul", "gemm_ops", "trace_output"]
@@ -62,6 +63,9 @@ _F32_EXACT = 1 << 24
 _F64_EXACT = 1 << 53
 _MIN_F32_BLOCK = 256
 _SPOT_CHECKS = 8
+#: A pass over one operand entry costs about as much as this many engine MACs (the thread pool's work
+#: estimate: operands of a million entries or more are read by two threads).
+_PASS_WEIGHT = 64
 _TREE_COUNT_BLOCK = 1 << 22  # elements per block of adder-tree sums when counting their overflows
 
 keep_heap()  # freed GEMM outputs stay in the heap for the next ones (see intsim.core.heap)
@@ -898,8 +902,14 @@ def _stage1(A: np.ndarray, B: np.ndarray, bias64: np.ndarray, acc_lim: int, chun
     outputs in doubt ``(r_idx, c_idx, sub)``: ``(r_idx[a], c_idx[b])`` where ``sub[a, b]``.
     Python ints / int64 only: no rounding in any bound.
     """
-    rmax, rsum = _row_col_abs(A, 1)
-    cmax, csum = _row_col_abs(B, 0)
+    stats: list = [None, None]
+
+    def pass_over(i0: int, i1: int) -> None:  # A's rows and B's columns, one operand per thread
+        for i in range(i0, i1):
+            stats[i] = _row_col_abs(A, 1) if i == 0 else _row_col_abs(B, 0)
+
+    run_chunks(pass_over, 2, _PASS_WEIGHT * (A.size + B.size))
+    (rmax, rsum), (cmax, csum) = stats
     amax, bmax = int(rmax.max()), int(cmax.max())
     bias_max = _abs_max(bias64)
     # Stage 1: a column is safe if amax * csum_j + |bias_j| fits; a row if rsum_i * bmax + max|bias| fits.

@@ -108,17 +108,17 @@ def k_both(X0, row_shift0, col_shift0, dg):
     X = np.empty((cap_r, cap_c), np.int64)
     rc = np.zeros(cap_r, np.int64)
     cc = np.zeros(cap_c, np.int64)
-    for i in range(m):
-        x0 = X0[i]
-        x = X[i]
-        t = 0
-        for j in range(n):
-            v = x0[j]
-            x[j] = v
-            bad = 1 if (v < lo or v > hi) else 0
-            t += bad
-            cc[j] += bad
-        rc[i] = t
+    for i0 in range(0, m, 64):  # in 64 x 64 tiles: X0 may be a transposed view
+        for j0 in range(0, n, 64):
+            for i in range(i0, min(m, i0 + 64)):
+                t = 0
+                for j in range(j0, min(n, j0 + 64)):
+                    v = X0[i, j]
+                    X[i, j] = v
+                    bad = 1 if (v < lo or v > hi) else 0
+                    t += bad
+                    cc[j] += bad
+                rc[i] += t
     rsrc = np.zeros(cap_r, np.int64)
     rsh = np.zeros(cap_r, np.int64)
     csrc = np.zeros(cap_c, np.int64)
@@ -205,15 +205,20 @@ def k_plan_build(X, a, c, row_pos, col_pos, dg, out):
     Own line i, inner line k; digit j of the entry goes to own copy p = min(j, a[i]-1)
     and inner copy j - p (``row_pos``/``col_pos``: the position of each copy, sum(a) own and
     sum(c) inner lines in all). ``dg[D_TRANSPOSED]``: X is (inner x own) and so is the output.
-    ``out``: zeros of the output's shape, any integer dtype that holds every digit.
+    ``out``: zeros of the output's shape, any integer dtype that holds every digit. The first copy of
+    every line is the line itself (``row_pos[i, 0] = i``, ``col_pos[k, 0] = k``: originals first), so
+    an entry's lowest digit stays at its own place.
     """
     sb, lo, hi = dg[D_SHIFT], dg[D_LO], dg[D_HI]
     transposed = dg[D_TRANSPOSED] != 0
     mask = (np.int64(1) << sb) - 1
     for r in range(X.shape[0]):
+        xr = X[r]
+        orow = out[r]
         for q in range(X.shape[1]):
-            x = X[r, q]
-            if x == 0:
+            x = xr[q]
+            if lo <= x <= hi:  # one digit: the entry itself, at (r, q) (row_pos[i, 0] = i, col_pos[k, 0] = k)
+                orow[q] = x
                 continue
             i, k = (q, r) if transposed else (r, q)
             ai = a[i]

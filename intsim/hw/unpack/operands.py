@@ -465,5 +465,7 @@ def unpack_pair(A: np.ndarray, B: np.ndarray, strategy_a: str, strategy_b: str, 
         sideB = unpack_operand(B1, 1, strategy_b, sideA.inner_shift, sbb, lo_b, hi_b)
     mat_a = sideA.mat.astype(dtype_a, copy=False)
     A2 = mat_a if sideB.inner_src is None else mat_a[:, sideB.inner_src]
-    return UnpackedPair(A2, sideB.mat.astype(dtype_b, copy=False), sideA.own_src, sideA.own_shift, sideB.own_src,
-                        sideB.own_shift, sideB.inner_shift)
+    B2 = sideB.mat.astype(dtype_b, copy=False)
+    if np.dtype(dtype_b).itemsize < 8:  # narrowed for a GEMM: row-major, as the GEMM engines read it
+        A2, B2 = np.ascontiguousarray(A2), np.ascontiguousarray(B2)
+    return UnpackedPair(A2, B2, sideA.own_src, sideA.own_shift, sideB.own_src, sideB.own_shift, sideB.inner_shift)
