@@ -11,7 +11,8 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 quantization = pytest.importorskip("onnxruntime.quantization")
 
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx import TensorProto, helper  # noqa: E402
+from onnx_models import calibration_reader, random_feeds, save_graph  # noqa: E402
 
 from intsim.apps.cli import main as cli_main  # noqa: E402
 from intsim.core.errors import ConfigError  # noqa: E402
@@ -23,14 +24,6 @@ from intsim.onnx.check import run_ort  # noqa: E402
 from intsim.onnx.whatif import optimized_model  # noqa: E402
 
 D, H = 20, 36
-
-
-def _save(path, nodes, inputs, outputs, inits):
-    g = helper.make_graph(nodes, path.stem, inputs, outputs, [numpy_helper.from_array(a, n) for n, a in inits.items()])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 8
-    onnx.save(m, str(path))
-    return path
 
 
 def _model(path):
@@ -46,17 +39,12 @@ def _model(path):
              helper.make_node("MatMul", ["s", "v"], ["c"], name="context"),
              helper.make_node("Relu", ["c"], ["r"], name="relu"),
              helper.make_node("MatMul", ["r", "W1"], ["y"], name="ffn")]
-    return _save(path, nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "T", D])],
+    return save_graph(path, nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "T", D])],
                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", "T", H])], inits)
 
 
-class _Reader(quantization.CalibrationDataReader):
-    def __init__(self):
-        rng = np.random.default_rng(99)
-        self._it = iter([{"x": rng.standard_normal((2, 5, D)).astype(np.float32)} for _ in range(6)])
-
-    def get_next(self):
-        return next(self._it, None)
+def _calibration():
+    return calibration_reader(random_feeds((2, 5, D), 6, 99))
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +55,7 @@ def models(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("from_onnx")
     fp = _model(tmp / "float.onnx")
     static = tmp / "static.onnx"
-    quantization.quantize_static(str(fp), str(static), _Reader(), quant_format=quantization.QuantFormat.QOperator,
+    quantization.quantize_static(str(fp), str(static), _calibration(), quant_format=quantization.QuantFormat.QOperator,
                                  weight_type=quantization.QuantType.QInt8, per_channel=True)
     dyn = tmp / "dynamic.onnx"
     quantization.quantize_dynamic(str(fp), str(dyn), weight_type=quantization.QuantType.QInt8)

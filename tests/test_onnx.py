@@ -10,6 +10,7 @@ ort = pytest.importorskip("onnxruntime")
 quantization = pytest.importorskip("onnxruntime.quantization")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx_models import calibration_reader, random_feeds, save_graph  # noqa: E402
 
 from intsim import Datapath, IntType, OperandRangeError  # noqa: E402
 from intsim.core.errors import ConfigError, DTypeError, FileFormatError, ShapeError  # noqa: E402
@@ -26,12 +27,7 @@ D, H, O = 24, 40, 12  # MLP widths (not multiples of the SIMD widths: the kernel
 
 
 def _save(tmp, name, nodes, inputs, outputs, inits, opset=17):
-    g = helper.make_graph(nodes, name, inputs, outputs, [numpy_helper.from_array(a, n) for n, a in inits.items()])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
-    m.ir_version = 8
-    path = tmp / f"{name}.onnx"
-    onnx.save(m, str(path))
-    return path
+    return save_graph(tmp / f"{name}.onnx", nodes, inputs, outputs, inits, opset=opset)
 
 
 def _mlp(tmp):
@@ -69,15 +65,9 @@ def _attention(tmp):
                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", "T", E])], inits)
 
 
-class _Reader(quantization.CalibrationDataReader):
+def _calibration(shape):
     """Calibration feeds from a seed of their own (the test feeds use other seeds)."""
-
-    def __init__(self, shape):
-        rng = np.random.default_rng(1000)
-        self._it = iter([{"x": rng.standard_normal(shape).astype(np.float32)} for _ in range(8)])
-
-    def get_next(self):
-        return next(self._it, None)
+    return calibration_reader(random_feeds(shape, 8, 1000))
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +85,7 @@ def models(tmp_path_factory):
     for act in ("u8", "s8"):
         for pc in (False, True):
             p = tmp / f"mlp_static_{act}_{'pc' if pc else 'pt'}.onnx"
-            quantization.quantize_static(str(out["mlp"]), str(p), _Reader((4, D)),
+            quantization.quantize_static(str(out["mlp"]), str(p), _calibration((4, D)),
                                          quant_format=quantization.QuantFormat.QOperator,
                                          activation_type=Q.QUInt8 if act == "u8" else Q.QInt8,
                                          weight_type=Q.QInt8, per_channel=pc)
@@ -104,7 +94,7 @@ def models(tmp_path_factory):
     quantization.quantize_dynamic(str(out["attention"]), str(p), weight_type=Q.QInt8)
     out["attention_dyn_s8"] = p
     p = tmp / "attention_static_u8.onnx"
-    quantization.quantize_static(str(out["attention"]), str(p), _Reader((2, 6, 16)),
+    quantization.quantize_static(str(out["attention"]), str(p), _calibration((2, 6, 16)),
                                  quant_format=quantization.QuantFormat.QOperator, weight_type=Q.QInt8,
                                  op_types_to_quantize=["MatMul", "Add", "Mul"])  # QLinearSoftmax: not supported
     out["attention_static_u8"] = p

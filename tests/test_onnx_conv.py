@@ -13,6 +13,7 @@ ort = pytest.importorskip("onnxruntime")
 quantization = pytest.importorskip("onnxruntime.quantization")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx_models import calibration_reader, random_feeds, save_graph  # noqa: E402
 
 from intsim.core.errors import ShapeError  # noqa: E402
 from intsim.onnx import check_against_ort, load_model, run_model  # noqa: E402
@@ -25,15 +26,10 @@ def _model(tmp, name, node, feeds, inits, out_dtype, opset=19, rank=None):
     """One node; ``feeds`` become graph inputs, ``inits`` initializers; output ``y`` of the rank of
     the first feed (or ``rank``), its sizes symbolic."""
     rank = rank if rank is not None else next(iter(feeds.values())).ndim
-    g = helper.make_graph(
-        [node], name, [helper.make_tensor_value_info(k, _TP[v.dtype], list(v.shape)) for k, v in feeds.items()],
-        [helper.make_tensor_value_info("y", _TP[np.dtype(out_dtype)], [f"d{i}" for i in range(rank)])],
-        [numpy_helper.from_array(a, n) for n, a in inits.items()])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
-    m.ir_version = 9
-    path = tmp / f"{name}.onnx"
-    onnx.save(m, str(path))
-    return path
+    return save_graph(tmp / f"{name}.onnx", [node],
+                      [helper.make_tensor_value_info(k, _TP[v.dtype], list(v.shape)) for k, v in feeds.items()],
+                      [helper.make_tensor_value_info("y", _TP[np.dtype(out_dtype)], [f"d{i}" for i in range(rank)])],
+                      inits, opset=opset, ir_version=9)
 
 
 def _same(path, feeds, modes=("disabled", "enabled")):
@@ -274,13 +270,8 @@ def _cnn(path):
 
 def _save_cnn(path, nodes, inits, classes):
     """A float CNN graph x (N, 3, 8, 8) -> y (N, classes), opset 17, saved at ``path``."""
-    g = helper.make_graph(nodes, path.stem, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", classes])],
-                          [numpy_helper.from_array(a, n) for n, a in inits.items()])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 8
-    onnx.save(m, str(path))
-    return path
+    return save_graph(path, nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+                      [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", classes])], inits)
 
 
 def _cnn_pools(path):
@@ -301,13 +292,8 @@ def _cnn_pools(path):
     return _save_cnn(path, nodes, inits, 4)
 
 
-class _Reader(quantization.CalibrationDataReader):
-    def __init__(self):
-        rng = np.random.default_rng(1000)
-        self._it = iter([{"x": rng.standard_normal((2, 3, 8, 8)).astype(np.float32)} for _ in range(6)])
-
-    def get_next(self):
-        return next(self._it, None)
+def _calibration():
+    return calibration_reader(random_feeds((2, 3, 8, 8), 6, 1000))
 
 
 @pytest.fixture(scope="module")
@@ -326,7 +312,7 @@ def cnn_models(tmp_path_factory):
                                             ("qdq-s8", q.QuantFormat.QDQ, q.QuantType.QInt8, False),
                                             ("qdq-u8-per-channel", q.QuantFormat.QDQ, q.QuantType.QUInt8, True)]:
             out[arch, name] = tmp / f"{arch}-{name}.onnx"
-            q.quantize_static(str(fp), str(out[arch, name]), _Reader(), quant_format=fmt, activation_type=act,
+            q.quantize_static(str(fp), str(out[arch, name]), _calibration(), quant_format=fmt, activation_type=act,
                               weight_type=q.QuantType.QInt8, per_channel=per_channel)
         out[arch, "dynamic-u8"] = tmp / f"{arch}-dynamic.onnx"
         q.quantize_dynamic(str(fp), str(out[arch, "dynamic-u8"]), weight_type=q.QuantType.QUInt8)

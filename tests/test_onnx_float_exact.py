@@ -28,6 +28,7 @@ ort = pytest.importorskip("onnxruntime")
 from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx_models import save_graph  # noqa: E402
 
 from intsim.onnx import check_against_ort, mlas, run_model  # noqa: E402
 from intsim.onnx.sgemm import SGEMM_THREADS  # noqa: E402
@@ -428,14 +429,9 @@ def _decomposed_block(tmp, opset: int):
              n("ReduceMean", rm_in("d2"), ["var"], **axes), n("Add", ["var", "eps"], ["ve"]), n("Sqrt", ["ve"], ["sd"]),
              n("Div", ["d", "sd"], ["z"]), n("Mul", ["z", "gamma"], ["zg"]), n("Add", ["zg", "beta"], ["y"]),
              n("Mul", ["y", "scale"], ["s"]), n("Softmax", ["s"], ["p"], axis=-1)]
-    g = helper.make_graph(nodes, "block", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", "T", E])],
-                          [helper.make_tensor_value_info("p", TensorProto.FLOAT, ["B", "T", E])],
-                          [numpy_helper.from_array(a, k) for k, a in inits.items()])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
-    m.ir_version = 8
-    path = tmp / f"block{opset}.onnx"
-    onnx.save(m, str(path))
-    return path
+    return save_graph(tmp / f"block{opset}.onnx", nodes,
+                      [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", "T", E])],
+                      [helper.make_tensor_value_info("p", TensorProto.FLOAT, ["B", "T", E])], inits, opset=opset)
 
 
 @pytest.mark.parametrize("opset", [17, 18])

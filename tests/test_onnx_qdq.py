@@ -22,6 +22,7 @@ ort = pytest.importorskip("onnxruntime")
 quantization = pytest.importorskip("onnxruntime.quantization")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx_models import calibration_reader, save_graph  # noqa: E402
 
 from intsim.core.errors import ConfigError  # noqa: E402
 from intsim.onnx import (  # noqa: E402
@@ -44,13 +45,7 @@ D, H, O = 24, 40, 12  # widths that are not multiples of the SIMD widths
 
 
 def _save(tmp, name, nodes, inputs, outputs, inits, opset=17):
-    g = helper.make_graph(nodes, name, inputs, outputs, [numpy_helper.from_array(np.asarray(a), n)
-                                                         for n, a in inits.items()])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset), helper.make_opsetid(MS_DOMAIN, 1)])
-    m.ir_version = 8
-    path = tmp / f"{name}.onnx"
-    onnx.save(m, str(path))
-    return path
+    return save_graph(tmp / f"{name}.onnx", nodes, inputs, outputs, inits, opset=opset, ms_domain=True)
 
 
 def _mlp(tmp):
@@ -142,14 +137,6 @@ def _feeds(name, seed, rows=None):
     return f
 
 
-class _Reader(quantization.CalibrationDataReader):
-    def __init__(self, feeds):
-        self._it = iter(feeds)
-
-    def get_next(self):
-        return next(self._it, None)
-
-
 BUILDERS = {"mlp": _mlp, "attention": _attention, "lookup": _lookup}
 
 
@@ -167,7 +154,7 @@ def qdq_models(tmp_path_factory):
             p = tmp / f"{name}_{fmt}_{act}_{'pc' if per_channel else 'pt'}.onnx"
             extra = {"ForceQuantizeNoInputCheck": True} if name == "lookup" else {}
             quantization.quantize_static(
-                str(floats[name]), str(p), _Reader(_calibration(name)),
+                str(floats[name]), str(p), calibration_reader(_calibration(name)),
                 quant_format=quantization.QuantFormat.QDQ if fmt == "qdq" else quantization.QuantFormat.QOperator,
                 activation_type=Q.QUInt8 if act == "u8" else Q.QInt8, weight_type=Q.QInt8,
                 per_channel=per_channel, extra_options=extra)
@@ -251,8 +238,8 @@ def test_numpy_float_matmul_is_reported_per_node_in_ulp(qdq_models, monkeypatch)
                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", k])],
                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", n])], inits)
     qpath = path.with_name("wide_qdq.onnx")
-    quantization.quantize_static(str(path), str(qpath), _Reader([{"x": rng.standard_normal((4, k)).astype(F32)}
-                                                                 for _ in range(3)]),
+    feeds = [{"x": rng.standard_normal((4, k)).astype(F32)} for _ in range(3)]
+    quantization.quantize_static(str(path), str(qpath), calibration_reader(feeds),
                                  quant_format=quantization.QuantFormat.QDQ, weight_type=Q.QInt8)
     feeds = {"x": rng.standard_normal((9, k)).astype(F32)}
     rep = check_against_ort(qpath, feeds, optimization="disabled")
@@ -458,8 +445,8 @@ def test_int16_activations(tmp_path, act, weight):
                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", O])], inits, opset=21)
     qpath = tmp_path / f"mlp16_{act}_{weight}.onnx"
     logging.getLogger().setLevel(logging.ERROR)
-    quantization.quantize_static(str(path), str(qpath), _Reader([{"x": rng.standard_normal((4, D)).astype(F32)}
-                                                                 for _ in range(4)]),
+    feeds = [{"x": rng.standard_normal((4, D)).astype(F32)} for _ in range(4)]
+    quantization.quantize_static(str(path), str(qpath), calibration_reader(feeds),
                                  quant_format=quantization.QuantFormat.QDQ, activation_type=getattr(Q, act),
                                  weight_type=getattr(Q, weight))
     feeds = {"x": (np.random.default_rng(22).standard_normal((7, D)) * 1.5).astype(F32)}

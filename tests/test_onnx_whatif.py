@@ -10,7 +10,8 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 quantization = pytest.importorskip("onnxruntime.quantization")
 
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx import TensorProto, helper  # noqa: E402
+from onnx_models import save_graph  # noqa: E402
 
 from intsim.apps.cli import main as cli_main  # noqa: E402
 from intsim.core.errors import AccumulatorOverflow, ConfigError  # noqa: E402
@@ -18,14 +19,6 @@ from intsim.onnx import load_model  # noqa: E402
 from intsim.onnx.whatif import WhatIf, optimized_model, run_whatif  # noqa: E402
 
 D, H = 32, 48
-
-
-def _save(path, nodes, inputs, outputs, inits, opset=17):
-    g = helper.make_graph(nodes, path.stem, inputs, outputs, [numpy_helper.from_array(a, n) for n, a in inits.items()])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
-    m.ir_version = 8
-    onnx.save(m, str(path))
-    return path
 
 
 def _block(path):
@@ -48,17 +41,8 @@ def _block(path):
              helper.make_node("MatMul", ["n", "W1"], ["u"], name="ffn_up"),
              helper.make_node("Gelu", ["u"], ["g"], name="gelu"),
              helper.make_node("MatMul", ["g", "W2"], ["y"], name="ffn_down")]
-    return _save(path, nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "T", D])],
+    return save_graph(path, nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "T", D])],
                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", "T", D])], inits, opset=20)
-
-
-class _Reader(quantization.CalibrationDataReader):
-    def __init__(self):
-        rng = np.random.default_rng(1000)
-        self._it = iter([{"x": rng.standard_normal((2, 6, D)).astype(np.float32)} for _ in range(6)])
-
-    def get_next(self):
-        return next(self._it, None)
 
 
 @pytest.fixture(scope="module")
